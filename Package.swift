@@ -1,0 +1,45 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Ferry: importers -> typed IR -> optimizer -> runtime / exporters.
+// Dependencies run one way (see ../shared/DESIGN.md): formats and runtime depend on FerryIR only;
+// the facade `Ferry` ties them together and the `ferry` tool talks only to the facade.
+let package = Package(
+    name: "Ferry",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "Ferry", targets: ["Ferry"]),
+        .executable(name: "ferry", targets: ["ferry"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "FerryIR"),
+        .target(name: "FerryKeras", dependencies: ["FerryIR", "CHDF5"]),
+        .target(name: "FerryCaffe", dependencies: [
+            "FerryIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .target(name: "FerryONNX", dependencies: [
+            "FerryIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        ]),
+        .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS"]),
+        .target(name: "FerryOptimizer", dependencies: ["FerryIR", "FerryRuntime"]),
+        .target(name: "Ferry", dependencies: [
+            "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime",
+        ]),
+        .executableTarget(name: "ferry", dependencies: [
+            "Ferry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "FerryIRTests", dependencies: ["FerryIR"]),
+        .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR"]),
+        .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
+        .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR"]),
+        .testTarget(name: "FerryTests", dependencies: ["Ferry"]),
+        .testTarget(name: "FerryCLITests", dependencies: ["Ferry"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,19 @@
+#ifndef FERRY_CHDF5_SHIM_H
+#define FERRY_CHDF5_SHIM_H
+#include <hdf5.h>
+
+/* HDF5's type and flag constants are macros over globals (H5OPEN H5T_NATIVE_FLOAT_g), which
+   Swift cannot import; these inline functions give Swift a callable name for each. */
+static inline hid_t ferry_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
+static inline hid_t ferry_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
+static inline hid_t ferry_H5T_NATIVE_INT32(void) { return H5T_NATIVE_INT32; }
+static inline hid_t ferry_H5T_NATIVE_INT64(void) { return H5T_NATIVE_INT64; }
+static inline hid_t ferry_H5T_C_S1(void) { return H5T_C_S1; }
+static inline hid_t ferry_H5P_DEFAULT(void) { return H5P_DEFAULT; }
+static inline hid_t ferry_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline unsigned ferry_H5F_ACC_RDONLY(void) { return H5F_ACC_RDONLY; }
+static inline unsigned ferry_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
+static inline size_t ferry_H5T_VARIABLE(void) { return H5T_VARIABLE; }
+static inline hid_t ferry_H5S_ALL(void) { return H5S_ALL; }
+static inline unsigned ferry_H5O_INFO_BASIC(void) { return H5O_INFO_BASIC; }
+#endif

@@ -1,0 +1,108 @@
+/// Where a node came from: the source layer's name and type (e.g. "conv1", "Conv2D").
+/// A node that absorbed others (fusions, folded BatchNorms) lists every source layer.
+public struct Origin: Sendable, Hashable, CustomStringConvertible {
+    public var layer: String
+    public var type: String
+
+    public init(layer: String, type: String) {
+        self.layer = layer
+        self.type = type
+    }
+
+    public var description: String { "\(layer) (\(type))" }
+}
+
+/// A named value with its static type: a graph input or output.
+public struct Value: Sendable, Hashable, CustomStringConvertible {
+    public var name: String
+    public var type: TensorType
+
+    public init(name: String, type: TensorType) {
+        self.name = name
+        self.type = type
+    }
+
+    public var description: String { "\(name): \(type)" }
+}
+
+/// One operation. Inputs and outputs name values; "" marks an absent optional input.
+public struct Node: Sendable, Hashable {
+    public var name: String
+    public var op: Op
+    public var inputs: [String]
+    public var outputs: [String]
+    public var origins: [Origin]
+
+    public init(name: String, op: Op, inputs: [String], outputs: [String], origins: [Origin] = []) {
+        self.name = name
+        self.op = op
+        self.inputs = inputs
+        self.outputs = outputs
+        self.origins = origins
+    }
+
+    /// The source layer named in errors: the first origin, else the node itself.
+    public var sourceLayer: (name: String, type: String) {
+        if let o = origins.first { return (o.layer, o.type) }
+        return (name, op.name)
+    }
+}
+
+/// A dataflow graph in single-assignment form. Nodes are kept in a topological order.
+public struct Graph: Sendable {
+    public var name: String
+    public var inputs: [Value]
+    public var outputs: [Value]
+    /// Constant tensors (weights), by value name.
+    public var initializers: [String: Tensor]
+    public var nodes: [Node]
+    /// Free-form facts about the model: source format, producer, version.
+    public var metadata: [String: String]
+
+    public init(name: String, inputs: [Value] = [], outputs: [Value] = [],
+                initializers: [String: Tensor] = [:], nodes: [Node] = [], metadata: [String: String] = [:]) {
+        self.name = name
+        self.inputs = inputs
+        self.outputs = outputs
+        self.initializers = initializers
+        self.nodes = nodes
+        self.metadata = metadata
+    }
+
+    /// Total number of weight elements and their bytes.
+    public var parameterCount: Int { initializers.values.reduce(0) { $0 + $1.count } }
+    public var parameterBytes: Int { initializers.values.reduce(0) { $0 + $1.byteCount } }
+
+    /// Node counts by op type name, sorted by name.
+    public var opCounts: [(op: String, count: Int)] {
+        var counts: [String: Int] = [:]
+        for n in nodes { counts[n.op.name, default: 0] += 1 }
+        return counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Initializer names in order of first use by the nodes (stable order for exporters).
+    public var initializerNamesInUseOrder: [String] {
+        var seen = Set<String>()
+        var order: [String] = []
+        for n in nodes {
+            for i in n.inputs where initializers[i] != nil && !seen.contains(i) {
+                seen.insert(i)
+                order.append(i)
+            }
+        }
+        for name in initializers.keys.sorted() where !seen.contains(name) { order.append(name) }
+        return order
+    }
+
+    /// A value name not used yet, built from a wanted name.
+    public func freshName(_ base: String, avoiding taken: Set<String> = []) -> String {
+        var used = taken
+        for v in inputs { used.insert(v.name) }
+        for k in initializers.keys { used.insert(k) }
+        for n in nodes { used.formUnion(n.outputs) }
+        if !used.contains(base) { return base }
+        var i = 1
+        while used.contains("\(base)_\(i)") { i += 1 }
+        return "\(base)_\(i)"
+    }
+}

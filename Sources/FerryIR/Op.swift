@@ -1,0 +1,153 @@
+/// The IR's operator set. Semantics follow the ONNX operator of the same name (opset 17) so
+/// that export is one-to-one and the ONNX node tests can check the kernels. Attributes are
+/// typed; inputs are positional as in ONNX (an absent optional input is the empty name "").
+public enum Op: Sendable, Hashable {
+    // Linear algebra and convolution
+    /// Inputs: X (N, C, spatial...), W (M, C/group, kernel...), optional B (M).
+    case conv(ConvAttributes)
+    /// Inputs: A, B, optional C (unidirectionally broadcast to the result).
+    case gemm(GemmAttributes)
+    /// numpy matmul of two inputs.
+    case matMul
+
+    // Pooling over NCHW inputs
+    case maxPool(PoolAttributes)
+    case averagePool(PoolAttributes)
+    case globalAveragePool
+    case globalMaxPool
+
+    // Elementwise activations
+    case relu
+    case sigmoid
+    case tanh
+    case leakyRelu(alpha: Float)
+    /// Softmax along one axis (ONNX opset 13+ semantics).
+    case softmax(axis: Int)
+
+    // Elementwise binary with numpy broadcasting
+    case add, sub, mul, div
+
+    // Data movement
+    /// ONNX Flatten: 2-D result (product of dims before axis, product from axis on).
+    case flatten(axis: Int)
+    /// ONNX Reshape with the target shape as an attribute: 0 copies the input's dimension,
+    /// -1 is inferred (allowzero = 0).
+    case reshape(shape: [Int])
+    case transpose(perm: [Int])
+    case identity
+
+    /// The ONNX op type name.
+    public var name: String {
+        switch self {
+        case .conv: return "Conv"
+        case .gemm: return "Gemm"
+        case .matMul: return "MatMul"
+        case .maxPool: return "MaxPool"
+        case .averagePool: return "AveragePool"
+        case .globalAveragePool: return "GlobalAveragePool"
+        case .globalMaxPool: return "GlobalMaxPool"
+        case .relu: return "Relu"
+        case .sigmoid: return "Sigmoid"
+        case .tanh: return "Tanh"
+        case .leakyRelu: return "LeakyRelu"
+        case .softmax: return "Softmax"
+        case .add: return "Add"
+        case .sub: return "Sub"
+        case .mul: return "Mul"
+        case .div: return "Div"
+        case .flatten: return "Flatten"
+        case .reshape: return "Reshape"
+        case .transpose: return "Transpose"
+        case .identity: return "Identity"
+        }
+    }
+
+    /// How many inputs the op takes: (required, maximum).
+    public var arity: (required: Int, maximum: Int) {
+        switch self {
+        case .conv, .gemm: return (2, 3)
+        case .matMul, .add, .sub, .mul, .div: return (2, 2)
+        default: return (1, 1)
+        }
+    }
+
+    /// Attributes in a stable, readable order (for dumps and for exporters that want a list).
+    public var attributeSummary: [(String, String)] {
+        func list(_ a: [Int]) -> String { "[" + a.map(String.init).joined(separator: ",") + "]" }
+        switch self {
+        case .conv(let c):
+            return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
+                    ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group))]
+        case .gemm(let g):
+            return [("alpha", "\(g.alpha)"), ("beta", "\(g.beta)"),
+                    ("transA", g.transA ? "1" : "0"), ("transB", g.transB ? "1" : "0")]
+        case .maxPool(let p), .averagePool(let p):
+            var a = [("kernel_shape", list(p.kernelShape)), ("strides", list(p.strides)),
+                     ("pads", list(p.pads)), ("ceil_mode", p.ceilMode ? "1" : "0")]
+            if case .averagePool = self { a.append(("count_include_pad", p.countIncludePad ? "1" : "0")) }
+            return a
+        case .leakyRelu(let alpha): return [("alpha", "\(alpha)")]
+        case .softmax(let axis), .flatten(let axis): return [("axis", String(axis))]
+        case .reshape(let shape): return [("shape", list(shape))]
+        case .transpose(let perm): return [("perm", list(perm))]
+        default: return []
+        }
+    }
+}
+
+/// ONNX Conv attributes, all explicit (no auto_pad: importers resolve padding to numbers).
+public struct ConvAttributes: Sendable, Hashable {
+    public var kernelShape: [Int]
+    public var strides: [Int]
+    /// ONNX order: all begin pads, then all end pads ([top, left, bottom, right] in 2-D).
+    public var pads: [Int]
+    public var dilations: [Int]
+    public var group: Int
+
+    public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil,
+                dilations: [Int]? = nil, group: Int = 1) {
+        let n = kernelShape.count
+        self.kernelShape = kernelShape
+        self.strides = strides ?? Array(repeating: 1, count: n)
+        self.pads = pads ?? Array(repeating: 0, count: 2 * n)
+        self.dilations = dilations ?? Array(repeating: 1, count: n)
+        self.group = group
+    }
+}
+
+/// ONNX Gemm: alpha * A' * B' + beta * C, A' and B' optionally transposed.
+public struct GemmAttributes: Sendable, Hashable {
+    public var alpha: Float
+    public var beta: Float
+    public var transA: Bool
+    public var transB: Bool
+
+    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+        self.alpha = alpha
+        self.beta = beta
+        self.transA = transA
+        self.transB = transB
+    }
+}
+
+/// ONNX MaxPool / AveragePool attributes, padding explicit.
+public struct PoolAttributes: Sendable, Hashable {
+    public var kernelShape: [Int]
+    public var strides: [Int]
+    /// All begin pads, then all end pads.
+    public var pads: [Int]
+    /// Output size rounds up instead of down (Caffe's pooling).
+    public var ceilMode: Bool
+    /// AveragePool only: whether padded cells count in the divisor (Caffe yes, Keras no).
+    public var countIncludePad: Bool
+
+    public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil,
+                ceilMode: Bool = false, countIncludePad: Bool = false) {
+        let n = kernelShape.count
+        self.kernelShape = kernelShape
+        self.strides = strides ?? Array(repeating: 1, count: n)
+        self.pads = pads ?? Array(repeating: 0, count: 2 * n)
+        self.ceilMode = ceilMode
+        self.countIncludePad = countIncludePad
+    }
+}

@@ -1,0 +1,236 @@
+/// Output types of each op from its input types (ONNX shape-inference rules). Absent optional
+/// inputs are nil. Errors say what is inconsistent; callers attach the node's source layer.
+extension Op {
+    public func inferOutputTypes(_ inputs: [TensorType?]) throws -> [TensorType] {
+        func input(_ i: Int) throws -> TensorType {
+            guard i < inputs.count, let t = inputs[i] else {
+                throw FerryError("\(name) is missing input \(i)")
+            }
+            return t
+        }
+        func requireRank(_ t: TensorType, _ r: Int, _ what: String) throws {
+            guard t.shape.rank == r else {
+                throw FerryError("\(name) expects \(what) of rank \(r), got \(t.shape)")
+            }
+        }
+        func requireFloat(_ t: TensorType) throws {
+            guard t.dtype.isFloatingPoint else { throw FerryError("\(name) expects a float input, got \(t.dtype)") }
+        }
+
+        switch self {
+        case .conv(let a):
+            let x = try input(0), w = try input(1)
+            let spatial = a.kernelShape.count
+            try requireRank(x, spatial + 2, "X")
+            try requireRank(w, spatial + 2, "W")
+            try requireFloat(x)
+            guard a.strides.count == spatial, a.dilations.count == spatial, a.pads.count == 2 * spatial else {
+                throw FerryError("Conv attribute lengths do not match \(spatial) spatial dimensions")
+            }
+            guard a.group >= 1, let cIn = x.shape[1].value, let m = w.shape[0].value, let cw = w.shape[1].value,
+                  cIn == cw * a.group, m % a.group == 0 else {
+                throw FerryError("Conv channels do not match: X \(x.shape), W \(w.shape), group \(a.group)")
+            }
+            for i in 0..<spatial where w.shape[i + 2].value != a.kernelShape[i] {
+                throw FerryError("Conv kernel_shape \(a.kernelShape) does not match W \(w.shape)")
+            }
+            if let b = inputs.count > 2 ? inputs[2] : nil, b.shape != Shape([m]) {
+                throw FerryError("Conv bias shape \(b.shape) should be [\(m)]")
+            }
+            var dims: [Dim] = [x.shape[0], .fixed(m)]
+            for i in 0..<spatial {
+                dims.append(try windowOutput(x.shape[i + 2], kernel: a.kernelShape[i], stride: a.strides[i],
+                                             dilation: a.dilations[i], padBegin: a.pads[i],
+                                             padEnd: a.pads[i + spatial], ceil: false))
+            }
+            return [TensorType(x.dtype, Shape(dims))]
+
+        case .maxPool(let a), .averagePool(let a):
+            let x = try input(0)
+            let spatial = a.kernelShape.count
+            try requireRank(x, spatial + 2, "X")
+            guard a.strides.count == spatial, a.pads.count == 2 * spatial else {
+                throw FerryError("\(name) attribute lengths do not match \(spatial) spatial dimensions")
+            }
+            for i in 0..<spatial where a.pads[i] >= a.kernelShape[i] || a.pads[i + spatial] >= a.kernelShape[i] {
+                throw FerryError("\(name) pads \(a.pads) must be smaller than kernel \(a.kernelShape)")
+            }
+            var dims: [Dim] = [x.shape[0], x.shape[1]]
+            for i in 0..<spatial {
+                dims.append(try windowOutput(x.shape[i + 2], kernel: a.kernelShape[i], stride: a.strides[i],
+                                             dilation: 1, padBegin: a.pads[i], padEnd: a.pads[i + spatial],
+                                             ceil: a.ceilMode))
+            }
+            return [TensorType(x.dtype, Shape(dims))]
+
+        case .globalAveragePool, .globalMaxPool:
+            let x = try input(0)
+            guard x.shape.rank >= 3 else { throw FerryError("\(name) expects rank >= 3, got \(x.shape)") }
+            return [TensorType(x.dtype, Shape([x.shape[0], x.shape[1]] + Array(repeating: .fixed(1), count: x.shape.rank - 2)))]
+
+        case .gemm(let a):
+            let ta = try input(0), tb = try input(1)
+            try requireRank(ta, 2, "A")
+            try requireRank(tb, 2, "B")
+            let m = a.transA ? ta.shape[1] : ta.shape[0]
+            let k = a.transA ? ta.shape[0] : ta.shape[1]
+            let k2 = a.transB ? tb.shape[1] : tb.shape[0]
+            let n = a.transB ? tb.shape[0] : tb.shape[1]
+            if let k = k.value, let k2 = k2.value, k != k2 {
+                throw FerryError("Gemm inner dimensions differ: A \(ta.shape), B \(tb.shape)")
+            }
+            let out = Shape([m, n])
+            if inputs.count > 2, let c = inputs[2] {
+                let b = try broadcastShapes(c.shape, out)
+                guard b.rank == 2, b.dims[1] == out.dims[1] || b.dims[1] == n else {
+                    throw FerryError("Gemm C \(c.shape) does not broadcast to \(out)")
+                }
+            }
+            return [TensorType(ta.dtype, out)]
+
+        case .matMul:
+            let ta = try input(0), tb = try input(1)
+            guard ta.shape.rank >= 1, tb.shape.rank >= 1 else { throw FerryError("MatMul of a scalar") }
+            var a = ta.shape.dims, b = tb.shape.dims
+            let aVector = a.count == 1, bVector = b.count == 1
+            if aVector { a.insert(.fixed(1), at: 0) }
+            if bVector { b.append(.fixed(1)) }
+            if let k = a.last!.value, let k2 = b[b.count - 2].value, k != k2 {
+                throw FerryError("MatMul inner dimensions differ: \(ta.shape) x \(tb.shape)")
+            }
+            let batch = try broadcastShapes(Shape(Array(a.dropLast(2))), Shape(Array(b.dropLast(2))))
+            var dims = batch.dims
+            if !aVector { dims.append(a[a.count - 2]) }
+            if !bVector { dims.append(b.last!) }
+            return [TensorType(ta.dtype, Shape(dims))]
+
+        case .relu, .sigmoid, .tanh, .leakyRelu, .identity:
+            return [try input(0)]
+
+        case .softmax(let axis):
+            let x = try input(0)
+            guard normalizeAxis(axis, rank: x.shape.rank) != nil else {
+                throw FerryError("Softmax axis \(axis) out of range for \(x.shape)")
+            }
+            return [x]
+
+        case .add, .sub, .mul, .div:
+            let a = try input(0), b = try input(1)
+            guard a.dtype == b.dtype else { throw FerryError("\(name) of \(a.dtype) and \(b.dtype)") }
+            return [TensorType(a.dtype, try broadcastShapes(a.shape, b.shape))]
+
+        case .flatten(let axis):
+            let x = try input(0)
+            let r = x.shape.rank
+            let a = axis < 0 ? axis + r : axis
+            guard a >= 0, a <= r else { throw FerryError("Flatten axis \(axis) out of range for \(x.shape)") }
+            return [TensorType(x.dtype, Shape([product(x.shape.dims[..<a]), product(x.shape.dims[a...])]))]
+
+        case .reshape(let target):
+            let x = try input(0)
+            return [TensorType(x.dtype, try reshapeOutput(x.shape, target))]
+
+        case .transpose(let perm):
+            let x = try input(0)
+            guard perm.sorted() == Array(0..<x.shape.rank) else {
+                throw FerryError("Transpose perm \(perm) is not a permutation of rank \(x.shape.rank)")
+            }
+            return [TensorType(x.dtype, Shape(perm.map { x.shape[$0] }))]
+        }
+    }
+}
+
+/// Output length of a sliding window (convolution or pooling), ONNX rules.
+func windowOutput(_ size: Dim, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int,
+                  ceil: Bool) throws -> Dim {
+    guard case .fixed(let n) = size else {
+        throw FerryError("spatial dimension \(size) must be known to slide a window over it")
+    }
+    guard kernel >= 1, stride >= 1, dilation >= 1, padBegin >= 0, padEnd >= 0 else {
+        throw FerryError("invalid window: kernel \(kernel), stride \(stride), dilation \(dilation), pads \(padBegin),\(padEnd)")
+    }
+    let span = (kernel - 1) * dilation + 1
+    let room = n + padBegin + padEnd - span
+    guard room >= 0 else {
+        throw FerryError("window of \(span) does not fit input of \(n) with pads \(padBegin),\(padEnd)")
+    }
+    var out = (ceil ? (room + stride - 1) / stride : room / stride) + 1
+    // A window may not start in the end padding (ONNX and Caffe both drop it).
+    if ceil, (out - 1) * stride >= n + padBegin { out -= 1 }
+    return .fixed(out)
+}
+
+/// numpy broadcasting of two shapes.
+public func broadcastShapes(_ a: Shape, _ b: Shape) throws -> Shape {
+    let r = max(a.rank, b.rank)
+    var dims: [Dim] = []
+    for i in 0..<r {
+        let da: Dim = i < r - a.rank ? .fixed(1) : a.dims[i - (r - a.rank)]
+        let db: Dim = i < r - b.rank ? .fixed(1) : b.dims[i - (r - b.rank)]
+        switch (da, db) {
+        case (.fixed(1), _): dims.append(db)
+        case (_, .fixed(1)): dims.append(da)
+        case (.fixed(let x), .fixed(let y)):
+            guard x == y else { throw FerryError("shapes \(a) and \(b) do not broadcast") }
+            dims.append(da)
+        case (.symbolic, .fixed): dims.append(db)
+        default: dims.append(da)
+        }
+    }
+    return Shape(dims)
+}
+
+/// Product of dimensions; symbolic factors make a symbolic name like "N*16".
+func product<C: Collection>(_ dims: C) -> Dim where C.Element == Dim {
+    var fixed = 1
+    var names: [String] = []
+    for d in dims {
+        switch d {
+        case .fixed(let n): fixed *= n
+        case .symbolic(let s): names.append(s)
+        }
+    }
+    if names.isEmpty { return .fixed(fixed) }
+    if fixed != 1 { names.append(String(fixed)) }
+    return .symbolic(names.joined(separator: "*"))
+}
+
+/// ONNX Reshape (allowzero = 0) on possibly symbolic shapes.
+func reshapeOutput(_ input: Shape, _ target: [Int]) throws -> Shape {
+    guard target.filter({ $0 == -1 }).count <= 1, target.allSatisfy({ $0 >= -1 }) else {
+        throw FerryError("Reshape target \(target) may hold one -1 and no other negative size")
+    }
+    var dims: [Dim] = []
+    var copied = Set<Int>()
+    for (i, t) in target.enumerated() {
+        if t == 0 {
+            guard i < input.rank else { throw FerryError("Reshape target \(target): 0 at \(i) beyond input rank") }
+            dims.append(input.dims[i])
+            copied.insert(i)
+        } else {
+            dims.append(.fixed(t))
+        }
+    }
+    guard let unknown = target.firstIndex(of: -1) else {
+        if let a = input.elementCount, let b = Shape(dims).elementCount, a != b {
+            throw FerryError("cannot reshape \(input) (\(a) elements) to \(target)")
+        }
+        return Shape(dims)
+    }
+    // Elements left for -1: input elements not accounted for by copied (possibly symbolic) dims.
+    var remaining = 1
+    for (i, d) in input.dims.enumerated() where !copied.contains(i) {
+        guard let n = d.value else {
+            dims[unknown] = .symbolic("?")
+            return Shape(dims)
+        }
+        remaining *= n
+    }
+    var known = 1
+    for (i, d) in dims.enumerated() where i != unknown && !copied.contains(i) { known *= d.value ?? 1 }
+    guard known > 0, remaining % known == 0 else {
+        throw FerryError("cannot reshape \(input) to \(target)")
+    }
+    dims[unknown] = .fixed(remaining / known)
+    return Shape(dims)
+}
