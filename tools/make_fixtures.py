@@ -1,0 +1,469 @@
+#!/usr/bin/env python3
+"""Generate the Keras HDF5 fixtures under fixtures/keras/.
+
+Run from the repository root (needs the fixture venv, see
+tools/requirements-fixtures.txt):
+
+    .venv-fixtures/bin/python tools/make_fixtures.py            # all models
+    .venv-fixtures/bin/python tools/make_fixtures.py --only mlp  # one model
+    .venv-fixtures/bin/python tools/make_fixtures.py --inspect   # dump .h5 layouts
+
+Every model is built twice with the same architecture, the same explicit
+layer names and the same weights: once with Keras 2 (``tf_keras``) and once
+with Keras 3 (``keras``, TensorFlow backend). Both are saved as legacy HDF5
+with ``model.save(path)``. Weights are drawn with numpy from a seed derived
+from the model and layer name (kernels ~ N(0, 1/sqrt(fan_in)), nonzero
+biases) and installed with ``set_weights``, so both variants compute the
+same function.
+
+Layout, per model::
+
+    fixtures/keras/<model>/
+        keras2.h5, keras3.h5          model files (tf_keras / keras 3)
+        input_0.npy [, input_1.npy]   float32, batch 2, one per model input
+        keras2_output_<i>.npy         tf_keras predict() on the RELOADED keras2.h5
+        keras3_output_<i>.npy         keras 3 predict() on the RELOADED keras3.h5
+        manifest.json
+
+manifest.json::
+
+    {"name": ..., "description": ..., "expect": "ok" | "error",
+     ["error_layer": <layer name>,]
+     "variants": [{"file": "keras2.h5", "writer": "tf_keras 2.21.0",
+                   "inputs":  [{"name": <InputLayer name>, "npy": "input_0.npy"}],
+                   "outputs": [{"name": <output layer name>, "npy": "keras2_output_0.npy"}]},
+                  {"file": "keras3.h5", "writer": "keras 3.15.1", ...}]}
+
+Inputs are listed in model input order, outputs in ``model.outputs`` order.
+Error fixtures ("expect": "error") contain a layer the importer must reject;
+their outputs are written when the framework can reload its own file, but
+are not required. The script is deterministic and overwrites its outputs.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import zlib
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+os.environ["KERAS_BACKEND"] = "tensorflow"
+os.environ.pop("TF_USE_LEGACY_KERAS", None)
+
+import logging  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
+logging.getLogger("absl").setLevel(logging.ERROR)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT_DIR = os.path.join(ROOT, "fixtures", "keras")
+BATCH = 2
+
+
+def _seed(*parts):
+    return zlib.crc32("/".join(parts).encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------
+# Model definitions. Each builder gets the framework module (tf_keras or
+# keras); both expose .layers, .Input, .Model and .Sequential.
+# ---------------------------------------------------------------------------
+
+def build_mlp(k):
+    L = k.layers
+    return k.Sequential([
+        k.Input(shape=(16,), name="features"),
+        L.Dense(32, activation="relu", name="dense1"),
+        L.Dropout(0.5, name="dropout"),
+        L.Dense(24, activation="tanh", name="dense2"),
+        L.Dense(10, activation="softmax", name="logits"),
+    ], name="mlp")
+
+
+def build_cnn_flatten(k):
+    L = k.layers
+    return k.Sequential([
+        k.Input(shape=(20, 28, 3), name="image"),
+        L.Conv2D(8, 3, padding="valid", activation="relu", name="conv1"),
+        L.MaxPooling2D(2, name="pool1"),
+        L.Conv2D(16, 3, padding="same", strides=2, activation="tanh", name="conv2"),
+        L.Flatten(name="flatten"),
+        L.Dense(10, name="dense"),
+        L.Activation("softmax", name="softmax"),
+    ], name="cnn_flatten")
+
+
+def build_cnn_gap(k):
+    L = k.layers
+    x_in = k.Input(shape=(31, 33, 3), name="image")
+    x = L.Conv2D(12, 5, strides=2, padding="same", use_bias=False,
+                 activation="sigmoid", name="conv1")(x_in)
+    x = L.AveragePooling2D(3, strides=2, padding="same", name="avgpool")(x)
+    x = L.Conv2D(10, 3, padding="valid", name="conv2")(x)
+    x = L.Activation("relu", name="relu")(x)
+    x = L.MaxPooling2D(3, strides=2, padding="same", name="maxpool")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    y = L.Dense(5, activation="linear", name="head")(x)
+    return k.Model(x_in, y, name="cnn_gap")
+
+
+def build_conv_out(k):
+    L = k.layers
+    x_in = k.Input(shape=(12, 10, 4), name="fmap_in")
+    x = L.Conv2D(6, 3, strides=1, padding="same", activation="relu", name="conv1")(x_in)
+    x = L.Conv2D(7, (3, 1), strides=(2, 1), padding="valid", activation="linear",
+                 name="conv2")(x)
+    y = L.MaxPooling2D((2, 2), strides=(1, 2), padding="valid", name="pool")(x)
+    return k.Model(x_in, y, name="conv_out")
+
+
+def build_two_outputs(k):
+    L = k.layers
+    x_in = k.Input(shape=(8, 8, 2), name="patch")
+    c = L.Conv2D(4, 3, padding="valid", activation="relu", name="conv")(x_in)
+    f = L.Flatten(name="flatten")(c)
+    probs = L.Dense(3, activation="softmax", name="probs")(f)
+    g = L.GlobalAveragePooling2D(name="gap")(c)
+    score = L.Dense(2, activation="sigmoid", name="score")(g)
+    return k.Model(x_in, [score, probs], name="two_outputs")
+
+
+def build_mlp_linear(k):
+    L = k.layers
+    return k.Sequential([
+        k.Input(shape=(5,), name="x"),
+        L.Dense(7, activation="linear", name="dense1"),
+        L.Activation("sigmoid", name="sigmoid"),
+        L.Dense(3, name="dense2"),
+    ], name="mlp_linear")
+
+
+def build_lambda_layer(k):
+    L = k.layers
+    x_in = k.Input(shape=(4,), name="x")
+    x = L.Dense(4, name="dense1")(x_in)
+    x = L.Lambda(lambda t: t * 2, name="double")(x)
+    y = L.Dense(2, name="dense2")(x)
+    return k.Model(x_in, y, name="lambda_layer")
+
+
+def build_unsupported_layer(k):
+    L = k.layers
+    return k.Sequential([
+        k.Input(shape=(6, 6, 3), name="image"),
+        L.Conv2D(4, 3, name="conv1"),
+        L.Conv2DTranspose(2, 3, name="deconv"),
+    ], name="unsupported_layer")
+
+
+# name -> (builder, description, expect, error_layer, probability outputs to
+# check for saturation: {output index: "softmax" | "sigmoid"})
+MODELS = {
+    "mlp": (build_mlp,
+            "Sequential MLP: Dense relu/tanh/softmax via activation=, Dropout "
+            "(identity at inference).",
+            "ok", None, {0: "softmax"}),
+    "cnn_flatten": (build_cnn_flatten,
+                    "Sequential CNN on a non-square 20x28x3 input: Conv2D valid+relu, "
+                    "MaxPooling2D, Conv2D same stride 2 tanh, Flatten (NHWC order "
+                    "matters), Dense, Activation('softmax').",
+                    "ok", None, {0: "softmax"}),
+    "cnn_gap": (build_cnn_gap,
+                "Functional CNN on odd 31x33x3 input: Conv2D 5x5 stride 2 same "
+                "(asymmetric padding) without bias + sigmoid, AveragePooling2D 3/2 "
+                "same (pad cells excluded from the mean), Conv2D valid, "
+                "Activation('relu'), MaxPooling2D 3/2 same, GlobalAveragePooling2D, "
+                "Dense linear.",
+                "ok", None, {}),
+    "conv_out": (build_conv_out,
+                 "Functional model whose output is a 4-D NHWC feature map: Conv2D "
+                 "same relu, Conv2D (3,1) strides (2,1) valid linear, MaxPooling2D "
+                 "(2,2) strides (1,2) valid.",
+                 "ok", None, {}),
+    "two_outputs": (build_two_outputs,
+                    "Functional, one input and two outputs sharing a conv trunk; "
+                    "outputs declared as [score, probs], i.e. not in creation order.",
+                    "ok", None, {0: "sigmoid", 1: "softmax"}),
+    "mlp_linear": (build_mlp_linear,
+                   "Tiny Sequential: Dense activation='linear', Activation('sigmoid'), "
+                   "Dense without activation.",
+                   "ok", None, {}),
+    "lambda_layer": (build_lambda_layer,
+                     "Error fixture: Functional model containing a Lambda layer "
+                     "('double', x * 2) whose Python bytecode cannot be imported.",
+                     "error", "double", {}),
+    "unsupported_layer": (build_unsupported_layer,
+                          "Error fixture: Sequential model containing a "
+                          "Conv2DTranspose layer ('deconv') outside the supported "
+                          "layer set.",
+                          "error", "deconv", {}),
+}
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+def make_weights(model_name, model):
+    """Deterministic numpy weights for every layer, keyed by layer name."""
+    weights = {}
+    for layer in model.layers:
+        current = layer.get_weights()
+        if not current:
+            continue
+        rng = np.random.default_rng(_seed(model_name, layer.name))
+        arrays = []
+        for w in current:
+            shape = w.shape
+            if len(shape) >= 2:
+                if type(layer).__name__ == "Conv2DTranspose":
+                    # kernel is (kh, kw, out_channels, in_channels)
+                    fan_in = int(np.prod(shape[:-2])) * shape[-1]
+                else:
+                    fan_in = int(np.prod(shape[:-1]))
+                a = rng.normal(0.0, 1.0 / np.sqrt(fan_in), size=shape)
+            else:
+                # nonzero biases of both signs, magnitude 0.1 .. 0.5
+                a = rng.uniform(0.1, 0.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
+            arrays.append(a.astype(np.float32))
+        weights[layer.name] = arrays
+    return weights
+
+
+def apply_weights(model, weights):
+    names = set()
+    for layer in model.layers:
+        current = layer.get_weights()
+        if not current:
+            continue
+        new = weights[layer.name]
+        assert [w.shape for w in current] == [w.shape for w in new], (
+            layer.name, [w.shape for w in current], [w.shape for w in new])
+        layer.set_weights(new)
+        names.add(layer.name)
+    assert names == set(weights), (names, set(weights))
+
+
+def _history_layer(tensor):
+    hist = tensor._keras_history
+    return hist[0]
+
+
+def io_names(model):
+    ins = [_history_layer(t).name for t in model.inputs]
+    outs = [_history_layer(t).name for t in model.outputs]
+    return ins, outs
+
+
+def predict(model, inputs):
+    x = inputs[0] if len(inputs) == 1 else list(inputs)
+    out = model.predict(x, verbose=0, batch_size=BATCH)
+    if isinstance(out, (list, tuple)):
+        out = list(out)
+    else:
+        out = [out]
+    return [np.asarray(o, dtype=np.float32) for o in out]
+
+
+def load_frameworks():
+    import tf_keras
+    import keras
+    assert keras.backend.backend() == "tensorflow", keras.backend.backend()
+    return [
+        # tag, module, writer string, loader kwargs for the reload
+        ("keras2", tf_keras, "tf_keras %s" % tf_keras.__version__,
+         lambda path: tf_keras.models.load_model(path, compile=False)),
+        ("keras3", keras, "keras %s" % keras.__version__,
+         lambda path: keras.models.load_model(path, compile=False)),
+    ]
+
+
+def load_unsafe(tag, path):
+    """Reload a Lambda model (Keras 3 refuses Python bytecode by default)."""
+    if tag == "keras3":
+        import keras
+        return keras.models.load_model(path, compile=False, safe_mode=False)
+    import tf_keras
+    return tf_keras.models.load_model(path, compile=False, safe_mode=False)
+
+
+def check_probabilities(name, tag, outputs, prob_outputs):
+    for idx, kind in prob_outputs.items():
+        p = outputs[idx]
+        lo, hi = float(p.min()), float(p.max())
+        if kind == "softmax":
+            assert np.allclose(p.sum(axis=-1), 1.0, atol=1e-5), (name, tag)
+            ok = hi < 0.95 and lo > 1e-4
+        else:
+            ok = 0.02 < lo and hi < 0.98
+        assert ok, "%s/%s output %d saturated: min %.4g max %.4g" % (name, tag, idx, lo, hi)
+
+
+def generate(name, frameworks):
+    builder, description, expect, error_layer, prob_outputs = MODELS[name]
+    out_dir = os.path.join(OUT_DIR, name)
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir)
+
+    weights = None
+    inputs = None
+    ref_in_names = ref_out_names = None
+    variants = []
+    notes = []
+    results = {}
+    for tag, k, writer, loader in frameworks:
+        k.utils.set_random_seed(1234)
+        model = builder(k)
+        if weights is None:
+            weights = make_weights(name, model)
+        apply_weights(model, weights)
+
+        in_names, out_names = io_names(model)
+        if ref_in_names is None:
+            ref_in_names, ref_out_names = in_names, out_names
+        assert (in_names, out_names) == (ref_in_names, ref_out_names), (
+            name, tag, in_names, out_names, ref_in_names, ref_out_names)
+
+        if inputs is None:
+            inputs = []
+            for i, t in enumerate(model.inputs):
+                shape = (BATCH,) + tuple(int(d) for d in t.shape[1:])
+                rng = np.random.default_rng(_seed(name, "input_%d" % i))
+                x = rng.standard_normal(shape).astype(np.float32)
+                np.save(os.path.join(out_dir, "input_%d.npy" % i), x)
+                inputs.append(x)
+
+        h5_name = "%s.h5" % tag
+        h5_path = os.path.join(out_dir, h5_name)
+        try:
+            model.save(h5_path)
+        except Exception as e:  # only acceptable for error fixtures
+            if expect != "error":
+                raise
+            if os.path.exists(h5_path):
+                os.remove(h5_path)
+            notes.append("%s variant skipped: %s could not save it (%s: %s)."
+                         % (tag, writer, type(e).__name__, str(e).splitlines()[0]))
+            continue
+
+        variant = {
+            "file": h5_name,
+            "writer": writer,
+            "inputs": [{"name": n, "npy": "input_%d.npy" % i}
+                       for i, n in enumerate(in_names)],
+        }
+        try:
+            reloaded = loader(h5_path) if expect == "ok" else load_unsafe(tag, h5_path)
+            assert io_names(reloaded) == (in_names, out_names), (name, tag)
+            outputs = predict(reloaded, inputs)
+        except Exception as e:
+            if expect != "error":
+                raise
+            notes.append("%s outputs omitted: reload failed (%s)." % (tag, type(e).__name__))
+            outputs = None
+        if outputs is not None:
+            assert len(outputs) == len(out_names), (name, tag)
+            # the reloaded model must match the in-memory one
+            direct = predict(model, inputs)
+            for a, b in zip(outputs, direct):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            check_probabilities(name, tag, outputs, prob_outputs)
+            files = []
+            for i, (n, o) in enumerate(zip(out_names, outputs)):
+                npy = "%s_output_%d.npy" % (tag, i)
+                np.save(os.path.join(out_dir, npy), o)
+                files.append({"name": n, "npy": npy})
+            variant["outputs"] = files
+            results[tag] = outputs
+        variants.append(variant)
+
+    # Keras 2 and Keras 3 must compute the same function.
+    if "keras2" in results and "keras3" in results:
+        for a, b in zip(results["keras2"], results["keras3"]):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+    manifest = {"name": name,
+                "description": " ".join([description] + notes),
+                "expect": expect}
+    if error_layer is not None:
+        manifest["error_layer"] = error_layer
+    manifest["variants"] = variants
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+    size = sum(os.path.getsize(os.path.join(out_dir, p)) for p in os.listdir(out_dir))
+    shapes = ", ".join("x".join(str(d) for d in o.shape[1:])
+                       for o in results.get("keras2", results.get("keras3", [])))
+    print("wrote %-18s %-6s variants=%s inputs=%s outputs=[%s] %d bytes"
+          % (name, expect, "+".join(v["file"][:-3] for v in variants),
+             ",".join(ref_in_names), shapes or "-", size))
+
+
+# ---------------------------------------------------------------------------
+# --inspect: dump the HDF5 layout of the written fixtures
+# ---------------------------------------------------------------------------
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return "bytes(%r)" % v.decode("utf-8")[:60]
+    if isinstance(v, np.ndarray):
+        return "%s%s %r" % (v.dtype, list(v.shape), v.tolist())
+    return "%s(%r)" % (type(v).__name__, v if not isinstance(v, str) else v[:60])
+
+
+def inspect(names):
+    import h5py
+    for name in names:
+        d = os.path.join(OUT_DIR, name)
+        for h5 in ("keras2.h5", "keras3.h5"):
+            path = os.path.join(d, h5)
+            if not os.path.exists(path):
+                continue
+            print("== %s/%s" % (name, h5))
+            with h5py.File(path, "r") as f:
+                for key in f.attrs:
+                    v = f.attrs[key]
+                    print("  /@%s: %s" % (key, _attr(v) if key != "model_config"
+                                          else "%s len=%d" % (type(v).__name__, len(v))))
+                print("  root groups:", list(f.keys()))
+                mw = f["model_weights"]
+                for key in mw.attrs:
+                    print("  model_weights/@%s: %s" % (key, _attr(mw.attrs[key])))
+                for lname in mw:
+                    g = mw[lname]
+                    print("  model_weights/%s @weight_names=%s"
+                          % (lname, [x.decode() if isinstance(x, bytes) else x
+                                     for x in g.attrs.get("weight_names", [])]))
+
+                    def visit(p, obj, base="model_weights/" + lname):
+                        if isinstance(obj, h5py.Dataset):
+                            print("    %s/%s %s %s" % (base, p, obj.dtype, obj.shape))
+                    g.visititems(visit)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=sorted(MODELS), help="generate one model only")
+    ap.add_argument("--inspect", action="store_true",
+                    help="print the HDF5 layout of existing fixtures instead")
+    args = ap.parse_args()
+    names = [args.only] if args.only else list(MODELS)
+    if args.inspect:
+        inspect(names)
+        return
+    frameworks = load_frameworks()
+    for name in names:
+        generate(name, frameworks)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
