@@ -1,0 +1,54 @@
+# Ferry: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+DEMO_MODEL := fixtures/keras/cnn_flatten/keras3.h5
+DEMO_DIR := fixtures/keras/cnn_flatten
+RELEASE := .build/release/ferry
+
+.PHONY: setup build release test test-swift test-crosscheck demo protos fixtures clean
+
+setup:
+	@bash tools/setup.sh
+
+build: setup
+	swift build
+
+release: setup
+	swift build -c release
+
+# Every test: Swift unit and end-to-end tests, then the cross-checks against Keras references,
+# the ONNX checker and onnxruntime (which need the Python venv).
+test: build test-swift test-crosscheck
+
+test-swift:
+	swift test
+
+test-crosscheck:
+	FERRY=.build/debug/ferry $(PY) -m pytest -q Tests/crosscheck
+
+demo: release
+	@mkdir -p out
+	@echo "== ferry inspect $(DEMO_MODEL)"
+	@$(RELEASE) inspect $(DEMO_MODEL)
+	@echo; echo "== ferry convert $(DEMO_MODEL) out/cnn_flatten.onnx"
+	@$(RELEASE) convert $(DEMO_MODEL) out/cnn_flatten.onnx
+	@echo; echo "== ferry run $(DEMO_MODEL) --input $(DEMO_DIR)/input_0.npy --output out/ferry_output.npy"
+	@$(RELEASE) run $(DEMO_MODEL) --input $(DEMO_DIR)/input_0.npy --output out/ferry_output.npy
+	@echo; echo "== ferry's output vs Keras's own predict()"
+	@$(PY) tools/compare_npy.py out/ferry_output.npy $(DEMO_DIR)/keras3_output_0.npy
+	@echo; echo "== the exported ONNX in onnxruntime vs Keras (and the ONNX checker)"
+	@$(PY) tools/onnx_crosscheck.py out/cnn_flatten.onnx --input image=$(DEMO_DIR)/input_0.npy --expect softmax=$(DEMO_DIR)/keras3_output_0.npy --save-outputs out/ort
+	@echo; echo "== ferry vs onnxruntime on the exported file"
+	@$(PY) tools/compare_npy.py out/ferry_output.npy out/ort/softmax.npy
+
+# Regenerate the committed .pb.swift from schemas/ (needs protoc; builds protoc-gen-swift once).
+protos:
+	bash tools/gen-protos.sh
+
+# Regenerate the Keras fixtures (needs TensorFlow, tf_keras and Keras 3 in .venv-fixtures).
+fixtures:
+	bash tools/setup.sh --fixtures
+	.venv-fixtures/bin/python tools/make_fixtures.py
+
+clean:
+	rm -rf .build out

@@ -1,0 +1,41 @@
+extension Graph {
+    /// The graph with every symbolic input dimension fixed to `size` (the batch, for estimates).
+    public func bindingSymbolicDims(to size: Int) -> Graph {
+        var g = self
+        g.inputs = inputs.map { v in
+            Value(name: v.name, type: TensorType(v.type.dtype, Shape(v.type.shape.dims.map { $0.value.map(Dim.fixed) ?? .fixed(size) })))
+        }
+        return g
+    }
+
+    /// Estimated floating-point operations for one run at the given batch size: a multiply-add
+    /// counts 2; elementwise ops count one per output element. Nil when shapes cannot be inferred.
+    public func estimatedFLOPs(batch: Int = 1) -> Int? {
+        let bound = bindingSymbolicDims(to: batch)
+        guard let types = try? bound.inferTypes() else { return nil }
+        var total = 0
+        for node in nodes {
+            guard let out = node.outputs.first.flatMap({ types[$0] })?.shape.elementCount else { return nil }
+            switch node.op {
+            case .conv:
+                guard let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
+                total += 2 * out * w.dropFirst().reduce(1, *)
+            case .gemm(let a):
+                guard let s = types[node.inputs[0]]?.shape.fixedSizes else { return nil }
+                total += 2 * out * (a.transA ? s[0] : s[1])
+            case .matMul:
+                guard let s = types[node.inputs[0]]?.shape.fixedSizes, let k = s.last else { return nil }
+                total += 2 * out * k
+            case .maxPool(let p), .averagePool(let p):
+                total += out * p.kernelShape.reduce(1, *)
+            case .globalAveragePool, .globalMaxPool:
+                total += types[node.inputs[0]]?.shape.elementCount ?? 0
+            case .reshape, .flatten, .transpose, .identity:
+                break
+            default:
+                total += out
+            }
+        }
+        return total
+    }
+}

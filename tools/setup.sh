@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what Ferry's build and tests need on a Debian 12 machine that has Swift:
+#   apt: libhdf5-dev, libopenblas-dev, pkg-config (and graphviz for `ferry graph`)
+#   a Python venv in .venv from the pinned tools/requirements.txt (numpy, h5py, onnx,
+#   onnxruntime), used for cross-checks.
+# Quick and quiet when everything is already there. `--fixtures` also makes .venv-fixtures
+# (TensorFlow, tf_keras, Keras 3) for tools/make_fixtures.py; the tests never need it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_fixtures=0
+[ "${1:-}" = "--fixtures" ] && want_fixtures=1
+
+log() { echo "setup: $*" >&2; }
+
+missing=()
+for pkg in libhdf5-dev libopenblas-dev pkg-config; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (apt)"
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# A venv whose pins match requirements.txt is reused; the stamp records what it was made from.
+make_venv() {
+    local dir=$1 req=$2
+    local stamp="$dir/.ferry-requirements"
+    if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
+        return 0
+    fi
+    log "creating $dir from $req (pip)"
+    [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+    cp "$req" "$stamp"
+}
+
+make_venv .venv tools/requirements.txt
+if [ $want_fixtures -eq 1 ]; then
+    make_venv .venv-fixtures tools/requirements-fixtures.txt
+fi
