@@ -1,0 +1,112 @@
+import Foundation
+import FerryIR
+import SwiftProtobuf
+
+/// Writes an IR graph as an ONNX model.
+///
+/// The IR's ops follow ONNX semantics, so each node becomes one ONNX node of the same op type
+/// with its typed attributes; the few attributes that are inputs in ONNX (Reshape's target
+/// shape) become int64 initializers named after the node. Graph inputs and outputs keep their
+/// names and shapes (symbolic sizes as `dim_param`), weights are written as little-endian
+/// `raw_data`, and the type of every intermediate value goes into `value_info`.
+public enum ONNXExporter {
+    /// The opset written unless asked otherwise (the IR's op semantics are opset 17's).
+    public static let defaultOpset = 17
+    public static let producerName = "ferry"
+    public static let producerVersion = "0.1.0"
+
+    /// The IR graph as an ONNX model importing the default domain at `opset`. Throws
+    /// FerryError naming the node's source layer for an op, attribute or element type that
+    /// ONNX opset `opset` cannot express, and for a graph that does not verify.
+    public static func model(_ graph: Graph, opset: Int = defaultOpset) throws -> Onnx_ModelProto {
+        guard supportedOpsets.contains(opset) else {
+            throw FerryError("ONNX opset \(opset) is not supported (the exporter writes opsets "
+                             + "\(supportedOpsets.lowerBound)...\(supportedOpsets.upperBound))")
+        }
+        try graph.verify()
+        let types = try graph.inferTypes()
+
+        // A protobuf message cannot exceed 2 GiB; weights that large need ONNX external data.
+        let limit = Int(Int32.max)
+        guard graph.parameterBytes < limit else {
+            throw FerryError("graph '\(graph.name)' holds \(graph.parameterBytes) bytes of weights; "
+                             + "ONNX files over 2 GiB need external data, which the exporter does not write yet")
+        }
+
+        let irVersion = irVersion(forOpset: opset)
+        var context = NodeContext(opset: opset, types: types, taken: allNames(graph))
+
+        var g = Onnx_GraphProto()
+        g.name = graph.name.isEmpty ? "ferry" : graph.name
+        g.input = graph.inputs.map { ONNXTensors.valueInfo($0.name, $0.type) }
+        g.output = graph.outputs.map { ONNXTensors.valueInfo($0.name, $0.type) }
+        g.initializer = graph.initializerNamesInUseOrder.map { ONNXTensors.tensor($0, graph.initializers[$0]!) }
+        g.node = try graph.nodes.map { try context.node($0) }
+        g.initializer += context.extraInitializers.map { ONNXTensors.tensor($0.name, $0.tensor) }
+
+        // Before IR version 4 every initializer had to be listed as a graph input as well.
+        if irVersion < 4 {
+            g.input += graph.initializerNamesInUseOrder.map { ONNXTensors.valueInfo($0, graph.initializers[$0]!.type) }
+            g.input += context.extraInitializers.map { ONNXTensors.valueInfo($0.name, $0.tensor.type) }
+        }
+
+        // Types of intermediate values, so that readers (and onnx's strict shape inference)
+        // need not rediscover them.
+        let outputNames = Set(graph.outputs.map(\.name))
+        for node in graph.nodes {
+            for name in node.outputs where !outputNames.contains(name) {
+                if let t = types[name] { g.valueInfo.append(ONNXTensors.valueInfo(name, t)) }
+            }
+        }
+
+        var model = Onnx_ModelProto()
+        model.irVersion = Int64(irVersion)
+        var defaultDomain = Onnx_OperatorSetIdProto()
+        defaultDomain.domain = ""
+        defaultDomain.version = Int64(opset)
+        model.opsetImport = [defaultDomain]
+        model.producerName = producerName
+        model.producerVersion = producerVersion
+        model.metadataProps = graph.metadata.sorted { $0.key < $1.key }.map { key, value in
+            var entry = Onnx_StringStringEntryProto()
+            entry.key = key
+            entry.value = value
+            return entry
+        }
+        model.graph = g
+        return model
+    }
+
+    /// The model's protobuf bytes: the contents of an .onnx file.
+    public static func serialize(_ graph: Graph, opset: Int = defaultOpset) throws -> [UInt8] {
+        let proto = try model(graph, opset: opset)
+        do {
+            return try proto.serializedBytes()
+        } catch {
+            throw FerryError("cannot encode the ONNX model of graph '\(graph.name)': \(error)")
+        }
+    }
+
+    /// Writes the model to an .onnx file.
+    public static func write(_ graph: Graph, to url: URL, opset: Int = defaultOpset) throws {
+        let bytes = try serialize(graph, opset: opset)
+        do {
+            try Data(bytes).write(to: url)
+        } catch {
+            throw FerryError("cannot write: \(error.localizedDescription)", file: url.path)
+        }
+    }
+
+    /// Every value and node name in the graph (new initializers must avoid them).
+    static func allNames(_ graph: Graph) -> Set<String> {
+        var names = Set(graph.initializers.keys)
+        for v in graph.inputs { names.insert(v.name) }
+        for v in graph.outputs { names.insert(v.name) }
+        for n in graph.nodes {
+            names.insert(n.name)
+            names.formUnion(n.inputs)
+            names.formUnion(n.outputs)
+        }
+        return names
+    }
+}

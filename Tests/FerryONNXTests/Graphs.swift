@@ -1,0 +1,124 @@
+import FerryIR
+
+/// Small IR graphs for the exporter tests.
+enum Graphs {
+    /// Deterministic pseudo-random floats in [-1, 1).
+    static func floats(_ count: Int, seed: UInt64) -> [Float] {
+        var state = seed &* 6364136223846793005 &+ 1442695040888963407
+        return (0..<count).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2000 - 1000) / 1000
+        }
+    }
+
+    static let nhwcInput = TensorType(.float32, Shape([.symbolic("N"), .fixed(6), .fixed(5), .fixed(3)]))
+
+    /// A Keras-like NHWC image classifier: Transpose -> Conv (asymmetric pads, stride 2 in H)
+    /// -> Relu -> MaxPool -> AveragePool (padded, count_include_pad 0) -> GlobalAveragePool
+    /// -> Flatten -> Gemm -> Softmax.
+    static func cnn() throws -> Graph {
+        var b = GraphBuilder(name: "tiny_cnn", metadata: ["source_format": "keras", "keras_version": "2.15.0"])
+        let x = b.addInput("input", nhwcInput)
+        let t = b.add(.transpose(perm: [0, 3, 1, 2]), inputs: [x], output: "input_nchw",
+                      origin: Origin(layer: "conv1", type: "Conv2D"))
+        let w = b.addInitializer("conv1_W", Tensor(shape: [4, 3, 3, 3], floats: floats(108, seed: 1)))
+        let bias = b.addInitializer("conv1_B", Tensor(shape: [4], floats: floats(4, seed: 2)))
+        let conv = b.add(.conv(ConvAttributes(kernelShape: [3, 3], strides: [2, 1], pads: [1, 0, 2, 1])),
+                         inputs: [t, w, bias], output: "conv1", origin: Origin(layer: "conv1", type: "Conv2D"))
+        let relu = b.add(.relu, inputs: [conv], output: "conv1_relu", origin: Origin(layer: "conv1", type: "Conv2D"))
+        let mp = b.add(.maxPool(PoolAttributes(kernelShape: [2, 2])), inputs: [relu], output: "pool1",
+                       origin: Origin(layer: "pool1", type: "MaxPooling2D"))
+        let ap = b.add(.averagePool(PoolAttributes(kernelShape: [2, 2], pads: [1, 1, 0, 0], countIncludePad: false)),
+                       inputs: [mp], output: "pool2", origin: Origin(layer: "pool2", type: "AveragePooling2D"))
+        let gap = b.add(.globalAveragePool, inputs: [ap], output: "gap", origin: Origin(layer: "gap", type: "GlobalAveragePooling2D"))
+        let flat = b.add(.flatten(axis: 1), inputs: [gap], output: "flat", origin: Origin(layer: "gap", type: "GlobalAveragePooling2D"))
+        let dw = b.addInitializer("dense_W", Tensor(shape: [5, 4], floats: floats(20, seed: 3)))
+        let db = b.addInitializer("dense_B", Tensor(shape: [5], floats: floats(5, seed: 4)))
+        let gemm = b.add(.gemm(GemmAttributes(alpha: 1, beta: 1, transB: true)), inputs: [flat, dw, db], output: "dense",
+                         origin: Origin(layer: "dense", type: "Dense"))
+        let sm = b.add(.softmax(axis: -1), inputs: [gemm], output: "probs", origin: Origin(layer: "dense", type: "Dense"))
+        b.addOutput(sm)
+        return try b.finish()
+    }
+
+    /// Reshape (with 0 and -1) and numpy broadcasting in Add / Mul / Sub / Div, then MatMul.
+    static func broadcast() throws -> Graph {
+        var b = GraphBuilder(name: "broadcast", metadata: ["source_format": "test"])
+        let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("N"), .fixed(12)])))
+        let r = b.add(.reshape(shape: [0, 3, 4]), inputs: [x], output: "r", origin: Origin(layer: "reshape", type: "Reshape"))
+        let bias = b.addInitializer("bias", Tensor(shape: [4], floats: [0.5, -1, 2, 0.25]))
+        let add = b.add(.add, inputs: [r, bias], output: "plus", origin: Origin(layer: "plus", type: "Add"))
+        let scale = b.addInitializer("scale", Tensor(shape: [3, 1], floats: [2, -0.5, 3]))
+        let mul = b.add(.mul, inputs: [add, scale], output: "times", origin: Origin(layer: "times", type: "Multiply"))
+        let sub = b.add(.sub, inputs: [mul, r], output: "minus", origin: Origin(layer: "minus", type: "Subtract"))
+        let two = b.addInitializer("two", Tensor(shape: [], floats: [2]))
+        let div = b.add(.div, inputs: [sub, two], output: "half", origin: Origin(layer: "half", type: "Lambda"))
+        let m = b.addInitializer("m", Tensor(shape: [4, 2], floats: floats(8, seed: 5)))
+        let mm = b.add(.matMul, inputs: [div, m], output: "mm", origin: Origin(layer: "mm", type: "Dot"))
+        let out = b.add(.reshape(shape: [0, -1]), inputs: [mm], output: "y", origin: Origin(layer: "flat", type: "Reshape"))
+        b.addOutput(out)
+        return try b.finish()
+    }
+
+    /// The broadcast graph's output computed directly (row-major x of shape [n, 12]).
+    static func broadcastReference(_ x: [Float], n: Int) -> [Float] {
+        let bias: [Float] = [0.5, -1, 2, 0.25], scale: [Float] = [2, -0.5, 3]
+        let m = floats(8, seed: 5)
+        var y: [Float] = []
+        for b in 0..<n {
+            for i in 0..<3 {
+                var row = [Float](repeating: 0, count: 4)
+                for j in 0..<4 {
+                    let v = x[b * 12 + i * 4 + j]
+                    row[j] = ((v + bias[j]) * scale[i] - v) / 2
+                }
+                for k in 0..<2 {
+                    var s: Float = 0
+                    for j in 0..<4 { s += row[j] * m[j * 2 + k] }
+                    y.append(s)
+                }
+            }
+        }
+        return y
+    }
+
+    /// Every op of the IR in one graph (two outputs).
+    static func everyOp() throws -> Graph {
+        var b = GraphBuilder(name: "every_op", metadata: ["source_format": "test"])
+        func o(_ name: String, _ type: String) -> Origin { Origin(layer: name, type: type) }
+        let x = b.addInput("image", TensorType(.float32, Shape([.symbolic("batch"), .fixed(3), .fixed(9), .fixed(8)])))
+        let w = b.addInitializer("w", Tensor(shape: [6, 1, 3, 3], floats: floats(54, seed: 6)))
+        let conv = b.add(.conv(ConvAttributes(kernelShape: [3, 3], strides: [1, 2], pads: [0, 1, 1, 0],
+                                              dilations: [2, 1], group: 3)),
+                         inputs: [x, w, ""], output: "conv", origin: o("conv", "Conv2D"))
+        let lrelu = b.add(.leakyRelu(alpha: 0.1), inputs: [conv], output: "lrelu", origin: o("lrelu", "LeakyReLU"))
+        let mp = b.add(.maxPool(PoolAttributes(kernelShape: [2, 3], strides: [2, 2], pads: [0, 1, 1, 1], ceilMode: true)),
+                       inputs: [lrelu], output: "mp", origin: o("mp", "Pooling"))
+        let ap = b.add(.averagePool(PoolAttributes(kernelShape: [2, 2], strides: [1, 1], pads: [1, 1, 1, 1],
+                                                   ceilMode: true, countIncludePad: true)),
+                       inputs: [mp], output: "ap", origin: o("ap", "Pooling"))
+        let sig = b.add(.sigmoid, inputs: [ap], output: "sig", origin: o("sig", "Sigmoid"))
+        let gmp = b.add(.globalMaxPool, inputs: [sig], output: "gmp", origin: o("gmp", "GlobalMaxPooling2D"))
+        let gap = b.add(.globalAveragePool, inputs: [ap], output: "gap", origin: o("gap", "GlobalAveragePooling2D"))
+        let sum = b.add(.add, inputs: [gmp, gap], output: "sum", origin: o("sum", "Add"))
+        let flat = b.add(.flatten(axis: -3), inputs: [sum], output: "flat", origin: o("flat", "Flatten"))
+        let gw = b.addInitializer("gw", Tensor(shape: [6, 4], floats: floats(24, seed: 7)))
+        let gemm = b.add(.gemm(GemmAttributes(alpha: 0.5, beta: 1)), inputs: [flat, gw], output: "gemm", origin: o("fc", "Dense"))
+        let th = b.add(.tanh, inputs: [gemm], output: "th", origin: o("th", "Tanh"))
+        let r = b.add(.reshape(shape: [-1, 2, 2]), inputs: [th], output: "r", origin: o("r", "Reshape"))
+        let tr = b.add(.transpose(perm: [0, 2, 1]), inputs: [r], output: "tr", origin: o("tr", "Permute"))
+        let mw = b.addInitializer("mw", Tensor(shape: [2, 3], floats: floats(6, seed: 8)))
+        let mm = b.add(.matMul, inputs: [tr, mw], output: "mm", origin: o("mm", "Dot"))
+        let relu = b.add(.relu, inputs: [mm], output: "relu", origin: o("relu", "ReLU"))
+        let one = b.addInitializer("one", Tensor(shape: [1], floats: [1]))
+        let sub = b.add(.sub, inputs: [relu, one], output: "sub", origin: o("sub", "Subtract"))
+        let mul = b.add(.mul, inputs: [sub, sub], output: "mul", origin: o("mul", "Multiply"))
+        let dv = b.addInitializer("dv", Tensor(shape: [3], floats: [1, 2, 4]))
+        let div = b.add(.div, inputs: [mul, dv], output: "div", origin: o("div", "Lambda"))
+        let sm = b.add(.softmax(axis: 1), inputs: [div], output: "softmax", origin: o("softmax", "Softmax"))
+        let id = b.add(.identity, inputs: [sm], output: "out", origin: o("out", "Activation"))
+        b.addOutput(id)
+        b.addOutput(gemm)
+        return try b.finish()
+    }
+}
