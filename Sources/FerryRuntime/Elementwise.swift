@@ -1,0 +1,71 @@
+import FerryIR
+
+/// Add, Sub, Mul, Div on float32 with full numpy (multidirectional) broadcasting.
+extension ReferenceKernels {
+    public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Add") { $0 + $1 } }
+    public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Sub") { $0 - $1 } }
+    public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Mul") { $0 * $1 } }
+    public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Div") { $0 / $1 } }
+
+    @inline(__always)
+    static func binary(_ a: Tensor, _ b: Tensor, _ name: String, _ f: (Float, Float) -> Float) throws -> Tensor {
+        let x = try a.requireFloats(name, "A")
+        let y = try b.requireFloats(name, "B")
+        let shape = try broadcastSizes(a.shape, b.shape)
+        let count = elementCount(shape)
+        let out: [Float] = x.withUnsafeBufferPointer { xp in
+            y.withUnsafeBufferPointer { yp in
+                makeFloats(count) { o in
+                    if count == 0 { return }
+                    if a.shape == b.shape {
+                        for i in 0..<count { o[i] = f(xp[i], yp[i]) }
+                    } else if yp.count == 1 {
+                        let v = yp[0]
+                        for i in 0..<count { o[i] = f(xp[i], v) }
+                    } else if xp.count == 1 {
+                        let v = xp[0]
+                        for i in 0..<count { o[i] = f(v, yp[i]) }
+                    } else {
+                        broadcastLoop(shape: shape, a.shape, b.shape, xp, yp, o, f)
+                    }
+                }
+            }
+        }
+        return Tensor(shape: shape, floats: out)
+    }
+
+    /// General broadcasting: odometer over all but the last output axis, strided inner loop.
+    @inline(__always)
+    static func broadcastLoop(shape: [Int], _ aShape: [Int], _ bShape: [Int],
+                              _ xp: UnsafeBufferPointer<Float>, _ yp: UnsafeBufferPointer<Float>,
+                              _ o: UnsafeMutableBufferPointer<Float>, _ f: (Float, Float) -> Float) {
+        let r = shape.count
+        let sa = broadcastStrides(aShape, to: shape)
+        let sb = broadcastStrides(bShape, to: shape)
+        let inner = shape[r - 1], ia = sa[r - 1], ib = sb[r - 1]
+        var index = Array(repeating: 0, count: r)
+        var offA = 0, offB = 0, outPos = 0
+        let total = elementCount(shape)
+        while outPos < total {
+            var pa = offA, pb = offB
+            for _ in 0..<inner {
+                o[outPos] = f(xp[pa], yp[pb])
+                outPos += 1
+                pa += ia
+                pb += ib
+            }
+            // Advance the odometer over axes r-2 ... 0.
+            var axis = r - 2
+            while axis >= 0 {
+                index[axis] += 1
+                offA += sa[axis]
+                offB += sb[axis]
+                if index[axis] < shape[axis] { break }
+                offA -= sa[axis] * shape[axis]
+                offB -= sb[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+    }
+}

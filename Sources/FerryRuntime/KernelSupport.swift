@@ -1,0 +1,87 @@
+import FerryIR
+
+/// Helpers shared by the reference kernels: typed element access, strides, window sizes.
+
+/// Row-major (C order) strides of a shape, in elements.
+func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var strides = Array(repeating: 1, count: shape.count)
+    var s = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) {
+        strides[i] = s
+        s *= shape[i]
+    }
+    return strides
+}
+
+/// Product of sizes (1 for an empty list).
+func elementCount<C: Collection>(_ dims: C) -> Int where C.Element == Int {
+    dims.reduce(1, *)
+}
+
+/// A fresh float array of `count` elements filled by `body` (which must write every element).
+@inline(__always)
+func makeFloats(_ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows -> [Float] {
+    try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+        try body(buffer)
+        initialized = count
+    }
+}
+
+extension Tensor {
+    /// The float32 elements, or an error naming the op and the operand.
+    func requireFloats(_ op: String, _ what: String) throws -> [Float] {
+        guard case .float32(let values) = storage else {
+            throw FerryError("\(op) supports float32 only; \(what) is \(dtype)")
+        }
+        return values
+    }
+}
+
+/// Output length of a sliding window (convolution or pooling) by the ONNX rules; the same
+/// arithmetic as FerryIR's shape inference, on concrete sizes.
+func windowOutputLength(_ n: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int,
+                        ceil: Bool) throws -> Int {
+    guard kernel >= 1, stride >= 1, dilation >= 1, padBegin >= 0, padEnd >= 0 else {
+        throw FerryError("invalid window: kernel \(kernel), stride \(stride), dilation \(dilation), pads \(padBegin),\(padEnd)")
+    }
+    let span = (kernel - 1) * dilation + 1
+    let room = n + padBegin + padEnd - span
+    guard room >= 0 else {
+        throw FerryError("window of \(span) does not fit input of \(n) with pads \(padBegin),\(padEnd)")
+    }
+    var out = (ceil ? (room + stride - 1) / stride : room / stride) + 1
+    // A window may not start in the end padding (ONNX and Caffe both drop it).
+    if ceil, (out - 1) * stride >= n + padBegin { out -= 1 }
+    return out
+}
+
+/// numpy broadcasting of two concrete shapes.
+func broadcastSizes(_ a: [Int], _ b: [Int]) throws -> [Int] {
+    let r = max(a.count, b.count)
+    var out: [Int] = []
+    out.reserveCapacity(r)
+    for i in 0..<r {
+        let da = i < r - a.count ? 1 : a[i - (r - a.count)]
+        let db = i < r - b.count ? 1 : b[i - (r - b.count)]
+        if da == db || db == 1 {
+            out.append(da)
+        } else if da == 1 {
+            out.append(db)
+        } else {
+            throw FerryError("shapes \(a) and \(b) do not broadcast")
+        }
+    }
+    return out
+}
+
+/// Strides for reading an operand of shape `shape` broadcast to `target` (0 on broadcast axes).
+/// `shape` is right-aligned against `target`; its rank must not exceed the target's.
+func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
+    let own = contiguousStrides(shape)
+    let offset = target.count - shape.count
+    var strides = Array(repeating: 0, count: target.count)
+    for i in 0..<shape.count where shape[i] != 1 {
+        strides[i + offset] = own[i]
+    }
+    return strides
+}

@@ -1,0 +1,185 @@
+import COpenBLAS
+import FerryIR
+
+/// The naive reference kernels, one static function per op (grouped by family in
+/// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift and
+/// Layout.swift). Optimized kernels are tested against these; the optimizer may call
+/// `evaluate` to fold constants.
+public enum ReferenceKernels {
+    /// Whether the reference runtime can run an op on inputs of the given element types
+    /// (nil for an absent optional input). Compute ops take float32; data movement takes any.
+    public static func supports(_ op: Op, inputTypes: [DType?]) -> Bool {
+        switch op {
+        case .transpose, .reshape, .flatten, .identity:
+            return true
+        case .conv, .gemm, .matMul, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool,
+             .relu, .sigmoid, .tanh, .leakyRelu, .softmax, .add, .sub, .mul, .div:
+            return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
+        }
+    }
+
+    /// Runs one op on concrete inputs (nil for an absent optional input) and returns its outputs.
+    public static func evaluate(_ op: Op, _ inputs: [Tensor?]) throws -> [Tensor] {
+        func input(_ i: Int) throws -> Tensor {
+            guard i < inputs.count, let t = inputs[i] else { throw FerryError("\(op.name) is missing input \(i)") }
+            return t
+        }
+        func optional(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
+        switch op {
+        case .conv(let a): return [try conv(try input(0), try input(1), optional(2), a)]
+        case .gemm(let a): return [try gemm(try input(0), try input(1), optional(2), a)]
+        case .matMul: return [try matMul(try input(0), try input(1))]
+        case .maxPool(let a): return [try maxPool(try input(0), a)]
+        case .averagePool(let a): return [try averagePool(try input(0), a)]
+        case .globalAveragePool: return [try globalAveragePool(try input(0))]
+        case .globalMaxPool: return [try globalMaxPool(try input(0))]
+        case .relu: return [try relu(try input(0))]
+        case .sigmoid: return [try sigmoid(try input(0))]
+        case .tanh: return [try tanh(try input(0))]
+        case .leakyRelu(let alpha): return [try leakyRelu(try input(0), alpha: alpha)]
+        case .softmax(let axis): return [try softmax(try input(0), axis: axis)]
+        case .add: return [try add(try input(0), try input(1))]
+        case .sub: return [try sub(try input(0), try input(1))]
+        case .mul: return [try mul(try input(0), try input(1))]
+        case .div: return [try div(try input(0), try input(1))]
+        case .flatten(let axis): return [try flatten(try input(0), axis: axis)]
+        case .reshape(let shape): return [try reshape(try input(0), target: shape)]
+        case .transpose(let perm): return [try transpose(try input(0), perm: perm)]
+        case .identity: return [identity(try input(0))]
+        }
+    }
+}
+
+/// Runs a graph node by node with the reference kernels: no planning, no arena. Each
+/// intermediate tensor is released after its last use.
+public struct ReferenceRuntime: Sendable {
+    public let graph: Graph
+    /// For each node, the values whose last use it is (released after it runs).
+    private let releaseAfter: [[String]]
+
+    /// Validates the graph (it verifies, every op is supported on its inferred dtypes) and,
+    /// when `threads` is given, sets the number of OpenBLAS threads (a process-wide setting).
+    public init(graph: Graph, threads: Int? = nil) throws {
+        try graph.verify()
+        let types = try graph.inferTypes()
+        for node in graph.nodes {
+            let inputTypes = node.inputs.map { $0.isEmpty ? nil : types[$0]?.dtype }
+            guard ReferenceKernels.supports(node.op, inputTypes: inputTypes) else {
+                let (layer, type) = node.sourceLayer
+                let described = zip(node.inputs, inputTypes).filter { !$0.0.isEmpty }
+                    .map { "'\($0.0)' \($0.1.map(\.description) ?? "?")" }.joined(separator: ", ")
+                throw FerryError("node '\(node.name)': the reference runtime runs \(node.op.name) on float32 only, got \(described)",
+                                 layer: layer, layerType: type)
+            }
+        }
+        if let threads {
+            guard threads >= 1 else { throw FerryError("thread count must be at least 1, got \(threads)") }
+            openblas_set_num_threads(Int32(clamping: threads))
+        }
+
+        // Liveness: a value produced or fed in is released after the last node reading it,
+        // unless it is a graph output. Initializers stay in the graph and are never released.
+        let outputs = Set(graph.outputs.map(\.name))
+        var lastUse: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for name in node.inputs where !name.isEmpty { lastUse[name] = i }
+        }
+        var release = Array(repeating: [String](), count: graph.nodes.count)
+        for (i, node) in graph.nodes.enumerated() {
+            // Outputs nobody reads are dropped right away.
+            for name in node.outputs where lastUse[name] == nil && !outputs.contains(name) {
+                release[i].append(name)
+            }
+        }
+        for (name, i) in lastUse where !outputs.contains(name) && graph.initializers[name] == nil {
+            release[i].append(name)
+        }
+        self.graph = graph
+        self.releaseAfter = release
+    }
+
+    /// Runs the graph on inputs keyed by graph input name; returns the graph outputs by name.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        var live = try bindInputs(inputs)
+        for (i, node) in graph.nodes.enumerated() {
+            let (layer, type) = node.sourceLayer
+            do {
+                var args: [Tensor?] = []
+                args.reserveCapacity(node.inputs.count)
+                for name in node.inputs {
+                    if name.isEmpty { args.append(nil); continue }
+                    guard let t = live[name] ?? graph.initializers[name] else {
+                        throw FerryError("node '\(node.name)': input '\(name)' is not available")
+                    }
+                    args.append(t)
+                }
+                let results = try ReferenceKernels.evaluate(node.op, args)
+                guard results.count == node.outputs.count else {
+                    throw FerryError("node '\(node.name)' has \(node.outputs.count) outputs, \(node.op.name) made \(results.count)")
+                }
+                for (name, t) in zip(node.outputs, results) { live[name] = t }
+            } catch let e as FerryError {
+                throw e.atLayer(layer, type: type)
+            } catch {
+                throw FerryError("\(error)", layer: layer, layerType: type)
+            }
+            for name in releaseAfter[i] { live[name] = nil }
+        }
+        var results: [String: Tensor] = [:]
+        for out in graph.outputs {
+            guard let t = live[out.name] ?? graph.initializers[out.name] else {
+                throw FerryError("graph '\(graph.name)': output '\(out.name)' was not computed")
+            }
+            results[out.name] = t
+        }
+        return results
+    }
+
+    /// Checks the given tensors against the graph inputs (names, dtypes, ranks, fixed sizes,
+    /// one size per symbolic dimension name) and returns them as the first live values.
+    private func bindInputs(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let expected = Set(graph.inputs.map(\.name))
+        let unknown = inputs.keys.filter { !expected.contains($0) }.sorted()
+        if !unknown.isEmpty {
+            let list = unknown.map { "'\($0)'" }.joined(separator: ", ")
+            throw FerryError("unknown input\(unknown.count > 1 ? "s" : "") \(list); the model's inputs are \(describeInputs())")
+        }
+        var bound: [String: (size: Int, input: String)] = [:]
+        var live: [String: Tensor] = [:]
+        for value in graph.inputs {
+            guard let t = inputs[value.name] else {
+                throw FerryError("missing input '\(value.name)' (\(value.type)); the model's inputs are \(describeInputs())")
+            }
+            let shapeText = "[" + t.shape.map(String.init).joined(separator: ",") + "]"
+            guard t.dtype == value.type.dtype else {
+                throw FerryError("input '\(value.name)' is \(t.dtype) but the model expects \(value.type.dtype)")
+            }
+            let dims = value.type.shape.dims
+            var fits = t.rank == dims.count
+            if fits {
+                for (size, dim) in zip(t.shape, dims) {
+                    if case .fixed(let n) = dim, n != size { fits = false }
+                }
+            }
+            guard fits else {
+                throw FerryError("input '\(value.name)' has shape \(shapeText) but the model expects \(value.type.shape)")
+            }
+            for (size, dim) in zip(t.shape, dims) {
+                guard case .symbolic(let symbol) = dim else { continue }
+                if let previous = bound[symbol] {
+                    guard previous.size == size else {
+                        throw FerryError("input '\(value.name)' has shape \(shapeText), binding \(symbol) = \(size), but input '\(previous.input)' set \(symbol) = \(previous.size)")
+                    }
+                } else {
+                    bound[symbol] = (size, value.name)
+                }
+            }
+            live[value.name] = t
+        }
+        return live
+    }
+
+    private func describeInputs() -> String {
+        graph.inputs.map { "'\($0.name)' \($0.type)" }.joined(separator: ", ")
+    }
+}
