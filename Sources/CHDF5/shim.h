@@ -16,4 +16,17 @@ static inline unsigned ferry_H5F_ACC_TRUNC(void) { return H5F_ACC_TRUNC; }
 static inline size_t ferry_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hid_t ferry_H5S_ALL(void) { return H5S_ALL; }
 static inline unsigned ferry_H5O_INFO_BASIC(void) { return H5O_INFO_BASIC; }
+
+/* Error stack: H5E_DEFAULT names the calling thread's stack. */
+static inline hid_t ferry_H5E_DEFAULT(void) { return H5E_DEFAULT; }
+/* Turns off libhdf5's automatic printing of error stacks for the calling thread. */
+static inline herr_t ferry_H5E_silence(void) { return H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+/* Frees the strings of a variable-length read (H5Treclaim from 1.12 on, H5Dvlen_reclaim before). */
+static inline herr_t ferry_reclaim_vlen(hid_t type_id, hid_t space_id, void *buf) {
+#if H5_VERSION_GE(1, 12, 0)
+    return H5Treclaim(type_id, space_id, H5P_DEFAULT, buf);
+#else
+    return H5Dvlen_reclaim(type_id, space_id, H5P_DEFAULT, buf);
+#endif
+}
 #endif

@@ -1,0 +1,212 @@
+import CHDF5
+import FerryIR
+import Foundation
+
+/// A thin, read-only wrapper over libhdf5: every identifier is closed by its owner's deinit,
+/// every failure becomes a `FerryError`, and libhdf5's own error printing is turned off.
+enum HDF5 {
+    /// Serialises all libhdf5 use in this module (the library may be built without thread safety).
+    private static let lock = NSLock()
+
+    /// Runs `body` holding the module's libhdf5 lock, with automatic error printing silenced
+    /// for the calling thread.
+    static func withLibrary<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = ferry_H5E_silence()
+        return try body()
+    }
+}
+
+/// One libhdf5 identifier and the function that releases it.
+final class H5Handle {
+    typealias Closer = (hid_t) -> herr_t
+    let id: hid_t
+    private let closer: Closer
+
+    /// Wraps `id`; a negative id (libhdf5's failure value) throws `error`.
+    init(_ id: hid_t, closer: @escaping Closer, orThrow error: @autoclosure () -> FerryError) throws {
+        guard id >= 0 else { throw error() }
+        self.id = id
+        self.closer = closer
+    }
+
+    deinit { _ = closer(id) }
+}
+
+/// A float dataset: its shape and its elements in row-major order.
+struct H5FloatArray {
+    var shape: [Int]
+    var values: [Float]
+}
+
+/// An HDF5 file opened read-only. Object paths are relative to the root ("model_weights/dense1").
+final class H5File {
+    let path: String
+    private let file: H5Handle
+
+    init(path: String) throws {
+        self.path = path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw FerryError("no such file", file: path)
+        }
+        guard H5Fis_hdf5(path) > 0 else {
+            throw FerryError("not an HDF5 file", file: path)
+        }
+        file = try H5Handle(H5Fopen(path, ferry_H5F_ACC_RDONLY(), ferry_H5P_DEFAULT()), closer: H5Fclose,
+                            orThrow: FerryError("libhdf5 could not open the file", file: path))
+    }
+
+    /// Whether a group or dataset exists at `objectPath` (each component is checked, so missing
+    /// intermediate groups give false rather than an error).
+    func exists(_ objectPath: String) -> Bool {
+        var prefix = ""
+        for part in objectPath.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += prefix.isEmpty ? String(part) : "/" + part
+            guard H5Lexists(file.id, prefix, ferry_H5P_DEFAULT()) > 0 else { return false }
+        }
+        return true
+    }
+
+    /// Opens a group or dataset.
+    func object(_ objectPath: String) throws -> H5Handle {
+        guard exists(objectPath) else {
+            throw FerryError("the file has no object '\(objectPath)'")
+        }
+        return try H5Handle(H5Oopen(file.id, objectPath, ferry_H5P_DEFAULT()), closer: H5Oclose,
+                            orThrow: FerryError("libhdf5 could not open '\(objectPath)'"))
+    }
+
+    /// Whether the object at `objectPath` ("" or "/" for the root) has an attribute `name`.
+    func hasAttribute(_ name: String, of objectPath: String = "") throws -> Bool {
+        let obj = try openObjectOrRoot(objectPath)
+        return H5Aexists(obj.id, name) > 0
+    }
+
+    /// Reads a string attribute (scalar or 1-D; fixed or variable length) as a list of strings.
+    func stringsAttribute(_ name: String, of objectPath: String = "") throws -> [String] {
+        let owner = objectPath.isEmpty ? "the file root" : "'\(objectPath)'"
+        let obj = try openObjectOrRoot(objectPath)
+        guard H5Aexists(obj.id, name) > 0 else {
+            throw FerryError("\(owner) has no attribute '\(name)'")
+        }
+        let attr = try H5Handle(H5Aopen(obj.id, name, ferry_H5P_DEFAULT()), closer: H5Aclose,
+                                orThrow: FerryError("libhdf5 could not open attribute '\(name)' of \(owner)"))
+        let fail = { (what: String) in FerryError("attribute '\(name)' of \(owner): \(what)") }
+        let fileType = try H5Handle(H5Aget_type(attr.id), closer: H5Tclose, orThrow: fail("cannot read its type"))
+        let space = try H5Handle(H5Aget_space(attr.id), closer: H5Sclose, orThrow: fail("cannot read its shape"))
+        guard H5Tget_class(fileType.id) == H5T_STRING else {
+            throw fail("expected a string, found HDF5 type class \(H5Tget_class(fileType.id).rawValue)")
+        }
+        let points = H5Sget_simple_extent_npoints(space.id)
+        guard points >= 0, points <= 1 << 24 else { throw fail("has an invalid number of elements (\(points))") }
+        let count = Int(points)
+        if count == 0 { return [] }
+
+        let isVariable = H5Tis_variable_str(fileType.id)
+        guard isVariable >= 0 else { throw fail("cannot tell fixed from variable length") }
+        if isVariable > 0 {
+            let memType = try H5Handle(H5Tcopy(ferry_H5T_C_S1()), closer: H5Tclose, orThrow: fail("cannot make a string type"))
+            guard H5Tset_size(memType.id, ferry_H5T_VARIABLE()) >= 0,
+                  H5Tset_cset(memType.id, H5Tget_cset(fileType.id)) >= 0 else {
+                throw fail("cannot make a variable-length string type")
+            }
+            var pointers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+            let status = pointers.withUnsafeMutableBufferPointer { H5Aread(attr.id, memType.id, $0.baseAddress) }
+            guard status >= 0 else { throw fail("libhdf5 could not read it") }
+            let strings = pointers.map { $0.map { String(cString: $0) } ?? "" }
+            _ = pointers.withUnsafeMutableBufferPointer { ferry_reclaim_vlen(memType.id, space.id, $0.baseAddress) }
+            return strings
+        }
+
+        // Fixed length: read with the file's own type (same size and padding, no conversion),
+        // then cut each element at its first NUL (and trailing blanks when space padded).
+        let size = H5Tget_size(fileType.id)
+        guard size > 0, size <= 1 << 28 else { throw fail("has an invalid string size \(size)") }
+        let (total, overflow) = Int(size).multipliedReportingOverflow(by: count)
+        guard !overflow, total <= 1 << 28 else { throw fail("is too large (\(count) strings of \(size) bytes)") }
+        let memType = try H5Handle(H5Tcopy(fileType.id), closer: H5Tclose, orThrow: fail("cannot copy its type"))
+        var bytes = [UInt8](repeating: 0, count: total)
+        let status = bytes.withUnsafeMutableBytes { H5Aread(attr.id, memType.id, $0.baseAddress) }
+        guard status >= 0 else { throw fail("libhdf5 could not read it") }
+        let spacePadded = H5Tget_strpad(fileType.id) == H5T_STR_SPACEPAD
+        return (0..<count).map { i in
+            var element = bytes[(i * Int(size))..<((i + 1) * Int(size))]
+            if let nul = element.firstIndex(of: 0) { element = element[..<nul] }
+            if spacePadded { while element.last == 0x20 { element = element.dropLast() } }
+            return String(decoding: element, as: UTF8.self)
+        }
+    }
+
+    /// Reads a string attribute that must hold exactly one string.
+    func stringAttribute(_ name: String, of objectPath: String = "") throws -> String {
+        let strings = try stringsAttribute(name, of: objectPath)
+        guard strings.count == 1 else {
+            throw FerryError("attribute '\(name)' should hold one string, holds \(strings.count)")
+        }
+        return strings[0]
+    }
+
+    /// The shape of a dataset, without reading its elements.
+    func datasetShape(_ datasetPath: String) throws -> [Int] {
+        let ds = try openDataset(datasetPath)
+        return try shape(of: ds, datasetPath)
+    }
+
+    /// Reads a floating-point dataset as float32 (libhdf5 converts float16/float64 on the way).
+    func readFloats(_ datasetPath: String) throws -> H5FloatArray {
+        let ds = try openDataset(datasetPath)
+        let dims = try shape(of: ds, datasetPath)
+        let fail = { (what: String) in FerryError("dataset '\(datasetPath)': \(what)") }
+        let type = try H5Handle(H5Dget_type(ds.id), closer: H5Tclose, orThrow: fail("cannot read its type"))
+        guard H5Tget_class(type.id) == H5T_FLOAT else {
+            throw fail("expected floating-point data, found HDF5 type class \(H5Tget_class(type.id).rawValue)")
+        }
+        guard let count = checkedElementCount(dims), count <= 1 << 31 else {
+            throw fail("shape \(dims) is too large")
+        }
+        var status: herr_t = 0
+        let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            status = count == 0 ? 0 : H5Dread(ds.id, ferry_H5T_NATIVE_FLOAT(), ferry_H5S_ALL(), ferry_H5S_ALL(),
+                                               ferry_H5P_DEFAULT(), buffer.baseAddress)
+            initialized = status >= 0 ? count : 0
+        }
+        guard status >= 0 else { throw fail("libhdf5 could not read its elements") }
+        return H5FloatArray(shape: dims, values: values)
+    }
+
+    // MARK: - Helpers
+
+    private func openObjectOrRoot(_ objectPath: String) throws -> H5Handle {
+        let p = objectPath.isEmpty ? "/" : objectPath
+        if p == "/" {
+            return try H5Handle(H5Oopen(file.id, "/", ferry_H5P_DEFAULT()), closer: H5Oclose,
+                                orThrow: FerryError("libhdf5 could not open the file root"))
+        }
+        return try object(p)
+    }
+
+    private func openDataset(_ datasetPath: String) throws -> H5Handle {
+        guard exists(datasetPath) else { throw FerryError("the file has no dataset '\(datasetPath)'") }
+        return try H5Handle(H5Dopen2(file.id, datasetPath, ferry_H5P_DEFAULT()), closer: H5Dclose,
+                            orThrow: FerryError("'\(datasetPath)' is not a dataset"))
+    }
+
+    private func shape(of ds: H5Handle, _ datasetPath: String) throws -> [Int] {
+        let fail = FerryError("dataset '\(datasetPath)': cannot read its shape")
+        let space = try H5Handle(H5Dget_space(ds.id), closer: H5Sclose, orThrow: fail)
+        let rank = H5Sget_simple_extent_ndims(space.id)
+        guard rank >= 0, rank <= 32 else { throw fail }
+        if H5Sget_simple_extent_type(space.id) == H5S_NULL {
+            throw FerryError("dataset '\(datasetPath)' holds no data (null dataspace)")
+        }
+        var dims = [hsize_t](repeating: 0, count: Int(rank))
+        if rank > 0 {
+            guard H5Sget_simple_extent_dims(space.id, &dims, nil) == rank else { throw fail }
+        }
+        return try dims.map { d in
+            guard d <= hsize_t(Int.max) else { throw fail }
+            return Int(d)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import FerryIR
+
+/// A value in the graph under construction with its inferred type.
+struct IRValue: Hashable {
+    var name: String
+    var type: TensorType
+
+    var rank: Int { type.shape.rank }
+    var shape: Shape { type.shape }
+}
+
+/// A Keras tensor as the IR holds it. Keras tensors are channels-last; inside, Ferry works
+/// channels-first. A tensor of rank 3 or more may be held in either layout or both; each
+/// conversion is made at most once and kept here. Tensors of rank 2 or less have one layout.
+final class KerasTensor {
+    fileprivate(set) var kerasForm: IRValue?
+    fileprivate(set) var channelsFirstForm: IRValue?
+
+    init(keras value: IRValue) { kerasForm = value }
+    init(channelsFirst value: IRValue) {
+        if value.rank < 3 { kerasForm = value } else { channelsFirstForm = value }
+    }
+
+    var rank: Int { (kerasForm ?? channelsFirstForm)!.rank }
+}
+
+/// A weight a layer expects: its role (used in the initializer's name) and its shape as Keras
+/// stores it.
+struct WeightSpec {
+    var role: String
+    var shape: [Int]
+}
+
+/// The graph under construction and everything a layer builder needs: emitting nodes with the
+/// current layer as origin, layout conversions, and the layer's weights.
+final class LayerContext {
+    var builder: GraphBuilder
+    private let file: KerasFile
+    private(set) var origin = Origin(layer: "", type: "")
+    /// Initializers per layer, so that a shared layer's calls use one copy of its weights.
+    private var layerConstants: [String: [IRValue]] = [:]
+
+    init(builder: GraphBuilder, file: KerasFile) {
+        self.builder = builder
+        self.file = file
+    }
+
+    var layerName: String { origin.layer }
+
+    /// Makes `origin` the layer that the following nodes and errors belong to.
+    func begin(_ origin: Origin) { self.origin = origin }
+
+    /// An error attributed to the current layer.
+    func error(_ message: String) -> FerryError {
+        FerryError(message, layer: origin.layer, layerType: origin.type)
+    }
+
+    // MARK: Nodes
+
+    /// Adds a node computing `op` on `inputs` (nil = absent optional input), typed by shape
+    /// inference; its output is named `<layer>/<role>`.
+    @discardableResult
+    func emit(_ op: Op, _ inputs: [IRValue?], role: String) throws -> IRValue {
+        let type: TensorType
+        do {
+            let types = try op.inferOutputTypes(inputs.map { $0?.type })
+            guard types.count == 1 else { throw FerryError("\(op.name) makes \(types.count) outputs, expected 1") }
+            type = types[0]
+        } catch let e as FerryError {
+            throw e.atLayer(origin.layer, type: origin.type)
+        }
+        let name = builder.add(op, inputs: inputs.map { $0?.name ?? "" }, output: "\(origin.layer)/\(role)",
+                               origin: origin)
+        return IRValue(name: name, type: type)
+    }
+
+    /// Adds a graph input.
+    func addGraphInput(_ name: String, _ type: TensorType) -> IRValue {
+        IRValue(name: builder.addInput(name, type), type: type)
+    }
+
+    // MARK: Layouts
+
+    /// The tensor in Keras's layout (channels last), transposing a channels-first form once.
+    func kerasLayout(_ t: KerasTensor) throws -> IRValue {
+        if let v = t.kerasForm { return v }
+        let cf = t.channelsFirstForm!
+        let r = cf.rank
+        let v = try emit(.transpose(perm: [0] + Array(2..<r) + [1]), [cf], role: r == 4 ? "to_nhwc" : "to_channels_last")
+        t.kerasForm = v
+        return v
+    }
+
+    /// The tensor channels first (N, C, spatial...), transposing the Keras form once. Tensors of
+    /// rank 2 or less are returned as they are.
+    func channelsFirst(_ t: KerasTensor) throws -> IRValue {
+        if let v = t.channelsFirstForm { return v }
+        let k = t.kerasForm!
+        let r = k.rank
+        if r < 3 { return k }
+        let v = try emit(.transpose(perm: [0, r - 1] + Array(1..<(r - 1))), [k], role: r == 4 ? "to_nchw" : "to_channels_first")
+        t.channelsFirstForm = v
+        return v
+    }
+
+    /// The form that needs no conversion, channels first when both exist (for elementwise ops,
+    /// which keep whatever layout they get).
+    func anyLayout(_ t: KerasTensor) -> (value: IRValue, channelsFirst: Bool) {
+        if let v = t.channelsFirstForm { return (v, true) }
+        return (t.kerasForm!, false)
+    }
+
+    // MARK: Weights
+
+    /// The current layer's weights as initializers, read from the file in `weight_names` order,
+    /// checked against `expected` (count and Keras shapes), converted to the IR layout by
+    /// `convert` (index, Keras tensor). Read once per layer.
+    func weights(_ expected: [WeightSpec], convert: (Int, Tensor) throws -> Tensor = { $1 }) throws -> [IRValue] {
+        if let cached = layerConstants[origin.layer] {
+            // A shared layer's later call; shape inference checks it against the new inputs.
+            guard cached.count == expected.count else { throw error("the calls of this shared layer need different weights") }
+            return cached
+        }
+        let (names, paths) = try file.weightPaths(layer: origin.layer)
+        guard names.count == expected.count else {
+            let held = names.isEmpty ? "no weights" : "\(names.count) weights (\(names.joined(separator: ", ")))"
+            throw error("the file holds \(held) for this layer; its config needs \(expected.count) "
+                        + "(\(expected.map(\.role).joined(separator: ", ")))")
+        }
+        var values: [IRValue] = []
+        for (i, spec) in expected.enumerated() {
+            let shape = try file.h5.datasetShape(paths[i])
+            guard shape == spec.shape else {
+                throw error("weight '\(names[i])' has shape \(shape) in the file, but the config and input "
+                            + "give \(spec.role) shape \(spec.shape)")
+            }
+            let data = try file.h5.readFloats(paths[i])
+            let tensor = try convert(i, Tensor(shape: data.shape, storage: .float32(data.values)))
+            let name = builder.addInitializer("\(origin.layer)/\(spec.role)", tensor)
+            values.append(IRValue(name: name, type: tensor.type))
+        }
+        layerConstants[origin.layer] = values
+        return values
+    }
+}
+
+/// The tensor with its axes permuted (numpy `transpose(perm)`), float32 only.
+func permuted(_ t: Tensor, _ perm: [Int]) -> Tensor {
+    let shape = t.shape
+    let r = shape.count
+    precondition(perm.sorted() == Array(0..<r), "perm \(perm) for rank \(r)")
+    let src = t.floats
+    let outShape = perm.map { shape[$0] }
+    var srcStrides = [Int](repeating: 1, count: r)
+    for i in stride(from: r - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
+    // Stride in the source for each output axis.
+    let strides = perm.map { srcStrides[$0] }
+    var out = [Float](repeating: 0, count: src.count)
+    if src.isEmpty { return Tensor(shape: outShape, floats: out) }
+    var index = [Int](repeating: 0, count: r)
+    var offset = 0
+    for o in 0..<out.count {
+        out[o] = src[offset]
+        // Advance the output index like an odometer, keeping the source offset in step.
+        var axis = r - 1
+        while axis >= 0 {
+            index[axis] += 1
+            offset += strides[axis]
+            if index[axis] < outShape[axis] { break }
+            offset -= strides[axis] * outShape[axis]
+            index[axis] = 0
+            axis -= 1
+        }
+    }
+    return Tensor(shape: outShape, floats: out)
+}

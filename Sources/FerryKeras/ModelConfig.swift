@@ -1,0 +1,193 @@
+import FerryIR
+import Foundation
+
+/// One Keras tensor in a model: the `tensor`-th output of the `node`-th call of `layer`.
+struct TensorRef: Hashable, CustomStringConvertible {
+    var layer: String
+    var node: Int
+    var tensor: Int
+
+    var description: String { "\(layer)[\(node)][\(tensor)]" }
+}
+
+/// A layer of the model with its typed, validated configuration.
+struct ParsedLayer {
+    var name: String
+    var className: String
+    var spec: any KerasLayer
+    /// One entry per call of the layer (its inbound nodes): the tensors it was called on.
+    var calls: [[TensorRef]]
+
+    var origin: Origin { Origin(layer: name, type: className) }
+}
+
+/// A Keras `model_config` (Sequential or Functional, Keras 2 or Keras 3) reduced to one typed
+/// form: layers in file order, each call's inputs, and the model's inputs and outputs.
+struct ModelConfig {
+    enum Kind: String { case sequential = "Sequential", functional = "Functional" }
+
+    var kind: Kind
+    var name: String
+    var layers: [ParsedLayer]
+    var inputs: [TensorRef]
+    var outputs: [TensorRef]
+
+    /// Parses the JSON text of the `model_config` attribute. Unsupported layers and Lambda
+    /// layers are refused here, before any weight is read.
+    static func parse(json: String) throws -> ModelConfig {
+        let root = try ConfigReader.parse(json: json)
+        let className = try root.string("class_name")
+        switch className {
+        case "Sequential":
+            return try parseSequential(root)
+        case "Functional", "Model":
+            return try parseFunctional(root.object("config"))
+        default:
+            throw FerryError("model class \(className) is not supported (expected Sequential or Functional)")
+        }
+    }
+
+    // MARK: Sequential
+
+    private static func parseSequential(_ root: ConfigReader) throws -> ModelConfig {
+        // Keras 2.2 and older wrote the layer list directly as "config".
+        let config: ConfigReader?
+        let layerObjects: [ConfigReader]
+        if root.raw("config") is [Any] {
+            config = nil
+            layerObjects = try root.objects("config")
+        } else {
+            let c = try root.object("config")
+            config = c
+            layerObjects = try c.objects("layers")
+        }
+        let name = try config?.string("name", default: "sequential") ?? "sequential"
+        var layers = try layerObjects.map { try parseLayer($0, functional: false) }
+
+        let input: ParsedLayer
+        if let first = layers.first, first.className == "InputLayer" {
+            input = layers.removeFirst()
+        } else {
+            // Keras 2 may carry the input shape on the first layer instead of an InputLayer.
+            let firstConfig = try layerObjects.first.map { try $0.object("config") }
+            guard let dims = try firstConfig?.optionalDims("batch_input_shape")
+                    ?? firstConfig?.optionalDims("batch_shape")
+                    ?? config?.optionalDims("build_input_shape") else {
+                throw FerryError("Sequential model '\(name)' has no InputLayer and no input shape")
+            }
+            let inputName = "\(layers.first?.name ?? name)_input"
+            input = ParsedLayer(name: inputName, className: "InputLayer",
+                                spec: InputLayerSpec(batchShape: dims, dtype: .float32), calls: [])
+        }
+        guard !layers.isEmpty else { throw FerryError("Sequential model '\(name)' has no layers") }
+        for layer in layers where layer.className == "InputLayer" {
+            throw FerryError("an InputLayer may only come first in a Sequential model",
+                             layer: layer.name, layerType: layer.className)
+        }
+        var previous = TensorRef(layer: input.name, node: 0, tensor: 0)
+        for i in layers.indices {
+            layers[i].calls = [[previous]]
+            previous = TensorRef(layer: layers[i].name, node: 0, tensor: 0)
+        }
+        let model = ModelConfig(kind: .sequential, name: name, layers: [input] + layers,
+                                inputs: [TensorRef(layer: input.name, node: 0, tensor: 0)], outputs: [previous])
+        try model.checkNames()
+        return model
+    }
+
+    // MARK: Functional
+
+    private static func parseFunctional(_ config: ConfigReader) throws -> ModelConfig {
+        let name = try config.string("name", default: "model")
+        let layers = try config.objects("layers").map { try parseLayer($0, functional: true) }
+        let inputs = try tensorRefs(config.raw("input_layers"), what: "input_layers", in: config)
+        let outputs = try tensorRefs(config.raw("output_layers"), what: "output_layers", in: config)
+        guard !inputs.isEmpty else { throw FerryError("model '\(name)' declares no input_layers") }
+        guard !outputs.isEmpty else { throw FerryError("model '\(name)' declares no output_layers") }
+        let model = ModelConfig(kind: .functional, name: name, layers: layers, inputs: inputs, outputs: outputs)
+        try model.checkNames()
+        return model
+    }
+
+    /// `input_layers` / `output_layers`: a list of [name, node, tensor] triples, or (Keras 3
+    /// with a single input or output) one bare triple.
+    private static func tensorRefs(_ value: Any?, what: String, in config: ConfigReader) throws -> [TensorRef] {
+        guard let list = value as? [Any] else { throw config.error("model config has no list '\(what)'") }
+        if list.first is String { return [try tensorRef(list, what: what, in: config)] }
+        return try list.map { try tensorRef($0, what: what, in: config) }
+    }
+
+    /// One [name, node_index, tensor_index, (kwargs)] entry.
+    private static func tensorRef(_ value: Any, what: String, in config: ConfigReader) throws -> TensorRef {
+        let bad = config.error("an entry of \(what) should be [layer name, node index, tensor index], is \(JSONKind.describe(value))")
+        guard let triple = value as? [Any], triple.count >= 3, let layer = triple[0] as? String else { throw bad }
+        let node = try JSONValue.int(triple[1], orThrow: bad)
+        let tensor = try JSONValue.int(triple[2], orThrow: bad)
+        guard node >= 0, tensor >= 0 else { throw bad }
+        return TensorRef(layer: layer, node: node, tensor: tensor)
+    }
+
+    // MARK: Layers
+
+    /// Parses one entry of `layers`: checks the type against the layer table (refusing Lambda
+    /// before reading anything but its name), parses its config, and reads its inbound nodes.
+    private static func parseLayer(_ entry: ConfigReader, functional: Bool) throws -> ParsedLayer {
+        let className = try entry.string("class_name")
+        let config = try entry.object("config")
+        guard let name = try entry.optionalString("name") ?? config.optionalString("name") else {
+            throw FerryError("a layer of type \(className) has no name", layerType: className)
+        }
+        if className == "Lambda" {
+            throw FerryError("Lambda layers hold Python code; Ferry never runs code from a model file",
+                             layer: name, layerType: className)
+        }
+        guard let parser = kerasLayerTable[className] else {
+            throw FerryError("layer type \(className) is not supported yet", layer: name, layerType: className)
+        }
+        let spec = try parser(config.forLayer(name, type: className))
+        let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
+        return ParsedLayer(name: name, className: className, spec: spec, calls: calls)
+    }
+
+    /// The calls of a Functional layer. Keras 2: `[[["layer", node, tensor, {kwargs}], ...], ...]`;
+    /// Keras 3: `[{"args": [<keras tensor or list of them>, ...], "kwargs": {...}}, ...]`.
+    private static func inboundNodes(_ entry: ConfigReader) throws -> [[TensorRef]] {
+        guard let value = entry.raw("inbound_nodes") else { return [] }
+        guard let nodes = value as? [Any] else {
+            throw entry.error("inbound_nodes should be a list, is \(JSONKind.of(value))")
+        }
+        return try nodes.map { node in
+            if let entries = node as? [Any] {
+                return try entries.map { try tensorRef($0, what: "inbound_nodes", in: entry) }
+            }
+            if let call = node as? [String: Any] {
+                var refs: [TensorRef] = []
+                try collectKerasTensors(call["args"] ?? [Any](), into: &refs, depth: 0, in: entry)
+                return refs
+            }
+            throw entry.error("an inbound node should be a list or an object, is \(JSONKind.of(node))")
+        }
+    }
+
+    /// Keras 3 call arguments: finds `__keras_tensor__` objects in order, through nested lists.
+    private static func collectKerasTensors(_ value: Any, into refs: inout [TensorRef], depth: Int,
+                                            in entry: ConfigReader) throws {
+        guard depth < 16 else { throw entry.error("inbound node arguments are nested too deeply") }
+        if let list = value as? [Any] {
+            for v in list { try collectKerasTensors(v, into: &refs, depth: depth + 1, in: entry) }
+        } else if let object = value as? [String: Any], object["class_name"] as? String == "__keras_tensor__" {
+            guard let config = object["config"] as? [String: Any], let history = config["keras_history"] else {
+                throw entry.error("a __keras_tensor__ argument has no keras_history")
+            }
+            refs.append(try tensorRef(history, what: "keras_history", in: entry))
+        }
+        // Other arguments (numbers, strings, null) are not tensors.
+    }
+
+    private func checkNames() throws {
+        var seen = Set<String>()
+        for layer in layers where !seen.insert(layer.name).inserted {
+            throw FerryError("two layers are named '\(layer.name)'", layer: layer.name, layerType: layer.className)
+        }
+    }
+}
