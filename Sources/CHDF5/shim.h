@@ -17,6 +17,9 @@ static inline size_t ferry_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 static inline hid_t ferry_H5S_ALL(void) { return H5S_ALL; }
 static inline unsigned ferry_H5O_INFO_BASIC(void) { return H5O_INFO_BASIC; }
 
+static inline hid_t ferry_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline hid_t ferry_H5T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
+
 /* Error stack: H5E_DEFAULT names the calling thread's stack. */
 static inline hid_t ferry_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 /* Turns off libhdf5's automatic printing of error stacks for the calling thread. */
