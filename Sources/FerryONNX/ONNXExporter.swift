@@ -39,9 +39,14 @@ public enum ONNXExporter {
         var g = Onnx_GraphProto()
         g.name = graph.name.isEmpty ? "ferry" : graph.name
         g.input = graph.inputs.map { ONNXTensors.valueInfo($0.name, $0.type) }
-        g.output = graph.outputs.map { ONNXTensors.valueInfo($0.name, $0.type) }
         g.initializer = graph.initializerNamesInUseOrder.map { ONNXTensors.tensor($0, graph.initializers[$0]!) }
         g.node = try graph.nodes.map { try context.node($0) }
+        g.output = graph.outputs.map { v in
+            guard context.unreliableShapes.contains(v.name) else { return ONNXTensors.valueInfo(v.name, v.type) }
+            // Only the rank and the named sizes: onnx's shape inference would contradict the rest.
+            let dims = v.type.shape.dims.map { d -> Dim in if case .fixed = d { return .symbolic("?") } else { return d } }
+            return ONNXTensors.valueInfo(v.name, TensorType(v.type.dtype, Shape(dims)))
+        }
         g.initializer += context.extraInitializers.map { ONNXTensors.tensor($0.name, $0.tensor) }
 
         // Before IR version 4 every initializer had to be listed as a graph input as well.
@@ -54,7 +59,7 @@ public enum ONNXExporter {
         // need not rediscover them.
         let outputNames = Set(graph.outputs.map(\.name))
         for node in graph.nodes {
-            for name in node.outputs where !outputNames.contains(name) {
+            for name in node.outputs where !outputNames.contains(name) && !context.unreliableShapes.contains(name) {
                 if let t = types[name] { g.valueInfo.append(ONNXTensors.valueInfo(name, t)) }
             }
         }

@@ -10,6 +10,9 @@ struct NodeContext {
     var taken: Set<String>
     /// Initializers made while converting nodes, in the order made.
     var extraInitializers: [(name: String, tensor: Tensor)] = []
+    /// Values whose shape ONNX's static shape inference gets wrong (see `pool`): their sizes
+    /// are left out of value_info and graph outputs so that a strict checker does not object.
+    var unreliableShapes: Set<String> = []
 
     init(opset: Int, types: [String: TensorType], taken: Set<String>) {
         self.opset = opset
@@ -20,6 +23,7 @@ struct NodeContext {
     /// The ONNX node for an IR node. Errors name the node's source layer.
     mutating func node(_ node: Node) throws -> Onnx_NodeProto {
         let (layer, layerType) = node.sourceLayer
+        if node.inputs.contains(where: unreliableShapes.contains) { unreliableShapes.formUnion(node.outputs) }
         do {
             return try convert(node)
         } catch let e as FerryError {
@@ -54,15 +58,18 @@ struct NodeContext {
             }
 
         case .maxPool(let a), .averagePool(let a):
-            proto.attribute = [.ints("kernel_shape", a.kernelShape), .ints("strides", a.strides), .ints("pads", a.pads)]
-            if opset >= 10 {
-                proto.attribute.append(.int("ceil_mode", a.ceilMode ? 1 : 0))
-            } else if a.ceilMode {
-                throw FerryError("\(node.op.name) with ceil_mode needs ONNX opset 10 or later, not \(opset)")
+            let isAverage: Bool
+            if case .averagePool = node.op { isAverage = true } else { isAverage = false }
+            let x = try inputType(node, 0)
+            let sizes = x.shape.dims.dropFirst(2).compactMap(\.value)
+            guard sizes.count == a.kernelShape.count else {
+                throw FerryError("\(node.op.name) needs fixed spatial sizes, got \(x.shape)")
             }
-            if case .averagePool = node.op {
-                proto.attribute.append(.int("count_include_pad", a.countIncludePad ? 1 : 0))
-            }
+            let stated = try pool(a, sizes: sizes, countIncludePad: isAverage && a.countIncludePad, opName: node.op.name)
+            if !stated.shapeExact { unreliableShapes.formUnion(node.outputs) }
+            proto.attribute = [.ints("kernel_shape", a.kernelShape), .ints("strides", a.strides), .ints("pads", stated.pads)]
+            if opset >= 10 { proto.attribute.append(.int("ceil_mode", stated.ceilMode ? 1 : 0)) }
+            if isAverage { proto.attribute.append(.int("count_include_pad", a.countIncludePad ? 1 : 0)) }
 
         case .leakyRelu(let alpha):
             proto.attribute = [.float("alpha", alpha)]
@@ -101,6 +108,67 @@ struct NodeContext {
             break
         }
         return proto
+    }
+
+    /// How ONNX should state a pooling window: end pads, ceil_mode, and whether ONNX's static
+    /// shape inference will agree with the output size.
+    ///
+    /// With ceil_mode, a window that would start in the end padding is dropped. The IR, Caffe,
+    /// PyTorch, onnxruntime and onnx's reference evaluator all do that; onnx's static shape
+    /// inference (onnx 1.23) does not and counts one more output, so a model stating the true
+    /// size fails `check_model(full_check=True)`. Where a window is dropped (and for opsets
+    /// before 10, which have no ceil_mode) the window is restated without ceil_mode: the end
+    /// pads are set so that floor rounding gives the same windows. Max pooling and averages that
+    /// exclude padding see only the input's cells, so nothing changes; an average that counts
+    /// padding is restated only when no window's divisor changes, else (opset >= 10) the end pad
+    /// is shortened to `kernel - stride` where that keeps the divisors; if neither works the
+    /// node keeps its attributes and its output is marked shape-unreliable.
+    private func pool(_ a: PoolAttributes, sizes: [Int], countIncludePad: Bool, opName: String) throws
+        -> (pads: [Int], ceilMode: Bool, shapeExact: Bool) {
+        guard a.ceilMode else { return (a.pads, false, true) }
+        let rank = a.kernelShape.count
+        var outputs: [Int] = [], dropped = false
+        for i in 0..<rank {
+            let n = sizes[i], k = a.kernelShape[i], s = a.strides[i], pb = a.pads[i], pe = a.pads[i + rank]
+            let ceilCount = (n + pb + pe - k + s - 1) / s + 1
+            let count = (ceilCount - 1) * s >= n + pb ? ceilCount - 1 : ceilCount
+            dropped = dropped || count != ceilCount
+            outputs.append(count)
+        }
+        if !dropped && opset >= 10 { return (a.pads, true, true) }
+
+        /// The divisor of the last window along axis i with end pad `pe` (ceil rounding keeps
+        /// windows that run past the padding, clipped to it).
+        func lastDivisor(_ i: Int, endPad pe: Int) -> Int {
+            let start = (outputs[i] - 1) * a.strides[i]
+            return min(start + a.kernelShape[i], sizes[i] + a.pads[i] + pe) - start
+        }
+
+        // Without ceil_mode: end pads that make floor rounding give the same windows.
+        var floorPads = a.pads
+        for i in 0..<rank {
+            let need = (outputs[i] - 1) * a.strides[i] + a.kernelShape[i] - sizes[i] - a.pads[i]
+            floorPads[i + rank] = max(0, need)
+        }
+        let floorKeepsDivisors = (0..<rank).allSatisfy { lastDivisor($0, endPad: a.pads[$0 + rank]) == a.kernelShape[$0] }
+        if !countIncludePad || floorKeepsDivisors { return (floorPads, false, true) }
+
+        guard opset >= 10 else {
+            throw FerryError("\(opName) with ceil_mode and count_include_pad needs ONNX opset 10 or later, not \(opset)")
+        }
+        // With ceil_mode: the end pad shortened so that no window starts in it.
+        var ceilPads = a.pads
+        for i in 0..<rank {
+            let k = a.kernelShape[i], s = a.strides[i], pe = a.pads[i + rank]
+            let ceilCount = (sizes[i] + a.pads[i] + pe - k + s - 1) / s + 1
+            guard ceilCount != outputs[i] else { continue }
+            let shorter = k - s
+            guard shorter >= 0, lastDivisor(i, endPad: shorter) == lastDivisor(i, endPad: pe) else {
+                return (a.pads, true, false)
+            }
+            ceilPads[i + rank] = shorter
+        }
+        return (ceilPads, true, true)
     }
 
     private func inputType(_ node: Node, _ i: Int) throws -> TensorType {

@@ -122,3 +122,74 @@ enum Graphs {
         return try b.finish()
     }
 }
+
+/// Single pooling nodes (then Relu) and a naive reference of the IR's pooling semantics.
+struct PoolCase: Sendable, CustomStringConvertible {
+    var name: String
+    var input: [Int]   // N, C, H, W
+    var attributes: PoolAttributes
+    var average: Bool
+
+    var description: String { name }
+
+    func graph() throws -> Graph {
+        var b = GraphBuilder(name: name)
+        let x = b.addInput("x", TensorType(.float32, Shape(input)))
+        let op: Op = average ? .averagePool(attributes) : .maxPool(attributes)
+        let p = b.add(op, inputs: [x], output: "pool", origin: Origin(layer: "pool", type: average ? "AVE" : "MAX"))
+        let y = b.add(.relu, inputs: [p], output: "y", origin: Origin(layer: "relu", type: "ReLU"))
+        b.addOutput(y)
+        return try b.finish()
+    }
+
+    /// Pooling as the IR defines it: windows clipped to the padded extent and then to the
+    /// input; max and exclude-pad averages over input cells only.
+    func reference(_ x: [Float]) throws -> (values: [Float], shape: [Int]) {
+        let g = try graph()
+        let outShape = g.outputs[0].type.shape.fixedSizes!
+        let (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        let (oh, ow) = (outShape[2], outShape[3])
+        let k = attributes.kernelShape, s = attributes.strides, p = attributes.pads
+        var out: [Float] = []
+        for b in 0..<n {
+            for ch in 0..<c {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        let hs = i * s[0] - p[0], ws = j * s[1] - p[1]
+                        let he = min(hs + k[0], h + p[2]), we = min(ws + k[1], w + p[3])
+                        let padded = (he - hs) * (we - ws)
+                        var best = -Float.infinity, sum: Float = 0, count = 0
+                        for y in max(hs, 0)..<min(he, h) {
+                            for xx in max(ws, 0)..<min(we, w) {
+                                let v = x[((b * c + ch) * h + y) * w + xx]
+                                best = max(best, v)
+                                sum += v
+                                count += 1
+                            }
+                        }
+                        let v = average ? sum / Float(attributes.countIncludePad ? padded : count) : best
+                        out.append(max(v, 0))
+                    }
+                }
+            }
+        }
+        return (out, outShape)
+    }
+
+    static let all: [PoolCase] = [
+        // No window dropped: ceil_mode stays.
+        PoolCase(name: "max_ceil_plain", input: [1, 2, 5, 5], attributes: PoolAttributes(kernelShape: [2, 2], strides: [2, 2], ceilMode: true), average: false),
+        // A window starting in the end padding is dropped: restated without ceil_mode.
+        PoolCase(name: "max_ceil_drop", input: [1, 2, 6, 5], attributes: PoolAttributes(kernelShape: [2, 3], strides: [2, 2], pads: [0, 1, 1, 1], ceilMode: true), average: false),
+        PoolCase(name: "max_ceil_stride_gt_kernel", input: [1, 1, 4, 7], attributes: PoolAttributes(kernelShape: [1, 2], strides: [2, 3], ceilMode: true), average: false),
+        PoolCase(name: "avg_exclude_ceil_drop", input: [2, 2, 5, 5], attributes: PoolAttributes(kernelShape: [2, 2], strides: [2, 2], pads: [1, 1, 1, 1], ceilMode: true), average: true),
+        // count_include_pad: restated without ceil_mode (divisors unchanged) ...
+        PoolCase(name: "avg_include_ceil_drop_floor", input: [1, 1, 6, 6], attributes: PoolAttributes(kernelShape: [2, 2], strides: [2, 2], pads: [0, 0, 1, 1], ceilMode: true, countIncludePad: true), average: true),
+        // ... or with a shorter end pad (W's last window is clipped, so ceil_mode must stay) ...
+        PoolCase(name: "avg_include_ceil_drop_shorter_pad", input: [1, 1, 6, 5], attributes: PoolAttributes(kernelShape: [2, 2], strides: [2, 2], pads: [0, 0, 1, 0], ceilMode: true, countIncludePad: true), average: true),
+        // ... or not at all: sizes left to the reader.
+        PoolCase(name: "avg_include_ceil_unstated", input: [1, 1, 6, 5], attributes: PoolAttributes(kernelShape: [2, 2], strides: [3, 2], pads: [0, 0, 1, 0], ceilMode: true, countIncludePad: true), average: true),
+        // Caffe-style: ceil, symmetric pads, count_include_pad, clipped last window.
+        PoolCase(name: "avg_include_ceil_caffe", input: [1, 3, 6, 6], attributes: PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], ceilMode: true, countIncludePad: true), average: true),
+    ]
+}

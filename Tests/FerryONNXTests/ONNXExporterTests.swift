@@ -246,10 +246,9 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
         #expect(e1?.layer == "softmax")
         #expect(e1?.layerType == "Softmax")
         #expect(e1?.description.contains("opset 13") == true)
-        // ceil_mode needs opset 10.
-        let e2 = #expect(throws: FerryError.self) { try ONNXExporter.model(try Graphs.cnnCeil(), opset: 9) }
-        #expect(e2?.layer == "pool1")
-        #expect(e2?.description.contains("ceil_mode") == true)
+        // MaxPool's ceil_mode is restated for opset 9.
+        let m9 = try ONNXExporter.model(try Graphs.cnnCeil(), opset: 9)
+        #expect(attributes(m9.graph.node[3]) == ["kernel_shape": "2,2", "strides": "2,2", "pads": "0,0,0,0"])
         // Opsets outside the supported range.
         #expect(throws: FerryError.self) { try ONNXExporter.model(every, opset: 6) }
         #expect(throws: FerryError.self) { try ONNXExporter.model(every, opset: 99) }
@@ -289,5 +288,65 @@ extension Graphs {
         let i = g.nodes.firstIndex { $0.op.name == "MaxPool" }!
         g.nodes[i].op = .maxPool(PoolAttributes(kernelShape: [2, 2], strides: [2, 2], ceilMode: true))
         return try g.withInferredOutputTypes()
+    }
+}
+
+@Suite struct PoolExportTests {
+    func exported(_ name: String, opset: Int = ONNXExporter.defaultOpset) throws -> Onnx_ModelProto {
+        try roundTrip(try PoolCase.all.first { $0.name == name }!.graph(), opset: opset)
+    }
+
+    func poolAttributes(_ m: Onnx_ModelProto) -> [String: String] {
+        attributes(m.graph.node.first { $0.opType.hasSuffix("Pool") }!)
+    }
+
+    @Test func ceilModeKeptWhenNoWindowIsDropped() throws {
+        let a = poolAttributes(try exported("max_ceil_plain"))
+        #expect(a["ceil_mode"] == "1")
+        #expect(a["pads"] == "0,0,0,0")
+        let caffe = poolAttributes(try exported("avg_include_ceil_caffe"))
+        #expect(caffe["ceil_mode"] == "1")
+        #expect(caffe["pads"] == "1,1,1,1")
+        #expect(caffe["count_include_pad"] == "1")
+    }
+
+    @Test func droppedWindowRestatedWithoutCeilMode() throws {
+        let cases = [("max_ceil_drop", "0,1,0,1"), ("max_ceil_stride_gt_kernel", "0,0,0,1"),
+                     ("avg_exclude_ceil_drop", "1,1,0,0"), ("avg_include_ceil_drop_floor", "0,0,0,0")]
+        for (name, pads) in cases {
+            let m = try exported(name)
+            let a = poolAttributes(m)
+            #expect(a["ceil_mode"] == "0", "\(name)")
+            #expect(a["pads"] == pads, "\(name)")
+            // Sizes stay stated.
+            #expect(!dims(m.graph.output[0]).contains("?"), "\(name)")
+            #expect(m.graph.valueInfo.map(\.name) == ["pool"], "\(name)")
+        }
+        #expect(dims(try exported("max_ceil_drop").graph.output[0]) == ["1", "2", "3", "3"])
+    }
+
+    @Test func includePadAverageShortensEndPad() throws {
+        let a = poolAttributes(try exported("avg_include_ceil_drop_shorter_pad"))
+        #expect(a["ceil_mode"] == "1")
+        #expect(a["pads"] == "0,0,0,0")
+    }
+
+    @Test func unstatableSizesLeftOut() throws {
+        let m = try exported("avg_include_ceil_unstated")
+        #expect(poolAttributes(m)["ceil_mode"] == "1")
+        #expect(poolAttributes(m)["pads"] == "0,0,1,0")
+        #expect(dims(m.graph.output[0]) == ["?", "?", "?", "?"])
+        #expect(m.graph.valueInfo.isEmpty)
+    }
+
+    @Test func ceilModeBeforeOpset10() throws {
+        // Opset 9 has no ceil_mode: restated with floor rounding where that keeps the windows.
+        let plain = try exported("max_ceil_plain", opset: 9)
+        #expect(poolAttributes(plain) == ["kernel_shape": "2,2", "strides": "2,2", "pads": "0,0,1,1"])
+        #expect(dims(plain.graph.output[0]) == ["1", "2", "3", "3"])
+        // An average counting padding with a clipped last window cannot be said without it.
+        let e = #expect(throws: FerryError.self) { try exported("avg_include_ceil_caffe", opset: 9) }
+        #expect(e?.layer == "pool")
+        #expect(e?.description.contains("opset 10") == true)
     }
 }

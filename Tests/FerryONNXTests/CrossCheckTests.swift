@@ -1,0 +1,143 @@
+import Foundation
+import FerryIR
+import FerryONNX
+import Testing
+
+/// Runs exported models through `tools/onnx_crosscheck.py`: the ONNX checker with full
+/// (strict) shape inference, then onnxruntime. Needs the repository's `.venv` (numpy, onnx,
+/// onnxruntime) or a Python named by FERRY_PYTHON; skipped otherwise.
+enum CrossCheck {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let tool = root.appendingPathComponent("tools/onnx_crosscheck.py").path
+    static let python: String? = {
+        let candidates: [String?] = [ProcessInfo.processInfo.environment["FERRY_PYTHON"], root.appendingPathComponent(".venv/bin/python").path]
+        return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }()
+    static var available: Bool { python != nil }
+
+    /// A fresh temporary directory.
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-onnx-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Runs the tool; returns its exit status and combined output.
+    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python!)
+        process.arguments = [tool] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// A little-endian float32 .npy file (format version 1.0).
+    static func npy(_ values: [Float], shape: [Int]) -> Data {
+        let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dims)), }"
+        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
+        header += "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let length = UInt16(header.utf8.count)
+        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
+        data.append(contentsOf: Array(header.utf8))
+        values.withUnsafeBytes { data.append(contentsOf: $0) }
+        return data
+    }
+}
+
+@Suite(.enabled(if: CrossCheck.available, "needs .venv/bin/python with onnx and onnxruntime"), .serialized)
+struct CrossCheckTests {
+    /// Every graph passes the full checker and runs in onnxruntime at the default opset.
+    @Test(arguments: ["tiny_cnn", "broadcast", "every_op"])
+    func checkerAndRuntimeAccept(_ which: String) throws {
+        let graph = switch which {
+        case "tiny_cnn": try Graphs.cnn()
+        case "broadcast": try Graphs.broadcast()
+        default: try Graphs.everyOp()
+        }
+        let dir = try CrossCheck.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("\(which).onnx")
+        try ONNXExporter.write(graph, to: path)
+        let (status, output) = try CrossCheck.run([path.path, "--dim", "N=2", "--dim", "batch=3"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("checker: ok (ir_version 8, opset ai.onnx:17)"))
+    }
+
+    /// Older and newer opsets load too.
+    @Test func otherOpsets() throws {
+        let dir = try CrossCheck.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cases: [(Graph, Int)] = [(try Graphs.broadcast(), 7), (try Graphs.cnn(), 9), (try Graphs.cnn(), 11),
+                                     (try Graphs.everyOp(), 13), (try Graphs.everyOp(), 21), (try Graphs.everyOp(), 24)]
+        for (graph, opset) in cases {
+            let path = dir.appendingPathComponent("\(graph.name)-\(opset).onnx")
+            try ONNXExporter.write(graph, to: path, opset: opset)
+            let (status, output) = try CrossCheck.run([path.path])
+            #expect(status == 0, "\(graph.name) opset \(opset): \(output)")
+        }
+    }
+
+    /// onnxruntime computes what the IR means (reference computed here), and the tool's exit
+    /// status tells a match (0) from a mismatch (1) and a broken file (2).
+    @Test func outputsMatchReference() throws {
+        let dir = try CrossCheck.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("broadcast.onnx")
+        try ONNXExporter.write(try Graphs.broadcast(), to: model)
+        let n = 3
+        let x = Graphs.floats(n * 12, seed: 42)
+        let y = Graphs.broadcastReference(x, n: n)
+        let xFile = dir.appendingPathComponent("x.npy"), yFile = dir.appendingPathComponent("y.npy")
+        let badFile = dir.appendingPathComponent("bad.npy")
+        try CrossCheck.npy(x, shape: [n, 12]).write(to: xFile)
+        try CrossCheck.npy(y, shape: [n, 6]).write(to: yFile)
+        try CrossCheck.npy(y.map { $0 + 0.01 }, shape: [n, 6]).write(to: badFile)
+
+        let outputs = dir.appendingPathComponent("out")
+        let good = try CrossCheck.run([model.path, "--input", "x=\(xFile.path)", "--expect", "y=\(yFile.path)",
+                                       "--save-outputs", outputs.path])
+        #expect(good.status == 0, "\(good.output)")
+        #expect(good.output.contains("output y: ok"))
+        #expect(FileManager.default.fileExists(atPath: outputs.appendingPathComponent("y.npy").path))
+
+        let bad = try CrossCheck.run([model.path, "--input", "x=\(xFile.path)", "--expect", "y=\(badFile.path)"])
+        #expect(bad.status == 1, "\(bad.output)")
+        #expect(bad.output.contains("output y: FAIL"))
+
+        let broken = dir.appendingPathComponent("broken.onnx")
+        try Data([1, 2, 3]).write(to: broken)
+        #expect(try CrossCheck.run([broken.path]).status == 2)
+        #expect(try CrossCheck.run([model.path, "--input", "nope=\(xFile.path)"]).status == 2)
+    }
+
+    /// Pooling with ceil_mode, as restated for ONNX, computes what the IR means, at opset 17
+    /// and (where it can be said) at opset 9, and passes the full checker.
+    @Test(arguments: PoolCase.all)
+    func poolingMatchesIRSemantics(_ pool: PoolCase) throws {
+        let dir = try CrossCheck.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let x = Graphs.floats(pool.input.reduce(1, *), seed: 11)
+        let (y, shape) = try pool.reference(x)
+        let xFile = dir.appendingPathComponent("x.npy"), yFile = dir.appendingPathComponent("y.npy")
+        try CrossCheck.npy(x, shape: pool.input).write(to: xFile)
+        try CrossCheck.npy(y, shape: shape).write(to: yFile)
+        for opset in [17, 9] {
+            let model = dir.appendingPathComponent("\(pool.name)-\(opset).onnx")
+            do {
+                try ONNXExporter.write(try pool.graph(), to: model, opset: opset)
+            } catch let e as FerryError where opset < 10 && e.description.contains("opset 10") {
+                continue
+            }
+            let r = try CrossCheck.run([model.path, "--input", "x=\(xFile.path)", "--expect", "y=\(yFile.path)", "--rtol", "1e-5"])
+            #expect(r.status == 0, "\(pool.name) opset \(opset): \(r.output)")
+        }
+    }
+}
