@@ -294,7 +294,10 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
                      #"{"class_name": "Functional", "config": {"layers": [], "input_layers": [["a"]], "output_layers": []}}"#,
                      #"{"class_name": "Functional", "config": {"layers": [{"class_name": "Dense", "config": {"name": "d", "units": 2.5}}], "input_layers": [], "output_layers": []}}"#,
                      #"{"class_name": "Functional", "config": {"layers": [{"class_name": "Dense", "config": {"name": "d", "units": true}}], "input_layers": [], "output_layers": []}}"#,
-                     #"{"class_name": "Subclassed", "config": {}}"#] {
+                     #"{"class_name": "Subclassed", "config": {}}"#,
+                     #"{"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": {"name": "i", "batch_shape": [null, 4611686018427387904, 4]}}, {"class_name": "Flatten", "config": {"name": "f"}}]}}"#,
+                     #"{"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": {"name": "i", "batch_shape": [null, 8, 8, 3]}}, {"class_name": "Conv2D", "config": {"name": "c", "filters": 2, "kernel_size": 4611686018427387904, "dilation_rate": 9}}]}}"#,
+                     #"{"class_name": "Sequential", "config": {"layers": [{"class_name": "InputLayer", "config": {"name": "i", "batch_shape": [null, 8, 8, 3]}}, {"class_name": "MaxPooling2D", "config": {"name": "p", "pool_size": [2, -1]}}]}}"#] {
             #expect(throws: FerryError.self, "\(json)") { try ModelConfig.parse(json: json) }
         }
     }

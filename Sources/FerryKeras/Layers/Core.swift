@@ -17,6 +17,10 @@ struct InputLayerSpec: KerasLayer {
             throw config.error("InputLayer has neither batch_shape nor batch_input_shape")
         }
         guard !shape.isEmpty else { throw config.error("InputLayer has an empty shape") }
+        // Known sizes must leave room for size arithmetic downstream (flatten, element counts).
+        guard let known = checkedElementCount(shape.compactMap { $0 }), known <= 1 << 40 else {
+            throw config.error("InputLayer shape \(shape.map { $0.map(String.init) ?? "None" }) is too large")
+        }
         batchShape = shape
         // dtype: a string, or (Keras 3) a DTypePolicy object.
         var name = "float32"
@@ -48,7 +52,7 @@ struct DenseSpec: KerasLayer {
 
     init(config: ConfigReader) throws {
         units = try config.int("units")
-        guard units >= 1 else { throw config.error("units \(units) must be positive") }
+        try requirePositive([units], "units", config)
         useBias = try config.bool("use_bias", default: true)
         activation = try KerasActivation(config)
     }

@@ -128,7 +128,13 @@ func requireChannelsLast(_ config: ConfigReader) throws {
     }
 }
 
-/// Checks that every size in a list is at least 1.
+/// Largest kernel, stride, dilation, filter or unit count accepted from a config; anything
+/// larger is a corrupt file (and would overflow size arithmetic).
+let maxConfigSize = 1 << 24
+
+/// Checks that every size in a list is between 1 and `maxConfigSize`.
 func requirePositive(_ values: [Int], _ what: String, _ config: ConfigReader) throws {
-    guard values.allSatisfy({ $0 >= 1 }) else { throw config.error("\(what) \(values) must be positive") }
+    guard values.allSatisfy({ $0 >= 1 && $0 <= maxConfigSize }) else {
+        throw config.error("\(what) \(values) must be between 1 and \(maxConfigSize)")
+    }
 }
