@@ -67,6 +67,10 @@ struct NodeContext {
             }
             let stated = try pool(a, sizes: sizes, countIncludePad: isAverage && a.countIncludePad, opName: node.op.name)
             if !stated.shapeExact { unreliableShapes.formUnion(node.outputs) }
+            if stated.pads != a.pads || stated.ceilMode != a.ceilMode {
+                let note = "ceil_mode=\(a.ceilMode ? 1 : 0) pads=\(a.pads) restated for ONNX"
+                proto.docString = proto.docString.isEmpty ? note : proto.docString + "; " + note
+            }
             proto.attribute = [.ints("kernel_shape", a.kernelShape), .ints("strides", a.strides), .ints("pads", stated.pads)]
             if opset >= 10 { proto.attribute.append(.int("ceil_mode", stated.ceilMode ? 1 : 0)) }
             if isAverage { proto.attribute.append(.int("count_include_pad", a.countIncludePad ? 1 : 0)) }

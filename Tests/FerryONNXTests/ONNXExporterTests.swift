@@ -323,6 +323,9 @@ extension Graphs {
             #expect(m.graph.valueInfo.map(\.name) == ["pool"], "\(name)")
         }
         #expect(dims(try exported("max_ceil_drop").graph.output[0]) == ["1", "2", "3", "3"])
+        #expect(try exported("max_ceil_drop").graph.node[0].docString
+                == "from pool (MAX); ceil_mode=1 pads=[0, 1, 1, 1] restated for ONNX")
+        #expect(try exported("max_ceil_plain").graph.node[0].docString == "from pool (MAX)")
     }
 
     @Test func includePadAverageShortensEndPad() throws {
