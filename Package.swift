@@ -39,7 +39,6 @@ let package = Package(
         .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
         .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR"]),
         .testTarget(name: "FerryTests", dependencies: ["Ferry"]),
-        .testTarget(name: "FerryCLITests", dependencies: ["Ferry"]),
     ],
     swiftLanguageModes: [.v6]
 )

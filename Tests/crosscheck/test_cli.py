@@ -1,0 +1,69 @@
+"""The CLI contract: exit statuses, one `error:` line, output naming."""
+import numpy as np
+
+from conftest import KERAS_FIXTURES, ferry, output_file_name, within_tolerance
+
+MLP = KERAS_FIXTURES / "mlp"
+TWO = KERAS_FIXTURES / "two_outputs"
+
+
+def test_run_single_output_file_and_positional_input(tmp_path):
+    out = tmp_path / "y.npy"
+    ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", out, check=True)
+    within_tolerance(np.load(out), np.load(MLP / "keras3_output_0.npy"))
+
+
+def test_run_accepts_float64_inputs_and_another_batch_size(tmp_path):
+    x = np.load(MLP / "input_0.npy")
+    big = np.concatenate([x, x, x]).astype(np.float64)
+    np.save(tmp_path / "x64.npy", big)
+    out = tmp_path / "y.npy"
+    ferry("run", MLP / "keras2.h5", "--input", f"features={tmp_path / 'x64.npy'}", "--output", out, check=True)
+    y = np.load(out)
+    ref = np.load(MLP / "keras2_output_0.npy")
+    within_tolerance(y, np.concatenate([ref, ref, ref]))
+
+
+def test_several_outputs_need_output_dir(tmp_path):
+    result = ferry("run", TWO / "keras3.h5", "--input", TWO / "input_0.npy", "--output", tmp_path / "y.npy")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "--output-dir" in result.stderr
+
+
+def test_output_names_are_sanitized():
+    assert output_file_name("a/b:0") == "a_b_0.npy"
+
+
+def test_wrong_input_shape_is_a_clear_error(tmp_path):
+    np.save(tmp_path / "bad.npy", np.zeros((2, 15), np.float32))
+    result = ferry("run", MLP / "keras3.h5", "--input", tmp_path / "bad.npy", "--output", tmp_path / "y.npy")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "features" in result.stderr
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_usage_errors_exit_2():
+    assert ferry("run", MLP / "keras3.h5").returncode == 2
+    assert ferry("frobnicate").returncode == 2
+    assert ferry("convert", MLP / "keras3.h5", "/tmp/x.unknown").returncode == 2
+
+
+def test_missing_and_garbage_files_exit_2(tmp_path):
+    result = ferry("inspect", tmp_path / "nope.h5")
+    assert result.returncode == 2 and "nope.h5" in result.stderr
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"this is not HDF5" * 10)
+    result = ferry("inspect", junk)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and "junk.h5" in result.stderr
+
+
+def test_later_commands_say_they_are_not_supported_yet(tmp_path):
+    for args in (["check", MLP / "keras2.h5", MLP / "keras3.h5"], ["bench", MLP / "keras3.h5"],
+                 ["graph", MLP / "keras3.h5", "-o", tmp_path / "g.dot"]):
+        result = ferry(*args)
+        assert result.returncode == 2 and "not supported yet" in result.stderr
+
+
+def test_help_exits_0():
+    result = ferry("--help")
+    assert result.returncode == 0 and "convert" in result.stdout

@@ -1,0 +1,70 @@
+"""Every Keras fixture, Keras 2 and Keras 3 files: `ferry run` agrees with Keras's own predict(),
+`ferry convert` to ONNX passes the full ONNX checker and agrees in onnxruntime, and the error
+fixtures fail with exit 2 and an `error:` line naming the file and the layer."""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from conftest import ferry, keras_cases, output_file_name, within_tolerance
+
+
+@pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
+def test_run_matches_keras(model_dir, variant, manifest, tmp_path):
+    model = model_dir / variant["file"]
+    args = ["run", model]
+    for inp in variant["inputs"]:
+        args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
+    ferry(*args, "--output-dir", tmp_path, check=True)
+    for out in variant["outputs"]:
+        result = np.load(tmp_path / output_file_name(out["name"]))
+        within_tolerance(result, np.load(model_dir / out["npy"]))
+
+
+@pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
+def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, variant, manifest, tmp_path):
+    onnx_path = tmp_path / "model.onnx"
+    ferry("convert", model_dir / variant["file"], onnx_path, check=True)
+    model = onnx.load(onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    # The source model's interface: names, NHWC layout, open batch dimension.
+    graph_inputs = {i.name: i for i in model.graph.input}
+    assert [i["name"] for i in variant["inputs"]] == [i.name for i in model.graph.input]
+    assert [o["name"] for o in variant["outputs"]] == [o.name for o in model.graph.output]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for inp in variant["inputs"]:
+        array = np.load(model_dir / inp["npy"])
+        dims = graph_inputs[inp["name"]].type.tensor_type.shape.dim
+        assert dims[0].dim_param, "batch dimension should stay symbolic"
+        assert [d.dim_value for d in dims[1:]] == list(array.shape[1:])
+        feeds[inp["name"]] = array
+    results = session.run([o["name"] for o in variant["outputs"]], feeds)
+    for out, result in zip(variant["outputs"], results):
+        within_tolerance(result, np.load(model_dir / out["npy"]))
+
+
+@pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
+def test_inspect_reports_the_interface(model_dir, variant, manifest):
+    result = ferry("inspect", model_dir / variant["file"], "--json", check=True)
+    summary = json.loads(result.stdout)
+    assert summary["format"] == "keras-h5"
+    assert [i["name"] for i in summary["inputs"]] == [i["name"] for i in variant["inputs"]]
+    assert [o["name"] for o in summary["outputs"]] == [o["name"] for o in variant["outputs"]]
+    first_input = np.load(model_dir / variant["inputs"][0]["npy"])
+    assert summary["inputs"][0]["shape"][1:] == [str(d) for d in first_input.shape[1:]]
+    assert summary["parameters"] > 0 and summary["flops"] > 0
+
+
+@pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("error"))
+def test_unsupported_layers_exit_2_naming_the_layer(model_dir, variant, manifest, tmp_path):
+    model = model_dir / variant["file"]
+    out = tmp_path / "model.onnx"
+    result = ferry("convert", model, out)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert str(model) in lines[0] and manifest["error_layer"] in lines[0], lines[0]
+    assert not out.exists(), "no partial output file"
