@@ -139,6 +139,8 @@ public struct PoolAttributes: Sendable, Hashable {
     /// Output size rounds up instead of down (Caffe's pooling).
     public var ceilMode: Bool
     /// AveragePool only: whether padded cells count in the divisor (Caffe yes, Keras no).
+    /// When true, the divisor is the window clipped to the padded input: cells a ceil-mode
+    /// window reaches beyond the end padding never count (ONNX Runtime, PyTorch and Caffe agree).
     public var countIncludePad: Bool
 
     public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil,

@@ -82,7 +82,7 @@ extension Op {
             let out = Shape([m, n])
             if inputs.count > 2, let c = inputs[2] {
                 let b = try broadcastShapes(c.shape, out)
-                guard b.rank == 2, b.dims[1] == out.dims[1] || b.dims[1] == n else {
+                guard b.rank == 2 else {
                     throw FerryError("Gemm C \(c.shape) does not broadcast to \(out)")
                 }
             }
@@ -146,6 +146,14 @@ func windowOutput(_ size: Dim, kernel: Int, stride: Int, dilation: Int, padBegin
     guard case .fixed(let n) = size else {
         throw FerryError("spatial dimension \(size) must be known to slide a window over it")
     }
+    return .fixed(try windowOutputLength(n, kernel: kernel, stride: stride, dilation: dilation,
+                                         padBegin: padBegin, padEnd: padEnd, ceil: ceil))
+}
+
+/// Output length of a sliding window on a concrete size (ONNX rules): floor or ceil of
+/// (n + pads - span) / stride, plus one, where span = (kernel - 1) * dilation + 1.
+public func windowOutputLength(_ n: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int,
+                               ceil: Bool) throws -> Int {
     guard kernel >= 1, stride >= 1, dilation >= 1, padBegin >= 0, padEnd >= 0 else {
         throw FerryError("invalid window: kernel \(kernel), stride \(stride), dilation \(dilation), pads \(padBegin),\(padEnd)")
     }
@@ -157,7 +165,15 @@ func windowOutput(_ size: Dim, kernel: Int, stride: Int, dilation: Int, padBegin
     var out = (ceil ? (room + stride - 1) / stride : room / stride) + 1
     // A window may not start in the end padding (ONNX and Caffe both drop it).
     if ceil, (out - 1) * stride >= n + padBegin { out -= 1 }
-    return .fixed(out)
+    return out
+}
+
+/// numpy broadcasting of two concrete shapes.
+public func broadcastSizes(_ a: [Int], _ b: [Int]) throws -> [Int] {
+    guard let s = try broadcastShapes(Shape(a), Shape(b)).fixedSizes else {
+        preconditionFailure("fixed shapes broadcast to a fixed shape")
+    }
+    return s
 }
 
 /// numpy broadcasting of two shapes.

@@ -37,43 +37,6 @@ extension Tensor {
     }
 }
 
-/// Output length of a sliding window (convolution or pooling) by the ONNX rules; the same
-/// arithmetic as FerryIR's shape inference, on concrete sizes.
-func windowOutputLength(_ n: Int, kernel: Int, stride: Int, dilation: Int, padBegin: Int, padEnd: Int,
-                        ceil: Bool) throws -> Int {
-    guard kernel >= 1, stride >= 1, dilation >= 1, padBegin >= 0, padEnd >= 0 else {
-        throw FerryError("invalid window: kernel \(kernel), stride \(stride), dilation \(dilation), pads \(padBegin),\(padEnd)")
-    }
-    let span = (kernel - 1) * dilation + 1
-    let room = n + padBegin + padEnd - span
-    guard room >= 0 else {
-        throw FerryError("window of \(span) does not fit input of \(n) with pads \(padBegin),\(padEnd)")
-    }
-    var out = (ceil ? (room + stride - 1) / stride : room / stride) + 1
-    // A window may not start in the end padding (ONNX and Caffe both drop it).
-    if ceil, (out - 1) * stride >= n + padBegin { out -= 1 }
-    return out
-}
-
-/// numpy broadcasting of two concrete shapes.
-func broadcastSizes(_ a: [Int], _ b: [Int]) throws -> [Int] {
-    let r = max(a.count, b.count)
-    var out: [Int] = []
-    out.reserveCapacity(r)
-    for i in 0..<r {
-        let da = i < r - a.count ? 1 : a[i - (r - a.count)]
-        let db = i < r - b.count ? 1 : b[i - (r - b.count)]
-        if da == db || db == 1 {
-            out.append(da)
-        } else if da == 1 {
-            out.append(db)
-        } else {
-            throw FerryError("shapes \(a) and \(b) do not broadcast")
-        }
-    }
-    return out
-}
-
 /// Strides for reading an operand of shape `shape` broadcast to `target` (0 on broadcast axes).
 /// `shape` is right-aligned against `target`; its rank must not exceed the target's.
 func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
