@@ -1,6 +1,6 @@
 # Ferry: the two commands a fresh machine needs are `make demo` and `make test`.
 SHELL := /bin/bash
-PY := .venv/bin/python
+PY ?= .venv/bin/python
 DEMO_MODEL := fixtures/keras/cnn_flatten/keras3.h5
 DEMO_DIR := fixtures/keras/cnn_flatten
 RELEASE := .build/release/ferry
