@@ -14,12 +14,13 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", exact: "0.9.20"),
     ],
     targets: [
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "FerryIR"),
-        .target(name: "FerryKeras", dependencies: ["FerryIR", "CHDF5"]),
+        .target(name: "FerryKeras", dependencies: ["FerryIR", "CHDF5", "ZIPFoundation"]),
         .target(name: "FerryCaffe", dependencies: [
             "FerryIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
@@ -29,7 +30,7 @@ let package = Package(
         .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS"]),
         .target(name: "FerryOptimizer", dependencies: ["FerryIR", "FerryRuntime"]),
         .target(name: "Ferry", dependencies: [
-            "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime",
+            "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime", "ZIPFoundation",
         ]),
         .executableTarget(name: "ferry", dependencies: [
             "Ferry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
