@@ -79,12 +79,22 @@ public struct ModelSummary: Codable, Sendable {
         public var op: String
         public var count: Int
     }
+    /// One source layer (or one node, where nodes carry no source layer), like Keras's summary().
+    public struct LayerRow: Codable, Sendable {
+        public var name: String
+        public var type: String
+        public var ops: [String]
+        public var outputShape: [String]
+        public var parameters: Int
+        public var flops: Int?
+    }
     public var file: String
     public var format: String
     public var inputs: [Port]
     public var outputs: [Port]
     public var nodes: Int
     public var ops: [OpCount]
+    public var layers: [LayerRow]
     public var parameters: Int
     public var parameterBytes: Int
     /// Estimated for batch size 1.
@@ -101,6 +111,7 @@ public struct ModelSummary: Codable, Sendable {
         outputs = graph.outputs.map(port)
         nodes = graph.nodes.count
         ops = graph.opCounts.map { OpCount(op: $0.op, count: $0.count) }
+        layers = ModelSummary.layerRows(graph)
         parameters = graph.parameterCount
         parameterBytes = graph.parameterBytes
         flops = graph.estimatedFLOPs(batch: 1)
@@ -117,11 +128,60 @@ public struct ModelSummary: Codable, Sendable {
         }
         lines.append("inputs:\n" + ports(inputs))
         lines.append("outputs:\n" + ports(outputs))
+        lines.append(layerTable)
         lines.append("nodes:      \(nodes)")
         lines.append("ops:        " + ops.map { "\($0.op) x\($0.count)" }.joined(separator: ", "))
         lines.append("parameters: \(parameters) (\(formatBytes(parameterBytes)))")
         lines.append("FLOPs:      " + (flops.map { "\(formatCount($0)) per batch item" } ?? "unknown"))
         return lines.joined(separator: "\n")
+    }
+}
+
+extension ModelSummary {
+    /// Rows grouped by source layer in graph order; a weight counts once, for the first layer using it.
+    static func layerRows(_ graph: Graph) -> [LayerRow] {
+        let types = (try? graph.inferTypes()) ?? [:]
+        let flops = graph.estimatedFLOPsPerNode(batch: 1)
+        var rows: [LayerRow] = []
+        var rowOf: [String: Int] = [:]
+        var counted = Set<String>()
+        for (i, node) in graph.nodes.enumerated() {
+            let key = node.origins.first?.layer ?? node.name
+            if rowOf[key] == nil {
+                rowOf[key] = rows.count
+                rows.append(LayerRow(name: key, type: node.origins.first?.type ?? node.op.name, ops: [],
+                                     outputShape: [], parameters: 0, flops: 0))
+            }
+            let r = rowOf[key]!
+            rows[r].ops.append(node.op.name)
+            if let shape = node.outputs.last.flatMap({ types[$0] })?.shape {
+                rows[r].outputShape = shape.dims.map(\.description)
+            }
+            for name in node.inputs where !counted.contains(name) {
+                guard let w = graph.initializers[name] else { continue }
+                counted.insert(name)
+                rows[r].parameters += w.count
+            }
+            if let f = flops[i], let sum = rows[r].flops { rows[r].flops = sum + f } else { rows[r].flops = nil }
+        }
+        return rows
+    }
+
+    /// The layer table as text columns: layer (type), ops, output shape, parameters, FLOPs.
+    var layerTable: String {
+        let header = ["layer (type)", "ops", "output shape", "params", "FLOPs"]
+        let body = layers.map { row in
+            ["\(row.name) (\(row.type))", row.ops.joined(separator: "+"), "[" + row.outputShape.joined(separator: ",") + "]",
+             String(row.parameters), row.flops.map(formatCount) ?? "?"]
+        }
+        let widths = (0..<header.count).map { c in ([header] + body).map { $0[c].count }.max()! }
+        func line(_ cells: [String]) -> String {
+            zip(cells, widths).enumerated().map { i, p in
+                i >= 3 ? String(repeating: " ", count: p.1 - p.0.count) + p.0 : p.0.padding(toLength: p.1, withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        let rule = String(repeating: "-", count: widths.reduce(0, +) + 2 * (widths.count - 1))
+        return ([line(header), rule] + body.map(line) + [rule]).joined(separator: "\n")
     }
 }
 

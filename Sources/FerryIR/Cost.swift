@@ -39,3 +39,19 @@ extension Graph {
         return total
     }
 }
+
+extension Graph {
+    /// Estimated FLOPs of each node at the given batch size (nil where shapes are unknown),
+    /// by the same rules as `estimatedFLOPs`, applied to the node alone.
+    public func estimatedFLOPsPerNode(batch: Int = 1) -> [Int?] {
+        let types = (try? bindingSymbolicDims(to: batch).inferTypes()) ?? [:]
+        return nodes.map { node in
+            var single = Graph(name: node.name, nodes: [node])
+            for name in Set(node.inputs) where !name.isEmpty {
+                guard let t = types[name] else { return nil }
+                single.inputs.append(Value(name: name, type: t))
+            }
+            return single.estimatedFLOPs(batch: batch)
+        }
+    }
+}

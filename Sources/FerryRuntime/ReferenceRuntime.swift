@@ -50,6 +50,18 @@ public enum ReferenceKernels {
     }
 }
 
+/// Callbacks into a run: `observe` sees each node's outputs as they are computed;
+/// `substitute` may return a tensor to use instead of a value a node reads.
+public struct RunHooks {
+    public var observe: ((Node, [Tensor]) -> Void)?
+    public var substitute: ((Node, String) -> Tensor?)?
+
+    public init(observe: ((Node, [Tensor]) -> Void)? = nil, substitute: ((Node, String) -> Tensor?)? = nil) {
+        self.observe = observe
+        self.substitute = substitute
+    }
+}
+
 /// Runs a graph node by node with the reference kernels: no planning, no arena. Each
 /// intermediate tensor is released after its last use.
 public struct ReferenceRuntime: Sendable {
@@ -99,7 +111,9 @@ public struct ReferenceRuntime: Sendable {
     }
 
     /// Runs the graph on inputs keyed by graph input name; returns the graph outputs by name.
-    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+    /// `hooks` let a caller watch every node's outputs and replace values nodes read (layer-wise
+    /// comparison feeds one model's tensors into another).
+    public func run(_ inputs: [String: Tensor], hooks: RunHooks? = nil) throws -> [String: Tensor] {
         var live = try bindInputs(inputs)
         for (i, node) in graph.nodes.enumerated() {
             let (layer, type) = node.sourceLayer
@@ -108,6 +122,10 @@ public struct ReferenceRuntime: Sendable {
                 args.reserveCapacity(node.inputs.count)
                 for name in node.inputs {
                     if name.isEmpty { args.append(nil); continue }
+                    if let replacement = hooks?.substitute?(node, name) {
+                        args.append(replacement)
+                        continue
+                    }
                     guard let t = live[name] ?? graph.initializers[name] else {
                         throw FerryError("node '\(node.name)': input '\(name)' is not available")
                     }
@@ -118,6 +136,7 @@ public struct ReferenceRuntime: Sendable {
                     throw FerryError("node '\(node.name)' has \(node.outputs.count) outputs, \(node.op.name) made \(results.count)")
                 }
                 for (name, t) in zip(node.outputs, results) { live[name] = t }
+                hooks?.observe?(node, results)
             } catch let e as FerryError {
                 throw e.atLayer(layer, type: type)
             } catch {

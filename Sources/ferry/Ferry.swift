@@ -196,13 +196,150 @@ struct Run: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check that models compute the same outputs (not supported yet).")
+        abstract: "Check that two models compute the same outputs (exit 0 same, 1 different, 2 error).",
+        discussion: """
+        ferry check A B        compares B against the reference A on the same inputs
+        ferry check A --save-golden DIR    stores A's inputs and outputs
+        ferry check A --golden DIR         compares A against stored golden files
+        An element fails only when its error exceeds both --atol and --rtol times the reference.
+        """)
 
-    @Argument(help: "Models to compare.")
+    @Argument(help: "The reference model, and the model to compare with it.")
     var models: [String] = []
 
+    @Option(name: .long, help: "Input data as [NAME=]FILE.npy, or FILE.npz holding every input; repeat for several inputs.")
+    var input: [String] = []
+
+    @Option(help: "Random samples to compare when no --input is given.")
+    var samples = 1
+
+    @Option(help: "Seed for random inputs.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Size of the open (batch) dimension of random inputs.")
+    var batch = 1
+
+    @Option(help: "Value range of random inputs as [NAME=]LOW:HIGH (default -1:1).")
+    var range: [String] = []
+
+    @Option(help: "Absolute tolerance, or NAME=X for one output (default 1e-5).")
+    var atol: [String] = []
+
+    @Option(help: "Relative tolerance, or NAME=X for one output (default 1e-4).")
+    var rtol: [String] = []
+
+    @Flag(help: "Also compare corresponding layers, each fed the reference's inputs, and name the first that diverges.")
+    var layerwise = false
+
+    @Option(help: "Write the report as JSON.")
+    var report: String?
+
+    @Option(help: "Write the result as JUnit XML.")
+    var junit: String?
+
+    @Option(help: "Store the model's inputs and outputs in this folder.")
+    var saveGolden: String?
+
+    @Option(help: "Compare the model against golden files stored in this folder.")
+    var golden: String?
+
+    @Option(help: "Caffe weights of the first model, when not beside its .prototxt.")
+    var weights: String?
+
+    @Option(help: "Caffe weights of the second model.")
+    var weightsB: String?
+
+    func validate() throws {
+        let single = saveGolden != nil || golden != nil
+        guard models.count == (single ? 1 : 2) else {
+            throw ValidationError(single ? "--save-golden and --golden take one model" : "give two models to compare (or one with --golden / --save-golden)")
+        }
+        guard saveGolden == nil || golden == nil else { throw ValidationError("give --save-golden or --golden, not both") }
+        guard samples >= 1, batch >= 1 else { throw ValidationError("--samples and --batch must be at least 1") }
+    }
+
     func run() throws {
-        throw FerryError("'ferry check' is not supported yet")
+        var options = CheckOptions()
+        options.samples = samples
+        options.seed = seed
+        options.batch = batch
+        options.layerwise = layerwise
+        for spec in range {
+            let (name, value) = split(spec)
+            let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let lo = Float(parts[0]), let hi = Float(parts[1]), lo <= hi else {
+                throw FerryError("--range '\(spec)' should be [NAME=]LOW:HIGH")
+            }
+            if let name { options.ranges[name] = lo...hi } else { options.defaultRange = lo...hi }
+        }
+        // Per-output values override one tolerance; the other stays the global one.
+        var perOutput: [String: (atol: Double?, rtol: Double?)] = [:]
+        for (flag, specs) in [("atol", atol), ("rtol", rtol)] {
+            for spec in specs {
+                let (name, value) = split(spec)
+                guard let x = Double(value), x >= 0 else { throw FerryError("--\(flag) '\(spec)' should be [NAME=]NUMBER") }
+                switch (name, flag) {
+                case (nil, "atol"): options.tolerance.atol = x
+                case (nil, _): options.tolerance.rtol = x
+                case (let n?, "atol"): perOutput[n, default: (nil, nil)].atol = x
+                case (let n?, _): perOutput[n, default: (nil, nil)].rtol = x
+                }
+            }
+        }
+        for (name, t) in perOutput {
+            options.outputTolerances[name] = Tolerance(atol: t.atol ?? options.tolerance.atol, rtol: t.rtol ?? options.tolerance.rtol)
+        }
+
+        let reference = try loadModel(path: models[0], weights: weights)
+        if !input.isEmpty { options.givenSamples = [try readInputs(for: reference)] }
+
+        if let saveGolden {
+            let data = try options.givenSamples ?? (0..<samples).map { try randomInputs(for: reference, options: options, sample: $0) }
+            try Golden.save(graph: reference, modelName: models[0], samples: data, to: saveGolden)
+            print("wrote golden files for \(data.count) sample(s) to \(saveGolden)")
+            return
+        }
+        let result: CheckReport
+        if let golden {
+            result = try Golden.check(graph: reference, modelName: models[0], directory: golden, options: options)
+        } else {
+            let candidate = try loadModel(path: models[1], weights: weightsB)
+            result = try checkModels(reference: reference, candidate: candidate, referenceName: models[0],
+                                     candidateName: models[1], options: options)
+        }
+        print(result.text)
+        if let report {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            try writeFileAtomically(try encoder.encode(result), to: report)
+        }
+        if let junit { try writeFileAtomically(Data(result.junitXML.utf8), to: junit) }
+        if !result.passed { throw CheckFailed(summary: "ferry check: outputs differ beyond tolerance") }
+    }
+
+    func split(_ spec: String) -> (String?, String) {
+        guard let eq = spec.lastIndex(of: "=") else { return (nil, spec) }
+        return (String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
+    }
+
+    /// The --input files as one sample for the reference model (names or model input order).
+    func readInputs(for graph: Graph) throws -> [String: Tensor] {
+        var feeds: [String: Tensor] = [:]
+        var unnamed = graph.inputs.map(\.name).makeIterator()
+        for spec in input {
+            var (name, file) = split(spec)
+            if FileManager.default.fileExists(atPath: spec) { (name, file) = (nil, spec) }
+            if file.hasSuffix(".npz") {
+                for (key, t) in try readNPZ(path: file) { feeds[key] = t }
+                continue
+            }
+            guard let target = name ?? unnamed.next() else {
+                throw FerryError("more --input files than model inputs (\(graph.inputs.count))", file: models[0])
+            }
+            feeds[target] = try NumPy.read(path: file, float64AsFloat32: true)
+        }
+        return feeds
     }
 }
 
@@ -220,15 +357,32 @@ struct Bench: ParsableCommand {
 
 struct GraphCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "graph", abstract: "Draw a model's graph as .dot or .svg (not supported yet).")
+        commandName: "graph",
+        abstract: "Draw a model's graph as .dot or .svg; with two models, color what differs.")
 
-    @Argument(help: "Model file.")
-    var model: String
+    @Argument(help: "Model file, or two model files to compare.")
+    var models: [String]
 
-    @Option(name: .shortAndLong, help: "Output .dot or .svg file.")
+    @Option(name: .shortAndLong, help: "Output .dot or .svg file (.svg needs Graphviz's dot).")
     var output: String
 
+    @Option(help: "Caffe weights of the first model, when not beside its .prototxt.")
+    var weights: String?
+
+    func validate() throws {
+        guard (1...2).contains(models.count) else { throw ValidationError("give one model, or two to compare") }
+    }
+
     func run() throws {
-        throw FerryError("'ferry graph' is not supported yet", file: model)
+        let first = try loadModel(path: models[0], weights: weights)
+        let text: String
+        if models.count == 2 {
+            let second = try loadModel(path: models[1])
+            text = GraphDrawing.diffDot(first, second, labels: (models[0], models[1]))
+        } else {
+            text = GraphDrawing.dot(first)
+        }
+        try GraphDrawing.write(text, to: output)
+        print("wrote \(output)")
     }
 }

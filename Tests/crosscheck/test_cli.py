@@ -57,11 +57,9 @@ def test_missing_and_garbage_files_exit_2(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "junk.h5" in result.stderr
 
 
-def test_later_commands_say_they_are_not_supported_yet(tmp_path):
-    for args in (["check", MLP / "keras2.h5", MLP / "keras3.h5"], ["bench", MLP / "keras3.h5"],
-                 ["graph", MLP / "keras3.h5", "-o", tmp_path / "g.dot"]):
-        result = ferry(*args)
-        assert result.returncode == 2 and "not supported yet" in result.stderr
+def test_bench_says_it_is_not_supported_yet():
+    result = ferry("bench", MLP / "keras3.h5")
+    assert result.returncode == 2 and "not supported yet" in result.stderr
 
 
 def test_help_exits_0():
