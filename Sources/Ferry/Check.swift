@@ -332,13 +332,14 @@ func inversePermutation(_ perm: [Int]) -> [Int] {
 
 /// The value that carries a source layer's result: the last output of the last node that came
 /// from that layer. Keys are layer names (from node origins), in graph order of first appearance.
+/// A fused node (several origins) carries the result of the last layer it absorbed.
 func layerOutputs(_ graph: Graph, byOrigin: Bool) -> (order: [String], value: [String: String], type: [String: String]) {
     var order: [String] = []
     var value: [String: String] = [:]
     var type: [String: String] = [:]
     for node in graph.nodes {
         guard let out = node.outputs.last else { continue }
-        let origin = byOrigin ? node.origins.first : Origin(layer: out, type: node.op.name)
+        let origin = byOrigin ? node.origins.last : Origin(layer: out, type: node.op.name)
         guard let origin else { continue }
         if value[origin.layer] == nil { order.append(origin.layer) }
         value[origin.layer] = out
@@ -369,7 +370,7 @@ func compareLayers(_ a: Graph, _ runA: ReferenceRuntime, _ b: Graph, _ runB: Ref
             for (name, t) in zip(node.outputs, results) where wantedB.contains(name) { valuesB[name] = t }
         },
         substitute: { node, name in
-            let ownLayer = byOrigin ? node.origins.first?.layer : node.outputs.last
+            let ownLayer = byOrigin ? node.origins.last?.layer : node.outputs.last
             guard let layer = layerOfValueB[name], layer != ownLayer,
                   let t = valuesA[layersA.value[layer]!], let own = valuesB[name] else { return nil }
             if t.shape == own.shape { return t }
