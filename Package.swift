@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "Ferry", targets: ["Ferry"]),
         .executable(name: "ferry", targets: ["ferry"]),
+        .executable(name: "ferry-conformance", targets: ["ferry-conformance"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,10 +36,14 @@ let package = Package(
         .executableTarget(name: "ferry", dependencies: [
             "Ferry", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The ONNX backend node tests as a conformance suite (see Tests/FerryONNXTests/conformance.txt).
+        .target(name: "FerryConformance", dependencies: ["FerryIR", "FerryONNX", "FerryRuntime"]),
+        .executableTarget(name: "ferry-conformance", dependencies: ["FerryConformance"]),
         .testTarget(name: "FerryIRTests", dependencies: ["FerryIR"]),
         .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR"]),
         .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
-        .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR"]),
+        .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR", "FerryConformance"],
+                    exclude: ["conformance.txt"]),
         .testTarget(name: "FerryTests", dependencies: ["Ferry"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Ferry's build and tests need on a Debian 12 machine that has Swift:
-#   apt: libhdf5-dev, libopenblas-dev, pkg-config, graphviz (`dot`, for `ferry graph` SVG)
+#   apt: libhdf5-dev, libopenblas-dev, pkg-config, graphviz (`dot`, for `ferry graph` SVG),
+#   libonnx-testdata (the ONNX backend node tests, Ferry's ONNX conformance suite)
 #   a Python venv in .venv from the pinned tools/requirements.txt (numpy, h5py, onnx,
 #   onnxruntime), used for cross-checks.
 # Quick and quiet when everything is already there. `--fixtures` also makes .venv-fixtures
@@ -14,7 +15,7 @@ want_fixtures=0
 log() { echo "setup: $*" >&2; }
 
 missing=()
-for pkg in libhdf5-dev libopenblas-dev pkg-config graphviz; do
+for pkg in libhdf5-dev libopenblas-dev pkg-config graphviz libonnx-testdata; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

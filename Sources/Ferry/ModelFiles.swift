@@ -1,6 +1,7 @@
 import Foundation
 import FerryKeras
 import FerryONNX
+import FerryRuntime
 
 /// The model file formats Ferry knows, named as users name them in `--to`.
 public enum ModelFormat: String, Sendable, CaseIterable {
@@ -51,7 +52,8 @@ public func loadModel(path: String, weights: String? = nil) throws -> Graph {
     case .caffe:
         throw FerryError("reading Caffe models is not supported yet", file: path)
     case .onnx:
-        throw FerryError("reading ONNX models is not supported yet", file: path)
+        // The reference kernels fold constant subgraphs (shape arithmetic) into attributes.
+        return try ONNXImporter.load(path: path, evaluate: { try ReferenceKernels.evaluate($0, $1) })
     }
 }
 

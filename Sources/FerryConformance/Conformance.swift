@@ -1,0 +1,195 @@
+import Foundation
+import FerryIR
+import FerryONNX
+import FerryRuntime
+
+/// The ONNX backend node tests (Debian's `libonnx-testdata`, onnx 1.12) as Ferry's conformance
+/// suite: each case's `model.onnx` is imported, run with the reference runtime on
+/// `test_data_set_*/input_*.pb`, and compared with `output_*.pb` by the upstream runner's rule
+/// (`numpy.testing.assert_allclose` with rtol 1e-3, atol 1e-7; exact for non-float outputs;
+/// same dtype and shape).
+public enum Conformance {
+    /// The categories, in the order reports list them.
+    public static let categories = ["node", "simple", "pytorch-operator", "pytorch-converted"]
+    public static let rtol = 1e-3
+    public static let atol = 1e-7
+
+    /// Where the test data lives: FERRY_ONNX_TESTDATA, else the Debian package's folder.
+    public static func dataRoot() -> URL? {
+        let candidates = [ProcessInfo.processInfo.environment["FERRY_ONNX_TESTDATA"],
+                          "/usr/share/libonnx-testdata/data"]
+        for case let path? in candidates {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path + "/node", isDirectory: &isDirectory), isDirectory.boolValue {
+                return URL(fileURLWithPath: path)
+            }
+        }
+        return nil
+    }
+
+    /// One test case: `category/name`, a folder with model.onnx and test_data_set_*.
+    public struct Case: Sendable, Hashable {
+        public var category: String
+        public var name: String
+        public var directory: URL
+        public var id: String { "\(category)/\(name)" }
+    }
+
+    /// Every case under the root, sorted by category order then name.
+    public static func cases(root: URL) -> [Case] {
+        var result: [Case] = []
+        for category in categories {
+            let dir = root.appendingPathComponent(category)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            for name in names.sorted()
+            where FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).appendingPathComponent("model.onnx").path) {
+                result.append(Case(category: category, name: name, directory: dir.appendingPathComponent(name)))
+            }
+        }
+        return result
+    }
+
+    /// The case of an id `category/name`.
+    public static func findCase(_ id: String, root: URL) -> Case? {
+        let parts = id.split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2, categories.contains(parts[0]) else { return nil }
+        let dir = root.appendingPathComponent(parts[0]).appendingPathComponent(parts[1])
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.onnx").path) else { return nil }
+        return Case(category: parts[0], name: parts[1], directory: dir)
+    }
+
+    /// nil when the case passes, else one line saying why not.
+    public static func run(_ c: Case) -> String? {
+        do {
+            try check(c)
+            return nil
+        } catch let e as FerryError {
+            return oneLine(e.message, layer: e.layer, type: e.layerType)
+        } catch {
+            return oneLine("\(error)", layer: nil, type: nil)
+        }
+    }
+
+    static func oneLine(_ message: String, layer: String?, type: String?) -> String {
+        var text = message
+        if let layer { text = "\(layer) (\(type ?? "?")): " + text }
+        text = text.replacingOccurrences(of: "\n", with: " ")
+        return text.count > 240 ? String(text.prefix(237)) + "..." : text
+    }
+
+    /// Imports, runs and compares every test data set of a case; throws the first difference.
+    public static func check(_ c: Case) throws {
+        let graph = try ONNXImporter.load(path: c.directory.appendingPathComponent("model.onnx").path,
+                                          evaluate: { try ReferenceKernels.evaluate($0, $1) })
+        let runtime = try ReferenceRuntime(graph: graph)
+        let sets = ((try? FileManager.default.contentsOfDirectory(atPath: c.directory.path)) ?? [])
+            .filter { $0.hasPrefix("test_data_set_") }.sorted()
+        guard !sets.isEmpty else { throw FerryError("no test_data_set_* folder") }
+        for set in sets {
+            let dir = c.directory.appendingPathComponent(set)
+            let inputs = try numbered("input", in: dir)
+            let expected = try numbered("output", in: dir)
+            guard inputs.count == graph.inputs.count else {
+                throw FerryError("\(set) has \(inputs.count) inputs, the imported graph takes \(graph.inputs.count)")
+            }
+            guard expected.count == graph.outputs.count else {
+                throw FerryError("\(set) has \(expected.count) outputs, the imported graph makes \(graph.outputs.count)")
+            }
+            var feeds: [String: Tensor] = [:]
+            for (value, tensor) in zip(graph.inputs, inputs) { feeds[value.name] = tensor }
+            let results = try runtime.run(feeds)
+            for (value, reference) in zip(graph.outputs, expected) {
+                guard let actual = results[value.name] else { throw FerryError("output '\(value.name)' was not computed") }
+                if let difference = compare(actual, reference) {
+                    throw FerryError("output '\(value.name)': \(difference)")
+                }
+            }
+        }
+    }
+
+    /// `input_0.pb`, `input_1.pb`, ... in number order.
+    static func numbered(_ prefix: String, in dir: URL) throws -> [Tensor] {
+        var tensors: [Tensor] = []
+        while true {
+            let file = dir.appendingPathComponent("\(prefix)_\(tensors.count).pb")
+            guard let data = FileManager.default.contents(atPath: file.path) else { return tensors }
+            tensors.append(try ONNXImporter.tensor(serialized: data, what: "\(prefix)_\(tensors.count).pb"))
+        }
+    }
+
+    /// nil when `actual` matches `reference` by the upstream rule, else what differs.
+    public static func compare(_ actual: Tensor, _ reference: Tensor) -> String? {
+        guard actual.dtype == reference.dtype else { return "dtype \(actual.dtype), expected \(reference.dtype)" }
+        guard actual.shape == reference.shape else { return "shape \(actual.shape), expected \(reference.shape)" }
+        func floating(_ a: [Double], _ b: [Double]) -> String? {
+            var worst: (index: Int, diff: Double)?
+            for i in 0..<a.count {
+                let x = a[i], y = b[i]
+                if x.isNaN || y.isNaN {
+                    if x.isNaN != y.isNaN { return "element \(i) is \(x), expected \(y)" }
+                    continue
+                }
+                if x == y { continue }  // equal infinities
+                let diff = abs(x - y)
+                if !(diff <= atol + rtol * abs(y)), worst == nil || diff > worst!.diff { worst = (i, diff) }
+            }
+            guard let worst else { return nil }
+            return "element \(worst.index) is \(a[worst.index]), expected \(b[worst.index]) (|diff| \(worst.diff); rtol \(rtol), atol \(atol))"
+        }
+        switch (actual.storage, reference.storage) {
+        case (.float32(let a), .float32(let b)):
+            return floating(a.map(Double.init), b.map(Double.init))
+        case (.float16(let a), .float16(let b)):
+            return floating(a.map { Double(Float(float16Bits: $0)) }, b.map { Double(Float(float16Bits: $0)) })
+        case (.bool(let a), .bool(let b)):
+            guard let i = a.indices.first(where: { a[$0] != b[$0] }) else { return nil }
+            return "element \(i) is \(a[i]), expected \(b[i])"
+        default:
+            let a = actual.int64s ?? [], b = reference.int64s ?? []
+            guard let i = a.indices.first(where: { a[$0] != b[$0] }) else { return nil }
+            return "element \(i) is \(a[i]), expected \(b[i])"
+        }
+    }
+}
+
+/// The manifest of cases expected to pass, and a one-line reason for every case left out.
+///
+/// Format (Tests/FerryONNXTests/conformance.txt): `#` comments; a `[pass]` section with one
+/// case id per line; a `[fail]` section with `id: reason` lines.
+public struct ConformanceManifest: Sendable {
+    public var passing: [String] = []
+    public var excluded: [(id: String, reason: String)] = []
+
+    public init() {}
+
+    public init(text: String) throws {
+        var section = ""
+        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            if line == "[pass]" || line == "[fail]" { section = line; continue }
+            switch section {
+            case "[pass]": passing.append(line)
+            case "[fail]":
+                guard let colon = line.firstIndex(of: ":") else {
+                    throw FerryError("conformance manifest line \(number + 1): a left-out case needs 'id: reason'")
+                }
+                excluded.append((String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+            default:
+                throw FerryError("conformance manifest line \(number + 1): outside a [pass] or [fail] section")
+            }
+        }
+    }
+
+    public var text: String {
+        var lines = ["# ONNX backend node tests (Debian libonnx-testdata, onnx 1.12) that Ferry passes: imported,",
+                     "# run with the reference runtime, compared with rtol 1e-3 / atol 1e-7. `swift test` fails when a",
+                     "# [pass] case breaks; `swift run ferry-conformance` lists cases that pass but are not listed,",
+                     "# and `swift run ferry-conformance --update` rewrites this file (reasons come from the errors).",
+                     "[pass]"]
+        lines += passing
+        lines += ["", "[fail]"]
+        lines += excluded.map { "\($0.id): \($0.reason)" }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,169 @@
+import Foundation
+import FerryIR
+
+/// ONNX TensorProto and TypeProto read into IR tensors and types.
+enum ONNXImportTensors {
+    /// The IR dtype of a TensorProto.DataType number, or an error naming the ONNX type.
+    static func dtype(_ code: Int32, what: String) throws -> DType {
+        switch Onnx_TensorProto.DataType(rawValue: Int(code)) {
+        case .float: return .float32
+        case .float16: return .float16
+        case .int64: return .int64
+        case .int32: return .int32
+        case .int8: return .int8
+        case .uint8: return .uint8
+        case .bool: return .bool
+        case let other?:
+            throw FerryError("\(what) has element type \(other) (\(code)), which Ferry's IR does not have "
+                             + "(float32, float16, int64, int32, int8, uint8, bool)")
+        case nil:
+            throw FerryError("\(what) has unknown element type \(code)")
+        }
+    }
+
+    /// A value's tensor type. Unknown dimensions (neither dim_value nor dim_param) get a
+    /// symbolic name made from the value's name and the axis, so that they stay distinct.
+    static func tensorType(_ info: Onnx_ValueInfoProto) throws -> TensorType {
+        let what = "value '\(info.name)'"
+        guard case .tensorType(let t)? = info.type.value else {
+            let kind = info.type.value.map { "\($0)".split(separator: "(").first.map(String.init) ?? "?" } ?? "no type"
+            throw FerryError("\(what) is not a tensor (\(kind)); Ferry's IR holds tensors only")
+        }
+        let dtype = try dtype(t.elemType, what: what)
+        guard t.hasShape else {
+            throw FerryError("\(what) has no shape (not even a rank); Ferry needs at least the rank")
+        }
+        let dims: [Dim] = try t.shape.dim.enumerated().map { i, d in
+            switch d.value {
+            case .dimValue(let n):
+                guard n >= 0, n <= Int64(Int32.max) else { throw FerryError("\(what) has dimension \(n)") }
+                return .fixed(Int(n))
+            case .dimParam(let s) where !s.isEmpty: return .symbolic(s)
+            default: return .symbolic("\(info.name)_dim\(i)")
+            }
+        }
+        return TensorType(dtype, Shape(dims))
+    }
+
+    /// Where external tensor data may be read from: the model's folder (nil: external data refused).
+    struct ExternalData {
+        let directory: URL
+    }
+
+    /// A TensorProto's elements as an IR tensor: raw_data or the typed repeated fields, or
+    /// external data in a file beside the model (location, offset, length).
+    static func tensor(_ proto: Onnx_TensorProto, external: ExternalData?) throws -> Tensor {
+        let what = "tensor '\(proto.name)'"
+        let dtype = try dtype(proto.dataType, what: what)
+        guard proto.dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
+            throw FerryError("\(what) has dims \(proto.dims)")
+        }
+        let shape = proto.dims.map { Int($0) }
+        guard let count = checkedElementCount(shape), count.multipliedReportingOverflow(by: dtype.byteSize).overflow == false else {
+            throw FerryError("\(what) with dims \(shape) is too large")
+        }
+        if proto.hasSegment { throw FerryError("\(what) is a segment of a tensor, which Ferry does not read") }
+        let storage: TensorStorage
+        if proto.dataLocation == .external {
+            guard let external else { throw FerryError("\(what) keeps its data in an external file, and no folder was given to read it from") }
+            let bytes = try readExternal(proto, count: count * dtype.byteSize, from: external.directory)
+            storage = try fromRaw(bytes, dtype: dtype, count: count, what: what)
+        } else if proto.hasRawData {
+            storage = try fromRaw(proto.rawData, dtype: dtype, count: count, what: what)
+        } else {
+            storage = try fromTyped(proto, dtype: dtype, count: count, what: what)
+        }
+        return try Tensor(shape: shape, storage: storage)
+    }
+
+    /// Little-endian raw bytes as typed storage.
+    static func fromRaw(_ data: Data, dtype: DType, count: Int, what: String) throws -> TensorStorage {
+        guard data.count == count * dtype.byteSize else {
+            throw FerryError("\(what) has \(data.count) bytes of data for \(count) \(dtype) elements")
+        }
+        func load<T: FixedWidthInteger>(_: T.Type) -> [T] {
+            data.withUnsafeBytes { raw in
+                [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    for i in 0..<count { buffer[i] = T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
+                    initialized = count
+                }
+            }
+        }
+        switch dtype {
+        case .float32: return .float32(load(UInt32.self).map(Float.init(bitPattern:)))
+        case .float16: return .float16(load(UInt16.self))
+        case .int64: return .int64(load(Int64.self))
+        case .int32: return .int32(load(Int32.self))
+        case .int8: return .int8(load(Int8.self))
+        case .uint8: return .uint8(Array(data))
+        case .bool: return .bool(data.map { $0 != 0 })
+        }
+    }
+
+    /// The typed repeated fields (float_data; int32_data for int32, int8, uint8, bool and the
+    /// bits of float16; int64_data).
+    static func fromTyped(_ proto: Onnx_TensorProto, dtype: DType, count: Int, what: String) throws -> TensorStorage {
+        func checked<T>(_ values: [T], _ field: String) throws -> [T] {
+            guard values.count == count else {
+                throw FerryError("\(what) has \(values.count) values in \(field) for \(count) elements")
+            }
+            return values
+        }
+        switch dtype {
+        case .float32: return .float32(try checked(proto.floatData, "float_data"))
+        case .int64: return .int64(try checked(proto.int64Data, "int64_data"))
+        case .int32: return .int32(try checked(proto.int32Data, "int32_data"))
+        case .float16: return .float16(try checked(proto.int32Data, "int32_data").map { UInt16(truncatingIfNeeded: $0) })
+        case .int8: return .int8(try checked(proto.int32Data, "int32_data").map { Int8(truncatingIfNeeded: $0) })
+        case .uint8: return .uint8(try checked(proto.int32Data, "int32_data").map { UInt8(truncatingIfNeeded: $0) })
+        case .bool: return .bool(try checked(proto.int32Data, "int32_data").map { $0 != 0 })
+        }
+    }
+
+    /// The bytes of an external tensor. The file must lie inside the model's folder: a
+    /// location that is absolute or climbs out of it (`..`, a symbolic link) is refused.
+    static func readExternal(_ proto: Onnx_TensorProto, count: Int, from directory: URL) throws -> Data {
+        let what = "tensor '\(proto.name)'"
+        var location: String?
+        var offset = 0
+        var length: Int?
+        for entry in proto.externalData {
+            switch entry.key {
+            case "location": location = entry.value
+            case "offset":
+                guard let n = Int(entry.value), n >= 0 else { throw FerryError("\(what) has external offset '\(entry.value)'") }
+                offset = n
+            case "length":
+                guard let n = Int(entry.value), n >= 0 else { throw FerryError("\(what) has external length '\(entry.value)'") }
+                length = n
+            default: break  // checksum and unknown keys are informative only
+            }
+        }
+        guard let location, !location.isEmpty else { throw FerryError("\(what) is external but names no location") }
+        if let length, length != count {
+            throw FerryError("\(what) has external length \(length) for \(count) bytes of elements")
+        }
+        let base = directory.standardizedFileURL.resolvingSymlinksInPath()
+        let file = base.appendingPathComponent(location).standardizedFileURL.resolvingSymlinksInPath()
+        guard !location.hasPrefix("/"), file.pathComponents.count > base.pathComponents.count,
+              Array(file.pathComponents.prefix(base.pathComponents.count)) == base.pathComponents else {
+            throw FerryError("\(what) names external data '\(location)' outside the model's folder; refusing to read it")
+        }
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            throw FerryError("\(what): cannot open external data file '\(location)'")
+        }
+        defer { try? handle.close() }
+        do {
+            try handle.seek(toOffset: UInt64(offset))
+            let data = try handle.read(upToCount: count) ?? Data()
+            guard data.count == count else {
+                throw FerryError("\(what): external data file '\(location)' ends before offset \(offset) + \(count) bytes")
+            }
+            return data
+        } catch let e as FerryError {
+            throw e
+        } catch {
+            throw FerryError("\(what): cannot read external data file '\(location)': \(error)")
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import Foundation
+import FerryIR
+import SwiftProtobuf
+
+/// Runs one IR op on constant inputs. The facade passes the reference runtime's kernels, so
+/// that the importer can fold constant subgraphs (shape arithmetic feeding Reshape, Slice,
+/// Expand...) into the typed attributes the IR keeps; FerryONNX itself never depends on the
+/// runtime. Without one, only the importer's own shape facts are folded.
+public typealias ConstantEvaluator = @Sendable (Op, [Tensor?]) throws -> [Tensor]
+
+/// Reads ONNX models into the IR.
+///
+/// Initializers (raw_data, typed fields, external data beside the model), Constant nodes and
+/// constant subgraphs become IR initializers; each node goes through the op table
+/// (`ONNXOpTable`: one builder per ONNX op, named like the op, reading attributes with the
+/// ONNX defaults). Inputs that ONNX passes as tensors where the IR has typed attributes
+/// (Reshape's shape, Slice's starts...) must be constants. Graph inputs that are also
+/// initializers (the IR < 4 style) are weights. Value names are kept.
+public enum ONNXImporter {
+    /// Default-domain opsets read. Opset 6 is read for the ops whose opset-6 form the builders
+    /// know (legacy `broadcast` attributes, attribute-style Pad, Split, Slice); the rest of 6
+    /// and everything older is refused per op.
+    public static let supportedOpsets: ClosedRange<Int> = 6...24
+
+    /// Reads an .onnx file. External tensor data is read from files in the model's folder.
+    public static func load(path: String, evaluate: ConstantEvaluator? = nil) throws -> Graph {
+        let url = URL(fileURLWithPath: path)
+        var proto: Onnx_ModelProto
+        do {
+            // Mapped, so that the file's bytes are not a second heap copy of the weights.
+            let data = try Data(contentsOf: url, options: .alwaysMapped)
+            proto = try Onnx_ModelProto(serializedBytes: data)
+        } catch let error as CocoaError {
+            throw FerryError("cannot read: \(error.localizedDescription)", file: path)
+        } catch {
+            throw FerryError("not an ONNX model (protobuf: \(error))", file: path)
+        }
+        do {
+            return try importModel(&proto, directory: url.deletingLastPathComponent(), evaluate: evaluate)
+        } catch let e as FerryError {
+            throw e.inFile(path)
+        }
+    }
+
+    /// Reads a decoded model. `directory` is where external data files are looked for
+    /// (nil: a model with external data is refused).
+    public static func model(_ proto: Onnx_ModelProto, directory: URL? = nil,
+                             evaluate: ConstantEvaluator? = nil) throws -> Graph {
+        var copy = proto
+        return try importModel(&copy, directory: directory, evaluate: evaluate)
+    }
+
+    /// The import proper. Initializers are taken out of `proto` one by one as they are read,
+    /// so that a model's weights are not held twice.
+    static func importModel(_ proto: inout Onnx_ModelProto, directory: URL?, evaluate: ConstantEvaluator?) throws -> Graph {
+        var opsets: [String: Int] = [:]
+        for entry in proto.opsetImport {
+            let domain = entry.domain == "ai.onnx" ? "" : entry.domain
+            opsets[domain] = Int(clamping: entry.version)
+        }
+        // IR version 3 models may omit the import; they meant opset 1.
+        let opset = opsets[""] ?? 1
+        guard supportedOpsets.contains(opset) else {
+            throw FerryError("ONNX opset \(opset) is not supported (Ferry reads opsets "
+                             + "\(supportedOpsets.lowerBound)...\(supportedOpsets.upperBound) of the default domain)")
+        }
+        guard proto.hasGraph else { throw FerryError("the model has no graph") }
+        var graphProto = proto.graph
+        proto.graph = Onnx_GraphProto()
+
+        var metadata: [String: String] = [:]
+        for entry in proto.metadataProps { metadata[entry.key] = entry.value }
+        if let source = metadata["source_format"], source != "onnx", metadata["original_format"] == nil {
+            metadata["original_format"] = source
+        }
+        metadata["source_format"] = "onnx"
+        if !proto.producerName.isEmpty {
+            metadata["onnx_producer"] = [proto.producerName, proto.producerVersion].filter { !$0.isEmpty }.joined(separator: " ")
+        }
+        metadata["onnx_opset"] = String(opset)
+
+        let state = ImportState(name: graphProto.name.isEmpty ? "onnx" : graphProto.name, metadata: metadata,
+                                opsets: opsets, evaluate: evaluate)
+        state.reserveNames(in: graphProto)
+
+        // Weights first: they may also be listed as inputs (IR < 4), which makes them weights.
+        var initializers = graphProto.initializer
+        graphProto.initializer = []
+        let external = directory.map { ONNXImportTensors.ExternalData(directory: $0) }
+        for i in initializers.indices {
+            let t = initializers[i]
+            guard !t.name.isEmpty else { throw FerryError("an initializer has no name") }
+            state.addConstant(t.name, try ONNXImportTensors.tensor(t, external: external))
+            initializers[i] = Onnx_TensorProto()  // release its bytes now
+        }
+        if !graphProto.sparseInitializer.isEmpty {
+            throw FerryError("the model has sparse initializers, which Ferry does not read")
+        }
+        for input in graphProto.input where state.graph.initializers[input.name] == nil {
+            let type = try ONNXImportTensors.tensorType(input)
+            state.graph.inputs.append(Value(name: input.name, type: type))
+            state.types[input.name] = type
+        }
+        for info in graphProto.valueInfo where !info.name.isEmpty {
+            state.declared[info.name] = try? ONNXImportTensors.tensorType(info)
+        }
+
+        for node in graphProto.node {
+            try state.importNode(node)
+        }
+
+        for output in graphProto.output {
+            guard let type = state.types[output.name] else {
+                throw FerryError("graph output '\(output.name)' is never computed")
+            }
+            if case .tensorType(let t)? = output.type.value, t.elemType != 0,
+               let declared = try? ONNXImportTensors.dtype(t.elemType, what: ""), declared != type.dtype {
+                throw FerryError("graph output '\(output.name)' is declared \(declared) but computes \(type.dtype)")
+            }
+            state.graph.outputs.append(Value(name: output.name, type: type))
+        }
+        state.pruneUnusedConstants()
+        let graph = try state.graph.withInferredOutputTypes()
+        try graph.verify()
+        return graph
+    }
+}
+
+/// What the importer knows while it walks the nodes: the graph so far, every value's type,
+/// the names in use, and the opsets.
+final class ImportState {
+    var graph: Graph
+    /// Types of every value defined so far (inputs, constants, node outputs).
+    var types: [String: TensorType] = [:]
+    /// Types the model states in value_info (used to name dimensions; never trusted over inference).
+    var declared: [String: TensorType] = [:]
+    private var taken = Set<String>()
+    let opsets: [String: Int]
+    let evaluate: ConstantEvaluator?
+
+    init(name: String, metadata: [String: String], opsets: [String: Int], evaluate: ConstantEvaluator?) {
+        graph = Graph(name: name, metadata: metadata)
+        self.opsets = opsets
+        self.evaluate = evaluate
+    }
+
+    /// Every name the model uses, so that values the importer makes never collide with one.
+    func reserveNames(in g: Onnx_GraphProto) {
+        for v in g.input { taken.insert(v.name) }
+        for v in g.output { taken.insert(v.name) }
+        for t in g.initializer { taken.insert(t.name) }
+        for n in g.node {
+            taken.formUnion(n.input)
+            taken.formUnion(n.output)
+        }
+    }
+
+    /// A value name based on `base` that nothing uses yet; reserves it.
+    func freshName(_ base: String) -> String {
+        var name = base
+        var i = 1
+        while taken.contains(name) {
+            name = "\(base)_\(i)"
+            i += 1
+        }
+        taken.insert(name)
+        return name
+    }
+
+    func constant(_ name: String) -> Tensor? { graph.initializers[name] }
+
+    func addConstant(_ name: String, _ tensor: Tensor) {
+        taken.insert(name)
+        graph.initializers[name] = tensor
+        types[name] = tensor.type
+    }
+
+    func importNode(_ proto: Onnx_NodeProto) throws {
+        let domain = proto.domain == "ai.onnx" ? "" : proto.domain
+        let layer = proto.name.isEmpty ? (proto.output.first { !$0.isEmpty } ?? proto.opType) : proto.name
+        let opName = domain.isEmpty ? proto.opType : "\(domain).\(proto.opType)"
+        guard let opset = opsets[domain] else {
+            throw FerryError("node uses domain '\(domain)', which the model does not import", layer: layer, layerType: opName)
+        }
+        guard let builder = ONNXOpTable.builders[ONNXOpTable.Key(domain: domain, opType: proto.opType)] else {
+            let domainName = domain.isEmpty ? "ai.onnx" : domain
+            throw FerryError("ONNX op \(proto.opType) (domain \(domainName), opset \(opset)) is not supported by Ferry",
+                             layer: layer, layerType: opName)
+        }
+        let node = ONNXNode(proto: proto, state: self, opset: opset, layer: layer)
+        do {
+            try builder(node)
+        } catch let e as FerryError {
+            throw e.atLayer(layer, type: opName)
+        }
+    }
+
+    /// Adds an IR node (or, when every input is a constant and the evaluator can run the op,
+    /// its results as constants). Output types come from the IR's shape inference.
+    func emit(_ op: Op, inputs: [String], outputs: [String], name: String, origin: Origin) throws {
+        let inputTypes: [TensorType?] = try inputs.map { n in
+            if n.isEmpty { return nil }
+            guard let t = types[n] else { throw FerryError("input '\(n)' is not defined before this node") }
+            return t
+        }
+        let outTypes = try op.inferOutputTypes(inputTypes)
+        guard outTypes.count == outputs.count else {
+            throw FerryError("\(op.name) makes \(outTypes.count) outputs, the node names \(outputs.count)")
+        }
+        if let evaluate, inputs.contains(where: { !$0.isEmpty }),
+           inputs.allSatisfy({ $0.isEmpty || graph.initializers[$0] != nil }),
+           let results = try? evaluate(op, inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }),
+           results.count == outputs.count, zip(results, outTypes).allSatisfy({ $0.dtype == $1.dtype }) {
+            for (n, t) in zip(outputs, results) { addConstant(n, t) }
+            return
+        }
+        for (n, t) in zip(outputs, outTypes) {
+            types[n] = t
+            taken.insert(n)
+        }
+        graph.nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outputs, origins: [origin]))
+    }
+
+    /// Drops constants that no node reads and no output names (shape operands folded into
+    /// attributes, Constant nodes only used as attributes).
+    func pruneUnusedConstants() {
+        var used = Set(graph.outputs.map(\.name))
+        for n in graph.nodes { used.formUnion(n.inputs) }
+        for name in graph.initializers.keys where !used.contains(name) {
+            graph.initializers[name] = nil
+        }
+    }
+}
+
+extension ONNXImporter {
+    /// A serialized TensorProto (the ONNX test data's `input_0.pb`, `output_0.pb`) as a tensor.
+    public static func tensor(serialized bytes: Data, what: String = "tensor") throws -> Tensor {
+        let proto: Onnx_TensorProto
+        do {
+            proto = try Onnx_TensorProto(serializedBytes: bytes)
+        } catch {
+            throw FerryError("\(what) is not an ONNX TensorProto (protobuf: \(error))")
+        }
+        return try ONNXImportTensors.tensor(proto, external: nil)
+    }
+
+    /// A tensor as a serialized TensorProto (raw_data), for writing test data.
+    public static func serializedTensor(_ tensor: Tensor, name: String = "") throws -> Data {
+        try ONNXTensors.tensor(name, tensor).serializedData()
+    }
+}

@@ -1,0 +1,343 @@
+import FerryIR
+
+/// The importer's op table: (domain, op_type) to a builder named like the ONNX op. Each
+/// builder reads its attributes with the ONNX defaults, handles the opset differences that
+/// matter (attributes that became inputs, changed defaults), and emits IR ops. An op missing
+/// here is refused with its name, domain and opset.
+enum ONNXOpTable {
+    struct Key: Hashable {
+        var domain: String
+        var opType: String
+    }
+
+    typealias Builder = @Sendable (ONNXNode) throws -> Void
+
+    static let builders: [Key: Builder] = {
+        var table: [Key: Builder] = [:]
+        for (name, builder) in defaultDomain { table[Key(domain: "", opType: name)] = builder }
+        return table
+    }()
+
+    /// Builders of the default domain (ai.onnx), by op type.
+    static let defaultDomain: [String: Builder] = [
+        // Constants and shape facts the importer evaluates itself
+        "Constant": Constant, "Shape": Shape, "Size": Size, "ConstantOfShape": ConstantOfShape, "Range": Range,
+        // Linear algebra and convolution
+        "Conv": Conv, "Gemm": Gemm, "MatMul": MatMul,
+        // Pooling
+        "MaxPool": MaxPool, "AveragePool": AveragePool,
+        "GlobalAveragePool": GlobalAveragePool, "GlobalMaxPool": GlobalMaxPool,
+        // Activations
+        "Relu": Relu, "Sigmoid": Sigmoid, "Tanh": Tanh, "LeakyRelu": LeakyRelu, "Softmax": Softmax,
+        // Elementwise binary
+        "Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div,
+        // Data movement
+        "Flatten": Flatten, "Reshape": Reshape, "Transpose": Transpose, "Identity": Identity, "Dropout": Dropout,
+    ]
+
+    // MARK: Constants and shape facts
+
+    static func Constant(_ n: ONNXNode) throws {
+        let value: Tensor
+        if let t = try n.tensor("value") {
+            value = t
+        } else if let f = n.attribute("value_float") {
+            value = Tensor(shape: [], floats: [f.f])
+        } else if let fs = try n.floats("value_floats") {
+            value = Tensor(shape: [fs.count], floats: fs)
+        } else if let i = n.attribute("value_int") {
+            value = Tensor(shape: [], int64s: [i.i])
+        } else if let a = n.attribute("value_ints") {
+            value = Tensor(shape: [a.ints.count], int64s: a.ints)
+        } else if n.has("sparse_value") {
+            throw n.unsupported("a sparse value")
+        } else if n.has("value_string") || n.has("value_strings") {
+            throw n.unsupported("string values")
+        } else {
+            throw FerryError("Constant has no value attribute")
+        }
+        try n.define(0, value)
+    }
+
+    /// The input's shape as a constant: the input's sizes must be known (start/end from opset 15).
+    static func Shape(_ n: ONNXNode) throws {
+        let t = try n.inputType(0)
+        let rank = t.shape.rank
+        func clampedAxis(_ a: Int) -> Int { min(max(a < 0 ? a + rank : a, 0), rank) }
+        let start = clampedAxis(try n.int("start", 0))
+        let end = clampedAxis(try n.int("end", rank))
+        let dims = start < end ? Array(t.shape.dims[start..<end]) : []
+        let sizes = try dims.map { d -> Int64 in
+            guard let v = d.value else {
+                throw FerryError("Shape of '\(try n.input(0))' \(t.shape) has a symbolic size; Ferry needs known sizes to fold Shape")
+            }
+            return Int64(v)
+        }
+        try n.define(0, Tensor(shape: [sizes.count], int64s: sizes))
+    }
+
+    static func Size(_ n: ONNXNode) throws {
+        let t = try n.inputType(0)
+        guard let count = t.shape.elementCount else {
+            throw FerryError("Size of '\(try n.input(0))' \(t.shape) needs known sizes")
+        }
+        try n.define(0, Tensor(shape: [], int64s: [Int64(count)]))
+    }
+
+    static func ConstantOfShape(_ n: ONNXNode) throws {
+        let shape = try n.constantInts(0, "shape")
+        guard shape.allSatisfy({ $0 >= 0 }), let count = checkedElementCount(shape) else {
+            throw FerryError("ConstantOfShape shape \(shape) is invalid")
+        }
+        let value = try n.tensor("value") ?? Tensor(shape: [1], floats: [0])
+        guard value.count == 1 else { throw FerryError("ConstantOfShape value must hold one element") }
+        let storage: TensorStorage
+        switch value.storage {
+        case .float32(let a): storage = .float32(Array(repeating: a[0], count: count))
+        case .float16(let a): storage = .float16(Array(repeating: a[0], count: count))
+        case .int64(let a): storage = .int64(Array(repeating: a[0], count: count))
+        case .int32(let a): storage = .int32(Array(repeating: a[0], count: count))
+        case .int8(let a): storage = .int8(Array(repeating: a[0], count: count))
+        case .uint8(let a): storage = .uint8(Array(repeating: a[0], count: count))
+        case .bool(let a): storage = .bool(Array(repeating: a[0], count: count))
+        }
+        try n.define(0, try Tensor(shape: shape, storage: storage))
+    }
+
+    /// Range with constant start, limit and delta.
+    static func Range(_ n: ONNXNode) throws {
+        let start = try n.requireConstant(0, "start"), limit = try n.requireConstant(1, "limit"),
+            delta = try n.requireConstant(2, "delta")
+        guard start.count == 1, limit.count == 1, delta.count == 1 else { throw FerryError("Range takes scalars") }
+        func count(_ s: Double, _ l: Double, _ d: Double) throws -> Int {
+            guard d != 0 else { throw FerryError("Range delta is 0") }
+            return max(Int((Swift.max(0, ((l - s) / d).rounded(.up))).clamped(to: 0...1e9)), 0)
+        }
+        switch (start.storage, limit.storage, delta.storage) {
+        case (.float32(let s), .float32(let l), .float32(let d)):
+            let c = try count(Double(s[0]), Double(l[0]), Double(d[0]))
+            // ONNX: start + i * delta in the input's precision.
+            try n.define(0, Tensor(shape: [c], floats: (0..<c).map { s[0] + Float($0) * d[0] }))
+        case (.int64(let s), .int64(let l), .int64(let d)):
+            let c = try count(Double(s[0]), Double(l[0]), Double(d[0]))
+            try n.define(0, Tensor(shape: [c], int64s: (0..<c).map { s[0] + Int64($0) * d[0] }))
+        case (.int32(let s), .int32(let l), .int32(let d)):
+            let c = try count(Double(s[0]), Double(l[0]), Double(d[0]))
+            try n.define(0, try Tensor(shape: [c], storage: .int32((0..<c).map { s[0] + Int32($0) * d[0] })))
+        default:
+            throw n.unsupported("\(start.dtype) operands")
+        }
+    }
+
+    // MARK: Linear algebra and convolution
+
+    static func Conv(_ n: ONNXNode) throws {
+        let x = try n.input(0), w = try n.input(1)
+        let xt = try n.inputType(0), wt = try n.inputType(1)
+        guard wt.shape.rank >= 3 else { throw FerryError("Conv weight \(wt.shape) should have rank 3 or more") }
+        let spatial = wt.shape.rank - 2
+        let kernel = try n.ints("kernel_shape") ?? wt.shape.dims.dropFirst(2).map { d in
+            guard let v = d.value else { throw FerryError("Conv weight \(wt.shape) needs known kernel sizes") }
+            return v
+        }
+        let strides = try n.ints("strides") ?? Array(repeating: 1, count: spatial)
+        let dilations = try n.ints("dilations") ?? Array(repeating: 1, count: spatial)
+        let pads = try windowPads(n, input: xt, kernel: kernel, strides: strides, dilations: dilations)
+        let attributes = ConvAttributes(kernelShape: kernel, strides: strides, pads: pads, dilations: dilations,
+                                        group: try n.int("group", 1))
+        try n.emit(.conv(attributes), [x, w] + (n.optionalInput(2).map { [$0] } ?? []))
+    }
+
+    static func Gemm(_ n: ONNXNode) throws {
+        // Opsets before 7 have a `broadcast` attribute; the IR broadcasts C either way.
+        let attributes = GemmAttributes(alpha: try n.float("alpha", 1), beta: try n.float("beta", 1),
+                                        transA: try n.bool("transA", false), transB: try n.bool("transB", false))
+        try n.emit(.gemm(attributes), [try n.input(0), try n.input(1)] + (n.optionalInput(2).map { [$0] } ?? []))
+    }
+
+    static func MatMul(_ n: ONNXNode) throws {
+        try n.emit(.matMul, [try n.input(0), try n.input(1)])
+    }
+
+    // MARK: Pooling
+
+    static func MaxPool(_ n: ONNXNode) throws {
+        try n.refuseOutputs(from: 1, "Indices")
+        if try n.int("storage_order", 0) != 0 { try n.refuseOutputs(from: 1, "Indices in column order") }
+        try n.emit(.maxPool(try pool(n, countIncludePad: false)), [try n.input(0)])
+    }
+
+    static func AveragePool(_ n: ONNXNode) throws {
+        try n.emit(.averagePool(try pool(n, countIncludePad: try n.bool("count_include_pad", false))), [try n.input(0)])
+    }
+
+    static func pool(_ n: ONNXNode, countIncludePad: Bool) throws -> PoolAttributes {
+        let xt = try n.inputType(0)
+        guard let kernel = try n.ints("kernel_shape") else { throw FerryError("\(n.opType) needs kernel_shape") }
+        let strides = try n.ints("strides") ?? Array(repeating: 1, count: kernel.count)
+        let dilations = try n.ints("dilations") ?? Array(repeating: 1, count: kernel.count)
+        guard dilations.allSatisfy({ $0 == 1 }) else { throw n.unsupported("dilations \(dilations)") }
+        let pads = try windowPads(n, input: xt, kernel: kernel, strides: strides, dilations: dilations)
+        return PoolAttributes(kernelShape: kernel, strides: strides, pads: pads,
+                              ceilMode: try n.bool("ceil_mode", false), countIncludePad: countIncludePad)
+    }
+
+    /// Explicit pads from `pads` or `auto_pad` (SAME_UPPER puts the odd cell at the end,
+    /// SAME_LOWER at the beginning; both need known spatial sizes).
+    static func windowPads(_ n: ONNXNode, input: TensorType, kernel: [Int], strides: [Int], dilations: [Int]) throws -> [Int] {
+        let spatial = kernel.count
+        guard strides.count == spatial, dilations.count == spatial else {
+            throw FerryError("\(n.opType) strides \(strides) / dilations \(dilations) do not match kernel \(kernel)")
+        }
+        let autoPad = try n.string("auto_pad", "NOTSET")
+        switch autoPad {
+        case "NOTSET":
+            let pads = try n.ints("pads") ?? Array(repeating: 0, count: 2 * spatial)
+            guard pads.count == 2 * spatial else { throw FerryError("\(n.opType) pads \(pads) should have \(2 * spatial) values") }
+            return pads
+        case "VALID":
+            return Array(repeating: 0, count: 2 * spatial)
+        case "SAME_UPPER", "SAME_LOWER":
+            guard input.shape.rank == spatial + 2 else { throw FerryError("\(n.opType) input \(input.shape) should have rank \(spatial + 2)") }
+            var begin: [Int] = [], end: [Int] = []
+            for i in 0..<spatial {
+                guard let size = input.shape[i + 2].value else {
+                    throw FerryError("\(n.opType) auto_pad \(autoPad) needs known spatial sizes, input is \(input.shape)")
+                }
+                let out = (size + strides[i] - 1) / strides[i]
+                let total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dilations[i] + 1 - size)
+                let small = total / 2
+                begin.append(autoPad == "SAME_UPPER" ? small : total - small)
+                end.append(autoPad == "SAME_UPPER" ? total - small : small)
+            }
+            return begin + end
+        default:
+            throw FerryError("\(n.opType) auto_pad '\(autoPad)' is not an ONNX value")
+        }
+    }
+
+    static func GlobalAveragePool(_ n: ONNXNode) throws { try n.emit(.globalAveragePool, [try n.input(0)]) }
+    static func GlobalMaxPool(_ n: ONNXNode) throws { try n.emit(.globalMaxPool, [try n.input(0)]) }
+
+    // MARK: Activations
+
+    static func Relu(_ n: ONNXNode) throws { try n.emit(.relu, [try n.input(0)]) }
+    static func Sigmoid(_ n: ONNXNode) throws { try n.emit(.sigmoid, [try n.input(0)]) }
+    static func Tanh(_ n: ONNXNode) throws { try n.emit(.tanh, [try n.input(0)]) }
+    static func LeakyRelu(_ n: ONNXNode) throws { try n.emit(.leakyRelu(alpha: try n.float("alpha", 0.01)), [try n.input(0)]) }
+
+    static func Softmax(_ n: ONNXNode) throws {
+        try alongAxis(n, defaultAxisBefore13: 1) { .softmax(axis: $0) }
+    }
+
+    /// Softmax-like ops: from opset 13 over one axis (default -1); before, the input was
+    /// coerced to 2-D at `axis` (default 1) and each row normalised: the IR op over the last
+    /// axis of Flatten(axis), reshaped back.
+    static func alongAxis(_ n: ONNXNode, defaultAxisBefore13: Int, _ make: (Int) -> Op) throws {
+        let x = try n.input(0)
+        if n.opset >= 13 {
+            try n.emit(make(try n.int("axis", -1)), [x])
+            return
+        }
+        let shape = try n.inputType(0).shape
+        let rank = shape.rank
+        let axis = try n.int("axis", defaultAxisBefore13)
+        guard let a = normalizeAxis(axis, rank: rank) else {
+            throw FerryError("\(n.opType) axis \(axis) is out of range for \(shape)")
+        }
+        if a == rank - 1 {
+            try n.emit(make(-1), [x])
+            return
+        }
+        // Back to the input's shape: known sizes, and -1 for at most one symbolic size.
+        let symbolic = shape.dims.filter { $0.value == nil }.count
+        guard symbolic <= 1 else {
+            throw n.unsupported("axis \(axis) on \(shape): the 2-D coercion before opset 13 needs at most one symbolic size")
+        }
+        let target = shape.dims.map { $0.value ?? -1 }
+        let flat = try n.emitTemporary(.flatten(axis: a), [x], "2d")
+        let normalized = try n.emitTemporary(make(1), [flat], "rows")
+        try n.emit(.reshape(shape: target), [normalized])
+    }
+
+    // MARK: Elementwise binary
+
+    static func Add(_ n: ONNXNode) throws { try binary(n, .add) }
+    static func Sub(_ n: ONNXNode) throws { try binary(n, .sub) }
+    static func Mul(_ n: ONNXNode) throws { try binary(n, .mul) }
+    static func Div(_ n: ONNXNode) throws { try binary(n, .div) }
+
+    /// numpy broadcasting from opset 7. Before, `broadcast=1` with `axis` aligned B's
+    /// dimensions with A's from `axis` on: B gets trailing 1s to say the same in numpy terms.
+    static func binary(_ n: ONNXNode, _ op: Op) throws {
+        let a = try n.input(0)
+        var b = try n.input(1)
+        if n.opset < 7, try n.bool("broadcast", false), n.has("axis") {
+            let ra = try n.inputType(0).shape.rank, bt = try n.inputType(1)
+            let axis = try n.int("axis", 0)
+            let start = axis < 0 ? axis + ra : axis
+            let trailing = ra - start - bt.shape.rank
+            guard start >= 0, trailing >= 0 else {
+                throw FerryError("\(n.opType) legacy broadcast axis \(axis) does not fit \(bt.shape) into rank \(ra)")
+            }
+            if trailing > 0 {
+                let target = Array(repeating: 0, count: bt.shape.rank) + Array(repeating: 1, count: trailing)
+                if let c = n.constant(1) {
+                    b = n.addConstant("B", c.reshaped(c.shape + Array(repeating: 1, count: trailing)))
+                } else {
+                    b = try n.emitTemporary(.reshape(shape: target), [b], "B")
+                }
+            }
+        }
+        try n.emit(op, [a, b])
+    }
+
+    // MARK: Data movement
+
+    static func Flatten(_ n: ONNXNode) throws { try n.emit(.flatten(axis: try n.int("axis", 1)), [try n.input(0)]) }
+
+    static func Reshape(_ n: ONNXNode) throws {
+        let target: [Int]
+        if n.opset < 5 {
+            guard let s = try n.ints("shape") else { throw FerryError("Reshape needs a shape") }
+            target = s
+        } else {
+            target = try n.constantInts(1, "shape")
+        }
+        if try n.bool("allowzero", false), target.contains(0) {
+            throw n.unsupported("allowzero=1 and a 0 in the shape \(target)")
+        }
+        try n.emit(.reshape(shape: target), [try n.input(0)])
+    }
+
+    static func Transpose(_ n: ONNXNode) throws {
+        let rank = try n.inputType(0).shape.rank
+        let perm = try n.ints("perm") ?? Array((0..<rank).reversed())
+        try n.emit(.transpose(perm: perm), [try n.input(0)])
+    }
+
+    static func Identity(_ n: ONNXNode) throws { try n.emit(.identity, [try n.input(0)]) }
+
+    /// Inference only: Dropout passes its input through; the mask (when asked for) is all true.
+    static func Dropout(_ n: ONNXNode) throws {
+        if n.opset >= 12, let training = n.optionalInput(2) {
+            guard let t = n.state.constant(training), t.count == 1, case .bool(let v) = t.storage else {
+                throw n.unsupported("a training_mode input that is not a constant")
+            }
+            if v[0] { throw n.unsupported("training_mode=true (random dropout)") }
+        }
+        if n.opset < 7, try n.int("is_test", 0) == 0 {
+            throw n.unsupported("is_test=0 (training)")
+        }
+        if n.wantsOutput(1) {
+            let shape = try n.inputType(0).shape
+            guard let sizes = shape.fixedSizes else { throw n.unsupported("a mask output for \(shape)") }
+            try n.define(1, try Tensor(shape: sizes, storage: .bool(Array(repeating: true, count: sizes.reduce(1, *)))))
+        }
+        try n.state.emit(.identity, inputs: [try n.input(0)], outputs: [try n.output(0)], name: n.layer, origin: n.origin)
+    }
+}
+
+extension Double {
+    func clamped(to range: ClosedRange<Double>) -> Double { Swift.min(Swift.max(self, range.lowerBound), range.upperBound) }
+}
