@@ -5,7 +5,7 @@ DEMO_MODEL := fixtures/keras/cnn_flatten/keras3.h5
 DEMO_DIR := fixtures/keras/cnn_flatten
 RELEASE := .build/release/ferry
 
-.PHONY: setup build release test test-swift test-crosscheck demo protos fixtures clean
+.PHONY: setup build release test test-swift test-crosscheck demo protos fixtures fixtures-caffe clean
 
 setup:
 	@bash tools/setup.sh
@@ -49,6 +49,12 @@ protos:
 fixtures:
 	bash tools/setup.sh --fixtures
 	.venv-fixtures/bin/python tools/make_fixtures.py
+
+# Regenerate the Caffe fixtures (OpenCV 4.x's Caffe importer as the reference; needs protoc).
+fixtures-caffe:
+	bash tools/setup.sh --fixtures
+	.venv-fixtures/bin/pip install -q --disable-pip-version-check --no-deps -r tools/requirements-caffe-fixtures.txt
+	.venv-fixtures/bin/python tools/make_caffe_fixtures.py
 
 clean:
 	rm -rf .build out

@@ -41,6 +41,7 @@ let package = Package(
         .executableTarget(name: "ferry-conformance", dependencies: ["FerryConformance"]),
         .testTarget(name: "FerryIRTests", dependencies: ["FerryIR"]),
         .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR"]),
+        .testTarget(name: "FerryCaffeTests", dependencies: ["FerryCaffe", "FerryIR"]),
         .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
         .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR", "FerryConformance"],
                     exclude: ["conformance.txt"]),

@@ -1,4 +1,5 @@
 import Foundation
+import FerryCaffe
 import FerryKeras
 import FerryONNX
 import FerryRuntime
@@ -50,11 +51,29 @@ public func loadModel(path: String, weights: String? = nil) throws -> Graph {
     case .kerasZip:
         throw FerryError("reading Keras 3 .keras files is not supported yet (.h5 is)", file: path)
     case .caffe:
-        throw FerryError("reading Caffe models is not supported yet", file: path)
+        return try loadCaffe(path: path, weights: weights)
     case .onnx:
         // The reference kernels fold constant subgraphs (shape arithmetic) into attributes.
         return try ONNXImporter.load(path: path, evaluate: { try ReferenceKernels.evaluate($0, $1) })
     }
+}
+
+/// A `.prototxt` with the `.caffemodel` of the same stem beside it (or `weights`); a
+/// `.caffemodel` alone holds its own layer definitions.
+private func loadCaffe(path: String, weights: String?) throws -> Graph {
+    let url = URL(fileURLWithPath: path)
+    if url.pathExtension.lowercased() == "caffemodel" {
+        if let weights, weights != path {
+            throw FerryError("--weights goes with a .prototxt; this .caffemodel holds its own weights", file: path)
+        }
+        return try CaffeImporter.load(prototxt: nil, weights: path)
+    }
+    if let weights {
+        guard FileManager.default.fileExists(atPath: weights) else { throw FerryError("no such file", file: weights) }
+        return try CaffeImporter.load(prototxt: path, weights: weights)
+    }
+    let beside = url.deletingPathExtension().appendingPathExtension("caffemodel").path
+    return try CaffeImporter.load(prototxt: path, weights: FileManager.default.fileExists(atPath: beside) ? beside : nil)
 }
 
 /// Writes a graph in a format. The file appears whole or not at all.

@@ -1,1 +1,2 @@
-// FerryCaffe: the Caffe importer and exporter live here (open issues); for now the module holds the generated caffe.pb.swift.
+// FerryCaffe: the Caffe importer (CaffeImporter.swift; one builder per layer type in Layers/,
+// registered in LayerTable.swift) and the generated caffe.pb.swift.

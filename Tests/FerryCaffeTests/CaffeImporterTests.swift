@@ -1,0 +1,135 @@
+import Foundation
+import Testing
+@testable import FerryCaffe
+import FerryIR
+
+/// The repository root (Tests/FerryCaffeTests/<file> -> up three).
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// The real-world deploy prototxts beside the project (see ../shared/reference/caffe/SOURCES.md).
+let referencePrototxts = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/reference/caffe/prototxt")
+
+/// Layer types of the reference nets the importer does not build yet (waiting for IR ops).
+/// A net using one must fail naming that layer; every other net must import and verify.
+let pendingLayerTypes: Set<String> = ["LRN", "Concat", "PReLU", "Deconvolution", "Crop", "PriorBox", "Normalize",
+                                      "DetectionOutput", "Upsample", "BN", "Slice"]
+
+func net(_ text: String) throws -> Caffe_NetParameter { try Caffe_NetParameter(textFormatString: text) }
+
+@Suite struct ReferencePrototxtTests {
+    /// Structure only: weights are zero-filled (`missingWeights: .zeros`), as no caffemodel is
+    /// stored beside the reference prototxts.
+    @Test func everyReferencePrototxtImportsOrNamesAPendingLayer() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: referencePrototxts.path)
+            .filter { $0.hasSuffix(".prototxt") }.sorted()
+        try #require(files.count >= 21, "reference prototxts not found at \(referencePrototxts.path)")
+        var imported: [String] = []
+        for file in files {
+            let path = referencePrototxts.appendingPathComponent(file).path
+            do {
+                let g = try CaffeImporter.load(prototxt: path, weights: nil, missingWeights: .zeros)
+                try g.verify()
+                #expect(!g.inputs.isEmpty && !g.outputs.isEmpty, "\(file)")
+                #expect(g.inputs.allSatisfy { $0.type.shape[0] == .symbolic("N") }, "\(file)")
+                imported.append(file)
+            } catch let e as FerryError {
+                let type = e.layerType ?? ""
+                #expect(pendingLayerTypes.contains(type) && e.layer != nil && e.file == path,
+                        "\(file): \(e)")
+            }
+        }
+        // The nets using only supported layers (the LeNets in every input form, V1 CaffeNet's
+        // siblings without LRN, ResNet-50, MobileNet v1/v2, SqueezeNet needs Concat).
+        for expected in ["lenet.prototxt", "lenet_v1_legacy.prototxt", "lenet_v2_input_dim.prototxt",
+                         "lenet_v2_input_shape.prototxt", "resnet50.prototxt", "mobilenet_v1.prototxt",
+                         "mobilenet_v2.prototxt", "vgg16.prototxt", "cifar10_quick.prototxt"] {
+            #expect(imported.contains(expected), "\(expected) should import")
+        }
+    }
+
+    @Test func resnet50HasTheExpectedShape() throws {
+        let g = try CaffeImporter.load(prototxt: referencePrototxts.appendingPathComponent("resnet50.prototxt").path,
+                                       weights: nil, missingWeights: .zeros)
+        #expect(g.inputs.map(\.type.shape) == [Shape([.symbolic("N"), .fixed(3), .fixed(224), .fixed(224)])])
+        #expect(g.outputs.map(\.type.shape) == [Shape([.symbolic("N"), .fixed(1000)])])
+        #expect(g.opCounts.first { $0.op == "Conv" }?.count == 53)
+    }
+}
+
+@Suite struct ImporterRulesTests {
+    @Test func v1LayersBecomeV2Layers() throws {
+        let n = try net("""
+            input: "data" input_dim: 1 input_dim: 2 input_dim: 3 input_dim: 3
+            layers { name: "r" type: RELU bottom: "data" top: "data" relu_param { negative_slope: 0.5 } }
+            """)
+        let layers = try n.allLayers()
+        #expect(layers.map(\.type) == ["ReLU"])
+        #expect(layers[0].reluParam.negativeSlope == 0.5)
+        let g = try CaffeImporter.importNet(n, weights: nil)
+        // An in-place layer on a graph input: the output is named `<top>/<layer>`.
+        #expect(g.inputs.map(\.name) == ["data"])
+        #expect(g.outputs.map(\.name) == ["data/r"])
+        #expect(g.nodes.map(\.op) == [.leakyRelu(alpha: 0.5)])
+    }
+
+    @Test func inPlaceChainsKeepTheBlobNameOnTheLastVersion() throws {
+        let n = try net("""
+            input: "x" input_shape { dim: 1 dim: 2 }
+            layer { name: "a" type: "Sigmoid" bottom: "x" top: "y" }
+            layer { name: "b" type: "ReLU" bottom: "y" top: "y" }
+            layer { name: "c" type: "TanH" bottom: "y" top: "y" }
+            """)
+        let g = try CaffeImporter.importNet(n, weights: nil)
+        #expect(g.outputs.map(\.name) == ["y"])
+        #expect(g.nodes.map(\.outputs) == [["y/a"], ["y/b"], ["y"]])
+    }
+
+    @Test func testPhaseRules() throws {
+        let n = try net("""
+            input: "x" input_shape { dim: 1 dim: 2 }
+            layer { name: "train_only" type: "ReLU" bottom: "x" top: "x" include { phase: TRAIN } }
+            layer { name: "not_test" type: "ReLU" bottom: "x" top: "x" exclude { phase: TEST } }
+            layer { name: "staged" type: "ReLU" bottom: "x" top: "x" include { stage: "deploy" } }
+            layer { name: "kept" type: "Sigmoid" bottom: "x" top: "y" include { phase: TEST } }
+            """)
+        let g = try CaffeImporter.importNet(n, weights: nil)
+        #expect(g.nodes.map(\.op) == [.sigmoid])
+        #expect(g.metadata["warnings"]?.contains("train_only, not_test, staged") == true)
+    }
+
+    @Test func syntaxErrorsNameTheLineAndLayer() {
+        let text = "name: \"n\"\nlayer { name: \"ok\" type: \"ReLU\" }\nlayer { name: \"bad\" type: \"ReLU\" bogus_field: 3 }\n"
+        let message = CaffeFiles.describeTextError(TextFormatProbe.error(text), in: text)
+        #expect(message.contains("line 3, column 1") && message.contains("'bad'"), "\(message)")
+    }
+
+    @Test func blobsAcceptLegacyDimsAndRejectWrongShapes() throws {
+        let ctx = CaffeContext(name: "t", metadata: [:], hasWeightsFile: true, missingWeights: .error)
+        var legacy = Caffe_BlobProto()
+        (legacy.num, legacy.channels, legacy.height, legacy.width) = (1, 1, 3, 2)
+        legacy.data = [1, 2, 3, 4, 5, 6]
+        var shaped = Caffe_BlobProto()
+        shaped.shape.dim = [2, 3]
+        shaped.data = [1, 2, 3, 4, 5, 6]
+        var layer = Caffe_LayerParameter()
+        layer.name = "ip"
+        layer.type = "InnerProduct"
+        ctx.begin(layer, blobs: [legacy, shaped])
+        #expect(try ctx.blob(0, role: "weight", shape: [3, 2]).shape == [3, 2])
+        #expect(throws: FerryError.self) { try ctx.blob(1, role: "weight", shape: [3, 2]) }
+        #expect(throws: FerryError.self) { try ctx.blob(2, role: "bias", shape: [3]) }
+    }
+}
+
+/// The error swift-protobuf throws for a text.
+enum TextFormatProbe {
+    static func error(_ text: String) -> Error {
+        do {
+            _ = try Caffe_NetParameter(textFormatString: text)
+            return FerryError("parsed")
+        } catch {
+            return error
+        }
+    }
+}

@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""Generate the Caffe fixtures under fixtures/caffe/.
+
+Run from the repository root with the fixture venv (tools/requirements-fixtures.txt; needs
+`protoc` on the PATH):
+
+    .venv-fixtures/bin/python tools/make_caffe_fixtures.py              # all nets
+    .venv-fixtures/bin/python tools/make_caffe_fixtures.py --only lenet # some nets
+
+Each net below is a deploy prototxt written here (small nets, one per layer family and per
+format trap). The script compiles schemas/caffe.proto with `protoc --python_out` into a
+temporary directory, fills every layer's weight blobs with seeded random numbers (BatchNorm
+statistics stored multiplied by a scale factor other than 1, so an importer that forgets to
+divide shows), and writes the binary `.caffemodel` with those blobs (V1 nets in V1 form with
+legacy 4-D num/channels/height/width blob dims).
+
+Reference outputs come from OpenCV 4.x's Caffe importer (`cv2.dnn.readNetFromCaffe`), never by
+hand. Where OpenCV departs from Caffe (FORMATS.md: LRN `k`, Concat `concat_dim`, InnerProduct
+`transpose`, no Bias layer, `round_mode` read as OpenCV's own `ceil_mode`, V1 and V2 mixed in one
+file, Caffe forks' layer types, train_val data layers), the reference is OpenCV running an
+equivalent net in a form it reads correctly -- the same weights, rewritten so that OpenCV
+computes Caffe's semantics -- and the manifest says so under "reference". Ferry imports the
+original files.
+
+Layout, per net::
+
+    fixtures/caffe/<net>/
+        net.prototxt, net.caffemodel   the model as Ferry reads it
+        reference.prototxt             the net OpenCV ran, when it differs from net.prototxt
+        input_<i>.npy                  float32, batch 2
+        output_<i>.npy                 OpenCV's outputs
+        manifest.json                  {"name", "description", "expect": "ok"|"error",
+                                        "reference", "inputs": [{"name", "npy"}],
+                                        "outputs": [{"name", "npy"}], ["error_layer"]}
+
+Outputs are the blobs no layer reads, in the order their last writer appears (Ferry's rule).
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zlib
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OUT = ROOT / "fixtures" / "caffe"
+BATCH = 2
+
+
+def compile_proto():
+    """caffe_pb2 from schemas/caffe.proto, generated into a temporary directory."""
+    tmp = tempfile.mkdtemp(prefix="caffe_pb2_")
+    subprocess.run(["protoc", f"--python_out={tmp}", f"-I{ROOT / 'schemas'}", str(ROOT / "schemas" / "caffe.proto")],
+                   check=True)
+    sys.path.insert(0, tmp)
+    import caffe_pb2  # noqa: E402
+    return caffe_pb2
+
+
+pb = compile_proto()
+from google.protobuf import text_format  # noqa: E402
+import cv2  # noqa: E402
+
+
+def rng_for(*names):
+    return np.random.default_rng(zlib.crc32("/".join(names).encode()))
+
+
+# --------------------------------------------------------------------------------------------
+# The nets. `blobs` gives each weighted layer's blob shapes (Caffe's order); BatchNorm layers
+# list [C] and get mean, variance and the scale factor `bn_factor` (default 0.5).
+# --------------------------------------------------------------------------------------------
+
+LENET_V2 = """
+name: "lenet"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 12 dim: 12 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool1" top: "ip1" inner_product_param { num_output: 10 } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
+"""
+LENET_BLOBS = {"conv1": [(4, 1, 3, 3), (4,)], "ip1": [(10, 100), (10,)], "ip2": [(5, 10), (5,)]}
+
+LENET_V1 = """
+name: "lenet"
+input: "data"
+input_dim: 1 input_dim: 1 input_dim: 12 input_dim: 12
+layers { name: "conv1" type: CONVOLUTION bottom: "data" top: "conv1" blobs_lr: 1 blobs_lr: 2
+         convolution_param { num_output: 4 kernel_size: 3 } }
+layers { name: "pool1" type: POOLING bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layers { name: "ip1" type: INNER_PRODUCT bottom: "pool1" top: "ip1" inner_product_param { num_output: 10 } }
+layers { name: "relu1" type: RELU bottom: "ip1" top: "ip1" }
+layers { name: "ip2" type: INNER_PRODUCT bottom: "ip1" top: "ip2" inner_product_param { num_output: 5 } }
+layers { name: "prob" type: SOFTMAX bottom: "ip2" top: "prob" }
+"""
+
+# V1 entries for the first half, V2 for the rest, in one file (Caffe and OpenCV refuse this).
+LENET_MIXED = """
+name: "lenet"
+input: "data"
+input_shape { dim: 1 dim: 1 dim: 12 dim: 12 }
+layers { name: "conv1" type: CONVOLUTION bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 } }
+layers { name: "pool1" type: POOLING bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool1" top: "ip1" inner_product_param { num_output: 10 } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
+"""
+
+CONV_FORMS = """
+name: "conv_forms"
+input: "data"
+input_shape { dim: 1 dim: 4 dim: 11 dim: 13 }
+layer { name: "grouped" type: "Convolution" bottom: "data" top: "grouped"
+        convolution_param { num_output: 6 kernel_size: 3 pad: 1 group: 2 } }
+layer { name: "dilated" type: "Convolution" bottom: "grouped" top: "dilated"
+        convolution_param { num_output: 6 kernel_size: 3 dilation: 2 pad: 2 stride: 2 } }
+layer { name: "rect" type: "Convolution" bottom: "dilated" top: "rect"
+        convolution_param { num_output: 5 kernel_h: 3 kernel_w: 2 pad_h: 1 pad_w: 0 stride_h: 1 stride_w: 2
+                            bias_term: false } }
+layer { name: "perdim" type: "Convolution" bottom: "rect" top: "perdim"
+        convolution_param { num_output: 3 kernel_size: 1 kernel_size: 2 stride: 1 stride: 1 pad: 0 pad: 1 } }
+"""
+CONV_FORMS_BLOBS = {"grouped": [(6, 2, 3, 3), (6,)], "dilated": [(6, 6, 3, 3), (6,)], "rect": [(5, 6, 3, 2)],
+                    "perdim": [(3, 5, 1, 2), (3,)]}
+
+# H = 7, 3x3 stride 2 pad 1: ceil gives 4 and the last window starts at 5 (inside the input);
+# H = 8, 2x2 stride 2 pad 1: ceil gives 5, whose last window would start at 8 = H + pad - 0 ...
+# Caffe drops it (start >= H + pad) -> 4; AVE windows clipped to H + pad count the pad cells.
+POOLING = """
+name: "pooling"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 7 dim: 8 }
+layer { name: "max_ceil" type: "Pooling" bottom: "data" top: "max_ceil"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "ave_ceil" type: "Pooling" bottom: "data" top: "ave_ceil"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "ave_clip" type: "Pooling" bottom: "data" top: "ave_clip"
+        pooling_param { pool: AVE kernel_h: 2 kernel_w: 2 stride: 2 pad: 1 } }
+layer { name: "max_nopad" type: "Pooling" bottom: "data" top: "max_nopad"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "ave_rect" type: "Pooling" bottom: "data" top: "ave_rect"
+        pooling_param { pool: AVE kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 1 } }
+layer { name: "global_ave" type: "Pooling" bottom: "data" top: "global_ave"
+        pooling_param { pool: AVE global_pooling: true } }
+layer { name: "global_max" type: "Pooling" bottom: "data" top: "global_max"
+        pooling_param { pool: MAX global_pooling: true } }
+"""
+
+POOLING_FLOOR = """
+name: "pooling_floor"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 7 dim: 8 }
+layer { name: "max_floor" type: "Pooling" bottom: "data" top: "max_floor"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 round_mode: FLOOR } }
+layer { name: "ave_floor" type: "Pooling" bottom: "data" top: "ave_floor"
+        pooling_param { pool: AVE kernel_size: 2 stride: 2 pad: 1 round_mode: FLOOR } }
+"""
+
+RESNET_BOTTLENECK = """
+name: "resnet_bottleneck"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 8 dim: 6 dim: 6 } } }
+layer { name: "res_a" type: "Convolution" bottom: "data" top: "res_a"
+        convolution_param { num_output: 4 kernel_size: 1 bias_term: false } }
+layer { name: "bn_a" type: "BatchNorm" bottom: "res_a" top: "res_a" batch_norm_param { use_global_stats: true } }
+layer { name: "scale_a" type: "Scale" bottom: "res_a" top: "res_a" scale_param { bias_term: true } }
+layer { name: "relu_a" type: "ReLU" bottom: "res_a" top: "res_a" }
+layer { name: "res_b" type: "Convolution" bottom: "res_a" top: "res_b"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 bias_term: false } }
+layer { name: "bn_b" type: "BatchNorm" bottom: "res_b" top: "res_b" batch_norm_param { eps: 0.001 } }
+layer { name: "scale_b" type: "Scale" bottom: "res_b" top: "res_b" scale_param { bias_term: true } }
+layer { name: "relu_b" type: "ReLU" bottom: "res_b" top: "res_b" }
+layer { name: "res_c" type: "Convolution" bottom: "res_b" top: "res_c"
+        convolution_param { num_output: 8 kernel_size: 1 bias_term: false } }
+layer { name: "bn_c" type: "BatchNorm" bottom: "res_c" top: "res_c" }
+layer { name: "scale_c" type: "Scale" bottom: "res_c" top: "res_c" scale_param { bias_term: false } }
+layer { name: "sum" type: "Eltwise" bottom: "data" bottom: "res_c" top: "sum" }
+layer { name: "relu_out" type: "ReLU" bottom: "sum" top: "sum" }
+layer { name: "pool" type: "Pooling" bottom: "sum" top: "pool" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool" top: "fc" inner_product_param { num_output: 3 } }
+"""
+RESNET_BLOBS = {"res_a": [(4, 8, 1, 1)], "bn_a": [(4,)], "scale_a": [(4,), (4,)],
+                "res_b": [(4, 4, 3, 3)], "bn_b": [(4,)], "scale_b": [(4,), (4,)],
+                "res_c": [(8, 4, 1, 1)], "bn_c": [(8,)], "scale_c": [(8,)], "fc": [(3, 8), (3,)]}
+
+BATCHNORM_ZERO = """
+name: "batchnorm_zero_factor"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 4 }
+layer { name: "bn" type: "BatchNorm" bottom: "data" top: "bn" }
+layer { name: "bn2d" type: "InnerProduct" bottom: "bn" top: "fc" inner_product_param { num_output: 4 } }
+layer { name: "bn_fc" type: "BatchNorm" bottom: "fc" top: "fc" batch_norm_param { eps: 0.01 } }
+"""
+BATCHNORM_ZERO_BLOBS = {"bn": [(3,)], "bn2d": [(4, 48), (4,)], "bn_fc": [(4,)]}
+
+MOBILENET_BLOCK = """
+name: "mobilenet_block"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 10 dim: 10 } } }
+layer { name: "conv0" type: "Convolution" bottom: "data" top: "conv0"
+        convolution_param { num_output: 8 kernel_size: 3 pad: 1 stride: 2 bias_term: false } }
+layer { name: "conv0/bn" type: "BatchNorm" bottom: "conv0" top: "conv0" }
+layer { name: "conv0/scale" type: "Scale" bottom: "conv0" top: "conv0" scale_param { bias_term: true } }
+layer { name: "conv0/relu" type: "ReLU" bottom: "conv0" top: "conv0" }
+layer { name: "conv1/dw" type: "ConvolutionDepthwise" bottom: "conv0" top: "conv1/dw"
+        convolution_param { num_output: 8 kernel_size: 3 pad: 1 bias_term: false } }
+layer { name: "conv1/dw/bn" type: "BatchNorm" bottom: "conv1/dw" top: "conv1/dw" }
+layer { name: "conv1/dw/scale" type: "Scale" bottom: "conv1/dw" top: "conv1/dw" scale_param { bias_term: true } }
+layer { name: "conv1/dw/relu" type: "ReLU" bottom: "conv1/dw" top: "conv1/dw" }
+layer { name: "conv2/dw" type: "DepthwiseConvolution" bottom: "conv1/dw" top: "conv2/dw"
+        convolution_param { num_output: 8 kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "conv1" type: "Convolution" bottom: "conv2/dw" top: "conv1"
+        convolution_param { num_output: 16 kernel_size: 1 } }
+layer { name: "conv1/relu" type: "ReLU" bottom: "conv1" top: "conv1" relu_param { negative_slope: 0.1 } }
+layer { name: "pool" type: "Pooling" bottom: "conv1" top: "pool" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "Convolution" bottom: "pool" top: "fc" convolution_param { num_output: 5 kernel_size: 1 } }
+layer { name: "flat" type: "Flatten" bottom: "fc" top: "flat" }
+layer { name: "prob" type: "Softmax" bottom: "flat" top: "prob" }
+"""
+MOBILENET_BLOBS = {"conv0": [(8, 3, 3, 3)], "conv0/bn": [(8,)], "conv0/scale": [(8,), (8,)],
+                   "conv1/dw": [(8, 1, 3, 3)], "conv1/dw/bn": [(8,)], "conv1/dw/scale": [(8,), (8,)],
+                   "conv2/dw": [(8, 1, 3, 3), (8,)], "conv1": [(16, 8, 1, 1), (16,)], "fc": [(5, 16, 1, 1), (5,)]}
+
+
+def mobilenet_reference(text):
+    """OpenCV does not know the forks' depthwise types: the same convolutions grouped by channel."""
+    return re.sub(r'type: "(ConvolutionDepthwise|DepthwiseConvolution)"(.*?)convolution_param \{',
+                  r'type: "Convolution"\2convolution_param { group: 8', text, flags=re.S)
+
+
+ELTWISE = """
+name: "eltwise"
+input: "a"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+input: "b"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "c" type: "TanH" bottom: "a" top: "c" }
+layer { name: "sum" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "sum"
+        eltwise_param { operation: SUM coeff: 0.5 coeff: -2 coeff: 1 } }
+layer { name: "prod" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "prod" eltwise_param { operation: PROD } }
+layer { name: "max" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "max" eltwise_param { operation: MAX } }
+layer { name: "plain" type: "Eltwise" bottom: "sum" bottom: "prod" bottom: "max" top: "plain" }
+layer { name: "sig" type: "Sigmoid" bottom: "plain" top: "sig" }
+"""
+
+SCALE_FORMS = """
+name: "scale_forms"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+input: "factor"
+input_shape { dim: 1 dim: 3 }
+layer { name: "per_channel" type: "Scale" bottom: "data" top: "per_channel" scale_param { bias_term: true } }
+layer { name: "per_row" type: "Scale" bottom: "per_channel" top: "per_row" scale_param { axis: 2 num_axes: 1 } }
+layer { name: "per_pixel" type: "Scale" bottom: "per_row" top: "per_pixel"
+        scale_param { axis: 1 num_axes: -1 bias_term: true } }
+layer { name: "by_input" type: "Scale" bottom: "per_pixel" bottom: "factor" top: "by_input" scale_param { axis: 0 } }
+layer { name: "bias" type: "Bias" bottom: "by_input" top: "bias" }
+"""
+SCALE_FORMS_BLOBS = {"per_channel": [(3,), (3,)], "per_row": [(4,)], "per_pixel": [(3, 4, 5), (3, 4, 5)],
+                     "bias": [(3,)]}
+
+
+def scale_forms_reference(text):
+    """OpenCV has no Bias layer: a Scale with bias_term whose factors are 1 adds the same blob."""
+    return text.replace('type: "Bias" bottom: "by_input" top: "bias" }',
+                        'type: "Scale" bottom: "by_input" top: "bias" scale_param { bias_term: true } }')
+
+
+def scale_forms_reference_blobs(blobs):
+    blobs = dict(blobs)
+    blobs["bias"] = [np.ones(3, np.float32), blobs["bias"][0]]
+    return blobs
+
+
+SHAPES = """
+name: "shapes"
+input: "data"
+input_shape { dim: 1 dim: 4 dim: 3 dim: 6 }
+layer { name: "flat_mid" type: "Flatten" bottom: "data" top: "flat_mid" flatten_param { axis: 1 end_axis: 2 } }
+layer { name: "soft_last" type: "Softmax" bottom: "flat_mid" top: "soft_last" softmax_param { axis: -1 } }
+layer { name: "reshape" type: "Reshape" bottom: "soft_last" top: "reshape"
+        reshape_param { shape { dim: 0 dim: 2 dim: -1 dim: 3 } } }
+layer { name: "soft_ch" type: "Softmax" bottom: "reshape" top: "soft_ch" }
+layer { name: "reshape_axis" type: "Reshape" bottom: "soft_ch" top: "reshape_axis"
+        reshape_param { shape { dim: 6 dim: 2 } axis: 2 num_axes: 1 } }
+layer { name: "flat_all" type: "Flatten" bottom: "reshape_axis" top: "flat_all" }
+layer { name: "ip_axis2" type: "InnerProduct" bottom: "reshape" top: "ip_axis2"
+        inner_product_param { num_output: 4 axis: 2 } }
+layer { name: "ip_t" type: "InnerProduct" bottom: "flat_all" top: "ip_t"
+        inner_product_param { num_output: 5 transpose: true } }
+layer { name: "permute" type: "Permute" bottom: "ip_axis2" top: "permute" permute_param { order: 0 order: 2 order: 1 } }
+"""
+SHAPES_BLOBS = {"ip_axis2": [(4, 36), (4,)], "ip_t": [(72, 5), (5,)]}
+
+
+def shapes_reference(text):
+    """OpenCV ignores InnerProduct `transpose`: the same weights stored as (N, K) without it."""
+    return text.replace("num_output: 5 transpose: true", "num_output: 5")
+
+
+def shapes_reference_blobs(blobs):
+    blobs = dict(blobs)
+    blobs["ip_t"] = [blobs["ip_t"][0].T.copy(), blobs["ip_t"][1]]
+    return blobs
+
+
+INPLACE_SPLIT = """
+name: "inplace_split"
+input: "data"
+input_dim: 1 input_dim: 2 input_dim: 5 input_dim: 5
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "drop" type: "Dropout" bottom: "conv" top: "conv" dropout_param { dropout_ratio: 0.5 } }
+layer { name: "split" type: "Split" bottom: "conv" top: "branch_a" top: "branch_b" }
+layer { name: "tanh" type: "TanH" bottom: "branch_a" top: "branch_a" }
+layer { name: "sig" type: "Sigmoid" bottom: "branch_b" top: "sig" }
+layer { name: "join" type: "Eltwise" bottom: "branch_a" bottom: "sig" top: "join" }
+layer { name: "fc" type: "InnerProduct" bottom: "join" top: "fc" inner_product_param { num_output: 3 } }
+layer { name: "fc_relu" type: "ReLU" bottom: "fc" top: "fc" relu_param { negative_slope: 0.2 } }
+"""
+INPLACE_BLOBS = {"conv": [(4, 2, 3, 3), (4,)], "fc": [(3, 36), (3,)]}
+
+TRAIN_VAL = """
+name: "train_val"
+layer { name: "mnist" type: "Data" top: "data" top: "label" include { phase: TRAIN }
+        transform_param { scale: 0.00390625 crop_size: 10 } data_param { source: "train_lmdb" batch_size: 64 backend: LMDB } }
+layer { name: "mnist_test" type: "Data" top: "data" top: "label" include { phase: TEST }
+        transform_param { scale: 0.00390625 crop_size: 10 } data_param { source: "test_lmdb" batch_size: 100 backend: LMDB } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" param { lr_mult: 1 } param { lr_mult: 2 }
+        convolution_param { num_output: 3 kernel_size: 3 weight_filler { type: "xavier" } } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "drop_train" type: "Dropout" bottom: "conv1" top: "conv1" exclude { phase: TEST } }
+layer { name: "ip1" type: "InnerProduct" bottom: "conv1" top: "ip1" inner_product_param { num_output: 4 } }
+layer { name: "accuracy" type: "Accuracy" bottom: "ip1" bottom: "label" top: "accuracy" include { phase: TEST } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip1" bottom: "label" top: "loss" }
+"""
+TRAIN_VAL_BLOBS = {"conv1": [(3, 1, 3, 3), (3,)], "ip1": [(4, 192), (4,)]}
+
+
+def train_val_reference(text):
+    """OpenCV cannot read LMDB data layers: the deploy form, an Input layer and no loss."""
+    deploy = """
+name: "train_val"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 1 dim: 10 dim: 10 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 3 kernel_size: 3 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "ip1" type: "InnerProduct" bottom: "conv1" top: "ip1" inner_product_param { num_output: 4 } }
+"""
+    return deploy
+
+
+ERROR_UNKNOWN = """
+name: "unknown_layer"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "mystery" type: "FancyNewThing" bottom: "conv" top: "out" }
+"""
+ERROR_PYTHON = """
+name: "python_layer"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "proposal" type: "Python" bottom: "data" top: "out" python_param { module: "rpn" layer: "ProposalLayer" } }
+"""
+ERROR_MISSING_BLOB = """
+name: "missing_blob"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "fc_missing" type: "InnerProduct" bottom: "conv" top: "fc" inner_product_param { num_output: 3 } }
+"""
+ERROR_BAD_SHAPE = """
+name: "bad_blob_shape"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "conv_bad" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 2 kernel_size: 3 } }
+"""
+ERROR_NO_BOTTOM = """
+name: "no_bottom"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "relu_orphan" type: "ReLU" bottom: "nothing_makes_this" top: "out" }
+"""
+ERROR_SYNTAX = """
+name: "syntax_error"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "broken" type: "ReLU" bottom: "conv" top: "out" relu_param { negative_slope: 0.1 }
+layer { name: "after" type: "ReLU" bottom: "out" top: "out2" }
+"""
+
+NETS = {
+    "lenet": dict(text=LENET_V2, blobs=LENET_BLOBS, inputs={"data": (1, 12, 12)},
+                  description="LeNet-like V2 net with an Input layer: Convolution, MAX Pooling, InnerProduct on a 4-D blob, in-place ReLU, Softmax."),
+    "lenet_v1": dict(text=LENET_V1, blobs=LENET_BLOBS, inputs={"data": (1, 12, 12)}, v1_model=True,
+                     same_as="lenet",
+                     description="The lenet net in V1 form (`layers`, enum types, blobs_lr, input + input_dim) with a V1 caffemodel holding legacy 4-D blob dims (InnerProduct weight 1x1xNxK, biases 1x1x1xN)."),
+    "lenet_mixed": dict(text=LENET_MIXED, blobs=LENET_BLOBS, inputs={"data": (1, 12, 12)}, v1_model=True,
+                        same_as="lenet", reference_text=LENET_V2,
+                        description="The lenet net with V1 `layers` and V2 `layer` entries in one prototxt (input + input_shape) and a V1 caffemodel. Caffe and OpenCV refuse the mix: the reference is OpenCV on the V2 form with the same weights."),
+    "conv_forms": dict(text=CONV_FORMS, blobs=CONV_FORMS_BLOBS, inputs={"data": (4, 11, 13)},
+                       description="Convolution forms: group, dilation with stride, kernel_h/kernel_w/pad_h/pad_w/stride_h/stride_w without bias, per-axis repeated kernel_size/stride/pad."),
+    "pooling": dict(text=POOLING, blobs={}, inputs={"data": (3, 7, 8)},
+                    description="Pooling with Caffe's ceil rounding and last-window clipping (MAX and AVE, 3x3/2 pad 1 on 7x8, 2x2/2 pad 1 where a window would start in the padding), AVE counting pad cells, rectangular kernels and strides, global MAX/AVE."),
+    "pooling_floor": dict(text=POOLING_FLOOR, blobs={}, inputs={"data": (2, 7, 8)},
+                          reference_edit=lambda t: t.replace("round_mode: FLOOR", "ceil_mode: false"),
+                          description="Pooling with round_mode: FLOOR. OpenCV's caffe.proto reuses field 13 as a bool ceil_mode: the reference prototxt says ceil_mode: false."),
+    "resnet_bottleneck": dict(text=RESNET_BOTTLENECK, blobs=RESNET_BLOBS, inputs={"data": (8, 6, 6)},
+                              description="ResNet bottleneck: in-place BatchNorm (scale factor 0.5, eps default and 0.001) + Scale (with and without bias) + ReLU, Eltwise SUM shortcut, global AVE pooling, InnerProduct."),
+    "batchnorm_zero_factor": dict(text=BATCHNORM_ZERO, blobs=BATCHNORM_ZERO_BLOBS, inputs={"data": (3, 4, 4)},
+                                  bn_factor={"bn": 0.0, "bn_fc": 2.0},
+                                  description="BatchNorm whose stored scale factor is 0 (statistics count as zero) on a 4-D blob, and factor 2 with eps 0.01 on a 2-D blob after an InnerProduct."),
+    "mobilenet_block": dict(text=MOBILENET_BLOCK, blobs=MOBILENET_BLOBS, inputs={"data": (3, 10, 10)},
+                            reference_edit=mobilenet_reference,
+                            description="MobileNet block: strided conv + BN + Scale + ReLU, the forks' ConvolutionDepthwise and DepthwiseConvolution types, pointwise conv, leaky ReLU, global pooling, 1x1 conv classifier, Flatten, Softmax. Reference: OpenCV with the depthwise layers as Convolution group 8."),
+    "eltwise": dict(text=ELTWISE, blobs={}, inputs={"a": (3, 4, 5), "b": (3, 4, 5)},
+                    description="Eltwise over three bottoms: SUM with coeff (0.5, -2, 1), PROD, MAX, plain SUM; two net inputs; TanH, Sigmoid."),
+    "scale_forms": dict(text=SCALE_FORMS, blobs=SCALE_FORMS_BLOBS, inputs={"data": (3, 4, 5), "factor": (3,)},
+                        reference_edit=scale_forms_reference, reference_blobs=scale_forms_reference_blobs,
+                        description="Scale per channel with bias, axis 2 num_axes 1, num_axes -1 with bias, the two-bottom form (axis 0, factor (N, 3)), and a Bias layer. OpenCV has no Bias layer: the reference computes it as a Scale with unit factors and the same bias blob."),
+    "shapes": dict(text=SHAPES, blobs=SHAPES_BLOBS, inputs={"data": (4, 3, 6)},
+                   reference_edit=shapes_reference, reference_blobs=shapes_reference_blobs,
+                   description="Flatten axis 1 end_axis 2, Softmax axis -1 and default 1, Reshape with 0 and -1 and with axis/num_axes, InnerProduct on axis 2 and with transpose: true, Permute. OpenCV ignores `transpose`: the reference stores the same weights untransposed."),
+    "inplace_split": dict(text=INPLACE_SPLIT, blobs=INPLACE_BLOBS, inputs={"data": (2, 5, 5)},
+                          description="In-place chains (ReLU, Dropout, TanH and leaky ReLU writing their bottom), an explicit Split with two tops, input + input_dim, two branches joined by Eltwise, InnerProduct."),
+    "train_val": dict(text=TRAIN_VAL, blobs=TRAIN_VAL_BLOBS, inputs={"data": (1, 10, 10)},
+                      reference_text=train_val_reference(TRAIN_VAL), warns=["mnist_test", "accuracy", "loss"],
+                      description="A train_val net: TRAIN and TEST Data layers (include rules), a TRAIN-only Dropout (exclude rule), Accuracy and SoftmaxWithLoss. Ferry drops the data, loss and accuracy layers with a warning and takes the TEST data layer's top as the input (channels from conv1, size from crop_size). Reference: OpenCV on the deploy form."),
+    "error_unknown_layer": dict(text=ERROR_UNKNOWN, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
+                                error_layer="mystery", error_text="FancyNewThing",
+                                description="An unknown layer type: exit 2 naming the layer and its type."),
+    "error_python_layer": dict(text=ERROR_PYTHON, blobs={}, inputs={"data": (2, 4, 4)},
+                               error_layer="proposal", error_text="Python",
+                               description="A Python layer (user code): exit 2 naming the layer and its type."),
+    "error_missing_blob": dict(text=ERROR_MISSING_BLOB, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
+                               error_layer="fc_missing", error_text="missing",
+                               description="An InnerProduct whose weights the caffemodel does not hold."),
+    "error_blob_shape": dict(text=ERROR_BAD_SHAPE, blobs={"conv_bad": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
+                             error_layer="conv_bad", error_text="shape",
+                             description="A Convolution whose weight blob has the wrong shape (1x1 for kernel_size 3)."),
+    "error_no_bottom": dict(text=ERROR_NO_BOTTOM, blobs={}, inputs={"data": (2, 4, 4)},
+                            error_layer="relu_orphan", error_text="nothing_makes_this",
+                            description="A bottom no layer produces."),
+    "error_syntax": dict(text=ERROR_SYNTAX, blobs={}, inputs={"data": (2, 4, 4)}, syntax_error=True,
+                         error_layer="line 5", error_text="broken",
+                         description="A prototxt that does not parse (an unclosed brace): exit 2 with the line and column."),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+
+def random_blobs(name, spec):
+    """Seeded weights per layer: N(0, 1/sqrt(fan_in)) weights, nonzero biases; BatchNorm gets
+    mean, variance and a scale factor, the statistics stored multiplied by it."""
+    out = {}
+    factors = spec.get("bn_factor", {})
+    bn_layers = set(re.findall(r'name: "([^"]+)" type: "BatchNorm"', spec["text"]))
+    for layer, shapes in spec["blobs"].items():
+        rng = rng_for(spec.get("same_as", name), layer)
+        if layer in bn_layers:
+            (c,) = shapes[0]
+            factor = factors.get(layer, 0.5)
+            mean = rng.normal(0, 1, c).astype(np.float32)
+            var = rng.uniform(0.5, 2.0, c).astype(np.float32)
+            out[layer] = [mean * factor, var * factor, np.array([factor], np.float32)]
+            continue
+        blobs = []
+        for i, shape in enumerate(shapes):
+            if i == 0 and len(shape) > 1:
+                fan_in = int(np.prod(shape[1:]))
+                blobs.append(rng.normal(0, 1 / np.sqrt(fan_in), shape).astype(np.float32))
+            else:
+                blobs.append(rng.normal(0.1, 0.5, shape).astype(np.float32))
+        out[layer] = blobs
+    return out
+
+
+def set_blob(blob_msg, array, legacy):
+    array = np.asarray(array, np.float32)
+    if legacy:
+        dims = [1] * (4 - array.ndim) + list(array.shape)
+        blob_msg.num, blob_msg.channels, blob_msg.height, blob_msg.width = dims
+    else:
+        blob_msg.shape.dim.extend(array.shape)
+    blob_msg.data.extend(array.ravel().tolist())
+
+
+def caffemodel_bytes(text, blobs, v1):
+    """The net with its blobs, serialized: V1 layers with legacy dims when `v1`."""
+    net = pb.NetParameter()
+    text_format.Parse(text, net)
+    for layer in list(net.layer) + list(net.layers):
+        for array in blobs.get(layer.name, []):
+            set_blob(layer.blobs.add(), array, legacy=v1)
+    return net.SerializeToString()
+
+
+def output_tops(text):
+    """Blobs no kept layer reads, in the order of their last writer, with that writer's name
+    (OpenCV's forward() takes layer names). Layers that would be dropped are left out."""
+    net = pb.NetParameter()
+    text_format.Parse(text, net)
+    consumed, order, writer = {}, [], {}
+    for layer in list(net.layers) + list(net.layer):
+        for b in layer.bottom:
+            consumed[b] = True
+        for t in layer.top:
+            consumed[t] = False
+            if t in order:
+                order.remove(t)
+            order.append(t)
+            writer[t] = layer.name
+    return [(t, writer[t]) for t in order if not consumed[t]]
+
+
+def opencv_outputs(prototxt, caffemodel, inputs, outputs):
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(caffemodel))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    net.enableFusion(False)
+    for name, array in inputs.items():
+        net.setInput(array, name)
+    results = net.forward([layer for _, layer in outputs])
+    return [np.asarray(r, np.float32) for r in results]
+
+
+def make(name, spec):
+    d = OUT / name
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    text = spec["text"].lstrip()
+    (d / "net.prototxt").write_text(text)
+    expect = "error" if "error_layer" in spec else "ok"
+    blobs = random_blobs(name, spec)
+    manifest = {"name": name, "description": spec["description"], "expect": expect}
+    rng = rng_for(spec.get("same_as", name), "input")
+    inputs = {k: rng.normal(0, 1, (BATCH, *shape)).astype(np.float32) for k, shape in spec["inputs"].items()}
+    manifest["inputs"] = []
+    for i, (k, a) in enumerate(inputs.items()):
+        np.save(d / f"input_{i}.npy", a)
+        manifest["inputs"].append({"name": k, "npy": f"input_{i}.npy"})
+    if spec.get("syntax_error"):
+        manifest.update(error_layer=spec["error_layer"], error_text=spec["error_text"], outputs=[])
+        (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return
+    (d / "net.caffemodel").write_bytes(caffemodel_bytes(text, blobs, spec.get("v1_model", False)))
+    if expect == "error":
+        manifest.update(error_layer=spec["error_layer"], error_text=spec["error_text"], outputs=[])
+        (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        return
+
+    ref_text = spec.get("reference_text") or (spec["reference_edit"](text) if "reference_edit" in spec else text)
+    ref_blobs = spec["reference_blobs"](blobs) if "reference_blobs" in spec else blobs
+    differs = ref_text != text or "reference_blobs" in spec or spec.get("v1_model")
+    # A reference in OpenCV's own dialect (ceil_mode) does not parse with caffe.proto; its
+    # structure and layer names are the original's then, and the weights come with those.
+    model_text = spec.get("reference_text", text if "ceil_mode" in ref_text else ref_text)
+    outputs = output_tops(model_text)
+    with tempfile.TemporaryDirectory() as tmp:
+        rp, rm = pathlib.Path(tmp) / "ref.prototxt", pathlib.Path(tmp) / "ref.caffemodel"
+        rp.write_text(ref_text)
+        rm.write_bytes(caffemodel_bytes(model_text, ref_blobs, v1=False))
+        results = opencv_outputs(rp, rm, inputs, outputs)
+    if ref_text != text:
+        (d / "reference.prototxt").write_text(ref_text.lstrip())
+    manifest["reference"] = f"OpenCV {cv2.__version__} cv2.dnn.readNetFromCaffe on " + (
+        "reference.prototxt with the same weights" + (" (rewritten as described)" if "reference_blobs" in spec else "")
+        if differs else "net.prototxt + net.caffemodel")
+    if spec.get("same_as"):
+        manifest["same_as"] = spec["same_as"]
+    if spec.get("warns"):
+        manifest["warns"] = spec["warns"]
+    manifest["outputs"] = []
+    for i, ((top, _), r) in enumerate(zip(outputs, results)):
+        np.save(d / f"output_{i}.npy", r)
+        manifest["outputs"].append({"name": top, "npy": f"output_{i}.npy"})
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"{name}: " + ", ".join(f"{t}{tuple(r.shape)}" for (t, _), r in zip(outputs, results)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="*", help="net names to (re)generate")
+    args = parser.parse_args()
+    names = args.only or list(NETS)
+    for n in names:
+        make(n, NETS[n])
+
+
+if __name__ == "__main__":
+    main()
