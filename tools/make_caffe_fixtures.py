@@ -358,6 +358,93 @@ layer { name: "ip1" type: "InnerProduct" bottom: "conv1" top: "ip1" inner_produc
     return deploy
 
 
+ACTIVATIONS = """
+name: "activations"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "prelu" type: "PReLU" bottom: "data" top: "prelu" }
+layer { name: "prelu_shared" type: "PReLU" bottom: "data" top: "prelu_shared" prelu_param { channel_shared: true } }
+layer { name: "abs" type: "AbsVal" bottom: "data" top: "abs" }
+layer { name: "swish" type: "Swish" bottom: "data" top: "swish" swish_param { beta: 1.5 } }
+layer { name: "swish1" type: "Swish" bottom: "data" top: "swish1" }
+layer { name: "relu6_in" type: "Power" bottom: "data" top: "relu6_in" power_param { scale: 5 } }
+layer { name: "relu6" type: "ReLU6" bottom: "relu6_in" top: "relu6" }
+layer { name: "square" type: "Power" bottom: "data" top: "square" power_param { power: 2 scale: 0.5 shift: 1 } }
+layer { name: "affine" type: "Power" bottom: "data" top: "affine" power_param { scale: -2 shift: 0.25 } }
+layer { name: "ones" type: "Power" bottom: "data" top: "ones" power_param { power: 0 } }
+"""
+ACTIVATIONS_BLOBS = {"prelu": [(3,)], "prelu_shared": [()]}
+
+
+def activations_reference(text):
+    """OpenCV's Swish ignores beta: x * sigmoid(beta * x) spelled as Power, Sigmoid and Eltwise PROD."""
+    return text.replace(
+        'layer { name: "swish" type: "Swish" bottom: "data" top: "swish" swish_param { beta: 1.5 } }',
+        'layer { name: "swish_scaled" type: "Power" bottom: "data" top: "swish_scaled" power_param { scale: 1.5 } }\n'
+        'layer { name: "swish_gate" type: "Sigmoid" bottom: "swish_scaled" top: "swish_gate" }\n'
+        'layer { name: "swish" type: "Eltwise" bottom: "data" bottom: "swish_gate" top: "swish" eltwise_param { operation: PROD } }')
+
+
+def activations_reference_blobs(blobs):
+    """OpenCV cannot read the 0-d blob Caffe writes for a shared slope: the same value as shape (1,)."""
+    return {**blobs, "prelu_shared": [blobs["prelu_shared"][0].reshape(1)]}
+
+SSD_HEAD = """
+name: "ssd_head"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 20 dim: 20 }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 stride: 2 } }
+layer { name: "conv_relu" type: "ReLU" bottom: "conv" top: "conv" }
+layer { name: "loc" type: "Convolution" bottom: "conv" top: "loc" convolution_param { num_output: 8 kernel_size: 3 pad: 1 } }
+layer { name: "loc_perm" type: "Permute" bottom: "loc" top: "loc_perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
+layer { name: "loc_flat" type: "Flatten" bottom: "loc_perm" top: "loc_flat" flatten_param { axis: 1 } }
+layer { name: "priors" type: "PriorBox" bottom: "conv" bottom: "data" top: "priors"
+        prior_box_param { min_size: 4 max_size: 9 aspect_ratio: 2 flip: true clip: true
+                          variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }
+layer { name: "priors2" type: "PriorBox" bottom: "loc" bottom: "data" top: "priors2"
+        prior_box_param { min_size: 6 aspect_ratio: 2 aspect_ratio: 3 flip: false variance: 0.1 step: 2.5 offset: 0.25 } }
+"""
+SSD_HEAD_BLOBS = {"conv": [(4, 3, 3, 3), (4,)], "loc": [(8, 4, 3, 3), (8,)]}
+
+
+def ssd_head_reference(text):
+    """OpenCV's PriorBox clips unless told not to (SSD's default is clip: false): say it."""
+    return text.replace("flip: false variance: 0.1", "flip: false clip: false variance: 0.1")
+
+CLIP = """
+name: "clip"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "clip" type: "Clip" bottom: "data" top: "clip" clip_param { min: -0.5 max: 0.75 } }
+layer { name: "clip_pos" type: "Clip" bottom: "data" top: "clip_pos" clip_param { min: 0.1 max: 2 } }
+"""
+
+
+def clip_reference(inputs, blobs):
+    x = inputs["data"]
+    return {"clip": np.clip(x, -0.5, 0.75), "clip_pos": np.clip(x, 0.1, 2.0)}
+
+
+REDUCTION = """
+name: "reduction"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "sum" type: "Reduction" bottom: "data" top: "sum" reduction_param { operation: SUM axis: 1 } }
+layer { name: "asum" type: "Reduction" bottom: "data" top: "asum" reduction_param { operation: ASUM axis: 2 coeff: 0.5 } }
+layer { name: "sumsq" type: "Reduction" bottom: "data" top: "sumsq" reduction_param { operation: SUMSQ axis: -1 } }
+layer { name: "mean" type: "Reduction" bottom: "data" top: "mean" reduction_param { operation: MEAN axis: 1 coeff: 3 } }
+"""
+
+
+def reduction_reference(inputs, blobs):
+    """Caffe's Reduction: every axis from `axis` on is reduced, the result times coeff."""
+    x = inputs["data"].astype(np.float64)
+    tail = lambda a, axis: a.reshape(a.shape[:axis] + (-1,))
+    return {"sum": tail(x, 1).sum(-1), "asum": 0.5 * np.abs(tail(x, 2)).sum(-1),
+            "sumsq": (tail(x, 3) ** 2).sum(-1), "mean": 3 * tail(x, 1).mean(-1)}
+
+
 ERROR_UNKNOWN = """
 name: "unknown_layer"
 input: "data"
@@ -436,6 +523,15 @@ NETS = {
     "train_val": dict(text=TRAIN_VAL, blobs=TRAIN_VAL_BLOBS, inputs={"data": (1, 10, 10)},
                       reference_text=train_val_reference(TRAIN_VAL), warns=["mnist_test", "accuracy", "loss"],
                       description="A train_val net: TRAIN and TEST Data layers (include rules), a TRAIN-only Dropout (exclude rule), Accuracy and SoftmaxWithLoss. Ferry drops the data, loss and accuracy layers with a warning and takes the TEST data layer's top as the input (channels from conv1, size from crop_size). Reference: OpenCV on the deploy form."),
+    "activations": dict(text=ACTIVATIONS, blobs=ACTIVATIONS_BLOBS, inputs={"data": (3, 4, 5)},
+                        reference_edit=activations_reference, reference_blobs=activations_reference_blobs,
+                        description="PReLU per channel and channel_shared (a 0-d blob, as Caffe writes it), AbsVal, Swish (beta 1.5 and 1), ReLU6, Power with power 2 / 1 / 0, scale and shift. OpenCV cannot read a 0-d blob: its copy of the weights stores the shared slope as shape (1,); OpenCV's Swish ignores beta: the reference spells it Power + Sigmoid + Eltwise PROD."),
+    "ssd_head": dict(text=SSD_HEAD, blobs=SSD_HEAD_BLOBS, inputs={"data": (3, 20, 20)}, reference_edit=ssd_head_reference,
+                     description="An SSD head: conv, location conv, Permute (0, 2, 3, 1) and Flatten, PriorBox with min/max size, flipped aspect ratio, clip and four variances, and PriorBox with two ratios, no flip, no clip (SSD's default), an explicit step and offset, one variance. OpenCV's PriorBox clips by default: the reference states clip: false."),
+    "clip": dict(text=CLIP, blobs={}, inputs={"data": (3, 4, 5)}, numpy_reference=clip_reference,
+                 description="Clip (clip_param min/max). OpenCV has no Clip layer: the reference is numpy's clip."),
+    "reduction": dict(text=REDUCTION, blobs={}, inputs={"data": (3, 4, 5)}, numpy_reference=reduction_reference,
+                      description="Reduction SUM (axis 1), ASUM (axis 2, coeff 0.5), SUMSQ (axis -1), MEAN (axis 1, coeff 3): every axis from `axis` on reduced. OpenCV has no Reduction layer: the reference is numpy (float64) following Caffe's definition."),
     "error_unknown_layer": dict(text=ERROR_UNKNOWN, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
                                 error_layer="mystery", error_text="FancyNewThing",
                                 description="An unknown layer type: exit 2 naming the layer and its type."),
@@ -493,6 +589,7 @@ def set_blob(blob_msg, array, legacy):
         dims = [1] * (4 - array.ndim) + list(array.shape)
         blob_msg.num, blob_msg.channels, blob_msg.height, blob_msg.width = dims
     else:
+        blob_msg.shape.SetInParent()  # present even for a 0-d blob (PReLU channel_shared)
         blob_msg.shape.dim.extend(array.shape)
     blob_msg.data.extend(array.ravel().tolist())
 
@@ -562,6 +659,15 @@ def make(name, spec):
         (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return
 
+    if "numpy_reference" in spec:
+        results_by_top = spec["numpy_reference"](inputs, blobs)
+        outputs = output_tops(text)
+        results = [np.asarray(results_by_top[t], np.float32) for t, _ in outputs]
+        manifest["reference"] = "numpy implementation of Caffe's definition in tools/make_caffe_fixtures.py " + \
+            f"({spec['numpy_reference'].__name__})"
+        write_outputs(d, manifest, outputs, results, spec)
+        return
+
     ref_text = spec.get("reference_text") or (spec["reference_edit"](text) if "reference_edit" in spec else text)
     ref_blobs = spec["reference_blobs"](blobs) if "reference_blobs" in spec else blobs
     differs = ref_text != text or "reference_blobs" in spec or spec.get("v1_model")
@@ -579,6 +685,10 @@ def make(name, spec):
     manifest["reference"] = f"OpenCV {cv2.__version__} cv2.dnn.readNetFromCaffe on " + (
         "reference.prototxt with the same weights" + (" (rewritten as described)" if "reference_blobs" in spec else "")
         if differs else "net.prototxt + net.caffemodel")
+    write_outputs(d, manifest, outputs, results, spec)
+
+
+def write_outputs(d, manifest, outputs, results, spec):
     if spec.get("same_as"):
         manifest["same_as"] = spec["same_as"]
     if spec.get("warns"):
@@ -588,7 +698,7 @@ def make(name, spec):
         np.save(d / f"output_{i}.npy", r)
         manifest["outputs"].append({"name": top, "npy": f"output_{i}.npy"})
     (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"{name}: " + ", ".join(f"{t}{tuple(r.shape)}" for (t, _), r in zip(outputs, results)))
+    print(f"{manifest['name']}: " + ", ".join(f"{t}{tuple(r.shape)}" for (t, _), r in zip(outputs, results)))
 
 
 def main():

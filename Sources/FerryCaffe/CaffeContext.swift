@@ -191,20 +191,21 @@ final class CaffeContext {
     /// Declares the outputs and returns the verified graph. Each output is named after its top:
     /// when the name is held by an earlier version of an in-place blob, that version is renamed
     /// `<top>/<layer>` (when it is a graph input, the output keeps its `<top>/<layer>` name); a
-    /// value that is a graph input or already an output goes through an Identity.
+    /// value that is a graph input, a constant or already an output goes through an Identity.
     func finish(outputs: [(top: String, value: IRValue, origin: Origin)]) throws -> Graph {
         var renames: [String: String] = [:]
         let inputNames = Set(graph.inputs.map(\.name))
+        let nodeOutputs = Set(graph.nodes.flatMap(\.outputs))
         var claimed = Set<String>()
         var outputValues: [String] = []
         for o in outputs {
             let v = o.value.name
-            if v == o.top && !inputNames.contains(v) && !claimed.contains(v) {
+            if v == o.top && nodeOutputs.contains(v) && !claimed.contains(v) {
                 claimed.insert(v)
                 outputValues.append(v)
                 continue
             }
-            let produced = !inputNames.contains(v) && !claimed.contains(v) && renames[v] == nil
+            let produced = nodeOutputs.contains(v) && !claimed.contains(v) && renames[v] == nil
             if produced {
                 if usedNames.contains(o.top) {
                     // An earlier version of the blob holds the name: give it the name of its layer.

@@ -20,6 +20,12 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "Sigmoid": unary(.sigmoid, "sigmoid"),
     "TanH": unary(.tanh, "tanh"),
     "Softmax": buildSoftmax,
+    "PReLU": buildPReLU,
+    "AbsVal": buildAbsVal,
+    "Swish": buildSwish,
+    "Clip": buildClip,
+    "ReLU6": buildReLU6,
+    "Power": buildPower,
     // Normalization and per-channel arithmetic
     "BatchNorm": buildBatchNorm,
     "Scale": buildScale,
@@ -30,6 +36,10 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "Reshape": buildReshape,
     "Permute": buildPermute,
     "Split": buildSplit,
+    // Reductions
+    "Reduction": buildReduction,
+    // Detection (SSD)
+    "PriorBox": buildPriorBox,
     "Dropout": buildPassThrough,
 ]
 
