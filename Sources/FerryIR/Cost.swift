@@ -30,6 +30,12 @@ extension Graph {
                 total += out * p.kernelShape.reduce(1, *)
             case .globalAveragePool, .globalMaxPool:
                 total += types[node.inputs[0]]?.shape.elementCount ?? 0
+            case .max, .min, .sum, .mean:
+                // One operation per output element for each input after the first (Mean divides too).
+                total += out * Swift.max(node.inputs.count - 1, 1)
+            case .batchNormalization:
+                // Folded to a per-channel scale and shift: a multiply-add per element.
+                total += 2 * out
             case .reshape, .flatten, .transpose, .identity:
                 break
             default:

@@ -23,9 +23,39 @@ public enum Op: Sendable, Hashable {
     case leakyRelu(alpha: Float)
     /// Softmax along one axis (ONNX opset 13+ semantics).
     case softmax(axis: Int)
+    /// log(Softmax) along one axis (ONNX opset 13+ semantics), computed without overflow.
+    case logSoftmax(axis: Int)
+    /// 0.5 x (1 + erf(x / sqrt 2)); `approximate`: 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))).
+    case gelu(approximate: Bool)
+    /// x for x >= 0, alpha (exp(x) - 1) below.
+    case elu(alpha: Float)
+    /// gamma x for x > 0, gamma alpha (exp(x) - 1) otherwise.
+    case selu(alpha: Float, gamma: Float)
+    /// max(0, min(1, alpha x + beta)).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x where x > alpha, else 0.
+    case thresholdedRelu(alpha: Float)
+    /// min(max(x, min), max); a nil bound does not clip (ONNX 11+ passes the bounds as inputs).
+    case clip(min: Float?, max: Float?)
+    /// Inputs X, slope; slope broadcasts unidirectionally to X. x < 0 ? slope x : x.
+    case prelu
+    /// log(1 + exp(x)), x / (1 + |x|), x relu6(x + 3) / 6, x tanh(softplus(x)).
+    case softplus, softsign, hardSwish, mish
+
+    // Elementwise unary math
+    case abs, neg, exp, log, sqrt, reciprocal, floor, ceil, erf
 
     // Elementwise binary with numpy broadcasting
     case add, sub, mul, div
+    /// X to the power Y.
+    case pow
+    /// One or more inputs, numpy broadcasting: elementwise max, min, sum and mean.
+    case max, min, sum, mean
+
+    // Normalization
+    /// Inference form. Inputs X (N, C, ...), scale, B, mean, var (each [C]):
+    /// (x - mean) / sqrt(var + epsilon) * scale + B per channel.
+    case batchNormalization(epsilon: Float)
 
     // Data movement
     /// ONNX Flatten: 2-D result (product of dims before axis, product from axis on).
@@ -51,10 +81,37 @@ public enum Op: Sendable, Hashable {
         case .tanh: return "Tanh"
         case .leakyRelu: return "LeakyRelu"
         case .softmax: return "Softmax"
+        case .logSoftmax: return "LogSoftmax"
+        case .gelu: return "Gelu"
+        case .elu: return "Elu"
+        case .selu: return "Selu"
+        case .hardSigmoid: return "HardSigmoid"
+        case .thresholdedRelu: return "ThresholdedRelu"
+        case .clip: return "Clip"
+        case .prelu: return "PRelu"
+        case .softplus: return "Softplus"
+        case .softsign: return "Softsign"
+        case .hardSwish: return "HardSwish"
+        case .mish: return "Mish"
+        case .abs: return "Abs"
+        case .neg: return "Neg"
+        case .exp: return "Exp"
+        case .log: return "Log"
+        case .sqrt: return "Sqrt"
+        case .reciprocal: return "Reciprocal"
+        case .floor: return "Floor"
+        case .ceil: return "Ceil"
+        case .erf: return "Erf"
         case .add: return "Add"
         case .sub: return "Sub"
         case .mul: return "Mul"
         case .div: return "Div"
+        case .pow: return "Pow"
+        case .max: return "Max"
+        case .min: return "Min"
+        case .sum: return "Sum"
+        case .mean: return "Mean"
+        case .batchNormalization: return "BatchNormalization"
         case .flatten: return "Flatten"
         case .reshape: return "Reshape"
         case .transpose: return "Transpose"
@@ -67,6 +124,10 @@ public enum Op: Sendable, Hashable {
         switch self {
         case .conv, .gemm: return (2, 3)
         case .matMul, .add, .sub, .mul, .div: return (2, 2)
+        case .prelu: return (2, 2)
+        case .pow: return (2, 2)
+        case .max, .min, .sum, .mean: return (1, Int.max)
+        case .batchNormalization: return (5, 5)
         default: return (1, 1)
         }
     }
@@ -88,6 +149,14 @@ public enum Op: Sendable, Hashable {
             return a
         case .leakyRelu(let alpha): return [("alpha", "\(alpha)")]
         case .softmax(let axis), .flatten(let axis): return [("axis", String(axis))]
+        case .logSoftmax(let axis): return [("axis", String(axis))]
+        case .gelu(let approximate): return [("approximate", approximate ? "tanh" : "none")]
+        case .elu(let alpha), .thresholdedRelu(let alpha): return [("alpha", "\(alpha)")]
+        case .selu(let alpha, let gamma): return [("alpha", "\(alpha)"), ("gamma", "\(gamma)")]
+        case .hardSigmoid(let alpha, let beta): return [("alpha", "\(alpha)"), ("beta", "\(beta)")]
+        case .clip(let lo, let hi):
+            return [lo.map { ("min", "\($0)") }, hi.map { ("max", "\($0)") }].compactMap { $0 }
+        case .batchNormalization(let epsilon): return [("epsilon", "\(epsilon)")]
         case .reshape(let shape): return [("shape", list(shape))]
         case .transpose(let perm): return [("perm", list(perm))]
         default: return []

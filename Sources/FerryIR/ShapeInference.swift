@@ -16,6 +16,17 @@ extension Op {
         func requireFloat(_ t: TensorType) throws {
             guard t.dtype.isFloatingPoint else { throw FerryError("\(name) expects a float input, got \(t.dtype)") }
         }
+        /// Inputs `first`... named `names` are vectors of X's channel count (dimension 1) and X's dtype.
+        func requireChannelVectors(_ x: TensorType, _ names: [String], from first: Int) throws {
+            let channels = x.shape[1]
+            for (i, what) in names.enumerated() {
+                let t = try input(first + i)
+                guard t.dtype == x.dtype else { throw FerryError("\(name) \(what) is \(t.dtype), X is \(x.dtype)") }
+                guard t.shape.rank == 1, channels.value == nil || t.shape[0].value == nil || t.shape[0] == channels else {
+                    throw FerryError("\(name) \(what) has shape \(t.shape), expected [\(channels)] for X \(x.shape)")
+                }
+            }
+        }
 
         switch self {
         case .conv(let a):
@@ -107,6 +118,28 @@ extension Op {
         case .relu, .sigmoid, .tanh, .leakyRelu, .identity:
             return [try input(0)]
 
+        case .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .softplus, .softsign, .hardSwish, .mish,
+             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf:
+            let x = try input(0)
+            try requireFloat(x)
+            return [x]
+
+        case .abs, .neg:
+            let x = try input(0)
+            guard x.dtype != .bool, self != .neg || x.dtype != .uint8 else {
+                throw FerryError("\(name) does not take \(x.dtype)")
+            }
+            return [x]
+
+        case .prelu:
+            let x = try input(0), slope = try input(1)
+            try requireFloat(x)
+            guard slope.dtype == x.dtype else { throw FerryError("PRelu slope is \(slope.dtype), X is \(x.dtype)") }
+            guard (try? broadcastShapes(x.shape, slope.shape)) == x.shape else {
+                throw FerryError("PRelu slope \(slope.shape) does not broadcast to X \(x.shape)")
+            }
+            return [x]
+
         case .softmax(let axis):
             let x = try input(0)
             guard normalizeAxis(axis, rank: x.shape.rank) != nil else {
@@ -114,10 +147,43 @@ extension Op {
             }
             return [x]
 
+        case .logSoftmax(let axis):
+            let x = try input(0)
+            try requireFloat(x)
+            guard normalizeAxis(axis, rank: x.shape.rank) != nil else {
+                throw FerryError("LogSoftmax axis \(axis) out of range for \(x.shape)")
+            }
+            return [x]
+
         case .add, .sub, .mul, .div:
             let a = try input(0), b = try input(1)
             guard a.dtype == b.dtype else { throw FerryError("\(name) of \(a.dtype) and \(b.dtype)") }
             return [TensorType(a.dtype, try broadcastShapes(a.shape, b.shape))]
+
+        case .pow:
+            let a = try input(0), b = try input(1)
+            try requireFloat(a)
+            guard a.dtype == b.dtype else { throw FerryError("Pow of \(a.dtype) and \(b.dtype)") }
+            return [TensorType(a.dtype, try broadcastShapes(a.shape, b.shape))]
+
+        case .max, .min, .sum, .mean:
+            let first = try input(0)
+            if self == .sum || self == .mean { try requireFloat(first) }
+            guard first.dtype != .bool else { throw FerryError("\(name) does not take bool") }
+            var shape = first.shape
+            for i in 1..<Swift.max(inputs.count, 1) {
+                let t = try input(i)
+                guard t.dtype == first.dtype else { throw FerryError("\(name) of \(first.dtype) and \(t.dtype)") }
+                shape = try broadcastShapes(shape, t.shape)
+            }
+            return [TensorType(first.dtype, shape)]
+
+        case .batchNormalization:
+            let x = try input(0)
+            try requireFloat(x)
+            guard x.shape.rank >= 2 else { throw FerryError("BatchNormalization expects X of rank >= 2, got \(x.shape)") }
+            try requireChannelVectors(x, ["scale", "B", "mean", "var"], from: 1)
+            return [x]
 
         case .flatten(let axis):
             let x = try input(0)

@@ -6,7 +6,9 @@ import SwiftProtobuf
 ///
 /// The IR's ops follow ONNX semantics, so each node becomes one ONNX node of the same op type
 /// with its typed attributes; the few attributes that are inputs in ONNX (Reshape's target
-/// shape) become int64 initializers named after the node. Graph inputs and outputs keep their
+/// shape, Clip's bounds) become initializers named after the node. An op newer than the
+/// opset (Gelu before 20, Mish before 18, HardSwish before 14) is written as the
+/// decomposition the ONNX operator documentation gives, ending in the node's output. Graph inputs and outputs keep their
 /// names and shapes (symbolic sizes as `dim_param`), weights are written as little-endian
 /// `raw_data`, and the type of every intermediate value goes into `value_info`.
 public enum ONNXExporter {
@@ -40,7 +42,7 @@ public enum ONNXExporter {
         g.name = graph.name.isEmpty ? "ferry" : graph.name
         g.input = graph.inputs.map { ONNXTensors.valueInfo($0.name, $0.type) }
         g.initializer = graph.initializerNamesInUseOrder.map { ONNXTensors.tensor($0, graph.initializers[$0]!) }
-        g.node = try graph.nodes.map { try context.node($0) }
+        g.node = try graph.nodes.flatMap { try context.nodes($0) }
         g.output = graph.outputs.map { v in
             guard context.unreliableShapes.contains(v.name) else { return ONNXTensors.valueInfo(v.name, v.type) }
             // Only the rank and the named sizes: onnx's shape inference would contradict the rest.

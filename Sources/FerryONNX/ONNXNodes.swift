@@ -1,4 +1,5 @@
 import FerryIR
+import Foundation
 
 /// Turns IR nodes into ONNX nodes for one opset, collecting the initializers that ONNX wants
 /// as inputs where the IR has attributes.
@@ -20,8 +21,10 @@ struct NodeContext {
         self.taken = taken
     }
 
-    /// The ONNX node for an IR node. Errors name the node's source layer.
-    mutating func node(_ node: Node) throws -> Onnx_NodeProto {
+    /// The ONNX nodes for an IR node: one node of the same op type, or, where the opset
+    /// predates the op, the decomposition the ONNX operator documentation gives for it.
+    /// Errors name the node's source layer.
+    mutating func nodes(_ node: Node) throws -> [Onnx_NodeProto] {
         let (layer, layerType) = node.sourceLayer
         if node.inputs.contains(where: unreliableShapes.contains) { unreliableShapes.formUnion(node.outputs) }
         do {
@@ -31,7 +34,7 @@ struct NodeContext {
         }
     }
 
-    private mutating func convert(_ node: Node) throws -> Onnx_NodeProto {
+    private mutating func convert(_ node: Node) throws -> [Onnx_NodeProto] {
         var proto = Onnx_NodeProto()
         proto.opType = node.op.name
         proto.name = node.name
@@ -78,22 +81,82 @@ struct NodeContext {
         case .leakyRelu(let alpha):
             proto.attribute = [.float("alpha", alpha)]
 
-        case .softmax(let axis):
+        case .softmax(let axis), .logSoftmax(let axis):
             let rank = try inputType(node, 0).shape.rank
             guard let a = normalizeAxis(axis, rank: rank) else {
-                throw FerryError("Softmax axis \(axis) is out of range for rank \(rank)")
+                throw FerryError("\(node.op.name) axis \(axis) is out of range for rank \(rank)")
             }
             if opset >= 13 {
                 proto.attribute = [.int("axis", axis)]
             } else {
-                // Before opset 13 Softmax flattened the input to 2-D at the axis and normalised
-                // each row: the same as the IR's Softmax only over the last axis.
+                // Before opset 13 (Log)Softmax flattened the input to 2-D at the axis and
+                // normalised each row: the same as the IR's only over the last axis.
                 guard a == rank - 1 else {
-                    throw FerryError("Softmax over axis \(axis) of a rank-\(rank) input needs ONNX opset 13 or "
-                                     + "later; opset \(opset) Softmax normalises over all axes from \(axis) on")
+                    throw FerryError("\(node.op.name) over axis \(axis) of a rank-\(rank) input needs ONNX opset 13 or "
+                                     + "later; opset \(opset) \(node.op.name) normalises over all axes from \(axis) on")
                 }
                 proto.attribute = [.int("axis", a)]
             }
+
+        case .gelu(let approximate):
+            if opset >= 20 {
+                proto.attribute = [.string("approximate", approximate ? "tanh" : "none")]
+            } else {
+                return try geluDecomposition(node, approximate: approximate, proto)
+            }
+
+        case .elu(let alpha), .thresholdedRelu(let alpha):
+            if case .thresholdedRelu = node.op { try requireOpset(10, node) }
+            proto.attribute = [.float("alpha", alpha)]
+
+        case .selu(let alpha, let gamma):
+            proto.attribute = [.float("alpha", alpha), .float("gamma", gamma)]
+
+        case .hardSigmoid(let alpha, let beta):
+            proto.attribute = [.float("alpha", alpha), .float("beta", beta)]
+
+        case .clip(let lo, let hi):
+            if opset >= 11 {
+                // Bounds are optional inputs, scalars of X's type.
+                let dtype = try inputType(node, 0).dtype
+                var inputs = [node.inputs[0]]
+                inputs.append(lo.map { addInitializer("\(node.name)_min", scalar($0, dtype)) } ?? "")
+                if let hi { inputs.append(addInitializer("\(node.name)_max", scalar(hi, dtype))) }
+                while inputs.last == "" { inputs.removeLast() }
+                proto.input = inputs
+            } else {
+                proto.attribute = [lo.map { .float("min", $0) }, hi.map { .float("max", $0) }].compactMap { $0 }
+            }
+
+        case .hardSwish where opset < 14:
+            // HardSwish(x) = x * HardSigmoid(x) with alpha 1/6, beta 1/2.
+            var helper = Helper(node: node, doc: proto.docString)
+            let h = helper.add(&self, "HardSigmoid", [node.inputs[0]], attributes: [.float("alpha", 1.0 / 6), .float("beta", 0.5)])
+            helper.add(&self, "Mul", [node.inputs[0], h], output: node.outputs[0])
+            return helper.nodes
+
+        case .mish where opset < 18:
+            // Mish(x) = x * Tanh(Softplus(x)).
+            var helper = Helper(node: node, doc: proto.docString)
+            let sp = helper.add(&self, "Softplus", [node.inputs[0]])
+            let t = helper.add(&self, "Tanh", [sp])
+            helper.add(&self, "Mul", [node.inputs[0], t], output: node.outputs[0])
+            return helper.nodes
+
+        case .erf:
+            try requireOpset(9, node)
+
+        case .max, .min, .sum, .mean:
+            // Numpy broadcasting among the inputs arrived in opset 8.
+            if opset < 8 {
+                let shapes = Set(try node.inputs.indices.map { try inputType(node, $0).shape })
+                guard shapes.count == 1 else {
+                    throw FerryError("\(node.op.name) of inputs of different shapes needs ONNX opset 8 or later, not \(opset)")
+                }
+            }
+
+        case .batchNormalization(let epsilon):
+            proto.attribute = [.float("epsilon", epsilon)]
 
         case .flatten(let axis):
             let rank = try inputType(node, 0).shape.rank
@@ -110,8 +173,96 @@ struct NodeContext {
         case .matMul, .globalAveragePool, .globalMaxPool, .relu, .sigmoid, .tanh,
              .add, .sub, .mul, .div, .identity:
             break
+
+        case .prelu, .softplus, .softsign, .hardSwish, .mish,
+             .abs, .neg, .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .pow:
+            break
         }
-        return proto
+        return [proto]
+    }
+
+    /// Gelu before opset 20, as the ONNX Gelu function body:
+    /// x * 0.5 * (1 + Erf(x / sqrt 2)), or with approximate = "tanh"
+    /// x * 0.5 * (1 + Tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
+    private mutating func geluDecomposition(_ node: Node, approximate: Bool, _ proto: Onnx_NodeProto) throws -> [Onnx_NodeProto] {
+        if !approximate { try requireOpset(9, node, what: "Gelu as Erf") }
+        let x = node.inputs[0]
+        let dtype = try inputType(node, 0).dtype
+        var helper = Helper(node: node, doc: proto.docString)
+        let inner: String
+        if approximate {
+            let x2 = helper.add(&self, "Mul", [x, x])
+            let x3 = helper.add(&self, "Mul", [x2, x])
+            let k = addInitializer("\(node.name)_c", scalar(0.044715, dtype))
+            let kx3 = helper.add(&self, "Mul", [x3, k])
+            let sum = helper.add(&self, "Add", [x, kx3])
+            let s = addInitializer("\(node.name)_sqrt_2_over_pi", scalar(Float((2 / Double.pi).squareRoot()), dtype))
+            let scaled = helper.add(&self, "Mul", [sum, s])
+            inner = helper.add(&self, "Tanh", [scaled])
+        } else {
+            let s = addInitializer("\(node.name)_sqrt_half", scalar(Float(0.5.squareRoot()), dtype))
+            let scaled = helper.add(&self, "Mul", [x, s])
+            inner = helper.add(&self, "Erf", [scaled])
+        }
+        let one = addInitializer("\(node.name)_one", scalar(1, dtype))
+        let onePlus = helper.add(&self, "Add", [inner, one])
+        let half = addInitializer("\(node.name)_half", scalar(0.5, dtype))
+        let halfX = helper.add(&self, "Mul", [x, half])
+        helper.add(&self, "Mul", [halfX, onePlus], output: node.outputs[0])
+        return helper.nodes
+    }
+
+    /// Collects the nodes of a decomposition: fresh value names, the IR node's doc string.
+    private struct Helper {
+        let node: Node
+        let doc: String
+        var nodes: [Onnx_NodeProto] = []
+
+        init(node: Node, doc: String) {
+            self.node = node
+            self.doc = doc
+        }
+
+        /// Adds an ONNX node with one output (a fresh name unless given); returns the output.
+        @discardableResult
+        mutating func add(_ context: inout NodeContext, _ opType: String, _ inputs: [String], output: String? = nil,
+                          attributes: [Onnx_AttributeProto] = []) -> String {
+            let out = output ?? context.freshName("\(node.name)_\(opType.lowercased())")
+            var proto = Onnx_NodeProto()
+            proto.opType = opType
+            proto.name = "\(node.name)/\(nodes.count)_\(opType)"
+            proto.input = inputs
+            proto.output = [out]
+            proto.attribute = attributes
+            proto.docString = doc
+            nodes.append(proto)
+            return out
+        }
+    }
+
+    /// Throws unless the opset has the op (or the operator a decomposition needs).
+    private func requireOpset(_ minimum: Int, _ node: Node, what: String? = nil) throws {
+        guard opset >= minimum else {
+            throw FerryError("\(what ?? node.op.name) needs ONNX opset \(minimum) or later, not \(opset)")
+        }
+    }
+
+    /// A rank-0 constant of a floating-point dtype.
+    private func scalar(_ value: Float, _ dtype: DType) -> Tensor {
+        dtype == .float16 ? try! Tensor(shape: [], storage: .float16([HalfFloat.bits(value)]))
+                          : Tensor(shape: [], floats: [value])
+    }
+
+    /// A value name no other value has; reserves it.
+    mutating func freshName(_ base: String) -> String {
+        var name = base
+        var i = 1
+        while taken.contains(name) {
+            name = "\(base)_\(i)"
+            i += 1
+        }
+        taken.insert(name)
+        return name
     }
 
     /// How ONNX should state a pooling window: end pads, ceil_mode, and whether ONNX's static
@@ -183,13 +334,7 @@ struct NodeContext {
     }
 
     private mutating func addInitializer(_ base: String, _ tensor: Tensor) -> String {
-        var name = base
-        var i = 1
-        while taken.contains(name) {
-            name = "\(base)_\(i)"
-            i += 1
-        }
-        taken.insert(name)
+        let name = freshName(base)
         extraInitializers.append((name, tensor))
         return name
     }
@@ -218,6 +363,16 @@ struct NodeContext {
             allowed = dtype.isFloatingPoint || opset >= 9
         case .reshape, .transpose, .identity:
             allowed = true
+        case .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .prelu,
+             .softplus, .softsign, .hardSwish, .mish,
+             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .pow, .sum, .mean, .batchNormalization:
+            allowed = dtype.isFloatingPoint
+        case .abs:
+            allowed = dtype != .bool
+        case .neg:
+            allowed = dtype.isFloatingPoint || [.int8, .int32, .int64].contains(dtype)
+        case .max, .min:
+            allowed = dtype.isFloatingPoint || (opset >= 12 && dtype != .bool)
         }
         guard allowed else {
             throw FerryError("ONNX \(op.name) (opset \(opset)) does not take \(dtype) inputs")
@@ -239,6 +394,14 @@ extension Onnx_AttributeProto {
         a.name = name
         a.type = .ints
         a.ints = values.map(Int64.init)
+        return a
+    }
+
+    static func string(_ name: String, _ value: String) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .string
+        a.s = Data(value.utf8)
         return a
     }
 

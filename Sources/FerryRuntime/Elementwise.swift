@@ -1,11 +1,56 @@
 import FerryIR
 
-/// Add, Sub, Mul, Div on float32 with full numpy (multidirectional) broadcasting.
+import Foundation
+
+/// Elementwise math on float32: unary functions; Add, Sub, Mul, Div, Pow with full numpy
+/// (multidirectional) broadcasting; the variadic Max, Min, Sum, Mean.
 extension ReferenceKernels {
     public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Add") { $0 + $1 } }
     public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Sub") { $0 - $1 } }
     public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Mul") { $0 * $1 } }
     public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Div") { $0 / $1 } }
+    public static func power(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Pow") { Foundation.pow($0, $1) } }
+
+    /// The function of an elementwise unary math op (Abs ... Erf), nil for other ops.
+    static func unaryMathFunction(_ op: Op) -> ((Float) -> Float)? {
+        switch op {
+        case .abs: return { Swift.abs($0) }
+        case .neg: return { -$0 }
+        case .exp: return { Foundation.exp($0) }
+        case .log: return { Foundation.log($0) }
+        case .sqrt: return { $0.squareRoot() }
+        case .reciprocal: return { 1 / $0 }
+        case .floor: return { Foundation.floor($0) }
+        case .ceil: return { Foundation.ceil($0) }
+        case .erf: return { Foundation.erf($0) }
+        default: return nil
+        }
+    }
+
+    /// Abs, Neg, Exp, Log, Sqrt, Reciprocal, Floor, Ceil, Erf.
+    public static func unaryMath(_ op: Op, _ x: Tensor) throws -> Tensor {
+        guard let f = unaryMathFunction(op) else { throw FerryError("\(op.name) is not an elementwise unary math op") }
+        return try unary(x, op.name, f)
+    }
+
+    /// Max, Min, Sum, Mean of one or more inputs with numpy broadcasting.
+    public static func maximum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Max") { Swift.max($0, $1) } }
+    public static func minimum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Min") { Swift.min($0, $1) } }
+    public static func sum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Sum") { $0 + $1 } }
+    public static func mean(_ inputs: [Tensor]) throws -> Tensor {
+        let total = try variadic(inputs, "Mean") { $0 + $1 }
+        let n = Float(inputs.count)
+        return try unary(total, "Mean") { $0 / n }
+    }
+
+    /// Folds the inputs pairwise, left to right (broadcasting is associative).
+    static func variadic(_ inputs: [Tensor], _ name: String, _ f: (Float, Float) -> Float) throws -> Tensor {
+        guard let first = inputs.first else { throw FerryError("\(name) needs at least one input") }
+        var acc = first
+        _ = try acc.requireFloats(name, "input 0")
+        for t in inputs.dropFirst() { acc = try binary(acc, t, name, f) }
+        return acc
+    }
 
     @inline(__always)
     static func binary(_ a: Tensor, _ b: Tensor, _ name: String, _ f: (Float, Float) -> Float) throws -> Tensor {

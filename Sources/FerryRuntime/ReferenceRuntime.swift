@@ -2,8 +2,8 @@ import COpenBLAS
 import FerryIR
 
 /// The naive reference kernels, one static function per op (grouped by family in
-/// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift and
-/// Layout.swift). Optimized kernels are tested against these; the optimizer may call
+/// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift,
+/// Normalization.swift and Layout.swift). Optimized kernels are tested against these; the optimizer may call
 /// `evaluate` to fold constants.
 public enum ReferenceKernels {
     /// Whether the reference runtime can run an op on inputs of the given element types
@@ -13,7 +13,12 @@ public enum ReferenceKernels {
         case .transpose, .reshape, .flatten, .identity:
             return true
         case .conv, .gemm, .matMul, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool,
-             .relu, .sigmoid, .tanh, .leakyRelu, .softmax, .add, .sub, .mul, .div:
+             .relu, .sigmoid, .tanh, .leakyRelu, .softmax, .add, .sub, .mul, .div,
+             .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .prelu,
+             .softplus, .softsign, .hardSwish, .mish,
+             .abs, .neg, .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
+             .pow, .max, .min, .sum, .mean,
+             .batchNormalization:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         }
     }
@@ -25,6 +30,7 @@ public enum ReferenceKernels {
             return t
         }
         func optional(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
+        func all() throws -> [Tensor] { try inputs.indices.map(input) }
         switch op {
         case .conv(let a): return [try conv(try input(0), try input(1), optional(2), a)]
         case .gemm(let a): return [try gemm(try input(0), try input(1), optional(2), a)]
@@ -38,10 +44,32 @@ public enum ReferenceKernels {
         case .tanh: return [try tanh(try input(0))]
         case .leakyRelu(let alpha): return [try leakyRelu(try input(0), alpha: alpha)]
         case .softmax(let axis): return [try softmax(try input(0), axis: axis)]
+        case .logSoftmax(let axis): return [try logSoftmax(try input(0), axis: axis)]
+        case .gelu(let approximate): return [try gelu(try input(0), approximate: approximate)]
+        case .elu(let alpha): return [try elu(try input(0), alpha: alpha)]
+        case .selu(let alpha, let gamma): return [try selu(try input(0), alpha: alpha, gamma: gamma)]
+        case .hardSigmoid(let alpha, let beta): return [try hardSigmoid(try input(0), alpha: alpha, beta: beta)]
+        case .thresholdedRelu(let alpha): return [try thresholdedRelu(try input(0), alpha: alpha)]
+        case .clip(let lo, let hi): return [try clip(try input(0), min: lo, max: hi)]
+        case .prelu: return [try prelu(try input(0), slope: try input(1))]
+        case .softplus: return [try softplus(try input(0))]
+        case .softsign: return [try softsign(try input(0))]
+        case .hardSwish: return [try hardSwish(try input(0))]
+        case .mish: return [try mish(try input(0))]
+        case .abs, .neg, .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf:
+            return [try unaryMath(op, try input(0))]
         case .add: return [try add(try input(0), try input(1))]
         case .sub: return [try sub(try input(0), try input(1))]
         case .mul: return [try mul(try input(0), try input(1))]
         case .div: return [try div(try input(0), try input(1))]
+        case .pow: return [try power(try input(0), try input(1))]
+        case .max: return [try maximum(try all())]
+        case .min: return [try minimum(try all())]
+        case .sum: return [try sum(try all())]
+        case .mean: return [try mean(try all())]
+        case .batchNormalization(let epsilon):
+            return [try batchNormalization(try input(0), scale: try input(1), bias: try input(2), mean: try input(3),
+                                           variance: try input(4), epsilon: epsilon)]
         case .flatten(let axis): return [try flatten(try input(0), axis: axis)]
         case .reshape(let shape): return [try reshape(try input(0), target: shape)]
         case .transpose(let perm): return [try transpose(try input(0), perm: perm)]

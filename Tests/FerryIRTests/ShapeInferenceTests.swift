@@ -134,3 +134,82 @@ import Testing
         #expect(FerryError("no such file", file: "x.onnx").description == "error: x.onnx: no such file")
     }
 }
+
+@Suite struct ElementwiseShapeInferenceTests {
+    let x = TensorType(.float32, Shape([.symbolic("N"), .fixed(3), .fixed(4)]))
+
+    @Test func unaryKeepsType() throws {
+        for op: Op in [.abs, .neg, .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .softplus, .softsign, .hardSwish, .mish,
+                       .gelu(approximate: true), .elu(alpha: 1), .selu(alpha: 1.67, gamma: 1.05),
+                       .hardSigmoid(alpha: 0.2, beta: 0.5), .thresholdedRelu(alpha: 1), .clip(min: nil, max: 6), .logSoftmax(axis: -1)] {
+            #expect(try op.inferOutputTypes([x]) == [x], "\(op.name)")
+        }
+        // Float-only math refuses integers; Abs and Neg take them.
+        let ints = TensorType(.int64, Shape([2]))
+        #expect(throws: FerryError.self) { try Op.exp.inferOutputTypes([ints]) }
+        #expect(try Op.abs.inferOutputTypes([ints]) == [ints])
+        #expect(try Op.neg.inferOutputTypes([ints]) == [ints])
+        #expect(throws: FerryError.self) { try Op.neg.inferOutputTypes([TensorType(.uint8, Shape([2]))]) }
+    }
+
+    @Test func logSoftmaxAxis() {
+        #expect(throws: FerryError.self) { try Op.logSoftmax(axis: 3).inferOutputTypes([x]) }
+        #expect(throws: FerryError.self) { try Op.logSoftmax(axis: -4).inferOutputTypes([x]) }
+    }
+
+    @Test func broadcastingOps() throws {
+        let row = TensorType(.float32, Shape([4]))
+        let col = TensorType(.float32, Shape([3, 1]))
+        #expect(try Op.pow.inferOutputTypes([x, row]) == [x])
+        #expect(try Op.max.inferOutputTypes([row, col, x]) == [x])
+        #expect(try Op.sum.inferOutputTypes([col]) == [col])
+        #expect(try Op.mean.inferOutputTypes([col, row]) == [TensorType(.float32, Shape([3, 4]))])
+        #expect(throws: FerryError.self) { try Op.min.inferOutputTypes([x, TensorType(.float32, Shape([5]))]) }
+        #expect(throws: FerryError.self) { try Op.sum.inferOutputTypes([x, TensorType(.int64, Shape([4]))]) }
+        #expect(throws: FerryError.self) { try Op.sum.inferOutputTypes([]) }
+        // PRelu's slope broadcasts to X, never X to the slope.
+        #expect(try Op.prelu.inferOutputTypes([x, TensorType(.float32, Shape([3, 1]))]) == [x])
+        #expect(throws: FerryError.self) { try Op.prelu.inferOutputTypes([col, TensorType(.float32, Shape([3, 4]))]) }
+    }
+
+    @Test func batchNormalizationParameters() throws {
+        let c = TensorType(.float32, Shape([3]))
+        #expect(try Op.batchNormalization(epsilon: 1e-5).inferOutputTypes([x, c, c, c, c]) == [x])
+        let bad = TensorType(.float32, Shape([4]))
+        let e = #expect(throws: FerryError.self) { try Op.batchNormalization(epsilon: 1e-5).inferOutputTypes([x, c, c, bad, c]) }
+        #expect(e?.message.contains("mean") == true)
+        #expect(throws: FerryError.self) {
+            try Op.batchNormalization(epsilon: 1e-5).inferOutputTypes([x, c, c, TensorType(.float32, Shape([3, 1])), c])
+        }
+        #expect(throws: FerryError.self) {
+            try Op.batchNormalization(epsilon: 1e-5).inferOutputTypes([TensorType(.float32, Shape([3])), c, c, c, c])
+        }
+        #expect(Op.batchNormalization(epsilon: 1e-5).arity == (5, 5))
+    }
+
+    @Test func halfFloatBitsMatchSwiftFloat16() {
+        #if arch(x86_64) || arch(arm64)
+        var rng = SystemRandomNumberGenerator()
+        var samples: [Float] = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e-8, 5.96e-8, 2.98e-8, 2.9802322e-8, 6.1e-5,
+                                .infinity, -.infinity, .greatestFiniteMagnitude, 0.1, 1.0009766, 1.0004883, 1.0014648]
+        for _ in 0..<20000 { samples.append(Float(bitPattern: UInt32.random(in: 0...UInt32.max, using: &rng))) }
+        for _ in 0..<20000 { samples.append(Float.random(in: -70000...70000, using: &rng)) }
+        for _ in 0..<20000 { samples.append(Float.random(in: -1e-4...1e-4, using: &rng)) }
+        for v in samples {
+            let expected = Float16(v)
+            let bits = HalfFloat.bits(v)
+            if v.isNaN {
+                #expect(HalfFloat.value(bits).isNaN)
+            } else {
+                #expect(bits == expected.bitPattern, "\(v)")
+                #expect(HalfFloat.value(bits) == Float(expected))
+            }
+        }
+        // Every half value converts to float and back unchanged.
+        for h in UInt16.min...UInt16.max where !Float16(bitPattern: h).isNaN {
+            #expect(HalfFloat.value(h) == Float(Float16(bitPattern: h)))
+            #expect(HalfFloat.bits(HalfFloat.value(h)) == h)
+        }
+        #endif
+    }
+}

@@ -119,7 +119,53 @@ enum Graphs {
         let id = b.add(.identity, inputs: [sm], output: "out", origin: o("out", "Activation"))
         b.addOutput(id)
         b.addOutput(gemm)
+        addElementwiseOps(&b)
         return try b.finish()
+    }
+
+    /// The second input of the every-op graph, read by the elementwise and normalization ops.
+    static let features = TensorType(.float32, Shape([.symbolic("batch"), .fixed(4), .fixed(3), .fixed(5)]))
+
+    /// Elementwise math and activations on a second input `features`; every result is a graph
+    /// output, so a difference points at one op.
+    static func addElementwiseOps(_ b: inout GraphBuilder) {
+        func o(_ name: String, _ type: String) -> Origin { Origin(layer: name, type: type) }
+        let x = b.addInput("features", features)
+        func output(_ op: Op, _ inputs: [String], _ name: String) -> String {
+            let v = b.add(op, inputs: inputs, output: name, origin: o(name, op.name))
+            b.addOutput(v)
+            return v
+        }
+        let three = b.addInitializer("three", Tensor(shape: [], floats: [3]))
+        let x3 = b.add(.mul, inputs: [x, three], output: "x3", origin: o("x3", "Mul"))
+        for (op, name) in [(Op.abs, "abs"), (.neg, "neg"), (.exp, "exp"), (.erf, "erf"), (.softsign, "softsign"),
+                           (.hardSwish, "hard_swish"), (.mish, "mish"), (.gelu(approximate: false), "gelu"),
+                           (.gelu(approximate: true), "gelu_tanh"), (.elu(alpha: 0.7), "elu"),
+                           (.selu(alpha: 1.6732632, gamma: 1.050701), "selu"), (.hardSigmoid(alpha: 0.3, beta: 0.4), "hard_sigmoid"),
+                           (.thresholdedRelu(alpha: 0.5), "thresholded_relu"), (.clip(min: -0.5, max: 1), "clip"),
+                           (.clip(min: nil, max: 0.25), "clip_max"), (.logSoftmax(axis: 1), "log_softmax")] as [(Op, String)] {
+            _ = output(op, [x3], name)
+        }
+        _ = output(.floor, [x3], "floor")
+        _ = output(.ceil, [x3], "ceil")
+        // Log, Sqrt, Reciprocal and Pow's base on positive values.
+        let positive = output(.softplus, [x3], "softplus")
+        _ = output(.log, [positive], "log")
+        _ = output(.sqrt, [positive], "sqrt")
+        _ = output(.reciprocal, [positive], "reciprocal")
+        _ = output(.pow, [positive, x], "pow")
+        let slope = b.addInitializer("slope", Tensor(shape: [4, 1, 1], floats: [0.1, 0.2, -0.3, 0.4]))
+        _ = output(.prelu, [x3, slope], "prelu")
+        let plane = b.addInitializer("plane", Tensor(shape: [3, 5], floats: floats(15, seed: 12)))
+        for (op, name) in [(Op.max, "max"), (.min, "min"), (.sum, "sum"), (.mean, "mean")] as [(Op, String)] {
+            _ = output(op, [x3, plane, slope], name)
+        }
+        _ = output(.mean, [x], "mean_of_one")
+        let scale = b.addInitializer("bn_scale", Tensor(shape: [4], floats: [1, -0.5, 2, 0.75]))
+        let bias = b.addInitializer("bn_bias", Tensor(shape: [4], floats: [0, 0.5, -1, 0.25]))
+        let mean = b.addInitializer("bn_mean", Tensor(shape: [4], floats: [0.2, -0.1, 0, 0.3]))
+        let variance = b.addInitializer("bn_var", Tensor(shape: [4], floats: [0.5, 1, 2, 0.25]))
+        _ = output(.batchNormalization(epsilon: 1e-3), [x3, scale, bias, mean, variance], "batch_norm")
     }
 }
 

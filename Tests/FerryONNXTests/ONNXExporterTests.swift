@@ -267,6 +267,51 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
         _ = try ONNXExporter.model(graph, opset: 14)
     }
 
+    /// One node with a single activation, exported at an opset.
+    func exportedActivation(_ op: Op, opset: Int = ONNXExporter.defaultOpset) throws -> Onnx_ModelProto {
+        var b = GraphBuilder(name: "act")
+        let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("N"), .fixed(3)])))
+        let y = b.add(op, inputs: [x], output: "y", origin: Origin(layer: "act", type: "Activation"))
+        b.addOutput(y)
+        return try roundTrip(try b.finish(), opset: opset)
+    }
+
+    @Test func newerOpsDecomposeAtOlderOpsets() throws {
+        // Gelu is opset 20: before, the ONNX function body (erf or tanh form).
+        let gelu17 = try exportedActivation(.gelu(approximate: false))
+        #expect(gelu17.graph.node.map(\.opType) == ["Mul", "Erf", "Add", "Mul", "Mul"])
+        #expect(gelu17.graph.node.last!.output == ["y"])
+        #expect(gelu17.graph.node.allSatisfy { $0.docString == "from act (Activation)" })
+        let geluTanh17 = try exportedActivation(.gelu(approximate: true))
+        #expect(geluTanh17.graph.node.contains { $0.opType == "Tanh" })
+        #expect(!geluTanh17.graph.node.contains { $0.opType == "Erf" })
+        let gelu20 = try exportedActivation(.gelu(approximate: true), opset: 20)
+        #expect(gelu20.graph.node.map(\.opType) == ["Gelu"])
+        #expect(String(decoding: gelu20.graph.node[0].attribute[0].s, as: UTF8.self) == "tanh")
+        #expect(try exportedActivation(.mish).graph.node.map(\.opType) == ["Softplus", "Tanh", "Mul"])
+        #expect(try exportedActivation(.mish, opset: 18).graph.node.map(\.opType) == ["Mish"])
+        #expect(try exportedActivation(.hardSwish).graph.node.map(\.opType) == ["HardSwish"])
+        #expect(try exportedActivation(.hardSwish, opset: 13).graph.node.map(\.opType) == ["HardSigmoid", "Mul"])
+        // Ops the opset cannot say at all are refused, naming the layer.
+        let e = #expect(throws: FerryError.self) { try exportedActivation(.thresholdedRelu(alpha: 1), opset: 9) }
+        #expect(e?.layer == "act")
+        #expect(e?.description.contains("opset 10") == true)
+        #expect(throws: FerryError.self) { try exportedActivation(.gelu(approximate: false), opset: 8) }
+    }
+
+    @Test func clipBoundsAreInputsFromOpset11() throws {
+        let m17 = try exportedActivation(.clip(min: nil, max: 6))
+        #expect(m17.graph.node[0].input == ["x", "", "y_max"])
+        #expect(m17.graph.initializer.map(\.name) == ["y_max"])
+        #expect(m17.graph.initializer[0].dims.isEmpty)
+        #expect(floats(m17.graph.initializer[0]) == [6])
+        #expect(try exportedActivation(.clip(min: -1, max: nil)).graph.node[0].input == ["x", "y_min"])
+        #expect(try exportedActivation(.clip(min: nil, max: nil)).graph.node[0].input == ["x"])
+        let m9 = try exportedActivation(.clip(min: -1, max: 6), opset: 9)
+        #expect(m9.graph.node[0].input == ["x"])
+        #expect(attributes(m9.graph.node[0]) == ["min": "-1.0", "max": "6.0"])
+    }
+
     @Test func emptyGraphNameGetsOne() throws {
         var b = GraphBuilder(name: "")
         let x = b.addInput("x", TensorType(.float32, Shape([1])))
@@ -280,7 +325,9 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
 }
 
 extension Graphs {
-    static let everyOpCount = 20
+    /// ONNX nodes of the every-op graph at opset 17: one per IR node, but Gelu (opset 20) and
+    /// Mish (opset 18) are written as their decompositions.
+    static let everyOpCount = 65
 
     /// The CNN with ceil-mode max pooling.
     static func cnnCeil() throws -> Graph {
