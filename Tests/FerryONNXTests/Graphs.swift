@@ -82,8 +82,10 @@ enum Graphs {
         return y
     }
 
-    /// Every op of the IR in one graph (two outputs).
-    static func everyOp() throws -> Graph {
+    /// Every op of the IR in one graph. `coreOnly` leaves out the ops added since the first
+    /// exporter (elementwise math, activations, normalization): the ONNX importer's round trip
+    /// reads that graph until its op table has them.
+    static func everyOp(coreOnly: Bool = false) throws -> Graph {
         var b = GraphBuilder(name: "every_op", metadata: ["source_format": "test"])
         func o(_ name: String, _ type: String) -> Origin { Origin(layer: name, type: type) }
         let x = b.addInput("image", TensorType(.float32, Shape([.symbolic("batch"), .fixed(3), .fixed(9), .fixed(8)])))
@@ -119,7 +121,7 @@ enum Graphs {
         let id = b.add(.identity, inputs: [sm], output: "out", origin: o("out", "Activation"))
         b.addOutput(id)
         b.addOutput(gemm)
-        addElementwiseOps(&b)
+        if !coreOnly { addElementwiseOps(&b) }
         return try b.finish()
     }
 
