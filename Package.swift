@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "FerryConformance", dependencies: ["FerryIR", "FerryONNX", "FerryRuntime"]),
         .executableTarget(name: "ferry-conformance", dependencies: ["FerryConformance"]),
         .testTarget(name: "FerryIRTests", dependencies: ["FerryIR"]),
-        .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR"]),
+        .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR", "ZIPFoundation"]),
         .testTarget(name: "FerryCaffeTests", dependencies: ["FerryCaffe", "FerryIR"]),
         .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
         .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR", "FerryConformance", "FerryRuntime"],

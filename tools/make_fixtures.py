@@ -163,6 +163,49 @@ def build_unsupported_layer(k):
     ], name="unsupported_layer")
 
 
+def build_nested_shared(k):
+    L = k.layers
+    inner = k.Sequential([
+        k.Input(shape=(6,), name="inner_in"),
+        L.Dense(5, activation="tanh", name="inner_dense1"),
+        L.Dense(4, name="inner_dense2"),
+    ], name="inner")
+    a = k.Input(shape=(6,), name="left")
+    b = k.Input(shape=(6,), name="right")
+    shared = L.Dense(6, activation="relu", name="shared")
+    x = inner(shared(a))
+    y = inner(shared(b))
+    total = L.Add(name="sum")([x, y])
+    diff = L.Subtract(name="diff")([x, y])
+    return k.Model([a, b], [total, diff], name="nested_shared")
+
+
+def build_functional_in_sequential(k):
+    L = k.layers
+    f_in = k.Input(shape=(8, 8, 3), name="patch")
+    c = L.Conv2D(4, 3, activation="relu", name="fconv")(f_in)
+    g = L.GlobalAveragePooling2D(name="fgap")(c)
+    features = k.Model(f_in, g, name="features")
+    return k.Sequential([
+        k.Input(shape=(8, 8, 3), name="image"),
+        features,
+        L.Dense(3, activation="softmax", name="head"),
+    ], name="functional_in_sequential")
+
+
+def build_slash_names(k):
+    L = k.layers
+    # Keras 2 allows '/' in layer names (DenseNet's conv1/conv: nested HDF5 groups); Keras 3
+    # forbids it.
+    sep = "/" if k.__name__.startswith("tf_keras") else "_"
+    x_in = k.Input(shape=(6, 6, 2), name="image")
+    x = L.Conv2D(3, 3, name="conv1" + sep + "conv")(x_in)
+    x = L.Activation("relu", name="conv1" + sep + "relu")(x)
+    x = L.Flatten(name="flatten")(x)
+    y = L.Dense(4, name="logits")(x)
+    return k.Model(x_in, y, name="slash_names")
+
+
 # name -> (builder, description, expect, error_layer, probability outputs to
 # check for saturation: {output index: "softmax" | "sigmoid"})
 MODELS = {
@@ -195,6 +238,21 @@ MODELS = {
                    "Tiny Sequential: Dense activation='linear', Activation('sigmoid'), "
                    "Dense without activation.",
                    "ok", None, {}),
+    "nested_shared": (build_nested_shared,
+                      "Functional with two inputs and two outputs: a Dense shared by both "
+                      "inputs, a nested Sequential called twice (Keras 2 numbers its calls "
+                      "1 and 2, Keras 3 0 and 1), Add and Subtract merges. Also saved as "
+                      "JSON + weights-only files.",
+                      "ok", None, {}, {"json": True}),
+    "functional_in_sequential": (build_functional_in_sequential,
+                                 "Sequential holding a Functional feature extractor (Conv2D, "
+                                 "GlobalAveragePooling2D) and a softmax head. Also saved as "
+                                 "JSON + weights-only files.",
+                                 "ok", None, {0: "softmax"}, {"json": True}),
+    "slash_names": (build_slash_names,
+                    "Keras 2 layer names with '/' (conv1/conv, nested HDF5 groups); the "
+                    "Keras 3 variant names them conv1_conv.",
+                    "ok", None, {}),
     "lambda_layer": (build_lambda_layer,
                      "Error fixture: Functional model containing a Lambda layer "
                      "('double', x * 2) whose Python bytecode cannot be imported.",
@@ -212,8 +270,9 @@ MODELS = {
 # ---------------------------------------------------------------------------
 
 def make_weights(model_name, model):
-    """Deterministic numpy weights for every layer, keyed by layer name."""
-    weights = {}
+    """Deterministic numpy weights for every layer, in layer order (Keras 2 and 3 may name
+    layers differently: Keras 2 allows '/' in names)."""
+    weights = []
     for layer in model.layers:
         current = layer.get_weights()
         if not current:
@@ -233,22 +292,21 @@ def make_weights(model_name, model):
                 # nonzero biases of both signs, magnitude 0.1 .. 0.5
                 a = rng.uniform(0.1, 0.5, size=shape) * rng.choice([-1.0, 1.0], size=shape)
             arrays.append(a.astype(np.float32))
-        weights[layer.name] = arrays
+        weights.append(arrays)
     return weights
 
 
 def apply_weights(model, weights):
-    names = set()
+    pending = list(weights)
     for layer in model.layers:
         current = layer.get_weights()
         if not current:
             continue
-        new = weights[layer.name]
+        new = pending.pop(0)
         assert [w.shape for w in current] == [w.shape for w in new], (
             layer.name, [w.shape for w in current], [w.shape for w in new])
         layer.set_weights(new)
-        names.add(layer.name)
-    assert names == set(weights), (names, set(weights))
+    assert not pending, "layers left without weights"
 
 
 def _history_layer(tensor):
@@ -306,8 +364,45 @@ def check_probabilities(name, tag, outputs, prob_outputs):
         assert ok, "%s/%s output %d saturated: min %.4g max %.4g" % (name, tag, idx, lo, hi)
 
 
+def save_other_forms(name, tag, k, model, out_dir, expect, opts, variant, outputs, variants, notes):
+    """Besides the .h5: Keras 3's .keras zip, and (opts["json"]) the architecture JSON with a
+    weights-only file. Each is reloaded by its framework and must give the .h5's outputs."""
+    forms = []
+    if tag == "keras3" and opts.get("keras_zip", True):
+        path = os.path.join(out_dir, "keras3.keras")
+        model.save(path)
+        forms.append(("keras3.keras", None,
+                      lambda: k.models.load_model(path, compile=False, safe_mode=expect == "ok")))
+    if opts.get("json"):
+        json_name = "%s.json" % tag
+        weights_name = "%s.weights.h5" % tag
+        with open(os.path.join(out_dir, json_name), "w") as f:
+            f.write(model.to_json())
+        model.save_weights(os.path.join(out_dir, weights_name))
+
+        def reload(json_name=json_name, weights_name=weights_name):
+            with open(os.path.join(out_dir, json_name)) as f:
+                m = k.models.model_from_json(f.read())
+            m.load_weights(os.path.join(out_dir, weights_name))
+            return m
+        forms.append((json_name, weights_name, reload))
+    for file_name, weights_name, reload in forms:
+        v = {"file": file_name}
+        if weights_name:
+            v["weights"] = weights_name
+        v["writer"] = variant["writer"]
+        v["inputs"] = variant["inputs"]
+        if expect == "ok":
+            again = predict(reload(), [np.load(os.path.join(out_dir, i["npy"])) for i in variant["inputs"]])
+            for a, b in zip(again, outputs):
+                np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+            v["outputs"] = variant["outputs"]
+        variants.append(v)
+
+
 def generate(name, frameworks):
-    builder, description, expect, error_layer, prob_outputs = MODELS[name]
+    builder, description, expect, error_layer, prob_outputs = MODELS[name][:5]
+    opts = MODELS[name][5] if len(MODELS[name]) > 5 else {}
     out_dir = os.path.join(OUT_DIR, name)
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
@@ -329,7 +424,7 @@ def generate(name, frameworks):
         in_names, out_names = io_names(model)
         if ref_in_names is None:
             ref_in_names, ref_out_names = in_names, out_names
-        assert (in_names, out_names) == (ref_in_names, ref_out_names), (
+        assert opts.get("names_differ") or (in_names, out_names) == (ref_in_names, ref_out_names), (
             name, tag, in_names, out_names, ref_in_names, ref_out_names)
 
         if inputs is None:
@@ -362,7 +457,7 @@ def generate(name, frameworks):
         }
         try:
             reloaded = loader(h5_path) if expect == "ok" else load_unsafe(tag, h5_path)
-            assert io_names(reloaded) == (in_names, out_names), (name, tag)
+            assert io_names(reloaded) == (in_names, out_names), (name, tag, io_names(reloaded))
             outputs = predict(reloaded, inputs)
         except Exception as e:
             if expect != "error":
@@ -384,6 +479,12 @@ def generate(name, frameworks):
             variant["outputs"] = files
             results[tag] = outputs
         variants.append(variant)
+        try:
+            save_other_forms(name, tag, k, model, out_dir, expect, opts, variant, outputs, variants, notes)
+        except Exception as e:
+            if expect != "error":
+                raise
+            notes.append("%s other forms skipped (%s)." % (tag, type(e).__name__))
 
     # Keras 2 and Keras 3 must compute the same function.
     if "keras2" in results and "keras3" in results:
@@ -404,7 +505,7 @@ def generate(name, frameworks):
     shapes = ", ".join("x".join(str(d) for d in o.shape[1:])
                        for o in results.get("keras2", results.get("keras3", [])))
     print("wrote %-18s %-6s variants=%s inputs=%s outputs=[%s] %d bytes"
-          % (name, expect, "+".join(v["file"][:-3] for v in variants),
+          % (name, expect, "+".join(v["file"] for v in variants),
              ",".join(ref_in_names), shapes or "-", size))
 
 

@@ -38,18 +38,23 @@ public enum ModelFormat: String, Sendable, CaseIterable {
 
 /// Loads a model file into the IR, choosing the importer by extension.
 /// A Caffe model is named by its `.prototxt`; `weights` overrides the `.caffemodel` beside it.
+/// A Keras architecture JSON (`model.to_json()`) takes its weights file (`save_weights`) as `weights`.
 public func loadModel(path: String, weights: String? = nil) throws -> Graph {
     guard FileManager.default.fileExists(atPath: path) else {
         throw FerryError("no such file", file: path)
     }
+    if URL(fileURLWithPath: path).pathExtension.lowercased() == "json" {
+        if let weights, !FileManager.default.fileExists(atPath: weights) {
+            throw FerryError("no such file", file: weights)
+        }
+        return try KerasImporter.load(path: path, weights: weights)
+    }
     guard let format = ModelFormat(path: path) else {
-        throw FerryError("unknown model format (expected .h5, .keras, .prototxt or .onnx)", file: path)
+        throw FerryError("unknown model format (expected .h5, .keras, .json with --weights, .prototxt or .onnx)", file: path)
     }
     switch format {
-    case .kerasH5:
-        return try KerasImporter.load(path: path)
-    case .kerasZip:
-        throw FerryError("reading Keras 3 .keras files is not supported yet (.h5 is)", file: path)
+    case .kerasH5, .kerasZip:
+        return try KerasImporter.load(path: path, weights: weights)
     case .caffe:
         return try loadCaffe(path: path, weights: weights)
     case .onnx:

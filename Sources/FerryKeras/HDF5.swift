@@ -147,6 +147,27 @@ final class H5File {
         return strings[0]
     }
 
+    /// The names of the links (groups and datasets) directly inside a group, in name order.
+    func children(of groupPath: String) throws -> [String] {
+        let group = try openObjectOrRoot(groupPath)
+        let owner = groupPath.isEmpty ? "the file root" : "'\(groupPath)'"
+        var info = H5G_info_t()
+        guard H5Gget_info(group.id, &info) >= 0 else { throw FerryError("\(owner) is not a group") }
+        guard info.nlinks <= 1 << 20 else { throw FerryError("\(owner) has too many members (\(info.nlinks))") }
+        var names: [String] = []
+        for i in 0..<info.nlinks {
+            let length = H5Lget_name_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, ferry_H5P_DEFAULT())
+            guard length >= 0, length < 1 << 16 else { throw FerryError("cannot read the member names of \(owner)") }
+            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+            guard H5Lget_name_by_idx(group.id, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count,
+                                     ferry_H5P_DEFAULT()) >= 0 else {
+                throw FerryError("cannot read the member names of \(owner)")
+            }
+            names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return names
+    }
+
     /// The shape of a dataset, without reading its elements.
     func datasetShape(_ datasetPath: String) throws -> [Int] {
         let ds = try openDataset(datasetPath)

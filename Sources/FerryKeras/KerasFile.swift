@@ -1,42 +1,57 @@
 import FerryIR
+import Foundation
+import ZIPFoundation
 
-/// The parts of a Keras legacy-HDF5 model file the importer reads: root attributes and, on
-/// demand, each layer's weights in `weight_names` order.
-final class KerasFile {
+/// A layer as the weight files know it: the user's layer name, and the name Keras 3's
+/// `.keras` / `.weights.h5` layout gives it (snake_case class name plus a per-class counter).
+struct LayerKey: Hashable {
+    var name: String
+    var autoName: String
+}
+
+/// Where a model's weights live. Layers are addressed by their path from the outermost model
+/// (the enclosing nested models, then the layer itself).
+protocol KerasWeightStore: AnyObject {
+    var h5: H5File { get }
+    /// The layer's weights in Keras's order: a name for messages and the dataset's HDF5 path.
+    /// An empty list when the file holds nothing for the layer.
+    func weights(layerPath: [LayerKey]) throws -> [(name: String, path: String)]
+}
+
+/// The legacy HDF5 layout (`model.save("x.h5")` under `model_weights`, or Keras 2's
+/// `save_weights("x.h5")` at the root): one group per top-level layer with a `weight_names`
+/// attribute. A nested model is one group holding all its sub-layers' weights, named
+/// `<sub-layer>/<weight>` (Keras 2) or `<model>/<sub-layer>/<weight>` (Keras 3).
+final class LegacyWeightStore: KerasWeightStore {
     let h5: H5File
-    let kerasVersion: String
-    let backend: String
-    let modelConfigJSON: String
-    /// Names listed in `model_weights`' `layer_names`; nil when the file holds no weights group.
-    let weightLayerNames: Set<String>?
+    private let root: String
+    private let layerNames: Set<String>
 
-    init(path: String) throws {
-        h5 = try H5File(path: path)
-        guard try h5.hasAttribute("model_config") else {
-            throw FerryError("the file has no model_config attribute (a weights-only file from save_weights?); "
-                             + "Ferry needs a file written by model.save")
-        }
-        modelConfigJSON = try h5.stringAttribute("model_config")
-        kerasVersion = try h5.hasAttribute("keras_version") ? h5.stringAttribute("keras_version") : ""
-        backend = try h5.hasAttribute("backend") ? h5.stringAttribute("backend") : ""
-        if h5.exists("model_weights") {
-            weightLayerNames = Set(try Self.chunkedStrings(h5, "layer_names", of: "model_weights"))
-        } else {
-            weightLayerNames = nil
-        }
+    init(h5: H5File, root: String) throws {
+        self.h5 = h5
+        self.root = root
+        layerNames = Set(try Self.chunkedStrings(h5, "layer_names", of: root))
     }
 
-    /// The weights a layer holds, in `weight_names` order: HDF5 paths relative to the root.
-    func weightPaths(layer: String) throws -> (names: [String], paths: [String]) {
-        guard let names = weightLayerNames else {
-            throw FerryError("the file holds no weights (no model_weights group)")
-        }
-        let group = "model_weights/" + layer
-        guard names.contains(layer), h5.exists(group) else {
+    func weights(layerPath: [LayerKey]) throws -> [(name: String, path: String)] {
+        guard let top = layerPath.first?.name else { return [] }
+        let group = root.isEmpty ? top : root + "/" + top
+        guard layerNames.contains(top), h5.exists(group) else {
             throw FerryError("the file holds no weights for this layer (no group '\(group)')")
         }
-        let weightNames = try Self.chunkedStrings(h5, "weight_names", of: group)
-        return (weightNames, weightNames.map { group + "/" + $0 })
+        let names = try Self.chunkedStrings(h5, "weight_names", of: group)
+        var selected = names
+        if layerPath.count > 1 {
+            // A layer inside a nested model: its weights are those whose name, less the last
+            // component, ends with the layer's own name.
+            let own = layerPath.last!.name
+            selected = names.filter { name in
+                guard let slash = name.lastIndex(of: "/") else { return false }
+                let owner = name[..<slash]
+                return owner == own || owner.hasSuffix("/" + own)
+            }
+        }
+        return selected.map { ($0, group + "/" + $0) }
     }
 
     /// A string-list attribute that Keras may split into `name0`, `name1`, ... when it exceeds
@@ -49,7 +64,197 @@ final class KerasFile {
             all += try h5.stringsAttribute("\(name)\(i)", of: path)
             i += 1
         }
-        guard i > 0 else { throw FerryError("'\(path)' has no attribute '\(name)'") }
+        guard i > 0 else { throw FerryError("'\(path.isEmpty ? "/" : path)' has no attribute '\(name)'") }
         return all
+    }
+}
+
+/// Keras 3's layout (`model.weights.h5` inside `.keras`, and `save_weights("x.weights.h5")`):
+/// `layers/<auto name>/vars/<i>`, nested models recursing under `layers/<auto name>/layers/`.
+/// The user's layer name is the `name` attribute of the `vars` group when Keras wrote it.
+final class LayersWeightStore: KerasWeightStore {
+    let h5: H5File
+
+    init(h5: H5File) {
+        self.h5 = h5
+    }
+
+    func weights(layerPath: [LayerKey]) throws -> [(name: String, path: String)] {
+        var group = ""
+        for key in layerPath {
+            group = try child(of: group, for: key)
+        }
+        let vars = group + "/vars"
+        guard h5.exists(vars) else { return [] }
+        // Variables are numbered; "10" sorts after "9".
+        let indices = try h5.children(of: vars).map { name -> Int in
+            guard let i = Int(name), i >= 0 else {
+                throw FerryError("'\(vars)' holds '\(name)', expected numbered variables")
+            }
+            return i
+        }.sorted()
+        return indices.map { ("vars/\($0)", "\(vars)/\($0)") }
+    }
+
+    /// The group of one layer inside `parent`'s `layers`: the one whose `vars` carries the
+    /// layer's name, else the one with its automatic name.
+    private func child(of parent: String, for key: LayerKey) throws -> String {
+        let layers = parent.isEmpty ? "layers" : parent + "/layers"
+        guard h5.exists(layers) else {
+            throw FerryError("the weights file has no group '\(layers)'")
+        }
+        for member in try h5.children(of: layers) {
+            let vars = "\(layers)/\(member)/vars"
+            if h5.exists(vars), try h5.hasAttribute("name", of: vars),
+               try h5.stringAttribute("name", of: vars) == key.name {
+                return "\(layers)/\(member)"
+            }
+        }
+        let auto = "\(layers)/\(key.autoName)"
+        guard h5.exists(auto) else {
+            throw FerryError("the weights file has no group for this layer (looked for its name and '\(auto)')")
+        }
+        return auto
+    }
+}
+
+/// A Keras model as stored on disk, whatever the container: the architecture JSON, the Keras
+/// version that wrote it, and its weights.
+final class KerasModelSource {
+    let configJSON: String
+    let kerasVersion: String
+    let backend: String
+    let format: String
+    let store: KerasWeightStore
+    /// A file this source extracted and removes when done.
+    private let temporaryFile: URL?
+
+    private init(configJSON: String, kerasVersion: String, backend: String, format: String,
+                 store: KerasWeightStore, temporaryFile: URL? = nil) {
+        self.configJSON = configJSON
+        self.kerasVersion = kerasVersion
+        self.backend = backend
+        self.format = format
+        self.store = store
+        self.temporaryFile = temporaryFile
+    }
+
+    deinit {
+        if let t = temporaryFile { try? FileManager.default.removeItem(at: t) }
+    }
+
+    /// A legacy `.h5` written by `model.save`: root attributes and `model_weights`.
+    static func legacyH5(path: String) throws -> KerasModelSource {
+        let h5 = try H5File(path: path)
+        guard try h5.hasAttribute("model_config") else {
+            throw FerryError("the file has no model_config attribute (a weights-only file from save_weights?); "
+                             + "give the architecture as model.json with --weights FILE, or use a file "
+                             + "written by model.save")
+        }
+        let config = try h5.stringAttribute("model_config")
+        let version = try h5.hasAttribute("keras_version") ? h5.stringAttribute("keras_version") : ""
+        let backend = try h5.hasAttribute("backend") ? h5.stringAttribute("backend") : ""
+        guard h5.exists("model_weights") else {
+            throw FerryError("the file holds no weights (no model_weights group; saved with include_optimizer only?)")
+        }
+        return KerasModelSource(configJSON: config, kerasVersion: version, backend: backend, format: "keras-h5",
+                                store: try LegacyWeightStore(h5: h5, root: "model_weights"))
+    }
+
+    /// The pair `model.to_json()` + `save_weights(...)`: Keras 2's legacy weights `.h5` or
+    /// Keras 3's `.weights.h5`.
+    static func jsonAndWeights(jsonPath: String, weightsPath: String) throws -> KerasModelSource {
+        let json: String
+        do {
+            json = try String(contentsOfFile: jsonPath, encoding: .utf8)
+        } catch {
+            throw FerryError("cannot read the architecture JSON (\(error.localizedDescription))", file: jsonPath)
+        }
+        let version = kerasVersionInJSON(json) ?? ""
+        let store: KerasWeightStore
+        do {
+            store = try weightsOnly(path: weightsPath)
+        } catch let e as FerryError {
+            throw e.inFile(weightsPath)
+        }
+        let h5Version = try? store.h5.stringAttribute("keras_version")
+        return KerasModelSource(configJSON: json, kerasVersion: version.isEmpty ? (h5Version ?? "") : version,
+                                backend: (try? store.h5.stringAttribute("backend")) ?? "",
+                                format: "keras-json", store: store)
+    }
+
+    /// A weights-only HDF5 file in either layout.
+    static func weightsOnly(path: String) throws -> KerasWeightStore {
+        let h5 = try H5File(path: path)
+        if try h5.hasAttribute("layer_names") || h5.hasAttribute("layer_names0") {
+            return try LegacyWeightStore(h5: h5, root: "")
+        }
+        if h5.exists("model_weights") { return try LegacyWeightStore(h5: h5, root: "model_weights") }
+        if h5.exists("layers") || h5.exists("vars") { return LayersWeightStore(h5: h5) }
+        throw FerryError("not a Keras weights file (no layer_names attribute and no 'layers' group)")
+    }
+
+    /// A Keras 3 `.keras` zip: `config.json`, `metadata.json` and `model.weights.h5`. Only those
+    /// members are read; the weights are copied to a private temporary file for libhdf5.
+    static func kerasZip(path: String) throws -> KerasModelSource {
+        let archive: Archive
+        do {
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        } catch {
+            throw FerryError("not a Keras .keras file (not a zip archive)")
+        }
+        for entry in archive {
+            let p = entry.path
+            if p.hasPrefix("/") || p.hasPrefix("\\") || p.split(whereSeparator: { $0 == "/" || $0 == "\\" }).contains("..") {
+                throw FerryError("the archive member '\(p)' has a path that leaves the archive; refusing the file")
+            }
+        }
+        func member(_ name: String, limit: Int) throws -> Data {
+            guard let entry = archive[name] else {
+                throw FerryError("not a Keras .keras file (the archive has no \(name))")
+            }
+            guard entry.uncompressedSize <= UInt64(limit) else {
+                throw FerryError("the archive member \(name) is too large (\(entry.uncompressedSize) bytes)")
+            }
+            var data = Data()
+            do {
+                _ = try archive.extract(entry, consumer: { data.append($0) })
+            } catch {
+                throw FerryError("cannot extract \(name) from the archive (\(error))")
+            }
+            return data
+        }
+        let config = String(decoding: try member("config.json", limit: 1 << 28), as: UTF8.self)
+        var version = ""
+        if archive["metadata.json"] != nil {
+            version = kerasVersionInJSON(String(decoding: try member("metadata.json", limit: 1 << 20), as: UTF8.self)) ?? ""
+        }
+        guard let weightsEntry = archive["model.weights.h5"] else {
+            throw FerryError("not a Keras .keras file (the archive has no model.weights.h5)")
+        }
+        let temp = FileManager.default.temporaryDirectory
+            .appendingPathComponent("ferry-\(UUID().uuidString).weights.h5")
+        do {
+            _ = try archive.extract(weightsEntry, to: temp)
+        } catch {
+            try? FileManager.default.removeItem(at: temp)
+            throw FerryError("cannot extract model.weights.h5 from the archive (\(error))")
+        }
+        do {
+            let store = LayersWeightStore(h5: try H5File(path: temp.path))
+            return KerasModelSource(configJSON: config, kerasVersion: version, backend: "", format: "keras",
+                                    store: store, temporaryFile: temp)
+        } catch let e as FerryError {
+            try? FileManager.default.removeItem(at: temp)
+            var wrapped = e
+            wrapped.message = "model.weights.h5 in the archive: " + e.message
+            throw wrapped
+        }
+    }
+
+    /// The top-level `keras_version` of a JSON object (to_json output, metadata.json), if any.
+    private static func kerasVersionInJSON(_ json: String) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return nil }
+        return object["keras_version"] as? String
     }
 }

@@ -1,4 +1,5 @@
 import FerryIR
+import Foundation
 
 /// Imports Keras models saved as legacy HDF5 (`model.save("x.h5")`, Keras 2 or Keras 3).
 ///
@@ -7,14 +8,33 @@ import FerryIR
 /// in Keras layout. Inside, activations are channels first (NCHW); Transpose nodes at the
 /// layout boundaries are made once per tensor and left for the optimizer to cancel.
 public enum KerasImporter {
-    /// Loads a Keras 2 or Keras 3 legacy-HDF5 `.h5` model file into the IR.
+    /// Loads a Keras model into the IR: a legacy HDF5 `.h5` (Keras 2 or 3), a Keras 3 `.keras`
+    /// zip, or an architecture JSON (`model.to_json()`) with its weights file (`weights`).
     ///
     /// Throws `FerryError` naming the file and, where one is at fault, the Keras layer and its
     /// class: for unsupported layers or attribute values, Lambda layers (never run), and files
     /// whose config and weights disagree.
-    public static func load(path: String) throws -> Graph {
+    public static func load(path: String, weights: String? = nil) throws -> Graph {
         do {
-            return try HDF5.withLibrary { try importModel(path: path) }
+            return try HDF5.withLibrary {
+                let ext = (path as NSString).pathExtension.lowercased()
+                let source: KerasModelSource
+                switch ext {
+                case "keras":
+                    source = try KerasModelSource.kerasZip(path: path)
+                case "json":
+                    guard let weights else {
+                        throw FerryError("an architecture JSON needs its weights: --weights FILE.h5")
+                    }
+                    source = try KerasModelSource.jsonAndWeights(jsonPath: path, weightsPath: weights)
+                default:
+                    if weights != nil {
+                        throw FerryError("--weights is for an architecture JSON; this .h5 holds its own weights")
+                    }
+                    source = try KerasModelSource.legacyH5(path: path)
+                }
+                return try importModel(source)
+            }
         } catch let e as FerryError {
             throw e.inFile(path)
         } catch {
@@ -22,24 +42,45 @@ public enum KerasImporter {
         }
     }
 
-    private static func importModel(path: String) throws -> Graph {
-        let file = try KerasFile(path: path)
-        let model = try ModelConfig.parse(json: file.modelConfigJSON)
-        var metadata = ["source_format": "keras-h5", "keras_model_class": model.kind.rawValue]
-        if !file.kerasVersion.isEmpty { metadata["keras_version"] = file.kerasVersion }
-        if !file.backend.isEmpty { metadata["backend"] = file.backend }
-        let ctx = LayerContext(builder: GraphBuilder(name: model.name, metadata: metadata), file: file)
+    private static func importModel(_ source: KerasModelSource) throws -> Graph {
+        // Keras 2 always records its version; Keras 3's to_json() and .weights.h5 do not.
+        let major = source.kerasVersion.hasPrefix("2") || source.kerasVersion.hasPrefix("1") ? 2 : 3
+        let model = try ModelConfig.parse(json: source.configJSON, kerasMajor: major)
+        var metadata = ["source_format": source.format, "keras_model_class": model.kind.rawValue]
+        if !source.kerasVersion.isEmpty { metadata["keras_version"] = source.kerasVersion }
+        if !source.backend.isEmpty { metadata["backend"] = source.backend }
+        let ctx = LayerContext(builder: GraphBuilder(name: model.name, metadata: metadata), store: source.store,
+                               kerasMajor: major)
         return try assemble(model, ctx)
     }
 
-    /// Builds every layer call once its inputs exist (inputs first, in declared order), then
-    /// names the outputs after their layers.
+    /// Builds the whole model with graph inputs for its InputLayers, then names the outputs
+    /// after their layers.
     static func assemble(_ model: ModelConfig, _ ctx: LayerContext) throws -> Graph {
+        let results = try run(model, inputs: nil, ctx)
+        let layers = Dictionary(model.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var outputs: [(name: String, value: IRValue, origin: Origin)] = []
+        for (ref, t) in zip(model.outputs, results) {
+            let layer = layers[ref.layer]!
+            ctx.begin(layer)
+            do {
+                outputs.append((layer.name, try ctx.kerasLayout(t), ctx.origin))
+            } catch let e as FerryError {
+                throw e.atLayer(layer.name, type: layer.className)
+            }
+        }
+        return try ctx.finish(outputs: outputs)
+    }
+
+    /// Builds every layer call of `model` once its inputs exist and returns the model's output
+    /// tensors. `inputs` (a nested model's call) stand for the model's inputs; nil makes graph
+    /// inputs from the InputLayers.
+    static func run(_ model: ModelConfig, inputs given: [KerasTensor]?, _ ctx: LayerContext) throws -> [KerasTensor] {
         let layers = Dictionary(model.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var tensors: [TensorRef: KerasTensor] = [:]
 
         func call(_ layer: ParsedLayer, node: Int, inputs: [TensorRef]) throws {
-            ctx.begin(layer.origin)
+            ctx.begin(layer)
             do {
                 let ins = try inputs.map { ref in
                     guard let t = tensors[ref] else {
@@ -48,24 +89,33 @@ public enum KerasImporter {
                     return t
                 }
                 let outs = try layer.spec.build(ins, ctx)
-                for (i, t) in outs.enumerated() { tensors[TensorRef(layer: layer.name, node: node, tensor: i)] = t }
+                for (i, t) in outs.enumerated() {
+                    tensors[TensorRef(layer: layer.name, node: node + layer.nodeOffset, tensor: i)] = t
+                }
             } catch let e as FerryError {
-                throw e.atLayer(layer.name, type: layer.className)
+                throw e.atLayer(ctx.origin.layer, type: layer.className)
             }
         }
 
-        for ref in model.inputs {
+        if let given, given.count != model.inputs.count {
+            throw FerryError("model '\(model.name)' takes \(model.inputs.count) inputs, is called on \(given.count)")
+        }
+        for (i, ref) in model.inputs.enumerated() {
             guard let layer = layers[ref.layer], layer.className == "InputLayer" else {
                 throw FerryError("model input \(ref) is not an InputLayer of the model", layer: ref.layer)
             }
             guard ref.node == 0, ref.tensor == 0 else {
                 throw FerryError("model input \(ref) should be [\(ref.layer), 0, 0]", layer: ref.layer, layerType: "InputLayer")
             }
-            if tensors[ref] == nil { try call(layer, node: 0, inputs: []) }
+            if let given {
+                tensors[ref] = given[i]
+            } else if tensors[ref] == nil {
+                try call(layer, node: 0, inputs: [])
+            }
         }
 
         var pending: [(layer: ParsedLayer, node: Int, inputs: [TensorRef])] = []
-        for layer in model.layers {
+        for layer in model.layers where layer.className != "InputLayer" {
             for (node, inputs) in layer.calls.enumerated() { pending.append((layer, node, inputs)) }
         }
         while !pending.isEmpty {
@@ -79,19 +129,30 @@ public enum KerasImporter {
             try call(c.layer, node: c.node, inputs: c.inputs)
         }
 
-        var outputs: [(name: String, value: IRValue, origin: Origin)] = []
-        for ref in model.outputs {
-            guard let t = tensors[ref], let layer = layers[ref.layer] else {
+        return try model.outputs.map { ref in
+            guard let t = tensors[ref], layers[ref.layer] != nil else {
                 throw FerryError("model output \(ref) is never computed", layer: ref.layer)
             }
-            ctx.begin(layer.origin)
-            do {
-                outputs.append((layer.name, try ctx.kerasLayout(t), layer.origin))
-            } catch let e as FerryError {
-                throw e.atLayer(layer.name, type: layer.className)
-            }
+            return t
         }
-        return try ctx.finish(outputs: outputs)
+    }
+}
+
+/// A model used as a layer of another (Sequential in Functional, or the reverse): its layers
+/// are built inline on the call's inputs, their weights looked up under the model's name.
+struct NestedModelSpec: KerasLayer {
+    var model: ModelConfig
+
+    init(model: ModelConfig) {
+        self.model = model
+    }
+
+    init(config: ConfigReader) throws {
+        throw config.error("a nested model is parsed from its whole entry")
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        try ctx.nested { try KerasImporter.run(model, inputs: inputs, ctx) }
     }
 }
 

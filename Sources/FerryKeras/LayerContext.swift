@@ -35,20 +35,41 @@ struct WeightSpec {
 /// current layer as origin, layout conversions, and the layer's weights.
 final class LayerContext {
     var builder: GraphBuilder
-    private let file: KerasFile
+    private let store: KerasWeightStore
+    /// The Keras major version that wrote the model (2 or 3): a few semantics differ.
+    let kerasMajor: Int
     private(set) var origin = Origin(layer: "", type: "")
-    /// Initializers per layer, so that a shared layer's calls use one copy of its weights.
-    private var layerConstants: [String: [IRValue]] = [:]
+    /// The enclosing nested models of the layer being built, outermost first.
+    private(set) var scope: [LayerKey] = []
+    private var current = LayerKey(name: "", autoName: "")
+    /// Initializers per layer path, so that a shared layer's calls use one copy of its weights.
+    private var layerConstants: [[LayerKey]: [IRValue]] = [:]
 
-    init(builder: GraphBuilder, file: KerasFile) {
+    init(builder: GraphBuilder, store: KerasWeightStore, kerasMajor: Int) {
         self.builder = builder
-        self.file = file
+        self.store = store
+        self.kerasMajor = kerasMajor
     }
 
+    /// The layer's name, prefixed with its enclosing models' names when nested ("inner/dense").
     var layerName: String { origin.layer }
 
-    /// Makes `origin` the layer that the following nodes and errors belong to.
-    func begin(_ origin: Origin) { self.origin = origin }
+    /// Makes `layer` the one that the following nodes and errors belong to.
+    func begin(_ layer: ParsedLayer) {
+        current = LayerKey(name: layer.name, autoName: layer.autoName)
+        origin = Origin(layer: (scope.map(\.name) + [layer.name]).joined(separator: "/"), type: layer.className)
+    }
+
+    /// Runs `body` with the current layer (a nested model) as the enclosing scope.
+    func nested<T>(_ body: () throws -> T) rethrows -> T {
+        let saved = (current, origin)
+        scope.append(current)
+        defer {
+            scope.removeLast()
+            (current, origin) = saved
+        }
+        return try body()
+    }
 
     /// An error attributed to the current layer.
     func error(_ message: String) -> FerryError {
@@ -112,16 +133,24 @@ final class LayerContext {
 
     // MARK: Weights
 
+    /// A constant the current layer computes (not read from the file), named `<layer>/<role>`.
+    func constant(_ role: String, _ tensor: Tensor) -> IRValue {
+        let name = builder.addInitializer("\(origin.layer)/\(role)", tensor)
+        return IRValue(name: name, type: tensor.type)
+    }
+
     /// The current layer's weights as initializers, read from the file in `weight_names` order,
     /// checked against `expected` (count and Keras shapes), converted to the IR layout by
     /// `convert` (index, Keras tensor). Read once per layer.
     func weights(_ expected: [WeightSpec], convert: (Int, Tensor) throws -> Tensor = { $1 }) throws -> [IRValue] {
-        if let cached = layerConstants[origin.layer] {
+        let path = scope + [current]
+        if let cached = layerConstants[path] {
             // A shared layer's later call; shape inference checks it against the new inputs.
             guard cached.count == expected.count else { throw error("the calls of this shared layer need different weights") }
             return cached
         }
-        let (names, paths) = try file.weightPaths(layer: origin.layer)
+        let held = try store.weights(layerPath: path)
+        let names = held.map(\.name), paths = held.map(\.path)
         guard names.count == expected.count else {
             let held = names.isEmpty ? "no weights" : "\(names.count) weights (\(names.joined(separator: ", ")))"
             throw error("the file holds \(held) for this layer; its config needs \(expected.count) "
@@ -129,17 +158,17 @@ final class LayerContext {
         }
         var values: [IRValue] = []
         for (i, spec) in expected.enumerated() {
-            let shape = try file.h5.datasetShape(paths[i])
+            let shape = try store.h5.datasetShape(paths[i])
             guard shape == spec.shape else {
                 throw error("weight '\(names[i])' has shape \(shape) in the file, but the config and input "
                             + "give \(spec.role) shape \(spec.shape)")
             }
-            let data = try file.h5.readFloats(paths[i])
+            let data = try store.h5.readFloats(paths[i])
             let tensor = try convert(i, Tensor(shape: data.shape, storage: .float32(data.values)))
             let name = builder.addInitializer("\(origin.layer)/\(spec.role)", tensor)
             values.append(IRValue(name: name, type: tensor.type))
         }
-        layerConstants[origin.layer] = values
+        layerConstants[path] = values
         return values
     }
 }

@@ -17,6 +17,11 @@ struct ParsedLayer {
     var spec: any KerasLayer
     /// One entry per call of the layer (its inbound nodes): the tensors it was called on.
     var calls: [[TensorRef]]
+    /// The name Keras 3's weight layout gives the layer (snake_case class + counter).
+    var autoName = ""
+    /// What the config's node indices add to the call's position: 1 for models nested in a
+    /// Keras 2 model (their node 0 is their own construction, left out of the config).
+    var nodeOffset = 0
 
     var origin: Origin { Origin(layer: name, type: className) }
 }
@@ -31,25 +36,62 @@ struct ModelConfig {
     var layers: [ParsedLayer]
     var inputs: [TensorRef]
     var outputs: [TensorRef]
+    /// Whether the model was built on a declared input (an InputLayer or an input shape).
+    var hasDeclaredInput = true
 
     /// Parses the JSON text of the `model_config` attribute. Unsupported layers and Lambda
     /// layers are refused here, before any weight is read.
-    static func parse(json: String) throws -> ModelConfig {
-        let root = try ConfigReader.parse(json: json)
+    static func parse(json: String, kerasMajor: Int) throws -> ModelConfig {
+        try parse(root: ConfigReader.parse(json: json), kerasMajor: kerasMajor, depth: 0)
+    }
+
+    /// Class names of models, which may also appear as layers of other models.
+    static let modelClassNames: Set<String> = ["Sequential", "Functional", "Model"]
+
+    private static func parse(root: ConfigReader, kerasMajor: Int, depth: Int) throws -> ModelConfig {
+        guard depth < 32 else { throw FerryError("models are nested too deeply") }
         let className = try root.string("class_name")
+        var model: ModelConfig
         switch className {
         case "Sequential":
-            return try parseSequential(root)
+            model = try parseSequential(root, kerasMajor: kerasMajor, depth: depth)
         case "Functional", "Model":
-            return try parseFunctional(root.object("config"))
+            model = try parseFunctional(root.object("config"), kerasMajor: kerasMajor, depth: depth)
         default:
             throw FerryError("model class \(className) is not supported (expected Sequential or Functional)")
         }
+        model.assignAutoNames()
+        return model
+    }
+
+    /// Keras 3 names each layer's weight group after its class in snake_case, counting per
+    /// class in the model's layer order (a Sequential's list leaves out its InputLayer).
+    private mutating func assignAutoNames() {
+        var used: [String: Int] = [:]
+        for i in layers.indices {
+            if kind == .sequential && layers[i].className == "InputLayer" { continue }
+            let base = Self.snakeCase(layers[i].className)
+            if let n = used[base] {
+                used[base] = n + 1
+                layers[i].autoName = "\(base)_\(n + 1)"
+            } else {
+                used[base] = 0
+                layers[i].autoName = base
+            }
+        }
+    }
+
+    /// Keras's `to_snake_case`: "Conv2D" -> "conv2d", "PReLU" -> "p_re_lu".
+    static func snakeCase(_ name: String) -> String {
+        var s = name.filter { $0.isLetter || $0.isNumber || $0 == "_" }
+        s = s.replacingOccurrences(of: "(.)([A-Z][a-z]+)", with: "$1_$2", options: .regularExpression)
+        s = s.replacingOccurrences(of: "([a-z])([A-Z])", with: "$1_$2", options: .regularExpression)
+        return s.lowercased()
     }
 
     // MARK: Sequential
 
-    private static func parseSequential(_ root: ConfigReader) throws -> ModelConfig {
+    private static func parseSequential(_ root: ConfigReader, kerasMajor: Int, depth: Int) throws -> ModelConfig {
         // Keras 2.2 and older wrote the layer list directly as "config".
         let config: ConfigReader?
         let layerObjects: [ConfigReader]
@@ -62,17 +104,24 @@ struct ModelConfig {
             layerObjects = try c.objects("layers")
         }
         let name = try config?.string("name", default: "sequential") ?? "sequential"
-        var layers = try layerObjects.map { try parseLayer($0, functional: false) }
+        var layers = try layerObjects.map { try parseLayer($0, functional: false, kerasMajor: kerasMajor, depth: depth) }
 
         let input: ParsedLayer
+        var declaredInput = true
         if let first = layers.first, first.className == "InputLayer" {
             input = layers.removeFirst()
         } else {
             // Keras 2 may carry the input shape on the first layer instead of an InputLayer.
             let firstConfig = try layerObjects.first.map { try $0.object("config") }
-            guard let dims = try firstConfig?.optionalDims("batch_input_shape")
-                    ?? firstConfig?.optionalDims("batch_shape")
-                    ?? config?.optionalDims("build_input_shape") else {
+            var dims = try firstConfig?.optionalDims("batch_input_shape")
+                ?? firstConfig?.optionalDims("batch_shape")
+                ?? config?.optionalDims("build_input_shape")
+            if dims == nil && depth > 0 {
+                // A nested Sequential takes its input from the call; the shape is not needed.
+                declaredInput = false
+                dims = [nil]
+            }
+            guard let dims else {
                 throw FerryError("Sequential model '\(name)' has no InputLayer and no input shape")
             }
             let inputName = "\(layers.first?.name ?? name)_input"
@@ -87,19 +136,22 @@ struct ModelConfig {
         var previous = TensorRef(layer: input.name, node: 0, tensor: 0)
         for i in layers.indices {
             layers[i].calls = [[previous]]
-            previous = TensorRef(layer: layers[i].name, node: 0, tensor: 0)
+            previous = TensorRef(layer: layers[i].name, node: layers[i].nodeOffset, tensor: 0)
         }
-        let model = ModelConfig(kind: .sequential, name: name, layers: [input] + layers,
+        var model = ModelConfig(kind: .sequential, name: name, layers: [input] + layers,
                                 inputs: [TensorRef(layer: input.name, node: 0, tensor: 0)], outputs: [previous])
+        model.hasDeclaredInput = declaredInput
         try model.checkNames()
         return model
     }
 
     // MARK: Functional
 
-    private static func parseFunctional(_ config: ConfigReader) throws -> ModelConfig {
+    private static func parseFunctional(_ config: ConfigReader, kerasMajor: Int, depth: Int) throws -> ModelConfig {
         let name = try config.string("name", default: "model")
-        let layers = try config.objects("layers").map { try parseLayer($0, functional: true) }
+        let layers = try config.objects("layers").map {
+            try parseLayer($0, functional: true, kerasMajor: kerasMajor, depth: depth)
+        }
         let inputs = try tensorRefs(config.raw("input_layers"), what: "input_layers", in: config)
         let outputs = try tensorRefs(config.raw("output_layers"), what: "output_layers", in: config)
         guard !inputs.isEmpty else { throw FerryError("model '\(name)' declares no input_layers") }
@@ -131,7 +183,7 @@ struct ModelConfig {
 
     /// Parses one entry of `layers`: checks the type against the layer table (refusing Lambda
     /// before reading anything but its name), parses its config, and reads its inbound nodes.
-    private static func parseLayer(_ entry: ConfigReader, functional: Bool) throws -> ParsedLayer {
+    private static func parseLayer(_ entry: ConfigReader, functional: Bool, kerasMajor: Int, depth: Int) throws -> ParsedLayer {
         let className = try entry.string("class_name")
         let config = try entry.object("config")
         guard let name = try entry.optionalString("name") ?? config.optionalString("name") else {
@@ -141,12 +193,32 @@ struct ModelConfig {
             throw FerryError("Lambda layers hold Python code; Ferry never runs code from a model file",
                              layer: name, layerType: className)
         }
-        guard let parser = kerasLayerTable[className] else {
-            throw FerryError("layer type \(className) is not supported yet", layer: name, layerType: className)
+        let registered = (entry.raw("registered_name") as? String) ?? ""
+        if className.contains(">") || registered.contains(">") {
+            throw FerryError("custom layer class \(registered.contains(">") ? registered : className) is not a Keras "
+                             + "layer; its code is not in the file",
+                             layer: name, layerType: className)
         }
-        let spec = try parser(config.forLayer(name, type: className))
+        let spec: any KerasLayer
+        var nodeOffset = 0
+        if modelClassNames.contains(className) {
+            let inner: ModelConfig
+            do {
+                inner = try parse(root: entry, kerasMajor: kerasMajor, depth: depth + 1)
+            } catch let e as FerryError {
+                throw e.atLayer(name, type: className)
+            }
+            spec = NestedModelSpec(model: inner)
+            // Keras 2 leaves out a built model's own first node, so its calls count from 1.
+            if kerasMajor == 2 && (inner.kind == .functional || inner.hasDeclaredInput) { nodeOffset = 1 }
+        } else {
+            guard let parser = kerasLayerTable[className] else {
+                throw FerryError("layer type \(className) is not supported yet", layer: name, layerType: className)
+            }
+            spec = try parser(config.forLayer(name, type: className))
+        }
         let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
-        return ParsedLayer(name: name, className: className, spec: spec, calls: calls)
+        return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset)
     }
 
     /// The calls of a Functional layer. Keras 2: `[[["layer", node, tensor, {kwargs}], ...], ...]`;

@@ -11,12 +11,17 @@ let kerasFixtures: URL = URL(fileURLWithPath: #filePath)
 struct FixtureVariant: CustomStringConvertible, Sendable {
     var model: String
     var file: String
+    /// The weights file of an architecture JSON.
+    var weights: String?
     var expectError: Bool
     var errorLayer: String?
     var inputs: [(name: String, npy: String)]
     var outputs: [(name: String, npy: String)]
 
     var path: String { kerasFixtures.appendingPathComponent(model).appendingPathComponent(file).path }
+    var weightsPath: String? { weights.map { kerasFixtures.appendingPathComponent(model).appendingPathComponent($0).path } }
+    /// The source_format the importer reports for this kind of file.
+    var format: String { file.hasSuffix(".keras") ? "keras" : file.hasSuffix(".json") ? "keras-json" : "keras-h5" }
     var isKeras3: Bool { file.hasPrefix("keras3") }
     var description: String { "\(model)/\(file)" }
 
@@ -40,7 +45,8 @@ func fixtureVariants(expectError: Bool? = nil) -> [FixtureVariant] {
             ((v as? [[String: Any]]) ?? []).map { ($0["name"] as? String ?? "", $0["npy"] as? String ?? "") }
         }
         for v in variants {
-            all.append(FixtureVariant(model: model, file: v["file"] as? String ?? "", expectError: isError,
+            all.append(FixtureVariant(model: model, file: v["file"] as? String ?? "", weights: v["weights"] as? String,
+                                      expectError: isError,
                                       errorLayer: manifest["error_layer"] as? String,
                                       inputs: pairs(v["inputs"]), outputs: pairs(v["outputs"])))
         }
@@ -71,8 +77,10 @@ func readNpyShape(_ url: URL) throws -> [Int] {
 /// Reads a layer's Keras-layout weights straight from the file, in weight_names order.
 func kerasWeights(_ path: String, layer: String) throws -> [H5FloatArray] {
     try HDF5.withLibrary {
-        let file = try KerasFile(path: path)
-        return try file.weightPaths(layer: layer).paths.map { try file.h5.readFloats($0) }
+        let source = try KerasModelSource.legacyH5(path: path)
+        return try source.store.weights(layerPath: [LayerKey(name: layer, autoName: "")]).map {
+            try source.store.h5.readFloats($0.path)
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 `ferry convert` to ONNX passes the full ONNX checker and agrees in onnxruntime, and the error
 fixtures fail with exit 2 and an `error:` line naming the file and the layer."""
 import json
+import pathlib
 
 import numpy as np
 import onnx
@@ -10,11 +11,21 @@ import pytest
 
 from conftest import ferry, keras_cases, output_file_name, within_tolerance
 
+# The format `ferry inspect` reports for each kind of fixture file.
+FORMATS = {".h5": "keras-h5", ".keras": "keras", ".json": "keras-json"}
+
+
+def model_args(model_dir, variant):
+    """The model file, and its weights file for an architecture JSON."""
+    args = [model_dir / variant["file"]]
+    if "weights" in variant:
+        args += ["--weights", model_dir / variant["weights"]]
+    return args
+
 
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
 def test_run_matches_keras(model_dir, variant, manifest, tmp_path):
-    model = model_dir / variant["file"]
-    args = ["run", model]
+    args = ["run", *model_args(model_dir, variant)]
     for inp in variant["inputs"]:
         args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
     ferry(*args, "--output-dir", tmp_path, check=True)
@@ -26,7 +37,7 @@ def test_run_matches_keras(model_dir, variant, manifest, tmp_path):
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
 def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, variant, manifest, tmp_path):
     onnx_path = tmp_path / "model.onnx"
-    ferry("convert", model_dir / variant["file"], onnx_path, check=True)
+    ferry("convert", *model_args(model_dir, variant), onnx_path, check=True)
     model = onnx.load(onnx_path)
     onnx.checker.check_model(model, full_check=True)
     # The source model's interface: names, NHWC layout, open batch dimension.
@@ -48,9 +59,9 @@ def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, variant, manif
 
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
 def test_inspect_reports_the_interface(model_dir, variant, manifest):
-    result = ferry("inspect", model_dir / variant["file"], "--json", check=True)
+    result = ferry("inspect", *model_args(model_dir, variant), "--json", check=True)
     summary = json.loads(result.stdout)
-    assert summary["format"] == "keras-h5"
+    assert summary["format"] == FORMATS[pathlib.Path(variant["file"]).suffix]
     assert [i["name"] for i in summary["inputs"]] == [i["name"] for i in variant["inputs"]]
     assert [o["name"] for o in summary["outputs"]] == [o["name"] for o in variant["outputs"]]
     first_input = np.load(model_dir / variant["inputs"][0]["npy"])
@@ -62,7 +73,7 @@ def test_inspect_reports_the_interface(model_dir, variant, manifest):
 def test_unsupported_layers_exit_2_naming_the_layer(model_dir, variant, manifest, tmp_path):
     model = model_dir / variant["file"]
     out = tmp_path / "model.onnx"
-    result = ferry("convert", model, out)
+    result = ferry("convert", *model_args(model_dir, variant), out)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr

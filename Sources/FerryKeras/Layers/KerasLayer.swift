@@ -27,6 +27,10 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "AveragePooling2D": { try Pooling2DSpec<AveragePooling>(config: $0) },
     "GlobalAveragePooling2D": { try GlobalPooling2DSpec<AveragePooling>(config: $0) },
     "GlobalMaxPooling2D": { try GlobalPooling2DSpec<MaxPooling>(config: $0) },
+    "Add": { try ElementwiseMergeSpec<AddMerge>(config: $0) },
+    "Subtract": { try ElementwiseMergeSpec<SubtractMerge>(config: $0) },
+    "Multiply": { try ElementwiseMergeSpec<MultiplyMerge>(config: $0) },
+    "Average": { try ElementwiseMergeSpec<AverageMerge>(config: $0) },
 ]
 
 extension KerasLayer {
