@@ -47,3 +47,11 @@ def keras_cases(expect):
 def output_file_name(name):
     """ferry's --output-dir naming: characters outside [A-Za-z0-9._-] become '_'."""
     return "".join(c if c.isalnum() and c.isascii() or c in "._-" else "_" for c in name) + ".npy"
+
+
+def model_args(model_dir, variant):
+    """A fixture variant's model file, and `--weights FILE` for an architecture JSON."""
+    args = [model_dir / variant["file"]]
+    if "weights" in variant:
+        args += ["--weights", model_dir / variant["weights"]]
+    return args

@@ -9,18 +9,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from conftest import ferry, keras_cases, output_file_name, within_tolerance
+from conftest import ferry, keras_cases, model_args, output_file_name, within_tolerance
 
 # The format `ferry inspect` reports for each kind of fixture file.
 FORMATS = {".h5": "keras-h5", ".keras": "keras", ".json": "keras-json"}
 
-
-def model_args(model_dir, variant):
-    """The model file, and its weights file for an architecture JSON."""
-    args = [model_dir / variant["file"]]
-    if "weights" in variant:
-        args += ["--weights", model_dir / variant["weights"]]
-    return args
 
 
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import ferry, keras_cases, output_file_name, within_tolerance
+from conftest import ferry, keras_cases, model_args, output_file_name, within_tolerance
 
 
 def run_outputs(model, model_dir, variant, out_dir):
@@ -21,7 +21,7 @@ def run_outputs(model, model_dir, variant, out_dir):
 def test_onnx_reads_back_and_converts_again(model_dir, variant, manifest, tmp_path):
     first = tmp_path / "first.onnx"
     second = tmp_path / "second.onnx"
-    ferry("convert", model_dir / variant["file"], first, check=True)
+    ferry("convert", *model_args(model_dir, variant), first, check=True)
     ferry("convert", first, second, check=True)
     onnx.checker.check_model(onnx.load(second), full_check=True)
     (tmp_path / "a").mkdir()
