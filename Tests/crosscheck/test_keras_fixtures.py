@@ -15,7 +15,6 @@ from conftest import ferry, keras_cases, model_args, output_file_name, within_to
 FORMATS = {".h5": "keras-h5", ".keras": "keras", ".json": "keras-json"}
 
 
-
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
 def test_run_matches_keras(model_dir, variant, manifest, tmp_path):
     args = ["run", *model_args(model_dir, variant)]
