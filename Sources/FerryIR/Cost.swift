@@ -20,6 +20,11 @@ extension Graph {
             case .conv:
                 guard let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
                 total += 2 * out * w.dropFirst().reduce(1, *)
+            case .convTranspose:
+                // Every input cell meets every weight of its group once.
+                guard let x = types[node.inputs[0]]?.shape.elementCount,
+                      let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
+                total += 2 * x * w.dropFirst().reduce(1, *)
             case .gemm(let a):
                 guard let s = types[node.inputs[0]]?.shape.fixedSizes else { return nil }
                 total += 2 * out * (a.transA ? s[0] : s[1])
@@ -37,6 +42,9 @@ extension Graph {
                 // Folded to a per-channel scale and shift: a multiply-add per element.
                 total += 2 * out
             case .reshape, .flatten, .transpose, .identity:
+                break
+            case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .gather,
+                 .depthToSpace, .spaceToDepth:
                 break
             default:
                 total += out

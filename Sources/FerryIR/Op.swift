@@ -9,6 +9,9 @@ public enum Op: Sendable, Hashable {
     case gemm(GemmAttributes)
     /// numpy matmul of two inputs.
     case matMul
+    /// Inputs: X (N, C, spatial...), W (C, M/group, kernel...), optional B (M). The gradient of
+    /// Conv: every input cell scatters its kernel-weighted contribution into the output.
+    case convTranspose(ConvTransposeAttributes)
 
     // Pooling over NCHW inputs
     case maxPool(PoolAttributes)
@@ -65,6 +68,27 @@ public enum Op: Sendable, Hashable {
     case reshape(shape: [Int])
     case transpose(perm: [Int])
     case identity
+    /// Joins its inputs (one or more, same dtype, same sizes off the axis) along an axis.
+    case concat(axis: Int)
+    /// Cuts the input along an axis into sizes.count outputs of these sizes.
+    case split(axis: Int, sizes: [Int])
+    case slice(SliceAttributes)
+    case pad(PadAttributes)
+    /// Removes the listed axes (each of size 1); an empty list removes every axis of size 1.
+    case squeeze(axes: [Int])
+    /// Inserts size-1 axes at the listed positions of the output.
+    case unsqueeze(axes: [Int])
+    /// Repeats the input repeats[i] times along axis i.
+    case tile(repeats: [Int])
+    /// Broadcasts the input with `shape` (numpy rules in both directions, as ONNX Expand).
+    case expand(shape: [Int])
+    /// Inputs: data, indices (int64 or int32; negative counts from the end). The output is
+    /// data's shape with the axis replaced by the indices' shape.
+    case gather(axis: Int)
+    /// Moves (blockSize x blockSize) groups of channels into space.
+    case depthToSpace(blockSize: Int, mode: DepthToSpaceMode)
+    /// Moves (blockSize x blockSize) blocks of space into channels (the inverse of DCR DepthToSpace).
+    case spaceToDepth(blockSize: Int)
 
     /// The ONNX op type name.
     public var name: String {
@@ -72,6 +96,7 @@ public enum Op: Sendable, Hashable {
         case .conv: return "Conv"
         case .gemm: return "Gemm"
         case .matMul: return "MatMul"
+        case .convTranspose: return "ConvTranspose"
         case .maxPool: return "MaxPool"
         case .averagePool: return "AveragePool"
         case .globalAveragePool: return "GlobalAveragePool"
@@ -116,6 +141,17 @@ public enum Op: Sendable, Hashable {
         case .reshape: return "Reshape"
         case .transpose: return "Transpose"
         case .identity: return "Identity"
+        case .concat: return "Concat"
+        case .split: return "Split"
+        case .slice: return "Slice"
+        case .pad: return "Pad"
+        case .squeeze: return "Squeeze"
+        case .unsqueeze: return "Unsqueeze"
+        case .tile: return "Tile"
+        case .expand: return "Expand"
+        case .gather: return "Gather"
+        case .depthToSpace: return "DepthToSpace"
+        case .spaceToDepth: return "SpaceToDepth"
         }
     }
 
@@ -123,11 +159,14 @@ public enum Op: Sendable, Hashable {
     public var arity: (required: Int, maximum: Int) {
         switch self {
         case .conv, .gemm: return (2, 3)
+        case .convTranspose: return (2, 3)
         case .matMul, .add, .sub, .mul, .div: return (2, 2)
         case .prelu: return (2, 2)
         case .pow: return (2, 2)
         case .max, .min, .sum, .mean: return (1, Int.max)
         case .batchNormalization: return (5, 5)
+        case .concat: return (1, Int.max)
+        case .gather: return (2, 2)
         default: return (1, 1)
         }
     }
@@ -139,6 +178,10 @@ public enum Op: Sendable, Hashable {
         case .conv(let c):
             return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
                     ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group))]
+        case .convTranspose(let c):
+            return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
+                    ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group)),
+                    ("output_padding", list(c.outputPadding))]
         case .gemm(let g):
             return [("alpha", "\(g.alpha)"), ("beta", "\(g.beta)"),
                     ("transA", g.transA ? "1" : "0"), ("transB", g.transB ? "1" : "0")]
@@ -159,6 +202,16 @@ public enum Op: Sendable, Hashable {
         case .batchNormalization(let epsilon): return [("epsilon", "\(epsilon)")]
         case .reshape(let shape): return [("shape", list(shape))]
         case .transpose(let perm): return [("perm", list(perm))]
+        case .concat(let axis), .gather(let axis): return [("axis", String(axis))]
+        case .split(let axis, let sizes): return [("axis", String(axis)), ("split", list(sizes))]
+        case .slice(let s):
+            return [("starts", list(s.starts)), ("ends", list(s.ends)), ("axes", list(s.axes)), ("steps", list(s.steps))]
+        case .pad(let p): return [("pads", list(p.pads)), ("mode", p.mode.rawValue), ("value", "\(p.value)")]
+        case .squeeze(let axes), .unsqueeze(let axes): return [("axes", list(axes))]
+        case .tile(let repeats): return [("repeats", list(repeats))]
+        case .expand(let shape): return [("shape", list(shape))]
+        case .depthToSpace(let b, let mode): return [("blocksize", String(b)), ("mode", mode.rawValue)]
+        case .spaceToDepth(let b): return [("blocksize", String(b))]
         default: return []
         }
     }
@@ -221,4 +274,82 @@ public struct PoolAttributes: Sendable, Hashable {
         self.ceilMode = ceilMode
         self.countIncludePad = countIncludePad
     }
+}
+
+/// ONNX ConvTranspose attributes, all explicit (importers resolve auto_pad and output_shape
+/// to pads and output_padding). Output size per axis:
+/// stride * (in - 1) + outputPadding + (kernel - 1) * dilation + 1 - padBegin - padEnd.
+public struct ConvTransposeAttributes: Sendable, Hashable {
+    public var kernelShape: [Int]
+    public var strides: [Int]
+    /// All begin pads, then all end pads: cells cut from the full scattered output.
+    public var pads: [Int]
+    public var dilations: [Int]
+    public var group: Int
+    /// Cells added at the end of each axis (where a stride > 1 leaves the size ambiguous).
+    public var outputPadding: [Int]
+
+    public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil, dilations: [Int]? = nil,
+                group: Int = 1, outputPadding: [Int]? = nil) {
+        let n = kernelShape.count
+        self.kernelShape = kernelShape
+        self.strides = strides ?? Array(repeating: 1, count: n)
+        self.pads = pads ?? Array(repeating: 0, count: 2 * n)
+        self.dilations = dilations ?? Array(repeating: 1, count: n)
+        self.group = group
+        self.outputPadding = outputPadding ?? Array(repeating: 0, count: n)
+    }
+}
+
+/// ONNX Slice (opset 13) with its inputs as attributes. Negative starts and ends count from
+/// the end, then are clamped (to [0, size] for positive steps, [-1, size - 1] for negative);
+/// ends beyond the size (importers write Int64.max for "to the end") are clamped too.
+public struct SliceAttributes: Sendable, Hashable {
+    public var starts: [Int]
+    public var ends: [Int]
+    /// One axis per start (negative counts from the end); by default 0..<starts.count.
+    public var axes: [Int]
+    /// Non-zero; by default 1 on every axis.
+    public var steps: [Int]
+
+    public init(starts: [Int], ends: [Int], axes: [Int]? = nil, steps: [Int]? = nil) {
+        self.starts = starts
+        self.ends = ends
+        self.axes = axes ?? Array(0..<starts.count)
+        self.steps = steps ?? Array(repeating: 1, count: starts.count)
+    }
+}
+
+/// ONNX Pad modes.
+public enum PadMode: String, Sendable, Hashable, CaseIterable {
+    /// Fill with `value`.
+    case constant
+    /// Mirror without repeating the edge cell (numpy "reflect").
+    case reflect
+    /// Repeat the edge cell.
+    case edge
+}
+
+/// ONNX Pad (opset 13) with pads and the constant as attributes.
+public struct PadAttributes: Sendable, Hashable {
+    /// ONNX order: every axis's begin count, then every axis's end count (one pair per input
+    /// axis). Negative counts remove cells.
+    public var pads: [Int]
+    public var mode: PadMode
+    /// The fill of `.constant` mode, converted to the input's element type.
+    public var value: Float
+
+    public init(pads: [Int], mode: PadMode = .constant, value: Float = 0) {
+        self.pads = pads
+        self.mode = mode
+        self.value = value
+    }
+}
+
+/// ONNX DepthToSpace channel orders.
+public enum DepthToSpaceMode: String, Sendable, Hashable, CaseIterable {
+    /// depth-column-row: channel (bh * b + bw) * C' + c (TensorFlow's depth_to_space).
+    case dcr = "DCR"
+    /// column-row-depth: channel c * b * b + bh * b + bw (PyTorch's pixel_shuffle).
+    case crd = "CRD"
 }

@@ -56,6 +56,36 @@ extension Op {
             }
             return [TensorType(x.dtype, Shape(dims))]
 
+        case .convTranspose(let a):
+            let x = try input(0), w = try input(1)
+            try a.validate()
+            let s = a.kernelShape.count
+            guard x.shape.rank == s + 2, w.shape.rank == s + 2 else {
+                throw FerryError("ConvTranspose with a \(s)-D kernel expects X and W of rank \(s + 2), got \(x.shape) and \(w.shape)")
+            }
+            guard x.dtype.isFloatingPoint, w.dtype == x.dtype else {
+                throw FerryError("ConvTranspose expects float X and W of one type, got \(x.dtype) and \(w.dtype)")
+            }
+            guard let cIn = x.shape[1].value, let wIn = w.shape[0].value, let mg = w.shape[1].value,
+                  cIn == wIn, cIn % a.group == 0 else {
+                throw FerryError("ConvTranspose channels do not match: X \(x.shape), W \(w.shape), group \(a.group)")
+            }
+            for i in 0..<s where w.shape[i + 2].value != a.kernelShape[i] {
+                throw FerryError("ConvTranspose kernel_shape \(a.kernelShape) does not match W \(w.shape)")
+            }
+            let m = mg * a.group
+            if let b = inputs.count > 2 ? inputs[2] : nil, b.shape != Shape([m]) || b.dtype != x.dtype {
+                throw FerryError("ConvTranspose bias \(b) should be \(x.dtype)[\(m)]")
+            }
+            var dims: [Dim] = [x.shape[0], .fixed(m)]
+            for i in 0..<s {
+                guard let n = x.shape[i + 2].value else {
+                    throw FerryError("ConvTranspose needs known spatial sizes, got \(x.shape)")
+                }
+                dims.append(.fixed(try a.outputLength(n, axis: i)))
+            }
+            return [TensorType(x.dtype, Shape(dims))]
+
         case .maxPool(let a), .averagePool(let a):
             let x = try input(0)
             let spatial = a.kernelShape.count
@@ -202,6 +232,10 @@ extension Op {
                 throw FerryError("Transpose perm \(perm) is not a permutation of rank \(x.shape.rank)")
             }
             return [TensorType(x.dtype, Shape(perm.map { x.shape[$0] }))]
+
+        case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .gather,
+             .depthToSpace, .spaceToDepth:
+            return try inferDataMovement(inputs)
         }
     }
 }

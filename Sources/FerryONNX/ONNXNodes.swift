@@ -50,6 +50,11 @@ struct NodeContext {
             proto.attribute = [.ints("kernel_shape", a.kernelShape), .ints("strides", a.strides),
                                .ints("pads", a.pads), .ints("dilations", a.dilations), .int("group", a.group)]
 
+        case .convTranspose(let a):
+            proto.attribute = [.ints("kernel_shape", a.kernelShape), .ints("strides", a.strides),
+                               .ints("pads", a.pads), .ints("dilations", a.dilations), .int("group", a.group),
+                               .ints("output_padding", a.outputPadding)]
+
         case .gemm(let a):
             proto.attribute = [.float("alpha", a.alpha), .float("beta", a.beta),
                                .int("transA", a.transA ? 1 : 0), .int("transB", a.transB ? 1 : 0)]
@@ -169,6 +174,73 @@ struct NodeContext {
 
         case .transpose(let perm):
             proto.attribute = [.ints("perm", perm)]
+
+        case .concat(let axis):
+            proto.attribute = [.int("axis", axis)]
+
+        case .split(let axis, let sizes):
+            proto.attribute = [.int("axis", axis)]
+            if opset >= 13 {
+                proto.input = [node.inputs[0], addInitializer("\(node.name)_split", int64s(sizes))]
+            } else {
+                proto.attribute.append(.ints("split", sizes))
+            }
+
+        case .slice(let a):
+            if opset >= 10 {
+                proto.input = [node.inputs[0], addInitializer("\(node.name)_starts", int64s(a.starts)),
+                               addInitializer("\(node.name)_ends", int64s(a.ends)),
+                               addInitializer("\(node.name)_axes", int64s(a.axes)),
+                               addInitializer("\(node.name)_steps", int64s(a.steps))]
+            } else {
+                guard a.steps.allSatisfy({ $0 == 1 }) else {
+                    throw FerryError("Slice with steps \(a.steps) needs ONNX opset 10 or later, not \(opset)")
+                }
+                proto.attribute = [.ints("starts", a.starts), .ints("ends", a.ends), .ints("axes", a.axes)]
+            }
+
+        case .pad(let a):
+            proto.attribute = [.string("mode", a.mode.rawValue)]
+            if opset >= 11 {
+                proto.input = [node.inputs[0], addInitializer("\(node.name)_pads", int64s(a.pads))]
+                if a.mode == .constant {
+                    let x = try inputType(node, 0)
+                    let value = try Tensor(shape: [], storage: .repeating(a.value, x.dtype, count: 1))
+                    proto.input.append(addInitializer("\(node.name)_value", value))
+                }
+            } else {
+                proto.attribute += [.ints("pads", a.pads), .float("value", a.value)]
+            }
+
+        case .squeeze(let axes), .unsqueeze(let axes):
+            if opset >= 13 {
+                if !axes.isEmpty { proto.input = [node.inputs[0], addInitializer("\(node.name)_axes", int64s(axes))] }
+            } else {
+                // Negative axes arrived in opset 11.
+                let rank = try inputType(node, 0).shape.rank + (node.op.name == "Unsqueeze" ? axes.count : 0)
+                if !axes.isEmpty { proto.attribute = [.ints("axes", opset < 11 ? axes.map { $0 < 0 ? $0 + rank : $0 } : axes)] }
+            }
+
+        case .tile(let repeats):
+            proto.input = [node.inputs[0], addInitializer("\(node.name)_repeats", int64s(repeats))]
+
+        case .expand(let shape):
+            guard opset >= 8 else { throw FerryError("Expand needs ONNX opset 8 or later, not \(opset)") }
+            proto.input = [node.inputs[0], addInitializer("\(node.name)_shape", int64s(shape))]
+
+        case .gather(let axis):
+            proto.attribute = [.int("axis", axis)]
+
+        case .depthToSpace(let blockSize, let mode):
+            proto.attribute = [.int("blocksize", blockSize)]
+            if opset >= 11 {
+                proto.attribute.append(.string("mode", mode.rawValue))
+            } else if mode != .dcr {
+                throw FerryError("DepthToSpace mode CRD needs ONNX opset 11 or later, not \(opset)")
+            }
+
+        case .spaceToDepth(let blockSize):
+            proto.attribute = [.int("blocksize", blockSize)]
 
         case .matMul, .globalAveragePool, .globalMaxPool, .relu, .sigmoid, .tanh,
              .add, .sub, .mul, .div, .identity:
@@ -333,6 +405,11 @@ struct NodeContext {
         return t
     }
 
+    /// A 1-D int64 tensor (the shape operands ONNX takes as inputs).
+    private func int64s(_ values: [Int]) -> Tensor {
+        Tensor(shape: [values.count], int64s: values.map(Int64.init))
+    }
+
     private mutating func addInitializer(_ base: String, _ tensor: Tensor) -> String {
         let name = freshName(base)
         extraInitializers.append((name, tensor))
@@ -373,6 +450,13 @@ struct NodeContext {
             allowed = dtype.isFloatingPoint || [.int8, .int32, .int64].contains(dtype)
         case .max, .min:
             allowed = dtype.isFloatingPoint || (opset >= 12 && dtype != .bool)
+        case .convTranspose:
+            allowed = dtype.isFloatingPoint
+        case .concat, .split, .slice, .squeeze, .unsqueeze, .tile, .expand, .gather, .depthToSpace, .spaceToDepth:
+            allowed = true
+        case .pad:
+            // Pad-2 takes floats, Pad-11 every number, Pad-13 bool as well.
+            allowed = dtype.isFloatingPoint || (opset >= 11 && dtype != .bool) || opset >= 13
         }
         guard allowed else {
             throw FerryError("ONNX \(op.name) (opset \(opset)) does not take \(dtype) inputs")

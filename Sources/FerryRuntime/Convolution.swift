@@ -146,3 +146,91 @@ extension ReferenceKernels {
         }
     }
 }
+
+/// ONNX ConvTranspose (N-D, groups, dilations, pads, output_padding, optional bias), float32:
+/// one `cblas_sgemm` per image and group gives every (output channel, tap, input cell)
+/// product, and col2im adds each where its tap lands in the output.
+extension ReferenceKernels {
+    public static func convTranspose(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ attr: ConvTransposeAttributes) throws -> Tensor {
+        let outType = try Op.convTranspose(attr).inferOutputTypes([x.type, w.type, bias?.type])[0]
+        let xv = try x.requireFloats("ConvTranspose", "X")
+        let wv = try w.requireFloats("ConvTranspose", "W")
+        let bv = try bias.map { try $0.requireFloats("ConvTranspose", "B") }
+        let outShape = outType.shape.fixedSizes!
+        let s = attr.kernelShape.count
+        let batch = x.shape[0], cIn = x.shape[1], group = attr.group
+        let cg = cIn / group, mg = w.shape[1], m = mg * group
+        let inSpatial = Array(x.shape[2...]), outSpatial = Array(outShape[2...])
+        let inPlane = elementCount(inSpatial), outPlane = elementCount(outSpatial)
+        let kernelSize = elementCount(attr.kernelShape)
+        let rows = mg * kernelSize
+
+        // For each spatial axis, kernel tap and input position: the output coordinate, or -1
+        // where it falls in the cut-off padding.
+        var lands: [[Int]] = []
+        for i in 0..<s {
+            var table = [Int](repeating: -1, count: attr.kernelShape[i] * inSpatial[i])
+            for k in 0..<attr.kernelShape[i] {
+                for p in 0..<inSpatial[i] {
+                    let o = p * attr.strides[i] - attr.pads[i] + k * attr.dilations[i]
+                    if o >= 0 && o < outSpatial[i] { table[k * inSpatial[i] + p] = o }
+                }
+            }
+            lands.append(table)
+        }
+        let outStrides = contiguousStrides(outSpatial)
+        // Output offset of every (tap, input position), -1 when it falls outside.
+        var targets = [Int](repeating: -1, count: kernelSize * inPlane)
+        for t in 0..<kernelSize {
+            var rem = t
+            var tap = [Int](repeating: 0, count: s)
+            for i in stride(from: s - 1, through: 0, by: -1) {
+                tap[i] = rem % attr.kernelShape[i]
+                rem /= attr.kernelShape[i]
+            }
+            for p in 0..<inPlane {
+                var prem = p, offset = 0, inside = true
+                for i in stride(from: s - 1, through: 0, by: -1) {
+                    let coord = prem % inSpatial[i]
+                    prem /= inSpatial[i]
+                    let o = lands[i][tap[i] * inSpatial[i] + coord]
+                    if o < 0 { inside = false; break }
+                    offset += o * outStrides[i]
+                }
+                if inside { targets[t * inPlane + p] = offset }
+            }
+        }
+
+        var out = [Float](repeating: 0, count: elementCount(outShape))
+        var col = [Float](repeating: 0, count: rows * inPlane)
+        xv.withUnsafeBufferPointer { xp in
+            wv.withUnsafeBufferPointer { wp in
+                out.withUnsafeMutableBufferPointer { yp in
+                    col.withUnsafeMutableBufferPointer { cp in
+                        for nn in 0..<batch {
+                            for g in 0..<group {
+                                // col[(co, tap), p] = sum over c of W[c, co, tap] * X[c, p].
+                                sgemm(transA: true, transB: false, m: rows, n: inPlane, k: cg, alpha: 1,
+                                      a: wp.baseAddress.map { $0 + g * cg * rows }, lda: rows,
+                                      b: xp.baseAddress.map { $0 + (nn * cIn + g * cg) * inPlane }, ldb: inPlane,
+                                      beta: 0, c: cp.baseAddress, ldc: inPlane)
+                                for co in 0..<mg {
+                                    let plane = (nn * m + g * mg + co) * outPlane
+                                    if let bv { for q in 0..<outPlane { yp[plane + q] = bv[g * mg + co] } }
+                                    for t in 0..<kernelSize {
+                                        let row = (co * kernelSize + t) * inPlane, target = t * inPlane
+                                        for p in 0..<inPlane {
+                                            let o = targets[target + p]
+                                            if o >= 0 { yp[plane + o] += cp[row + p] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(shape: outShape, floats: out)
+    }
+}

@@ -101,3 +101,198 @@ extension ReferenceKernels {
 
     public static func identity(_ x: Tensor) -> Tensor { x }
 }
+
+/// Element selection shared by the data-movement kernels: each kernel computes, for every
+/// output element, the flat position of the input element it copies (or -1 for a fill), and
+/// `picking` applies that map to storage of any element type.
+extension TensorStorage {
+    /// Element k of the result is element positions[k] of self, or `fill` (converted to the
+    /// element type) where positions[k] < 0.
+    func picking(_ positions: [Int], fill: Float = 0) -> TensorStorage {
+        func pick<T>(_ a: [T], _ f: @autoclosure () -> T) -> [T] {
+            let filler = positions.contains { $0 < 0 } ? f() : nil
+            return a.withUnsafeBufferPointer { src in positions.map { $0 < 0 ? filler! : src[$0] } }
+        }
+        let f = TensorStorage.repeating(fill, dtype, count: 1)
+        switch (self, f) {
+        case (.float32(let a), .float32(let v)): return .float32(pick(a, v[0]))
+        case (.float16(let a), .float16(let v)): return .float16(pick(a, v[0]))
+        case (.int64(let a), .int64(let v)): return .int64(pick(a, v[0]))
+        case (.int32(let a), .int32(let v)): return .int32(pick(a, v[0]))
+        case (.int8(let a), .int8(let v)): return .int8(pick(a, v[0]))
+        case (.uint8(let a), .uint8(let v)): return .uint8(pick(a, v[0]))
+        case (.bool(let a), .bool(let v)): return .bool(pick(a, v[0]))
+        default: preconditionFailure("fill of another element type")
+        }
+    }
+
+    /// The elements of several storages of one element type, one after another.
+    static func joined(_ parts: [TensorStorage]) throws -> TensorStorage {
+        guard let first = parts.first else { return .float32([]) }
+        func join<T>(_ extract: (TensorStorage) -> [T]?) throws -> [T] {
+            var all: [T] = []
+            for p in parts {
+                guard let a = extract(p) else { throw FerryError("cannot join \(first.dtype) and \(p.dtype) elements") }
+                all += a
+            }
+            return all
+        }
+        switch first {
+        case .float32: return .float32(try join { if case .float32(let a) = $0 { a } else { nil } })
+        case .float16: return .float16(try join { if case .float16(let a) = $0 { a } else { nil } })
+        case .int64: return .int64(try join { if case .int64(let a) = $0 { a } else { nil } })
+        case .int32: return .int32(try join { if case .int32(let a) = $0 { a } else { nil } })
+        case .int8: return .int8(try join { if case .int8(let a) = $0 { a } else { nil } })
+        case .uint8: return .uint8(try join { if case .uint8(let a) = $0 { a } else { nil } })
+        case .bool: return .bool(try join { if case .bool(let a) = $0 { a } else { nil } })
+        }
+    }
+}
+
+/// Source positions for an output of `shape` whose element at (i0, i1, ...) reads input flat
+/// position offsets[0][i0] + offsets[1][i1] + ..., or is a fill (-1) when any term is negative.
+func separablePositions(_ shape: [Int], _ offsets: [[Int]]) -> [Int] {
+    let total = elementCount(shape)
+    if total == 0 { return [] }
+    let r = shape.count
+    if r == 0 { return [0] }
+    var result: [Int] = []
+    result.reserveCapacity(total)
+    var index = Array(repeating: 0, count: r)
+    let last = offsets[r - 1]
+    while true {
+        var base = 0, inside = true
+        for a in 0..<(r - 1) {
+            let o = offsets[a][index[a]]
+            if o < 0 { inside = false; break }
+            base += o
+        }
+        if inside {
+            for o in last { result.append(o < 0 ? -1 : base + o) }
+        } else {
+            result.append(contentsOf: repeatElement(-1, count: last.count))
+        }
+        var axis = r - 2
+        while axis >= 0 {
+            index[axis] += 1
+            if index[axis] < shape[axis] { break }
+            index[axis] = 0
+            axis -= 1
+        }
+        if axis < 0 { return result }
+    }
+}
+
+/// Concat, Split, Slice, Pad, Squeeze, Unsqueeze, Tile, Expand, DepthToSpace, SpaceToDepth:
+/// any element type. Sizes follow the same rules as shape inference (FerryIR).
+extension ReferenceKernels {
+    /// ONNX Concat along an axis.
+    public static func concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
+        guard let first = xs.first else { throw FerryError("Concat needs at least one input") }
+        let types = try Op.concat(axis: axis).inferOutputTypes(xs.map { $0.type })
+        let outShape = types[0].shape.fixedSizes!
+        let a = normalizeAxis(axis, rank: first.rank)!
+        let outer = elementCount(first.shape[..<a])
+        let chunks = xs.map { elementCount($0.shape[a...]) }
+        var starts: [Int] = [], start = 0
+        for x in xs { starts.append(start); start += x.count }
+        var positions: [Int] = []
+        positions.reserveCapacity(start)
+        for o in 0..<outer {
+            for (i, chunk) in chunks.enumerated() {
+                let base = starts[i] + o * chunk
+                positions.append(contentsOf: base..<(base + chunk))
+            }
+        }
+        return try Tensor(shape: outShape, storage: try TensorStorage.joined(xs.map(\.storage)).picking(positions))
+    }
+
+    /// ONNX Split into pieces of the given sizes along an axis.
+    public static func split(_ x: Tensor, axis: Int, sizes: [Int]) throws -> [Tensor] {
+        let types = try Op.split(axis: axis, sizes: sizes).inferOutputTypes([x.type])
+        let a = normalizeAxis(axis, rank: x.rank)!
+        let outer = elementCount(x.shape[..<a]), inner = elementCount(x.shape[(a + 1)...])
+        var offset = 0
+        return try zip(sizes, types).map { size, type in
+            var positions: [Int] = []
+            positions.reserveCapacity(outer * size * inner)
+            for o in 0..<outer {
+                let base = (o * x.shape[a] + offset) * inner
+                positions.append(contentsOf: base..<(base + size * inner))
+            }
+            offset += size
+            return try Tensor(shape: type.shape.fixedSizes!, storage: x.storage.picking(positions))
+        }
+    }
+
+    /// ONNX Slice (clamped starts and ends, negative steps).
+    public static func slice(_ x: Tensor, _ attr: SliceAttributes) throws -> Tensor {
+        let ranges = try attr.ranges(x.shape)
+        let strides = contiguousStrides(x.shape)
+        let outShape = ranges.map(\.count)
+        let offsets = ranges.enumerated().map { a, r in (0..<r.count).map { (r.start + $0 * r.step) * strides[a] } }
+        return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets)))
+    }
+
+    /// ONNX Pad: constant, reflect or edge; negative pads crop.
+    public static func pad(_ x: Tensor, _ attr: PadAttributes) throws -> Tensor {
+        let outShape = try attr.outputSizes(x.shape)
+        let r = x.rank
+        let strides = contiguousStrides(x.shape)
+        let offsets = (0..<r).map { a -> [Int] in
+            let n = x.shape[a]
+            return (0..<outShape[a]).map { o in
+                var i = o - attr.pads[a]
+                if i < 0 || i >= n {
+                    switch attr.mode {
+                    case .constant: return -1
+                    case .edge: i = min(max(i, 0), n - 1)
+                    case .reflect:
+                        // Mirror about the edge cells; n == 1 leaves only the cell itself.
+                        let period = max(2 * (n - 1), 1)
+                        i = ((i % period) + period) % period
+                        if i >= n { i = period - i }
+                    }
+                }
+                return i * strides[a]
+            }
+        }
+        return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets), fill: attr.value))
+    }
+
+    /// ONNX Squeeze and Unsqueeze: the same elements under the inferred shape.
+    public static func reshapeAs(_ op: Op, _ x: Tensor) throws -> Tensor {
+        let type = try op.inferOutputTypes([x.type])[0]
+        return x.reshaped(type.shape.fixedSizes!)
+    }
+
+    /// ONNX Tile.
+    public static func tile(_ x: Tensor, repeats: [Int]) throws -> Tensor {
+        let outShape = try Op.tile(repeats: repeats).inferOutputTypes([x.type])[0].shape.fixedSizes!
+        let strides = contiguousStrides(x.shape)
+        let offsets = outShape.enumerated().map { a, n in (0..<n).map { ($0 % x.shape[a]) * strides[a] } }
+        return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets)))
+    }
+
+    /// ONNX Expand: numpy broadcasting of the input with a shape.
+    public static func expand(_ x: Tensor, shape: [Int]) throws -> Tensor {
+        let outShape = try broadcastSizes(x.shape, shape)
+        let strides = broadcastStrides(x.shape, to: outShape)
+        let offsets = outShape.enumerated().map { a, n in (0..<n).map { $0 * strides[a] } }
+        return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets)))
+    }
+
+    /// ONNX DepthToSpace (DCR or CRD).
+    public static func depthToSpace(_ x: Tensor, blockSize: Int, mode: DepthToSpaceMode) throws -> Tensor {
+        _ = try Op.depthToSpace(blockSize: blockSize, mode: mode).inferOutputTypes([x.type])
+        let (view, perm, output) = BlockRearrangement.depthToSpace(x.shape, blockSize: blockSize, mode: mode)
+        return try transpose(x.reshaped(view), perm: perm).reshaped(output)
+    }
+
+    /// ONNX SpaceToDepth.
+    public static func spaceToDepth(_ x: Tensor, blockSize: Int) throws -> Tensor {
+        _ = try Op.spaceToDepth(blockSize: blockSize).inferOutputTypes([x.type])
+        let (view, perm, output) = BlockRearrangement.spaceToDepth(x.shape, blockSize: blockSize)
+        return try transpose(x.reshaped(view), perm: perm).reshaped(output)
+    }
+}

@@ -3,7 +3,7 @@ import FerryIR
 
 /// The naive reference kernels, one static function per op (grouped by family in
 /// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift,
-/// Normalization.swift and Layout.swift). Optimized kernels are tested against these; the optimizer may call
+/// Normalization.swift, Layout.swift and Indexing.swift). Optimized kernels are tested against these; the optimizer may call
 /// `evaluate` to fold constants.
 public enum ReferenceKernels {
     /// Whether the reference runtime can run an op on inputs of the given element types
@@ -12,6 +12,12 @@ public enum ReferenceKernels {
         switch op {
         case .transpose, .reshape, .flatten, .identity:
             return true
+        case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .depthToSpace, .spaceToDepth:
+            return true
+        case .gather:
+            return inputTypes.count == 2 && (inputTypes[1] == .int64 || inputTypes[1] == .int32)
+        case .convTranspose:
+            return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         case .conv, .gemm, .matMul, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool,
              .relu, .sigmoid, .tanh, .leakyRelu, .softmax, .add, .sub, .mul, .div,
              .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .prelu,
@@ -35,6 +41,7 @@ public enum ReferenceKernels {
         case .conv(let a): return [try conv(try input(0), try input(1), optional(2), a)]
         case .gemm(let a): return [try gemm(try input(0), try input(1), optional(2), a)]
         case .matMul: return [try matMul(try input(0), try input(1))]
+        case .convTranspose(let a): return [try convTranspose(try input(0), try input(1), optional(2), a)]
         case .maxPool(let a): return [try maxPool(try input(0), a)]
         case .averagePool(let a): return [try averagePool(try input(0), a)]
         case .globalAveragePool: return [try globalAveragePool(try input(0))]
@@ -74,6 +81,16 @@ public enum ReferenceKernels {
         case .reshape(let shape): return [try reshape(try input(0), target: shape)]
         case .transpose(let perm): return [try transpose(try input(0), perm: perm)]
         case .identity: return [identity(try input(0))]
+        case .concat(let axis): return [try concat(try (0..<inputs.count).map(input), axis: axis)]
+        case .split(let axis, let sizes): return try split(try input(0), axis: axis, sizes: sizes)
+        case .slice(let a): return [try slice(try input(0), a)]
+        case .pad(let a): return [try pad(try input(0), a)]
+        case .squeeze, .unsqueeze: return [try reshapeAs(op, try input(0))]
+        case .tile(let repeats): return [try tile(try input(0), repeats: repeats)]
+        case .expand(let shape): return [try expand(try input(0), shape: shape)]
+        case .gather(let axis): return [try gather(try input(0), try input(1), axis: axis)]
+        case .depthToSpace(let b, let mode): return [try depthToSpace(try input(0), blockSize: b, mode: mode)]
+        case .spaceToDepth(let b): return [try spaceToDepth(try input(0), blockSize: b)]
         }
     }
 }
