@@ -43,7 +43,7 @@ enum CrossCheck {
         npy(Tensor(shape: shape, floats: values))
     }
 
-    /// A tensor as a little-endian .npy file (format version 1.0): float32, int64 or bool.
+    /// A tensor as a little-endian .npy file (format version 1.0), any element type.
     static func npy(_ tensor: Tensor) -> Data {
         let shape = tensor.shape
         let descr: String
@@ -52,7 +52,10 @@ enum CrossCheck {
         case .float32(let a): descr = "<f4"; body = a.withUnsafeBytes { Data($0) }
         case .int64(let a): descr = "<i8"; body = a.withUnsafeBytes { Data($0) }
         case .bool(let a): descr = "|b1"; body = Data(a.map { $0 ? 1 : 0 })
-        default: preconditionFailure("no .npy writer for \(tensor.dtype)")
+        case .float16(let a): descr = "<f2"; body = a.withUnsafeBytes { Data($0) }
+        case .int32(let a): descr = "<i4"; body = a.withUnsafeBytes { Data($0) }
+        case .int8(let a): descr = "|i1"; body = a.withUnsafeBytes { Data($0) }
+        case .uint8(let a): descr = "|u1"; body = Data(a)
         }
         let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(dims)), }"

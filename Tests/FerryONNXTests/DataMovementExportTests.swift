@@ -71,31 +71,6 @@ extension Graphs {
 }
 
 extension CrossCheck {
-    /// A little-endian .npy file (format version 1.0) of any element type.
-    static func npy(_ t: Tensor) -> Data {
-        let descr: String
-        var body = Data()
-        switch t.storage {
-        case .float32(let a): descr = "<f4"; a.withUnsafeBytes { body.append(contentsOf: $0) }
-        case .float16(let a): descr = "<f2"; a.withUnsafeBytes { body.append(contentsOf: $0) }
-        case .int64(let a): descr = "<i8"; a.withUnsafeBytes { body.append(contentsOf: $0) }
-        case .int32(let a): descr = "<i4"; a.withUnsafeBytes { body.append(contentsOf: $0) }
-        case .int8(let a): descr = "|i1"; a.withUnsafeBytes { body.append(contentsOf: $0) }
-        case .uint8(let a): descr = "|u1"; body.append(contentsOf: a)
-        case .bool(let a): descr = "|b1"; body.append(contentsOf: a.map { $0 ? 1 : 0 })
-        }
-        let dims = t.shape.map(String.init).joined(separator: ", ") + (t.shape.count == 1 ? "," : "")
-        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(dims)), }"
-        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-        header += "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        let length = UInt16(header.utf8.count)
-        data.append(contentsOf: [UInt8(length & 0xFF), UInt8(length >> 8)])
-        data.append(contentsOf: Array(header.utf8))
-        data.append(body)
-        return data
-    }
-
     /// Exports the graph at `opset`, runs it in ReferenceRuntime and in onnxruntime on the same
     /// inputs, and returns the tool's status and output (0: the full checker passed and every
     /// output matched within rtol).
