@@ -43,6 +43,7 @@ let package = Package(
         .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR", "ZIPFoundation"]),
         .testTarget(name: "FerryCaffeTests", dependencies: ["FerryCaffe", "FerryIR"]),
         .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
+        .testTarget(name: "FerryOptimizerTests", dependencies: ["FerryOptimizer", "FerryRuntime", "FerryIR"]),
         .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR", "FerryConformance", "FerryRuntime"],
                     exclude: ["conformance.txt"]),
         .testTarget(name: "FerryTests", dependencies: ["Ferry"]),

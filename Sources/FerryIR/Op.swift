@@ -178,6 +178,7 @@ public enum Op: Sendable, Hashable {
         case .conv(let c):
             return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
                     ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group))]
+                + (c.activation.map { [("activation", $0.op.name)] } ?? [])
         case .convTranspose(let c):
             return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
                     ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group)),
@@ -185,6 +186,7 @@ public enum Op: Sendable, Hashable {
         case .gemm(let g):
             return [("alpha", "\(g.alpha)"), ("beta", "\(g.beta)"),
                     ("transA", g.transA ? "1" : "0"), ("transB", g.transB ? "1" : "0")]
+                + (g.activation.map { [("activation", $0.op.name)] } ?? [])
         case .maxPool(let p), .averagePool(let p):
             var a = [("kernel_shape", list(p.kernelShape)), ("strides", list(p.strides)),
                      ("pads", list(p.pads)), ("ceil_mode", p.ceilMode ? "1" : "0")]
@@ -217,6 +219,37 @@ public enum Op: Sendable, Hashable {
     }
 }
 
+/// An elementwise activation a Conv or Gemm applies to its result in the same kernel (an
+/// epilogue), put there by the optimizer. Exporters write it back as a separate node
+/// (`Graph.splittingFusedActivations`).
+public enum FusedActivation: Sendable, Hashable {
+    case relu
+    case sigmoid
+    case tanh
+    case leakyRelu(alpha: Float)
+
+    /// The standalone op computing the same function.
+    public var op: Op {
+        switch self {
+        case .relu: return .relu
+        case .sigmoid: return .sigmoid
+        case .tanh: return .tanh
+        case .leakyRelu(let alpha): return .leakyRelu(alpha: alpha)
+        }
+    }
+
+    /// The fused form of a standalone activation op, when there is one.
+    public init?(_ op: Op) {
+        switch op {
+        case .relu: self = .relu
+        case .sigmoid: self = .sigmoid
+        case .tanh: self = .tanh
+        case .leakyRelu(let alpha): self = .leakyRelu(alpha: alpha)
+        default: return nil
+        }
+    }
+}
+
 /// ONNX Conv attributes, all explicit (no auto_pad: importers resolve padding to numbers).
 public struct ConvAttributes: Sendable, Hashable {
     public var kernelShape: [Int]
@@ -225,15 +258,18 @@ public struct ConvAttributes: Sendable, Hashable {
     public var pads: [Int]
     public var dilations: [Int]
     public var group: Int
+    /// Applied to the result (after the bias) when the optimizer fused it in.
+    public var activation: FusedActivation?
 
     public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil,
-                dilations: [Int]? = nil, group: Int = 1) {
+                dilations: [Int]? = nil, group: Int = 1, activation: FusedActivation? = nil) {
         let n = kernelShape.count
         self.kernelShape = kernelShape
         self.strides = strides ?? Array(repeating: 1, count: n)
         self.pads = pads ?? Array(repeating: 0, count: 2 * n)
         self.dilations = dilations ?? Array(repeating: 1, count: n)
         self.group = group
+        self.activation = activation
     }
 }
 
@@ -243,12 +279,16 @@ public struct GemmAttributes: Sendable, Hashable {
     public var beta: Float
     public var transA: Bool
     public var transB: Bool
+    /// Applied to the result when the optimizer fused it in.
+    public var activation: FusedActivation?
 
-    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false) {
+    public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false,
+                activation: FusedActivation? = nil) {
         self.alpha = alpha
         self.beta = beta
         self.transA = transA
         self.transB = transB
+        self.activation = activation
     }
 }
 

@@ -20,7 +20,9 @@ public enum ONNXExporter {
     /// The IR graph as an ONNX model importing the default domain at `opset`. Throws
     /// FerryError naming the node's source layer for an op, attribute or element type that
     /// ONNX opset `opset` cannot express, and for a graph that does not verify.
-    public static func model(_ graph: Graph, opset: Int = defaultOpset) throws -> Onnx_ModelProto {
+    public static func model(_ fusedGraph: Graph, opset: Int = defaultOpset) throws -> Onnx_ModelProto {
+        // ONNX has no fused Conv/Gemm activations: write them as the nodes they stand for.
+        let graph = fusedGraph.splittingFusedActivations()
         guard supportedOpsets.contains(opset) else {
             throw FerryError("ONNX opset \(opset) is not supported (the exporter writes opsets "
                              + "\(supportedOpsets.lowerBound)...\(supportedOpsets.upperBound))")

@@ -38,8 +38,8 @@ public enum ReferenceKernels {
         func optional(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
         func all() throws -> [Tensor] { try inputs.indices.map(input) }
         switch op {
-        case .conv(let a): return [try conv(try input(0), try input(1), optional(2), a)]
-        case .gemm(let a): return [try gemm(try input(0), try input(1), optional(2), a)]
+        case .conv(let a): return try applying(a.activation, try conv(try input(0), try input(1), optional(2), a))
+        case .gemm(let a): return try applying(a.activation, try gemm(try input(0), try input(1), optional(2), a))
         case .matMul: return [try matMul(try input(0), try input(1))]
         case .convTranspose(let a): return [try convTranspose(try input(0), try input(1), optional(2), a)]
         case .maxPool(let a): return [try maxPool(try input(0), a)]
@@ -92,6 +92,14 @@ public enum ReferenceKernels {
         case .depthToSpace(let b, let mode): return [try depthToSpace(try input(0), blockSize: b, mode: mode)]
         case .spaceToDepth(let b): return [try spaceToDepth(try input(0), blockSize: b)]
         }
+    }
+}
+
+extension ReferenceKernels {
+    /// A fused activation applied after the kernel, by the standalone activation's kernel.
+    static func applying(_ activation: FusedActivation?, _ result: Tensor) throws -> [Tensor] {
+        guard let activation else { return [result] }
+        return try evaluate(activation.op, [result])
     }
 }
 

@@ -70,14 +70,17 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print the whole IR graph, one line per node.")
     var ir = false
 
-    @Flag(help: "Print each optimizer pass with what it changed.")
+    @Flag(help: "Optimize, and print each optimizer pass with what it changed (with --ir or --json: of the optimized graph).")
     var passes = false
 
     func run() throws {
+        var graph = try loadModel(path: model, weights: options.weights)
         if passes {
-            throw FerryError("--passes is not supported yet: the optimizer has no passes in this version", file: model)
+            let result = try optimizeModel(graph)
+            print(result.text)
+            graph = result.graph
+            if !json && !ir { return }
         }
-        let graph = try loadModel(path: model, weights: options.weights)
         let summary = ModelSummary(graph: graph, file: model)
         if json {
             let encoder = JSONEncoder()
@@ -121,7 +124,8 @@ struct Convert: ParsableCommand {
         if URL(fileURLWithPath: source).standardizedFileURL == URL(fileURLWithPath: destination).standardizedFileURL {
             throw FerryError("the destination is the source; refusing to overwrite an input", file: destination)
         }
-        let graph = try loadModel(path: source, weights: options.weights)
+        var graph = try loadModel(path: source, weights: options.weights)
+        if !options.noOptimize { graph = try optimizeModel(graph).graph }
         try saveModel(graph, to: destination, format: format)
         print("wrote \(destination) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
     }
@@ -156,7 +160,8 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        let graph = try loadModel(path: model, weights: options.weights)
+        var graph = try loadModel(path: model, weights: options.weights)
+        if !options.noOptimize { graph = try optimizeModel(graph).graph }
         var feeds: [String: Tensor] = [:]
         var unnamed = graph.inputs.map(\.name).makeIterator()
         for spec in input {

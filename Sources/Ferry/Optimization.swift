@@ -1,0 +1,18 @@
+import FerryOptimizer
+
+/// Runs the standard optimizer pipeline (see FerryOptimizer.PassManager.standardPasses).
+public func optimizeModel(_ graph: Graph) throws -> OptimizationResult {
+    try PassManager().optimize(graph)
+}
+
+extension OptimizationResult {
+    /// `ferry inspect --passes`: each pass with what it changed, node counts before and after.
+    public var text: String {
+        var lines = ["optimizer: \(nodesBefore) nodes before, \(nodesAfter) after (\(rounds) rounds)"]
+        let width = reports.map(\.pass.count).max() ?? 0
+        for r in reports {
+            lines.append("  " + r.pass.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(r.changes) \(r.unit)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

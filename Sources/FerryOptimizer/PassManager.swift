@@ -1,0 +1,90 @@
+import FerryIR
+
+/// One rewrite of the graph. A pass is a small value with a name; `run` rewrites the graph in
+/// place and says what it changed (0 changes means it found nothing to do).
+public protocol Pass: Sendable {
+    var name: String { get }
+    /// What one change is, for reports: "nodes folded", "transposes cancelled".
+    var unit: String { get }
+    func run(_ graph: inout Graph) throws -> Int
+}
+
+/// What one pass did over the whole optimization.
+public struct PassReport: Sendable, Codable {
+    public var pass: String
+    public var unit: String
+    public var changes: Int
+
+    public var description: String { "\(pass): \(changes) \(unit)" }
+}
+
+/// The outcome of optimizing a graph.
+public struct OptimizationResult: Sendable {
+    public var graph: Graph
+    public var reports: [PassReport]
+    public var nodesBefore: Int
+    public var nodesAfter: Int
+    public var rounds: Int
+}
+
+/// Runs an ordered list of passes until none changes anything (as tract and ncnnoptimize do).
+/// With `verifyEachPass` the graph is verified after every pass that changed it, and an error
+/// names the pass that broke it.
+public struct PassManager: Sendable {
+    public var passes: [any Pass]
+    public var maxRounds = 20
+    public var verifyEachPass: Bool
+
+    public init(passes: [any Pass] = PassManager.standardPasses, verifyEachPass: Bool = PassManager.verifyByDefault) {
+        self.passes = passes
+        self.verifyEachPass = verifyEachPass
+    }
+
+    /// Verification after each pass is on in debug builds (and tests), off in release.
+    public static var verifyByDefault: Bool {
+        #if DEBUG
+        return true
+        #else
+        return false
+        #endif
+    }
+
+    /// The default pipeline, in order: clean-ups first so folds see simple patterns, folds and
+    /// fusions next, dead-code removal last.
+    public static let standardPasses: [any Pass] = [
+        EliminateIdentity(),
+        EliminateNoOpReshapes(),
+        CancelTransposes(),
+        FoldConstants(),
+        FuseMatMulAdd(),
+        FoldTransposeIntoGemm(),
+        FoldAffineIntoConv(),
+        FuseActivation(),
+        EliminateDeadNodes(),
+    ]
+
+    public func optimize(_ graph: Graph) throws -> OptimizationResult {
+        var g = graph
+        var totals = passes.map { PassReport(pass: $0.name, unit: $0.unit, changes: 0) }
+        var rounds = 0
+        while rounds < maxRounds {
+            rounds += 1
+            var changed = false
+            for (i, pass) in passes.enumerated() {
+                let n = try pass.run(&g)
+                guard n > 0 else { continue }
+                changed = true
+                totals[i].changes += n
+                if verifyEachPass {
+                    do { try g.verify() } catch let e as FerryError {
+                        throw FerryError("optimizer pass \(pass.name) left a broken graph: \(e.message)",
+                                         layer: e.layer, layerType: e.layerType)
+                    }
+                }
+            }
+            if !changed { break }
+        }
+        return OptimizationResult(graph: g, reports: totals, nodesBefore: graph.nodes.count,
+                                  nodesAfter: g.nodes.count, rounds: rounds)
+    }
+}

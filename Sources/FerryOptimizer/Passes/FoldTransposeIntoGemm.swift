@@ -1,0 +1,75 @@
+import FerryIR
+
+/// Transpose -> Flatten -> Gemm, with a weight matrix, becomes Flatten -> Gemm with the weight's
+/// rows permuted: Keras flattens NHWC, so the importer transposes back from NCHW before every
+/// Flatten+Dense; permuting the Dense weights once removes that transpose from every run.
+public struct FoldTransposeIntoGemm: Pass {
+    public let name = "fold-transpose-into-gemm"
+    public let unit = "transposes folded into weights"
+    public init() {}
+
+    public func run(_ graph: inout Graph) throws -> Int {
+        var folded = 0
+        let types = try graph.inferTypes()
+        for g in graph.nodes.indices {
+            guard case .gemm(let attributes) = graph.nodes[g].op, !attributes.transA else { continue }
+            let producers = graph.producers(), consumers = graph.consumers()
+            guard let f = producers[graph.nodes[g].inputs[0]], case .flatten(1) = graph.nodes[f].op,
+                  consumers[graph.nodes[f].outputs[0]]?.count == 1,
+                  let t = producers[graph.nodes[f].inputs[0]], case .transpose(let perm) = graph.nodes[t].op,
+                  perm.first == 0, consumers[graph.nodes[t].outputs[0]]?.count == 1,
+                  !graph.outputNames.contains(graph.nodes[t].outputs[0]),
+                  !graph.outputNames.contains(graph.nodes[f].outputs[0]),
+                  let x = types[graph.nodes[t].inputs[0]]?.shape, let sizes = Array(x.dims.dropFirst()).fixedSizes(),
+                  let weight = graph.constant(graph.nodes[g].inputs[1]), weight.dtype == .float32 else { continue }
+            // Row j of the weight meets element j of the transposed value's flattening; that
+            // element is element rowSource[j] of the untransposed value's flattening.
+            let rowSource = flattenedPermutation(sizes: sizes, perm: perm.dropFirst().map { $0 - 1 })
+            let k = rowSource.count
+            guard weight.shape == (attributes.transB ? [weight.shape[0], k] : [k, weight.shape[1]]) else { continue }
+            let w = weight.floats
+            var permuted = [Float](repeating: 0, count: w.count)
+            if attributes.transB {
+                let n = weight.shape[0]
+                for r in 0..<n { for j in 0..<k { permuted[r * k + rowSource[j]] = w[r * k + j] } }
+            } else {
+                let n = weight.shape[1]
+                for j in 0..<k { for c in 0..<n { permuted[rowSource[j] * n + c] = w[j * n + c] } }
+            }
+            let name = graph.addInitializer(graph.nodes[g].inputs[1] + "/nchw", Tensor(shape: weight.shape, floats: permuted))
+            graph.nodes[g].inputs[1] = name
+            graph.nodes[f].inputs[0] = graph.nodes[t].inputs[0]
+            mergeOrigins(&graph.nodes[f], graph.nodes[t])
+            folded += 1
+        }
+        return folded
+    }
+}
+
+/// For a value of shape `sizes` transposed by `perm`, the flat index in the original of each
+/// flat index in the transposed value.
+func flattenedPermutation(sizes: [Int], perm: [Int]) -> [Int] {
+    let outSizes = perm.map { sizes[$0] }
+    var strides = Array(repeating: 1, count: sizes.count)
+    for i in stride(from: sizes.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * sizes[i + 1] }
+    let count = sizes.reduce(1, *)
+    var result = [Int](repeating: 0, count: count)
+    var index = Array(repeating: 0, count: perm.count)
+    for j in 0..<count {
+        var source = 0
+        for (axis, p) in perm.enumerated() { source += index[axis] * strides[p] }
+        result[j] = source
+        var axis = perm.count - 1
+        while axis >= 0 {
+            index[axis] += 1
+            if index[axis] < outSizes[axis] { break }
+            index[axis] = 0
+            axis -= 1
+        }
+    }
+    return result
+}
+
+extension Array where Element == Dim {
+    func fixedSizes() -> [Int]? { Shape(self).fixedSizes }
+}

@@ -1,0 +1,215 @@
+import Testing
+@testable import FerryIR
+@testable import FerryOptimizer
+import FerryRuntime
+
+/// Deterministic pseudo-random floats (no global RNG state in tests).
+func randomFloats(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+    var state = seed &* 6364136223846793005 &+ 1442695040888963407
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale
+    }
+}
+
+func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+    Tensor(shape: shape, floats: randomFloats(shape.reduce(1, *), seed: seed, scale: scale))
+}
+
+/// Runs a pass alone until it settles, then checks the rewritten graph verifies and computes
+/// the same outputs as the original on random inputs (batch 2).
+@discardableResult
+func checkEquivalent(_ graph: Graph, _ passes: [any Pass], expectChanges: Bool = true) throws -> Graph {
+    let result = try PassManager(passes: passes, verifyEachPass: true).optimize(graph)
+    if expectChanges { #expect(result.reports.reduce(0) { $0 + $1.changes } > 0, "no pass changed anything") }
+    try result.graph.verify()
+    var feeds: [String: Tensor] = [:]
+    for (k, input) in graph.inputs.enumerated() {
+        let shape = input.type.shape.dims.map { $0.value ?? 2 }
+        feeds[input.name] = randomTensor(shape, seed: UInt64(100 + k))
+    }
+    let before = try ReferenceRuntime(graph: graph).run(feeds)
+    let after = try ReferenceRuntime(graph: result.graph).run(feeds)
+    #expect(Set(before.keys) == Set(after.keys))
+    for (name, ref) in before {
+        let got = after[name]!
+        #expect(got.shape == ref.shape, "\(name)")
+        let bound = 1e-5 * max(1, ref.floats.map(abs).max() ?? 0)
+        let diff = zip(got.floats, ref.floats).map { abs($0 - $1) }.max() ?? 0
+        #expect(diff <= bound, "\(name): max diff \(diff)")
+    }
+    return result.graph
+}
+
+let batch = Dim.symbolic("N")
+func origin(_ layer: String) -> Origin { Origin(layer: layer, type: "Test") }
+
+@Suite struct PassTests {
+    /// NHWC input -> Transpose -> Conv -> (Mul, Add per channel) -> Relu -> Transpose -> Flatten -> Gemm, with an Identity.
+    func kerasLikeGraph() -> Graph {
+        var b = GraphBuilder(name: "keraslike")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(7), .fixed(6), .fixed(3)])))
+        let t = b.add(.transpose(perm: [0, 3, 1, 2]), inputs: [x], output: "to_nchw", origin: origin("conv"))
+        let w = b.addInitializer("w", randomTensor([4, 3, 3, 3], seed: 1))
+        let bias = b.addInitializer("b", randomTensor([4], seed: 2))
+        let c = b.add(.conv(ConvAttributes(kernelShape: [3, 3], pads: [1, 0, 1, 2])), inputs: [t, w, bias], output: "conv", origin: origin("conv"))
+        let scale = b.addInitializer("scale", randomTensor([4, 1, 1], seed: 3))
+        let m = b.add(.mul, inputs: [scale, c], output: "scaled", origin: origin("bn"))
+        let shift = b.addInitializer("shift", randomTensor([1, 4, 1, 1], seed: 4))
+        let a = b.add(.add, inputs: [m, shift], output: "shifted", origin: origin("bn"))
+        let r = b.add(.relu, inputs: [a], output: "relu", origin: origin("relu"))
+        let i = b.add(.identity, inputs: [r], output: "dropout", origin: origin("dropout"))
+        let back = b.add(.transpose(perm: [0, 2, 3, 1]), inputs: [i], output: "to_nhwc", origin: origin("flatten"))
+        let f = b.add(.flatten(axis: 1), inputs: [back], output: "flat", origin: origin("flatten"))
+        let dw = b.addInitializer("dense_w", randomTensor([7 * 6 * 4, 5], seed: 5, scale: 0.1))
+        let db = b.addInitializer("dense_b", randomTensor([5], seed: 6))
+        let g = b.add(.gemm(GemmAttributes()), inputs: [f, dw, db], output: "logits", origin: origin("dense"))
+        b.addOutput(g)
+        return try! b.finish()
+    }
+
+    @Test func standardPipelineKeepsOutputsAndLeavesOneTranspose() throws {
+        let optimized = try checkEquivalent(kerasLikeGraph(), PassManager.standardPasses)
+        let ops = optimized.nodes.map(\.op.name)
+        #expect(ops == ["Transpose", "Conv", "Flatten", "Gemm"], "\(ops)")
+        // The fused Conv names every layer it absorbed.
+        let conv = optimized.nodes[1]
+        #expect(conv.origins.map(\.layer) == ["conv", "bn", "relu"])
+        #expect(conv.op.fusedActivation == .relu)
+        // Weights nothing reads are gone.
+        #expect(Set(optimized.initializers.keys).count == 4)
+    }
+
+    @Test func eliminateIdentityKeepsGraphOutputNames() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3)])))
+        let s = b.add(.sigmoid, inputs: [x], output: "s", origin: nil)
+        let out = b.add(.identity, inputs: [s], output: "out", origin: nil)
+        b.addOutput(out)
+        let g = try checkEquivalent(try b.finish(), [EliminateIdentity()])
+        #expect(g.nodes.map(\.op.name) == ["Sigmoid"])
+        #expect(g.outputs.map(\.name) == ["out"] && g.nodes[0].outputs == ["out"])
+    }
+
+    @Test func identityFromInputToOutputStays() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3)])))
+        b.addOutput(b.add(.identity, inputs: [x], output: "out", origin: nil))
+        try checkEquivalent(try b.finish(), [EliminateIdentity()], expectChanges: false)
+    }
+
+    @Test func transposesCancelAndCompose() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(2), .fixed(3), .fixed(4)])))
+        let t1 = b.add(.transpose(perm: [0, 3, 1, 2]), inputs: [x], output: "t1", origin: nil)
+        let t2 = b.add(.transpose(perm: [0, 2, 3, 1]), inputs: [t1], output: "t2", origin: nil)
+        let e = b.add(.tanh, inputs: [t2], output: "e", origin: nil)
+        let t3 = b.add(.transpose(perm: [0, 2, 1, 3]), inputs: [e], output: "t3", origin: nil)
+        let t4 = b.add(.transpose(perm: [3, 0, 2, 1]), inputs: [t3], output: "t4", origin: nil)
+        b.addOutput(t4)
+        let g = try checkEquivalent(try b.finish(), [CancelTransposes(), EliminateNoOpReshapes(), EliminateDeadNodes()])
+        #expect(g.nodes.map(\.op.name) == ["Tanh", "Transpose"])
+    }
+
+    @Test func noOpReshapesGo() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(6)])))
+        let r = b.add(.reshape(shape: [0, 6]), inputs: [x], output: "r", origin: nil)
+        let f = b.add(.flatten(axis: 1), inputs: [r], output: "f", origin: nil)
+        b.addOutput(b.add(.tanh, inputs: [f], output: "y", origin: nil))
+        let g = try checkEquivalent(try b.finish(), [EliminateNoOpReshapes()])
+        #expect(g.nodes.map(\.op.name) == ["Tanh"])
+    }
+
+    @Test func constantSubgraphsFold() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(4)])))
+        let w = b.addInitializer("w", randomTensor([5, 4], seed: 9))
+        let wt = b.add(.transpose(perm: [1, 0]), inputs: [w], output: "wt", origin: nil)
+        let two = b.addInitializer("two", Tensor(shape: [1], floats: [2]))
+        let w2 = b.add(.mul, inputs: [wt, two], output: "w2", origin: nil)
+        b.addOutput(b.add(.matMul, inputs: [x, w2], output: "y", origin: nil))
+        let g = try checkEquivalent(try b.finish(), [FoldConstants(), EliminateDeadNodes()])
+        #expect(g.nodes.map(\.op.name) == ["MatMul"])
+        #expect(g.initializers.count == 1)
+    }
+
+    @Test func matMulAddBecomesGemm() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(4)])))
+        let w = b.addInitializer("w", randomTensor([4, 3], seed: 10))
+        let bias = b.addInitializer("bias", randomTensor([1, 3], seed: 11))
+        let m = b.add(.matMul, inputs: [x, w], output: "m", origin: origin("dense"))
+        b.addOutput(b.add(.add, inputs: [bias, m], output: "y", origin: origin("dense")))
+        let g = try checkEquivalent(try b.finish(), [FuseMatMulAdd()])
+        #expect(g.nodes.map(\.op.name) == ["Gemm"])
+    }
+
+    @Test func affineFoldsIntoGemmBothLayouts() throws {
+        for transB in [false, true] {
+            var b = GraphBuilder(name: "g")
+            let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(4)])))
+            let w = b.addInitializer("w", randomTensor(transB ? [3, 4] : [4, 3], seed: 12))
+            let gm = b.add(.gemm(GemmAttributes(transB: transB)), inputs: [x, w], output: "g", origin: nil)
+            let d = b.addInitializer("d", randomTensor([3], seed: 13, scale: 2))
+            let div = b.add(.div, inputs: [gm, d], output: "div", origin: nil)
+            let s = b.addInitializer("s", Tensor(shape: [1], floats: [0.5]))
+            b.addOutput(b.add(.sub, inputs: [div, s], output: "y", origin: nil))
+            let g = try checkEquivalent(try b.finish(), [FoldAffineIntoConv()])
+            #expect(g.nodes.map(\.op.name) == ["Gemm"])
+        }
+    }
+
+    @Test func affineAfterActivationOrSharedValueDoesNotFold() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(2), .fixed(5), .fixed(5)])))
+        let w = b.addInitializer("w", randomTensor([3, 2, 1, 1], seed: 14))
+        let c = b.add(.conv(ConvAttributes(kernelShape: [1, 1], activation: .relu)), inputs: [x, w], output: "c", origin: nil)
+        let s = b.addInitializer("s", randomTensor([3, 1, 1], seed: 15))
+        let m = b.add(.mul, inputs: [c, s], output: "m", origin: nil)
+        b.addOutput(m)
+        b.addOutput(c)
+        try checkEquivalent(try b.finish(), [FoldAffineIntoConv()], expectChanges: false)
+    }
+
+    @Test func transposeBeforeFlattenFoldsIntoDenseWeights() throws {
+        for transB in [false, true] {
+            var b = GraphBuilder(name: "g")
+            let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3), .fixed(4), .fixed(5)])))
+            let t = b.add(.transpose(perm: [0, 2, 3, 1]), inputs: [x], output: "t", origin: nil)
+            let f = b.add(.flatten(axis: 1), inputs: [t], output: "f", origin: nil)
+            let w = b.addInitializer("w", randomTensor(transB ? [2, 60] : [60, 2], seed: 16))
+            b.addOutput(b.add(.gemm(GemmAttributes(transB: transB)), inputs: [f, w], output: "y", origin: nil))
+            let g = try checkEquivalent(try b.finish(), [FoldTransposeIntoGemm(), EliminateDeadNodes()])
+            #expect(g.nodes.map(\.op.name) == ["Flatten", "Gemm"])
+        }
+    }
+
+    @Test func activationsFuseIntoConvAndGemmAndSplitBackForExport() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(2), .fixed(4), .fixed(4)])))
+        let w = b.addInitializer("w", randomTensor([3, 2, 3, 3], seed: 17))
+        let c = b.add(.conv(ConvAttributes(kernelShape: [3, 3])), inputs: [x, w], output: "c", origin: origin("conv"))
+        let l = b.add(.leakyRelu(alpha: 0.2), inputs: [c], output: "l", origin: origin("act"))
+        let f = b.add(.flatten(axis: 1), inputs: [l], output: "f", origin: nil)
+        let gw = b.addInitializer("gw", randomTensor([12, 2], seed: 18))
+        let gm = b.add(.gemm(GemmAttributes()), inputs: [f, gw], output: "g", origin: nil)
+        b.addOutput(b.add(.sigmoid, inputs: [gm], output: "y", origin: nil))
+        let g = try checkEquivalent(try b.finish(), [FuseActivation()])
+        #expect(g.nodes.map(\.op.name) == ["Conv", "Flatten", "Gemm"])
+        let split = g.splittingFusedActivations()
+        #expect(split.nodes.map(\.op.name) == ["Conv", "LeakyRelu", "Flatten", "Gemm", "Sigmoid"])
+        try split.verify()
+        #expect(split.outputs.map(\.name) == ["y"])
+    }
+
+    @Test func deadNodesAndWeightsGo() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3)])))
+        let unused = b.addInitializer("unused", randomTensor([3], seed: 19))
+        _ = b.add(.add, inputs: [x, unused], output: "dead", origin: nil)
+        b.addOutput(b.add(.relu, inputs: [x], output: "y", origin: nil))
+        let g = try checkEquivalent(try b.finish(), [EliminateDeadNodes()])
+        #expect(g.nodes.count == 1 && g.initializers.isEmpty)
+    }
+}
