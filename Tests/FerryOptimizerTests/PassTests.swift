@@ -213,3 +213,14 @@ func origin(_ layer: String) -> Origin { Origin(layer: layer, type: "Test") }
         #expect(g.nodes.count == 1 && g.initializers.isEmpty)
     }
 }
+
+@Suite struct FoldAffineEdgeTests {
+    @Test func affineAfterAnOpWithoutWeightsIsLeftAlone() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3)])))
+        let s = b.add(.sigmoid, inputs: [x], output: "s", origin: nil)
+        let k = b.addInitializer("k", randomTensor([3], seed: 20))
+        b.addOutput(b.add(.mul, inputs: [s, k], output: "y", origin: nil))
+        try checkEquivalent(try b.finish(), [FoldAffineIntoConv()], expectChanges: false)
+    }
+}

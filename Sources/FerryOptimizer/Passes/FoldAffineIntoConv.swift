@@ -36,6 +36,10 @@ public struct FoldAffineIntoConv: Pass {
               !graph.outputNames.contains(node.inputs[v]),
               let constant = graph.constant(node.inputs[c]), constant.dtype == .float32 else { return false }
         let producer = graph.nodes[p]
+        switch producer.op {
+        case .conv, .gemm: break
+        default: return false
+        }
         guard producer.op.fusedActivation == nil, let weight = graph.constant(producer.inputs[1]),
               weight.dtype == .float32 else { return false }
 
