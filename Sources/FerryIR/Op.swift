@@ -227,6 +227,12 @@ public enum FusedActivation: Sendable, Hashable {
     case sigmoid
     case tanh
     case leakyRelu(alpha: Float)
+    /// Relu6 and other clamps.
+    case clip(min: Float?, max: Float?)
+    case hardSigmoid(alpha: Float, beta: Float)
+    case hardSwish
+    case elu(alpha: Float)
+    case gelu(approximate: Bool)
 
     /// The standalone op computing the same function.
     public var op: Op {
@@ -235,6 +241,11 @@ public enum FusedActivation: Sendable, Hashable {
         case .sigmoid: return .sigmoid
         case .tanh: return .tanh
         case .leakyRelu(let alpha): return .leakyRelu(alpha: alpha)
+        case .clip(let lo, let hi): return .clip(min: lo, max: hi)
+        case .hardSigmoid(let alpha, let beta): return .hardSigmoid(alpha: alpha, beta: beta)
+        case .hardSwish: return .hardSwish
+        case .elu(let alpha): return .elu(alpha: alpha)
+        case .gelu(let approximate): return .gelu(approximate: approximate)
         }
     }
 
@@ -245,6 +256,11 @@ public enum FusedActivation: Sendable, Hashable {
         case .sigmoid: self = .sigmoid
         case .tanh: self = .tanh
         case .leakyRelu(let alpha): self = .leakyRelu(alpha: alpha)
+        case .clip(let lo, let hi): self = .clip(min: lo, max: hi)
+        case .hardSigmoid(let alpha, let beta): self = .hardSigmoid(alpha: alpha, beta: beta)
+        case .hardSwish: self = .hardSwish
+        case .elu(let alpha): self = .elu(alpha: alpha)
+        case .gelu(let approximate): self = .gelu(approximate: approximate)
         default: return nil
         }
     }

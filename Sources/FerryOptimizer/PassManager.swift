@@ -58,6 +58,7 @@ public struct PassManager: Sendable {
         FoldConstants(),
         FuseMatMulAdd(),
         FoldTransposeIntoGemm(),
+        FoldBatchNorm(),
         FoldAffineIntoConv(),
         FuseActivation(),
         EliminateDeadNodes(),

@@ -224,3 +224,58 @@ func origin(_ layer: String) -> Origin { Origin(layer: layer, type: "Test") }
         try checkEquivalent(try b.finish(), [FoldAffineIntoConv()], expectChanges: false)
     }
 }
+
+@Suite struct BatchNormTests {
+    func bnInputs(_ b: inout GraphBuilder, channels: Int, seed: UInt64) -> [String] {
+        let gamma = b.addInitializer("gamma", randomTensor([channels], seed: seed))
+        let beta = b.addInitializer("beta", randomTensor([channels], seed: seed + 1))
+        let mean = b.addInitializer("mean", randomTensor([channels], seed: seed + 2))
+        let variance = b.addInitializer("var", Tensor(shape: [channels], floats: randomFloats(channels, seed: seed + 3).map { abs($0) + 0.1 }))
+        return [gamma, beta, mean, variance]
+    }
+
+    @Test func foldsIntoConvWithAndWithoutBias() throws {
+        for withBias in [false, true] {
+            var b = GraphBuilder(name: "g")
+            let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3), .fixed(6), .fixed(6)])))
+            let w = b.addInitializer("w", randomTensor([5, 3, 3, 3], seed: 30))
+            var inputs = [x, w]
+            if withBias { inputs.append(b.addInitializer("b", randomTensor([5], seed: 31))) }
+            let c = b.add(.conv(ConvAttributes(kernelShape: [3, 3], strides: [2, 2])), inputs: inputs, output: "c", origin: origin("conv"))
+            let bn = b.add(.batchNormalization(epsilon: 1e-3), inputs: [c] + bnInputs(&b, channels: 5, seed: 32), output: "bn", origin: origin("bn"))
+            b.addOutput(b.add(.clip(min: 0, max: 6), inputs: [bn], output: "relu6", origin: origin("relu6")))
+            let g = try checkEquivalent(try b.finish(), PassManager.standardPasses)
+            #expect(g.nodes.map(\.op.name) == ["Conv"])
+            #expect(g.nodes[0].op.fusedActivation == .clip(min: 0, max: 6))
+            #expect(g.nodes[0].origins.map(\.layer) == ["conv", "bn", "relu6"])
+        }
+    }
+
+    @Test func foldsIntoGemmAndBecomesMulAddElsewhere() throws {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(4)])))
+        let w = b.addInitializer("w", randomTensor([4, 3], seed: 40))
+        let gm = b.add(.gemm(GemmAttributes()), inputs: [x, w], output: "g", origin: nil)
+        b.addOutput(b.add(.batchNormalization(epsilon: 1e-5), inputs: [gm] + bnInputs(&b, channels: 3, seed: 41), output: "y", origin: nil))
+        #expect(try checkEquivalent(try b.finish(), [FoldBatchNorm()]).nodes.map(\.op.name) == ["Gemm"])
+
+        var s = GraphBuilder(name: "standalone")
+        let x2 = s.addInput("x", TensorType(.float32, Shape([batch, .fixed(3), .fixed(4), .fixed(2)])))
+        s.addOutput(s.add(.batchNormalization(epsilon: 1e-5), inputs: [x2] + bnInputs(&s, channels: 3, seed: 42), output: "y", origin: nil))
+        #expect(try checkEquivalent(try s.finish(), [FoldBatchNorm()]).nodes.map(\.op.name) == ["Mul", "Add"])
+    }
+
+    @Test func newerActivationsFuseAndSplitBack() throws {
+        let activations: [Op] = [.hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .elu(alpha: 0.7), .gelu(approximate: false), .gelu(approximate: true)]
+        for act in activations {
+            var b = GraphBuilder(name: "g")
+            let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(2), .fixed(4), .fixed(4)])))
+            let w = b.addInitializer("w", randomTensor([3, 2, 1, 1], seed: 50, scale: 3))
+            let c = b.add(.conv(ConvAttributes(kernelShape: [1, 1])), inputs: [x, w], output: "c", origin: nil)
+            b.addOutput(b.add(act, inputs: [c], output: "y", origin: nil))
+            let g = try checkEquivalent(try b.finish(), [FuseActivation()])
+            #expect(g.nodes.count == 1 && g.nodes[0].op.fusedActivation?.op == act)
+            #expect(g.splittingFusedActivations().nodes.map(\.op) == [.conv(ConvAttributes(kernelShape: [1, 1])), act])
+        }
+    }
+}
