@@ -197,7 +197,7 @@ final class ImportState {
 
     /// Adds an IR node (or, when every input is a constant and the evaluator can run the op,
     /// its results as constants). Output types come from the IR's shape inference.
-    func emit(_ op: Op, inputs: [String], outputs: [String], name: String, origin: Origin) throws {
+    func emit(_ op: Op, inputs: [String], outputs: [String], name: String, origins: [Origin]) throws {
         let inputTypes: [TensorType?] = try inputs.map { n in
             if n.isEmpty { return nil }
             guard let t = types[n] else { throw FerryError("input '\(n)' is not defined before this node") }
@@ -218,7 +218,7 @@ final class ImportState {
             types[n] = t
             taken.insert(n)
         }
-        graph.nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outputs, origins: [origin]))
+        graph.nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outputs, origins: origins))
     }
 
     /// Drops constants that no node reads and no output names (shape operands folded into

@@ -11,7 +11,12 @@ struct ONNXNode {
     /// The name used for the IR node and in errors: the node's name, else its first output.
     let layer: String
 
-    var origin: Origin { Origin(layer: layer, type: proto.opType) }
+    /// Source layers: those a Ferry-written file records in the node's doc_string
+    /// ("from conv1 (Conv2D), bn (BatchNormalization)"), else the node itself.
+    var origins: [Origin] {
+        let recorded = parseOrigins(proto.docString)
+        return recorded.isEmpty ? [Origin(layer: layer, type: proto.opType)] : recorded
+    }
     var opType: String { proto.opType }
 
     // MARK: Inputs
@@ -172,14 +177,14 @@ struct ONNXNode {
             throw FerryError("\(opType) should name \(count) output\(count == 1 ? "" : "s")")
         }
         try refuseOutputs(from: count, "not computed by the IR's \(op.name)")
-        try state.emit(op, inputs: inputs, outputs: outs, name: layer, origin: origin)
+        try state.emit(op, inputs: inputs, outputs: outs, name: layer, origins: origins)
     }
 
     /// Adds an IR op computing an intermediate value; returns its (fresh) name.
     @discardableResult
     func emitTemporary(_ op: Op, _ inputs: [String], _ base: String) throws -> String {
         let name = state.freshName("\(layer)_\(base)")
-        try state.emit(op, inputs: inputs, outputs: [name], name: name, origin: origin)
+        try state.emit(op, inputs: inputs, outputs: [name], name: name, origins: origins)
         return name
     }
 
@@ -210,5 +215,16 @@ extension Float {
         } else {
             self = Float(bitPattern: sign | (UInt32(exponent - 15 + 127) << 23) | (mantissa << 13))
         }
+    }
+}
+
+/// Parses the exporter's "from a (TypeA), b (TypeB)[; note]" doc_string into origins.
+func parseOrigins(_ doc: String) -> [Origin] {
+    guard doc.hasPrefix("from ") else { return [] }
+    let list = doc.dropFirst(5).split(separator: ";", maxSplits: 1).first ?? ""
+    return list.components(separatedBy: "), ").compactMap { part in
+        let item = part.hasSuffix(")") ? String(part.dropLast()) : part
+        guard let open = item.range(of: " (", options: .backwards) else { return nil }
+        return Origin(layer: String(item[..<open.lowerBound]), type: String(item[open.upperBound...]))
     }
 }

@@ -334,7 +334,7 @@ enum ONNXOpTable {
             guard let sizes = shape.fixedSizes else { throw n.unsupported("a mask output for \(shape)") }
             try n.define(1, try Tensor(shape: sizes, storage: .bool(Array(repeating: true, count: sizes.reduce(1, *)))))
         }
-        try n.state.emit(.identity, inputs: [try n.input(0)], outputs: [try n.output(0)], name: n.layer, origin: n.origin)
+        try n.state.emit(.identity, inputs: [try n.input(0)], outputs: [try n.output(0)], name: n.layer, origins: n.origins)
     }
 }
 

@@ -94,3 +94,20 @@ def test_graph_svg_and_diff(perturbed, tmp_path):
     dot = diff.read_text()
     assert dot.count("weights differ") == 2 and "only in this model" not in dot
     assert ferry("graph", GAP / "keras3.h5", "-o", tmp_path / "g.png").returncode == 2
+
+
+def test_model_against_its_own_onnx_export(tmp_path):
+    onnx_path = tmp_path / "gap.onnx"
+    ferry("convert", GAP / "keras3.h5", onnx_path, check=True)
+    result = ferry("check", GAP / "keras3.h5", onnx_path, "--layerwise", "--samples", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # Source layers survive the ONNX file (doc_string), fused nodes included.
+    assert "conv1 (Conv2D): ok" in result.stdout and "head (Dense): ok" in result.stdout
+
+
+def test_perturbed_onnx_export_names_the_layer(perturbed, tmp_path):
+    onnx_path = tmp_path / "perturbed.onnx"
+    ferry("convert", perturbed, onnx_path, "--no-optimize", check=True)
+    result = ferry("check", GAP / "keras3.h5", onnx_path, "--layerwise")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "first layer that diverges: conv2" in result.stdout
