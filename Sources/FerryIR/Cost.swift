@@ -41,6 +41,17 @@ extension Graph {
             case .batchNormalization:
                 // Folded to a per-channel scale and shift: a multiply-add per element.
                 total += 2 * out
+            case .instanceNormalization, .layerNormalization, .groupNormalization:
+                // Mean, variance (subtract, square, add), normalize, scale and shift.
+                total += 6 * out
+            case .lrn(let size, _, _, _):
+                // A multiply-add per window element, then the power and the division.
+                total += out * (2 * size + 2)
+            case .lpNormalization:
+                total += 3 * out
+            case .reduce, .argMax, .argMin:
+                // One operation per input element.
+                total += types[node.inputs[0]]?.shape.elementCount ?? 0
             case .reshape, .flatten, .transpose, .identity:
                 break
             case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .gather,

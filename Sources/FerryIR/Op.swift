@@ -59,6 +59,27 @@ public enum Op: Sendable, Hashable {
     /// Inference form. Inputs X (N, C, ...), scale, B, mean, var (each [C]):
     /// (x - mean) / sqrt(var + epsilon) * scale + B per channel.
     case batchNormalization(epsilon: Float)
+    /// Inputs X (N, C, spatial...), scale [C], B [C]: each (n, c) slice normalized over its
+    /// spatial elements (population variance), then scaled and shifted per channel.
+    case instanceNormalization(epsilon: Float)
+    /// Inputs X, Scale, optional B: normalized over axes axis..<rank, then times Scale plus B
+    /// (both broadcast to X). Only ONNX's first output (Y).
+    case layerNormalization(axis: Int, epsilon: Float)
+    /// Inputs X (N, C, ...), scale [C], bias [C] (per channel, as in ONNX opset 21): channels
+    /// split into `numGroups` groups, each (n, group) normalized over its channels and spatial elements.
+    case groupNormalization(numGroups: Int, epsilon: Float)
+    /// Across channels: x / (bias + alpha / size * sum of x^2 over the window of `size`
+    /// channels c - (size-1)/2 ... c + ceil((size-1)/2))^beta.
+    case lrn(size: Int, alpha: Float, beta: Float, bias: Float)
+    /// x / ||x||_p along `axis`, p 1 or 2; a zero norm gives 0.
+    case lpNormalization(axis: Int, p: Int)
+
+    // Reductions
+    /// Reduces over `axes` (nil: every axis), keeping them as size 1 when `keepDims`.
+    case reduce(ReduceOperation, axes: [Int]?, keepDims: Bool)
+    /// Index (int64) of the first (or last) largest / smallest element along `axis`.
+    case argMax(axis: Int, keepDims: Bool, selectLastIndex: Bool)
+    case argMin(axis: Int, keepDims: Bool, selectLastIndex: Bool)
 
     // Data movement
     /// ONNX Flatten: 2-D result (product of dims before axis, product from axis on).
@@ -137,6 +158,14 @@ public enum Op: Sendable, Hashable {
         case .sum: return "Sum"
         case .mean: return "Mean"
         case .batchNormalization: return "BatchNormalization"
+        case .instanceNormalization: return "InstanceNormalization"
+        case .layerNormalization: return "LayerNormalization"
+        case .groupNormalization: return "GroupNormalization"
+        case .lrn: return "LRN"
+        case .lpNormalization: return "LpNormalization"
+        case .reduce(let operation, _, _): return operation.onnxName
+        case .argMax: return "ArgMax"
+        case .argMin: return "ArgMin"
         case .flatten: return "Flatten"
         case .reshape: return "Reshape"
         case .transpose: return "Transpose"
@@ -165,6 +194,8 @@ public enum Op: Sendable, Hashable {
         case .pow: return (2, 2)
         case .max, .min, .sum, .mean: return (1, Int.max)
         case .batchNormalization: return (5, 5)
+        case .instanceNormalization, .groupNormalization: return (3, 3)
+        case .layerNormalization: return (2, 3)
         case .concat: return (1, Int.max)
         case .gather: return (2, 2)
         default: return (1, 1)
@@ -201,7 +232,16 @@ public enum Op: Sendable, Hashable {
         case .hardSigmoid(let alpha, let beta): return [("alpha", "\(alpha)"), ("beta", "\(beta)")]
         case .clip(let lo, let hi):
             return [lo.map { ("min", "\($0)") }, hi.map { ("max", "\($0)") }].compactMap { $0 }
-        case .batchNormalization(let epsilon): return [("epsilon", "\(epsilon)")]
+        case .batchNormalization(let epsilon), .instanceNormalization(let epsilon): return [("epsilon", "\(epsilon)")]
+        case .layerNormalization(let axis, let epsilon): return [("axis", String(axis)), ("epsilon", "\(epsilon)")]
+        case .groupNormalization(let groups, let epsilon): return [("num_groups", String(groups)), ("epsilon", "\(epsilon)")]
+        case .lrn(let size, let alpha, let beta, let bias):
+            return [("size", String(size)), ("alpha", "\(alpha)"), ("beta", "\(beta)"), ("bias", "\(bias)")]
+        case .lpNormalization(let axis, let p): return [("axis", String(axis)), ("p", String(p))]
+        case .reduce(_, let axes, let keepDims):
+            return (axes.map { [("axes", list($0))] } ?? []) + [("keepdims", keepDims ? "1" : "0")]
+        case .argMax(let axis, let keepDims, let last), .argMin(let axis, let keepDims, let last):
+            return [("axis", String(axis)), ("keepdims", keepDims ? "1" : "0"), ("select_last_index", last ? "1" : "0")]
         case .reshape(let shape): return [("shape", list(shape))]
         case .transpose(let perm): return [("perm", list(perm))]
         case .concat(let axis), .gather(let axis): return [("axis", String(axis))]
@@ -262,6 +302,26 @@ public enum FusedActivation: Sendable, Hashable {
         case .elu(let alpha): self = .elu(alpha: alpha)
         case .gelu(let approximate): self = .gelu(approximate: approximate)
         default: return nil
+        }
+    }
+}
+
+/// What a `.reduce` computes over the reduced elements (ONNX ReduceSum ... ReduceLogSumExp).
+public enum ReduceOperation: Sendable, Hashable, CaseIterable {
+    case sum, mean, max, min, prod, l1, l2, sumSquare, logSumExp
+
+    /// The ONNX op type.
+    public var onnxName: String {
+        switch self {
+        case .sum: return "ReduceSum"
+        case .mean: return "ReduceMean"
+        case .max: return "ReduceMax"
+        case .min: return "ReduceMin"
+        case .prod: return "ReduceProd"
+        case .l1: return "ReduceL1"
+        case .l2: return "ReduceL2"
+        case .sumSquare: return "ReduceSumSquare"
+        case .logSumExp: return "ReduceLogSumExp"
         }
     }
 }

@@ -215,6 +215,75 @@ extension Op {
             try requireChannelVectors(x, ["scale", "B", "mean", "var"], from: 1)
             return [x]
 
+        case .instanceNormalization:
+            let x = try input(0)
+            try requireFloat(x)
+            guard x.shape.rank >= 3 else { throw FerryError("InstanceNormalization expects X of rank >= 3, got \(x.shape)") }
+            try requireChannelVectors(x, ["scale", "B"], from: 1)
+            return [x]
+
+        case .groupNormalization(let groups, _):
+            let x = try input(0)
+            try requireFloat(x)
+            guard x.shape.rank >= 3 else { throw FerryError("GroupNormalization expects X of rank >= 3, got \(x.shape)") }
+            guard groups >= 1 else { throw FerryError("GroupNormalization num_groups must be positive, got \(groups)") }
+            if let c = x.shape[1].value, c % groups != 0 {
+                throw FerryError("GroupNormalization: \(c) channels do not split into \(groups) groups")
+            }
+            try requireChannelVectors(x, ["scale", "bias"], from: 1)
+            return [x]
+
+        case .layerNormalization(let axis, _):
+            let x = try input(0)
+            try requireFloat(x)
+            guard normalizeAxis(axis, rank: x.shape.rank) != nil, x.shape.rank > 0 else {
+                throw FerryError("LayerNormalization axis \(axis) out of range for \(x.shape)")
+            }
+            for i in 1..<Swift.min(inputs.count, 3) {
+                guard let t = inputs[i] else { continue }
+                guard t.dtype == x.dtype, (try? broadcastShapes(x.shape, t.shape)) == x.shape else {
+                    throw FerryError("LayerNormalization \(i == 1 ? "Scale" : "B") \(t) does not broadcast to X \(x)")
+                }
+            }
+            return [x]
+
+        case .lrn(let size, _, _, _):
+            let x = try input(0)
+            try requireFloat(x)
+            guard x.shape.rank >= 3 else { throw FerryError("LRN expects X of rank >= 3, got \(x.shape)") }
+            guard size >= 1 else { throw FerryError("LRN size must be positive, got \(size)") }
+            return [x]
+
+        case .lpNormalization(let axis, let p):
+            let x = try input(0)
+            try requireFloat(x)
+            guard normalizeAxis(axis, rank: x.shape.rank) != nil, x.shape.rank > 0 else {
+                throw FerryError("LpNormalization axis \(axis) out of range for \(x.shape)")
+            }
+            guard p == 1 || p == 2 else { throw FerryError("LpNormalization p must be 1 or 2, got \(p)") }
+            return [x]
+
+        case .reduce(let operation, let axes, let keepDims):
+            let x = try input(0)
+            guard x.dtype != .bool else { throw FerryError("\(name) does not take bool") }
+            if ![.sum, .max, .min, .prod].contains(operation) { try requireFloat(x) }
+            let reduced = try reducedAxes(axes, rank: x.shape.rank)
+            var dims: [Dim] = []
+            for (i, d) in x.shape.dims.enumerated() {
+                if !reduced.contains(i) { dims.append(d) } else if keepDims { dims.append(.fixed(1)) }
+            }
+            return [TensorType(x.dtype, Shape(dims))]
+
+        case .argMax(let axis, let keepDims, _), .argMin(let axis, let keepDims, _):
+            let x = try input(0)
+            guard x.dtype != .bool else { throw FerryError("\(name) does not take bool") }
+            guard let a = normalizeAxis(axis, rank: x.shape.rank), x.shape.rank > 0 else {
+                throw FerryError("\(name) axis \(axis) out of range for \(x.shape)")
+            }
+            var dims = x.shape.dims
+            if keepDims { dims[a] = .fixed(1) } else { dims.remove(at: a) }
+            return [TensorType(.int64, Shape(dims))]
+
         case .flatten(let axis):
             let x = try input(0)
             let r = x.shape.rank
@@ -238,6 +307,21 @@ extension Op {
             return try inferDataMovement(inputs)
         }
     }
+}
+
+/// The axes a reduction reduces, normalized and sorted: nil or empty means every axis (ONNX
+/// with noop_with_empty_axes = 0). Throws for an axis out of range or given twice.
+public func reducedAxes(_ axes: [Int]?, rank: Int) throws -> [Int] {
+    guard let axes, !axes.isEmpty else { return Array(0..<rank) }
+    var result: [Int] = []
+    for axis in axes {
+        guard let a = normalizeAxis(axis, rank: rank), rank > 0 else {
+            throw FerryError("reduction axis \(axis) out of range for rank \(rank)")
+        }
+        guard !result.contains(a) else { throw FerryError("reduction axes \(axes) name axis \(a) twice") }
+        result.append(a)
+    }
+    return result.sorted()
 }
 
 /// Output length of a sliding window (convolution or pooling), ONNX rules.

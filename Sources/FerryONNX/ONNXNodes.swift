@@ -160,8 +160,49 @@ struct NodeContext {
                 }
             }
 
-        case .batchNormalization(let epsilon):
+        case .batchNormalization(let epsilon), .instanceNormalization(let epsilon):
             proto.attribute = [.float("epsilon", epsilon)]
+
+        case .layerNormalization(let axis, let epsilon):
+            if opset >= 17 {
+                proto.attribute = [.int("axis", axis), .float("epsilon", epsilon)]
+                while proto.input.last == "" { proto.input.removeLast() }
+            } else {
+                return try layerNormalizationDecomposition(node, axis: axis, epsilon: epsilon, proto)
+            }
+
+        case .groupNormalization(let groups, let epsilon):
+            // Opset 18's GroupNormalization scales per group; the IR's per-channel form is opset 21's.
+            if opset >= 21 {
+                proto.attribute = [.int("num_groups", groups), .float("epsilon", epsilon)]
+            } else {
+                return try groupNormalizationDecomposition(node, groups: groups, epsilon: epsilon, proto)
+            }
+
+        case .lrn(let size, let alpha, let beta, let bias):
+            proto.attribute = [.int("size", size), .float("alpha", alpha), .float("beta", beta), .float("bias", bias)]
+
+        case .lpNormalization(let axis, let p):
+            proto.attribute = [.int("axis", axis), .int("p", p)]
+
+        case .reduce(let operation, let axes, let keepDims):
+            proto.attribute = [.int("keepdims", keepDims ? 1 : 0)]
+            // Axes became an input in opset 13 for ReduceSum and in opset 18 for the others.
+            if let axes, !axes.isEmpty {
+                if opset >= 18 || (operation == .sum && opset >= 13) {
+                    let tensor = Tensor(shape: [axes.count], int64s: axes.map(Int64.init))
+                    proto.input = [node.inputs[0], addInitializer("\(node.name)_axes", tensor)]
+                } else {
+                    proto.attribute.insert(.ints("axes", axes), at: 0)
+                }
+            }
+
+        case .argMax(let axis, let keepDims, let last), .argMin(let axis, let keepDims, let last):
+            proto.attribute = [.int("axis", axis), .int("keepdims", keepDims ? 1 : 0)]
+            if last {
+                try requireOpset(12, node, what: "\(node.op.name) with select_last_index")
+                proto.attribute.append(.int("select_last_index", 1))
+            }
 
         case .flatten(let axis):
             let rank = try inputType(node, 0).shape.rank
@@ -282,6 +323,68 @@ struct NodeContext {
         let halfX = helper.add(&self, "Mul", [x, half])
         helper.add(&self, "Mul", [halfX, onePlus], output: node.outputs[0])
         return helper.nodes
+    }
+
+    /// LayerNormalization before opset 17, as its ONNX function body: the mean and the
+    /// (population) variance over axes axis..<rank, then (x - mean) / sqrt(var + epsilon) * Scale + B.
+    private mutating func layerNormalizationDecomposition(_ node: Node, axis: Int, epsilon: Float,
+                                                          _ proto: Onnx_NodeProto) throws -> [Onnx_NodeProto] {
+        let xType = try inputType(node, 0)
+        let rank = xType.shape.rank
+        guard let a = normalizeAxis(axis, rank: rank) else {
+            throw FerryError("LayerNormalization axis \(axis) is out of range for rank \(rank)")
+        }
+        let x = node.inputs[0]
+        let axes: [Onnx_AttributeProto] = [.ints("axes", Array(a..<rank)), .int("keepdims", 1)]
+        var helper = Helper(node: node, doc: proto.docString)
+        let mean = helper.add(&self, "ReduceMean", [x], attributes: axes)
+        let centered = helper.add(&self, "Sub", [x, mean])
+        let squared = helper.add(&self, "Mul", [centered, centered])
+        let variance = helper.add(&self, "ReduceMean", [squared], attributes: axes)
+        let eps = addInitializer("\(node.name)_epsilon", scalar(epsilon, xType.dtype))
+        let shifted = helper.add(&self, "Add", [variance, eps])
+        let deviation = helper.add(&self, "Sqrt", [shifted])
+        let normalized = helper.add(&self, "Div", [centered, deviation])
+        let hasBias = node.inputs.count > 2 && !node.inputs[2].isEmpty
+        let scaled = helper.add(&self, "Mul", [normalized, node.inputs[1]], output: hasBias ? nil : node.outputs[0])
+        if hasBias { helper.add(&self, "Add", [scaled, node.inputs[2]], output: node.outputs[0]) }
+        return helper.nodes
+    }
+
+    /// GroupNormalization (per-channel scale, opset 21) before opset 21: X reshaped to
+    /// (N, groups, -1) and normalized by InstanceNormalization with unit scale and zero bias,
+    /// reshaped back to X's shape, then scale and bias applied per channel.
+    private mutating func groupNormalizationDecomposition(_ node: Node, groups: Int, epsilon: Float,
+                                                          _ proto: Onnx_NodeProto) throws -> [Onnx_NodeProto] {
+        let xType = try inputType(node, 0)
+        let rank = xType.shape.rank
+        guard let channels = xType.shape[1].value else {
+            throw FerryError("GroupNormalization needs a known channel count to be written before opset 21, X is \(xType.shape)")
+        }
+        let x = node.inputs[0]
+        var helper = Helper(node: node, doc: proto.docString)
+        let groupShape = addInitializer("\(node.name)_group_shape", Tensor(shape: [3], int64s: [0, Int64(groups), -1]))
+        let grouped = helper.add(&self, "Reshape", [x, groupShape])
+        let ones = Tensor(shape: [groups], floats: Array(repeating: 1, count: groups))
+        let zeros = Tensor(shape: [groups], floats: Array(repeating: 0, count: groups))
+        let unitScale = addInitializer("\(node.name)_unit_scale", xType.dtype == .float16 ? halfTensor(ones) : ones)
+        let zeroBias = addInitializer("\(node.name)_zero_bias", xType.dtype == .float16 ? halfTensor(zeros) : zeros)
+        let normalized = helper.add(&self, "InstanceNormalization", [grouped, unitScale, zeroBias],
+                                    attributes: [.float("epsilon", epsilon)])
+        let shape = helper.add(&self, "Shape", [x])
+        let restored = helper.add(&self, "Reshape", [normalized, shape])
+        let channelShape = addInitializer("\(node.name)_channel_shape",
+                                          Tensor(shape: [rank - 1], int64s: [Int64(channels)] + Array(repeating: 1, count: rank - 2)))
+        let scale = helper.add(&self, "Reshape", [node.inputs[1], channelShape])
+        let scaled = helper.add(&self, "Mul", [restored, scale])
+        let bias = helper.add(&self, "Reshape", [node.inputs[2], channelShape])
+        helper.add(&self, "Add", [scaled, bias], output: node.outputs[0])
+        return helper.nodes
+    }
+
+    /// A float32 tensor's values as float16.
+    private func halfTensor(_ t: Tensor) -> Tensor {
+        try! Tensor(shape: t.shape, storage: .float16(t.floats.map(HalfFloat.bits)))
     }
 
     /// Collects the nodes of a decomposition: fresh value names, the IR node's doc string.
@@ -444,6 +547,10 @@ struct NodeContext {
              .softplus, .softsign, .hardSwish, .mish,
              .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .pow, .sum, .mean, .batchNormalization:
             allowed = dtype.isFloatingPoint
+        case .instanceNormalization, .layerNormalization, .groupNormalization, .lrn, .lpNormalization:
+            allowed = dtype.isFloatingPoint
+        case .reduce, .argMax, .argMin:
+            allowed = dtype.isFloatingPoint || [.int32, .int64].contains(dtype)
         case .abs:
             allowed = dtype != .bool
         case .neg:

@@ -3,7 +3,7 @@ import FerryIR
 
 /// The naive reference kernels, one static function per op (grouped by family in
 /// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift,
-/// Normalization.swift, Layout.swift and Indexing.swift). Optimized kernels are tested against these; the optimizer may call
+/// Normalization.swift, Reduction.swift, Layout.swift and Indexing.swift). Optimized kernels are tested against these; the optimizer may call
 /// `evaluate` to fold constants.
 public enum ReferenceKernels {
     /// Whether the reference runtime can run an op on inputs of the given element types
@@ -24,7 +24,8 @@ public enum ReferenceKernels {
              .softplus, .softsign, .hardSwish, .mish,
              .abs, .neg, .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
              .pow, .max, .min, .sum, .mean,
-             .batchNormalization:
+             .batchNormalization, .instanceNormalization, .layerNormalization, .groupNormalization,
+             .lrn, .lpNormalization, .reduce, .argMax, .argMin:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         }
     }
@@ -77,6 +78,21 @@ public enum ReferenceKernels {
         case .batchNormalization(let epsilon):
             return [try batchNormalization(try input(0), scale: try input(1), bias: try input(2), mean: try input(3),
                                            variance: try input(4), epsilon: epsilon)]
+        case .instanceNormalization(let epsilon):
+            return [try instanceNormalization(try input(0), scale: try input(1), bias: try input(2), epsilon: epsilon)]
+        case .layerNormalization(let axis, let epsilon):
+            return [try layerNormalization(try input(0), scale: try input(1), bias: optional(2), axis: axis, epsilon: epsilon)]
+        case .groupNormalization(let groups, let epsilon):
+            return [try groupNormalization(try input(0), scale: try input(1), bias: try input(2), numGroups: groups, epsilon: epsilon)]
+        case .lrn(let size, let alpha, let beta, let bias):
+            return [try lrn(try input(0), size: size, alpha: alpha, beta: beta, bias: bias)]
+        case .lpNormalization(let axis, let p): return [try lpNormalization(try input(0), axis: axis, p: p)]
+        case .reduce(let operation, let axes, let keepDims):
+            return [try reduce(try input(0), operation, axes: axes, keepDims: keepDims)]
+        case .argMax(let axis, let keepDims, let last):
+            return [try argExtreme(try input(0), largest: true, axis: axis, keepDims: keepDims, selectLastIndex: last)]
+        case .argMin(let axis, let keepDims, let last):
+            return [try argExtreme(try input(0), largest: false, axis: axis, keepDims: keepDims, selectLastIndex: last)]
         case .flatten(let axis): return [try flatten(try input(0), axis: axis)]
         case .reshape(let shape): return [try reshape(try input(0), target: shape)]
         case .transpose(let perm): return [try transpose(try input(0), perm: perm)]

@@ -213,3 +213,38 @@ import Testing
         #endif
     }
 }
+
+@Suite struct NormalizationShapeInferenceTests {
+    let x = TensorType(.float32, Shape([.symbolic("N"), .fixed(6), .fixed(4), .fixed(5)]))
+    let c = TensorType(.float32, Shape([6]))
+
+    @Test func normalizationParameters() throws {
+        #expect(try Op.instanceNormalization(epsilon: 1e-5).inferOutputTypes([x, c, c]) == [x])
+        #expect(throws: FerryError.self) { try Op.instanceNormalization(epsilon: 1e-5).inferOutputTypes([x, c, TensorType(.float32, Shape([5]))]) }
+        #expect(try Op.groupNormalization(numGroups: 3, epsilon: 1e-5).inferOutputTypes([x, c, c]) == [x])
+        let e = #expect(throws: FerryError.self) { try Op.groupNormalization(numGroups: 4, epsilon: 1e-5).inferOutputTypes([x, c, c]) }
+        #expect(e?.message.contains("groups") == true)
+        #expect(throws: FerryError.self) { try Op.groupNormalization(numGroups: 0, epsilon: 1e-5).inferOutputTypes([x, c, c]) }
+        let row = TensorType(.float32, Shape([5]))
+        #expect(try Op.layerNormalization(axis: -1, epsilon: 1e-5).inferOutputTypes([x, row]) == [x])
+        #expect(try Op.layerNormalization(axis: -1, epsilon: 1e-5).inferOutputTypes([x, row, nil]) == [x])
+        #expect(throws: FerryError.self) { try Op.layerNormalization(axis: 4, epsilon: 1e-5).inferOutputTypes([x, row]) }
+        #expect(throws: FerryError.self) { try Op.layerNormalization(axis: -1, epsilon: 1e-5).inferOutputTypes([x, c]) }
+        #expect(throws: FerryError.self) { try Op.lpNormalization(axis: 1, p: 3).inferOutputTypes([x]) }
+        #expect(throws: FerryError.self) { try Op.lpNormalization(axis: -5, p: 2).inferOutputTypes([x]) }
+        #expect(throws: FerryError.self) { try Op.lrn(size: 0, alpha: 1, beta: 0.75, bias: 1).inferOutputTypes([x]) }
+        #expect(throws: FerryError.self) { try Op.lrn(size: 3, alpha: 1, beta: 0.75, bias: 1).inferOutputTypes([c]) }
+    }
+
+    @Test func reductionShapes() throws {
+        #expect(try Op.reduce(.sum, axes: [1, -1], keepDims: true).inferOutputTypes([x])
+                == [TensorType(.float32, Shape([.symbolic("N"), .fixed(1), .fixed(4), .fixed(1)]))])
+        #expect(try Op.reduce(.max, axes: [0, 2], keepDims: false).inferOutputTypes([x]) == [TensorType(.float32, Shape([6, 5]))])
+        #expect(try Op.reduce(.logSumExp, axes: nil, keepDims: false).inferOutputTypes([x]) == [TensorType(.float32, Shape([Int]()))])
+        #expect(throws: FerryError.self) { try Op.reduce(.mean, axes: [1, 1], keepDims: true).inferOutputTypes([x]) }
+        #expect(throws: FerryError.self) { try Op.reduce(.l2, axes: [2], keepDims: true).inferOutputTypes([TensorType(.int64, Shape([2, 3, 4]))]) }
+        #expect(try Op.argMin(axis: 1, keepDims: false, selectLastIndex: true).inferOutputTypes([x])
+                == [TensorType(.int64, Shape([.symbolic("N"), .fixed(4), .fixed(5)]))])
+        #expect(Op.reduce(.sumSquare, axes: nil, keepDims: true).name == "ReduceSumSquare")
+    }
+}

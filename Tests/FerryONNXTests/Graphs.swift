@@ -168,6 +168,37 @@ enum Graphs {
         let mean = b.addInitializer("bn_mean", Tensor(shape: [4], floats: [0.2, -0.1, 0, 0.3]))
         let variance = b.addInitializer("bn_var", Tensor(shape: [4], floats: [0.5, 1, 2, 0.25]))
         _ = output(.batchNormalization(epsilon: 1e-3), [x3, scale, bias, mean, variance], "batch_norm")
+        addNormalizationAndReductionOps(&b, x3)
+    }
+
+    /// Normalizations, reductions and ArgMax / ArgMin of `x` ([batch, 4, 3, 5]); every result
+    /// is a graph output.
+    static func addNormalizationAndReductionOps(_ b: inout GraphBuilder, _ x: String) {
+        func output(_ op: Op, _ inputs: [String], _ name: String) {
+            let v = b.add(op, inputs: inputs, output: name, origin: Origin(layer: name, type: op.name))
+            b.addOutput(v)
+        }
+        let channelScale = b.addInitializer("channel_scale", Tensor(shape: [4], floats: [0.5, -1, 2, 1.25]))
+        let channelBias = b.addInitializer("channel_bias", Tensor(shape: [4], floats: [0.1, 0, -0.5, 1]))
+        output(.instanceNormalization(epsilon: 1e-5), [x, channelScale, channelBias], "instance_norm")
+        output(.groupNormalization(numGroups: 2, epsilon: 1e-4), [x, channelScale, channelBias], "group_norm")
+        let rowScale = b.addInitializer("row_scale", Tensor(shape: [5], floats: floats(5, seed: 13)))
+        let rowBias = b.addInitializer("row_bias", Tensor(shape: [5], floats: floats(5, seed: 14)))
+        output(.layerNormalization(axis: -1, epsilon: 1e-5), [x, rowScale, rowBias], "layer_norm")
+        let planeScale = b.addInitializer("plane_scale", Tensor(shape: [3, 5], floats: floats(15, seed: 15)))
+        output(.layerNormalization(axis: 2, epsilon: 1e-3), [x, planeScale], "layer_norm_no_bias")
+        output(.lrn(size: 3, alpha: 0.5, beta: 0.75, bias: 2), [x], "lrn")
+        output(.lpNormalization(axis: 1, p: 2), [x], "lp_norm")
+        output(.lpNormalization(axis: -1, p: 1), [x], "lp_norm_l1")
+        let cases: [(ReduceOperation, [Int]?, Bool)] = [
+            (.sum, [1], true), (.sum, nil, false), (.mean, [2, 3], false), (.max, [-1], true), (.min, [1, 2], true),
+            (.prod, [2], false), (.l1, [1, 3], true), (.l2, [-2], false), (.sumSquare, nil, true), (.logSumExp, [1], false),
+        ]
+        for (i, (operation, axes, keepDims)) in cases.enumerated() {
+            output(.reduce(operation, axes: axes, keepDims: keepDims), [x], "reduce_\(i)")
+        }
+        output(.argMax(axis: 1, keepDims: false, selectLastIndex: false), [x], "arg_max")
+        output(.argMin(axis: -1, keepDims: true, selectLastIndex: true), [x], "arg_min")
     }
 }
 

@@ -299,6 +299,49 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
         #expect(throws: FerryError.self) { try exportedActivation(.gelu(approximate: false), opset: 8) }
     }
 
+    @Test func reductionAxesAsAttributeOrInput() throws {
+        func reduceNode(_ operation: ReduceOperation, axes: [Int]?, opset: Int) throws -> (Onnx_NodeProto, Onnx_ModelProto) {
+            let m = try exportedActivation(.reduce(operation, axes: axes, keepDims: false), opset: opset)
+            return (m.graph.node[0], m)
+        }
+        // Opset 13-17: ReduceSum takes axes as an input, the others as an attribute.
+        let (sum17, m17) = try reduceNode(.sum, axes: [1], opset: 17)
+        #expect(sum17.opType == "ReduceSum")
+        #expect(sum17.input == ["x", "y_axes"])
+        #expect(m17.graph.initializer[0].dataType == 7)
+        #expect(attributes(sum17) == ["keepdims": "0"])
+        let (mean17, _) = try reduceNode(.mean, axes: [-1], opset: 17)
+        #expect(mean17.input == ["x"])
+        #expect(attributes(mean17) == ["axes": "-1", "keepdims": "0"])
+        // Opset 18: every reduction takes the input; before 13 ReduceSum took the attribute.
+        #expect(try reduceNode(.logSumExp, axes: [1], opset: 18).0.input == ["x", "y_axes"])
+        #expect(attributes(try reduceNode(.sum, axes: [1], opset: 11).0) == ["axes": "1", "keepdims": "0"])
+        // No axes: every axis, in every form.
+        #expect(try reduceNode(.sum, axes: nil, opset: 17).0.input == ["x"])
+        #expect(attributes(try reduceNode(.l2, axes: nil, opset: 17).0) == ["keepdims": "0"])
+        // select_last_index arrived in opset 12.
+        let argMax = Op.argMax(axis: 1, keepDims: true, selectLastIndex: true)
+        #expect(attributes(try exportedActivation(argMax).graph.node[0]) == ["axis": "1", "keepdims": "1", "select_last_index": "1"])
+        #expect(throws: FerryError.self) { try exportedActivation(argMax, opset: 11) }
+    }
+
+    @Test func layerNormalizationBeforeOpset17() throws {
+        var b = GraphBuilder(name: "ln")
+        let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("N"), .fixed(3), .fixed(4)])))
+        let scale = b.addInitializer("s", Tensor(shape: [4], floats: [1, 2, 3, 4]))
+        let y = b.add(.layerNormalization(axis: -1, epsilon: 1e-5), inputs: [x, scale, ""], output: "y",
+                      origin: Origin(layer: "ln", type: "LayerNormalization"))
+        b.addOutput(y)
+        let graph = try b.finish()
+        let m17 = try roundTrip(graph)
+        #expect(m17.graph.node.map(\.opType) == ["LayerNormalization"])
+        #expect(m17.graph.node[0].input == ["x", "s"])
+        let m16 = try roundTrip(graph, opset: 16)
+        #expect(m16.graph.node.map(\.opType) == ["ReduceMean", "Sub", "Mul", "ReduceMean", "Add", "Sqrt", "Div", "Mul"])
+        #expect(attributes(m16.graph.node[0]) == ["axes": "2", "keepdims": "1"])
+        #expect(m16.graph.node.last!.output == ["y"])
+    }
+
     @Test func clipBoundsAreInputsFromOpset11() throws {
         let m17 = try exportedActivation(.clip(min: nil, max: 6))
         #expect(m17.graph.node[0].input == ["x", "", "y_max"])
@@ -325,9 +368,10 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
 }
 
 extension Graphs {
-    /// ONNX nodes of the every-op graph at opset 17: one per IR node, but Gelu (opset 20) and
-    /// Mish (opset 18) are written as their decompositions.
-    static let everyOpCount = 65
+    /// ONNX nodes of the every-op graph at opset 17: one per IR node, but Gelu (opset 20), Mish
+    /// (opset 18) and GroupNormalization (per-channel scale: opset 21) are written as their
+    /// decompositions.
+    static let everyOpCount = 91
 
     /// The CNN with ceil-mode max pooling.
     static func cnnCeil() throws -> Graph {

@@ -1,0 +1,110 @@
+import FerryIR
+import Foundation
+
+/// Reductions (ReduceSum ... ReduceLogSumExp) and ArgMax / ArgMin, float32 inputs.
+extension ReferenceKernels {
+    /// For each input element, the flat position of the output element it reduces into
+    /// (the reduced axes collapsed), and the output shape with reduced axes kept as 1.
+    static func reductionMap(_ shape: [Int], reduced: [Int]) -> (positions: [Int], keptShape: [Int]) {
+        var kept = shape
+        for a in reduced { kept[a] = 1 }
+        let outStrides = contiguousStrides(kept)
+        var strides = outStrides
+        for a in reduced { strides[a] = 0 }
+        let count = elementCount(shape)
+        var positions = [Int](repeating: 0, count: count)
+        var index = [Int](repeating: 0, count: shape.count)
+        var offset = 0
+        for i in 0..<count {
+            positions[i] = offset
+            // Odometer step.
+            var axis = shape.count - 1
+            while axis >= 0 {
+                index[axis] += 1
+                offset += strides[axis]
+                if index[axis] < shape[axis] { break }
+                offset -= strides[axis] * shape[axis]
+                index[axis] = 0
+                axis -= 1
+            }
+        }
+        return (positions, kept)
+    }
+
+    /// One reduction over `axes` (nil or empty: all axes).
+    public static func reduce(_ x: Tensor, _ operation: ReduceOperation, axes: [Int]?, keepDims: Bool) throws -> Tensor {
+        let name = operation.onnxName
+        let values = try x.requireFloats(name, "X")
+        let reduced = try reducedAxes(axes, rank: x.rank)
+        let (positions, kept) = reductionMap(x.shape, reduced: reduced)
+        let outCount = elementCount(kept)
+        let groupSize = elementCount(reduced.map { x.shape[$0] })
+        let initial: Float
+        switch operation {
+        case .max: initial = -.infinity
+        case .min: initial = .infinity
+        case .prod: initial = 1
+        default: initial = 0
+        }
+        var acc = [Float](repeating: initial, count: outCount)
+        // LogSumExp subtracts each group's maximum first so that exp never overflows.
+        var shift = [Float](repeating: 0, count: outCount)
+        if operation == .logSumExp {
+            shift = [Float](repeating: -.infinity, count: outCount)
+            for (i, v) in values.enumerated() { shift[positions[i]] = Swift.max(shift[positions[i]], v) }
+            for j in 0..<outCount where !shift[j].isFinite { shift[j] = 0 }
+        }
+        for (i, v) in values.enumerated() {
+            let j = positions[i]
+            switch operation {
+            case .sum, .mean: acc[j] += v
+            case .max: acc[j] = v.isNaN || acc[j].isNaN ? .nan : Swift.max(acc[j], v)
+            case .min: acc[j] = v.isNaN || acc[j].isNaN ? .nan : Swift.min(acc[j], v)
+            case .prod: acc[j] *= v
+            case .l1: acc[j] += Swift.abs(v)
+            case .l2, .sumSquare: acc[j] += v * v
+            case .logSumExp: acc[j] += Foundation.exp(v - shift[j])
+            }
+        }
+        switch operation {
+        case .mean: acc = acc.map { $0 / Float(groupSize) }
+        case .l2: acc = acc.map { $0.squareRoot() }
+        case .logSumExp: acc = zip(acc, shift).map { Foundation.log($0) + $1 }
+        default: break
+        }
+        let shape = keepDims ? kept : x.shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element)
+        return Tensor(shape: shape, floats: acc)
+    }
+
+    /// ArgMax (`largest`) or ArgMin along one axis: the first index of the extreme value, or
+    /// the last with `selectLastIndex`.
+    public static func argExtreme(_ x: Tensor, largest: Bool, axis: Int, keepDims: Bool, selectLastIndex: Bool) throws -> Tensor {
+        let name = largest ? "ArgMax" : "ArgMin"
+        let values = try x.requireFloats(name, "X")
+        guard x.rank > 0, let a = normalizeAxis(axis, rank: x.rank) else {
+            throw FerryError("\(name) axis \(axis) out of range for shape \(x.shape)")
+        }
+        let outer = elementCount(x.shape[..<a]), n = x.shape[a], inner = elementCount(x.shape[(a + 1)...])
+        guard n > 0 else { throw FerryError("\(name) over an empty axis \(a) of shape \(x.shape)") }
+        var out = [Int64](repeating: 0, count: outer * inner)
+        for q in 0..<outer {
+            for r in 0..<inner {
+                let base = q * n * inner + r
+                var best = 0, bestValue = values[base]
+                for i in 1..<n {
+                    let v = values[base + i * inner]
+                    let better = largest ? (selectLastIndex ? v >= bestValue : v > bestValue)
+                                         : (selectLastIndex ? v <= bestValue : v < bestValue)
+                    if better {
+                        best = i
+                        bestValue = v
+                    }
+                }
+                out[q * inner + r] = Int64(best)
+            }
+        }
+        var shape = x.shape
+        if keepDims { shape[a] = 1 } else { shape.remove(at: a) }
+        return Tensor(shape: shape, int64s: out)
+    }
+}
