@@ -81,6 +81,19 @@ public enum Op: Sendable, Hashable {
     case argMax(axis: Int, keepDims: Bool, selectLastIndex: Bool)
     case argMin(axis: Int, keepDims: Bool, selectLastIndex: Bool)
 
+    // Comparison and logic, numpy broadcasting, bool results
+    /// Elementwise a == b, a > b, a < b, a >= b, a <= b of two inputs of one element type.
+    case equal, greater, less, greaterOrEqual, lessOrEqual
+    /// Logical not of a bool input; and / or of two bool inputs.
+    case not, and, or
+    /// Inputs condition (bool), X, Y, broadcast together: X where the condition holds, else Y.
+    case `where`
+
+    // Type conversion
+    /// Converts elements to `to`: floats to integers truncate toward zero, integers wrap
+    /// to narrower ones, anything nonzero is true, float16 rounds to nearest even.
+    case cast(to: DType)
+
     // Data movement
     /// ONNX Flatten: 2-D result (product of dims before axis, product from axis on).
     case flatten(axis: Int)
@@ -166,6 +179,16 @@ public enum Op: Sendable, Hashable {
         case .reduce(let operation, _, _): return operation.onnxName
         case .argMax: return "ArgMax"
         case .argMin: return "ArgMin"
+        case .equal: return "Equal"
+        case .greater: return "Greater"
+        case .less: return "Less"
+        case .greaterOrEqual: return "GreaterOrEqual"
+        case .lessOrEqual: return "LessOrEqual"
+        case .not: return "Not"
+        case .and: return "And"
+        case .or: return "Or"
+        case .where: return "Where"
+        case .cast: return "Cast"
         case .flatten: return "Flatten"
         case .reshape: return "Reshape"
         case .transpose: return "Transpose"
@@ -196,6 +219,8 @@ public enum Op: Sendable, Hashable {
         case .batchNormalization: return (5, 5)
         case .instanceNormalization, .groupNormalization: return (3, 3)
         case .layerNormalization: return (2, 3)
+        case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual, .and, .or: return (2, 2)
+        case .where: return (3, 3)
         case .concat: return (1, Int.max)
         case .gather: return (2, 2)
         default: return (1, 1)
@@ -242,6 +267,7 @@ public enum Op: Sendable, Hashable {
             return (axes.map { [("axes", list($0))] } ?? []) + [("keepdims", keepDims ? "1" : "0")]
         case .argMax(let axis, let keepDims, let last), .argMin(let axis, let keepDims, let last):
             return [("axis", String(axis)), ("keepdims", keepDims ? "1" : "0"), ("select_last_index", last ? "1" : "0")]
+        case .cast(let to): return [("to", to.rawValue)]
         case .reshape(let shape): return [("shape", list(shape))]
         case .transpose(let perm): return [("perm", list(perm))]
         case .concat(let axis), .gather(let axis): return [("axis", String(axis))]

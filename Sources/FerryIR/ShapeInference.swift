@@ -284,6 +284,32 @@ extension Op {
             if keepDims { dims[a] = .fixed(1) } else { dims.remove(at: a) }
             return [TensorType(.int64, Shape(dims))]
 
+        case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
+            let a = try input(0), b = try input(1)
+            guard a.dtype == b.dtype else { throw FerryError("\(name) of \(a.dtype) and \(b.dtype)") }
+            guard a.dtype != .bool || self == .equal else { throw FerryError("\(name) does not take bool") }
+            return [TensorType(.bool, try broadcastShapes(a.shape, b.shape))]
+
+        case .not:
+            let x = try input(0)
+            guard x.dtype == .bool else { throw FerryError("Not expects bool, got \(x.dtype)") }
+            return [x]
+
+        case .and, .or:
+            let a = try input(0), b = try input(1)
+            guard a.dtype == .bool, b.dtype == .bool else { throw FerryError("\(name) expects bool inputs, got \(a.dtype) and \(b.dtype)") }
+            return [TensorType(.bool, try broadcastShapes(a.shape, b.shape))]
+
+        case .where:
+            let condition = try input(0), x = try input(1), y = try input(2)
+            guard condition.dtype == .bool else { throw FerryError("Where condition must be bool, got \(condition.dtype)") }
+            guard x.dtype == y.dtype else { throw FerryError("Where of \(x.dtype) and \(y.dtype)") }
+            let shape = try broadcastShapes(try broadcastShapes(condition.shape, x.shape), y.shape)
+            return [TensorType(x.dtype, shape)]
+
+        case .cast(let to):
+            return [TensorType(to, try input(0).shape)]
+
         case .flatten(let axis):
             let x = try input(0)
             let r = x.shape.rank

@@ -204,6 +204,18 @@ struct NodeContext {
                 proto.attribute.append(.int("select_last_index", 1))
             }
 
+        case .greaterOrEqual, .lessOrEqual:
+            try requireOpset(12, node)
+
+        case .where:
+            try requireOpset(9, node)
+
+        case .cast(let to):
+            proto.attribute = [.int("to", Int(ONNXTensors.dataType(to).rawValue))]
+
+        case .equal, .greater, .less, .not, .and, .or:
+            break
+
         case .flatten(let axis):
             let rank = try inputType(node, 0).shape.rank
             // Negative axes arrived in opset 11.
@@ -551,6 +563,17 @@ struct NodeContext {
             allowed = dtype.isFloatingPoint
         case .reduce, .argMax, .argMin:
             allowed = dtype.isFloatingPoint || [.int32, .int64].contains(dtype)
+        case .equal:
+            // Floats and 8-bit integers arrived in opset 11.
+            allowed = [.bool, .int32, .int64].contains(dtype) || opset >= 11
+        case .greater, .less:
+            allowed = dtype.isFloatingPoint || (opset >= 9 && dtype != .bool)
+        case .greaterOrEqual, .lessOrEqual:
+            allowed = dtype != .bool
+        case .not, .and, .or:
+            allowed = dtype == .bool
+        case .where, .cast:
+            allowed = true
         case .abs:
             allowed = dtype != .bool
         case .neg:

@@ -3,7 +3,7 @@ import FerryIR
 
 /// The naive reference kernels, one static function per op (grouped by family in
 /// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift,
-/// Normalization.swift, Reduction.swift, Layout.swift and Indexing.swift). Optimized kernels are tested against these; the optimizer may call
+/// Normalization.swift, Reduction.swift, Logic.swift, Cast.swift, Layout.swift and Indexing.swift). Optimized kernels are tested against these; the optimizer may call
 /// `evaluate` to fold constants.
 public enum ReferenceKernels {
     /// Whether the reference runtime can run an op on inputs of the given element types
@@ -27,6 +27,15 @@ public enum ReferenceKernels {
              .batchNormalization, .instanceNormalization, .layerNormalization, .groupNormalization,
              .lrn, .lpNormalization, .reduce, .argMax, .argMin:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
+        case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
+            guard inputTypes.count == 2, let a = inputTypes[0], a == inputTypes[1] else { return false }
+            return a != .bool || op == .equal
+        case .not, .and, .or:
+            return inputTypes.allSatisfy { $0 == .bool }
+        case .where:
+            return inputTypes.count == 3 && inputTypes[0] == .bool && inputTypes[1] != nil && inputTypes[1] == inputTypes[2]
+        case .cast:
+            return true
         }
     }
 
@@ -93,6 +102,13 @@ public enum ReferenceKernels {
             return [try argExtreme(try input(0), largest: true, axis: axis, keepDims: keepDims, selectLastIndex: last)]
         case .argMin(let axis, let keepDims, let last):
             return [try argExtreme(try input(0), largest: false, axis: axis, keepDims: keepDims, selectLastIndex: last)]
+        case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
+            return [try compare(op, try input(0), try input(1))]
+        case .not: return [try not(try input(0))]
+        case .and: return [try logical(try input(0), try input(1), conjunction: true)]
+        case .or: return [try logical(try input(0), try input(1), conjunction: false)]
+        case .where: return [try select(try input(0), try input(1), try input(2))]
+        case .cast(let to): return [try cast(try input(0), to: to)]
         case .flatten(let axis): return [try flatten(try input(0), axis: axis)]
         case .reshape(let shape): return [try reshape(try input(0), target: shape)]
         case .transpose(let perm): return [try transpose(try input(0), perm: perm)]

@@ -248,3 +248,31 @@ import Testing
         #expect(Op.reduce(.sumSquare, axes: nil, keepDims: true).name == "ReduceSumSquare")
     }
 }
+
+@Suite struct LogicShapeInferenceTests {
+    let x = TensorType(.float32, Shape([.symbolic("N"), .fixed(3), .fixed(4)]))
+    let flags = TensorType(.bool, Shape([3, 1]))
+
+    @Test func comparisonsGiveBool() throws {
+        for op: Op in [.equal, .greater, .less, .greaterOrEqual, .lessOrEqual] {
+            #expect(try op.inferOutputTypes([x, TensorType(.float32, Shape([4]))]) == [TensorType(.bool, x.shape)])
+            #expect(throws: FerryError.self) { try op.inferOutputTypes([x, TensorType(.int64, Shape([4]))]) }
+        }
+        #expect(try Op.equal.inferOutputTypes([flags, flags]) == [flags])
+        #expect(throws: FerryError.self) { try Op.less.inferOutputTypes([flags, flags]) }
+    }
+
+    @Test func logicAndWhere() throws {
+        #expect(try Op.not.inferOutputTypes([flags]) == [flags])
+        #expect(throws: FerryError.self) { try Op.not.inferOutputTypes([x]) }
+        #expect(try Op.and.inferOutputTypes([flags, TensorType(.bool, Shape([2, 1, 5]))]) == [TensorType(.bool, Shape([2, 3, 5]))])
+        #expect(throws: FerryError.self) { try Op.or.inferOutputTypes([flags, x]) }
+        #expect(try Op.where.inferOutputTypes([flags, x, TensorType(.float32, Shape([4]))]) == [x])
+        #expect(throws: FerryError.self) { try Op.where.inferOutputTypes([x, x, x]) }
+        #expect(throws: FerryError.self) { try Op.where.inferOutputTypes([flags, x, TensorType(.int64, Shape([4]))]) }
+        #expect(throws: FerryError.self) { try Op.where.inferOutputTypes([TensorType(.bool, Shape([2])), x, x]) }
+        #expect(Op.where.arity == (3, 3))
+        #expect(try Op.cast(to: .float16).inferOutputTypes([x]) == [TensorType(.float16, x.shape)])
+        #expect(Op.cast(to: .int8).attributeSummary.first! == ("to", "int8"))
+    }
+}

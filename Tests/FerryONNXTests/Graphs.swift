@@ -199,6 +199,40 @@ enum Graphs {
         }
         output(.argMax(axis: 1, keepDims: false, selectLastIndex: false), [x], "arg_max")
         output(.argMin(axis: -1, keepDims: true, selectLastIndex: true), [x], "arg_min")
+        addLogicAndCastOps(&b, x)
+    }
+
+    /// Comparisons, logic, Where and Cast on `x` ([batch, 4, 3, 5]), reaching bool, int64,
+    /// int8 and float16 values; every result is a graph output.
+    static func addLogicAndCastOps(_ b: inout GraphBuilder, _ x: String) {
+        func add(_ op: Op, _ inputs: [String], _ name: String, output: Bool = true) -> String {
+            let v = b.add(op, inputs: inputs, output: name, origin: Origin(layer: name, type: op.name))
+            if output { b.addOutput(v) }
+            return v
+        }
+        let plane = b.addInitializer("compare_plane", Tensor(shape: [3, 5], floats: floats(15, seed: 16).map { $0 * 4 }))
+        let zero = b.addInitializer("zero", Tensor(shape: [], floats: [0]))
+        let greater = add(.greater, [x, plane], "is_greater")
+        let less = add(.less, [x, plane], "is_less")
+        let atLeastZero = add(.greaterOrEqual, [x, zero], "is_non_negative")
+        let atMostZero = add(.lessOrEqual, [x, zero], "is_non_positive")
+        let floor = add(.floor, [x], "floor_for_equal", output: false)
+        let ceil = add(.ceil, [x], "ceil_for_equal", output: false)
+        _ = add(.equal, [floor, ceil], "is_integer")
+        let argMax = add(.argMax(axis: 1, keepDims: true, selectLastIndex: false), [x], "arg_max_for_equal", output: false)
+        let two = b.addInitializer("two_int64", Tensor(shape: [1], int64s: [2]))
+        let isTwo = add(.equal, [argMax, two], "arg_max_is_two")
+        _ = add(.not, [greater], "not_greater")
+        _ = add(.and, [atLeastZero, less], "non_negative_and_less")
+        _ = add(.or, [atMostZero, isTwo], "non_positive_or_two")
+        _ = add(.where, [greater, x, plane], "where")
+        _ = add(.cast(to: .int64), [x], "cast_int64")
+        _ = add(.cast(to: .int8), [x], "cast_int8")
+        _ = add(.cast(to: .bool), [floor], "cast_bool")
+        _ = add(.cast(to: .float32), [greater], "cast_bool_float")
+        _ = add(.cast(to: .float32), [argMax], "cast_int64_float")
+        let half = add(.cast(to: .float16), [x], "cast_half")
+        _ = add(.cast(to: .float32), [half], "cast_half_float")
     }
 }
 

@@ -325,6 +325,28 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
         #expect(throws: FerryError.self) { try exportedActivation(argMax, opset: 11) }
     }
 
+    @Test func comparisonsLogicAndCast() throws {
+        let cast = try exportedActivation(.cast(to: .float16)).graph.node[0]
+        #expect(attributes(cast) == ["to": "10"])
+        #expect(attributes(try exportedActivation(.cast(to: .bool)).graph.node[0]) == ["to": "9"])
+        func compared(_ op: Op, opset: Int) throws -> Onnx_ModelProto {
+            var b = GraphBuilder(name: "cmp")
+            let x = b.addInput("x", TensorType(.float32, Shape([2, 3])))
+            let y = b.add(op, inputs: [x, x], output: "y", origin: Origin(layer: "cmp", type: "Compare"))
+            let z = b.add(.where, inputs: [y, x, x], output: "z", origin: Origin(layer: "pick", type: "Where"))
+            b.addOutput(z)
+            return try roundTrip(try b.finish(), opset: opset)
+        }
+        #expect(try compared(.greaterOrEqual, opset: 12).graph.node.map(\.opType) == ["GreaterOrEqual", "Where"])
+        // GreaterOrEqual arrived in opset 12, Where in 9, Equal on floats in 11.
+        let e = #expect(throws: FerryError.self) { try compared(.lessOrEqual, opset: 11) }
+        #expect(e?.layer == "cmp")
+        #expect(e?.description.contains("opset 12") == true)
+        #expect(throws: FerryError.self) { try compared(.greater, opset: 8) }
+        #expect(throws: FerryError.self) { try compared(.equal, opset: 10) }
+        _ = try compared(.equal, opset: 11)
+    }
+
     @Test func layerNormalizationBeforeOpset17() throws {
         var b = GraphBuilder(name: "ln")
         let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("N"), .fixed(3), .fixed(4)])))
@@ -371,7 +393,7 @@ extension Graphs {
     /// ONNX nodes of the every-op graph at opset 17: one per IR node, but Gelu (opset 20), Mish
     /// (opset 18) and GroupNormalization (per-channel scale: opset 21) are written as their
     /// decompositions.
-    static let everyOpCount = 91
+    static let everyOpCount = 111
 
     /// The CNN with ceil-mode max pooling.
     static func cnnCeil() throws -> Graph {
