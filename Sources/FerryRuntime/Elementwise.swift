@@ -34,8 +34,13 @@ extension ReferenceKernels {
     }
 
     /// Max, Min, Sum, Mean of one or more inputs with numpy broadcasting.
-    public static func maximum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Max") { Swift.max($0, $1) } }
-    public static func minimum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Min") { Swift.min($0, $1) } }
+    /// NaN in any input makes the result NaN (numpy's maximum / minimum, the ONNX reference).
+    public static func maximum(_ inputs: [Tensor]) throws -> Tensor {
+        try variadic(inputs, "Max") { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
+    }
+    public static func minimum(_ inputs: [Tensor]) throws -> Tensor {
+        try variadic(inputs, "Min") { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
+    }
     public static func sum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Sum") { $0 + $1 } }
     public static func mean(_ inputs: [Tensor]) throws -> Tensor {
         let total = try variadic(inputs, "Mean") { $0 + $1 }

@@ -111,6 +111,14 @@ func naiveBinary(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tens
         #expect(try op.inferOutputTypes(inputs.map(\.type)) == [TensorType(.float32, Shape(sum.shape))])
     }
 
+    @Test func maxAndMinPropagateNaN() throws {
+        let a = Tensor(shape: [3], floats: [.nan, 1, 2]), b = Tensor(shape: [3], floats: [1, .nan, 0])
+        for op in [ReferenceKernels.maximum, ReferenceKernels.minimum] {
+            let y = try op([a, b]).floats
+            #expect(y[0].isNaN && y[1].isNaN && !y[2].isNaN)
+        }
+    }
+
     @Test func variadicRejectsIncompatibleShapes() {
         #expect(throws: FerryError.self) { try ReferenceKernels.sum([randomTensor([2, 3], seed: 1), randomTensor([4], seed: 2)]) }
         #expect(throws: FerryError.self) { try ReferenceKernels.maximum([]) }
