@@ -5,10 +5,46 @@ import Foundation
 /// Elementwise math on float32: unary functions; Add, Sub, Mul, Div, Pow with full numpy
 /// (multidirectional) broadcasting; the variadic Max, Min, Sum, Mean.
 extension ReferenceKernels {
-    public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Add") { $0 + $1 } }
-    public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Sub") { $0 - $1 } }
-    public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Mul") { $0 * $1 } }
-    public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Div") { $0 / $1 } }
+    // Add, Sub, Mul, Div also run on int64 and int32 (the shape arithmetic the ONNX importer
+    // folds): two's complement wrapping, division truncating toward zero.
+    public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if let t = try integerBinary(a, b, "Add", { $0 &+ $1 }) { return t }
+        return try binary(a, b, "Add") { $0 + $1 }
+    }
+    public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if let t = try integerBinary(a, b, "Sub", { $0 &- $1 }) { return t }
+        return try binary(a, b, "Sub") { $0 - $1 }
+    }
+    public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if let t = try integerBinary(a, b, "Mul", { $0 &* $1 }) { return t }
+        return try binary(a, b, "Mul") { $0 * $1 }
+    }
+    public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if let t = try integerBinary(a, b, "Div", { x, y in
+            guard y != 0 else { throw FerryError("Div: integer division by zero") }
+            return x.dividedReportingOverflow(by: y).partialValue
+        }) { return t }
+        return try binary(a, b, "Div") { $0 / $1 }
+    }
+
+    /// Whether every tensor is int64, or every tensor int32.
+    static func allInteger(_ tensors: [Tensor]) -> Bool {
+        guard let first = tensors.first?.dtype, first == .int64 || first == .int32 else { return false }
+        return tensors.allSatisfy { $0.dtype == first }
+    }
+
+    /// Int64 results as a tensor of `dtype` (int64, or int32 wrapping).
+    static func integerTensor(_ values: [Int64], shape: [Int], dtype: DType) throws -> Tensor {
+        try Tensor(shape: shape, storage: dtype == .int32 ? .int32(values.map { Int32(truncatingIfNeeded: $0) }) : .int64(values))
+    }
+
+    /// A broadcasting binary op on two int64 (or two int32) tensors; nil for other element types.
+    static func integerBinary(_ a: Tensor, _ b: Tensor, _ name: String, _ f: (Int64, Int64) throws -> Int64) throws -> Tensor? {
+        guard allInteger([a, b]), let x = a.int64s, let y = b.int64s else { return nil }
+        let (shape, p) = try broadcastPositions([a.shape, b.shape])
+        let out = try (0..<elementCount(shape)).map { try f(x[p[0][$0]], y[p[1][$0]]) }
+        return try integerTensor(out, shape: shape, dtype: a.dtype)
+    }
     public static func power(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Pow") { Foundation.pow($0, $1) } }
 
     /// The function of an elementwise unary math op (Abs ... Erf), nil for other ops.
@@ -30,16 +66,34 @@ extension ReferenceKernels {
     /// Abs, Neg, Exp, Log, Sqrt, Reciprocal, Floor, Ceil, Erf.
     public static func unaryMath(_ op: Op, _ x: Tensor) throws -> Tensor {
         guard let f = unaryMathFunction(op) else { throw FerryError("\(op.name) is not an elementwise unary math op") }
+        // Abs and Neg of integers wrap at the type's minimum, as two's complement does.
+        if op == .abs || op == .neg, allInteger([x]), let v = x.int64s {
+            let narrow = x.dtype == .int32
+            let out = v.map { i -> Int64 in
+                let r = op == .neg || i < 0 ? 0 &- i : i
+                return narrow ? Int64(Int32(truncatingIfNeeded: r)) : r
+            }
+            return try integerTensor(out, shape: x.shape, dtype: x.dtype)
+        }
         return try unary(x, op.name, f)
     }
 
     /// Max, Min, Sum, Mean of one or more inputs with numpy broadcasting.
     /// NaN in any input makes the result NaN (numpy's maximum / minimum, the ONNX reference).
     public static func maximum(_ inputs: [Tensor]) throws -> Tensor {
-        try variadic(inputs, "Max") { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
+        if allInteger(inputs) { return try integerVariadic(inputs, "Max") { Swift.max($0, $1) } }
+        return try variadic(inputs, "Max") { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
     }
     public static func minimum(_ inputs: [Tensor]) throws -> Tensor {
-        try variadic(inputs, "Min") { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
+        if allInteger(inputs) { return try integerVariadic(inputs, "Min") { Swift.min($0, $1) } }
+        return try variadic(inputs, "Min") { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
+    }
+
+    /// Folds int64 (or int32) inputs pairwise.
+    static func integerVariadic(_ inputs: [Tensor], _ name: String, _ f: (Int64, Int64) -> Int64) throws -> Tensor {
+        var acc = inputs[0]
+        for t in inputs.dropFirst() { acc = try integerBinary(acc, t, name, f)! }
+        return acc
     }
     public static func sum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Sum") { $0 + $1 } }
     public static func mean(_ inputs: [Tensor]) throws -> Tensor {

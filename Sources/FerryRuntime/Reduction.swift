@@ -34,10 +34,27 @@ extension ReferenceKernels {
     /// One reduction over `axes` (nil or empty: all axes).
     public static func reduce(_ x: Tensor, _ operation: ReduceOperation, axes: [Int]?, keepDims: Bool) throws -> Tensor {
         let name = operation.onnxName
-        let values = try x.requireFloats(name, "X")
         let reduced = try reducedAxes(axes, rank: x.rank)
         let (positions, kept) = reductionMap(x.shape, reduced: reduced)
         let outCount = elementCount(kept)
+        let shape = keepDims ? kept : x.shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element)
+        // Sum, Max, Min and Prod of integers (wrapping), for folded shape arithmetic.
+        if allInteger([x]), [.sum, .max, .min, .prod].contains(operation), let values = x.int64s {
+            let initial: Int64 = operation == .max ? (x.dtype == .int32 ? Int64(Int32.min) : .min)
+                : operation == .min ? (x.dtype == .int32 ? Int64(Int32.max) : .max) : operation == .prod ? 1 : 0
+            var acc = [Int64](repeating: initial, count: outCount)
+            for (i, v) in values.enumerated() {
+                let j = positions[i]
+                switch operation {
+                case .max: acc[j] = Swift.max(acc[j], v)
+                case .min: acc[j] = Swift.min(acc[j], v)
+                case .prod: acc[j] = acc[j] &* v
+                default: acc[j] = acc[j] &+ v
+                }
+            }
+            return try integerTensor(acc, shape: shape, dtype: x.dtype)
+        }
+        let values = try x.requireFloats(name, "X")
         let groupSize = elementCount(reduced.map { x.shape[$0] })
         let initial: Float
         switch operation {
@@ -72,7 +89,6 @@ extension ReferenceKernels {
         case .logSumExp: acc = zip(acc, shift).map { Foundation.log($0) + $1 }
         default: break
         }
-        let shape = keepDims ? kept : x.shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element)
         return Tensor(shape: shape, floats: acc)
     }
 
@@ -80,12 +96,20 @@ extension ReferenceKernels {
     /// the last with `selectLastIndex`.
     public static func argExtreme(_ x: Tensor, largest: Bool, axis: Int, keepDims: Bool, selectLastIndex: Bool) throws -> Tensor {
         let name = largest ? "ArgMax" : "ArgMin"
-        let values = try x.requireFloats(name, "X")
-        guard x.rank > 0, let a = normalizeAxis(axis, rank: x.rank) else {
-            throw FerryError("\(name) axis \(axis) out of range for shape \(x.shape)")
+        if allInteger([x]), let values = x.int64s {
+            return try argExtreme(values, x.shape, name, largest: largest, axis: axis, keepDims: keepDims, selectLastIndex: selectLastIndex)
         }
-        let outer = elementCount(x.shape[..<a]), n = x.shape[a], inner = elementCount(x.shape[(a + 1)...])
-        guard n > 0 else { throw FerryError("\(name) over an empty axis \(a) of shape \(x.shape)") }
+        return try argExtreme(try x.requireFloats(name, "X"), x.shape, name, largest: largest, axis: axis, keepDims: keepDims,
+                              selectLastIndex: selectLastIndex)
+    }
+
+    static func argExtreme<T: Comparable>(_ values: [T], _ xShape: [Int], _ name: String, largest: Bool, axis: Int, keepDims: Bool,
+                                          selectLastIndex: Bool) throws -> Tensor {
+        guard xShape.count > 0, let a = normalizeAxis(axis, rank: xShape.count) else {
+            throw FerryError("\(name) axis \(axis) out of range for shape \(xShape)")
+        }
+        let outer = elementCount(xShape[..<a]), n = xShape[a], inner = elementCount(xShape[(a + 1)...])
+        guard n > 0 else { throw FerryError("\(name) over an empty axis \(a) of shape \(xShape)") }
         var out = [Int64](repeating: 0, count: outer * inner)
         for q in 0..<outer {
             for r in 0..<inner {
@@ -103,7 +127,7 @@ extension ReferenceKernels {
                 out[q * inner + r] = Int64(best)
             }
         }
-        var shape = x.shape
+        var shape = xShape
         if keepDims { shape[a] = 1 } else { shape.remove(at: a) }
         return Tensor(shape: shape, int64s: out)
     }

@@ -18,14 +18,19 @@ public enum ReferenceKernels {
             return inputTypes.count == 2 && (inputTypes[1] == .int64 || inputTypes[1] == .int32)
         case .convTranspose:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
+        case .add, .sub, .mul, .div, .abs, .neg, .max, .min, .argMax, .argMin,
+             .reduce(.sum, _, _), .reduce(.max, _, _), .reduce(.min, _, _), .reduce(.prod, _, _):
+            // Also on int64 or int32 throughout (shape arithmetic folded by the ONNX importer).
+            guard let first = inputTypes.first ?? nil else { return false }
+            return [.float32, .int64, .int32].contains(first) && inputTypes.allSatisfy { $0 == first }
         case .conv, .gemm, .matMul, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool,
-             .relu, .sigmoid, .tanh, .leakyRelu, .softmax, .add, .sub, .mul, .div,
+             .relu, .sigmoid, .tanh, .leakyRelu, .softmax,
              .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .prelu,
              .softplus, .softsign, .hardSwish, .mish,
-             .abs, .neg, .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
-             .pow, .max, .min, .sum, .mean,
+             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
+             .pow, .sum, .mean,
              .batchNormalization, .instanceNormalization, .layerNormalization, .groupNormalization,
-             .lrn, .lpNormalization, .reduce, .argMax, .argMin:
+             .lrn, .lpNormalization, .reduce:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
             guard inputTypes.count == 2, let a = inputTypes[0], a == inputTypes[1] else { return false }

@@ -127,3 +127,50 @@ func boolTensor(_ shape: [Int], seed: UInt64) -> Tensor {
         #expect(out["magnitude"] == Tensor(shape: [2, 3], floats: [1, 2, -0.0, 0.5, 3, 4]))
     }
 }
+
+/// int64 and int32 arithmetic, as the ONNX importer folds shape computations with it.
+@Suite struct IntegerArithmeticTests {
+    static func ints(_ shape: [Int], seed: UInt64) -> [Int64] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<shape.reduce(1, *)).map { _ in Int64(rng.next() % 41) - 20 }
+    }
+
+    @Test(arguments: ElementwiseTests.shapes)
+    func binary(_ aShape: [Int], _ bShape: [Int]) throws {
+        let x = Self.ints(aShape, seed: 120), y = Self.ints(bShape, seed: 121).map { $0 == 0 ? 7 : $0 }
+        let cases: [(Op, (Int64, Int64) -> Int64)] = [(.add, +), (.sub, -), (.mul, *), (.div, /), (.max, { max($0, $1) }), (.min, { min($0, $1) })]
+        for (op, f) in cases {
+            let expected = naiveBroadcast(x, aShape, y, bShape, f)
+            let y64 = try ReferenceKernels.evaluate(op, [Tensor(shape: aShape, int64s: x), Tensor(shape: bShape, int64s: y)])[0]
+            #expect(y64 == Tensor(shape: expected.shape, int64s: expected.values), "\(op.name)")
+            let y32 = try ReferenceKernels.evaluate(op, [try Tensor(shape: aShape, storage: .int32(x.map { Int32($0) })),
+                                                         try Tensor(shape: bShape, storage: .int32(y.map { Int32($0) }))])[0]
+            #expect(y32.storage == .int32(expected.values.map { Int32($0) }), "\(op.name)")
+        }
+        // Integer division truncates toward zero; by zero is an error, not a crash.
+        #expect(try ReferenceKernels.div(Tensor(shape: [2], int64s: [-7, 7]), Tensor(shape: [1], int64s: [2])).int64s! == [-3, 3])
+        #expect(throws: FerryError.self) { try ReferenceKernels.div(Tensor(shape: [1], int64s: [1]), Tensor(shape: [1], int64s: [0])) }
+        #expect(try ReferenceKernels.div(Tensor(shape: [1], int64s: [.min]), Tensor(shape: [1], int64s: [-1])).int64s! == [.min])
+        // Mixed element types are refused.
+        #expect(throws: FerryError.self) { try ReferenceKernels.add(Tensor(shape: [1], int64s: [1]), Tensor(shape: [1], floats: [1])) }
+    }
+
+    @Test func unaryAndReductions() throws {
+        let x = Tensor(shape: [2, 3], int64s: [-3, 0, 5, .min, 2, -1])
+        #expect(try ReferenceKernels.unaryMath(.abs, x).int64s! == [3, 0, 5, .min, 2, 1])
+        #expect(try ReferenceKernels.unaryMath(.neg, x).int64s! == [3, 0, -5, .min, -2, 1])
+        let small = Tensor(shape: [2, 3], int64s: [-3, 0, 5, 4, 2, -1])
+        #expect(try ReferenceKernels.reduce(small, .sum, axes: [1], keepDims: false).int64s! == [2, 5])
+        #expect(try ReferenceKernels.reduce(small, .prod, axes: nil, keepDims: false).int64s! == [0])
+        #expect(try ReferenceKernels.reduce(small, .prod, axes: [0], keepDims: true) == Tensor(shape: [1, 3], int64s: [-12, 0, -5]))
+        #expect(try ReferenceKernels.reduce(small, .max, axes: [0], keepDims: false).int64s! == [4, 2, 5])
+        #expect(try ReferenceKernels.reduce(small, .min, axes: [1], keepDims: false).int64s! == [-3, -1])
+        let narrow = try Tensor(shape: [3], storage: .int32([2, 3, 4]))
+        #expect(try ReferenceKernels.reduce(narrow, .prod, axes: nil, keepDims: false).storage == .int32([24]))
+        #expect(try ReferenceKernels.argExtreme(small, largest: true, axis: 1, keepDims: false, selectLastIndex: false).int64s! == [2, 0])
+        #expect(throws: FerryError.self) { try ReferenceKernels.reduce(small, .mean, axes: nil, keepDims: false) }
+        #expect(ReferenceKernels.supports(.reduce(.prod, axes: nil, keepDims: false), inputTypes: [.int64]))
+        #expect(!ReferenceKernels.supports(.reduce(.l2, axes: nil, keepDims: false), inputTypes: [.int64]))
+        #expect(!ReferenceKernels.supports(.add, inputTypes: [.int64, .int32]))
+    }
+}
