@@ -75,6 +75,33 @@ struct ConfigReader {
         has(key) ? try int(key) : value
     }
 
+    /// A number as float32, nil when absent or null.
+    func optionalFloat(_ key: String) throws -> Float? {
+        guard has(key) else { return nil }
+        guard let n = object[key] as? NSNumber, !JSONValue.isBool(n), n.doubleValue.isFinite else {
+            throw error("config field '\(key)' should be a number, is \(JSONKind.describe(object[key]!))")
+        }
+        return n.floatValue
+    }
+
+    func float(_ key: String, default value: Float) throws -> Float {
+        try optionalFloat(key) ?? value
+    }
+
+    /// A number or a list of numbers.
+    func floats(_ key: String) throws -> [Float]? {
+        guard has(key) else { return nil }
+        if let list = object[key] as? [Any] {
+            return try list.map { v in
+                guard let n = v as? NSNumber, !JSONValue.isBool(n), n.doubleValue.isFinite else {
+                    throw error("config field '\(key)' should hold numbers")
+                }
+                return n.floatValue
+            }
+        }
+        return [try optionalFloat(key)!]
+    }
+
     func bool(_ key: String, default value: Bool) throws -> Bool {
         guard has(key) else { return value }
         guard let n = object[key] as? NSNumber, JSONValue.isBool(n) else {

@@ -1,49 +1,158 @@
 import FerryIR
 
-/// Conv2D (channels_last): Keras kernel (kh, kw, in/groups, out) becomes the IR weight
-/// (out, in/groups, kh, kw); 'same' padding becomes explicit, possibly asymmetric pads.
-struct Conv2DSpec: KerasLayer {
-    var filters: Int
+/// The window arguments every Keras convolution shares, for `rank` spatial dimensions.
+struct ConvWindow {
     var kernelSize: [Int]
     var strides: [Int]
     var dilations: [Int]
     var padding: KerasPadding
+
+    init(_ config: ConfigReader, rank: Int) throws {
+        kernelSize = try config.ints("kernel_size", count: rank)
+        strides = try config.ints("strides", count: rank, default: Array(repeating: 1, count: rank))
+        dilations = try config.ints("dilation_rate", count: rank, default: Array(repeating: 1, count: rank))
+        padding = try KerasPadding(config)
+        try requireChannelsLast(config)
+        try requirePositive(kernelSize, "kernel_size", config)
+        try requirePositive(strides, "strides", config)
+        try requirePositive(dilations, "dilation_rate", config)
+        if padding == .causal && rank != 1 { throw config.error("causal padding is for 1-D convolutions only") }
+    }
+
+    /// The input channels first with its channel count, and the ONNX pads.
+    func prepare(_ t: KerasTensor, _ ctx: LayerContext) throws -> (x: IRValue, channels: Int, pads: [Int]) {
+        let rank = kernelSize.count
+        let x = try ctx.channelsFirst(t)
+        guard x.rank == rank + 2 else {
+            throw ctx.error("expects a \(rank + 2)-D input, got \(x.shape) (channels first)")
+        }
+        guard let channels = x.shape[1].value else { throw ctx.error("needs a known channel count") }
+        let pads = try padding.pads(spatial: Array(x.shape.dims[2...]), kernel: kernelSize, strides: strides,
+                                    dilations: dilations, ctx)
+        return (x, channels, pads)
+    }
+
+    func attributes(pads: [Int], group: Int) -> ConvAttributes {
+        ConvAttributes(kernelShape: kernelSize, strides: strides, pads: pads, dilations: dilations, group: group)
+    }
+}
+
+/// Keras kernel (k..., in, out) to the IR weight (out, in, k...).
+func convKernelToIR(_ t: Tensor) -> Tensor {
+    let n = t.shape.count - 2
+    return permuted(t, [n + 1, n] + Array(0..<n))
+}
+
+/// Conv1D / Conv2D / Conv3D (channels_last): Keras kernel (k..., in/groups, out) becomes the IR
+/// weight (out, in/groups, k...); 'same' padding becomes explicit, possibly asymmetric pads;
+/// 'causal' (1-D) pads only the start.
+struct ConvSpec<Rank: SpatialRank>: KerasLayer {
+    var filters: Int
+    var window: ConvWindow
     var groups: Int
     var useBias: Bool
     var activation: KerasActivation
 
     init(config: ConfigReader) throws {
         filters = try config.int("filters")
-        kernelSize = try config.ints("kernel_size", count: 2)
-        strides = try config.ints("strides", count: 2, default: [1, 1])
-        dilations = try config.ints("dilation_rate", count: 2, default: [1, 1])
-        padding = try KerasPadding(config)
+        window = try ConvWindow(config, rank: Rank.rank)
         groups = try config.int("groups", default: 1)
         useBias = try config.bool("use_bias", default: true)
         activation = try KerasActivation(config)
-        try requireChannelsLast(config)
         try requirePositive([filters, groups], "filters and groups", config)
-        try requirePositive(kernelSize, "kernel_size", config)
-        try requirePositive(strides, "strides", config)
-        try requirePositive(dilations, "dilation_rate", config)
         guard filters % groups == 0 else { throw config.error("filters \(filters) is not a multiple of groups \(groups)") }
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
-        let x = try ctx.channelsFirst(single(inputs, ctx))
-        guard x.rank == 4 else { throw ctx.error("Conv2D expects a 4-D input, got \(x.shape) (channels first)") }
-        guard let channels = x.shape[1].value else { throw ctx.error("Conv2D needs a known channel count") }
+        let (x, channels, pads) = try window.prepare(single(inputs, ctx), ctx)
         guard channels % groups == 0 else {
             throw ctx.error("input channels \(channels) are not a multiple of groups \(groups)")
         }
-        let pads = try padding.pads(spatial: Array(x.shape.dims[2...]), kernel: kernelSize, strides: strides,
-                                    dilations: dilations, ctx)
-        var specs = [WeightSpec(role: "kernel", shape: kernelSize + [channels / groups, filters])]
+        var specs = [WeightSpec(role: "kernel", shape: window.kernelSize + [channels / groups, filters])]
         if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }
-        let w = try ctx.weights(specs) { i, t in i == 0 ? permuted(t, [3, 2, 0, 1]) : t }
-        let attributes = ConvAttributes(kernelShape: kernelSize, strides: strides, pads: pads,
-                                        dilations: dilations, group: groups)
-        let y = try ctx.emit(.conv(attributes), [x, w[0]] + (useBias ? [w[1]] : []), role: "conv")
+        let w = try ctx.weights(specs) { i, t in i == 0 ? convKernelToIR(t) : t }
+        let y = try ctx.emit(.conv(window.attributes(pads: pads, group: groups)), [x, w[0]] + (useBias ? [w[1]] : []),
+                             role: "conv")
         return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
     }
 }
+
+/// Depthwise kernel (k..., in, multiplier) to the grouped-conv weight (in * multiplier, 1, k...):
+/// output channel c * multiplier + m filters input channel c (TensorFlow's order).
+func depthwiseKernelToIR(_ t: Tensor) -> Tensor {
+    let n = t.shape.count - 2
+    let p = permuted(t, [n, n + 1] + Array(0..<n))
+    var shape = [p.shape[0] * p.shape[1], 1]
+    shape += p.shape[2...]
+    return Tensor(shape: shape, floats: p.floats)
+}
+
+/// DepthwiseConv1D / DepthwiseConv2D: a conv with group = input channels.
+struct DepthwiseConvSpec<Rank: SpatialRank>: KerasLayer {
+    var window: ConvWindow
+    var multiplier: Int
+    var useBias: Bool
+    var activation: KerasActivation
+
+    init(config: ConfigReader) throws {
+        window = try ConvWindow(config, rank: Rank.rank)
+        multiplier = try config.int("depth_multiplier", default: 1)
+        useBias = try config.bool("use_bias", default: true)
+        activation = try KerasActivation(config)
+        try requirePositive([multiplier], "depth_multiplier", config)
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let (x, channels, pads) = try window.prepare(single(inputs, ctx), ctx)
+        var specs = [WeightSpec(role: "depthwise_kernel", shape: window.kernelSize + [channels, multiplier])]
+        if useBias { specs.append(WeightSpec(role: "bias", shape: [channels * multiplier])) }
+        let w = try ctx.weights(specs) { i, t in i == 0 ? depthwiseKernelToIR(t) : t }
+        let y = try ctx.emit(.conv(window.attributes(pads: pads, group: channels)),
+                             [x, w[0]] + (useBias ? [w[1]] : []), role: "depthwise")
+        return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
+    }
+}
+
+/// SeparableConv1D / SeparableConv2D: a depthwise conv (no bias) then a 1x1 pointwise conv
+/// with the bias.
+struct SeparableConvSpec<Rank: SpatialRank>: KerasLayer {
+    var filters: Int
+    var window: ConvWindow
+    var multiplier: Int
+    var useBias: Bool
+    var activation: KerasActivation
+
+    init(config: ConfigReader) throws {
+        filters = try config.int("filters")
+        window = try ConvWindow(config, rank: Rank.rank)
+        multiplier = try config.int("depth_multiplier", default: 1)
+        useBias = try config.bool("use_bias", default: true)
+        activation = try KerasActivation(config)
+        try requirePositive([filters, multiplier], "filters and depth_multiplier", config)
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let (x, channels, pads) = try window.prepare(single(inputs, ctx), ctx)
+        let ones = Array(repeating: 1, count: Rank.rank)
+        var specs = [WeightSpec(role: "depthwise_kernel", shape: window.kernelSize + [channels, multiplier]),
+                     WeightSpec(role: "pointwise_kernel", shape: ones + [channels * multiplier, filters])]
+        if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }
+        let w = try ctx.weights(specs) { i, t in
+            switch i {
+            case 0: return depthwiseKernelToIR(t)
+            case 1: return convKernelToIR(t)
+            default: return t
+            }
+        }
+        let d = try ctx.emit(.conv(window.attributes(pads: pads, group: channels)), [x, w[0]], role: "depthwise")
+        let y = try ctx.emit(.conv(ConvAttributes(kernelShape: ones)), [d, w[1]] + (useBias ? [w[2]] : []),
+                             role: "pointwise")
+        return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
+    }
+}
+
+/// The number of spatial dimensions of a 1-D, 2-D or 3-D layer, as a type parameter.
+protocol SpatialRank { static var rank: Int { get } }
+enum Rank1: SpatialRank { static var rank: Int { 1 } }
+enum Rank2: SpatialRank { static var rank: Int { 2 } }
+enum Rank3: SpatialRank { static var rank: Int { 3 } }

@@ -59,16 +59,21 @@ struct DenseSpec: KerasLayer {
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let x = try ctx.kerasLayout(single(inputs, ctx))
-        guard x.rank == 2 else {
-            throw ctx.error("Dense on a rank-\(x.rank) input \(x.shape) is not supported yet (only 2-D inputs)")
-        }
-        guard let features = x.shape[1].value else {
+        guard x.rank >= 2 else { throw ctx.error("Dense needs an input of rank 2 or more, got \(x.shape)") }
+        guard let features = x.shape[x.rank - 1].value else {
             throw ctx.error("Dense needs a known input size, the input is \(x.shape)")
         }
         var specs = [WeightSpec(role: "kernel", shape: [features, units])]
         if useBias { specs.append(WeightSpec(role: "bias", shape: [units])) }
         let w = try ctx.weights(specs)
-        let y = try ctx.emit(.gemm(GemmAttributes()), [x, w[0]] + (useBias ? [w[1]] : []), role: "gemm")
+        var y: IRValue
+        if x.rank == 2 {
+            y = try ctx.emit(.gemm(GemmAttributes()), [x, w[0]] + (useBias ? [w[1]] : []), role: "gemm")
+        } else {
+            // Keras applies the kernel to the last axis of an N-D input.
+            y = try ctx.emit(.matMul, [x, w[0]], role: "matmul")
+            if useBias { y = try ctx.emit(.add, [y, w[1]], role: "bias") }
+        }
         return [try ctx.activate(activation, KerasTensor(keras: y))]
     }
 }
@@ -91,6 +96,66 @@ struct ActivationSpec: KerasLayer {
             return [channelsFirst ? KerasTensor(channelsFirst: y) : KerasTensor(keras: y)]
         }
         return [try ctx.activate(activation, x)]
+    }
+}
+
+/// Reshape to `target_shape` (Keras layout, without the batch axis; -1 inferred).
+struct ReshapeSpec: KerasLayer {
+    var target: [Int]
+
+    init(config: ConfigReader) throws {
+        guard let list = config.raw("target_shape") as? [Any] else { throw config.error("config has no list 'target_shape'") }
+        target = try list.map { try JSONValue.int($0, orThrow: config.error("target_shape should hold integers")) }
+        guard target.allSatisfy({ $0 == -1 || ($0 >= 1 && $0 <= maxConfigSize) }), target.filter({ $0 == -1 }).count <= 1 else {
+            throw config.error("target_shape \(target) is not a valid shape")
+        }
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let x = try ctx.kerasLayout(single(inputs, ctx))
+        return [KerasTensor(keras: try ctx.emit(.reshape(shape: [0] + target), [x], role: "reshape"))]
+    }
+}
+
+/// Permute: `dims` are the new order of the non-batch axes, counted from 1.
+struct PermuteSpec: KerasLayer {
+    var dims: [Int]
+
+    init(config: ConfigReader) throws {
+        guard let list = config.raw("dims") as? [Any] else { throw config.error("config has no list 'dims'") }
+        dims = try list.map { try JSONValue.int($0, orThrow: config.error("dims should hold integers")) }
+        guard dims.sorted() == Array(1...max(dims.count, 1)), !dims.isEmpty else {
+            throw config.error("dims \(dims) is not a permutation of 1...\(dims.count)")
+        }
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let x = try ctx.kerasLayout(single(inputs, ctx))
+        guard x.rank == dims.count + 1 else { throw ctx.error("dims \(dims) do not fit an input of shape \(x.shape)") }
+        return [KerasTensor(keras: try ctx.emit(.transpose(perm: [0] + dims), [x], role: "permute"))]
+    }
+}
+
+/// Rescaling: x * scale + offset (numbers, or per-channel lists along the last axis).
+struct RescalingSpec: KerasLayer {
+    var scale: [Float]
+    var offset: [Float]
+
+    init(config: ConfigReader) throws {
+        scale = try config.floats("scale") ?? [1]
+        offset = try config.floats("offset") ?? [0]
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let t = try single(inputs, ctx)
+        let perChannel = scale.count > 1 || offset.count > 1
+        let (x, channelsFirst) = perChannel ? (try ctx.kerasLayout(t), false) : ctx.anyLayout(t)
+        func constant(_ role: String, _ v: [Float]) -> IRValue {
+            ctx.constant(role, Tensor(shape: v.count == 1 ? [] : [v.count], floats: v))
+        }
+        var y = try ctx.emit(.mul, [x, constant("scale", scale)], role: "scale")
+        y = try ctx.emit(.add, [y, constant("offset", offset)], role: "offset")
+        return [channelsFirst ? KerasTensor(channelsFirst: y) : KerasTensor(keras: y)]
     }
 }
 

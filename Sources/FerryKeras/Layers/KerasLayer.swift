@@ -17,20 +17,63 @@ typealias KerasLayerParser = @Sendable (ConfigReader) throws -> any KerasLayer
 /// The supported layers by Keras `class_name`. Adding a layer type is one entry here plus one
 /// conforming type.
 let kerasLayerTable: [String: KerasLayerParser] = [
+    // Core
     "InputLayer": { try InputLayerSpec(config: $0) },
     "Dense": { try DenseSpec(config: $0) },
     "Activation": { try ActivationSpec(config: $0) },
+    "Identity": { try DropoutSpec(config: $0) },
+    // Identity at inference: regularization
     "Dropout": { try DropoutSpec(config: $0) },
-    "Flatten": { try FlattenSpec(config: $0) },
-    "Conv2D": { try Conv2DSpec(config: $0) },
-    "MaxPooling2D": { try Pooling2DSpec<MaxPooling>(config: $0) },
-    "AveragePooling2D": { try Pooling2DSpec<AveragePooling>(config: $0) },
-    "GlobalAveragePooling2D": { try GlobalPooling2DSpec<AveragePooling>(config: $0) },
-    "GlobalMaxPooling2D": { try GlobalPooling2DSpec<MaxPooling>(config: $0) },
+    "SpatialDropout1D": { try DropoutSpec(config: $0) },
+    "SpatialDropout2D": { try DropoutSpec(config: $0) },
+    "SpatialDropout3D": { try DropoutSpec(config: $0) },
+    "GaussianNoise": { try DropoutSpec(config: $0) },
+    "GaussianDropout": { try DropoutSpec(config: $0) },
+    "AlphaDropout": { try DropoutSpec(config: $0) },
+    "ActivityRegularization": { try DropoutSpec(config: $0) },
+    // Convolution
+    "Conv1D": { try ConvSpec<Rank1>(config: $0) },
+    "Conv2D": { try ConvSpec<Rank2>(config: $0) },
+    "Conv3D": { try ConvSpec<Rank3>(config: $0) },
+    "DepthwiseConv1D": { try DepthwiseConvSpec<Rank1>(config: $0) },
+    "DepthwiseConv2D": { try DepthwiseConvSpec<Rank2>(config: $0) },
+    "SeparableConv1D": { try SeparableConvSpec<Rank1>(config: $0) },
+    "SeparableConv2D": { try SeparableConvSpec<Rank2>(config: $0) },
+    // Pooling
+    "MaxPooling1D": { try PoolingSpec<MaxPooling, Rank1>(config: $0) },
+    "MaxPooling2D": { try PoolingSpec<MaxPooling, Rank2>(config: $0) },
+    "MaxPooling3D": { try PoolingSpec<MaxPooling, Rank3>(config: $0) },
+    "AveragePooling1D": { try PoolingSpec<AveragePooling, Rank1>(config: $0) },
+    "AveragePooling2D": { try PoolingSpec<AveragePooling, Rank2>(config: $0) },
+    "AveragePooling3D": { try PoolingSpec<AveragePooling, Rank3>(config: $0) },
+    "GlobalAveragePooling1D": { try GlobalPoolingSpec<AveragePooling, Rank1>(config: $0) },
+    "GlobalAveragePooling2D": { try GlobalPoolingSpec<AveragePooling, Rank2>(config: $0) },
+    "GlobalAveragePooling3D": { try GlobalPoolingSpec<AveragePooling, Rank3>(config: $0) },
+    "GlobalMaxPooling1D": { try GlobalPoolingSpec<MaxPooling, Rank1>(config: $0) },
+    "GlobalMaxPooling2D": { try GlobalPoolingSpec<MaxPooling, Rank2>(config: $0) },
+    "GlobalMaxPooling3D": { try GlobalPoolingSpec<MaxPooling, Rank3>(config: $0) },
+    // Normalization
+    "BatchNormalization": { try BatchNormalizationSpec(config: $0) },
+    // Activations
+    "ReLU": { try ReLUSpec(config: $0) },
+    "LeakyReLU": { try LeakyReLUSpec(config: $0) },
+    "PReLU": { try PReLUSpec(config: $0) },
+    "ELU": { try ELUSpec(config: $0) },
+    "ThresholdedReLU": { try ThresholdedReLUSpec(config: $0) },
+    "Softmax": { try SoftmaxSpec(config: $0) },
+    // Merging
     "Add": { try ElementwiseMergeSpec<AddMerge>(config: $0) },
     "Subtract": { try ElementwiseMergeSpec<SubtractMerge>(config: $0) },
     "Multiply": { try ElementwiseMergeSpec<MultiplyMerge>(config: $0) },
     "Average": { try ElementwiseMergeSpec<AverageMerge>(config: $0) },
+    "Maximum": { try ElementwiseMergeSpec<MaximumMerge>(config: $0) },
+    "Minimum": { try ElementwiseMergeSpec<MinimumMerge>(config: $0) },
+    // Reshaping
+    "Flatten": { try FlattenSpec(config: $0) },
+    "Reshape": { try ReshapeSpec(config: $0) },
+    "Permute": { try PermuteSpec(config: $0) },
+    // Preprocessing
+    "Rescaling": { try RescalingSpec(config: $0) },
 ]
 
 extension KerasLayer {
@@ -43,60 +86,16 @@ extension KerasLayer {
 
 // MARK: - Shared attribute types
 
-/// A Keras activation function name (`activation=` argument or Activation layer).
-enum KerasActivation: String {
-    case linear, relu, sigmoid, tanh, softmax
-
-    /// Reads `key` (absent or null means linear). Keras 3 may also write a serialized function
-    /// object; its registered name is used.
-    init(_ config: ConfigReader, key: String = "activation") throws {
-        let name: String
-        switch config.raw(key) {
-        case nil:
-            name = "linear"
-        case let s as String:
-            name = s
-        case let o as [String: Any]:
-            guard let s = (o["config"] as? String) ?? (o["registered_name"] as? String) ?? (o["class_name"] as? String) else {
-                throw config.error("activation is an object without a name")
-            }
-            name = s
-        case let other?:
-            throw config.error("activation should be a name, is \(JSONKind.describe(other))")
-        }
-        guard let a = KerasActivation(rawValue: name) else {
-            throw config.error("activation '\(name)' is not supported yet")
-        }
-        self = a
-    }
-}
-
-extension LayerContext {
-    /// Applies an activation in whatever layout the tensor is held (softmax works on the
-    /// channel axis: the last in Keras layout, axis 1 channels first).
-    func activate(_ activation: KerasActivation, _ t: KerasTensor) throws -> KerasTensor {
-        let (x, channelsFirst) = anyLayout(t)
-        let op: Op
-        switch activation {
-        case .linear: return t
-        case .relu: op = .relu
-        case .sigmoid: op = .sigmoid
-        case .tanh: op = .tanh
-        case .softmax: op = .softmax(axis: channelsFirst ? 1 : -1)
-        }
-        let y = try emit(op, [x], role: activation.rawValue)
-        return channelsFirst ? KerasTensor(channelsFirst: y) : KerasTensor(keras: y)
-    }
-}
-
 /// Keras `padding`.
 enum KerasPadding: String {
     case valid, same
+    /// Conv1D only: all padding before the sequence, so no output sees the future.
+    case causal
 
     init(_ config: ConfigReader) throws {
         let s = try config.string("padding", default: "valid")
         guard let p = KerasPadding(rawValue: s.lowercased()) else {
-            throw config.error("padding '\(s)' is not supported (expected 'valid' or 'same')")
+            throw config.error("padding '\(s)' is not supported (expected 'valid', 'same' or 'causal')")
         }
         self = p
     }
@@ -108,6 +107,8 @@ enum KerasPadding: String {
         switch self {
         case .valid:
             return Array(repeating: 0, count: 2 * kernel.count)
+        case .causal:
+            return kernel.indices.map { (kernel[$0] - 1) * dilations[$0] } + Array(repeating: 0, count: kernel.count)
         case .same:
             var begins: [Int] = [], ends: [Int] = []
             for i in kernel.indices {

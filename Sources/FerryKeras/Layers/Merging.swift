@@ -36,7 +36,17 @@ enum AverageMerge: MergeKind {
     static var averages: Bool { true }
 }
 
-/// Add, Subtract, Multiply, Average: elementwise over inputs of one shape. The inputs are
+enum MaximumMerge: MergeKind {
+    static var op: Op { .max }
+    static var role: String { "max" }
+}
+
+enum MinimumMerge: MergeKind {
+    static var op: Op { .min }
+    static var role: String { "min" }
+}
+
+/// Add, Subtract, Multiply, Average, Maximum, Minimum: elementwise over inputs of one shape. The inputs are
 /// taken channels first when every one of them already is, else in Keras layout.
 struct ElementwiseMergeSpec<Kind: MergeKind>: KerasLayer {
     init(config: ConfigReader) throws {}

@@ -1,0 +1,68 @@
+import FerryIR
+
+/// The `axis` of a normalization layer: an integer or (Keras 2 BatchNormalization) a list.
+func normalizationAxes(_ config: ConfigReader, default value: [Int]) throws -> [Int] {
+    switch config.raw("axis") {
+    case nil: return value
+    case let list as [Any]:
+        return try list.map { try JSONValue.int($0, orThrow: config.error("axis should hold integers")) }
+    default:
+        return [try config.int("axis")]
+    }
+}
+
+/// BatchNormalization at inference: (x - moving_mean) / sqrt(moving_variance + epsilon) * gamma
+/// + beta along one axis. Weights gamma (when `scale`), beta (when `center`), moving mean and
+/// variance. Along the channel axis it is the IR's BatchNormalization on the channels-first
+/// tensor; along another axis, a folded multiply and add in Keras layout.
+struct BatchNormalizationSpec: KerasLayer {
+    var axis: Int
+    var epsilon: Float
+    var center: Bool
+    var scale: Bool
+
+    init(config: ConfigReader) throws {
+        let axes = try normalizationAxes(config, default: [-1])
+        guard axes.count == 1 else { throw config.error("BatchNormalization over several axes \(axes) is not supported") }
+        axis = axes[0]
+        epsilon = try config.float("epsilon", default: 1e-3)
+        center = try config.bool("center", default: true)
+        scale = try config.bool("scale", default: true)
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let t = try single(inputs, ctx)
+        let shape = t.kerasShape
+        let rank = shape.rank
+        let a = axis < 0 ? axis + rank : axis
+        guard a >= 1, a < rank else { throw ctx.error("axis \(axis) is out of range for the input \(shape)") }
+        guard let c = shape[a].value else { throw ctx.error("needs a known size along axis \(axis), the input is \(shape)") }
+        var specs: [WeightSpec] = []
+        if scale { specs.append(WeightSpec(role: "gamma", shape: [c])) }
+        if center { specs.append(WeightSpec(role: "beta", shape: [c])) }
+        specs += [WeightSpec(role: "moving_mean", shape: [c]), WeightSpec(role: "moving_variance", shape: [c])]
+        let w = try ctx.weights(specs)
+        let gamma = scale ? w[0] : ctx.constant("gamma", Tensor(shape: [c], floats: Array(repeating: 1, count: c)))
+        let beta = center ? w[scale ? 1 : 0] : ctx.constant("beta", Tensor(shape: [c], floats: Array(repeating: 0, count: c)))
+        let mean = w[w.count - 2], variance = w[w.count - 1]
+
+        if a == rank - 1 {
+            let x = try ctx.channelsFirst(t)
+            let y = try ctx.emit(.batchNormalization(epsilon: epsilon), [x, gamma, beta, mean, variance],
+                                 role: "batchnorm")
+            return [KerasTensor(channelsFirst: y)]
+        }
+        // Another axis: y = x * s + (beta - mean * s), s = gamma / sqrt(var + eps), shaped to
+        // broadcast along that axis of the Keras-layout tensor.
+        let floats = { (v: IRValue) in ctx.builder.graph.initializers[v.name]!.floats }
+        let g = floats(gamma), b = floats(beta), m = floats(mean), v = floats(variance)
+        let s = (0..<c).map { g[$0] / (v[$0] + epsilon).squareRoot() }
+        let shift = (0..<c).map { b[$0] - m[$0] * s[$0] }
+        var bshape = Array(repeating: 1, count: rank)
+        bshape[a] = c
+        let x = try ctx.kerasLayout(t)
+        var y = try ctx.emit(.mul, [x, ctx.constant("scale", Tensor(shape: bshape, floats: s))], role: "scale")
+        y = try ctx.emit(.add, [y, ctx.constant("shift", Tensor(shape: bshape, floats: shift))], role: "shift")
+        return [KerasTensor(keras: y)]
+    }
+}
