@@ -157,9 +157,9 @@ def build_lambda_layer(k):
 def build_unsupported_layer(k):
     L = k.layers
     return k.Sequential([
-        k.Input(shape=(6, 6, 3), name="image"),
-        L.Conv2D(4, 3, name="conv1"),
-        L.Conv2DTranspose(2, 3, name="deconv"),
+        k.Input(shape=(6, 3), name="sequence"),
+        L.Masking(0.0, name="mask"),
+        L.Conv1D(2, 3, name="conv1"),
     ], name="unsupported_layer")
 
 
@@ -313,6 +313,50 @@ def build_core_misc(k):
     return k.Model(x_in, [r, m4], name="core_misc")
 
 
+def build_reshaping_family(k):
+    L = k.layers
+    img = k.Input(shape=(5, 6, 3), name="image")
+    seq = k.Input(shape=(7, 4), name="sequence")
+    vol = k.Input(shape=(3, 4, 5, 2), name="volume")
+    a = L.ZeroPadding2D(((1, 2), (0, 3)), name="zeropad2d")(img)
+    a = L.Conv2D(4, 3, name="conv")(a)
+    a = L.Cropping2D(((1, 0), (2, 1)), name="crop2d")(a)
+    a = L.UpSampling2D((2, 3), name="upsample2d")(a)
+    s = L.ZeroPadding1D((2, 1), name="zeropad1d")(seq)
+    s = L.Cropping1D((1, 3), name="crop1d")(s)
+    s = L.UpSampling1D(3, name="upsample1d")(s)
+    s2 = L.Concatenate(axis=1, name="concat_time")([s, seq])
+    v = L.ZeroPadding3D((1, (0, 2), 1), name="zeropad3d")(vol)
+    v = L.Cropping3D(((1, 0), (0, 1), (2, 2)), name="crop3d")(v)
+    v = L.UpSampling3D((1, 2, 2), name="upsample3d")(v)
+    d = L.Dense(3, name="dense")(L.GlobalAveragePooling1D(name="gap")(seq))
+    r = L.RepeatVector(4, name="repeat")(d)
+    return k.Model([img, seq, vol], [a, s2, v, r], name="reshaping_family")
+
+
+def build_concat_family(k):
+    L = k.layers
+    img = k.Input(shape=(4, 5, 3), name="image")
+    c1 = L.Conv2D(2, 1, name="conv1")(img)
+    c2 = L.Conv2D(3, 3, padding="same", name="conv2")(img)
+    channels = L.Concatenate(name="concat_channels")([c1, c2])
+    rows = L.Concatenate(axis=1, name="concat_rows")([c1, c1])
+    mixed = L.Concatenate(axis=-1, name="concat_mixed")([img, c2])  # Keras layout + channels first
+    return k.Model(img, [channels, rows, mixed], name="concat_family")
+
+
+def build_conv_transpose(k):
+    L = k.layers
+    img = k.Input(shape=(5, 4, 3), name="image")
+    seq = k.Input(shape=(6, 2), name="sequence")
+    a = L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu", name="deconv_same")(img)
+    b = L.Conv2DTranspose(2, 2, strides=3, padding="valid", name="deconv_gap")(img)
+    c = L.Conv2DTranspose(3, (3, 2), strides=(1, 2), dilation_rate=1, padding="valid", use_bias=False,
+                          name="deconv_valid")(img)
+    d = L.Conv1DTranspose(3, 4, strides=2, padding="same", name="deconv1d")(seq)
+    return k.Model([img, seq], [a, b, c, d], name="conv_transpose")
+
+
 # name -> (builder, description, expect, error_layer, probability outputs to
 # check for saturation: {output index: "softmax" | "sigmoid"})
 MODELS = {
@@ -395,15 +439,27 @@ MODELS = {
                   "(identity at inference), Dense on a 4-D input, Permute, Reshape with -1, "
                   "Maximum, Minimum, Average, Multiply.",
                   "ok", None, {}),
+    "reshaping_family": (build_reshaping_family,
+                         "ZeroPadding1D/2D/3D, Cropping1D/2D/3D and UpSampling1D/2D/3D "
+                         "(nearest) with asymmetric amounts, Concatenate along time, "
+                         "RepeatVector; three inputs.",
+                         "ok", None, {}),
+    "concat_family": (build_concat_family,
+                      "Concatenate along channels, rows, and of tensors held in different "
+                      "layouts.",
+                      "ok", None, {}),
+    "conv_transpose": (build_conv_transpose,
+                       "Conv2DTranspose same stride 2, valid with kernel < stride (output "
+                       "padding), valid (3,2) strides (1,2) without bias; Conv1DTranspose same.",
+                       "ok", None, {}),
     "lambda_layer": (build_lambda_layer,
                      "Error fixture: Functional model containing a Lambda layer "
                      "('double', x * 2) whose Python bytecode cannot be imported.",
                      "error", "double", {}),
     "unsupported_layer": (build_unsupported_layer,
                           "Error fixture: Sequential model containing a "
-                          "Conv2DTranspose layer ('deconv') outside the supported "
-                          "layer set.",
-                          "error", "deconv", {}),
+                          "Masking layer ('mask') outside the supported layer set.",
+                          "error", "mask", {}),
 }
 
 

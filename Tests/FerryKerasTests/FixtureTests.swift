@@ -45,8 +45,8 @@ import FerryIR
             #expect(error?.layerType == "Lambda")
             #expect(error?.message == "Lambda layers hold Python code; Ferry never runs code from a model file")
         case "unsupported_layer":
-            #expect(error?.layerType == "Conv2DTranspose")
-            #expect(error?.message == "layer type Conv2DTranspose is not supported yet")
+            #expect(error?.layerType == "Masking")
+            #expect(error?.message == "layer type Masking is not supported yet")
         default:
             break
         }

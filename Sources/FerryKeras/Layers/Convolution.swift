@@ -156,3 +156,48 @@ protocol SpatialRank { static var rank: Int { get } }
 enum Rank1: SpatialRank { static var rank: Int { 1 } }
 enum Rank2: SpatialRank { static var rank: Int { 2 } }
 enum Rank3: SpatialRank { static var rank: Int { 3 } }
+
+/// Conv1DTranspose / Conv2DTranspose / Conv3DTranspose: Keras kernel (k..., out, in) becomes the
+/// IR weight (in, out, k...). 'valid' gives (in - 1) * s + k' cells (at least in * s: the rest
+/// as output padding); 'same' gives in * s, cropping max(k' - s, 0) cells, the odd one at the end.
+struct ConvTransposeSpec<Rank: SpatialRank>: KerasLayer {
+    var filters: Int
+    var window: ConvWindow
+    var useBias: Bool
+    var activation: KerasActivation
+
+    init(config: ConfigReader) throws {
+        filters = try config.int("filters")
+        window = try ConvWindow(config, rank: Rank.rank)
+        useBias = try config.bool("use_bias", default: true)
+        activation = try KerasActivation(config)
+        try requirePositive([filters], "filters", config)
+        guard !config.has("output_padding") else { throw config.error("output_padding is not supported yet") }
+        guard window.padding != .causal else { throw config.error("causal padding is for convolutions") }
+        guard try config.int("groups", default: 1) == 1 else { throw config.error("grouped transposed convolution is not supported") }
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let n = Rank.rank
+        let x = try ctx.channelsFirst(single(inputs, ctx))
+        guard x.rank == n + 2 else { throw ctx.error("expects a \(n + 2)-D input, got \(x.shape) (channels first)") }
+        guard let channels = x.shape[1].value else { throw ctx.error("needs a known channel count") }
+        var begins: [Int] = [], ends: [Int] = [], extra: [Int] = []
+        for i in 0..<n {
+            let k = (window.kernelSize[i] - 1) * window.dilations[i] + 1
+            let s = window.strides[i]
+            let total = window.padding == .same ? max(k - s, 0) : 0
+            begins.append(total / 2)
+            ends.append(total - total / 2)
+            extra.append(max(s - k, 0))
+        }
+        var specs = [WeightSpec(role: "kernel", shape: window.kernelSize + [filters, channels])]
+        if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }
+        let w = try ctx.weights(specs) { i, t in i == 0 ? convKernelToIR(t) : t }
+        let attributes = ConvTransposeAttributes(kernelShape: window.kernelSize, strides: window.strides,
+                                                 pads: begins + ends, dilations: window.dilations,
+                                                 outputPadding: extra)
+        let y = try ctx.emit(.convTranspose(attributes), [x, w[0]] + (useBias ? [w[1]] : []), role: "conv_transpose")
+        return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
+    }
+}

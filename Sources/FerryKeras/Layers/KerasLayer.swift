@@ -39,6 +39,9 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "DepthwiseConv2D": { try DepthwiseConvSpec<Rank2>(config: $0) },
     "SeparableConv1D": { try SeparableConvSpec<Rank1>(config: $0) },
     "SeparableConv2D": { try SeparableConvSpec<Rank2>(config: $0) },
+    "Conv1DTranspose": { try ConvTransposeSpec<Rank1>(config: $0) },
+    "Conv2DTranspose": { try ConvTransposeSpec<Rank2>(config: $0) },
+    "Conv3DTranspose": { try ConvTransposeSpec<Rank3>(config: $0) },
     // Pooling
     "MaxPooling1D": { try PoolingSpec<MaxPooling, Rank1>(config: $0) },
     "MaxPooling2D": { try PoolingSpec<MaxPooling, Rank2>(config: $0) },
@@ -72,6 +75,17 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "Flatten": { try FlattenSpec(config: $0) },
     "Reshape": { try ReshapeSpec(config: $0) },
     "Permute": { try PermuteSpec(config: $0) },
+    "RepeatVector": { try RepeatVectorSpec(config: $0) },
+    "ZeroPadding1D": { try ZeroPaddingSpec<Rank1>(config: $0) },
+    "ZeroPadding2D": { try ZeroPaddingSpec<Rank2>(config: $0) },
+    "ZeroPadding3D": { try ZeroPaddingSpec<Rank3>(config: $0) },
+    "Cropping1D": { try CroppingSpec<Rank1>(config: $0) },
+    "Cropping2D": { try CroppingSpec<Rank2>(config: $0) },
+    "Cropping3D": { try CroppingSpec<Rank3>(config: $0) },
+    "UpSampling1D": { try UpSamplingSpec<Rank1>(config: $0) },
+    "UpSampling2D": { try UpSamplingSpec<Rank2>(config: $0) },
+    "UpSampling3D": { try UpSamplingSpec<Rank3>(config: $0) },
+    "Concatenate": { try ConcatenateSpec(config: $0) },
     // Preprocessing
     "Rescaling": { try RescalingSpec(config: $0) },
 ]
