@@ -26,6 +26,16 @@ test-swift:
 test-crosscheck:
 	FERRY=.build/debug/ferry $(PY) -m pytest -q Tests/crosscheck
 
+# keras.applications models (weights=None, randomized BatchNorm statistics) against Keras:
+# too big to commit, so `make fixtures-large` builds them into fixtures-large/ first.
+test-large: release
+	@test -d fixtures-large || { echo "fixtures-large/ is missing: run 'make fixtures-large' first"; exit 2; }
+	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_keras_fixtures.py -k "run_matches or onnx_export"
+
+fixtures-large:
+	bash tools/setup.sh --fixtures
+	.venv-fixtures/bin/python tools/make_fixtures.py --apps --keras2
+
 demo: release
 	@mkdir -p out
 	@echo "== ferry inspect $(DEMO_MODEL)"

@@ -357,6 +357,37 @@ def build_conv_transpose(k):
     return k.Model([img, seq], [a, b, c, d], name="conv_transpose")
 
 
+def build_norm_family(k):
+    L = k.layers
+    x_in = k.Input(shape=(5, 6, 8), name="fmap")
+    c = L.Conv2D(8, 1, name="conv")(x_in)  # held channels first inside Ferry
+    outs = [
+        L.LayerNormalization(name="layernorm_last")(c),
+        L.LayerNormalization(center=False, scale=False, name="layernorm_plain")(x_in),
+        L.GroupNormalization(groups=4, name="groupnorm")(c),
+        L.GroupNormalization(groups=2, center=False, epsilon=1e-4, name="groupnorm_noshift")(x_in),
+        L.UnitNormalization(name="unitnorm_last")(c),
+        L.UnitNormalization(axis=1, name="unitnorm_rows")(x_in),
+    ]
+    return k.Model(x_in, outs, name="norm_family")
+
+
+def build_custom_layer(k):
+    L = k.layers
+    ser = k.saving if hasattr(k, "saving") and hasattr(k.saving, "register_keras_serializable") \
+        else k.utils
+
+    @ser.register_keras_serializable(package="ferrytest")
+    class Doubler(L.Layer):
+        def call(self, x):
+            return x * 2
+
+    x_in = k.Input(shape=(4,), name="x")
+    x = L.Dense(3, name="dense")(x_in)
+    y = Doubler(name="doubler")(x)
+    return k.Model(x_in, y, name="custom_layer")
+
+
 # name -> (builder, description, expect, error_layer, probability outputs to
 # check for saturation: {output index: "softmax" | "sigmoid"})
 MODELS = {
@@ -452,6 +483,15 @@ MODELS = {
                        "Conv2DTranspose same stride 2, valid with kernel < stride (output "
                        "padding), valid (3,2) strides (1,2) without bias; Conv1DTranspose same.",
                        "ok", None, {}),
+    "norm_family": (build_norm_family,
+                    "LayerNormalization (last axis, center/scale off), "
+                    "GroupNormalization (with and without shift), UnitNormalization (last "
+                    "axis and axis 1), on tensors in both internal layouts.",
+                    "ok", None, {}),
+    "custom_layer": (build_custom_layer,
+                     "Error fixture: a registered custom layer ('doubler', package "
+                     "ferrytest): its code is not in the file.",
+                     "error", "doubler", {}),
     "lambda_layer": (build_lambda_layer,
                      "Error fixture: Functional model containing a Lambda layer "
                      "('double', x * 2) whose Python bytecode cannot be imported.",
@@ -754,12 +794,92 @@ def inspect(names):
                     g.visititems(visit)
 
 
+# ---------------------------------------------------------------------------
+# --apps: keras.applications models (weights=None, randomized BatchNormalization
+# statistics) written to the git-ignored fixtures-large/ for `make test-large`.
+# ---------------------------------------------------------------------------
+
+LARGE_DIR = os.path.join(ROOT, "fixtures-large")
+APP_INPUT = (96, 96, 3)  # small images keep the run short; weights=None allows any size
+
+# name -> keras.applications constructor name; ordered by priority.
+APPS = ["ResNet50", "MobileNetV2", "VGG16", "MobileNet", "DenseNet121", "InceptionV3", "Xception",
+        "ResNet50V2", "InceptionResNetV2", "MobileNetV3Small", "EfficientNetB0", "EfficientNetV2B0",
+        "NASNetMobile", "ConvNeXtTiny", "RegNetX002", "VGG19", "ResNet101", "DenseNet169",
+        "MobileNetV3Large"]
+
+
+def randomize_batchnorm(model, seed):
+    """Non-trivial moving statistics and affine parameters, as a trained model has."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if type(layer).__name__ == "BatchNormalization":
+            new = []
+            for w in layer.weights:
+                n = w.name.split("/")[-1].split(":")[0]
+                shape = tuple(w.shape)
+                if n in ("moving_variance", "gamma"):
+                    new.append(rng.uniform(0.5, 1.5, size=shape).astype(np.float32))
+                else:
+                    new.append(rng.normal(0.0, 0.2, size=shape).astype(np.float32))
+            layer.set_weights(new)
+        elif hasattr(layer, "layers"):
+            randomize_batchnorm(layer, seed + 1)
+
+
+def generate_app(app, frameworks, with_keras2):
+    out_dir = os.path.join(LARGE_DIR, app.lower())
+    if os.path.isdir(out_dir):
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir)
+    x = np.random.default_rng(_seed(app, "input")).uniform(-1, 1, (BATCH,) + APP_INPUT).astype(np.float32)
+    np.save(os.path.join(out_dir, "input_0.npy"), x)
+    variants = []
+    for tag, k, writer, loader in frameworks:
+        if tag == "keras2" and not with_keras2:
+            continue
+        k.utils.set_random_seed(1234)
+        try:
+            model = getattr(k.applications, app)(weights=None, input_shape=APP_INPUT, classes=10,
+                                                 classifier_activation=None)
+        except Exception as e:
+            print("skip %s/%s: %s" % (app, tag, e))
+            continue
+        randomize_batchnorm(model, _seed(app))
+        path = os.path.join(out_dir, "%s.h5" % tag)
+        model.save(path)
+        reloaded = loader(path)
+        out = predict(reloaded, [x])
+        in_names, out_names = io_names(reloaded)
+        files = []
+        for i, (n, o) in enumerate(zip(out_names, out)):
+            npy = "%s_output_%d.npy" % (tag, i)
+            np.save(os.path.join(out_dir, npy), o)
+            files.append({"name": n, "npy": npy})
+        variants.append({"file": "%s.h5" % tag, "writer": writer,
+                         "inputs": [{"name": in_names[0], "npy": "input_0.npy"}], "outputs": files})
+        print("wrote %s/%s %.1f MB" % (app, tag, os.path.getsize(path) / 1e6))
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump({"name": app.lower(), "description": "keras.applications.%s, weights=None, randomized "
+                   "BatchNormalization statistics, %s input, 10 logits." % (app, "x".join(map(str, APP_INPUT))),
+                   "expect": "ok", "variants": variants}, f, indent=2)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", choices=sorted(MODELS), help="generate one model only")
     ap.add_argument("--inspect", action="store_true",
                     help="print the HDF5 layout of existing fixtures instead")
+    ap.add_argument("--apps", nargs="*", metavar="APP",
+                    help="build keras.applications models into fixtures-large/ (default: all of APPS)")
+    ap.add_argument("--keras2", action="store_true", help="with --apps: also the tf_keras variant")
     args = ap.parse_args()
+    if args.apps is not None:
+        frameworks = load_frameworks()
+        for app in args.apps or APPS:
+            generate_app(app, frameworks, args.keras2)
+        return
     names = [args.only] if args.only else list(MODELS)
     if args.inspect:
         inspect(names)

@@ -95,13 +95,14 @@ final class H5File {
         let fail = { (what: String) in FerryError("attribute '\(name)' of \(owner): \(what)") }
         let fileType = try H5Handle(H5Aget_type(attr.id), closer: H5Tclose, orThrow: fail("cannot read its type"))
         let space = try H5Handle(H5Aget_space(attr.id), closer: H5Sclose, orThrow: fail("cannot read its shape"))
-        guard H5Tget_class(fileType.id) == H5T_STRING else {
-            throw fail("expected a string, found HDF5 type class \(H5Tget_class(fileType.id).rawValue)")
-        }
         let points = H5Sget_simple_extent_npoints(space.id)
         guard points >= 0, points <= 1 << 24 else { throw fail("has an invalid number of elements (\(points))") }
         let count = Int(points)
+        // An empty list (a layer without weights) is written by h5py as an empty float array.
         if count == 0 { return [] }
+        guard H5Tget_class(fileType.id) == H5T_STRING else {
+            throw fail("expected a string, found HDF5 type class \(H5Tget_class(fileType.id).rawValue)")
+        }
 
         let isVariable = H5Tis_variable_str(fileType.id)
         guard isVariable >= 0 else { throw fail("cannot tell fixed from variable length") }

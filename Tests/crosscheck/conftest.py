@@ -9,7 +9,8 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FERRY = os.environ.get("FERRY", str(ROOT / ".build" / "debug" / "ferry"))
-KERAS_FIXTURES = ROOT / "fixtures" / "keras"
+# `make test-large` points this at fixtures-large/ (keras.applications models built locally).
+KERAS_FIXTURES = pathlib.Path(os.environ.get("FERRY_KERAS_FIXTURES", str(ROOT / "fixtures" / "keras")))
 
 
 def ferry(*args, check=False):

@@ -57,6 +57,9 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "GlobalMaxPooling3D": { try GlobalPoolingSpec<MaxPooling, Rank3>(config: $0) },
     // Normalization
     "BatchNormalization": { try BatchNormalizationSpec(config: $0) },
+    "LayerNormalization": { try LayerNormalizationSpec(config: $0) },
+    "GroupNormalization": { try GroupNormalizationSpec(config: $0) },
+    "UnitNormalization": { try UnitNormalizationSpec(config: $0) },
     // Activations
     "ReLU": { try ReLUSpec(config: $0) },
     "LeakyReLU": { try LeakyReLUSpec(config: $0) },

@@ -66,3 +66,101 @@ struct BatchNormalizationSpec: KerasLayer {
         return [KerasTensor(keras: y)]
     }
 }
+
+/// LayerNormalization over trailing axes of the Keras-layout tensor (the last, or a run of
+/// axes ending with the last): gamma and beta have the shape of those axes.
+struct LayerNormalizationSpec: KerasLayer {
+    var axes: [Int]
+    var epsilon: Float
+    var center: Bool
+    var scale: Bool
+
+    init(config: ConfigReader) throws {
+        axes = try normalizationAxes(config, default: [-1])
+        epsilon = try config.float("epsilon", default: 1e-3)
+        center = try config.bool("center", default: true)
+        scale = try config.bool("scale", default: true)
+        if try config.bool("rms_scaling", default: false) {
+            throw config.error("LayerNormalization with rms_scaling is not supported yet")
+        }
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let x = try ctx.kerasLayout(single(inputs, ctx))
+        let rank = x.rank
+        let normalized = axes.map { $0 < 0 ? $0 + rank : $0 }.sorted()
+        guard let first = normalized.first, first >= 1, normalized == Array(first..<rank) else {
+            throw ctx.error("LayerNormalization over axes \(axes) of a rank-\(rank) input is not supported "
+                            + "(only trailing axes)")
+        }
+        var shape: [Int] = []
+        for a in first..<rank {
+            guard let d = x.shape[a].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
+            shape.append(d)
+        }
+        let count = shape.reduce(1, *)
+        var specs: [WeightSpec] = []
+        if scale { specs.append(WeightSpec(role: "gamma", shape: shape)) }
+        if center { specs.append(WeightSpec(role: "beta", shape: shape)) }
+        let w = try ctx.weights(specs)
+        let gamma = scale ? w[0] : ctx.constant("gamma", Tensor(shape: shape, floats: Array(repeating: 1, count: count)))
+        let beta: IRValue? = center ? w[scale ? 1 : 0] : nil
+        let y = try ctx.emit(.layerNormalization(axis: first, epsilon: epsilon), [x, gamma, beta], role: "layernorm")
+        return [KerasTensor(keras: y)]
+    }
+}
+
+/// GroupNormalization along the channel axis: channels split into `groups` contiguous groups.
+struct GroupNormalizationSpec: KerasLayer {
+    var groups: Int
+    var epsilon: Float
+    var center: Bool
+    var scale: Bool
+
+    init(config: ConfigReader) throws {
+        groups = try config.int("groups", default: 32)
+        try requirePositive([groups], "groups", config)
+        let axes = try normalizationAxes(config, default: [-1])
+        guard axes == [-1] else { throw config.error("GroupNormalization along axis \(axes) is not supported (only -1)") }
+        epsilon = try config.float("epsilon", default: 1e-3)
+        center = try config.bool("center", default: true)
+        scale = try config.bool("scale", default: true)
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let x = try ctx.channelsFirst(single(inputs, ctx))
+        guard x.rank >= 3 else { throw ctx.error("expects an input with spatial axes, got \(x.shape)") }
+        guard let c = x.shape[1].value, c % groups == 0 else {
+            throw ctx.error("channels of \(x.shape) are not a multiple of groups \(groups)")
+        }
+        var specs: [WeightSpec] = []
+        if scale { specs.append(WeightSpec(role: "gamma", shape: [c])) }
+        if center { specs.append(WeightSpec(role: "beta", shape: [c])) }
+        let w = try ctx.weights(specs)
+        let gamma = scale ? w[0] : ctx.constant("gamma", Tensor(shape: [c], floats: Array(repeating: 1, count: c)))
+        let beta = center ? w[scale ? 1 : 0] : ctx.constant("beta", Tensor(shape: [c], floats: Array(repeating: 0, count: c)))
+        let y = try ctx.emit(.groupNormalization(numGroups: groups, epsilon: epsilon), [x, gamma, beta], role: "groupnorm")
+        return [KerasTensor(channelsFirst: y)]
+    }
+}
+
+/// UnitNormalization: x / ||x||_2 along one axis (Keras clamps the squared norm at 1e-12;
+/// ONNX LpNormalization gives 0 for a zero norm: they differ only for norms below 1e-6).
+struct UnitNormalizationSpec: KerasLayer {
+    var axis: Int
+
+    init(config: ConfigReader) throws {
+        let axes = try normalizationAxes(config, default: [-1])
+        guard axes.count == 1 else { throw config.error("UnitNormalization over several axes \(axes) is not supported") }
+        axis = axes[0]
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        try [ctx.sameLayout(single(inputs, ctx)) { x, channelsFirst in
+            guard let a = kerasAxis(axis, rank: x.rank, channelsFirst: channelsFirst), a > 0 else {
+                throw ctx.error("axis \(axis) is out of range for rank \(x.rank)")
+            }
+            return try ctx.emit(.lpNormalization(axis: a, p: 2), [x], role: "l2_normalize")
+        }]
+    }
+}
