@@ -41,9 +41,9 @@ demo: release
 	@echo "== ferry inspect $(DEMO_MODEL)"
 	@$(RELEASE) inspect $(DEMO_MODEL)
 	@echo; echo "== ferry convert $(DEMO_MODEL) out/cnn_flatten.onnx"
-	@$(RELEASE) convert $(DEMO_MODEL) out/cnn_flatten.onnx
+	@$(RELEASE) convert --force $(DEMO_MODEL) out/cnn_flatten.onnx
 	@echo; echo "== ferry run $(DEMO_MODEL) --input $(DEMO_DIR)/input_0.npy --output out/ferry_output.npy"
-	@$(RELEASE) run $(DEMO_MODEL) --input $(DEMO_DIR)/input_0.npy --output out/ferry_output.npy
+	@$(RELEASE) run $(DEMO_MODEL) --input $(DEMO_DIR)/input_0.npy --output out/ferry_output.npy --force
 	@echo; echo "== ferry's output vs Keras's own predict()"
 	@$(PY) tools/compare_npy.py out/ferry_output.npy $(DEMO_DIR)/keras3_output_0.npy
 	@echo; echo "== the exported ONNX in onnxruntime vs Keras (and the ONNX checker)"

@@ -10,7 +10,7 @@ struct FerryCommand: ParsableCommand {
         commandName: "ferry",
         abstract: "Convert, run and check neural-network models (Keras, Caffe, ONNX).",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Run.self, Check.self, Bench.self, GraphCommand.self]
+        subcommands: [Inspect.self, Convert.self, Run.self, Check.self, Bench.self, GraphCommand.self, ProbeModel.self]
     )
 
     /// Parses and runs, mapping errors to the documented exit statuses: 0 success,
@@ -21,6 +21,8 @@ struct FerryCommand: ParsableCommand {
             try command.run()
         } catch let error as FerryError {
             fail(error.description)
+        } catch let error as ProbeError {
+            fail(error.line)
         } catch let error as CheckFailed {
             FileHandle.standardError.write(Data((error.summary + "\n").utf8))
             Foundation.exit(1)
@@ -74,7 +76,7 @@ struct Inspect: ParsableCommand {
     var passes = false
 
     func run() throws {
-        var graph = try loadModel(path: model, weights: options.weights)
+        var graph = try loadModelSafely(path: model, weights: options.weights)
         if passes {
             let result = try optimizeModel(graph)
             print(result.text)
@@ -106,6 +108,9 @@ struct Convert: ParsableCommand {
     @Option(help: "Target format: onnx, keras or caffe (default: from the destination's extension).")
     var to: String?
 
+    @Flag(help: "Replace the destination if it exists.")
+    var force = false
+
     @OptionGroup var options: ModelOptions
 
     func run() throws {
@@ -124,7 +129,8 @@ struct Convert: ParsableCommand {
         if URL(fileURLWithPath: source).standardizedFileURL == URL(fileURLWithPath: destination).standardizedFileURL {
             throw FerryError("the destination is the source; refusing to overwrite an input", file: destination)
         }
-        var graph = try loadModel(path: source, weights: options.weights)
+        try refuseExisting([destination], force: force)
+        var graph = try loadModelSafely(path: source, weights: options.weights)
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
         try saveModel(graph, to: destination, format: format)
         print("wrote \(destination) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
@@ -150,6 +156,9 @@ struct Run: ParsableCommand {
     @Option(help: "Threads to use (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "Replace output files that exist.")
+    var force = false
+
     @OptionGroup var options: ModelOptions
 
     func validate() throws {
@@ -160,7 +169,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        var graph = try loadModel(path: model, weights: options.weights)
+        var graph = try loadModelSafely(path: model, weights: options.weights)
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
         var feeds: [String: Tensor] = [:]
         var unnamed = graph.inputs.map(\.name).makeIterator()
@@ -183,6 +192,10 @@ struct Run: ParsableCommand {
             guard feeds[name] == nil else { throw FerryError("input '\(name)' is given twice", file: model) }
             feeds[name] = try NumPy.read(path: file, float64AsFloat32: true)
         }
+        let outputPaths = output.map { [$0] } ?? graph.outputs.map {
+            URL(fileURLWithPath: outputDir!).appendingPathComponent(outputFileName(for: $0.name)).path
+        }
+        try refuseExisting(outputPaths, force: force)
         let results = try runModel(graph, inputs: feeds, threads: threads)
         if let output {
             guard graph.outputs.count == 1 else {
@@ -295,7 +308,7 @@ struct Check: ParsableCommand {
             options.outputTolerances[name] = Tolerance(atol: t.atol ?? options.tolerance.atol, rtol: t.rtol ?? options.tolerance.rtol)
         }
 
-        let reference = try loadModel(path: models[0], weights: weights)
+        let reference = try loadModelSafely(path: models[0], weights: weights)
         if !input.isEmpty { options.givenSamples = [try readInputs(for: reference)] }
 
         if let saveGolden {
@@ -308,7 +321,7 @@ struct Check: ParsableCommand {
         if let golden {
             result = try Golden.check(graph: reference, modelName: models[0], directory: golden, options: options)
         } else {
-            let candidate = try loadModel(path: models[1], weights: weightsB)
+            let candidate = try loadModelSafely(path: models[1], weights: weightsB)
             result = try checkModels(reference: reference, candidate: candidate, referenceName: models[0],
                                      candidateName: models[1], options: options)
         }
@@ -371,6 +384,9 @@ struct GraphCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output .dot or .svg file (.svg needs Graphviz's dot).")
     var output: String
 
+    @Flag(help: "Replace the output file if it exists.")
+    var force = false
+
     @Option(help: "Caffe weights of the first model, when not beside its .prototxt.")
     var weights: String?
 
@@ -379,15 +395,24 @@ struct GraphCommand: ParsableCommand {
     }
 
     func run() throws {
-        let first = try loadModel(path: models[0], weights: weights)
+        try refuseExisting([output], force: force)
+        let first = try loadModelSafely(path: models[0], weights: weights)
         let text: String
         if models.count == 2 {
-            let second = try loadModel(path: models[1])
+            let second = try loadModelSafely(path: models[1])
             text = GraphDrawing.diffDot(first, second, labels: (models[0], models[1]))
         } else {
             text = GraphDrawing.dot(first)
         }
         try GraphDrawing.write(text, to: output)
         print("wrote \(output)")
+    }
+}
+
+/// Output files are never replaced silently: an existing one needs --force.
+func refuseExisting(_ paths: [String], force: Bool) throws {
+    guard !force else { return }
+    for path in paths where FileManager.default.fileExists(atPath: path) {
+        throw FerryError("exists already; use --force to replace it", file: path)
     }
 }

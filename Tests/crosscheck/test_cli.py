@@ -65,3 +65,16 @@ def test_bench_says_it_is_not_supported_yet():
 def test_help_exits_0():
     result = ferry("--help")
     assert result.returncode == 0 and "convert" in result.stdout
+
+
+def test_existing_outputs_need_force(tmp_path):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"precious")
+    result = ferry("convert", MLP / "keras3.h5", out)
+    assert result.returncode == 2 and "--force" in result.stderr and out.read_bytes() == b"precious"
+    assert ferry("convert", MLP / "keras3.h5", out, "--force").returncode == 0 and out.read_bytes() != b"precious"
+    y = tmp_path / "y.npy"
+    y.write_bytes(b"keep")
+    assert ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", y).returncode == 2
+    assert y.read_bytes() == b"keep"
+    assert ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", y, "--force").returncode == 0

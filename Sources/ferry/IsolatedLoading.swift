@@ -1,0 +1,78 @@
+import ArgumentParser
+import Ferry
+import Foundation
+
+/// libhdf5 can crash or loop forever on a damaged file (tools/fuzz.py finds such files), and a
+/// crash inside a C library cannot be caught in-process. So before the CLI reads an HDF5-based
+/// model (.h5, .keras, Keras JSON + weights), a child `ferry` process reads it first, under a
+/// time limit; a crash or hang there becomes exit 2 with a clear message here, and only a file
+/// the child read cleanly is read again in this process.
+func loadModelSafely(path: String, weights: String? = nil) throws -> Graph {
+    let usesHDF5 = [path, weights ?? ""].contains { p in
+        ["h5", "hdf5", "keras", "json"].contains(URL(fileURLWithPath: p).pathExtension.lowercased())
+    }
+    if usesHDF5, ProcessInfo.processInfo.environment["FERRY_NO_ISOLATION"] == nil {
+        try probeInChild(path: path, weights: weights)
+    }
+    return try loadModel(path: path, weights: weights)
+}
+
+/// Runs `ferry probe-model` on the file in a child process and turns its failure into a FerryError.
+func probeInChild(path: String, weights: String?) throws {
+    let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+    let limit = ProcessInfo.processInfo.environment["FERRY_PROBE_TIMEOUT"].flatMap(Double.init)
+        ?? 60 + Double(size) / 50_000_000
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    process.arguments = ["probe-model", path] + (weights.map { ["--weights", $0] } ?? [])
+    process.environment = ProcessInfo.processInfo.environment.merging(["FERRY_NO_ISOLATION": "1"]) { $1 }
+    let errors = Pipe()
+    process.standardError = errors
+    process.standardOutput = FileHandle.nullDevice
+    let finished = DispatchSemaphore(value: 0)
+    process.terminationHandler = { _ in finished.signal() }
+    do { try process.run() } catch {
+        // No child to be had: read in this process rather than refuse the file.
+        return
+    }
+    if finished.wait(timeout: .now() + limit) == .timedOut {
+        process.terminate()
+        if finished.wait(timeout: .now() + 2) == .timedOut { kill(process.processIdentifier, SIGKILL) }
+        throw FerryError("reading the file did not finish within \(Int(limit)) s (libhdf5 loops on some damaged files); the file is damaged", file: path)
+    }
+    // The child writes at most an error line, well within a pipe's buffer.
+    let message = errors.fileHandleForReading.availableData
+    let text = String(decoding: message, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    switch (process.terminationReason, process.terminationStatus) {
+    case (.exit, 0):
+        return
+    case (.exit, 2) where text.hasPrefix("error: "):
+        // The child's own error line says what is wrong; it is ours now.
+        throw ProbeError(line: String(text.split(separator: "\n")[0]))
+    case (.uncaughtSignal, let signal):
+        throw FerryError("reading the file crashed (signal \(signal)) inside libhdf5; the file is damaged", file: path)
+    default:
+        throw FerryError("reading the file failed in a child process (status \(process.terminationStatus))\(text.isEmpty ? "" : ": " + text)", file: path)
+    }
+}
+
+/// An error line already formatted by the child process.
+struct ProbeError: Error, CustomStringConvertible {
+    var line: String
+    var description: String { line }
+}
+
+/// `ferry probe-model FILE`: reads a model and exits 0, or prints the error and exits 2.
+/// Used by `loadModelSafely` to read HDF5 files in a child process; hidden from help.
+struct ProbeModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "probe-model", abstract: "Read a model and report only whether that worked.",
+        shouldDisplay: false)
+
+    @Argument var model: String
+    @Option var weights: String?
+
+    func run() throws {
+        _ = try loadModel(path: model, weights: weights)
+    }
+}
