@@ -111,3 +111,34 @@ def test_perturbed_onnx_export_names_the_layer(perturbed, tmp_path):
     result = ferry("check", GAP / "keras3.h5", onnx_path, "--layerwise")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "first layer that diverges: conv2" in result.stdout
+
+
+def nchw_copy(onnx_path, out_path):
+    """The exported ONNX of a Keras model without its edge Transposes: the same network with
+    NCHW inputs and outputs, as a Caffe or PyTorch export would have it."""
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(onnx_path)
+    g = model.graph
+    first = next(n for n in g.node if n.op_type == "Transpose" and n.input[0] == g.input[0].name)
+    last = next(n for n in g.node if n.op_type == "Transpose" and n.output[0] == g.output[0].name)
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+    n, h, w, c = dims(g.input[0])
+    new_input = helper.make_tensor_value_info(first.output[0], g.input[0].type.tensor_type.elem_type, [n, c, h, w])
+    n, h, w, c = dims(g.output[0])
+    new_output = helper.make_tensor_value_info(last.input[0], g.output[0].type.tensor_type.elem_type, [n, c, h, w])
+    nodes = [x for x in g.node if x is not first and x is not last]
+    graph = helper.make_graph(nodes, g.name, [new_input], [new_output], list(g.initializer))
+    onnx.save(helper.make_model(graph, opset_imports=model.opset_import, ir_version=model.ir_version), out_path)
+
+
+def test_nhwc_model_against_an_nchw_copy_is_reconciled(tmp_path):
+    conv_out = KERAS_FIXTURES / "conv_out"
+    exported, nchw = tmp_path / "nhwc.onnx", tmp_path / "nchw.onnx"
+    ferry("convert", conv_out / "keras3.h5", exported, "--no-optimize", check=True)
+    nchw_copy(exported, nchw)
+    result = ferry("check", conv_out / "keras3.h5", nchw, "--samples", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NHWC in the reference, NCHW in the candidate" in result.stdout
+    assert "matched by position" in result.stdout
