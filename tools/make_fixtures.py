@@ -372,6 +372,15 @@ def build_norm_family(k):
     return k.Model(x_in, outs, name="norm_family")
 
 
+def build_preprocessing(k):
+    L = k.layers
+    x_in = k.Input(shape=(4, 3), name="x")
+    given = L.Normalization(mean=[0.5, -1.0, 2.0], variance=[4.0, 0.25, 1.0], name="given_stats")(x_in)
+    adapted = L.Normalization(axis=-1, name="adapted")  # statistics stored as weights
+    adapted.build((None, 4, 3))
+    return k.Model(x_in, [given, adapted(x_in)], name="preprocessing")
+
+
 def build_custom_layer(k):
     L = k.layers
     ser = k.saving if hasattr(k, "saving") and hasattr(k.saving, "register_keras_serializable") \
@@ -488,6 +497,11 @@ MODELS = {
                     "GroupNormalization (with and without shift), UnitNormalization (last "
                     "axis and axis 1), on tensors in both internal layouts.",
                     "ok", None, {}),
+    "preprocessing": (build_preprocessing,
+                      "Normalization with mean/variance given in the config and with "
+                      "statistics stored as weights (mean, variance, count). References "
+                      "come from the reloaded files (in memory the statistics are stale).",
+                      "ok", None, {}, {"stale_in_memory": True}),
     "custom_layer": (build_custom_layer,
                      "Error fixture: a registered custom layer ('doubler', package "
                      "ferrytest): its code is not in the file.",
@@ -710,7 +724,8 @@ def generate(name, frameworks):
         if outputs is not None:
             assert len(outputs) == len(out_names), (name, tag)
             # the reloaded model must match the in-memory one
-            direct = predict(model, inputs)
+            # (Normalization keeps stale statistics in memory until reloaded: skip there.)
+            direct = predict(model, inputs) if not opts.get("stale_in_memory") else outputs
             for a, b in zip(outputs, direct):
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
             check_probabilities(name, tag, outputs, prob_outputs)
@@ -847,9 +862,16 @@ def generate_app(app, frameworks, with_keras2):
             continue
         randomize_batchnorm(model, _seed(app))
         path = os.path.join(out_dir, "%s.h5" % tag)
-        model.save(path)
-        reloaded = loader(path)
-        out = predict(reloaded, [x])
+        try:
+            model.save(path)
+            reloaded = loader(path)
+            out = predict(reloaded, [x])
+        except Exception as e:
+            # e.g. Keras 3.15 cannot reload its own MobileNetV3 .h5 (a float passed positionally)
+            print("skip %s/%s: %s: %s" % (app, tag, type(e).__name__, str(e).splitlines()[0][:160]))
+            if os.path.exists(path):
+                os.remove(path)
+            continue
         in_names, out_names = io_names(reloaded)
         files = []
         for i, (n, o) in enumerate(zip(out_names, out)):

@@ -29,6 +29,9 @@ final class KerasTensor {
 struct WeightSpec {
     var role: String
     var shape: [Int]
+    /// False for weights that do not affect inference (a Normalization's integer `count`):
+    /// their shape is checked, their data not read; their IRValue has an empty name.
+    var used = true
 }
 
 /// The graph under construction and everything a layer builder needs: emitting nodes with the
@@ -162,6 +165,10 @@ final class LayerContext {
             guard shape == spec.shape else {
                 throw error("weight '\(names[i])' has shape \(shape) in the file, but the config and input "
                             + "give \(spec.role) shape \(spec.shape)")
+            }
+            if !spec.used {
+                values.append(IRValue(name: "", type: TensorType(.float32, Shape(shape))))
+                continue
             }
             let data = try store.h5.readFloats(paths[i])
             let tensor = try convert(i, Tensor(shape: data.shape, storage: .float32(data.values)))

@@ -91,6 +91,7 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "Concatenate": { try ConcatenateSpec(config: $0) },
     // Preprocessing
     "Rescaling": { try RescalingSpec(config: $0) },
+    "Normalization": { try PreprocessingNormalizationSpec(config: $0) },
 ]
 
 extension KerasLayer {

@@ -164,3 +164,57 @@ struct UnitNormalizationSpec: KerasLayer {
         }]
     }
 }
+
+/// The Normalization preprocessing layer: (x - mean) / max(sqrt(variance), 1e-7) along the
+/// kept axes, with mean and variance from the config (given to the constructor) or from the
+/// weights (adapted: mean, variance, count). Folded into a multiply and an add.
+struct PreprocessingNormalizationSpec: KerasLayer {
+    var axes: [Int]
+    var mean: [Float]?
+    var variance: [Float]?
+
+    init(config: ConfigReader) throws {
+        axes = config.raw("axis") == nil ? [] : try normalizationAxes(config, default: [-1])
+        if try config.bool("invert", default: false) {
+            throw config.error("Normalization with invert=True is not supported yet")
+        }
+        mean = try config.floats("mean")
+        variance = try config.floats("variance")
+        guard (mean == nil) == (variance == nil) else { throw config.error("Normalization has mean without variance") }
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let x = try ctx.kerasLayout(single(inputs, ctx))
+        let rank = x.rank
+        let kept = axes.map { $0 < 0 ? $0 + rank : $0 }
+        guard kept.allSatisfy({ $0 >= 1 && $0 < rank }) else { throw ctx.error("axis \(axes) is out of range for \(x.shape)") }
+        var statShape: [Int] = []
+        for a in kept {
+            guard let d = x.shape[a].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
+            statShape.append(d)
+        }
+        let count = statShape.reduce(1, *)
+        var m: [Float], v: [Float]
+        if let mean, let variance {
+            func widen(_ a: [Float]) throws -> [Float] {
+                if a.count == count { return a }
+                guard a.count == 1 else { throw ctx.error("mean and variance should hold 1 or \(count) values") }
+                return Array(repeating: a[0], count: count)
+            }
+            (m, v) = (try widen(mean), try widen(variance))
+        } else {
+            let w = try ctx.weights([WeightSpec(role: "mean", shape: statShape), WeightSpec(role: "variance", shape: statShape),
+                                     WeightSpec(role: "count", shape: [], used: false)])
+            m = ctx.builder.graph.initializers[w[0].name]!.floats
+            v = ctx.builder.graph.initializers[w[1].name]!.floats
+        }
+        let scale = v.map { 1 / max($0.squareRoot(), 1e-7) }
+        let shift = zip(m, scale).map { -$0 * $1 }
+        // Broadcast shape: the kept axes' sizes, 1 elsewhere (kept axes are in increasing order).
+        var bshape = Array(repeating: 1, count: rank)
+        for (a, d) in zip(kept, statShape) { bshape[a] = d }
+        var y = try ctx.emit(.mul, [x, ctx.constant("scale", Tensor(shape: bshape, floats: scale))], role: "scale")
+        y = try ctx.emit(.add, [y, ctx.constant("shift", Tensor(shape: bshape, floats: shift))], role: "shift")
+        return [KerasTensor(keras: y)]
+    }
+}
