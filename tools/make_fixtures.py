@@ -381,6 +381,20 @@ def build_preprocessing(k):
     return k.Model(x_in, [given, adapted(x_in)], name="preprocessing")
 
 
+def build_dot_family(k):
+    L = k.layers
+    a = k.Input(shape=(5,), name="a")
+    b = k.Input(shape=(5,), name="b")
+    s = k.Input(shape=(3, 4), name="s")
+    t = k.Input(shape=(6, 4), name="t")
+    return k.Model([a, b, s, t], [
+        L.Dot(axes=1, name="dot_vec")([a, b]),
+        L.Dot(axes=1, normalize=True, name="cosine")([a, b]),
+        L.Dot(axes=(2, 2), name="dot_seq")([s, t]),
+        L.Dot(axes=(1, 1), name="dot_time")([s, L.Dense(5, name="proj")(s)]),
+    ], name="dot_family")
+
+
 def build_custom_layer(k):
     L = k.layers
     ser = k.saving if hasattr(k, "saving") and hasattr(k.saving, "register_keras_serializable") \
@@ -502,6 +516,10 @@ MODELS = {
                       "statistics stored as weights (mean, variance, count). References "
                       "come from the reloaded files (in memory the statistics are stale).",
                       "ok", None, {}, {"stale_in_memory": True}),
+    "dot_family": (build_dot_family,
+                   "Dot of vectors (plain and normalize=True), of sequences along the "
+                   "feature axes (2, 2) and along time (1, 1); four inputs.",
+                   "ok", None, {}),
     "custom_layer": (build_custom_layer,
                      "Error fixture: a registered custom layer ('doubler', package "
                      "ferrytest): its code is not in the file.",

@@ -74,6 +74,7 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "Average": { try ElementwiseMergeSpec<AverageMerge>(config: $0) },
     "Maximum": { try ElementwiseMergeSpec<MaximumMerge>(config: $0) },
     "Minimum": { try ElementwiseMergeSpec<MinimumMerge>(config: $0) },
+    "Dot": { try DotSpec(config: $0) },
     // Reshaping
     "Flatten": { try FlattenSpec(config: $0) },
     "Reshape": { try ReshapeSpec(config: $0) },

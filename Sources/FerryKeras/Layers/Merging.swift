@@ -81,3 +81,44 @@ extension LayerContext {
         return (try tensors.map { try kerasLayout($0) }, false)
     }
 }
+
+/// Dot: Keras's batch_dot of two tensors along one axis each (2-D: a sum of products, giving
+/// (N, 1); 3-D: a batched matrix product), optionally of L2-normalized inputs (cosine).
+struct DotSpec: KerasLayer {
+    var axes: [Int]
+    var normalize: Bool
+
+    init(config: ConfigReader) throws {
+        if let list = config.raw("axes") as? [Any] {
+            axes = try list.map { try JSONValue.int($0, orThrow: config.error("axes should hold integers")) }
+        } else {
+            axes = [try config.int("axes")]
+        }
+        if axes.count == 1 { axes.append(axes[0]) }
+        guard axes.count == 2 else { throw config.error("axes should be one integer or two") }
+        normalize = try config.bool("normalize", default: false)
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        guard inputs.count == 2 else { throw ctx.error("expects two inputs, is called on \(inputs.count)") }
+        var x = try ctx.kerasLayout(inputs[0]), y = try ctx.kerasLayout(inputs[1])
+        guard x.rank == y.rank, x.rank == 2 || x.rank == 3 else {
+            throw ctx.error("Dot of \(x.shape) and \(y.shape) is not supported (only two 2-D or two 3-D inputs)")
+        }
+        let rank = x.rank
+        let ax = axes[0] < 0 ? axes[0] + rank : axes[0], ay = axes[1] < 0 ? axes[1] + rank : axes[1]
+        guard ax >= 1, ax < rank, ay >= 1, ay < rank else { throw ctx.error("axes \(axes) are out of range") }
+        if normalize {
+            x = try ctx.emit(.lpNormalization(axis: ax, p: 2), [x], role: "normalize_a")
+            y = try ctx.emit(.lpNormalization(axis: ay, p: 2), [y], role: "normalize_b")
+        }
+        if rank == 2 {
+            let p = try ctx.emit(.mul, [x, y], role: "mul")
+            return [KerasTensor(keras: try ctx.emit(.reduce(.sum, axes: [1], keepDims: true), [p], role: "sum"))]
+        }
+        // (N, a, d) x (N, d, b): the contracted axis last in x and first (after N) in y.
+        if ax == 1 { x = try ctx.emit(.transpose(perm: [0, 2, 1]), [x], role: "transpose_a") }
+        if ay == 2 { y = try ctx.emit(.transpose(perm: [0, 2, 1]), [y], role: "transpose_b") }
+        return [KerasTensor(keras: try ctx.emit(.matMul, [x, y], role: "matmul"))]
+    }
+}
