@@ -36,7 +36,11 @@ def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, variant, manif
     graph_inputs = {i.name: i for i in model.graph.input}
     assert [i["name"] for i in variant["inputs"]] == [i.name for i in model.graph.input]
     assert [o["name"] for o in variant["outputs"]] == [o.name for o in model.graph.output]
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    # onnxruntime's own graph fusions add rounding of their own (ResNet50V2: 5e-4 against Keras
+    # with them, 1e-6 without): check the file's semantics, not onnxruntime's optimizer.
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     feeds = {}
     for inp in variant["inputs"]:
         array = np.load(model_dir / inp["npy"])
