@@ -171,27 +171,7 @@ struct Run: ParsableCommand {
     func run() throws {
         var graph = try loadModelSafely(path: model, weights: options.weights)
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
-        var feeds: [String: Tensor] = [:]
-        var unnamed = graph.inputs.map(\.name).makeIterator()
-        for spec in input {
-            let name: String
-            let file: String
-            if let eq = spec.firstIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
-                name = String(spec[..<eq])
-                file = String(spec[spec.index(after: eq)...])
-                guard graph.inputs.contains(where: { $0.name == name }) else {
-                    throw FerryError("the model has no input '\(name)' (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))", file: model)
-                }
-            } else {
-                guard let next = unnamed.next() else {
-                    throw FerryError("more --input files than model inputs (\(graph.inputs.count))", file: model)
-                }
-                name = next
-                file = spec
-            }
-            guard feeds[name] == nil else { throw FerryError("input '\(name)' is given twice", file: model) }
-            feeds[name] = try NumPy.read(path: file, float64AsFloat32: true)
-        }
+        let feeds = try readInputFiles(input, for: graph, model: model)
         let outputPaths = output.map { [$0] } ?? graph.outputs.map {
             URL(fileURLWithPath: outputDir!).appendingPathComponent(outputFileName(for: $0.name)).path
         }
@@ -309,7 +289,7 @@ struct Check: ParsableCommand {
         }
 
         let reference = try loadModelSafely(path: models[0], weights: weights)
-        if !input.isEmpty { options.givenSamples = [try readInputs(for: reference)] }
+        if !input.isEmpty { options.givenSamples = [try readInputFiles(input, for: reference, model: models[0])] }
 
         if let saveGolden {
             let data = try options.givenSamples ?? (0..<samples).map { try randomInputs(for: reference, options: options, sample: $0) }
@@ -339,25 +319,6 @@ struct Check: ParsableCommand {
     func split(_ spec: String) -> (String?, String) {
         guard let eq = spec.lastIndex(of: "=") else { return (nil, spec) }
         return (String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
-    }
-
-    /// The --input files as one sample for the reference model (names or model input order).
-    func readInputs(for graph: Graph) throws -> [String: Tensor] {
-        var feeds: [String: Tensor] = [:]
-        var unnamed = graph.inputs.map(\.name).makeIterator()
-        for spec in input {
-            var (name, file) = split(spec)
-            if FileManager.default.fileExists(atPath: spec) { (name, file) = (nil, spec) }
-            if file.hasSuffix(".npz") {
-                for (key, t) in try readNPZ(path: file) { feeds[key] = t }
-                continue
-            }
-            guard let target = name ?? unnamed.next() else {
-                throw FerryError("more --input files than model inputs (\(graph.inputs.count))", file: models[0])
-            }
-            feeds[target] = try NumPy.read(path: file, float64AsFloat32: true)
-        }
-        return feeds
     }
 }
 
@@ -415,4 +376,35 @@ func refuseExisting(_ paths: [String], force: Bool) throws {
     for path in paths where FileManager.default.fileExists(atPath: path) {
         throw FerryError("exists already; use --force to replace it", file: path)
     }
+}
+
+/// The tensors of `--input` options: `NAME=FILE.npy`, a bare `FILE.npy` (taken in the model's
+/// input order), or a `FILE.npz` holding inputs by name. float64 files are rounded to float32.
+func readInputFiles(_ specs: [String], for graph: Graph, model: String) throws -> [String: Tensor] {
+    var feeds: [String: Tensor] = [:]
+    var unnamed = graph.inputs.map(\.name).makeIterator()
+    func add(_ name: String, _ tensor: Tensor) throws {
+        guard graph.inputs.contains(where: { $0.name == name }) else {
+            throw FerryError("the model has no input '\(name)' (inputs: \(graph.inputs.map(\.name).joined(separator: ", ")))", file: model)
+        }
+        guard feeds[name] == nil else { throw FerryError("input '\(name)' is given twice", file: model) }
+        feeds[name] = tensor
+    }
+    for spec in specs {
+        var name: String?
+        var file = spec
+        if let eq = spec.firstIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
+            name = String(spec[..<eq])
+            file = String(spec[spec.index(after: eq)...])
+        }
+        if name == nil, file.lowercased().hasSuffix(".npz") {
+            for (key, tensor) in try readNPZ(path: file).sorted(by: { $0.key < $1.key }) { try add(key, tensor) }
+            continue
+        }
+        guard let target = name ?? unnamed.next() else {
+            throw FerryError("more --input files than model inputs (\(graph.inputs.count))", file: model)
+        }
+        try add(target, try NumPy.read(path: file, float64AsFloat32: true))
+    }
+    return feeds
 }
