@@ -324,13 +324,48 @@ struct Check: ParsableCommand {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmark a model's inference latency (not supported yet).")
+        abstract: "Measure a model's inference latency on random inputs (median of timed runs after warm-up).")
 
     @Argument(help: "Model file.")
     var model: String
 
+    @Option(help: "Size of the open (batch) dimension.")
+    var batch = 1
+
+    @Option(help: "Timed runs.")
+    var runs = 20
+
+    @Option(help: "Untimed runs first.")
+    var warmup = 3
+
+    @Option(help: "Threads to use (default: all cores).")
+    var threads: Int?
+
+    @Flag(help: "Print the figures as JSON.")
+    var json = false
+
+    @OptionGroup var options: ModelOptions
+
+    func validate() throws {
+        guard batch >= 1, runs >= 1, warmup >= 0 else { throw ValidationError("--batch and --runs must be at least 1") }
+    }
+
     func run() throws {
-        throw FerryError("'ferry bench' is not supported yet", file: model)
+        var graph = try loadModelSafely(path: model, weights: options.weights)
+        if !options.noOptimize { graph = try optimizeModel(graph).graph }
+        var checkOptions = CheckOptions()
+        checkOptions.batch = batch
+        let feeds = try randomInputs(for: graph, options: checkOptions, sample: 0)
+        let result = try benchmark(graph, inputs: feeds, runs: runs, warmup: warmup, threads: threads)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        } else {
+            print(String(format: "%@: batch %d, %d runs: median %.3f ms, min %.3f ms, p90 %.3f ms (reference runtime, %@ threads)",
+                         model, batch, runs, result.medianMilliseconds, result.minMilliseconds, result.p90Milliseconds,
+                         threads.map(String.init) ?? "default"))
+        }
     }
 }
 

@@ -57,9 +57,12 @@ def test_missing_and_garbage_files_exit_2(tmp_path):
     assert result.returncode == 2 and result.stderr.startswith("error: ") and "junk.h5" in result.stderr
 
 
-def test_bench_says_it_is_not_supported_yet():
-    result = ferry("bench", MLP / "keras3.h5")
-    assert result.returncode == 2 and "not supported yet" in result.stderr
+def test_bench_reports_latency():
+    import json
+    result = ferry("bench", MLP / "keras3.h5", "--runs", "3", "--batch", "2", "--json", check=True)
+    figures = json.loads(result.stdout)
+    assert figures["runs"] == 3 and 0 < figures["minMilliseconds"] <= figures["medianMilliseconds"] <= figures["p90Milliseconds"]
+    assert ferry("bench", MLP / "keras3.h5", "--runs", "0").returncode == 2
 
 
 def test_help_exits_0():
