@@ -50,7 +50,7 @@ struct CheckFailed: Error {
 
 /// Options shared by commands that load a model.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Caffe weights (.caffemodel) when not beside the .prototxt.")
+    @Option(help: "Weights file: a Caffe .caffemodel when not beside the .prototxt, or the weights .h5 of a Keras .json.")
     var weights: String?
 
     @Flag(help: "Skip the graph optimizer.")
