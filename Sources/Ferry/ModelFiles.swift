@@ -126,6 +126,8 @@ public struct ModelSummary: Codable, Sendable {
     /// Estimated for batch size 1.
     public var flops: Int?
     public var metadata: [String: String]
+    /// Set by `inspect --passes`: what the optimizer did (the rest describes the optimized graph).
+    public var optimizer: OptimizerSummary?
 
     public init(graph: Graph, file: String) {
         func port(_ v: Value) -> Port {

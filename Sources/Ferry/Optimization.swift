@@ -16,3 +16,16 @@ extension OptimizationResult {
         return lines.joined(separator: "\n")
     }
 }
+
+/// The optimizer's record in `ferry inspect --passes --json`.
+public struct OptimizerSummary: Codable, Sendable {
+    public var nodesBefore: Int
+    public var nodesAfter: Int
+    public var passes: [PassReport]
+
+    public init(_ result: OptimizationResult) {
+        nodesBefore = result.nodesBefore
+        nodesAfter = result.nodesAfter
+        passes = result.reports
+    }
+}

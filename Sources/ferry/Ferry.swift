@@ -77,13 +77,16 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         var graph = try loadModelSafely(path: model, weights: options.weights)
+        var optimizer: OptimizerSummary?
         if passes {
             let result = try optimizeModel(graph)
-            print(result.text)
             graph = result.graph
+            optimizer = OptimizerSummary(result)
+            if !json { print(result.text) }
             if !json && !ir { return }
         }
-        let summary = ModelSummary(graph: graph, file: model)
+        var summary = ModelSummary(graph: graph, file: model)
+        summary.optimizer = optimizer
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

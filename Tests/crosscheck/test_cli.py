@@ -81,3 +81,24 @@ def test_existing_outputs_need_force(tmp_path):
     assert ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", y).returncode == 2
     assert y.read_bytes() == b"keep"
     assert ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", y, "--force").returncode == 0
+
+
+def test_inspect_passes_text_and_json():
+    import json
+    flatten = KERAS_FIXTURES / "cnn_flatten" / "keras3.h5"
+    text = ferry("inspect", flatten, "--passes", check=True).stdout
+    assert "fold-transpose-into-gemm  1 transposes folded into weights" in text
+    data = json.loads(ferry("inspect", flatten, "--passes", "--json", check=True).stdout)
+    assert data["optimizer"]["nodesAfter"] < data["optimizer"]["nodesBefore"] == 10
+    ops = {o["op"]: o["count"] for o in data["ops"]}
+    assert ops["Transpose"] == 1 and "Relu" not in ops and "Tanh" not in ops  # fused into the Convs
+
+
+def test_optimized_graphs_keep_no_batchnorm():
+    import json
+    for manifest in sorted(KERAS_FIXTURES.glob("*/manifest.json")):
+        model = manifest.parent / "keras3.h5"
+        if json.loads(manifest.read_text()).get("expect", "ok") != "ok" or not model.exists():
+            continue
+        data = json.loads(ferry("inspect", model, "--passes", "--json", check=True).stdout)
+        assert all(o["op"] != "BatchNormalization" for o in data["ops"]), model
