@@ -19,30 +19,51 @@ extension Op {
 }
 
 extension Graph {
-    /// The graph with every fused activation written as its own node after the Conv or Gemm
-    /// (for formats that have no fused form, like ONNX). The pair keeps the fused node's
-    /// origins; the activation node is named "<node>/activation".
+    /// The graph with every fused epilogue written as its own nodes after the Conv or Gemm
+    /// (for formats that have no fused form, like ONNX): a fused residual becomes an Add
+    /// ("<node>/residual"), a fused activation its op ("<node>/activation"). The nodes keep the
+    /// fused node's origins.
     public func splittingFusedActivations() -> Graph {
-        guard nodes.contains(where: { $0.op.fusedActivation != nil }) else { return self }
+        func hasResidual(_ n: Node) -> Bool {
+            if case .conv = n.op { return n.inputs.count > 3 && !n.inputs[3].isEmpty }
+            return false
+        }
+        guard nodes.contains(where: { $0.op.fusedActivation != nil || hasResidual($0) }) else { return self }
         var g = self
         var taken = Set(inputs.map(\.name)).union(initializers.keys)
         for n in nodes { taken.formUnion(n.outputs) }
+        func fresh(_ base: String) -> String {
+            var name = base
+            var k = 1
+            while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+            taken.insert(name)
+            return name
+        }
         g.nodes = []
         for node in nodes {
-            guard let activation = node.op.fusedActivation else {
+            let activation = node.op.fusedActivation
+            let residual = hasResidual(node) ? node.inputs[3] : nil
+            guard activation != nil || residual != nil else {
                 g.nodes.append(node)
                 continue
             }
-            var inner = "\(node.outputs[0])/preactivation"
-            var k = 1
-            while taken.contains(inner) { inner = "\(node.outputs[0])/preactivation_\(k)"; k += 1 }
-            taken.insert(inner)
             var core = node
             core.op = node.op.withoutFusedActivation
-            core.outputs = [inner]
+            core.inputs = Array(node.inputs.prefix(3))
+            while core.inputs.last == "" { core.inputs.removeLast() }
+            var current = activation != nil || residual != nil ? fresh("\(node.outputs[0])/preactivation") : node.outputs[0]
+            core.outputs = [current]
             g.nodes.append(core)
-            g.nodes.append(Node(name: "\(node.name)/activation", op: activation.op, inputs: [inner],
-                                outputs: node.outputs, origins: node.origins))
+            if let residual {
+                let out = activation == nil ? node.outputs[0] : fresh("\(node.outputs[0])/residual")
+                g.nodes.append(Node(name: "\(node.name)/residual", op: .add, inputs: [current, residual],
+                                    outputs: [out], origins: node.origins))
+                current = out
+            }
+            if let activation {
+                g.nodes.append(Node(name: "\(node.name)/activation", op: activation.op, inputs: [current],
+                                    outputs: node.outputs, origins: node.origins))
+            }
         }
         return g
     }

@@ -210,7 +210,9 @@ public enum Op: Sendable, Hashable {
     /// How many inputs the op takes: (required, maximum).
     public var arity: (required: Int, maximum: Int) {
         switch self {
-        case .conv, .gemm: return (2, 3)
+        // Conv's optional input 3 is a residual the optimizer fused in (added before the activation).
+        case .conv: return (2, 4)
+        case .gemm: return (2, 3)
         case .convTranspose: return (2, 3)
         case .matMul, .add, .sub, .mul, .div: return (2, 2)
         case .prelu: return (2, 2)
@@ -360,7 +362,8 @@ public struct ConvAttributes: Sendable, Hashable {
     public var pads: [Int]
     public var dilations: [Int]
     public var group: Int
-    /// Applied to the result (after the bias) when the optimizer fused it in.
+    /// Applied to the result (after the bias and any fused residual, input 3) when the
+    /// optimizer fused it in.
     public var activation: FusedActivation?
 
     public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil,

@@ -54,6 +54,13 @@ extension Op {
                                              dilation: a.dilations[i], padBegin: a.pads[i],
                                              padEnd: a.pads[i + spatial], ceil: false))
             }
+            // A fused residual (input 3) is added to the result: it must have the result's shape.
+            if inputs.count > 3, let r = inputs[3] {
+                guard r.shape.rank == dims.count,
+                      zip(r.shape.dims, dims).allSatisfy({ $0.value == nil || $1.value == nil || $0 == $1 }) else {
+                    throw FerryError("Conv residual shape \(r.shape) should be \(Shape(dims))")
+                }
+            }
             return [TensorType(x.dtype, Shape(dims))]
 
         case .convTranspose(let a):

@@ -56,10 +56,12 @@ public struct PassManager: Sendable {
         EliminateNoOpReshapes(),
         CancelTransposes(),
         FoldConstants(),
+        FoldPadIntoConv(),
         FuseMatMulAdd(),
         FoldTransposeIntoGemm(),
         FoldBatchNorm(),
         FoldAffineIntoConv(),
+        FuseResidualAdd(),
         FuseActivation(),
         EliminateDeadNodes(),
     ]

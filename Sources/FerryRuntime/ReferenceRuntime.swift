@@ -53,7 +53,10 @@ public enum ReferenceKernels {
         func optional(_ i: Int) -> Tensor? { i < inputs.count ? inputs[i] : nil }
         func all() throws -> [Tensor] { try inputs.indices.map(input) }
         switch op {
-        case .conv(let a): return try applying(a.activation, try conv(try input(0), try input(1), optional(2), a))
+        case .conv(let a):
+            var result = try conv(try input(0), try input(1), optional(2), a)
+            if let residual = optional(3) { result = try add(result, residual) }
+            return try applying(a.activation, result)
         case .gemm(let a): return try applying(a.activation, try gemm(try input(0), try input(1), optional(2), a))
         case .matMul: return [try matMul(try input(0), try input(1))]
         case .convTranspose(let a): return [try convTranspose(try input(0), try input(1), optional(2), a)]

@@ -279,3 +279,57 @@ func origin(_ layer: String) -> Origin { Origin(layer: layer, type: "Test") }
         }
     }
 }
+
+@Suite struct ResidualTests {
+    /// ResNet's tail of a block: conv -> BN -> add(shortcut) -> relu, the shortcut computed after the conv.
+    @Test func residualAddAndReluFuseIntoTheConv() throws {
+        var b = GraphBuilder(name: "block")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(4), .fixed(5), .fixed(5)])))
+        let w = b.addInitializer("w", randomTensor([4, 4, 3, 3], seed: 60))
+        let c = b.add(.conv(ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])), inputs: [x, w], output: "c", origin: origin("conv"))
+        let k = b.addInitializer("k", randomTensor([4, 1, 1], seed: 61))
+        let shortcut = b.add(.mul, inputs: [x, k], output: "shortcut", origin: origin("shortcut"))
+        let sum = b.add(.add, inputs: [shortcut, c], output: "sum", origin: origin("add"))
+        b.addOutput(b.add(.relu, inputs: [sum], output: "y", origin: origin("relu")))
+        let g = try checkEquivalent(try b.finish(), PassManager.standardPasses)
+        #expect(g.nodes.map(\.op.name) == ["Mul", "Conv"])
+        #expect(g.nodes[1].inputs.count == 4 && g.nodes[1].op.fusedActivation == .relu)
+        #expect(g.nodes[1].origins.map(\.layer) == ["conv", "add", "relu"])
+        let split = g.splittingFusedActivations()
+        try split.verify()
+        #expect(split.nodes.map(\.op.name) == ["Mul", "Conv", "Add", "Relu"])
+        // Scaling after a residual Conv must not fold (the residual would not be scaled).
+        var h = g
+        let s = h.addInitializer("s", randomTensor([4, 1, 1], seed: 62))
+        h.nodes[1].op = h.nodes[1].op.withoutFusedActivation
+        h.nodes.append(Node(name: "scale", op: .mul, inputs: ["y", s], outputs: ["z"]))
+        h.outputs = [Value(name: "z", type: h.outputs[0].type)]
+        try checkEquivalent(h, [FoldAffineIntoConv()], expectChanges: false)
+    }
+}
+
+@Suite struct PadTests {
+    @Test func zeroSpatialPadFoldsIntoConv() throws {
+        var b = GraphBuilder(name: "stem")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(2), .fixed(7), .fixed(6)])))
+        let p = b.add(.pad(PadAttributes(pads: [0, 0, 3, 1, 0, 0, 2, 0])), inputs: [x], output: "p", origin: origin("pad"))
+        let w = b.addInitializer("w", randomTensor([3, 2, 3, 3], seed: 70))
+        b.addOutput(b.add(.conv(ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 0, 0, 1])), inputs: [p, w], output: "y", origin: origin("conv")))
+        let g = try checkEquivalent(try b.finish(), [FoldPadIntoConv(), EliminateDeadNodes()])
+        #expect(g.nodes.map(\.op.name) == ["Conv"])
+        if case .conv(let a) = g.nodes[0].op { #expect(a.pads == [4, 1, 2, 1]) }
+    }
+
+    @Test func nonZeroOrChannelPadsStay() throws {
+        for pad in [PadAttributes(pads: [0, 0, 1, 1, 0, 0, 1, 1], value: 1), PadAttributes(pads: [0, 1, 0, 0, 0, 0, 0, 0]),
+                    PadAttributes(pads: [0, 0, 1, 1, 0, 0, 1, 1], mode: .edge)] {
+            var b = GraphBuilder(name: "g")
+            let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(2), .fixed(5), .fixed(5)])))
+            let p = b.add(.pad(pad), inputs: [x], output: "p", origin: nil)
+            let channels = 2 + pad.pads[1] + pad.pads[5]
+            let w = b.addInitializer("w", randomTensor([3, channels, 3, 3], seed: 71))
+            b.addOutput(b.add(.conv(ConvAttributes(kernelShape: [3, 3])), inputs: [p, w], output: "y", origin: nil))
+            try checkEquivalent(try b.finish(), [FoldPadIntoConv()], expectChanges: false)
+        }
+    }
+}

@@ -69,7 +69,8 @@ public struct FoldAffineIntoConv: Pass {
 /// result nothing else reads.
 func foldableChannels(of p: Int, in graph: Graph) -> Int? {
     let producer = graph.nodes[p]
-    guard producer.op.fusedActivation == nil, producer.inputs.count >= 2,
+    // A fused residual is added after the bias: scaling the weights would not scale it.
+    guard producer.op.fusedActivation == nil, (2...3).contains(producer.inputs.count),
           graph.consumers()[producer.outputs[0]]?.count == 1, !graph.outputNames.contains(producer.outputs[0]),
           let weight = graph.constant(producer.inputs[1]), weight.dtype == .float32 else { return nil }
     if producer.inputs.count > 2, !producer.inputs[2].isEmpty, graph.constant(producer.inputs[2]) == nil { return nil }
