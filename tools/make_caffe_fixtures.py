@@ -445,6 +445,73 @@ def reduction_reference(inputs, blobs):
             "sumsq": (tail(x, 3) ** 2).sum(-1), "mean": 3 * tail(x, 1).mean(-1)}
 
 
+MATH = """
+name: "math"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "elu" type: "ELU" bottom: "data" top: "elu" elu_param { alpha: 0.7 } }
+layer { name: "bnll" type: "BNLL" bottom: "data" top: "bnll" }
+layer { name: "exp" type: "Exp" bottom: "data" top: "exp" exp_param { scale: 0.5 shift: 0.2 } }
+layer { name: "exp2" type: "Exp" bottom: "data" top: "exp2" exp_param { base: 2 scale: -1 shift: 0.5 } }
+layer { name: "positive" type: "Power" bottom: "bnll" top: "positive" power_param { shift: 0.1 } }
+layer { name: "log" type: "Log" bottom: "positive" top: "log" }
+layer { name: "log10" type: "Log" bottom: "positive" top: "log10" log_param { base: 10 scale: 2 shift: 0.5 } }
+layer { name: "pow" type: "Power" bottom: "positive" top: "pow" power_param { power: 1.5 scale: 0.5 shift: 0.25 } }
+layer { name: "rsqrt" type: "Power" bottom: "positive" top: "rsqrt" power_param { power: -0.5 } }
+"""
+
+def math_reference(text):
+    """OpenCV's Log ignores base, scale and shift: log10(2p + 0.5) as Power, Log, Power 1/ln 10."""
+    return text.replace(
+        'layer { name: "log10" type: "Log" bottom: "positive" top: "log10" log_param { base: 10 scale: 2 shift: 0.5 } }',
+        'layer { name: "log10_in" type: "Power" bottom: "positive" top: "log10_in" power_param { scale: 2 shift: 0.5 } }\n'
+        'layer { name: "log10_ln" type: "Log" bottom: "log10_in" top: "log10_ln" }\n'
+        f'layer {{ name: "log10" type: "Power" bottom: "log10_ln" top: "log10" power_param {{ scale: {float(1 / np.log(10))!r} }} }}')
+
+
+MVN = """
+name: "mvn"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "mvn" type: "MVN" bottom: "data" top: "mvn" }
+layer { name: "mean_only" type: "MVN" bottom: "data" top: "mean_only" mvn_param { normalize_variance: false } }
+layer { name: "across" type: "MVN" bottom: "data" top: "across" mvn_param { across_channels: true eps: 0.01 } }
+"""
+
+def mvn_reference(inputs, blobs):
+    """Caffe's MVN (float64): (x - mean) / (sqrt(variance) + eps); OpenCV adds eps under the root."""
+    x = inputs["data"].astype(np.float64)
+
+    def mvn(axes, eps, variance=True):
+        c = x - x.mean(axis=axes, keepdims=True)
+        return c / (np.sqrt((c ** 2).mean(axis=axes, keepdims=True)) + eps) if variance else c
+    return {"mvn": mvn((2, 3), 1e-9), "mean_only": mvn((2, 3), 1e-9, False), "across": mvn((1, 2, 3), 0.01)}
+
+
+LRN = """
+name: "lrn"
+input: "data"
+input_shape { dim: 1 dim: 7 dim: 5 dim: 6 }
+layer { name: "lrn_default" type: "LRN" bottom: "data" top: "lrn_default" }
+layer { name: "lrn_k" type: "LRN" bottom: "data" top: "lrn_k" lrn_param { local_size: 3 alpha: 0.5 beta: 0.6 k: 2 } }
+layer { name: "lrn_alexnet" type: "LRN" bottom: "data" top: "lrn_alexnet" lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 } }
+layer { name: "lrn_within" type: "LRN" bottom: "data" top: "lrn_within"
+        lrn_param { local_size: 3 alpha: 2 beta: 0.75 norm_region: WITHIN_CHANNEL } }
+"""
+
+
+def lrn_reference(text):
+    """OpenCV ignores LRN's k (taking 1) and, with no lrn_param, Caffe's defaults (FORMATS.md).
+    x / (k + a/n s)^b = k^-b * x / (1 + (a/k)/n s)^b: LRN with alpha/k, then Power scale k^-b.
+    The parameterless LRN gets Caffe's defaults written out."""
+    text = text.replace('top: "lrn_default" }',
+                        'top: "lrn_default" lrn_param { local_size: 5 alpha: 1 beta: 0.75 k: 1 } }')
+    return text.replace(
+        'layer { name: "lrn_k" type: "LRN" bottom: "data" top: "lrn_k" lrn_param { local_size: 3 alpha: 0.5 beta: 0.6 k: 2 } }',
+        'layer { name: "lrn_k_unit" type: "LRN" bottom: "data" top: "lrn_k_unit" lrn_param { local_size: 3 alpha: 0.25 beta: 0.6 } }\n'
+        f'layer {{ name: "lrn_k" type: "Power" bottom: "lrn_k_unit" top: "lrn_k" power_param {{ scale: {2 ** -0.6!r} }} }}')
+
+
 ERROR_UNKNOWN = """
 name: "unknown_layer"
 input: "data"
@@ -532,6 +599,12 @@ NETS = {
                  description="Clip (clip_param min/max). OpenCV has no Clip layer: the reference is numpy's clip."),
     "reduction": dict(text=REDUCTION, blobs={}, inputs={"data": (3, 4, 5)}, numpy_reference=reduction_reference,
                       description="Reduction SUM (axis 1), ASUM (axis 2, coeff 0.5), SUMSQ (axis -1), MEAN (axis 1, coeff 3): every axis from `axis` on reduced. OpenCV has no Reduction layer: the reference is numpy (float64) following Caffe's definition."),
+    "math": dict(text=MATH, blobs={}, inputs={"data": (3, 4, 5)}, reference_edit=math_reference,
+                 description="ELU (alpha 0.7), BNLL, Exp (base e and 2, scale, shift), Log (base e and 10, scale, shift), Power with powers 1.5 and -0.5. OpenCV's Log ignores base, scale and shift: the reference spells log10(2x + 0.5) as Power, Log, Power."),
+    "mvn": dict(text=MVN, blobs={}, inputs={"data": (3, 4, 5)}, numpy_reference=mvn_reference,
+                description="MVN per channel with variance, without variance, and across channels with eps 0.01. OpenCV adds eps under the square root (Caffe adds it to the deviation), which shows with eps 0.01: the reference is numpy following Caffe's mvn_layer."),
+    "lrn": dict(text=LRN, blobs={}, inputs={"data": (7, 5, 6)}, reference_edit=lrn_reference,
+                description="LRN ACROSS_CHANNELS with Caffe's defaults (no lrn_param), with k = 2, AlexNet's parameters, and WITHIN_CHANNEL. OpenCV ignores k and the defaults: the reference writes the defaults out and computes k = 2 as LRN with alpha / k followed by Power scale k^-beta."),
     "error_unknown_layer": dict(text=ERROR_UNKNOWN, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
                                 error_layer="mystery", error_text="FancyNewThing",
                                 description="An unknown layer type: exit 2 naming the layer and its type."),

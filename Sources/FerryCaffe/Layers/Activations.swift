@@ -1,21 +1,19 @@
 import Foundation
 import FerryIR
 
-// Caffe activations the IR has no single op for yet, written with the ops it has. Each
-// composition is exact or within a rounding of the direct formula; when the IR gains the op
-// (PRelu, Clip, Pow, ...) the builder becomes that op.
-
-/// |x| = relu(x) + relu(-x) (one of the two is zero, so the sum is exact).
-func absolute(_ x: IRValue, _ ctx: CaffeContext, role: String) throws -> IRValue {
-    let negated = try ctx.emit(.mul, [x, ctx.constant("\(role)_minus_one", shape: [1], [-1])], role: "\(role)_negated")
-    let pos = try ctx.emit(.relu, [x], role: "\(role)_positive")
-    let neg = try ctx.emit(.relu, [negated], role: "\(role)_negative")
-    return try ctx.emit(.add, [pos, neg], role: role)
-}
-
 /// AbsVal: |x|.
 func buildAbsVal(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
-    [try absolute(try single(inputs, ctx), ctx, role: "abs")]
+    [try ctx.emit(.abs, [try single(inputs, ctx)], role: "abs")]
+}
+
+/// ELU: x > 0 ? x : alpha * (exp(x) - 1).
+func buildELU(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    [try ctx.emit(.elu(alpha: ctx.layer.eluParam.alpha), [try single(inputs, ctx)], role: "elu")]
+}
+
+/// BNLL: log(1 + exp(x)), i.e. Softplus.
+func buildBNLL(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    [try ctx.emit(.softplus, [try single(inputs, ctx)], role: "softplus")]
 }
 
 /// Swish: x * sigmoid(beta * x).
@@ -27,73 +25,82 @@ func buildSwish(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     return [try ctx.emit(.mul, [x, gate], role: "swish")]
 }
 
-/// PReLU: max(0, x) + slope * min(0, x), one slope per channel (axis 1) or one for all
-/// (channel_shared, a blob of one value, possibly with no shape). Written relu(x) -
-/// slope * relu(-x): exact, since one of the two terms is zero.
+/// PReLU -> PRelu with one slope per channel (axis 1), shaped (C, 1, ...) to broadcast, or one
+/// for all (channel_shared: a blob of one value, which Caffe writes with no shape).
 func buildPReLU(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let x = try single(inputs, ctx)
-    let shared = ctx.layer.preluParam.channelShared
-    let slopeShape: [Int]
-    if shared {
-        slopeShape = [1]
-    } else {
-        guard x.rank >= 2, let channels = x.size(1) else {
-            throw ctx.error("expects an input (N, C, ...) with known channels, got \(x.shape)")
-        }
-        slopeShape = broadcastShape([channels], axis: 1, rank: x.rank)
+    if ctx.layer.preluParam.channelShared {
+        let slope = try ctx.blob(0, role: "slope", shape: [1])
+        return [try ctx.emit(.prelu, [x, ctx.constant("slope", slope)], role: "prelu")]
     }
-    let slope = try ctx.blob(0, role: "slope", shape: shared ? [1] : [slopeShape[0]])
-    let negSlope = Tensor(shape: slopeShape, floats: slope.floats.map { -$0 })
-    let negated = try ctx.emit(.mul, [x, ctx.constant("minus_one", shape: [1], [-1])], role: "negated")
-    let pos = try ctx.emit(.relu, [x], role: "positive")
-    let neg = try ctx.emit(.relu, [negated], role: "negative")
-    let scaledNeg = try ctx.emit(.mul, [neg, ctx.constant("minus_slope", negSlope)], role: "negative_part")
-    return [try ctx.emit(.add, [pos, scaledNeg], role: "prelu")]
-}
-
-/// min(max(x, lo), hi) = lo + relu(x - lo) - relu(x - hi) (hi >= lo).
-func clipped(_ x: IRValue, lo: Float, hi: Float, _ ctx: CaffeContext) throws -> IRValue {
-    guard lo <= hi, lo.isFinite, hi.isFinite else { throw ctx.error("clip bounds [\(lo), \(hi)] are not an interval") }
-    let above = lo == 0 ? try ctx.emit(.relu, [x], role: "above_min")
-        : try ctx.emit(.relu, [try ctx.emit(.sub, [x, ctx.constant("min", shape: [1], [lo])], role: "from_min")], role: "above_min")
-    let over = try ctx.emit(.relu, [try ctx.emit(.sub, [x, ctx.constant("max", shape: [1], [hi])], role: "from_max")],
-                            role: "above_max")
-    var y = try ctx.emit(.sub, [above, over], role: lo == 0 ? "clip" : "clip_from_min")
-    if lo != 0 { y = try ctx.emit(.add, [y, ctx.constant("min_offset", shape: [1], [lo])], role: "clip") }
-    return y
+    guard x.rank >= 2, let channels = x.size(1) else {
+        throw ctx.error("expects an input (N, C, ...) with known channels, got \(x.shape)")
+    }
+    let slope = try ctx.blob(0, role: "slope", shape: [channels])
+    let shaped = slope.reshaped(broadcastShape([channels], axis: 1, rank: x.rank))
+    return [try ctx.emit(.prelu, [x, ctx.constant("slope", shaped)], role: "prelu")]
 }
 
 /// Clip: min(max(x, min), max).
 func buildClip(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let p = ctx.layer.clipParam
-    guard p.hasMin, p.hasMax else { throw ctx.error("clip_param needs min and max") }
-    return [try clipped(try single(inputs, ctx), lo: p.min, hi: p.max, ctx)]
+    guard p.hasMin, p.hasMax, p.min <= p.max else { throw ctx.error("clip_param needs min <= max") }
+    return [try ctx.emit(.clip(min: p.min, max: p.max), [try single(inputs, ctx)], role: "clip")]
 }
 
 /// ReLU6 (MobileNet forks): min(max(x, 0), 6).
 func buildReLU6(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
-    [try clipped(try single(inputs, ctx), lo: 0, hi: 6, ctx)]
+    [try ctx.emit(.clip(min: 0, max: 6), [try single(inputs, ctx)], role: "relu6")]
 }
 
-/// Power: (shift + scale * x) ^ power, for the powers the IR's ops express: 0 (ones), 1, 2.
+/// shift + scale * x, leaving out the identity parts.
+func affine(_ x: IRValue, scale: Float, shift: Float, _ ctx: CaffeContext) throws -> IRValue {
+    var y = x
+    if scale != 1 { y = try ctx.emit(.mul, [y, ctx.constant("scale", shape: [1], [scale])], role: "scaled") }
+    if shift != 0 { y = try ctx.emit(.add, [y, ctx.constant("shift", shape: [1], [shift])], role: "shifted") }
+    return y
+}
+
+/// Power: (shift + scale * x) ^ power (a square as a product; power 0 gives ones, as in Caffe).
 func buildPower(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let x = try single(inputs, ctx)
     let p = ctx.layer.powerParam
-    var base = x
-    if p.scale != 1 { base = try ctx.emit(.mul, [base, ctx.constant("scale", shape: [1], [p.scale])], role: "scaled") }
-    if p.shift != 0 { base = try ctx.emit(.add, [base, ctx.constant("shift", shape: [1], [p.shift])], role: "shifted") }
-    switch p.power {
-    case 1:
-        return [base]
-    case 2:
-        return [try ctx.emit(.mul, [base, base], role: "square")]
-    case 0:
-        // Caffe fills ones whatever the input.
+    if p.power == 0 {
         let zero = try ctx.emit(.mul, [x, ctx.constant("zero", shape: [1], [0])], role: "zeros")
         return [try ctx.emit(.add, [zero, ctx.constant("one", shape: [1], [1])], role: "ones")]
-    default:
-        throw ctx.error("power \(p.power) needs a Pow op the IR does not have yet (0, 1 and 2 are supported)")
     }
+    let base = try affine(x, scale: p.scale, shift: p.shift, ctx)
+    switch p.power {
+    case 1: return [base]
+    case 2: return [try ctx.emit(.mul, [base, base], role: "square")]
+    default: return [try ctx.emit(.pow, [base, ctx.constant("power", shape: [1], [p.power])], role: "power")]
+    }
+}
+
+/// ln of a Caffe `base` (-1 meaning e), checked positive.
+func naturalLog(ofBase base: Float, _ ctx: CaffeContext) throws -> Float? {
+    if base == -1 { return nil }
+    guard base > 0 else { throw ctx.error("base \(base) must be positive (or -1 for e)") }
+    return Float(Foundation.log(Double(base)))
+}
+
+/// Exp: base ^ (shift + scale * x), base -1 meaning e: exp(ln(base) * (shift + scale * x)).
+func buildExp(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.expParam
+    let lnBase = try naturalLog(ofBase: p.base, ctx) ?? 1
+    let inner = try affine(x, scale: p.scale * lnBase, shift: p.shift * lnBase, ctx)
+    return [try ctx.emit(.exp, [inner], role: "exp")]
+}
+
+/// Log: log_base(shift + scale * x), base -1 meaning e: ln(shift + scale * x) / ln(base).
+func buildLog(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.logParam
+    let lnBase = try naturalLog(ofBase: p.base, ctx)
+    let y = try ctx.emit(.log, [try affine(x, scale: p.scale, shift: p.shift, ctx)], role: "log")
+    guard let lnBase, lnBase != 1 else { return [y] }
+    return [try ctx.emit(.mul, [y, ctx.constant("inverse_ln_base", shape: [1], [1 / lnBase])], role: "change_base")]
 }
 
 /// Reduction SUM / ASUM / SUMSQ / MEAN over every axis from `axis` on, times coeff: the
@@ -102,19 +109,86 @@ func buildReduction(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue
     let x = try single(inputs, ctx)
     let p = ctx.layer.reductionParam
     let axis = try caffeAxis(p.axis, rank: x.rank, ctx)
+    let k = try knownProduct(x, from: axis, ctx)
+    let operand: IRValue
+    switch p.operation {
+    case .sum, .mean: operand = x
+    case .asum: operand = try ctx.emit(.abs, [x], role: "abs")
+    case .sumsq: operand = try ctx.emit(.mul, [x, x], role: "square")
+    }
+    let weight = p.operation == .mean ? p.coeff / Float(k) : p.coeff
+    return [try rowDot(operand, axis: axis, k: k, weight: weight, ctx, role: "reduce")]
+}
+
+/// The product of the dims from `axis` on, which must be known.
+func knownProduct(_ x: IRValue, from axis: Int, _ ctx: CaffeContext) throws -> Int {
     var k = 1
     for a in axis..<x.rank {
         guard let n = x.size(a) else { throw ctx.error("dimension \(a) of \(x.shape) must be known") }
         k *= n
     }
-    let operand: IRValue
-    switch p.operation {
-    case .sum, .mean: operand = x
-    case .asum: operand = try absolute(x, ctx, role: "abs")
-    case .sumsq: operand = try ctx.emit(.mul, [x, x], role: "square")
+    return k
+}
+
+/// The dims from `axis` on reduced to one number each: x reshaped to (..., K) times a vector of
+/// `weight`s (MatMul with a vector drops the last axis).
+func rowDot(_ x: IRValue, axis: Int, k: Int, weight: Float, _ ctx: CaffeContext, role: String) throws -> IRValue {
+    let rows = try ctx.emit(.reshape(shape: Array(repeating: 0, count: axis) + [-1]), [x], role: "\(role)_rows")
+    return try ctx.emit(.matMul, [rows, ctx.constant("\(role)_weights", shape: [k], Array(repeating: weight, count: k))],
+                        role: role)
+}
+
+/// MVN: x minus its mean over (H, W) per channel, or over (C, H, W) with across_channels;
+/// with normalize_variance, divided by sqrt(variance) + eps (Caffe adds eps to the deviation).
+func buildMVN(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.mvnParam
+    guard x.rank >= 2 else { throw ctx.error("expects an input of rank >= 2, got \(x.shape)") }
+    let axis = p.acrossChannels ? 1 : min(2, x.rank)
+    guard axis < x.rank else { throw ctx.error("nothing to normalize over in \(x.shape)") }
+    let k = try knownProduct(x, from: axis, ctx)
+    let restore = Array(repeating: 0, count: axis) + Array(repeating: 1, count: x.rank - axis)
+    func mean(_ v: IRValue, _ role: String) throws -> IRValue {
+        let m = try rowDot(v, axis: axis, k: k, weight: 1 / Float(k), ctx, role: role)
+        return try ctx.emit(.reshape(shape: restore), [m], role: "\(role)_shaped")
     }
-    let weight = p.operation == .mean ? p.coeff / Float(k) : p.coeff
-    let rows = try ctx.emit(.reshape(shape: Array(repeating: 0, count: axis) + [-1]), [operand], role: "rows")
-    return [try ctx.emit(.matMul, [rows, ctx.constant("coeff", shape: [k], Array(repeating: weight, count: k))],
-                         role: "reduce")]
+    let centered = try ctx.emit(.sub, [x, try mean(x, "mean")], role: "centered")
+    guard p.normalizeVariance else { return [centered] }
+    let variance = try mean(try ctx.emit(.mul, [centered, centered], role: "squared"), "variance")
+    let deviation = try ctx.emit(.add, [try ctx.emit(.sqrt, [variance], role: "deviation"),
+                                        ctx.constant("eps", shape: [1], [p.eps])], role: "deviation_eps")
+    return [try ctx.emit(.div, [centered, deviation], role: "mvn")]
+}
+
+/// LRN. ACROSS_CHANNELS: x / (k + alpha / n * sum of squares over n neighbouring channels)^beta,
+/// the window sum a convolution of x^2 seen as one (C, H*W) plane with a column of n ones.
+/// WITHIN_CHANNEL: x * (1 + alpha * mean of squares over an n x n window, padding counted)^-beta.
+func buildLRN(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.lrnParam
+    let n = Int(p.localSize)
+    guard n >= 1, n % 2 == 1, n <= 1 << 12 else { throw ctx.error("local_size \(n) must be odd and positive") }
+    guard x.rank == 4, let c = x.size(1), let h = x.size(2), let w = x.size(3) else {
+        throw ctx.error("expects a 4-D input (N, C, H, W) with known C, H, W, got \(x.shape)")
+    }
+    let squares = try ctx.emit(.mul, [x, x], role: "squares")
+    let pad = (n - 1) / 2
+    let base: IRValue
+    switch p.normRegion {
+    case .acrossChannels:
+        let plane = try ctx.emit(.reshape(shape: [0, 1, c, h * w]), [squares], role: "squares_plane")
+        let window = ctx.constant("window", shape: [1, 1, n, 1], Array(repeating: p.alpha / Float(n), count: n))
+        let summed = try ctx.emit(.conv(ConvAttributes(kernelShape: [n, 1], pads: [pad, 0, pad, 0])), [plane, window],
+                                  role: "window_sum")
+        let scaled = try ctx.emit(.reshape(shape: [0, c, h, w]), [summed], role: "window_sum_shaped")
+        base = try ctx.emit(.add, [scaled, ctx.constant("k", shape: [1], [p.k])], role: "base")
+    case .withinChannel:
+        guard pad < n else { throw ctx.error("local_size \(n) too small") }
+        let pooled = try ctx.emit(.averagePool(PoolAttributes(kernelShape: [n, n], pads: [pad, pad, pad, pad],
+                                                             ceilMode: true, countIncludePad: true)),
+                                  [squares], role: "window_mean")
+        base = try affine(pooled, scale: p.alpha, shift: 1, ctx)
+    }
+    let factor = try ctx.emit(.pow, [base, ctx.constant("minus_beta", shape: [1], [-p.beta])], role: "factor")
+    return [try ctx.emit(.mul, [x, factor], role: "lrn")]
 }

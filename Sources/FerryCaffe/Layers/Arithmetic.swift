@@ -126,7 +126,7 @@ func buildBias(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
 }
 
 /// Eltwise SUM (each bottom times its coeff, default 1), PROD, MAX over two or more bottoms of
-/// one shape, folded left to right.
+/// one shape (SUM and PROD folded left to right).
 func buildEltwise(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let p = ctx.layer.eltwiseParam
     guard inputs.count >= 2 else { throw ctx.error("expects at least two bottoms, has \(inputs.count)") }
@@ -151,17 +151,6 @@ func buildEltwise(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
         for (i, t) in inputs.enumerated().dropFirst() { y = try ctx.emit(.mul, [y, t], role: "prod_\(i)") }
         return [y]
     case .max:
-        return [try eltwiseMax(inputs, ctx)]
+        return [try ctx.emit(.max, inputs, role: "max")]
     }
-}
-
-/// Elementwise maximum folded over the bottoms, as b + relu(a - b) (the IR has no Max yet).
-func eltwiseMax(_ inputs: [IRValue], _ ctx: CaffeContext) throws -> IRValue {
-    var y = inputs[0]
-    for (i, b) in inputs.enumerated().dropFirst() {
-        let d = try ctx.emit(.sub, [y, b], role: "max_\(i)_diff")
-        let r = try ctx.emit(.relu, [d], role: "max_\(i)_excess")
-        y = try ctx.emit(.add, [b, r], role: "max_\(i)")
-    }
-    return y
 }

@@ -26,11 +26,17 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "Clip": buildClip,
     "ReLU6": buildReLU6,
     "Power": buildPower,
+    "ELU": buildELU,
+    "BNLL": buildBNLL,
+    "Exp": buildExp,
+    "Log": buildLog,
     // Normalization and per-channel arithmetic
     "BatchNorm": buildBatchNorm,
     "Scale": buildScale,
     "Bias": buildBias,
     "Eltwise": buildEltwise,
+    "MVN": buildMVN,
+    "LRN": buildLRN,
     // Data movement
     "Flatten": buildFlatten,
     "Reshape": buildReshape,
