@@ -510,6 +510,77 @@ def lrn_reference(text):
         'layer { name: "lrn_k" type: "LRN" bottom: "data" top: "lrn_k" lrn_param { local_size: 3 alpha: 0.5 beta: 0.6 k: 2 } }',
         'layer { name: "lrn_k_unit" type: "LRN" bottom: "data" top: "lrn_k_unit" lrn_param { local_size: 3 alpha: 0.25 beta: 0.6 } }\n'
         f'layer {{ name: "lrn_k" type: "Power" bottom: "lrn_k_unit" top: "lrn_k" power_param {{ scale: {2 ** -0.6!r} }} }}')
+INCEPTION = """
+name: "inception"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 4 dim: 9 dim: 9 } } }
+layer { name: "b1" type: "Convolution" bottom: "data" top: "b1" convolution_param { num_output: 3 kernel_size: 1 } }
+layer { name: "b3" type: "Convolution" bottom: "data" top: "b3" convolution_param { num_output: 5 kernel_size: 3 pad: 1 } }
+layer { name: "bpool" type: "Pooling" bottom: "data" top: "bpool" pooling_param { pool: MAX kernel_size: 3 stride: 1 pad: 1 } }
+layer { name: "mixed" type: "Concat" bottom: "b1" bottom: "b3" bottom: "bpool" top: "mixed" }
+layer { name: "mixed_relu" type: "ReLU" bottom: "mixed" top: "mixed" }
+layer { name: "parts" type: "Slice" bottom: "mixed" top: "p0" top: "p1" top: "p2" slice_param { axis: 1 slice_point: 2 slice_point: 7 } }
+layer { name: "halves" type: "Slice" bottom: "p1" top: "h0" top: "h1" slice_param { axis: 3 slice_point: 4 } }
+layer { name: "thirds" type: "Slice" bottom: "p2" top: "t0" top: "t1" top: "t2" slice_param { slice_dim: 2 } }
+layer { name: "rows" type: "Concat" bottom: "t2" bottom: "t0" bottom: "t1" top: "rows" concat_param { concat_dim: 2 } }
+layer { name: "cols" type: "Concat" bottom: "h1" bottom: "h0" top: "cols" concat_param { axis: -1 } }
+layer { name: "p0_flat" type: "Flatten" bottom: "p0" top: "p0_flat" }
+layer { name: "rows_flat" type: "Flatten" bottom: "rows" top: "rows_flat" }
+layer { name: "cols_flat" type: "Flatten" bottom: "cols" top: "cols_flat" }
+layer { name: "all" type: "Concat" bottom: "p0_flat" bottom: "rows_flat" bottom: "cols_flat" top: "all" concat_param { axis: 1 } }
+"""
+INCEPTION_BLOBS = {"b1": [(3, 4, 1, 1), (3,)], "b3": [(5, 4, 3, 3), (5,)]}
+
+
+def inception_reference(text):
+    """OpenCV ignores the legacy concat_dim (FORMATS.md) and slice_dim: the same axes as `axis`."""
+    return text.replace("concat_param { concat_dim: 2 }", "concat_param { axis: 2 }").replace(
+        "slice_param { slice_dim: 2 }", "slice_param { axis: 2 }")
+
+
+FCN = """
+name: "fcn"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 16 dim: 16 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 4 kernel_size: 3 pad: 5 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "score" type: "Convolution" bottom: "pool1" top: "score" convolution_param { num_output: 2 kernel_size: 1 } }
+layer { name: "up" type: "Deconvolution" bottom: "score" top: "up"
+        convolution_param { num_output: 2 kernel_size: 4 stride: 2 bias_term: false } }
+layer { name: "up_grouped" type: "Deconvolution" bottom: "score" top: "up_grouped"
+        convolution_param { num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2 dilation: 2 } }
+layer { name: "crop" type: "Crop" bottom: "up" bottom: "data" top: "crop" crop_param { axis: 2 offset: 5 } }
+layer { name: "crop_each" type: "Crop" bottom: "up_grouped" bottom: "score" top: "crop_each" crop_param { axis: 1 offset: 1 offset: 2 offset: 3 } }
+"""
+FCN_BLOBS = {"conv1": [(4, 3, 3, 3), (4,)], "score": [(2, 4, 1, 1), (2,)], "up": [(2, 2, 4, 4)],
+             "up_grouped": [(2, 2, 3, 3), (4,)]}
+
+
+def fcn_reference(text):
+    """OpenCV ignores a Deconvolution's dilation: the same kernel spread out with zeros (5x5)."""
+    return text.replace("num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2 dilation: 2",
+                        "num_output: 4 kernel_size: 5 stride: 2 pad: 1 group: 2")
+
+
+def fcn_reference_blobs(blobs):
+    w, b = blobs["up_grouped"]
+    spread = np.zeros(w.shape[:2] + (5, 5), np.float32)
+    spread[:, :, ::2, ::2] = w
+    return {**blobs, "up_grouped": [spread, b]}
+
+TILE = """
+name: "tile"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 3 dim: 4 }
+layer { name: "tile_c" type: "Tile" bottom: "data" top: "tile_c" tile_param { tiles: 3 } }
+layer { name: "tile_w" type: "Tile" bottom: "tile_c" top: "tile_w" tile_param { axis: -1 tiles: 2 } }
+"""
+
+
+def tile_reference(inputs, blobs):
+    """Caffe's Tile: `tiles` copies of the blob along `axis` (OpenCV's Tile reads other params)."""
+    x = inputs["data"]
+    c = np.tile(x, (1, 3, 1, 1))
+    return {"tile_w": np.tile(c, (1, 1, 1, 2))}
 
 
 ERROR_UNKNOWN = """
@@ -605,6 +676,13 @@ NETS = {
                 description="MVN per channel with variance, without variance, and across channels with eps 0.01. OpenCV adds eps under the square root (Caffe adds it to the deviation), which shows with eps 0.01: the reference is numpy following Caffe's mvn_layer."),
     "lrn": dict(text=LRN, blobs={}, inputs={"data": (7, 5, 6)}, reference_edit=lrn_reference,
                 description="LRN ACROSS_CHANNELS with Caffe's defaults (no lrn_param), with k = 2, AlexNet's parameters, and WITHIN_CHANNEL. OpenCV ignores k and the defaults: the reference writes the defaults out and computes k = 2 as LRN with alpha / k followed by Power scale k^-beta."),
+    "inception": dict(text=INCEPTION, blobs=INCEPTION_BLOBS, inputs={"data": (4, 9, 9)}, reference_edit=inception_reference,
+                      description="Inception-like branches joined by Concat (default axis), in-place ReLU on the concat, Slice at slice_points on channels and width, Slice into equal parts with the legacy slice_dim, Concat with the legacy concat_dim and with axis -1, Flatten and Concat of vectors. OpenCV ignores concat_dim and slice_dim: the reference writes the same axes as `axis`."),
+    "fcn": dict(text=FCN, blobs=FCN_BLOBS, inputs={"data": (3, 16, 16)},
+                reference_edit=fcn_reference, reference_blobs=fcn_reference_blobs,
+                description="FCN-like: conv with pad 5, pooling, score, Deconvolution (stride 2, no bias) and a grouped, dilated, padded Deconvolution, Crop to the input from axis 2 at offset 5, Crop from axis 1 with one offset per axis. OpenCV ignores a Deconvolution's dilation: the reference gives it the dilated kernel written out (3x3 spread to 5x5 with zeros)."),
+    "tile": dict(text=TILE, blobs={}, inputs={"data": (2, 3, 4)}, numpy_reference=tile_reference,
+                 description="Tile along the channels (default axis 1) and along axis -1. OpenCV cannot run Caffe's Tile: the reference is numpy's tile."),
     "error_unknown_layer": dict(text=ERROR_UNKNOWN, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
                                 error_layer="mystery", error_text="FancyNewThing",
                                 description="An unknown layer type: exit 2 naming the layer and its type."),

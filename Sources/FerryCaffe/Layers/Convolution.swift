@@ -165,3 +165,25 @@ func buildPooling(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
                                     countIncludePad: true)
     return [try ctx.emit(isMax ? .maxPool(attributes) : .averagePool(attributes), [x], role: isMax ? "maxpool" : "avgpool")]
 }
+
+/// Deconvolution -> ConvTranspose. Caffe stores the weight as (C_in, num_output / group, k...),
+/// ONNX's ConvTranspose layout; the output size is stride * (H - 1) + dilated kernel - 2 * pad.
+func buildDeconvolution(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.convolutionParam
+    guard p.axis == 1 else { throw ctx.error("deconvolution over axis \(p.axis) is not supported (only 1)") }
+    guard x.rank >= 3, let channels = x.size(1) else {
+        throw ctx.error("expects an input (N, C, spatial...) with known channels, got \(x.shape)")
+    }
+    let geometry = try ConvGeometry(p, spatial: x.rank - 2, ctx)
+    let outputs = Int(p.numOutput)
+    let group = Int(p.group)
+    guard outputs > 0, group >= 1, channels % group == 0, outputs % group == 0 else {
+        throw ctx.error("group \(group) must divide the input channels \(channels) and num_output \(outputs)")
+    }
+    let w = try ctx.weight(0, role: "weight", shape: [channels, outputs / group] + geometry.kernel)
+    let b = p.biasTerm ? try ctx.weight(1, role: "bias", shape: [outputs]) : nil
+    let attributes = ConvTransposeAttributes(kernelShape: geometry.kernel, strides: geometry.strides,
+                                             pads: geometry.pads, dilations: geometry.dilations, group: group)
+    return [try ctx.emit(.convTranspose(attributes), [x, w, b], role: "deconv")]
+}

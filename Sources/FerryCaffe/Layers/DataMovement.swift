@@ -65,3 +65,76 @@ func buildPermute(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
     if order == Array(0..<x.rank) { return [x] }
     return [try ctx.emit(.transpose(perm: order), [x], role: "transpose")]
 }
+
+/// Concat along `axis` (default 1), or the legacy `concat_dim` when that is what the layer sets.
+func buildConcat(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    guard !inputs.isEmpty else { throw ctx.error("expects at least one bottom") }
+    let p = ctx.layer.concatParam
+    let raw = p.hasConcatDim && !p.hasAxis ? Int32(p.concatDim) : p.axis
+    let axis = try caffeAxis(raw, rank: inputs[0].rank, ctx)
+    if inputs.count == 1 { return inputs }
+    return [try ctx.emit(.concat(axis: axis), inputs, role: "concat")]
+}
+
+/// Slice along `axis` (or the legacy `slice_dim`) at `slice_point`s, or into equal parts, one per
+/// top -> Split.
+func buildSlice(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.sliceParam
+    let raw = p.hasSliceDim && !p.hasAxis ? Int32(p.sliceDim) : p.axis
+    let axis = try caffeAxis(raw, rank: x.rank, ctx)
+    guard let n = x.size(axis) else { throw ctx.error("the sliced axis \(axis) of \(x.shape) must be known") }
+    let tops = ctx.layer.top.count
+    var sizes: [Int]
+    if p.slicePoint.isEmpty {
+        guard tops > 0, n % tops == 0 else { throw ctx.error("\(n) cells on axis \(axis) do not split evenly into \(tops) tops") }
+        sizes = Array(repeating: n / tops, count: tops)
+    } else {
+        let points = p.slicePoint.map { Int($0) }
+        guard points.count == tops - 1, zip(points, points.dropFirst()).allSatisfy({ $0 < $1 }),
+              let first = points.first, first > 0, let last = points.last, last < n else {
+            throw ctx.error("slice_point \(points) should be \(tops - 1) increasing points inside 1..<\(n)")
+        }
+        sizes = zip([0] + points, points + [n]).map { $1 - $0 }
+    }
+    if tops == 1 { return [x] }
+    return try ctx.emit(.split(axis: axis, sizes: sizes), [x], roles: (0..<tops).map { "part_\($0)" })
+}
+
+/// Crop: the first bottom cut to the second bottom's size on every axis from `axis` on, starting
+/// at `offset` (one value for all those axes, or one per axis) -> Slice.
+func buildCrop(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    guard inputs.count == 2 else { throw ctx.error("expects two bottoms (the blob, the reference), has \(inputs.count)") }
+    let (x, reference) = (inputs[0], inputs[1])
+    guard x.rank == reference.rank else { throw ctx.error("bottoms of ranks \(x.rank) and \(reference.rank)") }
+    let p = ctx.layer.cropParam
+    let axis = try caffeAxis(p.axis, rank: x.rank, ctx)
+    let count = x.rank - axis
+    let offsets = p.offset.map { Int($0) }
+    guard offsets.count <= 1 || offsets.count == count else {
+        throw ctx.error("\(offsets.count) offsets for \(count) cropped axes")
+    }
+    var starts: [Int] = [], ends: [Int] = []
+    for i in 0..<count {
+        let a = axis + i
+        let offset = offsets.isEmpty ? 0 : offsets[offsets.count == 1 ? 0 : i]
+        guard let size = reference.size(a), let n = x.size(a) else {
+            throw ctx.error("axis \(a) of \(x.shape) and \(reference.shape) must be known to crop")
+        }
+        guard offset + size <= n else { throw ctx.error("crop of \(size) at offset \(offset) exceeds \(n) on axis \(a)") }
+        starts.append(offset)
+        ends.append(offset + size)
+    }
+    return [try ctx.emit(.slice(SliceAttributes(starts: starts, ends: ends, axes: Array(axis..<x.rank))), [x], role: "crop")]
+}
+
+/// Tile: the blob repeated `tiles` times along `axis`.
+func buildTile(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.tileParam
+    let axis = try caffeAxis(p.axis, rank: x.rank, ctx)
+    guard p.hasTiles, p.tiles > 0 else { throw ctx.error("tiles must be given and positive") }
+    var repeats = Array(repeating: 1, count: x.rank)
+    repeats[axis] = Int(p.tiles)
+    return [try ctx.emit(.tile(repeats: repeats), [x], role: "tile")]
+}

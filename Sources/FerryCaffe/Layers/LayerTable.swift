@@ -13,6 +13,7 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "DepthwiseConvolution": buildConvolution,
     "ConvolutionDepthwise": buildConvolution,
     "InnerProduct": buildInnerProduct,
+    "Deconvolution": buildDeconvolution,
     // Pooling
     "Pooling": buildPooling,
     // Activations
@@ -42,6 +43,10 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "Reshape": buildReshape,
     "Permute": buildPermute,
     "Split": buildSplit,
+    "Concat": buildConcat,
+    "Slice": buildSlice,
+    "Crop": buildCrop,
+    "Tile": buildTile,
     // Reductions
     "Reduction": buildReduction,
     // Detection (SSD)
