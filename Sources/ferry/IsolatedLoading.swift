@@ -14,7 +14,12 @@ func loadModelSafely(path: String, weights: String? = nil) throws -> Graph {
     if usesHDF5, ProcessInfo.processInfo.environment["FERRY_NO_ISOLATION"] == nil {
         try probeInChild(path: path, weights: weights)
     }
-    return try loadModel(path: path, weights: weights)
+    let graph = try loadModel(path: path, weights: weights)
+    // Importers record what they dropped or changed (a train_val net's data and loss layers).
+    for warning in (graph.metadata["warnings"] ?? "").split(separator: "\n") {
+        FileHandle.standardError.write(Data("warning: \(path): \(warning)\n".utf8))
+    }
+    return graph
 }
 
 /// Runs `ferry probe-model` on the file in a child process and turns its failure into a FerryError.

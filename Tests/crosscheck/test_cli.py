@@ -102,3 +102,10 @@ def test_optimized_graphs_keep_no_batchnorm():
             continue
         data = json.loads(ferry("inspect", model, "--passes", "--json", check=True).stdout)
         assert all(o["op"] != "BatchNormalization" for o in data["ops"]), model
+
+
+def test_import_warnings_go_to_stderr():
+    net = KERAS_FIXTURES.parent / "caffe" / "train_val" / "net.prototxt"
+    result = ferry("inspect", net, check=True)
+    warnings = result.stderr.strip().splitlines()
+    assert warnings and all(w.startswith(f"warning: {net}: ") for w in warnings)
