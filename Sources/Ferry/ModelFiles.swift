@@ -82,11 +82,12 @@ private func loadCaffe(path: String, weights: String?) throws -> Graph {
 }
 
 /// Writes a graph in a format. The file appears whole or not at all.
-public func saveModel(_ graph: Graph, to path: String, format: ModelFormat) throws {
+/// ONNX: `opset` (default 17), and weights of 2 GiB or more go to `<file>.data` beside the model
+/// (ONNX external data); the weights are streamed from the graph, never copied whole.
+public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opset: Int? = nil) throws {
     switch format {
     case .onnx:
-        let bytes = try ONNXExporter.serialize(graph)
-        try writeFileAtomically(Data(bytes), to: path)
+        try ONNXExporter.write(graph, to: URL(fileURLWithPath: path), opset: opset ?? ONNXExporter.defaultOpset)
     case .kerasH5, .kerasZip:
         throw FerryError("writing Keras models is not supported yet (ONNX is)", file: path)
     case .caffe:

@@ -20,7 +20,19 @@ public enum ONNXExporter {
     /// The IR graph as an ONNX model importing the default domain at `opset`. Throws
     /// FerryError naming the node's source layer for an op, attribute or element type that
     /// ONNX opset `opset` cannot express, and for a graph that does not verify.
-    public static func model(_ fusedGraph: Graph, opset: Int = defaultOpset) throws -> Onnx_ModelProto {
+    public static func model(_ graph: Graph, opset: Int = defaultOpset) throws -> Onnx_ModelProto {
+        // A protobuf message cannot exceed 2 GiB; weights that large need ONNX external data.
+        let limit = Int(Int32.max)
+        guard graph.parameterBytes < limit else {
+            throw FerryError("graph '\(graph.name)' holds \(graph.parameterBytes) bytes of weights; "
+                             + "ONNX files over 2 GiB need external data: write the model to a file (`write`)")
+        }
+        return try model(graph, opset: opset, inlineWeights: true)
+    }
+
+    /// The model; with `inlineWeights` false, the graph's initializers are left out (the
+    /// streaming writer appends them), but small ones the exporter makes (Reshape targets) stay.
+    static func model(_ fusedGraph: Graph, opset: Int, inlineWeights: Bool) throws -> Onnx_ModelProto {
         // ONNX has no fused Conv/Gemm activations: write them as the nodes they stand for.
         let graph = fusedGraph.splittingFusedActivations()
         guard supportedOpsets.contains(opset) else {
@@ -30,20 +42,15 @@ public enum ONNXExporter {
         try graph.verify()
         let types = try graph.inferTypes()
 
-        // A protobuf message cannot exceed 2 GiB; weights that large need ONNX external data.
-        let limit = Int(Int32.max)
-        guard graph.parameterBytes < limit else {
-            throw FerryError("graph '\(graph.name)' holds \(graph.parameterBytes) bytes of weights; "
-                             + "ONNX files over 2 GiB need external data, which the exporter does not write yet")
-        }
-
         let irVersion = irVersion(forOpset: opset)
         var context = NodeContext(opset: opset, types: types, taken: allNames(graph))
 
         var g = Onnx_GraphProto()
         g.name = graph.name.isEmpty ? "ferry" : graph.name
         g.input = graph.inputs.map { ONNXTensors.valueInfo($0.name, $0.type) }
-        g.initializer = graph.initializerNamesInUseOrder.map { ONNXTensors.tensor($0, graph.initializers[$0]!) }
+        if inlineWeights {
+            g.initializer = graph.initializerNamesInUseOrder.map { ONNXTensors.tensor($0, graph.initializers[$0]!) }
+        }
         g.node = try graph.nodes.flatMap { try context.nodes($0) }
         g.output = graph.outputs.map { v in
             guard context.unreliableShapes.contains(v.name) else { return ONNXTensors.valueInfo(v.name, v.type) }
@@ -93,16 +100,6 @@ public enum ONNXExporter {
             return try proto.serializedBytes()
         } catch {
             throw FerryError("cannot encode the ONNX model of graph '\(graph.name)': \(error)")
-        }
-    }
-
-    /// Writes the model to an .onnx file.
-    public static func write(_ graph: Graph, to url: URL, opset: Int = defaultOpset) throws {
-        let bytes = try serialize(graph, opset: opset)
-        do {
-            try Data(bytes).write(to: url)
-        } catch {
-            throw FerryError("cannot write: \(error.localizedDescription)", file: url.path)
         }
     }
 

@@ -90,7 +90,16 @@ enum ONNXImportTensors {
             }
         }
         switch dtype {
-        case .float32: return .float32(load(UInt32.self).map(Float.init(bitPattern:)))
+        case .float32:
+            // Straight into the tensor's array: no intermediate copy of a large weight.
+            return .float32(data.withUnsafeBytes { raw in
+                [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    for i in 0..<count {
+                        buffer[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                    }
+                    initialized = count
+                }
+            })
         case .float16: return .float16(load(UInt16.self))
         case .int64: return .int64(load(Int64.self))
         case .int32: return .int32(load(Int32.self))

@@ -136,6 +136,28 @@ struct CrossCheckTests {
         }
     }
 
+    /// A model written with external data (a small threshold stands in for 2 GiB) loads in
+    /// onnx and onnxruntime and computes the same as the inline file.
+    @Test func externalDataLoadsInOnnxruntime() throws {
+        let dir = try CrossCheck.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = dir.appendingPathComponent("broadcast.onnx")
+        #expect(try ONNXExporter.write(try Graphs.everyOp(), to: model, externalDataThreshold: 0,
+                                            externalTensorMinimumBytes: 0) != nil)
+        let n = 2
+        let xFile = dir.appendingPathComponent("x.npy")
+        try CrossCheck.npy(Graphs.floats(n * 3 * 9 * 8, seed: 3), shape: [n, 3, 9, 8]).write(to: xFile)
+        let inline = dir.appendingPathComponent("inline.onnx")
+        try ONNXExporter.write(try Graphs.everyOp(), to: inline)
+        let expected = dir.appendingPathComponent("expected")
+        let first = try CrossCheck.run([inline.path, "--input", "image=\(xFile.path)", "--save-outputs", expected.path])
+        #expect(first.status == 0, "\(first.output)")
+        let r = try CrossCheck.run([model.path, "--input", "image=\(xFile.path)",
+                                    "--expect", "out=\(expected.appendingPathComponent("out.npy").path)",
+                                    "--expect", "gemm=\(expected.appendingPathComponent("gemm.npy").path)", "--rtol", "0"])
+        #expect(r.status == 0, "\(r.output)")
+    }
+
     /// onnxruntime computes what the IR means (reference computed here), and the tool's exit
     /// status tells a match (0) from a mismatch (1) and a broken file (2).
     @Test func outputsMatchReference() throws {

@@ -1,0 +1,187 @@
+import Foundation
+import FerryIR
+import SwiftProtobuf
+
+/// Writes .onnx files without building the whole file in memory: the model without its
+/// weights is encoded by SwiftProtobuf, and each weight tensor is streamed from the graph's
+/// own storage into the file (inline as raw_data, or into `X.onnx.data` as ONNX external data
+/// when the file would pass the threshold). Converting thus holds the weights once, plus one
+/// tensor's bytes for non-float32 types.
+extension ONNXExporter {
+    /// Protobuf messages are limited to 2 GiB; above this many weight bytes, external data.
+    public static let defaultExternalDataThreshold = Int(Int32.max) - (64 << 20)
+    /// Tensors smaller than this stay inline even in a model with external data (as onnx's
+    /// `convert_model_to_external_data` does by default).
+    public static let externalTensorMinimumBytes = 1024
+
+    /// Writes the model to `url`. When the weights reach `externalDataThreshold` bytes they go
+    /// into `<file name>.data` beside it (location relative to the model's folder), those of
+    /// `externalTensorMinimumBytes` or more. Both files
+    /// are written to temporary names and renamed into place, the data file first.
+    /// Returns the data file's URL when one was written.
+    @discardableResult
+    public static func write(_ graph: Graph, to url: URL, opset: Int = defaultOpset,
+                             externalDataThreshold: Int = defaultExternalDataThreshold,
+                             externalTensorMinimumBytes: Int = externalTensorMinimumBytes) throws -> URL? {
+        let skeleton = try model(graph, opset: opset, inlineWeights: false)
+        let external = graph.parameterBytes >= externalDataThreshold
+        let dataURL = url.appendingPathExtension("data")
+        let dataName = dataURL.lastPathComponent
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        let temporaryData = url.deletingLastPathComponent().appendingPathComponent(".\(dataName).\(UUID().uuidString).tmp")
+        var wroteData = false
+        do {
+            defer {
+                try? FileManager.default.removeItem(at: temporary)
+                try? FileManager.default.removeItem(at: temporaryData)
+            }
+            // Each weight's TensorProto without its elements, and where its elements go.
+            var headers: [(name: String, header: [UInt8], inlineCount: Int)] = []
+            var dataOffset = 0
+            var externalNames: [String] = []
+            for name in graph.initializerNamesInUseOrder {
+                let tensor = graph.initializers[name]!
+                var proto = Onnx_TensorProto()
+                proto.name = name
+                proto.dims = tensor.shape.map(Int64.init)
+                proto.dataType = Int32(ONNXTensors.dataType(tensor.dtype).rawValue)
+                if external && tensor.byteCount >= externalTensorMinimumBytes {
+                    // 4 KiB alignment lets readers map tensors in place.
+                    dataOffset = (dataOffset + 4095) / 4096 * 4096
+                    proto.dataLocation = .external
+                    proto.externalData = [("location", dataName), ("offset", String(dataOffset)),
+                                          ("length", String(tensor.byteCount))].map { key, value in
+                        var entry = Onnx_StringStringEntryProto()
+                        entry.key = key
+                        entry.value = value
+                        return entry
+                    }
+                    dataOffset += tensor.byteCount
+                    externalNames.append(name)
+                    headers.append((name, try proto.serializedBytes(), -1))
+                } else {
+                    headers.append((name, try proto.serializedBytes(), tensor.byteCount))
+                }
+            }
+            var graphProto = skeleton.graph
+            var modelProto = skeleton
+            modelProto.clearGraph()
+            let graphBytes: [UInt8] = try graphProto.serializedBytes()
+            graphProto = Onnx_GraphProto()
+            let modelBytes: [UInt8] = try modelProto.serializedBytes()
+
+            // GraphProto.initializer is field 5, TensorProto.raw_data field 9, ModelProto.graph field 7.
+            var initializerFields: [(prefix: [UInt8], name: String?)] = []
+            var graphLength = graphBytes.count
+            for h in headers {
+                var entry = h.header
+                if h.inlineCount >= 0 {
+                    entry += ProtobufWire.key(9) + ProtobufWire.varint(h.inlineCount)
+                }
+                let entryLength = entry.count + max(h.inlineCount, 0)
+                let prefix = ProtobufWire.key(5) + ProtobufWire.varint(entryLength) + entry
+                graphLength += prefix.count + max(h.inlineCount, 0)
+                initializerFields.append((prefix, h.inlineCount >= 0 ? h.name : nil))
+            }
+            guard graphLength < Int(Int32.max) else {
+                throw FerryError("the ONNX graph would be \(graphLength) bytes, over protobuf's 2 GiB; use external data")
+            }
+
+            let out = try FileSink(temporary)
+            try out.write(modelBytes)
+            try out.write(ProtobufWire.key(7) + ProtobufWire.varint(graphLength))
+            try out.write(graphBytes)
+            for field in initializerFields {
+                try out.write(field.prefix)
+                if let name = field.name { try out.write(graph.initializers[name]!) }
+            }
+            try out.close()
+
+            if !externalNames.isEmpty {
+                let data = try FileSink(temporaryData)
+                var offset = 0
+                for name in externalNames {
+                    let tensor = graph.initializers[name]!
+                    let aligned = (offset + 4095) / 4096 * 4096
+                    if aligned > offset { try data.write([UInt8](repeating: 0, count: aligned - offset)) }
+                    try data.write(tensor)
+                    offset = aligned + tensor.byteCount
+                }
+                try data.close()
+                try replace(dataURL, with: temporaryData)
+                wroteData = true
+            }
+            try replace(url, with: temporary)
+        } catch let e as FerryError {
+            throw e.inFile(url.path)
+        } catch {
+            throw FerryError("cannot write: \(error.localizedDescription)", file: url.path)
+        }
+        return wroteData ? dataURL : nil
+    }
+
+    private static func replace(_ destination: URL, with source: URL) throws {
+        if rename(source.path, destination.path) != 0 {
+            throw FerryError("cannot move the written file into place: \(String(cString: strerror(errno)))", file: destination.path)
+        }
+    }
+}
+
+/// Protobuf wire-format pieces for the length-delimited fields the streaming writer emits.
+enum ProtobufWire {
+    static func varint(_ value: Int) -> [UInt8] {
+        var v = UInt64(value)
+        var bytes: [UInt8] = []
+        while v >= 0x80 {
+            bytes.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+        return bytes
+    }
+
+    /// The key of a length-delimited field (wire type 2).
+    static func key(_ field: Int) -> [UInt8] { varint(field << 3 | 2) }
+}
+
+/// An output file written in large chunks.
+final class FileSink {
+    private let handle: FileHandle
+
+    init(_ url: URL) throws {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+            throw FerryError("cannot create the file", file: url.path)
+        }
+        handle = try FileHandle(forWritingTo: url)
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    func write(_ buffer: UnsafeRawBufferPointer) throws {
+        // Chunks of 16 MiB: FileHandle copies what it is given into a Data.
+        var start = 0
+        while start < buffer.count {
+            let end = min(start + (16 << 20), buffer.count)
+            try handle.write(contentsOf: Data(UnsafeRawBufferPointer(rebasing: buffer[start..<end])))
+            start = end
+        }
+    }
+
+    /// A tensor's elements as little-endian raw_data, straight from its storage when it is float32.
+    func write(_ tensor: Tensor) throws {
+        #if _endian(little)
+        if case .float32(let values) = tensor.storage {
+            try values.withUnsafeBytes { try write($0) }
+            return
+        }
+        #endif
+        try ONNXTensors.rawData(tensor.storage).withUnsafeBytes { try write($0) }
+    }
+
+    func close() throws {
+        try handle.synchronize()
+        try handle.close()
+    }
+}
