@@ -114,6 +114,9 @@ struct Convert: ParsableCommand {
     @Flag(help: "Replace the destination if it exists.")
     var force = false
 
+    @Option(help: "ONNX opset to write, 13 to 21 (default 17).")
+    var opset: Int?
+
     @OptionGroup var options: ModelOptions
 
     func run() throws {
@@ -132,10 +135,14 @@ struct Convert: ParsableCommand {
         if URL(fileURLWithPath: source).standardizedFileURL == URL(fileURLWithPath: destination).standardizedFileURL {
             throw FerryError("the destination is the source; refusing to overwrite an input", file: destination)
         }
+        if let opset {
+            guard format == .onnx else { throw FerryError("--opset applies to ONNX output only", file: destination) }
+            guard (13...21).contains(opset) else { throw FerryError("--opset \(opset): ONNX output is written at opsets 13 to 21") }
+        }
         try refuseExisting([destination], force: force)
         var graph = try loadModelSafely(path: source, weights: options.weights)
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
-        try saveModel(graph, to: destination, format: format)
+        try saveModel(graph, to: destination, format: format, opset: opset)
         print("wrote \(destination) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
     }
 }

@@ -50,3 +50,24 @@ def test_unsupported_onnx_op_names_op_domain_and_opset(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {path}: acos1 (Acos): ")
     assert "Acos (domain ai.onnx, opset 15)" in result.stderr
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+def test_convert_at_other_opsets(opset, tmp_path):
+    model_dir, variant, _ = keras_cases("ok")[0].values
+    path = tmp_path / f"m{opset}.onnx"
+    ferry("convert", model_dir / variant["file"], path, "--opset", opset, check=True)
+    model = onnx.load(path)
+    onnx.checker.check_model(model, full_check=True)
+    assert [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+    out = tmp_path / "out"
+    out.mkdir()
+    for o, result in zip(variant["outputs"], run_outputs(path, model_dir, variant, out)):
+        within_tolerance(result, np.load(model_dir / o["npy"]))
+
+
+def test_opset_out_of_range_is_a_usage_error(tmp_path):
+    model_dir, variant, _ = keras_cases("ok")[0].values
+    result = ferry("convert", model_dir / variant["file"], tmp_path / "m.onnx", "--opset", 9)
+    assert result.returncode == 2 and "13 to 21" in result.stderr
+    assert not (tmp_path / "m.onnx").exists()
