@@ -29,8 +29,17 @@ enum ONNXOpTable {
         "GlobalAveragePool": GlobalAveragePool, "GlobalMaxPool": GlobalMaxPool,
         // Activations
         "Relu": Relu, "Sigmoid": Sigmoid, "Tanh": Tanh, "LeakyRelu": LeakyRelu, "Softmax": Softmax,
-        // Elementwise binary
-        "Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div,
+        "LogSoftmax": LogSoftmax, "Gelu": Gelu, "Elu": Elu, "Selu": Selu, "HardSigmoid": HardSigmoid,
+        "ThresholdedRelu": ThresholdedRelu, "Clip": Clip, "PRelu": PRelu, "Softplus": Softplus,
+        "Softsign": Softsign, "HardSwish": HardSwish, "Mish": Mish,
+        // Elementwise unary math
+        "Abs": Abs, "Neg": Neg, "Exp": Exp, "Log": Log, "Sqrt": Sqrt, "Reciprocal": Reciprocal,
+        "Floor": Floor, "Ceil": Ceil, "Erf": Erf,
+        // Elementwise binary and variadic
+        "Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Pow": Pow,
+        "Max": Max, "Min": Min, "Sum": Sum, "Mean": Mean,
+        // Normalization
+        "BatchNormalization": BatchNormalization,
         // Data movement
         "Flatten": Flatten, "Reshape": Reshape, "Transpose": Transpose, "Identity": Identity, "Dropout": Dropout,
     ]
@@ -230,6 +239,76 @@ enum ONNXOpTable {
         try alongAxis(n, defaultAxisBefore13: 1) { .softmax(axis: $0) }
     }
 
+    static func LogSoftmax(_ n: ONNXNode) throws {
+        try alongAxis(n, defaultAxisBefore13: 1) { .logSoftmax(axis: $0) }
+    }
+
+    static func Gelu(_ n: ONNXNode) throws {
+        let approximate = try n.string("approximate", "none")
+        guard approximate == "none" || approximate == "tanh" else { throw n.unsupported("approximate='\(approximate)'") }
+        try n.emit(.gelu(approximate: approximate == "tanh"), [try n.input(0)])
+    }
+
+    static func Elu(_ n: ONNXNode) throws { try n.emit(.elu(alpha: try n.float("alpha", 1)), [try n.input(0)]) }
+
+    static func Selu(_ n: ONNXNode) throws {
+        try n.emit(.selu(alpha: try n.float("alpha", 1.67326319217681884765625),
+                         gamma: try n.float("gamma", 1.05070102214813232421875)), [try n.input(0)])
+    }
+
+    static func HardSigmoid(_ n: ONNXNode) throws {
+        try n.emit(.hardSigmoid(alpha: try n.float("alpha", 0.2), beta: try n.float("beta", 0.5)), [try n.input(0)])
+    }
+
+    static func ThresholdedRelu(_ n: ONNXNode) throws {
+        try n.emit(.thresholdedRelu(alpha: try n.float("alpha", 1)), [try n.input(0)])
+    }
+
+    /// Bounds are attributes before opset 11 (defaults: none), optional constant inputs after.
+    static func Clip(_ n: ONNXNode) throws {
+        let low: Float?, high: Float?
+        if n.opset < 11 {
+            low = n.has("min") ? try n.float("min", 0) : nil
+            high = n.has("max") ? try n.float("max", 0) : nil
+        } else {
+            low = try n.optionalConstantFloat(1, "min")
+            high = try n.optionalConstantFloat(2, "max")
+        }
+        try n.emit(.clip(min: low, max: high), [try n.input(0)])
+    }
+
+    /// Before opset 7 a slope of C values applied per channel (axis 1); from 7 it broadcasts
+    /// numpy-style from the right, so it gets trailing 1s.
+    static func PRelu(_ n: ONNXNode) throws {
+        var slope = try n.input(1)
+        let x = try n.inputType(0), s = try n.inputType(1)
+        if n.opset < 7, s.shape.rank == 1, x.shape.rank > 2, s.shape[0] != .fixed(1) {
+            let trailing = Array(repeating: 1, count: x.shape.rank - 2)
+            if let c = n.constant(1) {
+                slope = n.addConstant("slope", c.reshaped(c.shape + trailing))
+            } else {
+                slope = try n.emitTemporary(.reshape(shape: [0] + trailing), [slope], "slope")
+            }
+        }
+        try n.emit(.prelu, [try n.input(0), slope])
+    }
+    static func Softplus(_ n: ONNXNode) throws { try n.emit(.softplus, [try n.input(0)]) }
+    static func Softsign(_ n: ONNXNode) throws { try n.emit(.softsign, [try n.input(0)]) }
+    static func HardSwish(_ n: ONNXNode) throws { try n.emit(.hardSwish, [try n.input(0)]) }
+    static func Mish(_ n: ONNXNode) throws { try n.emit(.mish, [try n.input(0)]) }
+
+    // MARK: Elementwise unary math
+
+    static func Abs(_ n: ONNXNode) throws { try n.emit(.abs, [try n.input(0)]) }
+    static func Neg(_ n: ONNXNode) throws { try n.emit(.neg, [try n.input(0)]) }
+    static func Exp(_ n: ONNXNode) throws { try n.emit(.exp, [try n.input(0)]) }
+    static func Log(_ n: ONNXNode) throws { try n.emit(.log, [try n.input(0)]) }
+    static func Sqrt(_ n: ONNXNode) throws { try n.emit(.sqrt, [try n.input(0)]) }
+    static func Reciprocal(_ n: ONNXNode) throws { try n.emit(.reciprocal, [try n.input(0)]) }
+    static func Floor(_ n: ONNXNode) throws { try n.emit(.floor, [try n.input(0)]) }
+    static func Ceil(_ n: ONNXNode) throws { try n.emit(.ceil, [try n.input(0)]) }
+    static func Erf(_ n: ONNXNode) throws { try n.emit(.erf, [try n.input(0)]) }
+
     /// Softmax-like ops: from opset 13 over one axis (default -1); before, the input was
     /// coerced to 2-D at `axis` (default 1) and each row normalised: the IR op over the last
     /// axis of Flatten(axis), reshaped back.
@@ -290,6 +369,33 @@ enum ONNXOpTable {
             }
         }
         try n.emit(op, [a, b])
+    }
+
+    static func Pow(_ n: ONNXNode) throws { try n.emit(.pow, [try n.input(0), try n.input(1)]) }
+
+    static func Max(_ n: ONNXNode) throws { try variadic(n, .max) }
+    static func Min(_ n: ONNXNode) throws { try variadic(n, .min) }
+    static func Sum(_ n: ONNXNode) throws { try variadic(n, .sum) }
+    static func Mean(_ n: ONNXNode) throws { try variadic(n, .mean) }
+
+    /// Max, Min, Sum, Mean: one or more inputs (numpy broadcasting from opset 8; before, equal shapes).
+    static func variadic(_ n: ONNXNode, _ op: Op) throws {
+        let inputs = n.proto.input.filter { !$0.isEmpty }
+        guard !inputs.isEmpty else { throw FerryError("\(n.opType) needs at least one input") }
+        try n.emit(op, inputs)
+    }
+
+    // MARK: Normalization
+
+    /// Inference form only: training_mode (opset 14) and the running-statistics outputs are
+    /// refused; before opset 7 `is_test` must be 1, and `spatial` (opsets 7 and 8) must be 1.
+    static func BatchNormalization(_ n: ONNXNode) throws {
+        if try n.bool("training_mode", false) { throw n.unsupported("training_mode=1") }
+        if n.opset < 7, try n.int("is_test", 0) == 0 { throw n.unsupported("is_test=0 (training)") }
+        if n.opset < 9, try n.int("spatial", 1) != 1 { throw n.unsupported("spatial=0 (per-element statistics)") }
+        try n.refuseOutputs(from: 1, "training statistics")
+        let inputs = try (0..<5).map { try n.input($0) }
+        try n.emit(.batchNormalization(epsilon: try n.float("epsilon", 1e-5)), inputs)
     }
 
     // MARK: Data movement
