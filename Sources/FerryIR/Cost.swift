@@ -15,7 +15,7 @@ extension Graph {
         guard let types = try? bound.inferTypes() else { return nil }
         var total = 0
         for node in nodes {
-            guard let out = node.outputs.first.flatMap({ types[$0] })?.shape.elementCount else { return nil }
+            guard let out = node.outputs.first(where: { !$0.isEmpty }).flatMap({ types[$0] })?.shape.elementCount else { return nil }
             switch node.op {
             case .conv:
                 guard let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
@@ -57,6 +57,18 @@ extension Graph {
             case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .gather,
                  .depthToSpace, .spaceToDepth:
                 break
+            case .resize(let a):
+                // Taps per output element: 1 nearest, 2 per resized axis linear, 4 cubic.
+                let taps = a.mode == .nearest ? 0 : (a.mode == .linear ? 2 : 4)
+                total += out * 2 * taps
+            case .lstm, .gru, .rnn:
+                // Per step, batch row and direction: X·W and H·R (2 flops per multiply-add),
+                // plus a few elementwise operations per gate unit.
+                guard let x = types[node.inputs[0]]?.shape.fixedSizes,
+                      let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
+                let steps = x[0] * x[1], (dirs, gates, inputSize) = (w[0], w[1], w[2])
+                let hidden = gates / node.op.recurrentGateCount
+                total += steps * dirs * (2 * gates * (inputSize + hidden) + 4 * gates)
             default:
                 total += out
             }

@@ -45,8 +45,9 @@ public struct GraphBuilder: Sendable {
     /// Adds a node; returns its outputs' unique names.
     @discardableResult
     public mutating func add(_ op: Op, inputs: [String], outputs: [String], origin: Origin?, nodeName: String? = nil) -> [String] {
-        let outs = outputs.map { uniqueName($0) }
-        let name = nodeName ?? outs[0]
+        // "" stays "": an unused optional output (recurrent layers).
+        let outs = outputs.map { $0.isEmpty && op.hasOptionalOutputs ? "" : uniqueName($0) }
+        let name = nodeName ?? outs.first { !$0.isEmpty } ?? uniqueName(op.name)
         graph.nodes.append(Node(name: name, op: op, inputs: inputs, outputs: outs, origins: origin.map { [$0] } ?? []))
         return outs
     }

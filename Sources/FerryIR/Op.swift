@@ -123,6 +123,26 @@ public enum Op: Sendable, Hashable {
     case depthToSpace(blockSize: Int, mode: DepthToSpaceMode)
     /// Moves (blockSize x blockSize) blocks of space into channels (the inverse of DCR DepthToSpace).
     case spaceToDepth(blockSize: Int)
+    /// Resamples an N-D input (nearest, linear or cubic) to `sizes`, or by `scales`.
+    case resize(ResizeAttributes)
+
+    // Recurrent layers, ONNX layouts and gate orders. Inputs: X, W, R, then optional B,
+    // sequence_lens (int32), initial_h (LSTM: then initial_c, P). Outputs: Y, Y_h (LSTM: Y_c);
+    // a node may list fewer (a prefix) or name an unused one "" (`hasOptionalOutputs`).
+    /// Gates i, o, f, c.
+    case lstm(RecurrentAttributes)
+    /// Gates z, r, h.
+    case gru(RecurrentAttributes)
+    case rnn(RecurrentAttributes)
+
+    /// Whether a node may list a prefix of the outputs and name unused ones "" (the recurrent
+    /// ops, as ONNX allows); every other op's node names each output.
+    public var hasOptionalOutputs: Bool {
+        switch self {
+        case .lstm, .gru, .rnn: return true
+        default: return false
+        }
+    }
 
     /// The ONNX op type name.
     public var name: String {
@@ -204,6 +224,10 @@ public enum Op: Sendable, Hashable {
         case .gather: return "Gather"
         case .depthToSpace: return "DepthToSpace"
         case .spaceToDepth: return "SpaceToDepth"
+        case .resize: return "Resize"
+        case .lstm: return "LSTM"
+        case .gru: return "GRU"
+        case .rnn: return "RNN"
         }
     }
 
@@ -225,6 +249,8 @@ public enum Op: Sendable, Hashable {
         case .where: return (3, 3)
         case .concat: return (1, Int.max)
         case .gather: return (2, 2)
+        case .lstm: return (3, 8)
+        case .gru, .rnn: return (3, 6)
         default: return (1, 1)
         }
     }
@@ -282,6 +308,21 @@ public enum Op: Sendable, Hashable {
         case .expand(let shape): return [("shape", list(shape))]
         case .depthToSpace(let b, let mode): return [("blocksize", String(b)), ("mode", mode.rawValue)]
         case .spaceToDepth(let b): return [("blocksize", String(b))]
+        case .resize(let r):
+            var a = [("mode", r.mode.rawValue), ("coordinate_transformation_mode", r.coordinateTransformation.rawValue)]
+            if r.mode == .nearest { a.append(("nearest_mode", r.nearestMode.rawValue)) }
+            if r.mode == .cubic { a += [("cubic_coeff_a", "\(r.cubicCoeffA)"), ("exclude_outside", r.excludeOutside ? "1" : "0")] }
+            if let scales = r.scales { a.append(("scales", "[" + scales.map { "\($0)" }.joined(separator: ",") + "]")) }
+            if let sizes = r.sizes { a.append(("sizes", list(sizes))) }
+            return a
+        case .lstm(let r), .gru(let r), .rnn(let r):
+            var a = [("hidden_size", String(r.hiddenSize)), ("direction", r.direction.rawValue)]
+            if !r.activations.isEmpty { a.append(("activations", r.activations.map(\.description).joined(separator: ","))) }
+            if let clip = r.clip { a.append(("clip", "\(clip)")) }
+            if case .gru = self { a.append(("linear_before_reset", r.linearBeforeReset ? "1" : "0")) }
+            if case .lstm = self, r.inputForget { a.append(("input_forget", "1")) }
+            if r.layout != 0 { a.append(("layout", String(r.layout))) }
+            return a
         default: return []
         }
     }
@@ -497,4 +538,144 @@ public enum DepthToSpaceMode: String, Sendable, Hashable, CaseIterable {
     case dcr = "DCR"
     /// column-row-depth: channel c * b * b + bh * b + bw (PyTorch's pixel_shuffle).
     case crd = "CRD"
+}
+
+/// ONNX Resize (opset 13+ semantics) with scales or sizes as attributes.
+public struct ResizeAttributes: Sendable, Hashable {
+    public enum Mode: String, Sendable, Hashable, CaseIterable { case nearest, linear, cubic }
+    /// How an output coordinate maps to an input coordinate (ONNX coordinate_transformation_mode).
+    public enum CoordinateTransformation: String, Sendable, Hashable, CaseIterable {
+        /// (x + 0.5) / scale - 0.5 (TF2 / PyTorch bilinear with align_corners=False).
+        case halfPixel = "half_pixel"
+        /// As halfPixel, but 0 where the output length is 1.
+        case pytorchHalfPixel = "pytorch_half_pixel"
+        /// x * (in - 1) / (out - 1).
+        case alignCorners = "align_corners"
+        /// x / scale (Keras UpSampling2D nearest, TF1 resize).
+        case asymmetric
+    }
+    /// How nearest mode rounds the input coordinate.
+    public enum NearestMode: String, Sendable, Hashable, CaseIterable {
+        case roundPreferFloor = "round_prefer_floor"
+        case roundPreferCeil = "round_prefer_ceil"
+        case floor, ceil
+    }
+
+    public var mode: Mode
+    public var coordinateTransformation: CoordinateTransformation
+    public var nearestMode: NearestMode
+    /// One scale per input axis (output size floor(in * scale)); exactly one of scales and sizes.
+    public var scales: [Float]?
+    /// One size per input axis.
+    public var sizes: [Int]?
+    /// Cubic mode's A (-0.75 as PyTorch; TensorFlow uses -0.5).
+    public var cubicCoeffA: Float
+    /// Cubic mode: weights of taps outside the input are set to 0 and the rest renormalised.
+    public var excludeOutside: Bool
+
+    public init(mode: Mode = .nearest, coordinateTransformation: CoordinateTransformation = .halfPixel,
+                nearestMode: NearestMode = .roundPreferFloor, scales: [Float]? = nil, sizes: [Int]? = nil,
+                cubicCoeffA: Float = -0.75, excludeOutside: Bool = false) {
+        self.mode = mode
+        self.coordinateTransformation = coordinateTransformation
+        self.nearestMode = nearestMode
+        self.scales = scales
+        self.sizes = sizes
+        self.cubicCoeffA = cubicCoeffA
+        self.excludeOutside = excludeOutside
+    }
+}
+
+/// Direction of a recurrent layer.
+public enum RecurrentDirection: String, Sendable, Hashable, CaseIterable {
+    case forward, reverse, bidirectional
+
+    public var count: Int { self == .bidirectional ? 2 : 1 }
+}
+
+/// The activation functions ONNX recurrent layers take (f, g, h), with their parameters.
+public enum ActivationFunction: Sendable, Hashable, CustomStringConvertible {
+    case sigmoid, tanh, relu
+    /// alpha * x + beta
+    case affine(alpha: Float, beta: Float)
+    case leakyRelu(alpha: Float)
+    /// x if x >= alpha else 0
+    case thresholdedRelu(alpha: Float)
+    /// alpha * tanh(beta * x)
+    case scaledTanh(alpha: Float, beta: Float)
+    /// min(max(alpha * x + beta, 0), 1) (Keras 2 hard_sigmoid: 0.2, 0.5; Keras 3: 1/6, 0.5)
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// x if x >= 0 else alpha * (e^x - 1)
+    case elu(alpha: Float)
+    case softsign, softplus
+
+    /// The ONNX name (activations attribute).
+    public var onnxName: String {
+        switch self {
+        case .sigmoid: return "Sigmoid"
+        case .tanh: return "Tanh"
+        case .relu: return "Relu"
+        case .affine: return "Affine"
+        case .leakyRelu: return "LeakyRelu"
+        case .thresholdedRelu: return "ThresholdedRelu"
+        case .scaledTanh: return "ScaledTanh"
+        case .hardSigmoid: return "HardSigmoid"
+        case .elu: return "Elu"
+        case .softsign: return "Softsign"
+        case .softplus: return "Softplus"
+        }
+    }
+
+    /// alpha and beta as ONNX's activation_alpha / activation_beta hold them (0 where unused).
+    public var parameters: (alpha: Float, beta: Float) {
+        switch self {
+        case .affine(let a, let b), .scaledTanh(let a, let b), .hardSigmoid(let a, let b): return (a, b)
+        case .leakyRelu(let a), .thresholdedRelu(let a), .elu(let a): return (a, 0)
+        default: return (0, 0)
+        }
+    }
+
+    public var hasParameters: Bool {
+        switch self {
+        case .sigmoid, .tanh, .relu, .softsign, .softplus: return false
+        default: return true
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .affine(let a, let b), .scaledTanh(let a, let b), .hardSigmoid(let a, let b): return "\(onnxName)(\(a),\(b))"
+        case .leakyRelu(let a), .thresholdedRelu(let a), .elu(let a): return "\(onnxName)(\(a))"
+        default: return onnxName
+        }
+    }
+}
+
+/// ONNX LSTM / GRU / RNN attributes.
+public struct RecurrentAttributes: Sendable, Hashable {
+    public var hiddenSize: Int
+    public var direction: RecurrentDirection
+    /// Empty for ONNX's defaults (LSTM sigmoid, tanh, tanh; GRU sigmoid, tanh; RNN tanh), else
+    /// one list per direction (forward first), or one list used for both directions.
+    public var activations: [ActivationFunction]
+    /// Gate pre-activations are clipped to [-clip, clip].
+    public var clip: Float?
+    /// GRU: apply the reset gate after multiplying by R (Keras reset_after=True, cuDNN).
+    public var linearBeforeReset: Bool
+    /// LSTM: couple the input and forget gates (f = 1 - i).
+    public var inputForget: Bool
+    /// 0: X (seq, batch, input), Y (seq, dirs, batch, hidden), states (dirs, batch, hidden);
+    /// 1: batch first: X (batch, seq, input), Y (batch, seq, dirs, hidden), states (batch, dirs, hidden).
+    public var layout: Int
+
+    public init(hiddenSize: Int, direction: RecurrentDirection = .forward, activations: [ActivationFunction] = [],
+                clip: Float? = nil, linearBeforeReset: Bool = false, inputForget: Bool = false, layout: Int = 0) {
+        self.hiddenSize = hiddenSize
+        self.direction = direction
+        self.activations = activations
+        self.clip = clip
+        self.linearBeforeReset = linearBeforeReset
+        self.inputForget = inputForget
+        self.layout = layout
+    }
 }

@@ -338,6 +338,9 @@ extension Op {
         case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .gather,
              .depthToSpace, .spaceToDepth:
             return try inferDataMovement(inputs)
+
+        case .resize, .lstm, .gru, .rnn:
+            return try inferResizeOrRecurrent(inputs)
         }
     }
 }

@@ -22,11 +22,12 @@ extension Graph {
             } catch let e as FerryError {
                 throw e.atLayer(layer, type: type)
             }
-            guard outs.count == node.outputs.count else {
+            let listed = node.op.hasOptionalOutputs ? (1...outs.count).contains(node.outputs.count) : outs.count == node.outputs.count
+            guard listed else {
                 throw FerryError("node '\(node.name)' has \(node.outputs.count) outputs, \(node.op.name) makes \(outs.count)",
                                  layer: layer, layerType: type)
             }
-            for (name, t) in zip(node.outputs, outs) { types[name] = t }
+            for (name, t) in zip(node.outputs, outs) where !name.isEmpty { types[name] = t }
         }
         return types
     }
@@ -53,7 +54,11 @@ extension Graph {
             for (i, name) in node.inputs.enumerated() where name.isEmpty && i < arity.required {
                 throw FerryError("node '\(node.name)': required input \(i) is empty", layer: layer, layerType: type)
             }
-            for o in node.outputs {
+            guard node.outputs.contains(where: { !$0.isEmpty }) else {
+                throw FerryError("node '\(node.name)' has no named output", layer: layer, layerType: type)
+            }
+            // An unused optional output is "" (ONNX's convention).
+            for o in node.outputs where !(o.isEmpty && node.op.hasOptionalOutputs) {
                 do { try define(o, "output of node '\(node.name)'") } catch let e as FerryError {
                     throw e.atLayer(layer, type: type)
                 }

@@ -295,6 +295,60 @@ struct NodeContext {
         case .spaceToDepth(let blockSize):
             proto.attribute = [.int("blocksize", blockSize)]
 
+        case .resize(let a):
+            guard opset >= 11 else {
+                throw FerryError("Resize with coordinate_transformation_mode needs ONNX opset 11 or later, not \(opset)")
+            }
+            proto.attribute = [.string("mode", a.mode.rawValue),
+                               .string("coordinate_transformation_mode", a.coordinateTransformation.rawValue)]
+            if a.mode == .nearest { proto.attribute.append(.string("nearest_mode", a.nearestMode.rawValue)) }
+            if a.mode == .cubic {
+                proto.attribute += [.float("cubic_coeff_a", a.cubicCoeffA), .int("exclude_outside", a.excludeOutside ? 1 : 0)]
+            }
+            // roi and scales became optional in opset 13; before, empty tensors stand for them.
+            let empty = Tensor(shape: [0], floats: [])
+            let roi = opset >= 13 ? "" : addInitializer("\(node.name)_roi", empty)
+            if let scales = a.scales {
+                proto.input = [node.inputs[0], roi, addInitializer("\(node.name)_scales", Tensor(shape: [scales.count], floats: scales))]
+            } else if let sizes = a.sizes {
+                let noScales = opset >= 13 ? "" : addInitializer("\(node.name)_scales", empty)
+                proto.input = [node.inputs[0], roi, noScales, addInitializer("\(node.name)_sizes", int64s(sizes))]
+            }
+
+        case .lstm(let a), .gru(let a), .rnn(let a):
+            // Trailing absent inputs are left out, as ONNX allows.
+            while proto.input.last == "" { proto.input.removeLast() }
+            proto.attribute = [.int("hidden_size", a.hiddenSize), .string("direction", a.direction.rawValue)]
+            // Written in full (one list per direction) so that no reader has to guess.
+            let activations = try a.activationsPerDirection(node.op).flatMap { $0 }
+            if !a.activations.isEmpty { proto.attribute.append(.strings("activations", activations.map(\.onnxName))) }
+            if activations.contains(where: \.hasParameters) {
+                // One alpha and one beta per activation, in the activations' order.
+                proto.attribute += [.floats("activation_alpha", activations.map(\.parameters.alpha)),
+                                    .floats("activation_beta", activations.map(\.parameters.beta))]
+            }
+            if let clip = a.clip { proto.attribute.append(.float("clip", clip)) }
+            if case .gru = node.op { proto.attribute.append(.int("linear_before_reset", a.linearBeforeReset ? 1 : 0)) }
+            if a.inputForget { proto.attribute.append(.int("input_forget", 1)) }
+            if a.layout == 1 {
+                // Batch-first, written as the sequence-first op between Transposes: onnxruntime
+                // (1.31) refuses layout 1, and opsets before 14 cannot say it.
+                var helper = Helper(node: node, doc: proto.docString)
+                var inputs = node.inputs
+                for i in [0, 5, 6] where i < inputs.count && !inputs[i].isEmpty {
+                    inputs[i] = helper.add(&self, "Transpose", [inputs[i]], attributes: [.ints("perm", [1, 0, 2])])
+                }
+                var core = proto
+                core.input = inputs
+                core.output = node.outputs.map { $0.isEmpty ? "" : freshName("\($0)_seq_first") }
+                helper.nodes.append(core)
+                for (i, name) in node.outputs.enumerated() where !name.isEmpty {
+                    helper.add(&self, "Transpose", [core.output[i]], output: name,
+                               attributes: [.ints("perm", i == 0 ? [2, 0, 1, 3] : [1, 0, 2])])
+                }
+                return helper.nodes
+            }
+
         case .matMul, .globalAveragePool, .globalMaxPool, .relu, .sigmoid, .tanh,
              .add, .sub, .mul, .div, .identity:
             break
@@ -584,6 +638,10 @@ struct NodeContext {
             allowed = dtype.isFloatingPoint
         case .concat, .split, .slice, .squeeze, .unsqueeze, .tile, .expand, .gather, .depthToSpace, .spaceToDepth:
             allowed = true
+        case .resize:
+            allowed = true
+        case .lstm, .gru, .rnn:
+            allowed = dtype.isFloatingPoint
         case .pad:
             // Pad-2 takes floats, Pad-11 every number, Pad-13 bool as well.
             allowed = dtype.isFloatingPoint || (opset >= 11 && dtype != .bool) || opset >= 13
@@ -608,6 +666,22 @@ extension Onnx_AttributeProto {
         a.name = name
         a.type = .ints
         a.ints = values.map(Int64.init)
+        return a
+    }
+
+    static func strings(_ name: String, _ values: [String]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .strings
+        a.strings = values.map { Data($0.utf8) }
+        return a
+    }
+
+    static func floats(_ name: String, _ values: [Float]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        a.type = .floats
+        a.floats = values
         return a
     }
 

@@ -3,7 +3,8 @@ import FerryIR
 
 /// The naive reference kernels, one static function per op (grouped by family in
 /// Convolution.swift, Gemm.swift, Pooling.swift, Activation.swift, Elementwise.swift,
-/// Normalization.swift, Reduction.swift, Logic.swift, Cast.swift, Layout.swift and Indexing.swift). Optimized kernels are tested against these; the optimizer may call
+/// Normalization.swift, Reduction.swift, Logic.swift, Cast.swift, Layout.swift, Indexing.swift,
+/// Resize.swift and Recurrent.swift). Optimized kernels are tested against these; the optimizer may call
 /// `evaluate` to fold constants.
 public enum ReferenceKernels {
     /// Whether the reference runtime can run an op on inputs of the given element types
@@ -14,6 +15,10 @@ public enum ReferenceKernels {
             return true
         case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .depthToSpace, .spaceToDepth:
             return true
+        case .resize(let a):
+            return a.mode == .nearest || inputTypes.first == .float32
+        case .lstm, .gru, .rnn:
+            return inputTypes.enumerated().allSatisfy { i, t in t == nil || t == (i == 4 ? .int32 : .float32) }
         case .gather:
             return inputTypes.count == 2 && (inputTypes[1] == .int64 || inputTypes[1] == .int32)
         case .convTranspose:
@@ -131,6 +136,8 @@ public enum ReferenceKernels {
         case .gather(let axis): return [try gather(try input(0), try input(1), axis: axis)]
         case .depthToSpace(let b, let mode): return [try depthToSpace(try input(0), blockSize: b, mode: mode)]
         case .spaceToDepth(let b): return [try spaceToDepth(try input(0), blockSize: b)]
+        case .resize(let a): return [try resize(try input(0), a)]
+        case .lstm, .gru, .rnn: return try recurrent(op, inputs)
         }
     }
 }
@@ -192,7 +199,7 @@ public struct ReferenceRuntime: Sendable {
         var release = Array(repeating: [String](), count: graph.nodes.count)
         for (i, node) in graph.nodes.enumerated() {
             // Outputs nobody reads are dropped right away.
-            for name in node.outputs where lastUse[name] == nil && !outputs.contains(name) {
+            for name in node.outputs where !name.isEmpty && lastUse[name] == nil && !outputs.contains(name) {
                 release[i].append(name)
             }
         }
@@ -225,10 +232,11 @@ public struct ReferenceRuntime: Sendable {
                     args.append(t)
                 }
                 let results = try ReferenceKernels.evaluate(node.op, args)
-                guard results.count == node.outputs.count else {
+                let listed = node.op.hasOptionalOutputs ? results.count >= node.outputs.count : results.count == node.outputs.count
+                guard listed else {
                     throw FerryError("node '\(node.name)' has \(node.outputs.count) outputs, \(node.op.name) made \(results.count)")
                 }
-                for (name, t) in zip(node.outputs, results) { live[name] = t }
+                for (name, t) in zip(node.outputs, results) where !name.isEmpty { live[name] = t }
                 hooks?.observe?(node, results)
             } catch let e as FerryError {
                 throw e.atLayer(layer, type: type)
