@@ -338,7 +338,7 @@ func layerOutputs(_ graph: Graph, byOrigin: Bool) -> (order: [String], value: [S
     var value: [String: String] = [:]
     var type: [String: String] = [:]
     for node in graph.nodes {
-        guard let out = node.outputs.last else { continue }
+        guard let out = node.outputs.last(where: { !$0.isEmpty }) else { continue }
         let origin = byOrigin ? node.origins.last : Origin(layer: out, type: node.op.name)
         guard let origin else { continue }
         if value[origin.layer] == nil { order.append(origin.layer) }
@@ -370,7 +370,7 @@ func compareLayers(_ a: Graph, _ runA: ReferenceRuntime, _ b: Graph, _ runB: Ref
             for (name, t) in zip(node.outputs, results) where wantedB.contains(name) { valuesB[name] = t }
         },
         substitute: { node, name in
-            let ownLayer = byOrigin ? node.origins.last?.layer : node.outputs.last
+            let ownLayer = byOrigin ? node.origins.last?.layer : node.outputs.last(where: { !$0.isEmpty })
             guard let layer = layerOfValueB[name], layer != ownLayer,
                   let t = valuesA[layersA.value[layer]!], let own = valuesB[name] else { return nil }
             if t.shape == own.shape { return t }

@@ -183,7 +183,7 @@ extension ModelSummary {
             }
             let r = rowOf[key]!
             rows[r].ops.append(node.op.name)
-            if let shape = node.outputs.last.flatMap({ types[$0] })?.shape {
+            if let shape = node.outputs.last(where: { !$0.isEmpty }).flatMap({ types[$0] })?.shape {
                 rows[r].outputShape = shape.dims.map(\.description)
             }
             for name in node.inputs where !counted.contains(name) {
