@@ -105,58 +105,48 @@ extension ReferenceKernels {
 
     /// LogSoftmax along one axis (ONNX opset 13+): x - max - log(sum(exp(x - max))) per slice.
     public static func logSoftmax(_ x: Tensor, axis: Int) throws -> Tensor {
-        let values = try x.requireFloats("LogSoftmax", "X")
-        guard let a = normalizeAxis(axis, rank: x.rank) else {
-            throw FerryError("LogSoftmax axis \(axis) out of range for shape \(x.shape)")
+        try alongAxis(x, axis: axis, name: "LogSoftmax", scalar: 0) { xp, o, base, n, inner in
+            var m = -Float.infinity
+            for i in 0..<n { m = Swift.max(m, xp[base + i * inner]) }
+            var sum: Float = 0
+            for i in 0..<n { sum += Foundation.exp(xp[base + i * inner] - m) }
+            let shift = m + Foundation.log(sum)
+            for i in 0..<n { o[base + i * inner] = xp[base + i * inner] - shift }
         }
-        if x.rank == 0 { return Tensor(shape: [], floats: [0]) }
-        let outer = elementCount(x.shape[..<a])
-        let n = x.shape[a]
-        let inner = elementCount(x.shape[(a + 1)...])
-        let out = values.withUnsafeBufferPointer { xp in
-            makeFloats(xp.count) { o in
-                for p in 0..<outer {
-                    for q in 0..<inner {
-                        let base = p * n * inner + q
-                        var m = -Float.infinity
-                        for i in 0..<n { m = Swift.max(m, xp[base + i * inner]) }
-                        var sum: Float = 0
-                        for i in 0..<n { sum += Foundation.exp(xp[base + i * inner] - m) }
-                        let shift = m + Foundation.log(sum)
-                        for i in 0..<n { o[base + i * inner] = xp[base + i * inner] - shift }
-                    }
-                }
-            }
-        }
-        return Tensor(shape: x.shape, floats: out)
     }
 
     /// Softmax along one axis (ONNX opset 13+): exp(x - max) / sum, per slice along `axis`.
     public static func softmax(_ x: Tensor, axis: Int) throws -> Tensor {
-        let values = try x.requireFloats("Softmax", "X")
-        guard let a = normalizeAxis(axis, rank: x.rank) else {
-            throw FerryError("Softmax axis \(axis) out of range for shape \(x.shape)")
+        try alongAxis(x, axis: axis, name: "Softmax", scalar: 1) { xp, o, base, n, inner in
+            var m = -Float.infinity
+            for i in 0..<n { m = Swift.max(m, xp[base + i * inner]) }
+            var sum: Float = 0
+            for i in 0..<n {
+                let e = Foundation.exp(xp[base + i * inner] - m)
+                o[base + i * inner] = e
+                sum += e
+            }
+            let scale = 1 / sum
+            for i in 0..<n { o[base + i * inner] *= scale }
         }
-        if x.rank == 0 { return Tensor(shape: [], floats: [1]) }
+    }
+
+    /// Runs `slice` once per 1-D slice along `axis` (its elements at base + i * inner, i < n);
+    /// a scalar input gives `scalar`.
+    static func alongAxis(_ x: Tensor, axis: Int, name: String, scalar: Float,
+                          _ slice: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>, Int, Int, Int) -> Void) throws -> Tensor {
+        let values = try x.requireFloats(name, "X")
+        guard let a = normalizeAxis(axis, rank: x.rank) else {
+            throw FerryError("\(name) axis \(axis) out of range for shape \(x.shape)")
+        }
+        if x.rank == 0 { return Tensor(shape: [], floats: [scalar]) }
         let outer = elementCount(x.shape[..<a])
         let n = x.shape[a]
         let inner = elementCount(x.shape[(a + 1)...])
         let out = values.withUnsafeBufferPointer { xp in
             makeFloats(xp.count) { o in
                 for p in 0..<outer {
-                    for q in 0..<inner {
-                        let base = p * n * inner + q
-                        var m = -Float.infinity
-                        for i in 0..<n { m = max(m, xp[base + i * inner]) }
-                        var sum: Float = 0
-                        for i in 0..<n {
-                            let e = Foundation.exp(xp[base + i * inner] - m)
-                            o[base + i * inner] = e
-                            sum += e
-                        }
-                        let scale = 1 / sum
-                        for i in 0..<n { o[base + i * inner] *= scale }
-                    }
+                    for q in 0..<inner { slice(xp, o, p * n * inner + q, n, inner) }
                 }
             }
         }

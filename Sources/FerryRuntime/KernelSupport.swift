@@ -48,3 +48,25 @@ func broadcastStrides(_ shape: [Int], to target: [Int]) -> [Int] {
     }
     return strides
 }
+
+/// The flat offset, under `strides`, of every element of `shape` visited in row-major order
+/// (an odometer over the axes). Broadcasting and reductions read their operands through it.
+func stridedOffsets(shape: [Int], strides: [Int]) -> [Int] {
+    let count = elementCount(shape)
+    var offsets = [Int](repeating: 0, count: count)
+    var index = [Int](repeating: 0, count: shape.count)
+    var offset = 0
+    for i in 0..<count {
+        offsets[i] = offset
+        var axis = shape.count - 1
+        while axis >= 0 {
+            index[axis] += 1
+            offset += strides[axis]
+            if index[axis] < shape[axis] { break }
+            offset -= strides[axis] * shape[axis]
+            index[axis] = 0
+            axis -= 1
+        }
+    }
+    return offsets
+}

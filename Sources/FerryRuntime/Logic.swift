@@ -8,28 +8,7 @@ extension ReferenceKernels {
     static func broadcastPositions(_ shapes: [[Int]]) throws -> (shape: [Int], positions: [[Int]]) {
         var shape: [Int] = []
         for s in shapes { shape = try broadcastSizes(shape, s) }
-        let count = elementCount(shape)
-        var positions: [[Int]] = []
-        for s in shapes {
-            let strides = broadcastStrides(s, to: shape)
-            var out = [Int](repeating: 0, count: count)
-            var index = [Int](repeating: 0, count: shape.count)
-            var offset = 0
-            for i in 0..<count {
-                out[i] = offset
-                var axis = shape.count - 1
-                while axis >= 0 {
-                    index[axis] += 1
-                    offset += strides[axis]
-                    if index[axis] < shape[axis] { break }
-                    offset -= strides[axis] * shape[axis]
-                    index[axis] = 0
-                    axis -= 1
-                }
-            }
-            positions.append(out)
-        }
-        return (shape, positions)
+        return (shape, shapes.map { stridedOffsets(shape: shape, strides: broadcastStrides($0, to: shape)) })
     }
 
     /// Whether the comparison op holds for a and b.

@@ -11,23 +11,7 @@ extension ReferenceKernels {
         let outStrides = contiguousStrides(kept)
         var strides = outStrides
         for a in reduced { strides[a] = 0 }
-        let count = elementCount(shape)
-        var positions = [Int](repeating: 0, count: count)
-        var index = [Int](repeating: 0, count: shape.count)
-        var offset = 0
-        for i in 0..<count {
-            positions[i] = offset
-            // Odometer step.
-            var axis = shape.count - 1
-            while axis >= 0 {
-                index[axis] += 1
-                offset += strides[axis]
-                if index[axis] < shape[axis] { break }
-                offset -= strides[axis] * shape[axis]
-                index[axis] = 0
-                axis -= 1
-            }
-        }
+        let positions = stridedOffsets(shape: shape, strides: strides)
         return (positions, kept)
     }
 
