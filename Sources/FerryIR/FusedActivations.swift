@@ -21,8 +21,8 @@ extension Op {
 extension Graph {
     /// The graph with every fused epilogue written as its own nodes after the Conv or Gemm
     /// (for formats that have no fused form, like ONNX): a fused residual becomes an Add
-    /// ("<node>/residual"), a fused activation its op ("<node>/activation"). The nodes keep the
-    /// fused node's origins.
+    /// ("<node>/residual"), a fused activation its op ("<node>/activation"; swish its Sigmoid and
+    /// Mul). The nodes keep the fused node's origins.
     public func splittingFusedActivations() -> Graph {
         func hasResidual(_ n: Node) -> Bool {
             if case .conv = n.op { return n.inputs.count > 3 && !n.inputs[3].isEmpty }
@@ -61,8 +61,25 @@ extension Graph {
                 current = out
             }
             if let activation {
-                g.nodes.append(Node(name: "\(node.name)/activation", op: activation.op, inputs: [current],
-                                    outputs: node.outputs, origins: node.origins))
+                let name = "\(node.name)/activation"
+                if let op = activation.op {
+                    g.nodes.append(Node(name: name, op: op, inputs: [current], outputs: node.outputs, origins: node.origins))
+                } else if case .swish(let beta) = activation {
+                    // x * sigmoid(beta * x), with the Mul by beta only when beta is not 1.
+                    var gateInput = current
+                    if beta != 1 {
+                        let betaName = fresh("\(name)/beta")
+                        g.initializers[betaName] = Tensor(shape: [1], floats: [beta])
+                        gateInput = fresh("\(node.outputs[0])/scaled")
+                        g.nodes.append(Node(name: "\(name)/scale", op: .mul, inputs: [current, betaName],
+                                            outputs: [gateInput], origins: node.origins))
+                    }
+                    let gate = fresh("\(node.outputs[0])/gate")
+                    g.nodes.append(Node(name: "\(name)/sigmoid", op: .sigmoid, inputs: [gateInput], outputs: [gate],
+                                        origins: node.origins))
+                    g.nodes.append(Node(name: name, op: .mul, inputs: [current, gate], outputs: node.outputs,
+                                        origins: node.origins))
+                }
             }
         }
         return g

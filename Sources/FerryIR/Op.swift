@@ -262,7 +262,7 @@ public enum Op: Sendable, Hashable {
         case .conv(let c):
             return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
                     ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group))]
-                + (c.activation.map { [("activation", $0.op.name)] } ?? [])
+                + (c.activation.map { [("activation", $0.name)] } ?? [])
         case .convTranspose(let c):
             return [("kernel_shape", list(c.kernelShape)), ("strides", list(c.strides)),
                     ("pads", list(c.pads)), ("dilations", list(c.dilations)), ("group", String(c.group)),
@@ -270,7 +270,7 @@ public enum Op: Sendable, Hashable {
         case .gemm(let g):
             return [("alpha", "\(g.alpha)"), ("beta", "\(g.beta)"),
                     ("transA", g.transA ? "1" : "0"), ("transB", g.transB ? "1" : "0")]
-                + (g.activation.map { [("activation", $0.op.name)] } ?? [])
+                + (g.activation.map { [("activation", $0.name)] } ?? [])
         case .maxPool(let p), .averagePool(let p):
             var a = [("kernel_shape", list(p.kernelShape)), ("strides", list(p.strides)),
                      ("pads", list(p.pads)), ("ceil_mode", p.ceilMode ? "1" : "0")]
@@ -342,9 +342,12 @@ public enum FusedActivation: Sendable, Hashable {
     case hardSwish
     case elu(alpha: Float)
     case gelu(approximate: Bool)
+    /// x * sigmoid(beta * x): Keras swish/silu (beta 1), Caffe Swish. No single ONNX op before
+    /// opset 24: it splits back into Sigmoid and Mul (`Graph.splittingFusedActivations`).
+    case swish(beta: Float)
 
-    /// The standalone op computing the same function.
-    public var op: Op {
+    /// The standalone op computing the same function, when one op does (all but swish).
+    public var op: Op? {
         switch self {
         case .relu: return .relu
         case .sigmoid: return .sigmoid
@@ -355,7 +358,14 @@ public enum FusedActivation: Sendable, Hashable {
         case .hardSwish: return .hardSwish
         case .elu(let alpha): return .elu(alpha: alpha)
         case .gelu(let approximate): return .gelu(approximate: approximate)
+        case .swish: return nil
         }
+    }
+
+    /// The name reports and graphs show: the standalone op's, or "Swish".
+    public var name: String {
+        if case .swish(let beta) = self { return beta == 1 ? "Swish" : "Swish(beta=\(beta))" }
+        return op?.name ?? "\(self)"
     }
 
     /// The fused form of a standalone activation op, when there is one.

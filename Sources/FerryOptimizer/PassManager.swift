@@ -63,6 +63,7 @@ public struct PassManager: Sendable {
         FoldAffineIntoConv(),
         FuseResidualAdd(),
         FuseActivation(),
+        FuseSwish(),
         EliminateDeadNodes(),
     ]
 

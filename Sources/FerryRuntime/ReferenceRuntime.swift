@@ -146,7 +146,14 @@ extension ReferenceKernels {
     /// A fused activation applied after the kernel, by the standalone activation's kernel.
     static func applying(_ activation: FusedActivation?, _ result: Tensor) throws -> [Tensor] {
         guard let activation else { return [result] }
-        return try evaluate(activation.op, [result])
+        if let op = activation.op { return try evaluate(op, [result]) }
+        switch activation {
+        case .swish(let beta):
+            let scaled = beta == 1 ? result : try mul(result, Tensor(shape: [1], floats: [beta]))
+            return [try mul(result, try sigmoid(scaled))]
+        default:
+            throw FerryError("fused activation \(activation) has no reference kernel")
+        }
     }
 }
 
