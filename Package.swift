@@ -4,6 +4,19 @@ import PackageDescription
 // Ferry: importers -> typed IR -> optimizer -> runtime / exporters.
 // Dependencies run one way (see ../shared/DESIGN.md): formats and runtime depend on FerryIR only;
 // the facade `Ferry` ties them together and the `ferry` tool talks only to the facade.
+// The SIMD kernels (FerryKernels) are compiled for AVX2 + FMA on x86_64 hosts: Swift otherwise
+// targets baseline x86-64 (SSE2), where SIMD8<Float> arithmetic and fma become per-lane code.
+// FERRY_PORTABLE=1 builds them for the generic target instead (slower, runs on any x86-64).
+// CFerryCPU is always compiled for the generic target, so the runtime can check the CPU with it
+// before calling a kernel (see `ferry_kernels_unsupported_cpu`).
+#if arch(x86_64)
+let kernelsTargetCPU: String? = Context.environment["FERRY_PORTABLE"] == "1" ? nil : "haswell"
+#else
+let kernelsTargetCPU: String? = nil
+#endif
+let kernelsSwiftSettings: [SwiftSetting] = kernelsTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+let cpuCheckCSettings: [CSetting] = kernelsTargetCPU == nil ? [] : [.define("FERRY_KERNELS_NEED_AVX2_FMA")]
+
 let package = Package(
     name: "Ferry",
     platforms: [.macOS(.v13)],
@@ -28,7 +41,9 @@ let package = Package(
         .target(name: "FerryONNX", dependencies: [
             "FerryIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),
-        .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS"]),
+        .target(name: "CFerryCPU", cSettings: cpuCheckCSettings),
+        .target(name: "FerryKernels", dependencies: ["FerryIR", "COpenBLAS"], swiftSettings: kernelsSwiftSettings),
+        .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS", "FerryKernels", "CFerryCPU"]),
         .target(name: "FerryOptimizer", dependencies: ["FerryIR", "FerryRuntime"]),
         .target(name: "Ferry", dependencies: [
             "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime", "ZIPFoundation",
@@ -43,6 +58,7 @@ let package = Package(
         .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR", "ZIPFoundation"]),
         .testTarget(name: "FerryCaffeTests", dependencies: ["FerryCaffe", "FerryIR"]),
         .testTarget(name: "FerryRuntimeTests", dependencies: ["FerryRuntime", "FerryIR"]),
+        .testTarget(name: "FerryKernelsTests", dependencies: ["FerryKernels", "CFerryCPU", "FerryRuntime", "FerryIR"]),
         .testTarget(name: "FerryOptimizerTests", dependencies: ["FerryOptimizer", "FerryRuntime", "FerryIR"]),
         .testTarget(name: "FerryONNXTests", dependencies: ["FerryONNX", "FerryIR", "FerryConformance", "FerryRuntime"],
                     exclude: ["conformance.txt"]),

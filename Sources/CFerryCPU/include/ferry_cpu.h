@@ -1,0 +1,12 @@
+#ifndef FERRY_CPU_H
+#define FERRY_CPU_H
+
+/// NULL when this CPU runs the instructions FerryKernels was compiled for, otherwise a sentence
+/// naming what is missing. This file is compiled for the generic target, so calling it is safe
+/// on any CPU; call it before the first FerryKernels call (which would otherwise die of SIGILL).
+const char *ferry_kernels_unsupported_cpu(void);
+
+/// The instruction set FerryKernels was compiled for ("x86-64 + AVX2 + FMA" or "generic").
+const char *ferry_kernels_instruction_set(void);
+
+#endif

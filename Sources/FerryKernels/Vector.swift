@@ -1,0 +1,142 @@
+/// The vector type every kernel computes with, and vector versions of exp, tanh, erfc.
+///
+/// Swift's SIMD types lower to LLVM vectors; with this target compiled for AVX2 + FMA
+/// (Package.swift) `addingProduct` becomes one vfmadd on a ymm register. Avoid `pointwiseMin`,
+/// `pointwiseMax` and `clamped` here: they stay generic per-lane code; `max`/`min` below use a
+/// compare and a blend instead.
+
+/// 8 lanes: one AVX2 register.
+typealias FloatVector = SIMD8<Float>
+let lanes = FloatVector.scalarCount
+
+extension UnsafePointer where Pointee == Float {
+    @inline(__always) func vector(at offset: Int = 0) -> FloatVector {
+        UnsafeRawPointer(self + offset).loadUnaligned(as: FloatVector.self)
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == Float {
+    @inline(__always) func vector(at offset: Int = 0) -> FloatVector {
+        UnsafeRawPointer(self + offset).loadUnaligned(as: FloatVector.self)
+    }
+
+    @inline(__always) func store(_ v: FloatVector, at offset: Int = 0) {
+        UnsafeMutableRawPointer(self + offset).storeBytes(of: v, as: FloatVector.self)
+    }
+}
+
+/// Lane-wise max; a NaN in `a` is kept (as the reference's `a > b ? a : b` keeps... `b`; callers
+/// that care about NaN say so).
+@inline(__always) func vmax(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
+    a.replacing(with: b, where: a .< b)
+}
+
+@inline(__always) func vmin(_ a: FloatVector, _ b: FloatVector) -> FloatVector {
+    a.replacing(with: b, where: a .> b)
+}
+
+@inline(__always) func splat(_ x: Float) -> FloatVector { FloatVector(repeating: x) }
+
+@inline(__always) func bits(_ v: FloatVector) -> SIMD8<Int32> { unsafeBitCast(v, to: SIMD8<Int32>.self) }
+@inline(__always) func float(bits v: SIMD8<Int32>) -> FloatVector { unsafeBitCast(v, to: FloatVector.self) }
+
+/// e^x, within about 2 ulp over the float range: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6
+/// polynomial (Cephes expf coefficients) for e^r, and 2^n built in the exponent bits in two
+/// halves so that n up to 128 and down to gradual underflow both work. +inf above 88.7228, 0
+/// below -104.
+@inline(__always) func vexp(_ x: FloatVector) -> FloatVector {
+    let clampedX = vmin(vmax(x, splat(-104)), splat(88.72283))
+    // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick; the low bits of the sum
+    // then hold n as an integer too.
+    let magic = splat(12_582_912)
+    let shifted = magic.addingProduct(clampedX, splat(1.442_695_04))
+    let n = shifted - magic
+    // r = x - n·ln2, ln2 split in two so that n·ln2_hi is exact.
+    var r = clampedX.addingProduct(n, splat(-0.693_359_375))
+    r = r.addingProduct(n, splat(2.121_944_4e-4))
+    var p = splat(1.398_199_95e-3).addingProduct(splat(1.987_569_15e-4), r)
+    p = splat(8.333_451_9e-3).addingProduct(p, r)
+    p = splat(4.166_579_59e-2).addingProduct(p, r)
+    p = splat(1.666_666_55e-1).addingProduct(p, r)
+    p = splat(5.000_000_12e-1).addingProduct(p, r)
+    let er = (r + 1).addingProduct(p, r * r)
+    let ni = bits(shifted) &- bits(magic)
+    let half = ni &>> 1
+    let scale1 = float(bits: (half &+ 127) &<< 23)
+    let scale2 = float(bits: (ni &- half &+ 127) &<< 23)
+    return (er * scale1 * scale2).replacing(with: .infinity, where: x .> splat(88.72283))
+}
+
+/// 1 / (1 + e^-x), the way that never overflows: e^-|x| is at most 1.
+@inline(__always) func vsigmoid(_ x: FloatVector) -> FloatVector {
+    let negative = x .< 0
+    let absX = x.replacing(with: -x, where: negative)
+    let e = vexp(-absX)
+    let positive = 1 / (1 + e)
+    return positive.replacing(with: e * positive, where: negative)
+}
+
+/// tanh: a polynomial for |x| < 0.625 (Cephes tanhf), 1 - 2 / (e^2|x| + 1) beyond, sign restored.
+@inline(__always) func vtanh(_ x: FloatVector) -> FloatVector {
+    let negative = x .< 0
+    let absX = x.replacing(with: -x, where: negative)
+    let z = x * x
+    var p = splat(-5.704_988_727_45e-3)
+    p = splat(2.063_908_879_54e-2).addingProduct(p, z)
+    p = splat(-5.373_971_555_31e-2).addingProduct(p, z)
+    p = splat(1.333_144_220_36e-1).addingProduct(p, z)
+    p = splat(-3.333_328_194_22e-1).addingProduct(p, z)
+    let small = x.addingProduct(p * z, x)
+    let e = vexp(vmin(absX * 2, splat(40)))
+    var large = 1 - 2 / (e + 1)
+    large = large.replacing(with: -large, where: negative)
+    return large.replacing(with: small, where: absX .< splat(0.625))
+}
+
+/// erfc(x) for x ≥ 0: t·exp(-x² + P(t)) with t = 1 / (1 + x/2) (Numerical Recipes' erfcc,
+/// fractional error below 1.2e-7 everywhere, so 1 - erfc keeps erf's small values and erfc keeps
+/// its tail).
+@inline(__always) func verfcNonNegative(_ x: FloatVector) -> FloatVector {
+    let t = 1 / splat(1).addingProduct(x, 0.5)
+    var p = splat(0.170_872_77)
+    p = splat(-0.822_152_23).addingProduct(p, t)
+    p = splat(1.488_515_87).addingProduct(p, t)
+    p = splat(-1.135_203_98).addingProduct(p, t)
+    p = splat(0.278_868_07).addingProduct(p, t)
+    p = splat(-0.186_288_06).addingProduct(p, t)
+    p = splat(0.096_784_18).addingProduct(p, t)
+    p = splat(0.374_091_96).addingProduct(p, t)
+    p = splat(1.000_023_68).addingProduct(p, t)
+    p = splat(-1.265_512_23).addingProduct(p, t)
+    return t * vexp(p - x * x)
+}
+
+/// e^x - 1 for -87 ≤ x ≤ 0 (Elu's negative side), without the cancellation of exp(x) - 1
+/// near 0: with e^x = 2^n·e^r, e^x - 1 = 2^n·(e^r - 1) + (2^n - 1) and e^r - 1 = r + r²·P(r).
+@inline(__always) func vexpm1NonPositive(_ x: FloatVector) -> FloatVector {
+    let clampedX = vmax(x, splat(-87))
+    let magic = splat(12_582_912)
+    let shifted = magic.addingProduct(clampedX, splat(1.442_695_04))
+    let n = shifted - magic
+    var r = clampedX.addingProduct(n, splat(-0.693_359_375))
+    r = r.addingProduct(n, splat(2.121_944_4e-4))
+    var p = splat(1.398_199_95e-3).addingProduct(splat(1.987_569_15e-4), r)
+    p = splat(8.333_451_9e-3).addingProduct(p, r)
+    p = splat(4.166_579_59e-2).addingProduct(p, r)
+    p = splat(1.666_666_55e-1).addingProduct(p, r)
+    p = splat(5.000_000_12e-1).addingProduct(p, r)
+    let erMinus1 = r.addingProduct(p, r * r)
+    let scale = float(bits: ((bits(shifted) &- bits(magic)) &+ 127) &<< 23)
+    return (scale - 1).addingProduct(scale, erMinus1)
+}
+
+/// The first `count` (< lanes) floats at `p` in a vector, the other lanes 0.
+@inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ count: Int) -> FloatVector {
+    var v = FloatVector()
+    for i in 0..<count { v[i] = p[i] }
+    return v
+}
+
+@inline(__always) func storePartial(_ v: FloatVector, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    for i in 0..<count { p[i] = v[i] }
+}

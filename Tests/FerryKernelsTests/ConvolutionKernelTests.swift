@@ -1,0 +1,238 @@
+import FerryIR
+@testable import FerryKernels
+import FerryRuntime
+import Foundation
+import Testing
+
+/// A conv case: input [batch, channels, h, w], output channels, attributes.
+struct ConvCase: CustomStringConvertible, Sendable {
+    var batch = 1, channels: Int, height: Int, width: Int, outChannels: Int
+    var attributes: ConvAttributes
+    var description: String {
+        "N\(batch) C\(channels) \(height)x\(width) M\(outChannels) k\(attributes.kernelShape) s\(attributes.strides) "
+            + "d\(attributes.dilations) p\(attributes.pads) g\(attributes.group)"
+    }
+}
+
+/// The reference runtime's result for Conv with bias, optional residual (input 3) and activation.
+func referenceConv(_ c: ConvCase, x: Tensor, w: Tensor, b: Tensor, residual: Tensor?) throws -> Tensor {
+    try ReferenceKernels.evaluate(.conv(c.attributes), [x, w, b, residual])[0]
+}
+
+struct DepthwiseKernelTests {
+    static let cases: [ConvCase] = [
+        // 3x3 and 5x5, stride 1 and 2, the padding MobileNet uses and asymmetric (TF 'same').
+        ConvCase(channels: 3, height: 7, width: 9, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 3)),
+        ConvCase(batch: 2, channels: 17, height: 21, width: 30, outChannels: 17,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1], group: 17)),
+        ConvCase(channels: 4, height: 40, width: 37, outChannels: 4,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 4)),
+        ConvCase(channels: 5, height: 19, width: 26, outChannels: 5,
+                 attributes: ConvAttributes(kernelShape: [5, 5], pads: [2, 2, 2, 2], group: 5)),
+        ConvCase(channels: 3, height: 23, width: 41, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [5, 5], strides: [2, 2], pads: [1, 2, 2, 1], group: 3)),
+        // Multiplier 2 and 3, no padding.
+        ConvCase(channels: 3, height: 12, width: 20, outChannels: 6,
+                 attributes: ConvAttributes(kernelShape: [3, 3], group: 3)),
+        ConvCase(channels: 2, height: 9, width: 33, outChannels: 6,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [1, 2], pads: [1, 0, 1, 2], group: 2)),
+        // Dilation, other kernels and strides (generic path), tiny planes, large padding.
+        ConvCase(channels: 3, height: 17, width: 29, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], group: 3)),
+        ConvCase(channels: 2, height: 20, width: 31, outChannels: 2,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [2, 3, 2, 3], dilations: [2, 3], group: 2)),
+        ConvCase(channels: 3, height: 11, width: 14, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [2, 4], strides: [3, 3], pads: [1, 0, 0, 2], group: 3)),
+        ConvCase(channels: 1, height: 1, width: 1, outChannels: 1,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 1)),
+        ConvCase(channels: 2, height: 3, width: 2, outChannels: 2,
+                 attributes: ConvAttributes(kernelShape: [5, 5], pads: [3, 3, 3, 3], group: 2)),
+        ConvCase(channels: 3, height: 8, width: 64, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [7, 7], pads: [3, 3, 3, 3], group: 3)),
+    ]
+
+    @Test(arguments: cases)
+    func depthwiseMatchesReference(_ c: ConvCase) throws {
+        let kh = c.attributes.kernelShape[0], kw = c.attributes.kernelShape[1]
+        let x = randomTensor([c.batch, c.channels, c.height, c.width], seed: 1)
+        let w = randomTensor([c.outChannels, 1, kh, kw], seed: 2)
+        let b = randomTensor([c.outChannels], seed: 3)
+        let geometry = try #require(Conv2DGeometry(inHeight: c.height, inWidth: c.width, c.attributes))
+        let outShape = [c.batch, c.outChannels, geometry.outHeight, geometry.outWidth]
+        let residual = randomTensor(outShape, seed: 4)
+        for (activation, useResidual) in [(nil, false), (FusedActivation.clip(min: 0, max: 6), false), (.relu, true)] {
+            var attributes = c.attributes
+            attributes.activation = activation
+            var withActivation = c
+            withActivation.attributes = attributes
+            let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: useResidual ? residual : nil)
+            #expect(expected.shape == outShape)
+            var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
+            let inImage = c.channels * c.height * c.width, outImage = c.outChannels * geometry.outPlane
+            x.floats.withUnsafeBufferPointer { xp in
+                w.floats.withUnsafeBufferPointer { wp in
+                    b.floats.withUnsafeBufferPointer { bp in
+                        residual.floats.withUnsafeBufferPointer { rp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                for n in 0..<c.batch {
+                                    let epilogue = Epilogue(bias: bp.baseAddress!,
+                                                            residual: useResidual ? rp.baseAddress! + n * outImage : nil,
+                                                            activation: activation)
+                                    // Two channel ranges, as two threads would split them.
+                                    let half = c.outChannels / 2
+                                    for range in [0..<half, half..<c.outChannels] {
+                                        Kernels.depthwiseConv2D(input: xp.baseAddress! + n * inImage, weights: wp.baseAddress!,
+                                                                output: op.baseAddress! + n * outImage,
+                                                                multiplier: c.outChannels / c.channels,
+                                                                outputChannels: range, geometry: geometry, epilogue: epilogue)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            expectClose(out, expected.floats, atol: 1e-5, rtol: 1e-5, "\(c) \(String(describing: activation))")
+        }
+    }
+}
+
+struct WinogradKernelTests {
+    static let cases: [ConvCase] = [
+        ConvCase(channels: 3, height: 7, width: 9, outChannels: 5,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])),
+        ConvCase(batch: 2, channels: 17, height: 13, width: 11, outChannels: 17,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])),
+        ConvCase(channels: 1, height: 1, width: 1, outChannels: 1,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])),
+        ConvCase(channels: 4, height: 5, width: 5, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [3, 3])),
+        ConvCase(channels: 2, height: 10, width: 23, outChannels: 9,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [0, 2, 1, 0])),
+        ConvCase(channels: 8, height: 16, width: 16, outChannels: 16,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 0, 3, 1])),
+    ]
+
+    @Test(arguments: cases, [nil, 1, 3])
+    func winogradMatchesReference(_ c: ConvCase, tilesPerBlock: Int?) throws {
+        let x = randomTensor([c.batch, c.channels, c.height, c.width], seed: 11)
+        let w = randomTensor([c.outChannels, c.channels, 3, 3], seed: 12)
+        let b = randomTensor([c.outChannels], seed: 13)
+        let plan = try #require(Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
+                                            inHeight: c.height, inWidth: c.width, c.attributes, tilesPerBlock: tilesPerBlock))
+        let outShape = [c.batch, c.outChannels, plan.outHeight, plan.outWidth]
+        let residual = randomTensor(outShape, seed: 14)
+        var u = [Float](repeating: 0, count: plan.transformedWeightCount)
+        w.floats.withUnsafeBufferPointer { wp in
+            u.withUnsafeMutableBufferPointer {
+                Winograd3x3.transformWeights(wp.baseAddress!, into: $0.baseAddress!, inputChannels: c.channels,
+                                             outputChannels: c.outChannels)
+            }
+        }
+        for (activation, useResidual) in [(nil, false), (FusedActivation.relu, true), (.sigmoid, false)] {
+            var withActivation = c
+            withActivation.attributes.activation = activation
+            let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: useResidual ? residual : nil)
+            #expect(expected.shape == outShape)
+            var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
+            var scratch = [Float](repeating: .nan, count: plan.scratchCount)
+            let inImage = c.channels * c.height * c.width, outImage = c.outChannels * plan.outHeight * plan.outWidth
+            x.floats.withUnsafeBufferPointer { xp in
+                u.withUnsafeBufferPointer { up in
+                    b.floats.withUnsafeBufferPointer { bp in
+                        residual.floats.withUnsafeBufferPointer { rp in
+                            out.withUnsafeMutableBufferPointer { op in
+                                scratch.withUnsafeMutableBufferPointer { sp in
+                                    for n in 0..<c.batch {
+                                        let epilogue = Epilogue(bias: bp.baseAddress!,
+                                                                residual: useResidual ? rp.baseAddress! + n * outImage : nil,
+                                                                activation: activation)
+                                        let image = xp.baseAddress! + n * inImage, result = op.baseAddress! + n * outImage
+                                        if n == 0 {
+                                            plan.run(input: image, transformedWeights: up.baseAddress!, output: result,
+                                                     epilogue: epilogue, scratch: sp.baseAddress!)
+                                        } else {
+                                            // The threaded protocol: pad by channel ranges, then blocks one at a time.
+                                            let padded = sp.baseAddress!
+                                            plan.padInput(image, into: padded, channels: 0..<1)
+                                            plan.padInput(image, into: padded, channels: 1..<c.channels)
+                                            for block in 0..<plan.blockCount {
+                                                plan.runBlocks(block..<(block + 1), padded: padded, transformedWeights: up.baseAddress!,
+                                                               output: result, epilogue: epilogue,
+                                                               scratch: padded + plan.paddedInputCount)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            // Winograd's rounding error scales with the size of the sums, not of each output:
+            // the absolute tolerance is relative to the largest output.
+            let scale = expected.floats.map(abs).max() ?? 1
+            expectClose(out, expected.floats, atol: 2e-5 * scale, rtol: 1e-5, "\(c) \(String(describing: activation))")
+        }
+    }
+
+    /// Realistic magnitudes (post-ReLU inputs in [0, 4], He-initialized weights, 64 channels):
+    /// the error against a double-precision direct convolution stays within 1e-4 of the
+    /// output's scale, and within a small factor of the float32 im2col + sgemm reference's own.
+    @Test func winogradAccuracyAtRealisticMagnitudes() throws {
+        let cin = 64, cout = 32, h = 20, wd = 20
+        let attributes = ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])
+        let x = randomTensor([1, cin, h, wd], seed: 21, range: 0...4)
+        let limit = Float((6.0 / Double(9 * cin)).squareRoot())
+        let w = randomTensor([cout, cin, 3, 3], seed: 22, range: -limit...limit)
+        let exact = directConvDouble(x: x.floats, w: w.floats, cin: cin, cout: cout, h: h, w: wd)
+        let reference = try ReferenceKernels.conv(x, w, nil, attributes).floats
+        let plan = try #require(Winograd3x3(inputChannels: cin, outputChannels: cout, inHeight: h, inWidth: wd, attributes))
+        var u = [Float](repeating: 0, count: plan.transformedWeightCount)
+        var out = [Float](repeating: 0, count: cout * h * wd)
+        var scratch = [Float](repeating: 0, count: plan.scratchCount)
+        w.floats.withUnsafeBufferPointer { wp in
+            u.withUnsafeMutableBufferPointer { Winograd3x3.transformWeights(wp.baseAddress!, into: $0.baseAddress!, inputChannels: cin, outputChannels: cout) }
+        }
+        x.floats.withUnsafeBufferPointer { xp in
+            u.withUnsafeBufferPointer { up in
+                out.withUnsafeMutableBufferPointer { op in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        plan.run(input: xp.baseAddress!, transformedWeights: up.baseAddress!, output: op.baseAddress!,
+                                 epilogue: Epilogue(), scratch: sp.baseAddress!)
+                    }
+                }
+            }
+        }
+        let scale = exact.map(abs).max()!
+        let winogradError = zip(out, exact).map { abs(Double($0) - $1) }.max()! / scale
+        let referenceError = zip(reference, exact).map { abs(Double($0) - $1) }.max()! / scale
+        print("Winograd F(4x4,3x3) max error / max |output|: \(winogradError); im2col+sgemm: \(referenceError)")
+        #expect(winogradError < 1e-4)
+    }
+}
+
+/// Direct 3x3 pad-1 convolution in double precision (the accurate reference).
+func directConvDouble(x: [Float], w: [Float], cin: Int, cout: Int, h: Int, w width: Int) -> [Double] {
+    var out = [Double](repeating: 0, count: cout * h * width)
+    for co in 0..<cout {
+        for ci in 0..<cin {
+            for ky in 0..<3 {
+                for kx in 0..<3 {
+                    let weight = Double(w[((co * cin + ci) * 3 + ky) * 3 + kx])
+                    for y in 0..<h {
+                        let iy = y + ky - 1
+                        guard iy >= 0, iy < h else { continue }
+                        for xx in 0..<width {
+                            let ix = xx + kx - 1
+                            guard ix >= 0, ix < width else { continue }
+                            out[(co * h + y) * width + xx] += weight * Double(x[(ci * h + iy) * width + ix])
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return out
+}
