@@ -3,7 +3,7 @@
 #   apt: libhdf5-dev, libopenblas-dev, pkg-config, graphviz (`dot`, for `ferry graph` SVG),
 #   libonnx-testdata (the ONNX backend node tests, Ferry's ONNX conformance suite)
 #   a Python venv in .venv from the pinned tools/requirements.txt (numpy, h5py, onnx,
-#   onnxruntime), used for cross-checks.
+#   onnxruntime, OpenCV), used for cross-checks.
 # Quick and quiet when everything is already there. `--fixtures` also makes .venv-fixtures
 # (TensorFlow, tf_keras, Keras 3) for tools/make_fixtures.py; the tests never need it.
 set -euo pipefail
@@ -35,7 +35,14 @@ make_venv() {
     fi
     log "creating $dir from $req (pip)"
     [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
-    "$dir/bin/pip" install -q --disable-pip-version-check -r "$req"
+    # Lines marked `# no-deps` are installed without the dependencies their wheels declare.
+    "$dir/bin/pip" install -q --disable-pip-version-check -r <(grep -v -E '^[^#]+# no-deps' "$req")
+    local nodeps
+    nodeps=$({ grep -E '^[^#]+# no-deps' "$req" || true; } | sed 's/#.*//' | tr -s ' \n' ' ')
+    if [ -n "${nodeps// /}" ]; then
+        # shellcheck disable=SC2086
+        "$dir/bin/pip" install -q --disable-pip-version-check --no-deps $nodeps
+    fi
     cp "$req" "$stamp"
 }
 

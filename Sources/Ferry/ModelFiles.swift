@@ -84,15 +84,44 @@ private func loadCaffe(path: String, weights: String?) throws -> Graph {
 /// Writes a graph in a format. The file appears whole or not at all.
 /// ONNX: `opset` (default 17), and weights of 2 GiB or more go to `<file>.data` beside the model
 /// (ONNX external data); the weights are streamed from the graph, never copied whole.
-public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opset: Int? = nil) throws {
+/// Caffe: `<stem>.prototxt` and `<stem>.caffemodel` (both or neither), channels-first.
+/// Returns the files written and the changes of layout at the model's interface.
+@discardableResult
+public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opset: Int? = nil) throws -> SavedModel {
     switch format {
     case .onnx:
-        try ONNXExporter.write(graph, to: URL(fileURLWithPath: path), opset: opset ?? ONNXExporter.defaultOpset)
+        let data = try ONNXExporter.write(graph, to: URL(fileURLWithPath: path), opset: opset ?? ONNXExporter.defaultOpset)
+        return SavedModel(files: [path] + (data.map { [$0.path] } ?? []), layoutChanges: [])
     case .kerasH5, .kerasZip:
         throw FerryError("writing Keras models is not supported yet (ONNX is)", file: path)
     case .caffe:
-        throw FerryError("writing Caffe models is not supported yet (ONNX is)", file: path)
+        let written = try CaffeExporter.write(graph, to: path)
+        return SavedModel(files: [written.prototxt, written.caffemodel], layoutChanges: written.export.layoutChanges)
     }
+}
+
+/// What `saveModel` wrote.
+public struct SavedModel: Sendable {
+    public var files: [String]
+    /// Inputs and outputs whose layout differs from the source model's (NHWC <-> NCHW).
+    public var layoutChanges: [LayoutChange]
+}
+
+/// The files a conversion to `format` at `path` writes (to refuse overwriting any of them).
+public func outputFiles(for path: String, format: ModelFormat) -> [String] {
+    switch format {
+    case .caffe:
+        let stem = URL(fileURLWithPath: path).deletingPathExtension()
+        return [stem.appendingPathExtension("prototxt").path, stem.appendingPathExtension("caffemodel").path]
+    default:
+        return [path]
+    }
+}
+
+/// Whether a format is written from the graph as imported (keeping the source's layers,
+/// names and weights for the target's own tools to optimize) rather than the optimized one.
+public func exportsUnoptimizedGraph(_ format: ModelFormat) -> Bool {
+    format != .onnx
 }
 
 /// What `ferry inspect` shows: the model's interface, size and cost.

@@ -105,7 +105,7 @@ struct Convert: ParsableCommand {
     @Argument(help: "Source model.")
     var source: String
 
-    @Argument(help: "Destination file (.onnx; .h5/.keras and .prototxt in later versions).")
+    @Argument(help: "Destination file: .onnx, .prototxt (with the .caffemodel beside it), .h5 or .keras.")
     var destination: String
 
     @Option(help: "Target format: onnx, keras or caffe (default: from the destination's extension).")
@@ -139,11 +139,18 @@ struct Convert: ParsableCommand {
             guard format == .onnx else { throw FerryError("--opset applies to ONNX output only", file: destination) }
             guard (13...21).contains(opset) else { throw FerryError("--opset \(opset): ONNX output is written at opsets 13 to 21") }
         }
-        try refuseExisting([destination], force: force)
+        let files = outputFiles(for: destination, format: format)
+        for file in files where URL(fileURLWithPath: source).standardizedFileURL == URL(fileURLWithPath: file).standardizedFileURL {
+            throw FerryError("the destination would overwrite the source", file: file)
+        }
+        try refuseExisting(files, force: force)
         var graph = try loadModelSafely(path: source, weights: options.weights)
-        if !options.noOptimize { graph = try optimizeModel(graph).graph }
-        try saveModel(graph, to: destination, format: format, opset: opset)
-        print("wrote \(destination) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
+        // Keras and Caffe are written from the graph as imported: layers, names and weights stay
+        // the source's (BatchNorm stays a layer), and the target's tools optimize on their own.
+        if !options.noOptimize && !exportsUnoptimizedGraph(format) { graph = try optimizeModel(graph).graph }
+        let saved = try saveModel(graph, to: destination, format: format, opset: opset)
+        print("wrote \(saved.files.joined(separator: " and ")) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
+        for change in saved.layoutChanges { print("layout: \(change)") }
     }
 }
 

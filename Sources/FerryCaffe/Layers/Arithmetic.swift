@@ -16,9 +16,10 @@ func buildSoftmax(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
     return [try ctx.emit(.softmax(axis: axis), [x], role: "softmax")]
 }
 
-/// BatchNorm with stored statistics: y = (x - mean) / sqrt(var + eps) as Mul and Add by
-/// per-channel constants. Caffe stores mean and variance multiplied by a scale factor (the
-/// third blob): they are divided by it, a factor of 0 meaning zero statistics.
+/// BatchNorm with stored statistics -> BatchNormalization with scale 1 and bias 0 (Caffe's
+/// BatchNorm only normalizes; a following Scale layer applies gamma and beta). Caffe stores mean
+/// and variance multiplied by a scale factor (the third blob): they are divided by it, a factor
+/// of 0 meaning zero statistics.
 func buildBatchNorm(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let x = try single(inputs, ctx)
     let p = ctx.layer.batchNormParam
@@ -32,17 +33,11 @@ func buildBatchNorm(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue
     let variance = try ctx.blob(1, role: "variance", shape: [channels]).floats
     let factor = try ctx.blob(2, role: "scale_factor", shape: [1]).floats[0]
     let unscale: Float = factor == 0 ? 0 : 1 / factor
-    let eps = p.eps
-    var multiplier = [Float](repeating: 0, count: channels)
-    var offset = [Float](repeating: 0, count: channels)
-    for c in 0..<channels {
-        let m = mean[c] * unscale, v = variance[c] * unscale
-        multiplier[c] = 1 / (v + eps).squareRoot()
-        offset[c] = -m * multiplier[c]
-    }
-    let shape = broadcastShape([channels], axis: 1, rank: x.rank)
-    let scaled = try ctx.emit(.mul, [x, ctx.constant("multiplier", shape: shape, multiplier)], role: "normalize")
-    return [try ctx.emit(.add, [scaled, ctx.constant("offset", shape: shape, offset)], role: "shift")]
+    let ones = ctx.constant("gamma", shape: [channels], Array(repeating: 1, count: channels))
+    let zeros = ctx.constant("beta", shape: [channels], Array(repeating: 0, count: channels))
+    let m = ctx.constant("mean", shape: [channels], factor == 1 ? mean : mean.map { $0 * unscale })
+    let v = ctx.constant("variance", shape: [channels], factor == 1 ? variance : variance.map { $0 * unscale })
+    return [try ctx.emit(.batchNormalization(epsilon: p.eps), [x, ones, zeros, m, v], role: "batchnorm")]
 }
 
 /// The dims a Scale or Bias operand covers: `num_axes` dims of the first bottom from `axis`

@@ -1,0 +1,162 @@
+"""Caffe export (`ferry convert X Y.prototxt`), checked in OpenCV 4.x's Caffe importer:
+every Keras fixture Caffe can express is converted, read with cv2.dnn.readNetFromCaffe, run, and
+compared with Keras's own predict(); every Caffe fixture is written back to Caffe, run in OpenCV
+against its reference outputs, and keeps its layer names and types; the fixtures Caffe cannot
+express fail with exit 2 naming the layer and the reason. The Caffe net is channels-first: a
+Keras model's NHWC inputs are fed transposed to NCHW and its NHWC outputs come back NCHW."""
+import json
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import KERAS_FIXTURES, ROOT, ferry, output_file_name, within_tolerance
+
+CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
+
+# Keras fixtures whose every layer has a Caffe equivalent (keras2.h5 and keras3.h5 files).
+KERAS_TO_CAFFE = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "functional_in_sequential", "mlp",
+                  "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs"]
+
+# Fixtures Caffe cannot express, with the layer the error names and why.
+UNEXPRESSIBLE = {
+    "keras/activation_layers": ("relu_max (ReLU)", "a clip with one bound other than 0 has no Caffe layer"),
+    "keras/activations": ("act_hard_sigmoid (Dense)", "Caffe has no layer for HardSigmoid"),
+    "keras/activations_k3": ("act_hard_silu (Dense)", "Caffe has no layer for HardSwish"),
+    "keras/cnn_gap": ("avgpool (AveragePooling2D)", "averages over 3 cells in Caffe (padding counted) but 2 in the model"),
+    "keras/conv1d_family": ("causal (Conv1D)", "1-D convolution: the exporter writes 2-D convolutions only"),
+    "keras/conv3d_family": ("conv3d (Conv3D)", "3-D convolution"),
+    "keras/conv_transpose": ("deconv_same (Conv2DTranspose)", "asymmetric"),
+    "keras/core_misc": ("minimum (Minimum)", "Caffe has no layer for Min"),
+    "keras/dot_family": ("dot_vec (Dot)", "Caffe has no layer for ReduceSum"),
+    "keras/norm_family": ("layernorm_last (LayerNormalization)", "Caffe has no layer for LayerNormalization"),
+    "keras/reshaping_family": ("zeropad1d (ZeroPadding1D)", "Caffe has no layer for Pad"),
+    "caffe/mvn": ("mvn (MVN)", "only a product with a constant matrix"),
+    "caffe/pooling_floor": ("max_floor (Pooling)", "makes 4 outputs where the model has 3"),
+    "caffe/reduction": ("sum (Reduction)", "only a product with a constant matrix"),
+    "caffe/scale_forms": ("by_input (Scale)", "Caffe's Eltwise needs equal shapes"),
+    "caffe/ssd_head": ("priors (PriorBox)", "Caffe layers cannot read constants"),
+}
+
+
+def opencv_outputs(prototxt, feeds, blobs):
+    """OpenCV's values of the named blobs (OpenCV names outputs by layer: the last layer writing each blob)."""
+    writer = {}
+    for layer in re.findall(r"^layer \{.*?^\}", prototxt.read_text(), re.M | re.S):
+        name = re.search(r'^  name: "(.*)"', layer, re.M).group(1)
+        for i, top in enumerate(re.findall(r'^  top: "(.*)"', layer, re.M)):
+            writer[top] = (name, i)
+    # OpenCV's forward() gives a layer's first top only (a Slice keeping its middle part has others).
+    assert all(writer[b][1] == 0 for b in blobs), "an output is not its layer's first top"
+    net = cv2.dnn.readNetFromCaffe(str(prototxt), str(prototxt.with_suffix(".caffemodel")))
+    net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
+    for name, array in feeds.items():
+        net.setInput(np.ascontiguousarray(array, dtype=np.float32), name)
+    return net.forward([writer[b][0] for b in blobs])
+
+
+def layout_changes(stdout):
+    """The `layout:` lines of `ferry convert`: {name: (is_input, ...)}."""
+    return {m.group(2): m.group(1) for m in re.finditer(r"^layout: (input|output) (\S+): channels-last", stdout, re.M)}
+
+
+def keras_variants():
+    cases = []
+    for name in KERAS_TO_CAFFE:
+        manifest = json.loads((KERAS_FIXTURES / name / "manifest.json").read_text())
+        for variant in manifest["variants"]:
+            if variant["file"].endswith(".h5"):
+                cases.append(pytest.param(KERAS_FIXTURES / name, variant, id=f"{name}-{variant['file']}"))
+    return cases
+
+
+@pytest.mark.parametrize("model_dir,variant", keras_variants())
+def test_keras_fixture_runs_in_opencv(model_dir, variant, tmp_path):
+    prototxt = tmp_path / "net.prototxt"
+    result = ferry("convert", model_dir / variant["file"], prototxt, check=True)
+    assert prototxt.exists() and prototxt.with_suffix(".caffemodel").exists()
+    changed = layout_changes(result.stdout)
+    feeds = {}
+    for inp in variant["inputs"]:
+        array = np.load(model_dir / inp["npy"])
+        if changed.get(inp["name"]) == "input":
+            array = np.moveaxis(array, -1, 1)
+        feeds[inp["name"]] = array
+    names = [o["name"] for o in variant["outputs"]]
+    for out, result in zip(variant["outputs"], opencv_outputs(prototxt, feeds, names)):
+        if changed.get(out["name"]) == "output":
+            result = np.moveaxis(result, 1, -1)
+        reference = np.load(model_dir / out["npy"])
+        within_tolerance(result.reshape(reference.shape) if result.size == reference.size and result.ndim != reference.ndim
+                         else result, reference)
+
+
+def caffe_ok_fixtures():
+    cases = []
+    for manifest_path in sorted(CAFFE_FIXTURES.glob("*/manifest.json")):
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("expect", "ok") == "ok" and f"caffe/{manifest['name']}" not in UNEXPRESSIBLE:
+            cases.append(pytest.param(manifest_path.parent, manifest, id=manifest["name"]))
+    return cases
+
+
+# Caffe layers Ferry reads as several IR ops and writes back as several Caffe layers (same
+# outputs, different structure): Swish, Power with scale or shift, Exp and Log with a base, LRN,
+# and Crop (written as Slice), Flatten over some axes (written as Reshape).
+STRUCTURE_CHANGES = {"activations", "lrn", "math", "fcn", "shapes"}
+# The forks' depthwise types are a grouped Convolution.
+SAME_TYPE = {"DepthwiseConvolution": "Convolution", "ConvolutionDepthwise": "Convolution"}
+
+
+def layer_table(model):
+    summary = json.loads(ferry("inspect", model, "--json", "--no-optimize", check=True).stdout)
+    return [(row["name"], SAME_TYPE.get(row["type"], row["type"])) for row in summary["layers"] if row["type"] != "Input"]
+
+
+@pytest.mark.parametrize("model_dir,manifest", caffe_ok_fixtures())
+def test_caffe_fixture_round_trip_runs_in_opencv(model_dir, manifest, tmp_path):
+    prototxt = tmp_path / "net.prototxt"
+    result = ferry("convert", model_dir / "net.prototxt", prototxt, check=True)
+    assert "layout:" not in result.stdout, "a Caffe model keeps its layout"
+    # Layer names and types survive Caffe -> Ferry -> Caffe (the Input layers aside).
+    if manifest["name"] not in STRUCTURE_CHANGES:
+        assert layer_table(prototxt) == layer_table(model_dir / "net.prototxt")
+    feeds = {inp["name"]: np.load(model_dir / inp["npy"]) for inp in manifest["inputs"]}
+    names = [o["name"] for o in manifest["outputs"]]
+    # fcn: its Crops become Slices whose kept part is a second top, which OpenCV cannot fetch.
+    if manifest["reference"].startswith("OpenCV") and manifest["name"] != "fcn":
+        results = opencv_outputs(prototxt, feeds, names)
+    else:
+        # OpenCV cannot run the net (Clip) or fetch the output: Ferry runs the written files.
+        args = ["run", prototxt, "--output-dir", tmp_path / "out"]
+        for inp in manifest["inputs"]:
+            args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
+        ferry(*args, check=True)
+        results = [np.load(tmp_path / "out" / output_file_name(n)) for n in names]
+    for out, result in zip(manifest["outputs"], results):
+        within_tolerance(result, np.load(model_dir / out["npy"]))
+
+
+@pytest.mark.parametrize("fixture", sorted(UNEXPRESSIBLE))
+def test_unexpressible_fixtures_fail_naming_the_layer(fixture, tmp_path):
+    kind, name = fixture.split("/")
+    source = KERAS_FIXTURES / name / "keras3.h5" if kind == "keras" else CAFFE_FIXTURES / name / "net.prototxt"
+    layer, reason = UNEXPRESSIBLE[fixture]
+    result = ferry("convert", source, tmp_path / "out.prototxt")
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, result.stderr
+    assert f": {layer}: Caffe cannot express" in error[0], error[0]
+    assert reason in error[0], error[0]
+    assert not list(tmp_path.iterdir()), "a failed export leaves no file"
+
+
+def test_existing_output_needs_force(tmp_path):
+    source = KERAS_FIXTURES / "mlp" / "keras3.h5"
+    (tmp_path / "net.caffemodel").write_bytes(b"old")
+    result = ferry("convert", source, tmp_path / "net.prototxt")
+    assert result.returncode == 2 and "net.caffemodel: exists already" in result.stderr
+    assert not (tmp_path / "net.prototxt").exists()
+    ferry("convert", source, tmp_path / "net.prototxt", "--force", check=True)
+    assert (tmp_path / "net.caffemodel").read_bytes() != b"old"
