@@ -54,6 +54,8 @@ let package = Package(
         // The ONNX backend node tests as a conformance suite (see Tests/FerryONNXTests/conformance.txt).
         .target(name: "FerryConformance", dependencies: ["FerryIR", "FerryONNX", "FerryRuntime"]),
         .executableTarget(name: "ferry-conformance", dependencies: ["FerryConformance"]),
+        // Kernel micro-benchmarks against the im2col + sgemm path (tools/bench_kernels.py adds onnxruntime).
+        .executableTarget(name: "ferry-bench-kernels", dependencies: ["FerryKernels", "CFerryCPU", "FerryRuntime", "FerryIR", "COpenBLAS"]),
         .testTarget(name: "FerryIRTests", dependencies: ["FerryIR"]),
         .testTarget(name: "FerryKerasTests", dependencies: ["FerryKeras", "FerryIR", "ZIPFoundation"]),
         .testTarget(name: "FerryCaffeTests", dependencies: ["FerryCaffe", "FerryIR"]),

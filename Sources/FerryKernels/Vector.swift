@@ -5,8 +5,12 @@
 /// `pointwiseMax` and `clamped` here: they stay generic per-lane code; `max`/`min` below use a
 /// compare and a blend instead.
 
-/// 8 lanes: one AVX2 register.
+/// 8 lanes: one AVX2 register. (Changing the width means changing the three aliases together.)
 typealias FloatVector = SIMD8<Float>
+/// Integers of the same width, for exponent bit tricks.
+typealias IntVector = SIMD8<Int32>
+/// Twice as many lanes: stride-2 loads keep its even half.
+typealias DoubleWidthVector = SIMD16<Float>
 let lanes = FloatVector.scalarCount
 
 extension UnsafePointer where Pointee == Float {
@@ -37,8 +41,8 @@ extension UnsafeMutablePointer where Pointee == Float {
 
 @inline(__always) func splat(_ x: Float) -> FloatVector { FloatVector(repeating: x) }
 
-@inline(__always) func bits(_ v: FloatVector) -> SIMD8<Int32> { unsafeBitCast(v, to: SIMD8<Int32>.self) }
-@inline(__always) func float(bits v: SIMD8<Int32>) -> FloatVector { unsafeBitCast(v, to: FloatVector.self) }
+@inline(__always) func bits(_ v: FloatVector) -> IntVector { unsafeBitCast(v, to: IntVector.self) }
+@inline(__always) func float(bits v: IntVector) -> FloatVector { unsafeBitCast(v, to: FloatVector.self) }
 
 /// e^x, within about 2 ulp over the float range: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6
 /// polynomial (Cephes expf coefficients) for e^r, and 2^n built in the exponent bits in two

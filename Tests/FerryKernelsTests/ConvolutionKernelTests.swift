@@ -69,6 +69,7 @@ struct DepthwiseKernelTests {
             let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: useResidual ? residual : nil)
             #expect(expected.shape == outShape)
             var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
+            var scratch = [Float](repeating: .nan, count: Kernels.depthwiseScratchCount(geometry))
             let inImage = c.channels * c.height * c.width, outImage = c.outChannels * geometry.outPlane
             x.floats.withUnsafeBufferPointer { xp in
                 w.floats.withUnsafeBufferPointer { wp in
@@ -85,7 +86,8 @@ struct DepthwiseKernelTests {
                                         Kernels.depthwiseConv2D(input: xp.baseAddress! + n * inImage, weights: wp.baseAddress!,
                                                                 output: op.baseAddress! + n * outImage,
                                                                 multiplier: c.outChannels / c.channels,
-                                                                outputChannels: range, geometry: geometry, epilogue: epilogue)
+                                                                outputChannels: range, geometry: geometry, epilogue: epilogue,
+                                                                scratch: &scratch)
                                     }
                                 }
                             }

@@ -1,0 +1,168 @@
+// ferry-bench-kernels: times FerryKernels against the reference im2col + sgemm convolution on
+// ResNet50 / MobileNetV2 layer shapes, one JSON line per case (tools/bench_kernels.py adds
+// onnxruntime on the same shapes and prints the table). Not a test: it never fails on speed.
+//
+// usage: ferry-bench-kernels [--threads N] [--runs N] [--case NAME]
+import CFerryCPU
+import COpenBLAS
+import Dispatch
+import FerryIR
+import FerryKernels
+import FerryRuntime
+import Foundation
+
+struct Case {
+    var name: String
+    var kind: String  // "winograd", "depthwise", "direct" (winograd shape timed by im2col only)
+    var channels: Int, outChannels: Int, height: Int, width: Int
+    var stride = 1
+}
+
+let cases: [Case] = [
+    Case(name: "conv3x3_64_56", kind: "winograd", channels: 64, outChannels: 64, height: 56, width: 56),
+    Case(name: "conv3x3_128_28", kind: "winograd", channels: 128, outChannels: 128, height: 28, width: 28),
+    Case(name: "conv3x3_256_14", kind: "winograd", channels: 256, outChannels: 256, height: 14, width: 14),
+    Case(name: "conv3x3_512_7", kind: "winograd", channels: 512, outChannels: 512, height: 7, width: 7),
+    Case(name: "dw3x3_144_56_s1", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56),
+    Case(name: "dw3x3_144_56_s2", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56, stride: 2),
+    Case(name: "dw3x3_32_112_s1", kind: "depthwise", channels: 32, outChannels: 32, height: 112, width: 112),
+    Case(name: "dw3x3_960_7_s1", kind: "depthwise", channels: 960, outChannels: 960, height: 7, width: 7),
+]
+
+struct Options: Sendable {
+    var threads = 1, runs = 30
+    var only: String?
+}
+var options = Options()
+var argv = CommandLine.arguments.dropFirst().makeIterator()
+while let arg = argv.next() {
+    switch arg {
+    case "--threads": options.threads = Int(argv.next() ?? "") ?? 1
+    case "--runs": options.runs = Int(argv.next() ?? "") ?? 30
+    case "--case": options.only = argv.next()
+    case "--list": for c in cases { print(c.name) }; exit(0)
+    default: FileHandle.standardError.write("unknown argument \(arg)\n".data(using: .utf8)!); exit(2)
+    }
+}
+if let problem = ferry_kernels_unsupported_cpu() {
+    FileHandle.standardError.write("error: \(String(cString: problem))\n".data(using: .utf8)!)
+    exit(2)
+}
+
+/// Median milliseconds of `runs` calls after two warm-up calls.
+func timeMedian(runs: Int, _ body: () -> Void) -> Double {
+    body(); body()
+    var times: [Double] = []
+    for _ in 0..<runs {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    times.sort()
+    return times[times.count / 2]
+}
+
+func random(_ count: Int, seed: UInt64) -> [Float] {
+    var state = seed
+    return (0..<count).map { _ in
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return Float(Int64(bitPattern: state >> 11) % 2000) / 1000 - 1
+    }
+}
+
+/// Splits 0..<count into `threads` ranges run concurrently (the body gets the range and the
+/// thread's index).
+func runParallel(_ count: Int, threads: Int, _ body: (Range<Int>, Int) -> Void) {
+    if threads == 1 { body(0..<count, 0); return }
+    withoutActuallyEscaping(body) { body in
+        nonisolated(unsafe) let work = body
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            work((count * t / threads)..<(count * (t + 1) / threads), t)
+        }
+    }
+}
+
+func bench(_ c: Case, threads: Int, runs: Int) {
+    func medianMilliseconds(_ body: () -> Void) -> Double { timeMedian(runs: runs, body) }
+    func parallel(_ count: Int, _ body: (Range<Int>, Int) -> Void) { runParallel(count, threads: threads, body) }
+    let group = c.kind == "depthwise" ? c.channels : 1
+    let attributes = ConvAttributes(kernelShape: [3, 3], strides: [c.stride, c.stride], pads: [1, 1, 1, 1],
+                                    group: group, activation: .relu)
+    let x = Tensor(shape: [1, c.channels, c.height, c.width], floats: random(c.channels * c.height * c.width, seed: 1))
+    let w = Tensor(shape: [c.outChannels, c.channels / group, 3, 3], floats: random(c.outChannels * c.channels / group * 9, seed: 2))
+    let b = Tensor(shape: [c.outChannels], floats: random(c.outChannels, seed: 3))
+    // The current path: the reference runtime's Conv (im2col + sgemm, bias, then Relu).
+    openblas_set_num_threads(Int32(threads))
+    var expected: [Float] = []
+    let reference = medianMilliseconds { expected = try! ReferenceKernels.evaluate(.conv(attributes), [x, w, b])[0].floats }
+    let geometry = Conv2DGeometry(inHeight: c.height, inWidth: c.width, attributes)!
+    var out = [Float](repeating: 0, count: c.outChannels * geometry.outPlane)
+    var kernel = 0.0
+    x.floats.withUnsafeBufferPointer { xp in
+        w.floats.withUnsafeBufferPointer { wp in
+            b.floats.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    let epilogue = Epilogue(bias: bp.baseAddress, activation: .relu)
+                    let (input, weights, output) = (xp.baseAddress!, wp.baseAddress!, op.baseAddress!)
+                    if c.kind == "depthwise" {
+                        let perThread = Kernels.depthwiseScratchCount(geometry)
+                        var scratch = [Float](repeating: 0, count: threads * perThread)
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            let scratch = sp.baseAddress!
+                            kernel = medianMilliseconds {
+                                parallel(c.outChannels) { range, t in
+                                    Kernels.depthwiseConv2D(input: input, weights: weights, output: output, multiplier: 1,
+                                                            outputChannels: range, geometry: geometry, epilogue: epilogue,
+                                                            scratch: scratch + t * perThread)
+                                }
+                            }
+                        }
+                    } else {
+                        let plan = Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
+                                               inHeight: c.height, inWidth: c.width, attributes)!
+                        var u = [Float](repeating: 0, count: plan.transformedWeightCount)
+                        var scratch = [Float](repeating: 0, count: plan.paddedInputCount + threads * plan.blockScratchCount)
+                        u.withUnsafeMutableBufferPointer {
+                            Winograd3x3.transformWeights(weights, into: $0.baseAddress!, inputChannels: c.channels,
+                                                         outputChannels: c.outChannels)
+                        }
+                        // Our threads split the tile blocks; OpenBLAS runs one thread inside each.
+                        openblas_set_num_threads(1)
+                        u.withUnsafeBufferPointer { up in
+                            scratch.withUnsafeMutableBufferPointer { sp in
+                                let padded = sp.baseAddress!
+                                kernel = medianMilliseconds {
+                                    parallel(c.channels) { range, _ in plan.padInput(input, into: padded, channels: range) }
+                                    let blocks = plan.blockCount
+                                    if threads > 1 && blocks < threads {
+                                        // Too few blocks to split: let OpenBLAS thread the GEMMs.
+                                        openblas_set_num_threads(Int32(threads))
+                                        plan.runBlocks(0..<blocks, padded: padded, transformedWeights: up.baseAddress!, output: output,
+                                                       epilogue: epilogue, scratch: padded + plan.paddedInputCount)
+                                        openblas_set_num_threads(1)
+                                    } else {
+                                        parallel(blocks) { range, t in
+                                            plan.runBlocks(range, padded: padded, transformedWeights: up.baseAddress!, output: output,
+                                                           epilogue: epilogue,
+                                                           scratch: padded + plan.paddedInputCount + t * plan.blockScratchCount)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let scale = expected.map(abs).max() ?? 1
+    let maxError = zip(out, expected).map { abs($0 - $1) }.max() ?? 0
+    let macs = Double(c.outChannels * geometry.outPlane * (c.channels / group) * 9)
+    print("{\"case\": \"\(c.name)\", \"kind\": \"\(c.kind)\", \"threads\": \(threads), \"kernel_ms\": \(kernel), "
+        + "\"im2col_sgemm_ms\": \(reference), \"gmacs_per_s\": \(macs / kernel / 1e6), "
+        + "\"max_error_over_scale\": \(maxError / scale), \"shape\": [\(c.channels), \(c.outChannels), \(c.height), \(c.width), \(c.stride)]}")
+}
+
+for c in cases where options.only == nil || options.only == c.name {
+    bench(c, threads: options.threads, runs: options.runs)
+}
