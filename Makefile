@@ -5,7 +5,7 @@ DEMO_MODEL := fixtures/keras/cnn_flatten/keras3.h5
 DEMO_DIR := fixtures/keras/cnn_flatten
 RELEASE := .build/release/ferry
 
-.PHONY: setup build release test test-swift test-crosscheck demo protos fixtures fixtures-caffe clean
+.PHONY: setup build release test test-swift test-crosscheck test-export-keras demo protos fixtures fixtures-caffe clean
 
 setup:
 	@bash tools/setup.sh
@@ -31,6 +31,13 @@ test-crosscheck:
 test-large: release
 	@test -d fixtures-large || { echo "fixtures-large/ is missing: run 'make fixtures-large' first"; exit 2; }
 	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_keras_fixtures.py -k "run_matches or onnx_export"
+	FERRY=$(RELEASE) .venv-fixtures/bin/python tools/crosscheck_export.py
+
+# Keras export in real Keras: every fixture Ferry writes as Keras, loaded with tf_keras 2.21 and
+# Keras 3.15 (TensorFlow, too heavy for CI: .venv-fixtures) and compared with its reference.
+test-export-keras: build
+	bash tools/setup.sh --fixtures
+	FERRY=.build/debug/ferry .venv-fixtures/bin/python tools/crosscheck_export.py
 
 fixtures-large:
 	bash tools/setup.sh --fixtures

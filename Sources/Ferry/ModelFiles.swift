@@ -92,8 +92,11 @@ public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opse
     case .onnx:
         let data = try ONNXExporter.write(graph, to: URL(fileURLWithPath: path), opset: opset ?? ONNXExporter.defaultOpset)
         return SavedModel(files: [path] + (data.map { [$0.path] } ?? []), layoutChanges: [])
-    case .kerasH5, .kerasZip:
-        throw FerryError("writing Keras models is not supported yet (ONNX is)", file: path)
+    case .kerasH5:
+        let export = try KerasExporter.writeH5(graph, to: path)
+        return SavedModel(files: [path], layoutChanges: export.layoutChanges)
+    case .kerasZip:
+        throw FerryError("writing Keras .keras files is not supported yet (.h5 is)", file: path)
     case .caffe:
         let written = try CaffeExporter.write(graph, to: path)
         return SavedModel(files: [written.prototxt, written.caffemodel], layoutChanges: written.export.layoutChanges)

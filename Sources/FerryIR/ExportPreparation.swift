@@ -69,6 +69,15 @@ public struct LayoutChange: Sendable, Hashable, CustomStringConvertible {
     public var fromLayout: String
     public var toLayout: String
 
+    public init(name: String, isInput: Bool, before: Shape, after: Shape, fromLayout: String, toLayout: String) {
+        self.name = name
+        self.isInput = isInput
+        self.before = before
+        self.after = after
+        self.fromLayout = fromLayout
+        self.toLayout = toLayout
+    }
+
     public var description: String {
         "\(isInput ? "input" : "output") \(name): \(fromLayout) \(before) in the source, \(toLayout) \(after) in the export"
     }

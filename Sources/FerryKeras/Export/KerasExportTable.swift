@@ -1,0 +1,464 @@
+import Foundation
+import FerryIR
+
+/// IR op name -> the writer emitting its Keras layers. An op missing here is one Keras has no
+/// built-in layer for (reported; never written as a Lambda).
+let kerasExportTable: [String: KerasLayerWriter] = [
+    "Conv": writeKerasConv,
+    "Gemm": writeKerasDense,
+    "MatMul": writeKerasDense,
+    "MaxPool": writeKerasPooling,
+    "AveragePool": writeKerasPooling,
+    "GlobalAveragePool": writeKerasGlobalPooling,
+    "GlobalMaxPool": writeKerasGlobalPooling,
+    "BatchNormalization": writeKerasBatchNorm,
+    "Relu": writeKerasActivation,
+    "Sigmoid": writeKerasActivation,
+    "Tanh": writeKerasActivation,
+    "Elu": writeKerasActivation,
+    "Selu": writeKerasActivation,
+    "Softplus": writeKerasActivation,
+    "Softsign": writeKerasActivation,
+    "Exp": writeKerasActivation,
+    "LeakyRelu": writeKerasLeakyReLU,
+    "Clip": writeKerasClip,
+    "Softmax": writeKerasSoftmax,
+    "Add": writeKerasBinary,
+    "Sub": writeKerasBinary,
+    "Mul": writeKerasBinary,
+    "Div": writeKerasBinary,
+    "Max": writeKerasMerge,
+    "Min": writeKerasMerge,
+    "Sum": writeKerasMerge,
+    "Mean": writeKerasMerge,
+    "Concat": writeKerasConcat,
+    "Flatten": writeKerasFlatten,
+    "Reshape": writeKerasReshape,
+    "Transpose": writeKerasTranspose,
+    "Pad": writeKerasZeroPadding,
+]
+
+/// The Keras `activation=` name of an IR activation node, when Keras has one meaning the same.
+func kerasActivationName(_ op: Op, rank: Int, layout: [Int]) -> String? {
+    switch op {
+    case .relu: return "relu"
+    case .sigmoid: return "sigmoid"
+    case .tanh: return "tanh"
+    case .elu(let alpha) where alpha == 1: return "elu"
+    case .selu(let alpha, let gamma) where abs(alpha - 1.6732632) < 1e-6 && abs(gamma - 1.050701) < 1e-6: return "selu"
+    case .softplus: return "softplus"
+    case .softsign: return "softsign"
+    case .exp: return "exponential"
+    case .softmax(let axis):
+        // Keras's softmax activation works on the last axis of the Keras tensor.
+        guard let a = normalizeAxis(axis, rank: rank), layout.last == a else { return nil }
+        return "softmax"
+    default: return nil
+    }
+}
+
+/// A following activation of the same source layer, folded into `activation=`.
+func foldedActivation(_ ctx: inout KerasExportContext, after node: Node, rank: Int, layout: [Int]) -> (name: String, output: String) {
+    if let next = ctx.soleSameLayerReader(of: node.outputs[0]),
+       let name = kerasActivationName(next.node.op, rank: rank, layout: layout) {
+        ctx.absorbed.insert(next.index)
+        return (name, next.node.outputs[0])
+    }
+    return ("linear", node.outputs[0])
+}
+
+/// TensorFlow's `same` padding of one axis: (begin, end).
+func tfSamePads(_ n: Int, kernel: Int, stride: Int, dilation: Int) -> (Int, Int) {
+    let span = (kernel - 1) * dilation + 1
+    let out = (n + stride - 1) / stride
+    let total = max((out - 1) * stride + span - n, 0)
+    return (total / 2, total - total / 2)
+}
+
+/// Conv (2-D) -> Conv2D (groups) or DepthwiseConv2D, channels-last; padding `valid`, `same` or a
+/// ZeroPadding2D before a `valid` convolution; a following activation of the same source layer
+/// becomes `activation=`.
+func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .conv(let a) = node.op else { return }
+    guard a.kernelShape.count == 2 else { throw ctx.error("\(a.kernelShape.count)-D convolution: the exporter writes 2-D convolutions only") }
+    guard let w = ctx.constant(node.inputs[1]) else { throw ctx.error("the weights must be a constant") }
+    let hasBias = node.inputs.count > 2 && !node.inputs[2].isEmpty
+    let bias = hasBias ? ctx.constant(node.inputs[2]) : nil
+    if hasBias && bias == nil { throw ctx.error("the bias must be a constant") }
+    guard let inType = ctx.types[node.inputs[0]], let h = inType.shape.dims[2].value, let wd = inType.shape.dims[3].value else {
+        throw ctx.error("the input's spatial sizes must be known")
+    }
+    let cl = channelsLastLayout(4)
+    var x = try ctx.input(node.inputs[0], layout: cl)
+    guard a.strides.allSatisfy({ $0 == 1 }) || a.dilations.allSatisfy({ $0 == 1 }) else {
+        throw ctx.error("strides \(a.strides) with dilation \(a.dilations): Keras's convolutions take one or the other")
+    }
+    let (m, cPerGroup, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    let channels = cPerGroup * a.group
+    // Padding.
+    let same = (0..<2).allSatisfy { i in
+        let (b, e) = tfSamePads([h, wd][i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: a.dilations[i])
+        return a.pads[i] == b && a.pads[i + 2] == e
+    }
+    let padding: String
+    if a.pads.allSatisfy({ $0 == 0 }) {
+        padding = "valid"
+    } else if same && (a.strides == [1, 1] || a.dilations == [1, 1]) {
+        padding = "same"
+    } else {
+        let name = ctx.uniqueName("\(node.origins.first?.layer ?? node.name)_pad")
+        ctx.layers.append(.init(name: name, className: "ZeroPadding2D", config: [
+            "name": name, "trainable": true, "dtype": "float32", "data_format": "channels_last",
+            "padding": [[a.pads[0], a.pads[2]], [a.pads[1], a.pads[3]]],
+        ], inbound: [x], weights: []))
+        x = name
+        padding = "valid"
+    }
+    let src = w.floats
+    var common: [String: Any] = [
+        "kernel_size": [kh, kw], "strides": a.strides, "padding": padding, "data_format": "channels_last",
+        "dilation_rate": a.dilations, "use_bias": bias != nil,
+    ]
+    if a.group > 1 && cPerGroup == 1 && m % channels == 0, bias == nil, let next = ctx.soleSameLayerReader(of: node.outputs[0]),
+       case .conv(let p) = next.node.op, p.kernelShape == [1, 1], p.group == 1, p.activation == nil,
+       let pw = ctx.constant(next.node.inputs[1]), next.node.inputs[0] == node.outputs[0] {
+        // A depthwise and a 1x1 convolution of one source layer: SeparableConv2D.
+        let mult = m / channels
+        var dk = [Float](repeating: 0, count: kh * kw * channels * mult)
+        for c in 0..<channels { for j in 0..<mult { for y in 0..<kh { for xx in 0..<kw {
+            dk[((y * kw + xx) * channels + c) * mult + j] = src[((c * mult + j) * kh + y) * kw + xx]
+        } } } }
+        let outs = pw.shape[0]
+        let pws = pw.floats
+        var pk = [Float](repeating: 0, count: m * outs)
+        for o in 0..<outs { for c in 0..<m { pk[c * outs + o] = pws[o * m + c] } }
+        let pwBias = next.node.inputs.count > 2 && !next.node.inputs[2].isEmpty ? ctx.constant(next.node.inputs[2]) : nil
+        ctx.absorbed.insert(next.index)
+        let folded = foldedActivation(&ctx, after: next.node, rank: 4, layout: cl)
+        common["depth_multiplier"] = mult
+        common["filters"] = outs
+        common["activation"] = folded.name
+        common["use_bias"] = pwBias != nil
+        ctx.add("SeparableConv2D", config: common, inbound: [x],
+                weights: [("depthwise_kernel", Tensor(shape: [kh, kw, channels, mult], floats: dk)),
+                          ("pointwise_kernel", Tensor(shape: [1, 1, m, outs], floats: pk))]
+                    + (pwBias.map { [("bias", $0.reshaped([outs]))] } ?? []),
+                output: folded.output, layout: cl)
+        return
+    }
+    if a.group > 1 && cPerGroup == 1 && m % channels == 0 {
+        // Depthwise: output channel c * multiplier + j reads input channel c.
+        let mult = m / channels
+        var k = [Float](repeating: 0, count: kh * kw * channels * mult)
+        for c in 0..<channels { for j in 0..<mult { for y in 0..<kh { for xx in 0..<kw {
+            k[((y * kw + xx) * channels + c) * mult + j] = src[((c * mult + j) * kh + y) * kw + xx]
+        } } } }
+        common["depth_multiplier"] = mult
+        let (activation, output) = foldedActivation(&ctx, after: node, rank: 4, layout: cl)
+        common["activation"] = activation
+        ctx.add("DepthwiseConv2D", config: common, inbound: [x],
+                weights: [("depthwise_kernel", Tensor(shape: [kh, kw, channels, mult], floats: k))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
+                output: output, layout: cl)
+        return
+    }
+    var k = [Float](repeating: 0, count: kh * kw * cPerGroup * m)
+    for o in 0..<m { for c in 0..<cPerGroup { for y in 0..<kh { for xx in 0..<kw {
+        k[((y * kw + xx) * cPerGroup + c) * m + o] = src[((o * cPerGroup + c) * kh + y) * kw + xx]
+    } } } }
+    let (activation, output) = foldedActivation(&ctx, after: node, rank: 4, layout: cl)
+    common["activation"] = activation
+    common["filters"] = m
+    common["groups"] = a.group
+    ctx.add("Conv2D", config: common, inbound: [x],
+            weights: [("kernel", Tensor(shape: [kh, kw, cPerGroup, m], floats: k))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
+            output: output, layout: cl)
+}
+
+/// Gemm (A not transposed, constant B and C) and MatMul by a constant matrix (with an Add of a
+/// constant vector of the same source layer) -> Dense on the IR's order of features.
+func writeKerasDense(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard let b = ctx.constant(node.inputs[1]), b.rank == 2 else { throw ctx.error("only a product with a constant matrix is a Dense layer") }
+    var kernel = b
+    var bias: [Float]?
+    var output = node.outputs[0]
+    let rank = try ctx.rank(node.inputs[0])
+    if case .gemm(let g) = node.op {
+        guard !g.transA else { throw ctx.error("a transposed A has no Dense form") }
+        if g.transB { kernel = transposedMatrix(b) }
+        if g.alpha != 1 { kernel = Tensor(shape: kernel.shape, floats: kernel.floats.map { $0 * g.alpha }) }
+        let n = kernel.shape[1]
+        if node.inputs.count > 2 && !node.inputs[2].isEmpty {
+            guard let c = ctx.constant(node.inputs[2]), c.count == n || c.count == 1 else {
+                throw ctx.error("C must be a constant of \(n) values")
+            }
+            bias = (c.count == n ? c.floats : Array(repeating: c.floats[0], count: n)).map { $0 * g.beta }
+        }
+    } else if let next = ctx.soleSameLayerReader(of: output), case .add = next.node.op {
+        let other = next.node.inputs[0] == output ? next.node.inputs[1] : next.node.inputs[0]
+        if let c = ctx.constant(other), c.count == kernel.shape[1], c.shape.last == kernel.shape[1] {
+            bias = c.floats
+            output = next.node.outputs[0]
+            ctx.absorbed.insert(next.index)
+        }
+    }
+    let identity = Array(0..<rank)
+    let x = try ctx.input(node.inputs[0], layout: identity)
+    let folded = foldedActivation(&ctx, after: Node(name: node.name, op: node.op, inputs: node.inputs, outputs: [output],
+                                                     origins: node.origins), rank: rank, layout: identity)
+    ctx.add("Dense", config: ["units": kernel.shape[1], "activation": folded.name, "use_bias": bias != nil],
+            inbound: [x], weights: [("kernel", kernel)] + (bias.map { [("bias", Tensor(shape: [$0.count], floats: $0))] } ?? []),
+            output: folded.output, layout: identity)
+}
+
+func transposedMatrix(_ t: Tensor) -> Tensor {
+    let (r, c) = (t.shape[0], t.shape[1])
+    let src = t.floats
+    var out = [Float](repeating: 0, count: src.count)
+    for i in 0..<r { for j in 0..<c { out[j * r + i] = src[i * c + j] } }
+    return Tensor(shape: [c, r], floats: out)
+}
+
+/// MaxPool / AveragePool (2-D) -> MaxPooling2D / AveragePooling2D with `valid` or `same` when
+/// Keras's windows (floor rounding, TF same pads, averages over real cells) are the model's.
+func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    let a: PoolAttributes
+    let isMax: Bool
+    switch node.op {
+    case .maxPool(let p): a = p; isMax = true
+    case .averagePool(let p): a = p; isMax = false
+    default: return
+    }
+    guard a.kernelShape.count == 2 else { throw ctx.error("the exporter writes 2-D pooling only") }
+    guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]],
+          let sizes = inType.shape.fixedSizes.map({ Array($0.dropFirst(2)) }) ?? {
+              let d = inType.shape.dims.dropFirst(2).compactMap(\.value); return d.count == 2 ? Array(d) : nil }(),
+          let outSizes = { let d = outType.shape.dims.dropFirst(2).compactMap(\.value); return d.count == 2 ? Array(d) : nil }() else {
+        throw ctx.error("the spatial sizes must be known")
+    }
+    let valid = a.pads.allSatisfy { $0 == 0 } && (0..<2).allSatisfy { outSizes[$0] == (sizes[$0] - a.kernelShape[$0]) / a.strides[$0] + 1 }
+    let same = (0..<2).allSatisfy { i in
+        let (b, e) = tfSamePads(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: 1)
+        return a.pads[i] == b && a.pads[i + 2] == e && outSizes[i] == (sizes[i] + a.strides[i] - 1) / a.strides[i]
+    } && (isMax || !a.countIncludePad || a.pads.allSatisfy { $0 == 0 })
+    guard valid || same else {
+        throw ctx.error("pooling with kernel \(a.kernelShape), strides \(a.strides), pads \(a.pads)\(a.ceilMode ? ", ceil rounding" : "")"
+                        + "\(!isMax && a.countIncludePad ? ", padding counted in averages" : "") on \(sizes) is neither Keras's `valid` nor its `same`")
+    }
+    let cl = channelsLastLayout(4)
+    let x = try ctx.input(node.inputs[0], layout: cl)
+    ctx.add(isMax ? "MaxPooling2D" : "AveragePooling2D",
+            config: ["pool_size": a.kernelShape, "strides": a.strides, "padding": valid ? "valid" : "same", "data_format": "channels_last"],
+            inbound: [x], output: node.outputs[0], layout: cl)
+}
+
+/// GlobalAveragePool / GlobalMaxPool (2-D) -> GlobalAveragePooling2D / GlobalMaxPooling2D with keepdims.
+func writeKerasGlobalPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard try ctx.rank(node.inputs[0]) == 4 else { throw ctx.error("the exporter writes 2-D global pooling only") }
+    let cl = channelsLastLayout(4)
+    let x = try ctx.input(node.inputs[0], layout: cl)
+    let isMax: Bool
+    if case .globalMaxPool = node.op { isMax = true } else { isMax = false }
+    // Keras's default form (keepdims=False) is the IR's pooling and a Flatten of one source layer.
+    if let next = ctx.soleSameLayerReader(of: node.outputs[0]), case .flatten(1) = next.node.op {
+        ctx.absorbed.insert(next.index)
+        ctx.add(isMax ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D", config: ["data_format": "channels_last", "keepdims": false],
+                inbound: [x], output: next.node.outputs[0], layout: [0, 1])
+        return
+    }
+    ctx.add(isMax ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D", config: ["data_format": "channels_last", "keepdims": true],
+            inbound: [x], output: node.outputs[0], layout: cl)
+}
+
+/// BatchNormalization -> BatchNormalization over the Keras axis holding the IR's channels.
+func writeKerasBatchNorm(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .batchNormalization(let epsilon) = node.op else { return }
+    let parts = node.inputs[1...4].map { ctx.constant($0) }
+    guard let gamma = parts[0], let beta = parts[1], let mean = parts[2], let variance = parts[3] else {
+        throw ctx.error("scale, bias, mean and variance must be constants")
+    }
+    guard let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { throw ctx.error("input not written") }
+    let axis = have.firstIndex(of: 1)!
+    let c = mean.count
+    ctx.add("BatchNormalization", config: ["axis": axis, "momentum": 0.99, "epsilon": Double(epsilon), "center": true, "scale": true],
+            inbound: [x], weights: [("gamma", gamma.reshaped([c])), ("beta", beta.reshaped([c])),
+                                    ("moving_mean", mean.reshaped([c])), ("moving_variance", variance.reshaped([c]))],
+            output: node.outputs[0], layout: have)
+}
+
+/// Elementwise activations -> Activation layers (any layout).
+func writeKerasActivation(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { throw ctx.error("input not written") }
+    if case .elu(let alpha) = node.op, alpha != 1 {
+        ctx.add("ELU", config: ["alpha": Double(alpha)], inbound: [x], output: node.outputs[0], layout: have)
+        return
+    }
+    guard let name = kerasActivationName(node.op, rank: have.count, layout: have) else {
+        throw ctx.error("Keras has no activation computing \(node.op.name) with these parameters")
+    }
+    if case .relu = node.op, node.origins.first?.type == "ReLU" {
+        ctx.add("ReLU", config: ["max_value": NSNull(), "negative_slope": 0.0, "threshold": 0.0], inbound: [x],
+                output: node.outputs[0], layout: have)
+        return
+    }
+    ctx.add("Activation", config: ["activation": name], inbound: [x], output: node.outputs[0], layout: have)
+}
+
+func writeKerasLeakyReLU(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .leakyRelu(let alpha) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { return }
+    ctx.add("LeakyReLU", config: ["alpha": Double(alpha)], inbound: [x], output: node.outputs[0], layout: have)
+}
+
+/// Clip at 0 below (and optionally above) -> ReLU(max_value).
+func writeKerasClip(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .clip(let lo, let hi) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { return }
+    guard lo == 0 else { throw ctx.error("a clip with a lower bound other than 0 has no Keras layer") }
+    ctx.add("ReLU", config: ["max_value": hi.map { Double($0) as Any } ?? NSNull(), "negative_slope": 0.0, "threshold": 0.0],
+            inbound: [x], output: node.outputs[0], layout: have)
+}
+
+func writeKerasSoftmax(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .softmax(let axis) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { return }
+    guard let a = normalizeAxis(axis, rank: have.count) else { throw ctx.error("axis \(axis) out of range") }
+    // Activation('softmax') is Keras's softmax over the last axis, unless the source layer was a Softmax layer.
+    if have.last == a, node.origins.first?.type != "Softmax" {
+        ctx.add("Activation", config: ["activation": "softmax"], inbound: [x], output: node.outputs[0], layout: have)
+        return
+    }
+    ctx.add("Softmax", config: ["axis": have.firstIndex(of: a)!], inbound: [x], output: node.outputs[0], layout: have)
+}
+
+/// A constant seen in a Keras tensor's layout: scalar, or varying along the last Keras axis only.
+func lastAxisValues(_ c: Tensor, rank: Int, layout: [Int]) -> [Float]? {
+    if c.count == 1 { return c.floats }
+    let aligned = Array(repeating: 1, count: max(0, rank - c.rank)) + c.shape
+    let varying = aligned.indices.filter { aligned[$0] != 1 }
+    guard varying.count == 1, layout.last == varying[0] else { return nil }
+    return c.floats
+}
+
+/// Add/Sub/Mul/Div. Two data inputs -> Add, Subtract, Multiply (the second in the first's
+/// layout); a constant that is a scalar or varies along the Keras channel axis -> Rescaling
+/// (x * scale + offset; a Mul and an Add of one source layer become one Rescaling).
+func writeKerasBinary(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    let (a, b) = (node.inputs[0], node.inputs[1])
+    let ca = ctx.constant(a), cb = ctx.constant(b)
+    if ca == nil && cb == nil {
+        guard let have = ctx.layout[a], let xa = ctx.tensor[a] else { throw ctx.error("input not written") }
+        guard try ctx.rank(a) == ctx.rank(b) else { throw ctx.error("inputs of different ranks have no Keras merge layer") }
+        let xb = try ctx.input(b, layout: have)
+        let cls: String
+        switch node.op {
+        case .add: cls = "Add"
+        case .sub: cls = "Subtract"
+        case .mul: cls = "Multiply"
+        default: throw ctx.error("Keras has no layer dividing two tensors")
+        }
+        ctx.add(cls, config: [:], inbound: [xa, xb], output: node.outputs[0], layout: have)
+        return
+    }
+    guard (ca == nil) != (cb == nil) else { throw ctx.error("both operands are constants") }
+    let data = ca == nil ? a : b
+    guard let have = ctx.layout[data], let x = ctx.tensor[data] else { throw ctx.error("input not written") }
+    guard ctx.types[node.outputs[0]]?.shape == ctx.types[data]?.shape else {
+        throw ctx.error("the constant operand makes the result larger than the data")
+    }
+    var c = (ca ?? cb)!
+    let isScale: Bool
+    switch node.op {
+    case .mul: isScale = true
+    case .add: isScale = false
+    case .sub:
+        guard cb != nil else { throw ctx.error("a constant minus data has no Keras layer") }
+        isScale = false; c = Tensor(shape: c.shape, floats: c.floats.map { -$0 })
+    case .div:
+        guard cb != nil else { throw ctx.error("a constant divided by data has no Keras layer") }
+        isScale = true; c = Tensor(shape: c.shape, floats: c.floats.map { 1 / $0 })
+    default: return
+    }
+    guard let values = lastAxisValues(c, rank: have.count, layout: have) else {
+        throw ctx.error("the constant \(c.shape) varies along more than the channel axis; Keras's Rescaling cannot hold it")
+    }
+    let scale: [Float] = isScale ? values : [1]
+    var offset: [Float] = isScale ? [0] : values
+    var output = node.outputs[0]
+    if isScale, let next = ctx.soleSameLayerReader(of: output), case .add = next.node.op {
+        let other = next.node.inputs[0] == output ? next.node.inputs[1] : next.node.inputs[0]
+        if let t = ctx.constant(other), let v = lastAxisValues(t, rank: have.count, layout: have),
+           ctx.types[next.node.outputs[0]]?.shape == ctx.types[data]?.shape {
+            offset = v
+            output = next.node.outputs[0]
+            ctx.absorbed.insert(next.index)
+        }
+    }
+    func json(_ v: [Float]) -> Any { v.count == 1 ? Double(v[0]) as Any : v.map { Double($0) } as Any }
+    ctx.add("Rescaling", config: ["scale": json(scale), "offset": json(offset)], inbound: [x], output: output, layout: have)
+}
+
+/// Max, Min, Sum, Mean of data inputs -> Maximum, Minimum, Add, Average.
+func writeKerasMerge(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard let have = ctx.layout[node.inputs[0]] else { throw ctx.error("input not written") }
+    guard node.inputs.count >= 2 else { throw ctx.error("a one-input merge has no Keras layer") }
+    let xs = try node.inputs.map { try ctx.input($0, layout: have) }
+    let cls: String
+    switch node.op {
+    case .max: cls = "Maximum"
+    case .min: cls = "Minimum"
+    case .sum: cls = "Add"
+    default: cls = "Average"
+    }
+    ctx.add(cls, config: [:], inbound: xs, output: node.outputs[0], layout: have)
+}
+
+func writeKerasConcat(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .concat(let axis) = node.op, let have = ctx.layout[node.inputs[0]] else { throw ctx.error("input not written") }
+    guard let a = normalizeAxis(axis, rank: have.count), a > 0 else { throw ctx.error("concatenating along the batch axis") }
+    let xs = try node.inputs.map { try ctx.input($0, layout: have) }
+    ctx.add("Concatenate", config: ["axis": have.firstIndex(of: a)!], inbound: xs, output: node.outputs[0], layout: have)
+}
+
+/// Flatten at axis 1 -> Flatten of the tensor in the IR's order (a Permute first where the
+/// Keras tensor is channels-last, so that a following Dense reads its features in the order of
+/// its weights).
+func writeKerasFlatten(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .flatten(let axis) = node.op else { return }
+    let rank = try ctx.rank(node.inputs[0])
+    guard normalizeAxis(axis, rank: rank) == 1 else { throw ctx.error("Flatten at axis \(axis) has no Keras layer (Keras keeps the batch)") }
+    let x = try ctx.input(node.inputs[0], layout: Array(0..<rank), orderOnly: true)
+    ctx.add("Flatten", config: ["data_format": "channels_last"], inbound: [x], output: node.outputs[0], layout: [0, 1])
+}
+
+/// Reshape keeping the batch -> Reshape of the tensor in the IR's order.
+func writeKerasReshape(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]],
+          inType.shape.rank > 0, outType.shape.rank > 0, inType.shape.dims[0] == outType.shape.dims[0] else {
+        throw ctx.error("a reshape that changes the batch axis has no Keras layer")
+    }
+    let target = outType.shape.dims.dropFirst().compactMap(\.value)
+    guard target.count == outType.shape.rank - 1 else { throw ctx.error("the target shape must be known") }
+    let x = try ctx.input(node.inputs[0], layout: Array(0..<inType.shape.rank), orderOnly: true)
+    ctx.add("Reshape", config: ["target_shape": target], inbound: [x], output: node.outputs[0], layout: Array(0..<outType.shape.rank))
+}
+
+/// Transpose: no layer; the output is the same Keras tensor with a changed layout.
+func writeKerasTranspose(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .transpose(let perm) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else {
+        throw ctx.error("input not written")
+    }
+    var inverse = [Int](repeating: 0, count: perm.count)
+    for (i, p) in perm.enumerated() { inverse[p] = i }
+    ctx.tensor[node.outputs[0]] = x
+    ctx.layout[node.outputs[0]] = have.map { inverse[$0] }
+}
+
+/// A zero Pad of the two spatial axes of a 4-D value -> ZeroPadding2D.
+func writeKerasZeroPadding(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .pad(let p) = node.op else { return }
+    guard p.mode == .constant, p.value == 0, p.pads.count == 8, p.pads.allSatisfy({ $0 >= 0 }),
+          p.pads[0] == 0, p.pads[1] == 0, p.pads[4] == 0, p.pads[5] == 0 else {
+        throw ctx.error("only zero padding of the two spatial axes of a 4-D tensor is a Keras layer (ZeroPadding2D)")
+    }
+    let cl = channelsLastLayout(4)
+    let x = try ctx.input(node.inputs[0], layout: cl)
+    ctx.add("ZeroPadding2D", config: ["padding": [[p.pads[2], p.pads[6]], [p.pads[3], p.pads[7]]], "data_format": "channels_last"],
+            inbound: [x], output: node.outputs[0], layout: cl)
+}

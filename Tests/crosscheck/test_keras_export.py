@@ -1,0 +1,129 @@
+"""Keras export (`ferry convert X Y.h5`) without TensorFlow: the written .h5 has the Keras 2
+layout (model_config, keras_version, backend, model_weights with layer_names and weight_names);
+a Keras model written back keeps its layer names, classes and weights bit for bit (read with
+h5py); Ferry reads the written file back and agrees with the source's reference outputs (Keras
+fixtures: Keras's predict(); Caffe fixtures: OpenCV's outputs, NCHW -> NHWC); what Keras cannot
+express fails naming the nodes. Real Keras (tf_keras 2.21, Keras 3.15) loads and runs the same
+files in tools/crosscheck_export.py (`make test-export-keras`, needs .venv-fixtures)."""
+import json
+import re
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import KERAS_FIXTURES, ROOT, ferry, output_file_name, within_tolerance
+
+CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
+
+from export_fixtures import CAFFE_TO_KERAS, FLAT, KERAS_TO_KERAS, WEIGHTS_MOVED  # noqa: E402
+
+
+def layout_changes(stdout):
+    return {m.group(2): m.group(1) for m in re.finditer(r"^layout: (input|output) (\S+): channels-first", stdout, re.M)}
+
+
+def weights_by_layer(path):
+    """{layer: [arrays in weight_names order]} of a Keras .h5."""
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"]
+        result = {}
+        for name in [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]:
+            names = [n.decode() if isinstance(n, bytes) else n for n in group[name].attrs["weight_names"]]
+            result[name] = [np.array(group[name][w]) for w in names]
+        return result
+
+
+def layer_classes(path):
+    with h5py.File(path, "r") as f:
+        config = json.loads(f.attrs["model_config"])
+    return [(l["config"]["name"], l["class_name"]) for l in config["config"]["layers"]]
+
+
+def run_ferry(model, inputs, out_dir):
+    args = ["run", model, "--output-dir", out_dir]
+    for name, path in inputs:
+        args += ["--input", f"{name}={path}"]
+    ferry(*args, check=True)
+
+
+@pytest.mark.parametrize("name", KERAS_TO_KERAS)
+def test_keras_round_trip(name, tmp_path):
+    model_dir = KERAS_FIXTURES / name
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    variant = next(v for v in manifest["variants"] if v["file"] == "keras2.h5")
+    out = tmp_path / "model.h5"
+    result = ferry("convert", model_dir / "keras2.h5", out, check=True)
+    assert "layout:" not in result.stdout, "a Keras model keeps its NHWC interface"
+    with h5py.File(out, "r") as f:
+        assert f.attrs["keras_version"] and f.attrs["backend"] == "tensorflow"
+        config = json.loads(f.attrs["model_config"])
+        assert config["class_name"] == "Functional"
+        assert "Lambda" not in {l["class_name"] for l in config["config"]["layers"]}
+    source, written = weights_by_layer(model_dir / "keras2.h5"), weights_by_layer(out)
+    if name in FLAT:
+        # Same layers, same classes (Sequential models list no InputLayer in layer_names).
+        assert [l for l in layer_classes(out) if l[1] != "InputLayer"] == \
+               [l for l in layer_classes(model_dir / "keras2.h5") if l[1] != "InputLayer"]
+        for layer, arrays in source.items():
+            assert len(written.get(layer, [])) == len(arrays), layer
+            for a, b in zip(arrays, written[layer]):
+                assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), layer
+    elif name not in WEIGHTS_MOVED:
+        # Nested models are written flat (a shared layer once per call): every weight is still
+        # there, bit for bit.
+        flat_source = {(a.shape, a.tobytes()) for arrays in source.values() for a in arrays}
+        flat_written = {(a.shape, a.tobytes()) for arrays in written.values() for a in arrays}
+        assert flat_source == flat_written
+    run_ferry(out, [(i["name"], model_dir / i["npy"]) for i in variant["inputs"]], tmp_path / "out")
+    for o in variant["outputs"]:
+        within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))
+
+
+@pytest.mark.parametrize("name", CAFFE_TO_KERAS)
+def test_caffe_to_keras_reads_back(name, tmp_path):
+    model_dir = CAFFE_FIXTURES / name
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    out = tmp_path / "model.h5"
+    result = ferry("convert", model_dir / "net.prototxt", out, check=True)
+    changed = layout_changes(result.stdout)
+    inputs = []
+    for i in manifest["inputs"]:
+        array = np.load(model_dir / i["npy"])
+        if changed.get(i["name"]) == "input":
+            assert array.ndim == 4
+            np.save(tmp_path / f"{i['name']}.npy", np.moveaxis(array, 1, -1))
+            inputs.append((i["name"], tmp_path / f"{i['name']}.npy"))
+        else:
+            inputs.append((i["name"], model_dir / i["npy"]))
+    run_ferry(out, inputs, tmp_path / "out")
+    for o in manifest["outputs"]:
+        result = np.load(tmp_path / "out" / output_file_name(o["name"]))
+        if changed.get(o["name"]) == "output":
+            result = np.moveaxis(result, -1, 1)
+        within_tolerance(result, np.load(model_dir / o["npy"]))
+
+
+UNEXPRESSIBLE = {
+    "keras/activations": ("act_hard_sigmoid (Dense)", "Keras has no built-in layer for HardSigmoid"),
+    "keras/conv1d_family": ("causal (Conv1D)", "1-D convolution"),
+    "keras/norm_family": ("layernorm_last (LayerNormalization)", "Keras has no built-in layer for LayerNormalization"),
+    "caffe/lrn": ("lrn_default (LRN)", "Keras has no built-in layer for"),
+    "caffe/conv_forms": ("dilated (Convolution)", "Keras's convolutions take one or the other"),
+    "caffe/pooling": ("max_ceil (Pooling)", "ceil rounding on [7, 8] is neither Keras's `valid` nor its `same`"),
+    "caffe/inception": ("parts (Slice)", "Keras has no built-in layer for Split"),
+    "caffe/pooling_floor": ("ave_floor (Pooling)", "neither Keras's `valid` nor its `same`"),
+}
+
+
+@pytest.mark.parametrize("fixture", sorted(UNEXPRESSIBLE))
+def test_unexpressible_fixtures_fail_listing_the_nodes(fixture, tmp_path):
+    kind, name = fixture.split("/")
+    source = KERAS_FIXTURES / name / "keras3.h5" if kind == "keras" else CAFFE_FIXTURES / name / "net.prototxt"
+    layer, reason = UNEXPRESSIBLE[fixture]
+    result = ferry("convert", source, tmp_path / "out.h5")
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and f": {layer}: Keras cannot express" in error[0] and reason in error[0], result.stderr
+    assert "Lambda" in error[0]
+    assert not list(tmp_path.iterdir()), "a failed export leaves no file"

@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Keras export checked in real Keras (run with .venv-fixtures: TensorFlow, tf_keras 2.21, Keras 3.15;
+`make test-export-keras`). Every fixture Ferry can write as Keras (the lists in
+Tests/crosscheck/test_keras_export.py) is converted with the `ferry` binary to .h5 (and .keras where
+Ferry writes it), loaded with tf_keras.models.load_model and keras.models.load_model, run with
+predict(), and compared with the source's reference outputs (Keras fixtures: Keras's own predict();
+Caffe fixtures: OpenCV's outputs, NCHW inputs and outputs transposed to the Keras model's NHWC).
+Prints one line per file and framework; exits 1 when any differs or fails to load."""
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "crosscheck"))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from export_fixtures import CAFFE_TO_KERAS, KERAS_TO_KERAS, NOT_IN_REAL_KERAS  # noqa: E402
+
+
+def load_with(framework):
+    if framework == "tf_keras":
+        import tf_keras
+        return tf_keras.models.load_model
+    import keras
+    return keras.models.load_model
+
+
+def convert(ferry, source, destination):
+    result = subprocess.run([ferry, "convert", "--force", str(source), str(destination)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.strip())
+    return {m.group(2): m.group(1) for m in re.finditer(r"^layout: (input|output) (\S+): channels-first", result.stdout, re.M)}
+
+
+def cases():
+    for name in KERAS_TO_KERAS:
+        if name in NOT_IN_REAL_KERAS:
+            continue
+        d = ROOT / "fixtures" / "keras" / name
+        manifest = json.loads((d / "manifest.json").read_text())
+        v = next(v for v in manifest["variants"] if v["file"] == "keras2.h5")
+        yield (f"keras/{name}", d / v["file"], [(i["name"], np.load(d / i["npy"])) for i in v["inputs"]],
+               [(o["name"], np.load(d / o["npy"])) for o in v["outputs"]])
+    for name in CAFFE_TO_KERAS:
+        d = ROOT / "fixtures" / "caffe" / name
+        manifest = json.loads((d / "manifest.json").read_text())
+        yield (f"caffe/{name}", d / "net.prototxt", [(i["name"], np.load(d / i["npy"])) for i in manifest["inputs"]],
+               [(o["name"], np.load(d / o["npy"])) for o in manifest["outputs"]])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ferry", default=os.environ.get("FERRY", str(ROOT / ".build" / "debug" / "ferry")))
+    parser.add_argument("--frameworks", default="tf_keras,keras")
+    args = parser.parse_args()
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, source, inputs, outputs in cases():
+            for suffix in [".h5"]:
+                target = pathlib.Path(tmp) / (label.replace("/", "_") + suffix)
+                try:
+                    changed = convert(args.ferry, source, target)
+                except RuntimeError as e:
+                    print(f"FAIL {label}{suffix}: convert: {e}")
+                    failures += 1
+                    continue
+                feeds = [np.moveaxis(a, 1, -1) if changed.get(n) == "input" else a for n, a in inputs]
+                for framework in args.frameworks.split(","):
+                    try:
+                        model = load_with(framework)(str(target), compile=False)
+                        results = model.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
+                        if not isinstance(results, (list, tuple)):
+                            results = [results]
+                        worst = 0.0
+                        for (name, ref), res in zip(outputs, results):
+                            res = np.asarray(res)
+                            if changed.get(name) == "output":
+                                res = np.moveaxis(res, -1, 1)
+                            assert res.shape == ref.shape, f"{name}: shape {res.shape} vs {ref.shape}"
+                            diff = float(np.max(np.abs(res.astype(np.float64) - ref))) if ref.size else 0.0
+                            bound = 1e-4 * max(1.0, float(np.max(np.abs(ref)))) if ref.size else 0.0
+                            assert diff <= bound, f"{name}: max |diff| {diff:.3g} > {bound:.3g}"
+                            worst = max(worst, diff)
+                        print(f"ok   {label}{suffix} in {framework}: max |diff| {worst:.2g}")
+                    except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
+                        print(f"FAIL {label}{suffix} in {framework}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                        failures += 1
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
