@@ -8,11 +8,20 @@ import FerryIR
 /// done with `cblas_sgemm` on blocks of whole tile rows, so a block's V and M stay in cache and
 /// its output rows are complete when the epilogue runs.
 ///
-/// Use: at plan time `Winograd3x3(...)` (nil when the conv does not qualify), allocate
-/// `transformedWeightCount` floats and call `transformWeights` once; per run either `run` (one
-/// thread; OpenBLAS may thread the GEMMs) or, with threads: `padInput` (split by channels),
-/// then `runBlocks` on disjoint block ranges with one `blockScratchCount` scratch per thread
-/// and OpenBLAS set to one thread.
+/// Use: at plan time `Winograd3x3(...)` (nil when the conv does not qualify; check
+/// `isRecommended`), allocate `transformedWeightCount` floats and call `transformWeights` once.
+/// Per run, one of:
+/// - one thread: `run` with `scratchCount` floats (OpenBLAS may thread the GEMMs);
+/// - threads over blocks (many tiles): `padInput` split by channels, then `runBlocks` on
+///   disjoint block ranges, one `blockScratchCount` scratch per thread, OpenBLAS on 1 thread;
+/// - threads within each block (few tiles, e.g. 14x14 and below): `padInput`, then for each
+///   block: `transformInput` split by input channels, a barrier, then
+///   `multiplyAndTransformOutput` split by output channels (shared `transformedInputCount` and
+///   `productCount` buffers, one `stagingCount` staging per thread), a barrier.
+///
+/// The padded input is stored with each row's columns deinterleaved by 4 (column x at
+/// (x mod 4)·Q + x div 4), so the 6x6 windows of 8 neighbouring tiles are 36 contiguous vector
+/// loads.
 public struct Winograd3x3: Sendable, Hashable {
     public let inputChannels: Int, outputChannels: Int
     public let inHeight: Int, inWidth: Int
@@ -23,13 +32,22 @@ public struct Winograd3x3: Sendable, Hashable {
     /// Tile rows per block: a block holds `tileRowsPerBlock · tilesX` tiles.
     public let tileRowsPerBlock: Int
 
-    /// The input plane zero-padded so that every tile's 6x6 window is inside it.
+    /// The input plane zero-padded so that every tile's 6x6 window is inside it: rows, and
+    /// the length of each deinterleaved row (4 phases of `phaseLength`).
     public var paddedHeight: Int { 4 * tilesY + 2 }
-    public var paddedWidth: Int { 4 * tilesX + 2 }
+    var phaseLength: Int { tilesX + lanes + 1 }
+    var paddedRowLength: Int { 4 * phaseLength }
     public var tileCount: Int { tilesY * tilesX }
     public var blockCount: Int { (tilesY + tileRowsPerBlock - 1) / tileRowsPerBlock }
-    /// Tiles per block rounded up to the vector width: the row stride of V and M.
-    var blockStride: Int { (tileRowsPerBlock * tilesX + lanes - 1) / lanes * lanes }
+    /// The row stride of V and M: a block's tiles plus room for the last vector group's spare
+    /// lanes, rounded up to the vector width.
+    var blockStride: Int { (tileRowsPerBlock * tilesX + 2 * lanes - 1) / lanes * lanes }
+
+    /// Whether Winograd beats im2col + sgemm here: its transformed weights are 4x larger
+    /// (36 vs 9 per channel pair), so with few tiles per image the GEMMs stream weights
+    /// instead of computing (measured: 7x7 outputs with 512 channels run 1.9x slower than
+    /// im2col + sgemm; 14x14 and larger run faster).
+    public var isRecommended: Bool { tileCount >= 16 }
 
     /// For a Conv with a 3x3 kernel, stride 1, dilation 1 and group 1 on an input of
     /// [inputChannels, inHeight, inWidth]; nil otherwise. `tilesPerBlock` is the target block
@@ -75,10 +93,19 @@ public struct Winograd3x3: Sendable, Hashable {
     }
 
     /// Floats of the padded input of one image (`padInput`'s destination).
-    public var paddedInputCount: Int { inputChannels * paddedHeight * paddedWidth }
+    public var paddedInputCount: Int { inputChannels * paddedHeight * paddedRowLength }
+
+    /// Floats of one block's transformed input V (36 x inputChannels x tiles).
+    public var transformedInputCount: Int { 36 * inputChannels * blockStride }
+
+    /// Floats of one block's products M (36 x outputChannels x tiles).
+    public var productCount: Int { 36 * outputChannels * blockStride }
+
+    /// Floats of staging each thread running a transform needs.
+    public static let stagingCount = 52 * lanes
 
     /// Floats of scratch one `runBlocks` call needs (per thread).
-    public var blockScratchCount: Int { 36 * (inputChannels + outputChannels) * blockStride + 36 * lanes + 16 * lanes }
+    public var blockScratchCount: Int { transformedInputCount + productCount + Self.stagingCount }
 
     /// Floats of scratch `run` needs.
     public var scratchCount: Int { paddedInputCount + blockScratchCount }
@@ -124,22 +151,21 @@ public struct Winograd3x3: Sendable, Hashable {
                   output: output, epilogue: epilogue, scratch: scratch + paddedInputCount)
     }
 
-    /// Copies channels `channels` of one image into the zero-padded planes (`paddedInputCount`
-    /// floats for all channels) that `runBlocks` reads.
+    /// Copies channels `channels` of one image into the zero-padded, column-deinterleaved
+    /// planes (`paddedInputCount` floats for all channels) that the transforms read.
     public func padInput(_ input: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>, channels: Range<Int>) {
-        let ph = paddedHeight, pw = paddedWidth
-        let copyHeight = min(inHeight, ph - padTop), copyWidth = min(inWidth, pw - padLeft)
+        let ph = paddedHeight, rowLength = paddedRowLength, q = phaseLength
+        let copyHeight = min(inHeight, ph - padTop), copyWidth = min(inWidth, 4 * tilesX + 2 - padLeft)
         for c in channels {
-            let dst = padded + c * ph * pw, src = input + c * inHeight * inWidth
-            dst.update(repeating: 0, count: padTop * pw)
+            let dst = padded + c * ph * rowLength, src = input + c * inHeight * inWidth
+            dst.update(repeating: 0, count: ph * rowLength)
             for y in 0..<copyHeight {
-                let row = dst + (padTop + y) * pw
-                row.update(repeating: 0, count: padLeft)
-                (row + padLeft).update(from: src + y * inWidth, count: copyWidth)
-                (row + padLeft + copyWidth).update(repeating: 0, count: pw - padLeft - copyWidth)
+                let row = dst + (padTop + y) * rowLength, source = src + y * inWidth
+                for x in 0..<copyWidth {
+                    let column = padLeft + x
+                    row[(column & 3) * q + (column >> 2)] = source[x]
+                }
             }
-            let filled = (padTop + copyHeight) * pw
-            (dst + filled).update(repeating: 0, count: ph * pw - filled)
         }
     }
 
@@ -148,73 +174,83 @@ public struct Winograd3x3: Sendable, Hashable {
     /// `padded` comes from `padInput`; scratch holds `blockScratchCount` floats.
     public func runBlocks(_ blocks: Range<Int>, padded: UnsafePointer<Float>, transformedWeights: UnsafePointer<Float>,
                           output: UnsafeMutablePointer<Float>, epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>) {
-        let stride = blockStride
         let v = scratch
-        let m = v + 36 * inputChannels * stride
-        let staging = m + 36 * outputChannels * stride
+        let m = v + transformedInputCount
+        let staging = m + productCount
         for block in blocks {
-            let firstTileRow = block * tileRowsPerBlock
-            let tileRows = min(tileRowsPerBlock, tilesY - firstTileRow)
-            let tiles = tileRows * tilesX
-            transformInput(padded, firstTileRow: firstTileRow, tiles: tiles, into: v, staging: staging)
-            for k in 0..<36 {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                            blasint(outputChannels), blasint(tiles), blasint(inputChannels), 1,
-                            transformedWeights + k * outputChannels * inputChannels, blasint(inputChannels),
-                            v + k * inputChannels * stride, blasint(stride),
-                            0, m + k * outputChannels * stride, blasint(stride))
-            }
-            transformOutput(m, firstTileRow: firstTileRow, tiles: tiles, into: output, epilogue: epilogue,
-                            staging: staging)
+            transformInput(block: block, padded: padded, into: v, channels: 0..<inputChannels, staging: staging)
+            multiplyAndTransformOutput(block: block, transformedInput: v, transformedWeights: transformedWeights,
+                                       products: m, output: output, epilogue: epilogue,
+                                       outputChannels: 0..<outputChannels, staging: staging)
         }
     }
 
-    /// V[k][c][t] = (Bᵀ d B)[k] for tile t of the block and channel c, 8 tiles at a time.
-    func transformInput(_ padded: UnsafePointer<Float>, firstTileRow: Int, tiles: Int,
-                        into v: UnsafeMutablePointer<Float>, staging d: UnsafeMutablePointer<Float>) {
-        let pw = paddedWidth, planeSize = paddedHeight * paddedWidth, stride = blockStride
-        for c in 0..<inputChannels {
+    /// The tile rows and tile count of a block.
+    func tiles(of block: Int) -> (firstTileRow: Int, tileRows: Int, tiles: Int) {
+        let first = block * tileRowsPerBlock
+        let rows = min(tileRowsPerBlock, tilesY - first)
+        return (first, rows, rows * tilesX)
+    }
+
+    /// V[k][c][t] = (Bᵀ d B)[k] for every tile t of the block and channel c in `channels`, 8
+    /// neighbouring tiles of a tile row at a time. `v` holds `transformedInputCount` floats
+    /// (shared by the threads splitting the channels); `staging` holds `stagingCount`.
+    public func transformInput(block: Int, padded: UnsafePointer<Float>, into v: UnsafeMutablePointer<Float>,
+                               channels: Range<Int>, staging: UnsafeMutablePointer<Float>) {
+        let (firstTileRow, tileRows, _) = tiles(of: block)
+        let rowLength = paddedRowLength, q = phaseLength, stride = blockStride
+        let planeSize = paddedHeight * rowLength
+        for c in channels {
             let plane = padded + c * planeSize
-            var t = 0
-            while t < tiles {
-                let group = min(lanes, tiles - t)
-                // Gather the 6x6 windows of `group` tiles lane by lane: d[(6i + j)·8 + lane].
-                for lane in 0..<lanes {
-                    let tile = t + min(lane, group - 1)
-                    let ty = firstTileRow + tile / tilesX, tx = tile % tilesX
-                    let window = plane + 4 * ty * pw + 4 * tx
-                    for i in 0..<6 {
-                        let row = window + i * pw
-                        for j in 0..<6 { d[(i * 6 + j) * lanes + lane] = row[j] }
-                    }
+            for r in 0..<tileRows {
+                let window = plane + 4 * (firstTileRow + r) * rowLength
+                // Ascending tx: a group's spare lanes land on the next group's columns before
+                // that group writes them (and past the block's tiles at the end).
+                var tx = 0
+                while tx < tilesX {
+                    inputTransform(window + tx, rowLength: rowLength, phaseLength: q, staging: staging,
+                                   out: v + c * stride + r * tilesX + tx, matrixStride: inputChannels * stride)
+                    tx += lanes
                 }
-                let out = v + c * stride + t
-                inputTransform(d, out: out, matrixStride: inputChannels * stride)
-                t += lanes
             }
         }
     }
 
-    /// M back to 4x4 output tiles, 8 tiles at a time, then the epilogue on the block's rows.
-    func transformOutput(_ m: UnsafeMutablePointer<Float>, firstTileRow: Int, tiles: Int,
-                         into output: UnsafeMutablePointer<Float>, epilogue: Epilogue,
-                         staging o: UnsafeMutablePointer<Float>) {
-        let stride = blockStride, outPlane = outHeight * outWidth
+    /// For output channels `outputChannels`: the 36 GEMMs M[k] = U[k] · V[k] of the block, the
+    /// output transform into `output` and the epilogue on the block's output rows. `v` comes
+    /// from `transformInput` (all channels); `products` holds `productCount` floats (threads
+    /// splitting the output channels may share it: they write disjoint rows).
+    public func multiplyAndTransformOutput(block: Int, transformedInput v: UnsafePointer<Float>,
+                                           transformedWeights: UnsafePointer<Float>,
+                                           products m: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
+                                           epilogue: Epilogue, outputChannels: Range<Int>,
+                                           staging: UnsafeMutablePointer<Float>) {
+        guard !outputChannels.isEmpty else { return }
+        let (firstTileRow, tileRows, tiles) = tiles(of: block)
+        let stride = blockStride, first = outputChannels.lowerBound
+        for k in 0..<36 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                        blasint(outputChannels.count), blasint(tiles), blasint(inputChannels), 1,
+                        transformedWeights + (k * self.outputChannels + first) * inputChannels, blasint(inputChannels),
+                        v + k * inputChannels * stride, blasint(stride),
+                        0, m + (k * self.outputChannels + first) * stride, blasint(stride))
+        }
+        let outPlane = outHeight * outWidth
         let firstRow = 4 * firstTileRow
-        let rows = min(outHeight, firstRow + 4 * (tiles / tilesX)) - firstRow
-        for co in 0..<outputChannels {
+        let rows = min(outHeight, firstRow + 4 * tileRows) - firstRow
+        for co in outputChannels {
             let plane = output + co * outPlane
             var t = 0
             while t < tiles {
                 let group = min(lanes, tiles - t)
-                outputTransform(UnsafePointer(m + co * stride + t), matrixStride: outputChannels * stride, into: o)
+                outputTransform(UnsafePointer(m + co * stride + t), matrixStride: self.outputChannels * stride, into: staging)
                 for lane in 0..<group {
                     let tile = t + lane
                     let oy = 4 * (firstTileRow + tile / tilesX), ox = 4 * (tile % tilesX)
                     let height = min(4, outHeight - oy), width = min(4, outWidth - ox)
                     for r in 0..<height {
                         let row = plane + (oy + r) * outWidth + ox
-                        for c in 0..<width { row[c] = o[(r * 4 + c) * lanes + lane] }
+                        for c in 0..<width { row[c] = staging[(r * 4 + c) * lanes + lane] }
                     }
                 }
                 t += lanes
@@ -225,10 +261,12 @@ public struct Winograd3x3: Sendable, Hashable {
     }
 }
 
-/// Bᵀ x B on 8 tiles at once: `d` holds the 36 input vectors (row-major 6x6), the 36 results go
-/// to out[k · matrixStride].
+/// Bᵀ d B on 8 neighbouring tiles at once: window row i, column j of the 8 tiles is the vector at
+/// window + i·rowLength + (j < 4 ? j·Q : (j-4)·Q + 1) in the deinterleaved rows (phase length
+/// Q); the 36 results go to out[k · matrixStride].
 @inline(__always)
-private func inputTransform(_ d: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, matrixStride: Int) {
+private func inputTransform(_ window: UnsafePointer<Float>, rowLength: Int, phaseLength q: Int,
+                            staging d: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, matrixStride: Int) {
     // Bᵀ rows: (4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
     //          (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1).
     @inline(__always) func bt(_ x0: FloatVector, _ x1: FloatVector, _ x2: FloatVector, _ x3: FloatVector,
@@ -242,11 +280,11 @@ private func inputTransform(_ d: UnsafeMutablePointer<Float>, out: UnsafeMutable
                 a + b, a - b, c + e, c - e,
                 x5.addingProduct(x1, 4).addingProduct(x3, -5))
     }
-    // Bᵀ d: for each column j combine the rows (in place in d), then each row times B.
+    // Bᵀ d: for each column j combine the 6 rows (into the staging d), then each row times B.
     for j in 0..<6 {
-        let r = bt(d.vector(at: (0 * 6 + j) * lanes), d.vector(at: (1 * 6 + j) * lanes),
-                   d.vector(at: (2 * 6 + j) * lanes), d.vector(at: (3 * 6 + j) * lanes),
-                   d.vector(at: (4 * 6 + j) * lanes), d.vector(at: (5 * 6 + j) * lanes))
+        let column = window + (j < 4 ? j * q : (j - 4) * q + 1)
+        let r = bt(column.vector(at: 0), column.vector(at: rowLength), column.vector(at: 2 * rowLength),
+                   column.vector(at: 3 * rowLength), column.vector(at: 4 * rowLength), column.vector(at: 5 * rowLength))
         d.store(r.0, at: (0 * 6 + j) * lanes)
         d.store(r.1, at: (1 * 6 + j) * lanes)
         d.store(r.2, at: (2 * 6 + j) * lanes)

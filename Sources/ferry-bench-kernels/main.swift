@@ -121,7 +121,8 @@ func bench(_ c: Case, threads: Int, runs: Int) {
                         let plan = Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
                                                inHeight: c.height, inWidth: c.width, attributes)!
                         var u = [Float](repeating: 0, count: plan.transformedWeightCount)
-                        var scratch = [Float](repeating: 0, count: plan.paddedInputCount + threads * plan.blockScratchCount)
+                        var scratch = [Float](repeating: 0, count: plan.paddedInputCount + threads * plan.blockScratchCount
+                                                  + threads * Winograd3x3.stagingCount)
                         u.withUnsafeMutableBufferPointer {
                             Winograd3x3.transformWeights(weights, into: $0.baseAddress!, inputChannels: c.channels,
                                                          outputChannels: c.outChannels)
@@ -134,12 +135,22 @@ func bench(_ c: Case, threads: Int, runs: Int) {
                                 kernel = medianMilliseconds {
                                     parallel(c.channels) { range, _ in plan.padInput(input, into: padded, channels: range) }
                                     let blocks = plan.blockCount
-                                    if threads > 1 && blocks < threads {
-                                        // Too few blocks to split: let OpenBLAS thread the GEMMs.
-                                        openblas_set_num_threads(Int32(threads))
-                                        plan.runBlocks(0..<blocks, padded: padded, transformedWeights: up.baseAddress!, output: output,
-                                                       epilogue: epilogue, scratch: padded + plan.paddedInputCount)
-                                        openblas_set_num_threads(1)
+                                    if threads > 1 && blocks < 2 * threads {
+                                        // Few blocks: threads split each block's channels instead.
+                                        let v = padded + plan.paddedInputCount, m = v + plan.transformedInputCount
+                                        let staging = m + plan.productCount
+                                        for block in 0..<blocks {
+                                            parallel(c.channels) { range, t in
+                                                plan.transformInput(block: block, padded: padded, into: v, channels: range,
+                                                                    staging: staging + t * Winograd3x3.stagingCount)
+                                            }
+                                            parallel(c.outChannels) { range, t in
+                                                plan.multiplyAndTransformOutput(
+                                                    block: block, transformedInput: v, transformedWeights: up.baseAddress!, products: m,
+                                                    output: output, epilogue: epilogue, outputChannels: range,
+                                                    staging: staging + t * Winograd3x3.stagingCount)
+                                            }
+                                        }
                                     } else {
                                         parallel(blocks) { range, t in
                                             plan.runBlocks(range, padded: padded, transformedWeights: up.baseAddress!, output: output,
@@ -158,7 +169,9 @@ func bench(_ c: Case, threads: Int, runs: Int) {
     let scale = expected.map(abs).max() ?? 1
     let maxError = zip(out, expected).map { abs($0 - $1) }.max() ?? 0
     let macs = Double(c.outChannels * geometry.outPlane * (c.channels / group) * 9)
-    print("{\"case\": \"\(c.name)\", \"kind\": \"\(c.kind)\", \"threads\": \(threads), \"kernel_ms\": \(kernel), "
+    let recommended = c.kind == "depthwise" || Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
+                                                           inHeight: c.height, inWidth: c.width, attributes)!.isRecommended
+    print("{\"case\": \"\(c.name)\", \"kind\": \"\(c.kind)\", \"recommended\": \(recommended), \"threads\": \(threads), \"kernel_ms\": \(kernel), "
         + "\"im2col_sgemm_ms\": \(reference), \"gmacs_per_s\": \(macs / kernel / 1e6), "
         + "\"max_error_over_scale\": \(maxError / scale), \"shape\": [\(c.channels), \(c.outChannels), \(c.height), \(c.width), \(c.stride)]}")
 }

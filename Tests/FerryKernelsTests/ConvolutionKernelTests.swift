@@ -132,13 +132,13 @@ struct WinogradKernelTests {
                                              outputChannels: c.outChannels)
             }
         }
-        for (activation, useResidual) in [(nil, false), (FusedActivation.relu, true), (.sigmoid, false)] {
+        for (protocolChoice, (activation, useResidual)) in [(nil, false), (FusedActivation.relu, true), (.sigmoid, false)].enumerated() {
             var withActivation = c
             withActivation.attributes.activation = activation
             let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: useResidual ? residual : nil)
             #expect(expected.shape == outShape)
             var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
-            var scratch = [Float](repeating: .nan, count: plan.scratchCount)
+            var scratch = [Float](repeating: .nan, count: plan.paddedInputCount + plan.blockScratchCount + Winograd3x3.stagingCount)
             let inImage = c.channels * c.height * c.width, outImage = c.outChannels * plan.outHeight * plan.outWidth
             x.floats.withUnsafeBufferPointer { xp in
                 u.withUnsafeBufferPointer { up in
@@ -151,11 +151,12 @@ struct WinogradKernelTests {
                                                                 residual: useResidual ? rp.baseAddress! + n * outImage : nil,
                                                                 activation: activation)
                                         let image = xp.baseAddress! + n * inImage, result = op.baseAddress! + n * outImage
-                                        if n == 0 {
+                                        switch (n + protocolChoice) % 3 {
+                                        case 0:
                                             plan.run(input: image, transformedWeights: up.baseAddress!, output: result,
                                                      epilogue: epilogue, scratch: sp.baseAddress!)
-                                        } else {
-                                            // The threaded protocol: pad by channel ranges, then blocks one at a time.
+                                        case 1:
+                                            // Threads over blocks: pad by channel ranges, then blocks one at a time.
                                             let padded = sp.baseAddress!
                                             plan.padInput(image, into: padded, channels: 0..<1)
                                             plan.padInput(image, into: padded, channels: 1..<c.channels)
@@ -163,6 +164,26 @@ struct WinogradKernelTests {
                                                 plan.runBlocks(block..<(block + 1), padded: padded, transformedWeights: up.baseAddress!,
                                                                output: result, epilogue: epilogue,
                                                                scratch: padded + plan.paddedInputCount)
+                                            }
+                                        default:
+                                            // Threads within blocks: input channels split, then output channels split,
+                                            // two stagings as two threads would have.
+                                            let padded = sp.baseAddress!
+                                            plan.padInput(image, into: padded, channels: 0..<c.channels)
+                                            let v = padded + plan.paddedInputCount, m = v + plan.transformedInputCount
+                                            let staging = m + plan.productCount
+                                            let halfIn = c.channels / 2, halfOut = c.outChannels / 2
+                                            for block in 0..<plan.blockCount {
+                                                plan.transformInput(block: block, padded: padded, into: v, channels: 0..<halfIn,
+                                                                    staging: staging)
+                                                plan.transformInput(block: block, padded: padded, into: v,
+                                                                    channels: halfIn..<c.channels, staging: staging + Winograd3x3.stagingCount)
+                                                for range in [halfOut..<c.outChannels, 0..<halfOut] {
+                                                    plan.multiplyAndTransformOutput(
+                                                        block: block, transformedInput: v, transformedWeights: up.baseAddress!,
+                                                        products: m, output: result, epilogue: epilogue, outputChannels: range,
+                                                        staging: staging + (range.lowerBound == 0 ? 0 : Winograd3x3.stagingCount))
+                                                }
                                             }
                                         }
                                     }
