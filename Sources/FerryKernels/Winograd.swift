@@ -39,9 +39,10 @@ public struct Winograd3x3: Sendable, Hashable {
     var paddedRowLength: Int { 4 * phaseLength }
     public var tileCount: Int { tilesY * tilesX }
     public var blockCount: Int { (tilesY + tileRowsPerBlock - 1) / tileRowsPerBlock }
-    /// The row stride of V and M: a block's tiles plus room for the last vector group's spare
-    /// lanes, rounded up to the vector width.
-    var blockStride: Int { (tileRowsPerBlock * tilesX + 2 * lanes - 1) / lanes * lanes }
+    /// The row stride of V and M: a block's tiles rounded up to the vector width. (A larger
+    /// leading dimension than the GEMM's n made OpenBLAS leave its small-matrix path: 256
+    /// channels at 14x14 ran 5x slower.)
+    var blockStride: Int { (tileRowsPerBlock * tilesX + lanes - 1) / lanes * lanes }
 
     /// Whether Winograd beats im2col + sgemm here: its transformed weights are 4x larger
     /// (36 vs 9 per channel pair), so with few tiles per image the GEMMs stream weights
@@ -204,11 +205,10 @@ public struct Winograd3x3: Sendable, Hashable {
             let plane = padded + c * planeSize
             for r in 0..<tileRows {
                 let window = plane + 4 * (firstTileRow + r) * rowLength
-                // Ascending tx: a group's spare lanes land on the next group's columns before
-                // that group writes them (and past the block's tiles at the end).
                 var tx = 0
                 while tx < tilesX {
                     inputTransform(window + tx, rowLength: rowLength, phaseLength: q, staging: staging,
+                                   validLanes: min(lanes, tilesX - tx),
                                    out: v + c * stride + r * tilesX + tx, matrixStride: inputChannels * stride)
                     tx += lanes
                 }
@@ -266,7 +266,8 @@ public struct Winograd3x3: Sendable, Hashable {
 /// Q); the 36 results go to out[k · matrixStride].
 @inline(__always)
 private func inputTransform(_ window: UnsafePointer<Float>, rowLength: Int, phaseLength q: Int,
-                            staging d: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, matrixStride: Int) {
+                            staging d: UnsafeMutablePointer<Float>, validLanes: Int,
+                            out: UnsafeMutablePointer<Float>, matrixStride: Int) {
     // Bᵀ rows: (4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
     //          (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1).
     @inline(__always) func bt(_ x0: FloatVector, _ x1: FloatVector, _ x2: FloatVector, _ x3: FloatVector,
@@ -297,12 +298,22 @@ private func inputTransform(_ window: UnsafePointer<Float>, rowLength: Int, phas
         let r = bt(row.vector(at: 0), row.vector(at: lanes), row.vector(at: 2 * lanes),
                    row.vector(at: 3 * lanes), row.vector(at: 4 * lanes), row.vector(at: 5 * lanes))
         let k = i * 6
-        out.store(r.0, at: (k + 0) * matrixStride)
-        out.store(r.1, at: (k + 1) * matrixStride)
-        out.store(r.2, at: (k + 2) * matrixStride)
-        out.store(r.3, at: (k + 3) * matrixStride)
-        out.store(r.4, at: (k + 4) * matrixStride)
-        out.store(r.5, at: (k + 5) * matrixStride)
+        if validLanes == lanes {
+            out.store(r.0, at: (k + 0) * matrixStride)
+            out.store(r.1, at: (k + 1) * matrixStride)
+            out.store(r.2, at: (k + 2) * matrixStride)
+            out.store(r.3, at: (k + 3) * matrixStride)
+            out.store(r.4, at: (k + 4) * matrixStride)
+            out.store(r.5, at: (k + 5) * matrixStride)
+        } else {
+            // The row's last group: only its tiles' columns (V rows are exactly the block's tiles).
+            storePartial(r.0, out + (k + 0) * matrixStride, validLanes)
+            storePartial(r.1, out + (k + 1) * matrixStride, validLanes)
+            storePartial(r.2, out + (k + 2) * matrixStride, validLanes)
+            storePartial(r.3, out + (k + 3) * matrixStride, validLanes)
+            storePartial(r.4, out + (k + 4) * matrixStride, validLanes)
+            storePartial(r.5, out + (k + 5) * matrixStride, validLanes)
+        }
     }
 }
 
