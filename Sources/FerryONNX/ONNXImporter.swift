@@ -8,6 +8,12 @@ import SwiftProtobuf
 /// runtime. Without one, only the importer's own shape facts are folded.
 public typealias ConstantEvaluator = @Sendable (Op, [Tensor?]) throws -> [Tensor]
 
+/// Values for graph inputs that an op needs as constants (a Reshape target, Slice bounds or
+/// Expand shape fed as a graph input): asked for by name when the importer meets one; a
+/// value given becomes a constant and the input leaves the graph. The ONNX node tests feed
+/// such operands as inputs; a runtime input cannot fill a typed attribute of the IR.
+public typealias InputBinder = (String) -> Tensor?
+
 /// Reads ONNX models into the IR.
 ///
 /// Initializers (raw_data, typed fields, external data beside the model), Constant nodes and
@@ -17,13 +23,21 @@ public typealias ConstantEvaluator = @Sendable (Op, [Tensor?]) throws -> [Tensor
 /// (Reshape's shape, Slice's starts...) must be constants. Graph inputs that are also
 /// initializers (the IR < 4 style) are weights. Value names are kept.
 public enum ONNXImporter {
-    /// Default-domain opsets read. Opset 6 is read for the ops whose opset-6 form the builders
-    /// know (legacy `broadcast` attributes, attribute-style Pad, Split, Slice); the rest of 6
-    /// and everything older is refused per op.
-    public static let supportedOpsets: ClosedRange<Int> = 6...24
+    /// Default-domain opsets read. Below 6, only the ops in `sameSinceOpset1` (and the binary
+    /// ops, whose legacy `broadcast` attribute the builders read) are accepted.
+    public static let supportedOpsets: ClosedRange<Int> = 1...24
+
+    /// Ops whose opset 1 to 5 forms compute what the later ones do (at most an ignored
+    /// `consumed_inputs` attribute, or a legacy form the builder reads).
+    static let sameSinceOpset1: Set<String> = [
+        "GlobalAveragePool", "GlobalMaxPool", "Not", "And", "Or", "Xor", "Equal", "Greater", "Less",
+        "Softplus", "Softsign", "Identity", "Transpose", "MatMul", "Flatten", "Softmax", "LogSoftmax",
+        "Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Log", "Sqrt", "Reciprocal", "Floor", "Ceil",
+        "LeakyRelu", "Elu", "Selu", "HardSigmoid", "Add", "Sub", "Mul", "Div", "Reshape", "Constant",
+    ]
 
     /// Reads an .onnx file. External tensor data is read from files in the model's folder.
-    public static func load(path: String, evaluate: ConstantEvaluator? = nil) throws -> Graph {
+    public static func load(path: String, evaluate: ConstantEvaluator? = nil, bind: InputBinder? = nil) throws -> Graph {
         let url = URL(fileURLWithPath: path)
         var proto: Onnx_ModelProto
         do {
@@ -36,7 +50,7 @@ public enum ONNXImporter {
             throw FerryError("not an ONNX model (protobuf: \(error))", file: path)
         }
         do {
-            return try importModel(&proto, directory: url.deletingLastPathComponent(), evaluate: evaluate)
+            return try importModel(&proto, directory: url.deletingLastPathComponent(), evaluate: evaluate, bind: bind)
         } catch let e as FerryError {
             throw e.inFile(path)
         }
@@ -47,12 +61,13 @@ public enum ONNXImporter {
     public static func model(_ proto: Onnx_ModelProto, directory: URL? = nil,
                              evaluate: ConstantEvaluator? = nil) throws -> Graph {
         var copy = proto
-        return try importModel(&copy, directory: directory, evaluate: evaluate)
+        return try importModel(&copy, directory: directory, evaluate: evaluate, bind: nil)
     }
 
     /// The import proper. Initializers are taken out of `proto` one by one as they are read,
     /// so that a model's weights are not held twice.
-    static func importModel(_ proto: inout Onnx_ModelProto, directory: URL?, evaluate: ConstantEvaluator?) throws -> Graph {
+    static func importModel(_ proto: inout Onnx_ModelProto, directory: URL?, evaluate: ConstantEvaluator?,
+                            bind: InputBinder?) throws -> Graph {
         var opsets: [String: Int] = [:]
         for entry in proto.opsetImport {
             let domain = entry.domain == "ai.onnx" ? "" : entry.domain
@@ -80,7 +95,7 @@ public enum ONNXImporter {
         metadata["onnx_opset"] = String(opset)
 
         let state = ImportState(name: graphProto.name.isEmpty ? "onnx" : graphProto.name, metadata: metadata,
-                                opsets: opsets, evaluate: evaluate)
+                                opsets: opsets, evaluate: evaluate, bind: bind)
         state.reserveNames(in: graphProto)
 
         // Weights first: they may also be listed as inputs (IR < 4), which makes them weights.
@@ -137,11 +152,13 @@ final class ImportState {
     private var taken = Set<String>()
     let opsets: [String: Int]
     let evaluate: ConstantEvaluator?
+    let bind: InputBinder?
 
-    init(name: String, metadata: [String: String], opsets: [String: Int], evaluate: ConstantEvaluator?) {
+    init(name: String, metadata: [String: String], opsets: [String: Int], evaluate: ConstantEvaluator?, bind: InputBinder?) {
         graph = Graph(name: name, metadata: metadata)
         self.opsets = opsets
         self.evaluate = evaluate
+        self.bind = bind
     }
 
     /// Every name the model uses, so that values the importer makes never collide with one.
@@ -169,6 +186,14 @@ final class ImportState {
 
     func constant(_ name: String) -> Tensor? { graph.initializers[name] }
 
+    /// A graph input's value from the binder, made a constant (see `InputBinder`).
+    func bindInput(_ name: String) -> Tensor? {
+        guard let bind, let index = graph.inputs.firstIndex(where: { $0.name == name }), let t = bind(name) else { return nil }
+        graph.inputs.remove(at: index)
+        addConstant(name, t)
+        return t
+    }
+
     func addConstant(_ name: String, _ tensor: Tensor) {
         taken.insert(name)
         graph.initializers[name] = tensor
@@ -187,6 +212,10 @@ final class ImportState {
             throw FerryError("ONNX op \(proto.opType) (domain \(domainName), opset \(opset)) is not supported by Ferry",
                              layer: layer, layerType: opName)
         }
+        if domain.isEmpty, opset < 6, !ONNXImporter.sameSinceOpset1.contains(proto.opType) {
+            throw FerryError("ONNX op \(proto.opType) at opset \(opset) is not read by Ferry (its form before opset 6 differs; "
+                             + "Ferry reads it from opset 6)", layer: layer, layerType: opName)
+        }
         let node = ONNXNode(proto: proto, state: self, opset: opset, layer: layer)
         do {
             try builder(node)
@@ -204,17 +233,18 @@ final class ImportState {
             return t
         }
         let outTypes = try op.inferOutputTypes(inputTypes)
-        guard outTypes.count == outputs.count else {
+        // Recurrent nodes may name a prefix of their outputs, unused ones "".
+        guard outTypes.count == outputs.count || (op.hasOptionalOutputs && (1...outTypes.count).contains(outputs.count)) else {
             throw FerryError("\(op.name) makes \(outTypes.count) outputs, the node names \(outputs.count)")
         }
         if let evaluate, inputs.contains(where: { !$0.isEmpty }),
            inputs.allSatisfy({ $0.isEmpty || graph.initializers[$0] != nil }),
            let results = try? evaluate(op, inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }),
-           results.count == outputs.count, zip(results, outTypes).allSatisfy({ $0.dtype == $1.dtype }) {
-            for (n, t) in zip(outputs, results) { addConstant(n, t) }
+           results.count >= outputs.count, zip(results, outTypes).allSatisfy({ $0.dtype == $1.dtype }) {
+            for (n, t) in zip(outputs, results) where !n.isEmpty { addConstant(n, t) }
             return
         }
-        for (n, t) in zip(outputs, outTypes) {
+        for (n, t) in zip(outputs, outTypes) where !n.isEmpty {
             types[n] = t
             taken.insert(n)
         }
@@ -233,6 +263,18 @@ final class ImportState {
 }
 
 extension ONNXImporter {
+    /// The names of a model's graph inputs that are not initializers, in order (what a runner feeds).
+    public static func feedNames(path: String) throws -> [String] {
+        let proto: Onnx_ModelProto
+        do {
+            proto = try Onnx_ModelProto(serializedBytes: try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped))
+        } catch {
+            throw FerryError("not a readable ONNX model: \(error)", file: path)
+        }
+        let weights = Set(proto.graph.initializer.map(\.name))
+        return proto.graph.input.map(\.name).filter { !weights.contains($0) }
+    }
+
     /// A serialized TensorProto (the ONNX test data's `input_0.pb`, `output_0.pb`) as a tensor.
     public static func tensor(serialized bytes: Data, what: String = "tensor") throws -> Tensor {
         let proto: Onnx_TensorProto

@@ -49,7 +49,7 @@ struct ONNXNode {
     /// An input that must be a constant because the IR keeps it as a typed attribute.
     func requireConstant(_ i: Int, _ what: String) throws -> Tensor {
         let name = try input(i)
-        guard let t = state.constant(name) else {
+        guard let t = state.constant(name) ?? state.bindInput(name) else {
             throw FerryError("\(opType) input \(i) ('\(name)', \(what)) must be a constant (an initializer or "
                              + "computable from initializers) because Ferry's IR keeps it as an attribute")
         }
@@ -124,6 +124,14 @@ struct ONNXNode {
             throw FerryError("\(opType) attribute '\(name)' should be a list of floats, is \(a.type)")
         }
         return a.floats
+    }
+
+    func strings(_ name: String) throws -> [String]? {
+        guard let a = attribute(name) else { return nil }
+        guard a.type == .strings || (a.type == .undefined && !a.strings.isEmpty) else {
+            throw FerryError("\(opType) attribute '\(name)' should be a list of strings, is \(a.type)")
+        }
+        return a.strings.map { String(decoding: $0, as: UTF8.self) }
     }
 
     func string(_ name: String, _ defaultValue: String) throws -> String {

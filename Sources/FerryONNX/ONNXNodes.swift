@@ -437,7 +437,15 @@ struct NodeContext {
         let zeroBias = addInitializer("\(node.name)_zero_bias", xType.dtype == .float16 ? halfTensor(zeros) : zeros)
         let normalized = helper.add(&self, "InstanceNormalization", [grouped, unitScale, zeroBias],
                                     attributes: [.float("epsilon", epsilon)])
-        let shape = helper.add(&self, "Shape", [x])
+        // X's shape back: a constant when only the batch size is open (0 copies it from the
+        // grouped value), so that readers need not evaluate Shape; else Shape(X).
+        let shape: String
+        if xType.shape.dims.dropFirst().allSatisfy({ $0.value != nil }) {
+            let sizes = [Int64(0)] + xType.shape.dims.dropFirst().map { Int64($0.value!) }
+            shape = addInitializer("\(node.name)_shape", Tensor(shape: [rank], int64s: sizes))
+        } else {
+            shape = helper.add(&self, "Shape", [x])
+        }
         let restored = helper.add(&self, "Reshape", [normalized, shape])
         let channelShape = addInitializer("\(node.name)_channel_shape",
                                           Tensor(shape: [rank - 1], int64s: [Int64(channels)] + Array(repeating: 1, count: rank - 2)))

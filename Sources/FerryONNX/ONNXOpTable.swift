@@ -38,10 +38,26 @@ enum ONNXOpTable {
         // Elementwise binary and variadic
         "Add": Add, "Sub": Sub, "Mul": Mul, "Div": Div, "Pow": Pow,
         "Max": Max, "Min": Min, "Sum": Sum, "Mean": Mean,
+        "ConvTranspose": ConvTranspose,
         // Normalization
-        "BatchNormalization": BatchNormalization,
+        "BatchNormalization": BatchNormalization, "InstanceNormalization": InstanceNormalization,
+        "LayerNormalization": LayerNormalization, "GroupNormalization": GroupNormalization,
+        "LRN": LRN, "LpNormalization": LpNormalization,
+        // Reductions
+        "ReduceSum": ReduceSum, "ReduceMean": ReduceMean, "ReduceMax": ReduceMax, "ReduceMin": ReduceMin,
+        "ReduceProd": ReduceProd, "ReduceL1": ReduceL1, "ReduceL2": ReduceL2, "ReduceSumSquare": ReduceSumSquare,
+        "ReduceLogSumExp": ReduceLogSumExp, "ReduceLogSum": ReduceLogSum, "ArgMax": ArgMax, "ArgMin": ArgMin,
+        // Comparison, logic, types
+        "Equal": Equal, "Greater": Greater, "Less": Less, "GreaterOrEqual": GreaterOrEqual, "LessOrEqual": LessOrEqual,
+        "Not": Not, "And": And, "Or": Or, "Xor": Xor, "Where": Where, "Cast": Cast, "CastLike": CastLike,
         // Data movement
         "Flatten": Flatten, "Reshape": Reshape, "Transpose": Transpose, "Identity": Identity, "Dropout": Dropout,
+        "Concat": Concat, "Split": Split, "Slice": Slice, "Pad": Pad, "Squeeze": Squeeze, "Unsqueeze": Unsqueeze,
+        "Tile": Tile, "Expand": Expand, "Gather": Gather, "DepthToSpace": DepthToSpace, "SpaceToDepth": SpaceToDepth,
+        // Resampling
+        "Resize": Resize, "Upsample": Upsample,
+        // Recurrent
+        "LSTM": LSTM, "GRU": GRU, "RNN": RNN,
     ]
 
     // MARK: Constants and shape facts

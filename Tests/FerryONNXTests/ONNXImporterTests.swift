@@ -333,8 +333,22 @@ func sameGraph(_ a: Graph, _ b: Graph) {
     }
 
     @Test func refusesOpsetsOutsideTheRange() throws {
-        let model = ONNXModels.model(opset: 5, inputs: [ONNXModels.valueInfo("x", .float, [2])], outputs: ["x"], nodes: [])
+        let model = ONNXModels.model(opset: 25, inputs: [ONNXModels.valueInfo("x", .float, [2])], outputs: ["x"], nodes: [])
         #expect(throws: FerryError.self) { try ONNXImporter.model(model) }
+    }
+
+    /// Below opset 6 only ops whose old form computes the same are read; others are named.
+    @Test func readsOpsetOneOnlyWhereTheFormIsTheSame() throws {
+        let x = [ONNXModels.valueInfo("x", .float, [1, 2, 3, 3])]
+        let same = ONNXModels.model(opset: 1, inputs: x, outputs: ["y"],
+                                    nodes: [ONNXModels.node("GlobalAveragePool", ["x"], ["y"], name: "gap")])
+        #expect(try ONNXImporter.model(same).nodes.map(\.op) == [.globalAveragePool])
+        let older = ONNXModels.model(opset: 5, inputs: x, outputs: ["y"],
+                                     nodes: [ONNXModels.node("LRN", ["x"], ["y"], name: "lrn")])
+        #expect { try ONNXImporter.model(older) } throws: {
+            guard let e = $0 as? FerryError else { return false }
+            return e.layer == "lrn" && e.message.contains("LRN at opset 5")
+        }
     }
 
     @Test func garbageFileIsAnError() throws {

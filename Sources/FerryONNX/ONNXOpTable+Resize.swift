@@ -1,0 +1,91 @@
+import FerryIR
+
+/// Resize (opsets 10 to 19) and Upsample (7 to 9).
+extension ONNXOpTable {
+    /// Opset 10: inputs X, scales; asymmetric coordinates, nearest rounding down (as Upsample).
+    /// Opset 11+: X, roi, scales, sizes (scales may be empty when sizes are given), the
+    /// coordinate transformation and nearest rounding as attributes; opset 18 adds axes
+    /// (scales/sizes for some axes only) and keep_aspect_ratio_policy, and antialias.
+    static func Resize(_ n: ONNXNode) throws {
+        let xt = try n.inputType(0)
+        let rank = xt.shape.rank
+        let modeName = try n.string("mode", "nearest")
+        guard let mode = ResizeAttributes.Mode(rawValue: modeName) else { throw n.unsupported("mode '\(modeName)'") }
+        if n.opset < 11 {
+            try n.emit(.resize(ResizeAttributes(mode: mode, coordinateTransformation: .asymmetric, nearestMode: .floor,
+                                                scales: try constantScales(n, 1))), [try n.input(0)])
+            return
+        }
+        let transformName = try n.string("coordinate_transformation_mode", "half_pixel")
+        guard let transform = ResizeAttributes.CoordinateTransformation(rawValue: transformName) else {
+            throw n.unsupported("coordinate_transformation_mode '\(transformName)'")
+        }
+        let nearestName = try n.string("nearest_mode", "round_prefer_floor")
+        guard let nearest = ResizeAttributes.NearestMode(rawValue: nearestName) else {
+            throw n.unsupported("nearest_mode '\(nearestName)'")
+        }
+        if n.opset >= 18 {
+            if try n.bool("antialias", false) { throw n.unsupported("antialias=1") }
+            let policy = try n.string("keep_aspect_ratio_policy", "stretch")
+            if policy != "stretch" { throw n.unsupported("keep_aspect_ratio_policy '\(policy)'") }
+        }
+        // Axes (opset 18) that the scales or sizes speak of; the others keep their size.
+        let axes = try (n.opset >= 18 ? n.ints("axes") : nil).map { list in
+            try list.map { a -> Int in
+                guard let v = normalizeAxis(a, rank: rank) else { throw FerryError("Resize axis \(a) is out of range for rank \(rank)") }
+                return v
+            }
+        } ?? Array(0..<rank)
+        var scales = n.optionalInput(2) == nil ? nil : try constantScales(n, 2)
+        if scales?.isEmpty == true { scales = nil }
+        var sizes = try n.optionalConstantInts(3, "sizes")
+        if sizes?.isEmpty == true { sizes = nil }
+        guard (scales == nil) != (sizes == nil) else { throw FerryError("Resize needs exactly one of scales and sizes") }
+        if let s = scales {
+            guard s.count == axes.count else { throw FerryError("Resize has \(s.count) scales for \(axes.count) axes") }
+            var full = Array(repeating: Float(1), count: rank)
+            for (i, a) in axes.enumerated() { full[a] = s[i] }
+            scales = full
+        }
+        if let s = sizes {
+            guard s.count == axes.count else { throw FerryError("Resize has \(s.count) sizes for \(axes.count) axes") }
+            var full = try xt.shape.dims.map { d -> Int in
+                guard let v = d.value else { throw FerryError("Resize with sizes for some axes needs known sizes, input is \(xt.shape)") }
+                return v
+            }
+            if axes.count == rank { full = s } else { for (i, a) in axes.enumerated() { full[a] = s[i] } }
+            sizes = full
+        }
+        let attributes = ResizeAttributes(mode: mode, coordinateTransformation: transform, nearestMode: nearest,
+                                          scales: scales, sizes: sizes, cubicCoeffA: try n.float("cubic_coeff_a", -0.75),
+                                          excludeOutside: try n.bool("exclude_outside", false))
+        try n.emit(.resize(attributes), [try n.input(0)])
+    }
+
+    /// Upsample: scales as an attribute (opset 7) or input (9); asymmetric coordinates, nearest
+    /// rounding down. Mode "bilinear" is the old name of linear.
+    static func Upsample(_ n: ONNXNode) throws {
+        let modeName = try n.string("mode", "nearest")
+        let mode: ResizeAttributes.Mode
+        switch modeName {
+        case "nearest": mode = .nearest
+        case "linear", "bilinear": mode = .linear
+        default: throw n.unsupported("mode '\(modeName)'")
+        }
+        let scales: [Float]
+        if n.opset < 9 {
+            guard let s = try n.floats("scales") else { throw FerryError("Upsample needs scales") }
+            scales = s
+        } else {
+            scales = try constantScales(n, 1)
+        }
+        try n.emit(.resize(ResizeAttributes(mode: mode, coordinateTransformation: .asymmetric, nearestMode: .floor,
+                                            scales: scales)), [try n.input(0)])
+    }
+
+    static func constantScales(_ n: ONNXNode, _ i: Int) throws -> [Float] {
+        let t = try n.requireConstant(i, "scales")
+        guard t.dtype.isFloatingPoint else { throw FerryError("\(n.opType) scales must be floats, got \(t.dtype)") }
+        return t.floats
+    }
+}
