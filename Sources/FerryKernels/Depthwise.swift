@@ -2,8 +2,8 @@
 ///
 /// Each input channel is first copied into a zero-padded plane (caller scratch) wide enough that
 /// every output, borders included, reads only inside it; then each output row is computed 8
-/// outputs at a time with no bounds checks: contiguous loads for stride 1, the even lanes of a
-/// 16-float load for stride 2. The last group of a row overlaps the one before it (it rewrites
+/// outputs at a time with no bounds checks, every tap one contiguous load (stride-2 planes are
+/// stored with even and odd columns apart). The last group of a row overlaps the one before it (it rewrites
 /// the same values) so no output is left to a scalar loop; rows narrower than 8 go through a
 /// vector on the stack. Square 3x3 and 5x5 kernels get their tap loops unrolled
 /// (`depthwisePlane` is specialized for them); other strides use a scalar loop on the padded plane.
@@ -12,7 +12,7 @@ extension Kernels {
     /// Floats of scratch one `depthwiseConv2D` call needs (one per concurrent caller).
     public static func depthwiseScratchCount(_ g: Conv2DGeometry) -> Int {
         let padded = DepthwisePadding(g)
-        return padded.height * padded.width
+        return padded.height * padded.rowLength
     }
 
     /// Depthwise convolution of one image: output channel `oc` convolves input channel
@@ -40,13 +40,13 @@ extension Kernels {
             let out = output + oc * g.outPlane
             let plane = UnsafePointer(scratch)
             switch (g.kernelHeight == g.kernelWidth ? g.kernelWidth : 0, g.strideX) {
-            case (3, 1): depthwisePlane(plane, kernel, out, g, padding.width, Square3.self, Stride1.self)
-            case (3, 2): depthwisePlane(plane, kernel, out, g, padding.width, Square3.self, Stride2.self)
-            case (5, 1): depthwisePlane(plane, kernel, out, g, padding.width, Square5.self, Stride1.self)
-            case (5, 2): depthwisePlane(plane, kernel, out, g, padding.width, Square5.self, Stride2.self)
-            case (_, 1): depthwisePlane(plane, kernel, out, g, padding.width, AnySize.self, Stride1.self)
-            case (_, 2): depthwisePlane(plane, kernel, out, g, padding.width, AnySize.self, Stride2.self)
-            default: depthwisePlane(plane, kernel, out, g, padding.width, AnySize.self, AnyStride.self)
+            case (3, 1): depthwisePlane(plane, kernel, out, g, padding, Square3.self, Stride1.self)
+            case (3, 2): depthwisePlane(plane, kernel, out, g, padding, Square3.self, Stride2.self)
+            case (5, 1): depthwisePlane(plane, kernel, out, g, padding, Square5.self, Stride1.self)
+            case (5, 2): depthwisePlane(plane, kernel, out, g, padding, Square5.self, Stride2.self)
+            case (_, 1): depthwisePlane(plane, kernel, out, g, padding, AnySize.self, Stride1.self)
+            case (_, 2): depthwisePlane(plane, kernel, out, g, padding, AnySize.self, Stride2.self)
+            default: depthwisePlane(plane, kernel, out, g, padding, AnySize.self, AnyStride.self)
             }
             applyEpilogue(output, channels: oc..<(oc + 1), planeStride: g.outPlane, offset: 0,
                           count: g.outPlane, epilogue)
@@ -54,10 +54,14 @@ extension Kernels {
     }
 }
 
-/// The zero-padded copy of one input plane: input pixel (y, x) at (padTop + y, padLeft + x),
-/// wide and tall enough for every vector load of every output.
+/// The zero-padded copy of one input plane: input pixel (y, x) at padded (padTop + y, padLeft + x),
+/// wide and tall enough for every vector load of every output. For stride 2 each padded row is
+/// stored deinterleaved, even columns then odd ones (column x at (x mod 2)·half + x div 2), so
+/// that every tap of 8 stride-2 outputs is one contiguous load.
 struct DepthwisePadding {
-    let height: Int, width: Int
+    /// Rows, padded columns, and the stored length of a row.
+    let height: Int, width: Int, rowLength: Int
+    let deinterleaved: Bool
 
     init(_ g: Conv2DGeometry) {
         let spanX = (g.kernelWidth - 1) * g.dilationX + 1
@@ -67,23 +71,53 @@ struct DepthwisePadding {
         let needed: Int
         switch g.strideX {
         case 1: needed = lastGroup + lanes - 1 + spanX
-        case 2: needed = 2 * lastGroup + (g.kernelWidth - 1) * g.dilationX + 2 * lanes
+        case 2: needed = 2 * (lastGroup + lanes) + spanX
         default: needed = (g.outWidth - 1) * g.strideX + spanX
         }
         width = max(g.padLeft + g.inWidth, needed)
         height = max(g.padTop + g.inHeight, (g.outHeight - 1) * g.strideY + spanY)
+        deinterleaved = g.strideX == 2
+        rowLength = deinterleaved ? 2 * ((width + 1) / 2) : width
+    }
+
+    /// Where a tap `offset` columns right of an output's first input column lies, relative to
+    /// that output's position in the stored row (the output's own column in a deinterleaved row
+    /// is ox, in a plain one ox·stride).
+    @inline(__always) func tapOffset(_ offset: Int) -> Int {
+        deinterleaved ? (offset & 1) &* (rowLength >> 1) &+ (offset >> 1) : offset
     }
 
     func copy(_ source: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>, _ g: Conv2DGeometry) {
-        plane.update(repeating: 0, count: g.padTop * width)
+        let (padLeft, inWidth, rowLength) = (g.padLeft, g.inWidth, rowLength)
+        for i in 0..<(g.padTop &* rowLength) { plane[i] = 0 }
         for y in 0..<g.inHeight {
-            let row = plane + (g.padTop + y) * width
-            row.update(repeating: 0, count: g.padLeft)
-            (row + g.padLeft).update(from: source + y * g.inWidth, count: g.inWidth)
-            (row + g.padLeft + g.inWidth).update(repeating: 0, count: width - g.padLeft - g.inWidth)
+            let row = plane + (g.padTop &+ y) &* rowLength, input = source + y &* inWidth
+            if deinterleaved {
+                for i in 0..<rowLength { row[i] = 0 }
+                let half = rowLength >> 1
+                // 16 inputs at a time: their even and odd lanes go to the two halves (which
+                // half gets which depends on the parity of padLeft).
+                let evenRow = row + (padLeft & 1) &* half, oddRow = row + (1 &- (padLeft & 1)) &* half
+                var x = 0
+                while x &+ 2 &* lanes <= inWidth {
+                    let chunk = UnsafeRawPointer(input + x).loadUnaligned(as: DoubleWidthVector.self)
+                    let column = padLeft &+ x
+                    evenRow.store(chunk.evenHalf, at: column >> 1)
+                    oddRow.store(chunk.oddHalf, at: (column &+ 1) >> 1)
+                    x &+= 2 &* lanes
+                }
+                while x < inWidth {
+                    let column = padLeft &+ x
+                    row[(column & 1) &* half &+ (column >> 1)] = input[x]
+                    x &+= 1
+                }
+            } else {
+                for i in 0..<padLeft { row[i] = 0 }
+                for x in 0..<inWidth { row[padLeft &+ x] = input[x] }
+                for i in (padLeft &+ inWidth)..<rowLength { row[i] = 0 }
+            }
         }
-        let filled = (g.padTop + g.inHeight) * width
-        (plane + filled).update(repeating: 0, count: height * width - filled)
+        for i in ((g.padTop &+ g.inHeight) &* rowLength)..<(height &* rowLength) { plane[i] = 0 }
     }
 }
 
@@ -103,8 +137,9 @@ private enum AnyStride: HorizontalStride { static var value: Int? { nil } }
 /// One output plane (without the epilogue) from the padded input plane of row length `pw`.
 private func depthwisePlane<K: KernelSize, S: HorizontalStride>(
     _ plane: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-    _ g: Conv2DGeometry, _ pw: Int, _: K.Type, _: S.Type
+    _ g: Conv2DGeometry, _ padding: DepthwisePadding, _: K.Type, _: S.Type
 ) {
+    let pw = padding.rowLength
     let kh = K.value(g.kernelHeight), kw = K.value(g.kernelWidth)
     let (dx, dy) = (g.dilationX, g.dilationY)
     let rowStep = dy &* pw
@@ -124,39 +159,41 @@ private func depthwisePlane<K: KernelSize, S: HorizontalStride>(
         return
     }
 
-    depthwiseRows(plane, kernel, out, g, pw, kh: kh, kw: kw, sx: sx)
+    depthwiseRows(plane, kernel, out, g, padding, kh: kh, kw: kw, sx: sx)
 }
 
 /// Output rows from the padded plane, two groups of 8 outputs at a time (two independent FMA
 /// chains), then single groups, then one overlapping group for the rest of the row.
 @inline(__always)
 private func depthwiseRows(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<Float>,
-                           _ out: UnsafeMutablePointer<Float>, _ g: Conv2DGeometry, _ pw: Int,
+                           _ out: UnsafeMutablePointer<Float>, _ g: Conv2DGeometry, _ padding: DepthwisePadding,
                            kh: Int, kw: Int, sx: Int) {
     let (dx, dy) = (g.dilationX, g.dilationY)
-    let rowStep = dy &* pw
-    @inline(__always) func load(_ p: UnsafePointer<Float>) -> FloatVector {
-        sx == 1 ? p.vector() : UnsafeRawPointer(p).loadUnaligned(as: DoubleWidthVector.self).evenHalf
-    }
+    let rowStep = dy &* padding.rowLength
+    // Output column ox's first input in the stored row: ox·stride, or ox when deinterleaved.
+    let step = padding.deinterleaved ? 1 : sx
     /// 8 outputs of the row whose window starts at `top`, from output column `ox`.
     @inline(__always) func group(_ top: UnsafePointer<Float>, _ ox: Int) -> FloatVector {
-        let first = top + ox &* sx
+        let first = top + ox &* step
         var acc = FloatVector()
         for ky in 0..<kh {
             let inRow = first + ky &* rowStep
-            for kx in 0..<kw { acc = acc.addingProduct(load(inRow + kx &* dx), splat(taps[ky &* kw &+ kx])) }
+            for kx in 0..<kw {
+                acc = acc.addingProduct(inRow.vector(at: padding.tapOffset(kx &* dx)), splat(taps[ky &* kw &+ kx]))
+            }
         }
         return acc
     }
     @inline(__always) func twoGroups(_ top: UnsafePointer<Float>, _ ox: Int) -> (FloatVector, FloatVector) {
-        let first = top + ox &* sx, second = first + lanes &* sx
+        let first = top + ox &* step, second = first + lanes &* step
         var acc0 = FloatVector(), acc1 = FloatVector()
         for ky in 0..<kh {
             let offset = ky &* rowStep
             for kx in 0..<kw {
                 let w = splat(taps[ky &* kw &+ kx])
-                acc0 = acc0.addingProduct(load(first + (offset &+ kx &* dx)), w)
-                acc1 = acc1.addingProduct(load(second + (offset &+ kx &* dx)), w)
+                let at = offset &+ padding.tapOffset(kx &* dx)
+                acc0 = acc0.addingProduct(first.vector(at: at), w)
+                acc1 = acc1.addingProduct(second.vector(at: at), w)
             }
         }
         return (acc0, acc1)
@@ -164,10 +201,12 @@ private func depthwiseRows(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<
 
     let ow = g.outWidth
     for oy in 0..<g.outHeight {
-        let top = plane + oy &* g.strideY &* pw
+        let top = plane + oy &* g.strideY &* padding.rowLength
         let row = out + oy &* ow
         if ow < lanes {
-            storePartial(group(top, 0), row, ow)
+            // Narrow rows: a full store is fine except on the plane's last row, since its spare
+            // lanes land on the next row, which is written afterwards.
+            if oy &+ 1 < g.outHeight { row.store(group(top, 0)) } else { storePartial(group(top, 0), row, ow) }
             continue
         }
         var ox = 0

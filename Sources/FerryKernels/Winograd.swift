@@ -227,13 +227,22 @@ public struct Winograd3x3: Sendable, Hashable {
                                            staging: UnsafeMutablePointer<Float>) {
         guard !outputChannels.isEmpty else { return }
         let (firstTileRow, tileRows, tiles) = tiles(of: block)
-        let stride = blockStride, first = outputChannels.lowerBound
+        let stride = blockStride
+        // OpenBLAS multiplies without packing its operands only while M·N·K stays under 1e6
+        // (its small-matrix path); with few tiles, packing the [Cout, Cin] weight matrix costs
+        // as much as the product, so the GEMMs go in chunks of output channels under that size.
+        let chunk = max(lanes, min(outputChannels.count, 1_000_000 / max(1, tiles * inputChannels)) / lanes * lanes)
         for k in 0..<36 {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-                        blasint(outputChannels.count), blasint(tiles), blasint(inputChannels), 1,
-                        transformedWeights + (k * self.outputChannels + first) * inputChannels, blasint(inputChannels),
-                        v + k * inputChannels * stride, blasint(stride),
-                        0, m + (k * self.outputChannels + first) * stride, blasint(stride))
+            var first = outputChannels.lowerBound
+            while first < outputChannels.upperBound {
+                let count = min(chunk, outputChannels.upperBound - first)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+                            blasint(count), blasint(tiles), blasint(inputChannels), 1,
+                            transformedWeights + (k * self.outputChannels + first) * inputChannels, blasint(inputChannels),
+                            v + k * inputChannels * stride, blasint(stride),
+                            0, m + (k * self.outputChannels + first) * stride, blasint(stride))
+                first += count
+            }
         }
         let outPlane = outHeight * outWidth
         let firstRow = 4 * firstTileRow
