@@ -411,6 +411,61 @@ def build_custom_layer(k):
     return k.Model(x_in, y, name="custom_layer")
 
 
+def build_recurrent_family(k):
+    L = k.layers
+    seq = k.Input(shape=(7, 3), name="sequence")
+    ctx_in = k.Input(shape=(5,), name="context")
+    a = L.SimpleRNN(5, activation="relu", return_sequences=True, name="simple_rnn")(seq)
+    b, b_h, b_c = L.LSTM(4, return_sequences=True, return_state=True, name="lstm_states")(a)
+    c = L.GRU(4, name="gru_after")(b)  # reset_after=True, the default
+    d = L.GRU(3, reset_after=False, go_backwards=True, return_sequences=True, name="gru_before_back")(seq)
+    e = L.LSTM(3, go_backwards=True, name="lstm_back")(d)
+    h0 = L.Dense(4, activation="tanh", name="init_h")(ctx_in)
+    f = L.GRU(4, return_sequences=True, name="gru_init")(seq, initial_state=[h0])
+    g = L.LSTM(4, name="lstm_init")(seq, initial_state=[b_h, b_c])
+    r, r_h = L.SimpleRNN(2, use_bias=False, go_backwards=True, return_state=True, name="rnn_nobias")(seq)
+    inner = k.Sequential([k.Input(shape=(7, 3), name="inner_in"),
+                          L.LSTM(3, use_bias=False, return_sequences=True, name="inner_lstm"),
+                          L.GRU(2, name="inner_gru")], name="inner")
+    n = inner(seq)
+    return k.Model([seq, ctx_in], [b, b_h, b_c, c, e, f, g, r, r_h, n], name="recurrent_family")
+
+
+def build_recurrent_hard_sigmoid(k):
+    L = k.layers
+    seq = k.Input(shape=(6, 4), name="sequence")
+    a = L.LSTM(3, recurrent_activation="hard_sigmoid", return_sequences=True, name="lstm_hard")(seq)
+    b = L.GRU(3, recurrent_activation="hard_sigmoid", activation="softsign", name="gru_hard")(a)
+    return k.Model(seq, b, name="recurrent_hard_sigmoid")
+
+
+def build_bidirectional_family(k):
+    L = k.layers
+    seq = k.Input(shape=(6, 3), name="sequence")
+    outs = [
+        L.Bidirectional(L.LSTM(3, return_sequences=True, name="l_concat"), name="bi_concat")(seq),
+        L.Bidirectional(L.GRU(3, name="g_sum"), merge_mode="sum", name="bi_sum")(seq),
+        L.Bidirectional(L.SimpleRNN(2, return_sequences=True, name="r_mul"), merge_mode="mul", name="bi_mul")(seq),
+        L.Bidirectional(L.LSTM(2, name="l_ave"), merge_mode="ave", name="bi_ave")(seq),
+    ]
+    fw, bw = L.Bidirectional(L.GRU(2, reset_after=False, return_sequences=True, name="g_none"), merge_mode=None,
+                             name="bi_none")(seq)
+    y, fh, fc, bh, bc = L.Bidirectional(L.LSTM(2, return_state=True, name="l_state"), name="bi_state")(seq)
+    return k.Model(seq, outs + [fw, bw, y, fh, fc, bh, bc], name="bidirectional_family")
+
+
+def build_time_distributed(k):
+    L = k.layers
+    frames = k.Input(shape=(3, 6, 5, 2), name="frames")
+    seq = k.Input(shape=(4, 6), name="sequence")
+    a = L.TimeDistributed(L.Conv2D(3, 3, activation="relu", name="conv"), name="td_conv")(frames)
+    a = L.TimeDistributed(L.MaxPooling2D(2, name="pool"), name="td_pool")(a)
+    a = L.TimeDistributed(L.Flatten(name="flat"), name="td_flatten")(a)
+    a = L.LSTM(4, name="lstm")(a)
+    b = L.TimeDistributed(L.Dense(3, activation="sigmoid", name="dense"), name="td_dense")(seq)
+    return k.Model([frames, seq], [a, b], name="time_distributed")
+
+
 # name -> (builder, description, expect, error_layer, probability outputs to
 # check for saturation: {output index: "softmax" | "sigmoid"})
 MODELS = {
@@ -520,6 +575,25 @@ MODELS = {
                    "Dot of vectors (plain and normalize=True), of sequences along the "
                    "feature axes (2, 2) and along time (1, 1); four inputs.",
                    "ok", None, {}),
+    "recurrent_family": (build_recurrent_family,
+                         "SimpleRNN (relu, no bias, go_backwards, return_state), LSTM (return_sequences "
+                         "and return_state, go_backwards, initial_state from another LSTM's states), GRU "
+                         "(reset_after true and false, go_backwards, initial_state from a Dense), "
+                         "stacked layers, and a nested Sequential of an LSTM and a GRU. Outputs of one "
+                         "layer are named <layer>, <layer>_1, ... as Keras names them.",
+                         "ok", None, {}),
+    "recurrent_hard_sigmoid": (build_recurrent_hard_sigmoid,
+                               "LSTM and GRU with recurrent_activation hard_sigmoid (Keras 2: clip(0.2x "
+                               "+ 0.5), Keras 3: relu6(x + 3) / 6) and a softsign activation.",
+                               "ok", None, {}, {"k2_k3_differ": True}),
+    "bidirectional_family": (build_bidirectional_family,
+                             "Bidirectional LSTM, GRU and SimpleRNN with every merge_mode (concat, sum, "
+                             "mul, ave, None), sequences and last outputs, and return_state.",
+                             "ok", None, {}),
+    "time_distributed": (build_time_distributed,
+                         "TimeDistributed Conv2D, MaxPooling2D and Flatten over video frames into an "
+                         "LSTM, and TimeDistributed Dense over a sequence.",
+                         "ok", None, {}),
     "custom_layer": (build_custom_layer,
                      "Error fixture: a registered custom layer ('doubler', package "
                      "ferrytest): its code is not in the file.",
@@ -589,8 +663,22 @@ def _history_layer(tensor):
 
 def io_names(model):
     ins = [_history_layer(t).name for t in model.inputs]
-    outs = [_history_layer(t).name for t in model.outputs]
+    outs = unique_names([_history_layer(t).name for t in model.outputs])
     return ins, outs
+
+
+def unique_names(names):
+    """Output names as Keras makes them unique when one layer gives several outputs: the layer's
+    name, then <name>_1, <name>_2, ..."""
+    used, counts, out = set(), {}, []
+    for n in names:
+        proposal = n
+        while proposal in used:
+            counts[n] = counts.get(n, 0) + 1
+            proposal = "%s_%d" % (n, counts[n])
+        used.add(proposal)
+        out.append(proposal)
+    return out
 
 
 def predict(model, inputs):

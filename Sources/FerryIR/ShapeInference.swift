@@ -454,16 +454,29 @@ func reshapeOutput(_ input: Shape, _ target: [Int]) throws -> Shape {
         return Shape(dims)
     }
     // Elements left for -1: input elements not accounted for by copied (possibly symbolic) dims.
+    // Symbolic products ("N*3", as a reshape that merges axes names them) are split into their
+    // factors, so that merging and splitting axes again gives back "N".
     var remaining = 1
+    var symbols: [String] = []
     for (i, d) in input.dims.enumerated() where !copied.contains(i) {
-        guard let n = d.value else {
-            dims[unknown] = .symbolic("?")
-            return Shape(dims)
+        switch d {
+        case .fixed(let n): remaining *= n
+        case .symbolic(let name):
+            for factor in name.split(separator: "*").map(String.init) {
+                if let n = Int(factor) { remaining *= n } else { symbols.append(factor) }
+            }
         }
-        remaining *= n
     }
     var known = 1
     for (i, d) in dims.enumerated() where i != unknown && !copied.contains(i) { known *= d.value ?? 1 }
+    if !symbols.isEmpty {
+        guard !symbols.contains("?"), known > 0, remaining % known == 0 else {
+            dims[unknown] = .symbolic("?")
+            return Shape(dims)
+        }
+        dims[unknown] = product(symbols.map { Dim.symbolic($0) } + [.fixed(remaining / known)])
+        return Shape(dims)
+    }
     guard known > 0, remaining % known == 0 else {
         throw FerryError("cannot reshape \(input) to \(target)")
     }

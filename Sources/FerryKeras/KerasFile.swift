@@ -15,7 +15,9 @@ protocol KerasWeightStore: AnyObject {
     var h5: H5File { get }
     /// The layer's weights in Keras's order: a name for messages and the dataset's HDF5 path.
     /// An empty list when the file holds nothing for the layer.
-    func weights(layerPath: [LayerKey]) throws -> [(name: String, path: String)]
+    /// `groups` are Keras 3's sub-groups of the layer that hold its weights (the legacy layout
+    /// lists them all under the layer).
+    func weights(layerPath: [LayerKey], groups: [[String]]) throws -> [(name: String, path: String)]
 }
 
 /// The legacy HDF5 layout (`model.save("x.h5")` under `model_weights`, or Keras 2's
@@ -33,7 +35,7 @@ final class LegacyWeightStore: KerasWeightStore {
         layerNames = Set(try Self.chunkedStrings(h5, "layer_names", of: root))
     }
 
-    func weights(layerPath: [LayerKey]) throws -> [(name: String, path: String)] {
+    func weights(layerPath: [LayerKey], groups: [[String]]) throws -> [(name: String, path: String)] {
         guard let top = layerPath.first?.name else { return [] }
         let group = root.isEmpty ? top : root + "/" + top
         guard layerNames.contains(top), h5.exists(group) else {
@@ -43,12 +45,14 @@ final class LegacyWeightStore: KerasWeightStore {
         var selected = names
         if layerPath.count > 1 {
             // A layer inside a nested model: its weights are those whose name, less the last
-            // component, ends with the layer's own name.
+            // component, ends with the layer's own name, or passes through it (a recurrent
+            // layer's cell: `lstm/lstm_cell/kernel`).
             let own = layerPath.last!.name
             selected = names.filter { name in
                 guard let slash = name.lastIndex(of: "/") else { return false }
                 let owner = name[..<slash]
-                return owner == own || owner.hasSuffix("/" + own)
+                return owner == own || owner.hasSuffix("/" + own) || owner.hasPrefix(own + "/")
+                    || owner.contains("/" + own + "/")
             }
         }
         return selected.map { ($0, group + "/" + $0) }
@@ -79,21 +83,26 @@ final class LayersWeightStore: KerasWeightStore {
         self.h5 = h5
     }
 
-    func weights(layerPath: [LayerKey]) throws -> [(name: String, path: String)] {
+    func weights(layerPath: [LayerKey], groups: [[String]]) throws -> [(name: String, path: String)] {
         var group = ""
         for key in layerPath {
             group = try child(of: group, for: key)
         }
-        let vars = group + "/vars"
-        guard h5.exists(vars) else { return [] }
-        // Variables are numbered; "10" sorts after "9".
-        let indices = try h5.children(of: vars).map { name -> Int in
-            guard let i = Int(name), i >= 0 else {
-                throw FerryError("'\(vars)' holds '\(name)', expected numbered variables")
-            }
-            return i
-        }.sorted()
-        return indices.map { ("vars/\($0)", "\(vars)/\($0)") }
+        var all: [(name: String, path: String)] = []
+        for sub in groups {
+            let relative = (sub + ["vars"]).joined(separator: "/")
+            let vars = group + "/" + relative
+            guard h5.exists(vars) else { continue }
+            // Variables are numbered; "10" sorts after "9".
+            let indices = try h5.children(of: vars).map { name -> Int in
+                guard let i = Int(name), i >= 0 else {
+                    throw FerryError("'\(vars)' holds '\(name)', expected numbered variables")
+                }
+                return i
+            }.sorted()
+            all += indices.map { ("\(relative)/\($0)", "\(vars)/\($0)") }
+        }
+        return all
     }
 
     /// The group of one layer inside `parent`'s `layers`: the one whose `vars` carries the

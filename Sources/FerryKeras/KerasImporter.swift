@@ -79,16 +79,18 @@ public enum KerasImporter {
         let layers = Dictionary(model.layers.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var tensors: [TensorRef: KerasTensor] = [:]
 
-        func call(_ layer: ParsedLayer, node: Int, inputs: [TensorRef]) throws {
+        func call(_ layer: ParsedLayer, node: Int, _ call: LayerCall) throws {
             ctx.begin(layer)
             do {
-                let ins = try inputs.map { ref in
+                func resolve(_ ref: TensorRef) throws -> KerasTensor {
                     guard let t = tensors[ref] else {
                         throw ctx.error("input \(ref) does not exist (no such layer, call or output)")
                     }
                     return t
                 }
-                let outs = try layer.spec.build(ins, ctx)
+                let ins = try call.positional.map(resolve)
+                let named = try call.named.map { (key: $0.key, tensors: try $0.refs.map(resolve)) }
+                let outs = try ctx.withCallArguments(named) { try layer.spec.build(ins, ctx) }
                 for (i, t) in outs.enumerated() {
                     tensors[TensorRef(layer: layer.name, node: node + layer.nodeOffset, tensor: i)] = t
                 }
@@ -110,23 +112,23 @@ public enum KerasImporter {
             if let given {
                 tensors[ref] = given[i]
             } else if tensors[ref] == nil {
-                try call(layer, node: 0, inputs: [])
+                try call(layer, node: 0, LayerCall(positional: []))
             }
         }
 
-        var pending: [(layer: ParsedLayer, node: Int, inputs: [TensorRef])] = []
+        var pending: [(layer: ParsedLayer, node: Int, call: LayerCall)] = []
         for layer in model.layers where layer.className != "InputLayer" {
-            for (node, inputs) in layer.calls.enumerated() { pending.append((layer, node, inputs)) }
+            for (node, c) in layer.calls.enumerated() { pending.append((layer, node, c)) }
         }
         while !pending.isEmpty {
-            guard let next = pending.firstIndex(where: { $0.inputs.allSatisfy { tensors[$0] != nil } }) else {
+            guard let next = pending.firstIndex(where: { $0.call.all.allSatisfy { tensors[$0] != nil } }) else {
                 let stuck = pending[0]
-                let missing = stuck.inputs.filter { tensors[$0] == nil }.map(\.description).joined(separator: ", ")
+                let missing = stuck.call.all.filter { tensors[$0] == nil }.map(\.description).joined(separator: ", ")
                 throw FerryError("input \(missing) is never computed (an unknown layer, or a cycle)",
                                  layer: stuck.layer.name, layerType: stuck.layer.className)
             }
             let c = pending.remove(at: next)
-            try call(c.layer, node: c.node, inputs: c.inputs)
+            try call(c.layer, node: c.node, c.call)
         }
 
         return try model.outputs.map { ref in

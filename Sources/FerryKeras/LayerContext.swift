@@ -47,6 +47,10 @@ final class LayerContext {
     private var current = LayerKey(name: "", autoName: "")
     /// Initializers per layer path, so that a shared layer's calls use one copy of its weights.
     private var layerConstants: [[LayerKey]: [IRValue]] = [:]
+    /// Where the current layer's weights sit below its own group in Keras 3's layout.
+    private var weightGroups: [[String]] = [[]]
+    /// The tensors the current call passes by keyword, until the layer takes them.
+    private var callArguments: [(key: String, tensors: [KerasTensor])] = []
 
     init(builder: GraphBuilder, store: KerasWeightStore, kerasMajor: Int) {
         self.builder = builder
@@ -60,18 +64,38 @@ final class LayerContext {
     /// Makes `layer` the one that the following nodes and errors belong to.
     func begin(_ layer: ParsedLayer) {
         current = LayerKey(name: layer.name, autoName: layer.autoName)
+        weightGroups = layer.spec.weightGroups
         origin = Origin(layer: (scope.map(\.name) + [layer.name]).joined(separator: "/"), type: layer.className)
     }
 
     /// Runs `body` with the current layer (a nested model) as the enclosing scope.
     func nested<T>(_ body: () throws -> T) rethrows -> T {
-        let saved = (current, origin)
+        let saved = (current, origin, weightGroups)
         scope.append(current)
         defer {
             scope.removeLast()
-            (current, origin) = saved
+            (current, origin, weightGroups) = saved
         }
         return try body()
+    }
+
+    /// Runs one call of the current layer with the tensors it was given by keyword; the layer
+    /// takes those it understands (`keywordInputs`), and any left over is an error.
+    func withCallArguments<T>(_ named: [(key: String, tensors: [KerasTensor])], _ body: () throws -> T) throws -> T {
+        let saved = callArguments
+        callArguments = named
+        defer { callArguments = saved }
+        let result = try body()
+        if let left = callArguments.first {
+            throw error("the call passes a tensor as '\(left.key)', which Ferry does not support for this layer")
+        }
+        return result
+    }
+
+    /// Takes the tensors the current call passes as `key` (empty when none).
+    func keywordInputs(_ key: String) -> [KerasTensor] {
+        guard let i = callArguments.firstIndex(where: { $0.key == key }) else { return [] }
+        return callArguments.remove(at: i).tensors
     }
 
     /// An error attributed to the current layer.
@@ -96,6 +120,21 @@ final class LayerContext {
         let name = builder.add(op, inputs: inputs.map { $0?.name ?? "" }, output: "\(origin.layer)/\(role)",
                                origin: origin)
         return IRValue(name: name, type: type)
+    }
+
+    /// Adds a node with several outputs (recurrent layers); a nil role leaves that optional
+    /// output unnamed ("").
+    func emit(_ op: Op, _ inputs: [IRValue?], roles: [String?]) throws -> [IRValue?] {
+        let types: [TensorType]
+        do {
+            types = try op.inferOutputTypes(inputs.map { $0?.type })
+        } catch let e as FerryError {
+            throw e.atLayer(origin.layer, type: origin.type)
+        }
+        guard types.count >= roles.count else { throw error("\(op.name) makes \(types.count) outputs, not \(roles.count)") }
+        let names = builder.add(op, inputs: inputs.map { $0?.name ?? "" },
+                                outputs: roles.map { $0.map { "\(origin.layer)/\($0)" } ?? "" }, origin: origin)
+        return zip(names, types).map { $0.isEmpty ? nil : IRValue(name: $0, type: $1) }
     }
 
     /// Adds a graph input.
@@ -146,20 +185,49 @@ final class LayerContext {
     /// checked against `expected` (count and Keras shapes), converted to the IR layout by
     /// `convert` (index, Keras tensor). Read once per layer.
     func weights(_ expected: [WeightSpec], convert: (Int, Tensor) throws -> Tensor = { $1 }) throws -> [IRValue] {
+        try cachedWeights(expected) {
+            let tensors = try readWeights(expected)
+            return try expected.indices.map { i -> IRValue in
+                guard let t = tensors[i] else { return IRValue(name: "", type: TensorType(.float32, Shape(expected[i].shape))) }
+                return constant(expected[i].role, try convert(i, t))
+            }
+        }
+    }
+
+    /// The current layer's weights, read and checked as by `weights`, turned by `combine` into
+    /// the IR's tensors (any number, each with its role): for weights that merge or split, as a
+    /// bidirectional layer's two directions. Read once per layer.
+    func combinedWeights(_ expected: [WeightSpec],
+                         _ combine: ([Tensor]) throws -> [(role: String, tensor: Tensor)]) throws -> [IRValue] {
+        try cachedWeights(expected) {
+            try combine(try readWeights(expected).map { $0 ?? Tensor(shape: [0], floats: []) })
+                .map { constant($0.role, $0.tensor) }
+        }
+    }
+
+    /// A shared layer's later calls reuse the initializers of its first.
+    private func cachedWeights(_ expected: [WeightSpec], _ make: () throws -> [IRValue]) throws -> [IRValue] {
         let path = scope + [current]
         if let cached = layerConstants[path] {
             // A shared layer's later call; shape inference checks it against the new inputs.
-            guard cached.count == expected.count else { throw error("the calls of this shared layer need different weights") }
             return cached
         }
-        let held = try store.weights(layerPath: path)
+        let values = try make()
+        layerConstants[path] = values
+        return values
+    }
+
+    /// The weights the file holds for the current layer, checked against `expected`; nil for
+    /// those not `used` (shape checked, data not read).
+    private func readWeights(_ expected: [WeightSpec]) throws -> [Tensor?] {
+        let held = try store.weights(layerPath: scope + [current], groups: weightGroups)
         let names = held.map(\.name), paths = held.map(\.path)
         guard names.count == expected.count else {
             let held = names.isEmpty ? "no weights" : "\(names.count) weights (\(names.joined(separator: ", ")))"
             throw error("the file holds \(held) for this layer; its config needs \(expected.count) "
                         + "(\(expected.map(\.role).joined(separator: ", ")))")
         }
-        var values: [IRValue] = []
+        var tensors: [Tensor?] = []
         for (i, spec) in expected.enumerated() {
             let shape = try store.h5.datasetShape(paths[i])
             guard shape == spec.shape else {
@@ -167,16 +235,13 @@ final class LayerContext {
                             + "give \(spec.role) shape \(spec.shape)")
             }
             if !spec.used {
-                values.append(IRValue(name: "", type: TensorType(.float32, Shape(shape))))
+                tensors.append(nil)
                 continue
             }
             let data = try store.h5.readFloats(paths[i])
-            let tensor = try convert(i, Tensor(shape: data.shape, storage: .float32(data.values)))
-            let name = builder.addInitializer("\(origin.layer)/\(spec.role)", tensor)
-            values.append(IRValue(name: name, type: tensor.type))
+            tensors.append(try Tensor(shape: data.shape, storage: .float32(data.values)))
         }
-        layerConstants[path] = values
-        return values
+        return tensors
     }
 }
 

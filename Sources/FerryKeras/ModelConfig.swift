@@ -10,13 +10,22 @@ struct TensorRef: Hashable, CustomStringConvertible {
     var description: String { "\(layer)[\(node)][\(tensor)]" }
 }
 
+/// One call of a layer: the tensors passed positionally, and those passed by keyword
+/// (`initial_state`, an attention layer's `key`), in the order Keras wrote them.
+struct LayerCall {
+    var positional: [TensorRef]
+    var named: [(key: String, refs: [TensorRef])] = []
+
+    var all: [TensorRef] { positional + named.flatMap(\.refs) }
+}
+
 /// A layer of the model with its typed, validated configuration.
 struct ParsedLayer {
     var name: String
     var className: String
     var spec: any KerasLayer
     /// One entry per call of the layer (its inbound nodes): the tensors it was called on.
-    var calls: [[TensorRef]]
+    var calls: [LayerCall]
     /// The name Keras 3's weight layout gives the layer (snake_case class + counter).
     var autoName = ""
     /// What the config's node indices add to the call's position: 1 for models nested in a
@@ -135,7 +144,7 @@ struct ModelConfig {
         }
         var previous = TensorRef(layer: input.name, node: 0, tensor: 0)
         for i in layers.indices {
-            layers[i].calls = [[previous]]
+            layers[i].calls = [LayerCall(positional: [previous])]
             previous = TensorRef(layer: layers[i].name, node: layers[i].nodeOffset, tensor: 0)
         }
         var model = ModelConfig(kind: .sequential, name: name, layers: [input] + layers,
@@ -221,24 +230,49 @@ struct ModelConfig {
         return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset)
     }
 
-    /// The calls of a Functional layer. Keras 2: `[[["layer", node, tensor, {kwargs}], ...], ...]`;
-    /// Keras 3: `[{"args": [<keras tensor or list of them>, ...], "kwargs": {...}}, ...]`.
-    private static func inboundNodes(_ entry: ConfigReader) throws -> [[TensorRef]] {
+    /// The calls of a Functional layer. Keras 2: `[[["layer", node, tensor, {kwargs}], ...], ...]`,
+    /// tensors passed by keyword as `[layer, node, tensor]` triples inside the kwargs; Keras 3:
+    /// `[{"args": [<keras tensor or list of them>, ...], "kwargs": {...}}, ...]`.
+    private static func inboundNodes(_ entry: ConfigReader) throws -> [LayerCall] {
         guard let value = entry.raw("inbound_nodes") else { return [] }
         guard let nodes = value as? [Any] else {
             throw entry.error("inbound_nodes should be a list, is \(JSONKind.of(value))")
         }
         return try nodes.map { node in
             if let entries = node as? [Any] {
-                return try entries.map { try tensorRef($0, what: "inbound_nodes", in: entry) }
+                var call = LayerCall(positional: try entries.map { try tensorRef($0, what: "inbound_nodes", in: entry) })
+                for item in entries {
+                    guard let list = item as? [Any], list.count >= 4, let kwargs = list[3] as? [String: Any] else { continue }
+                    for key in kwargs.keys.sorted() {
+                        let refs = try keras2TensorRefs(kwargs[key]!, in: entry)
+                        if !refs.isEmpty { call.named.append((key, refs)) }
+                    }
+                }
+                return call
             }
-            if let call = node as? [String: Any] {
-                var refs: [TensorRef] = []
-                try collectKerasTensors(call["args"] ?? [Any](), into: &refs, depth: 0, in: entry)
-                return refs
+            if let object = node as? [String: Any] {
+                var call = LayerCall(positional: [])
+                try collectKerasTensors(object["args"] ?? [Any](), into: &call.positional, depth: 0, in: entry)
+                for (key, v) in ((object["kwargs"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    var refs: [TensorRef] = []
+                    try collectKerasTensors(v, into: &refs, depth: 0, in: entry)
+                    if !refs.isEmpty { call.named.append((key, refs)) }
+                }
+                return call
             }
             throw entry.error("an inbound node should be a list or an object, is \(JSONKind.of(node))")
         }
+    }
+
+    /// A Keras 2 keyword argument: a `[layer, node, tensor]` triple, a list of them, or not a
+    /// tensor at all (null, numbers: no refs).
+    private static func keras2TensorRefs(_ value: Any, in entry: ConfigReader) throws -> [TensorRef] {
+        guard let list = value as? [Any], !list.isEmpty else { return [] }
+        if list[0] is String {
+            guard list.count == 3, list[1] is NSNumber, list[2] is NSNumber else { return [] }
+            return [try tensorRef(list, what: "inbound_nodes", in: entry)]
+        }
+        return try list.flatMap { try keras2TensorRefs($0, in: entry) }
     }
 
     /// Keras 3 call arguments: finds `__keras_tensor__` objects in order, through nested lists.

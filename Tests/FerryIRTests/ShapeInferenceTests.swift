@@ -63,6 +63,12 @@ import Testing
         #expect(try Op.reshape(shape: [0, 9, 208]).inferOutputTypes([nhwc])[0].shape
                 == Shape([.symbolic("N"), .fixed(9), .fixed(208)]))
         #expect(throws: FerryError.self) { try Op.reshape(shape: [0, 7, -1]).inferOutputTypes([nhwc]) }
+        // Merging the batch with an axis names the product; splitting it off again gives N back.
+        let merged = try Op.reshape(shape: [-1, 13, 16]).inferOutputTypes([nhwc])[0]
+        #expect(merged.shape == Shape([.symbolic("N*9"), .fixed(13), .fixed(16)]))
+        #expect(try Op.reshape(shape: [-1, 9, 208]).inferOutputTypes([merged])[0].shape
+                == Shape([.symbolic("N"), .fixed(9), .fixed(208)]))
+        #expect(try Op.reshape(shape: [-1, 5]).inferOutputTypes([nhwc])[0].shape.dims[0] == .symbolic("?"))
         #expect(try Op.transpose(perm: [0, 3, 1, 2]).inferOutputTypes([nhwc])[0].shape
                 == Shape([.symbolic("N"), .fixed(16), .fixed(9), .fixed(13)]))
         #expect(throws: FerryError.self) { try Op.transpose(perm: [0, 1, 1, 2]).inferOutputTypes([nhwc]) }

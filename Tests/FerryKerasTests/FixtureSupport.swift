@@ -78,7 +78,7 @@ func readNpyShape(_ url: URL) throws -> [Int] {
 func kerasWeights(_ path: String, layer: String) throws -> [H5FloatArray] {
     try HDF5.withLibrary {
         let source = try KerasModelSource.legacyH5(path: path)
-        return try source.store.weights(layerPath: [LayerKey(name: layer, autoName: "")]).map {
+        return try source.store.weights(layerPath: [LayerKey(name: layer, autoName: "")], groups: [[]]).map {
             try source.store.h5.readFloats($0.path)
         }
     }

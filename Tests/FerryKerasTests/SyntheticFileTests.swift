@@ -274,7 +274,7 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
         let m = try ModelConfig.parse(json: json, kerasMajor: 3)
         #expect(m.inputs == [TensorRef(layer: "a", node: 0, tensor: 0)])
         #expect(m.outputs == [TensorRef(layer: "d", node: 0, tensor: 0)])
-        #expect(m.layers[1].calls == [[TensorRef(layer: "a", node: 0, tensor: 0)]])
+        #expect(m.layers[1].calls.map(\.all) == [[TensorRef(layer: "a", node: 0, tensor: 0)]])
         #expect((m.layers[1].spec as? DenseSpec)?.activation == .relu)
     }
 

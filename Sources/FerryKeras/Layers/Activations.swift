@@ -7,13 +7,13 @@ enum KerasActivation: String {
     case swish, silu, hardSwish = "hard_swish", hardSilu = "hard_silu", gelu, mish
     case leakyRelu = "leaky_relu"
 
-    /// Reads `key` (absent or null means linear). Keras 3 may also write a serialized function
-    /// object; its registered name is used.
-    init(_ config: ConfigReader, key: String = "activation") throws {
+    /// Reads `key` (absent means `fallback`, null means linear). Keras 3 may also write a
+    /// serialized function object; its registered name is used.
+    init(_ config: ConfigReader, key: String = "activation", default fallback: String = "linear") throws {
         let name: String
         switch config.raw(key) {
         case nil:
-            name = "linear"
+            name = config.keys.contains(key) ? "linear" : fallback
         case let s as String:
             name = s
         case let o as [String: Any]:

@@ -43,36 +43,67 @@ func convKernelToIR(_ t: Tensor) -> Tensor {
     return permuted(t, [n + 1, n] + Array(0..<n))
 }
 
-/// Conv1D / Conv2D / Conv3D (channels_last): Keras kernel (k..., in/groups, out) becomes the IR
-/// weight (out, in/groups, k...); 'same' padding becomes explicit, possibly asymmetric pads;
-/// 'causal' (1-D) pads only the start.
+/// The two kernels of a one-node convolution layer.
+enum ConvKernel {
+    /// Conv1D/2D/3D: (k..., in/groups, filters).
+    case regular(filters: Int, groups: Int)
+    /// DepthwiseConv1D/2D: (k..., in, multiplier), one group per input channel.
+    case depthwise(multiplier: Int)
+}
+
+/// Conv1D / Conv2D / Conv3D and DepthwiseConv1D / DepthwiseConv2D (channels_last): one IR Conv.
+/// A regular Keras kernel (k..., in/groups, out) becomes the IR weight (out, in/groups, k...); a
+/// depthwise kernel (k..., in, multiplier) the weight (in * multiplier, 1, k...) with
+/// group = in. 'same' padding becomes explicit, possibly asymmetric pads; 'causal' (1-D) pads
+/// only the start.
 struct ConvSpec<Rank: SpatialRank>: KerasLayer {
-    var filters: Int
+    var kernel: ConvKernel
     var window: ConvWindow
-    var groups: Int
     var useBias: Bool
     var activation: KerasActivation
 
+    /// Conv1D / Conv2D / Conv3D.
     init(config: ConfigReader) throws {
-        filters = try config.int("filters")
-        window = try ConvWindow(config, rank: Rank.rank)
-        groups = try config.int("groups", default: 1)
-        useBias = try config.bool("use_bias", default: true)
-        activation = try KerasActivation(config)
+        let filters = try config.int("filters")
+        let groups = try config.int("groups", default: 1)
         try requirePositive([filters, groups], "filters and groups", config)
         guard filters % groups == 0 else { throw config.error("filters \(filters) is not a multiple of groups \(groups)") }
+        try self.init(.regular(filters: filters, groups: groups), config)
+    }
+
+    /// DepthwiseConv1D / DepthwiseConv2D.
+    init(depthwise config: ConfigReader) throws {
+        let multiplier = try config.int("depth_multiplier", default: 1)
+        try requirePositive([multiplier], "depth_multiplier", config)
+        try self.init(.depthwise(multiplier: multiplier), config)
+    }
+
+    private init(_ kernel: ConvKernel, _ config: ConfigReader) throws {
+        self.kernel = kernel
+        window = try ConvWindow(config, rank: Rank.rank)
+        useBias = try config.bool("use_bias", default: true)
+        activation = try KerasActivation(config)
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let (x, channels, pads) = try window.prepare(single(inputs, ctx), ctx)
-        guard channels % groups == 0 else {
-            throw ctx.error("input channels \(channels) are not a multiple of groups \(groups)")
+        let kernelSpec: WeightSpec, group: Int, outChannels: Int, toIR: (Tensor) -> Tensor, role: String
+        switch kernel {
+        case let .regular(filters, groups):
+            guard channels % groups == 0 else {
+                throw ctx.error("input channels \(channels) are not a multiple of groups \(groups)")
+            }
+            kernelSpec = WeightSpec(role: "kernel", shape: window.kernelSize + [channels / groups, filters])
+            (group, outChannels, toIR, role) = (groups, filters, convKernelToIR, "conv")
+        case let .depthwise(multiplier):
+            kernelSpec = WeightSpec(role: "depthwise_kernel", shape: window.kernelSize + [channels, multiplier])
+            (group, outChannels, toIR, role) = (channels, channels * multiplier, depthwiseKernelToIR, "depthwise")
         }
-        var specs = [WeightSpec(role: "kernel", shape: window.kernelSize + [channels / groups, filters])]
-        if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }
-        let w = try ctx.weights(specs) { i, t in i == 0 ? convKernelToIR(t) : t }
-        let y = try ctx.emit(.conv(window.attributes(pads: pads, group: groups)), [x, w[0]] + (useBias ? [w[1]] : []),
-                             role: "conv")
+        var specs = [kernelSpec]
+        if useBias { specs.append(WeightSpec(role: "bias", shape: [outChannels])) }
+        let w = try ctx.weights(specs) { i, t in i == 0 ? toIR(t) : t }
+        let y = try ctx.emit(.conv(window.attributes(pads: pads, group: group)), [x, w[0]] + (useBias ? [w[1]] : []),
+                             role: role)
         return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
     }
 }
@@ -85,32 +116,6 @@ func depthwiseKernelToIR(_ t: Tensor) -> Tensor {
     var shape = [p.shape[0] * p.shape[1], 1]
     shape += p.shape[2...]
     return Tensor(shape: shape, floats: p.floats)
-}
-
-/// DepthwiseConv1D / DepthwiseConv2D: a conv with group = input channels.
-struct DepthwiseConvSpec<Rank: SpatialRank>: KerasLayer {
-    var window: ConvWindow
-    var multiplier: Int
-    var useBias: Bool
-    var activation: KerasActivation
-
-    init(config: ConfigReader) throws {
-        window = try ConvWindow(config, rank: Rank.rank)
-        multiplier = try config.int("depth_multiplier", default: 1)
-        useBias = try config.bool("use_bias", default: true)
-        activation = try KerasActivation(config)
-        try requirePositive([multiplier], "depth_multiplier", config)
-    }
-
-    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
-        let (x, channels, pads) = try window.prepare(single(inputs, ctx), ctx)
-        var specs = [WeightSpec(role: "depthwise_kernel", shape: window.kernelSize + [channels, multiplier])]
-        if useBias { specs.append(WeightSpec(role: "bias", shape: [channels * multiplier])) }
-        let w = try ctx.weights(specs) { i, t in i == 0 ? depthwiseKernelToIR(t) : t }
-        let y = try ctx.emit(.conv(window.attributes(pads: pads, group: channels)),
-                             [x, w[0]] + (useBias ? [w[1]] : []), role: "depthwise")
-        return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
-    }
 }
 
 /// SeparableConv1D / SeparableConv2D: a depthwise conv (no bias) then a 1x1 pointwise conv

@@ -9,6 +9,15 @@ protocol KerasLayer {
     /// Emits one call of the layer on its input tensors (Keras layout semantics; the context
     /// converts layouts as needed) and returns its output tensors.
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor]
+
+    /// Where the layer's weights sit in Keras 3's layout, below the layer's own group, in the
+    /// order of the legacy layout's `weight_names`: `[[]]` for the layer's own `vars`; a
+    /// recurrent layer keeps them in its cell (`[["cell"]]`), a wrapper in its inner layers.
+    var weightGroups: [[String]] { get }
+}
+
+extension KerasLayer {
+    var weightGroups: [[String]] { [[]] }
 }
 
 /// Parses a layer's config into its typed form.
@@ -35,8 +44,8 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "Conv1D": { try ConvSpec<Rank1>(config: $0) },
     "Conv2D": { try ConvSpec<Rank2>(config: $0) },
     "Conv3D": { try ConvSpec<Rank3>(config: $0) },
-    "DepthwiseConv1D": { try DepthwiseConvSpec<Rank1>(config: $0) },
-    "DepthwiseConv2D": { try DepthwiseConvSpec<Rank2>(config: $0) },
+    "DepthwiseConv1D": { try ConvSpec<Rank1>(depthwise: $0) },
+    "DepthwiseConv2D": { try ConvSpec<Rank2>(depthwise: $0) },
     "SeparableConv1D": { try SeparableConvSpec<Rank1>(config: $0) },
     "SeparableConv2D": { try SeparableConvSpec<Rank2>(config: $0) },
     "Conv1DTranspose": { try ConvTransposeSpec<Rank1>(config: $0) },
@@ -90,6 +99,12 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "UpSampling2D": { try UpSamplingSpec<Rank2>(config: $0) },
     "UpSampling3D": { try UpSamplingSpec<Rank3>(config: $0) },
     "Concatenate": { try ConcatenateSpec(config: $0) },
+    // Recurrent
+    "SimpleRNN": { try RecurrentSpec<SimpleRNNKind>(config: $0) },
+    "LSTM": { try RecurrentSpec<LSTMKind>(config: $0) },
+    "GRU": { try RecurrentSpec<GRUKind>(config: $0) },
+    "Bidirectional": { try parseBidirectional($0) },
+    "TimeDistributed": { try TimeDistributedSpec(config: $0) },
     // Preprocessing
     "Rescaling": { try RescalingSpec(config: $0) },
     "Normalization": { try PreprocessingNormalizationSpec(config: $0) },
