@@ -624,6 +624,223 @@ layer { name: "broken" type: "ReLU" bottom: "conv" top: "out" relu_param { negat
 layer { name: "after" type: "ReLU" bottom: "out" top: "out2" }
 """
 
+# --------------------------------------------------------------------------------------------
+# Issue 4's remaining layers. Where OpenCV lacks a layer, the reference is numpy following the
+# layer's C++ source in BVLC Caffe (or the fork that defines it), named in each function.
+# --------------------------------------------------------------------------------------------
+
+THRESHOLD = """
+name: "threshold"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 4 dim: 5 }
+layer { name: "above_zero" type: "Threshold" bottom: "data" top: "above_zero" }
+layer { name: "above_half" type: "Threshold" bottom: "data" top: "above_half" threshold_param { threshold: 0.5 } }
+"""
+
+
+def threshold_reference(inputs, blobs):
+    """threshold_layer.cpp: top = bottom > threshold ? 1 : 0 (strictly greater)."""
+    x = inputs["data"]
+    return {"above_zero": (x > 0).astype(np.float32), "above_half": (x > 0.5).astype(np.float32)}
+
+
+ARGMAX = """
+name: "argmax"
+input: "data"
+input_shape { dim: 1 dim: 5 dim: 3 dim: 4 }
+layer { name: "class" type: "ArgMax" bottom: "data" top: "class" argmax_param { axis: 1 } }
+layer { name: "class_score" type: "ArgMax" bottom: "data" top: "class_score" argmax_param { axis: 1 out_max_val: true } }
+layer { name: "along_w" type: "ArgMax" bottom: "data" top: "along_w" argmax_param { axis: -1 } }
+layer { name: "flat" type: "ArgMax" bottom: "data" top: "flat" }
+layer { name: "flat_pair" type: "ArgMax" bottom: "data" top: "flat_pair" argmax_param { out_max_val: true } }
+"""
+
+
+def argmax_reference(inputs, blobs):
+    """argmax_layer.cpp (top_k 1): with an axis, the index (or with out_max_val the value)
+    along it, that axis kept with size 1; without, over the flattened (C, H, W) per sample,
+    shape (N, 1, 1, 1), or (N, 2, 1, 1) holding (index, value) with out_max_val. The random
+    inputs have no ties (Caffe would take the last index of equal values)."""
+    x = inputs["data"].astype(np.float64)
+    flat = x.reshape(x.shape[0], -1)
+    idx = flat.argmax(1).astype(np.float64)
+    return {"class": x.argmax(1)[:, None], "class_score": x.max(1, keepdims=True),
+            "along_w": x.argmax(-1)[..., None],
+            "flat": idx.reshape(-1, 1, 1, 1),
+            "flat_pair": np.stack([idx, flat.max(1)], 1).reshape(-1, 2, 1, 1)}
+
+
+EMBED = """
+name: "embed"
+input: "words"
+input_shape { dim: 1 dim: 6 }
+layer { name: "embed" type: "Embed" bottom: "words" top: "embed" embed_param { num_output: 4 input_dim: 7 } }
+layer { name: "embed_nobias" type: "Embed" bottom: "words" top: "embed_nobias"
+        embed_param { num_output: 3 input_dim: 7 bias_term: false } }
+"""
+EMBED_BLOBS = {"embed": [(7, 4), (4,)], "embed_nobias": [(7, 3)]}
+
+
+def embed_input(rng, shape):
+    """Indices below input_dim 7 with fractions: Caffe truncates them (static_cast<int>)."""
+    return rng.integers(0, 7, shape) + rng.uniform(0, 0.9, shape)
+
+
+def embed_reference(inputs, blobs):
+    """embed_layer.cpp: row static_cast<int>(x) of the (input_dim, num_output) weight, plus
+    the bias; the top is the bottom's shape with num_output appended."""
+    idx = inputs["words"].astype(np.int64)
+    w, b = blobs["embed"]
+    return {"embed": w[idx] + b, "embed_nobias": blobs["embed_nobias"][0][idx]}
+
+
+NORMALIZE = """
+name: "normalize"
+input: "data"
+input_shape { dim: 1 dim: 4 dim: 5 dim: 6 }
+layer { name: "norm_all" type: "Normalize" bottom: "data" top: "norm_all" }
+layer { name: "norm_pixel" type: "Normalize" bottom: "data" top: "norm_pixel"
+        norm_param { across_spatial: false channel_shared: false } }
+layer { name: "norm_eps" type: "Normalize" bottom: "data" top: "norm_eps"
+        norm_param { across_spatial: false channel_shared: true eps: 0.5 } }
+"""
+NORMALIZE_BLOBS = {"norm_all": [(1,)], "norm_pixel": [(4,)], "norm_eps": [(1,)]}
+
+SHUFFLE_CHANNEL = """
+name: "shuffle_channel"
+input: "data"
+input_shape { dim: 1 dim: 6 dim: 3 dim: 4 }
+layer { name: "shuffle2" type: "ShuffleChannel" bottom: "data" top: "shuffle2" shuffle_channel_param { group: 2 } }
+layer { name: "shuffle3" type: "ShuffleChannel" bottom: "shuffle2" top: "shuffle3" shuffle_channel_param { group: 3 } }
+"""
+
+INTERP = """
+name: "interp"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 7 dim: 9 }
+layer { name: "zoom" type: "Interp" bottom: "data" top: "zoom" interp_param { zoom_factor: 3 } }
+layer { name: "sized" type: "Interp" bottom: "data" top: "sized" interp_param { height: 5 width: 12 } }
+"""
+
+INTERP_CROP = """
+name: "interp_crop"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 9 dim: 10 }
+layer { name: "shrink" type: "Interp" bottom: "data" top: "shrink" interp_param { shrink_factor: 2 } }
+layer { name: "shrink_zoom" type: "Interp" bottom: "data" top: "shrink_zoom" interp_param { shrink_factor: 3 zoom_factor: 2 } }
+layer { name: "cropped" type: "Interp" bottom: "data" top: "cropped" interp_param { zoom_factor: 2 pad_beg: -1 pad_end: -2 } }
+"""
+
+
+def caffe_interp2(x, out_h, out_w):
+    """caffe_cpu_interp2 (DeepLab util/interp.cpp), float32 like Caffe: position = float(ratio *
+    output position) with ratio = (in - 1) / (out - 1), the upper neighbour clamped."""
+    n, c, h, w = x.shape
+    if (out_h, out_w) == (h, w):
+        return x.copy()
+    rh = np.float32((h - 1) / (out_h - 1)) if out_h > 1 else np.float32(0)
+    rw = np.float32((w - 1) / (out_w - 1)) if out_w > 1 else np.float32(0)
+    out = np.zeros((n, c, out_h, out_w), np.float64)
+    for i in range(out_h):
+        hr = np.float32(rh * np.float32(i))
+        h0 = int(hr)
+        hp = 1 if h0 < h - 1 else 0
+        lh = float(hr - h0)
+        for j in range(out_w):
+            wr = np.float32(rw * np.float32(j))
+            w0 = int(wr)
+            wp = 1 if w0 < w - 1 else 0
+            lw = float(wr - w0)
+            out[:, :, i, j] = (1 - lh) * ((1 - lw) * x[:, :, h0, w0] + lw * x[:, :, h0, w0 + wp]) + \
+                lh * ((1 - lw) * x[:, :, h0 + hp, w0] + lw * x[:, :, h0 + hp, w0 + wp])
+    return out
+
+
+def interp_crop_reference(inputs, blobs):
+    """DeepLab's interp_layer.cpp: the input cut by -pad_beg / -pad_end cells, output size
+    (H'-1)/shrink + 1, then H' + (H'-1)(zoom-1), resized by caffe_cpu_interp2. OpenCV's Interp
+    ignores shrink_factor and the pads."""
+    x = inputs["data"].astype(np.float64)
+
+    def size(h, shrink=1, zoom=1):
+        h = (h - 1) // shrink + 1
+        return h + (h - 1) * (zoom - 1)
+    cut = x[:, :, 1:-2, 1:-2]
+    return {"shrink": caffe_interp2(x, size(9, 2), size(10, 2)),
+            "shrink_zoom": caffe_interp2(x, size(9, 3, 2), size(10, 3, 2)),
+            "cropped": caffe_interp2(cut, size(6, 1, 2), size(7, 1, 2))}
+
+
+UPSAMPLE = """
+name: "upsample"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 3 dim: 4 }
+layer { name: "up2" type: "Upsample" bottom: "data" top: "up2" upsample_param { scale: 2 } }
+layer { name: "up_hw" type: "Upsample" bottom: "data" top: "up_hw" upsample_param { scale_h: 3 scale_w: 1 } }
+"""
+
+
+def upsample_reference(inputs, blobs):
+    """The YOLOv3 forks' upsample_layer.cpp (one bottom): top[y][x] = bottom[y / s][x / s]."""
+    x = inputs["data"]
+    return {"up2": x.repeat(2, 2).repeat(2, 3), "up_hw": x.repeat(3, 2)}
+
+
+POOLING_SPARSE = """
+name: "pooling_sparse"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 6 dim: 7 }
+layer { name: "max_sparse" type: "Pooling" bottom: "data" top: "max_sparse"
+        pooling_param { pool: MAX kernel_size: 1 stride: 4 } }
+layer { name: "max_sparse_tanh" type: "TanH" bottom: "max_sparse" top: "max_sparse_tanh" }
+layer { name: "ave_sparse" type: "Pooling" bottom: "data" top: "ave_sparse"
+        pooling_param { pool: AVE kernel_h: 2 kernel_w: 1 stride_h: 4 stride_w: 3 } }
+layer { name: "max_gap" type: "Pooling" bottom: "data" top: "max_gap"
+        pooling_param { pool: MAX kernel_size: 2 stride: 3 } }
+"""
+
+
+def caffe_pool(x, pool, k, s, p=(0, 0)):
+    """pooling_layer.cpp Forward_cpu: size ceil((H + 2p - k) / s) + 1, less one when padded and
+    the last window starts past H + p; MAX starts at -FLT_MAX over the window clipped to the
+    input; AVE sums the clipped window and divides by the window clipped to H + p, computed
+    before clipping (negative or zero for an empty window, whose sum is 0)."""
+    n, c, h, w = x.shape
+    out = []
+    for i in range(2):
+        size = (h, w)[i]
+        o = int(np.ceil(np.float32(size + 2 * p[i] - k[i]) / s[i])) + 1
+        if (p[0] or p[1]) and (o - 1) * s[i] >= size + p[i]:
+            o -= 1
+        out.append(o)
+    y = np.zeros((n, c, *out), np.float64)
+    for ph in range(out[0]):
+        for pw in range(out[1]):
+            hs, ws = ph * s[0] - p[0], pw * s[1] - p[1]
+            if pool == "MAX":
+                he, we = min(hs + k[0], h), min(ws + k[1], w)
+                hs, ws = max(hs, 0), max(ws, 0)
+                win = x[:, :, hs:he, ws:we] if he > hs and we > ws else None
+                y[:, :, ph, pw] = -np.finfo(np.float32).max if win is None else win.max((2, 3))
+            else:
+                he, we = min(hs + k[0], h + p[0]), min(ws + k[1], w + p[1])
+                count = (he - hs) * (we - ws)
+                hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+                total = x[:, :, hs:he, ws:we].sum((2, 3)) if he > hs and we > ws else 0
+                y[:, :, ph, pw] = total / count
+    return y
+
+
+def pooling_sparse_reference(inputs, blobs):
+    """Kernels smaller than the stride without padding: Caffe keeps windows that start past the
+    input (MAX gives -FLT_MAX there, seen through TanH as -1; AVE gives 0). OpenCV gives 0 for
+    the empty MAX windows."""
+    x = inputs["data"].astype(np.float64)
+    return {"max_sparse_tanh": np.tanh(caffe_pool(x, "MAX", (1, 1), (4, 4))),
+            "ave_sparse": caffe_pool(x, "AVE", (2, 1), (4, 3)),
+            "max_gap": caffe_pool(x, "MAX", (2, 2), (3, 3))}
+
+
 NETS = {
     "lenet": dict(text=LENET_V2, blobs=LENET_BLOBS, inputs={"data": (1, 12, 12)},
                   description="LeNet-like V2 net with an Input layer: Convolution, MAX Pooling, InnerProduct on a 4-D blob, in-place ReLU, Softmax."),
@@ -683,6 +900,25 @@ NETS = {
                 description="FCN-like: conv with pad 5, pooling, score, Deconvolution (stride 2, no bias) and a grouped, dilated, padded Deconvolution, Crop to the input from axis 2 at offset 5, Crop from axis 1 with one offset per axis. OpenCV ignores a Deconvolution's dilation: the reference gives it the dilated kernel written out (3x3 spread to 5x5 with zeros)."),
     "tile": dict(text=TILE, blobs={}, inputs={"data": (2, 3, 4)}, numpy_reference=tile_reference,
                  description="Tile along the channels (default axis 1) and along axis -1. OpenCV cannot run Caffe's Tile: the reference is numpy's tile."),
+    "threshold": dict(text=THRESHOLD, blobs={}, inputs={"data": (3, 4, 5)}, numpy_reference=threshold_reference,
+                      description="Threshold at the default 0 and at 0.5. OpenCV has no Threshold layer: the reference is numpy following threshold_layer.cpp."),
+    "argmax": dict(text=ARGMAX, blobs={}, inputs={"data": (5, 3, 4)}, numpy_reference=argmax_reference,
+                   description="ArgMax along axis 1 (index and out_max_val), along axis -1, and without an axis (flattened per sample; index, and the (index, value) pair of out_max_val). OpenCV has no ArgMax layer: the reference is numpy following argmax_layer.cpp."),
+    "embed": dict(text=EMBED, blobs=EMBED_BLOBS, inputs={"words": (6,)}, numpy_reference=embed_reference,
+                  input_maker=embed_input,
+                  description="Embed with and without bias on float indices with fractions (truncated). OpenCV has no Embed layer: the reference is numpy following embed_layer.cpp."),
+    "normalize": dict(text=NORMALIZE, blobs=NORMALIZE_BLOBS, inputs={"data": (4, 5, 6)},
+                      description="SSD's Normalize: across_spatial with a shared scale (the defaults), per position with a scale per channel, per position with a shared scale and eps 0.5."),
+    "shuffle_channel": dict(text=SHUFFLE_CHANNEL, blobs={}, inputs={"data": (6, 3, 4)},
+                            description="ShuffleChannel with group 2, then group 3."),
+    "interp": dict(text=INTERP, blobs={}, inputs={"data": (3, 7, 9)},
+                   description="DeepLab's Interp (bilinear, corners aligned) by zoom_factor 3 and to height 5 width 12."),
+    "interp_crop": dict(text=INTERP_CROP, blobs={}, inputs={"data": (3, 9, 10)}, numpy_reference=interp_crop_reference,
+                        description="Interp by shrink_factor 2, shrink_factor 3 with zoom_factor 2, and zoom 2 after pad_beg -1 / pad_end -2. OpenCV ignores shrink_factor and the pads: the reference is numpy following DeepLab's interp_layer.cpp and caffe_cpu_interp2."),
+    "upsample": dict(text=UPSAMPLE, blobs={}, inputs={"data": (2, 3, 4)}, numpy_reference=upsample_reference,
+                     description="The YOLOv3 forks' nearest Upsample by scale 2 and by scale_h 3, scale_w 1. OpenCV has no Upsample layer: the reference is numpy."),
+    "pooling_sparse": dict(text=POOLING_SPARSE, blobs={}, inputs={"data": (2, 6, 7)}, numpy_reference=pooling_sparse_reference,
+                           description="Pooling with kernels smaller than the stride and no padding, where Caffe's ceil rounding keeps windows starting past the input: MAX 1x1/4 (empty windows give -FLT_MAX, seen through TanH as -1), AVE 2x1 with strides 4, 3 (empty windows give 0), MAX 2x2/3. OpenCV gives 0 for the empty MAX windows: the reference is numpy following pooling_layer.cpp."),
     "error_unknown_layer": dict(text=ERROR_UNKNOWN, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
                                 error_layer="mystery", error_text="FancyNewThing",
                                 description="An unknown layer type: exit 2 naming the layer and its type."),
@@ -795,7 +1031,8 @@ def make(name, spec):
     blobs = random_blobs(name, spec)
     manifest = {"name": name, "description": spec["description"], "expect": expect}
     rng = rng_for(spec.get("same_as", name), "input")
-    inputs = {k: rng.normal(0, 1, (BATCH, *shape)).astype(np.float32) for k, shape in spec["inputs"].items()}
+    make_input = spec.get("input_maker", lambda rng, shape: rng.normal(0, 1, shape))
+    inputs = {k: np.asarray(make_input(rng, (BATCH, *shape)), np.float32) for k, shape in spec["inputs"].items()}
     manifest["inputs"] = []
     for i, (k, a) in enumerate(inputs.items()):
         np.save(d / f"input_{i}.npy", a)

@@ -1022,6 +1022,28 @@ public nonisolated struct Caffe_LayerParameter: @unchecked Sendable {
   /// Clears the value of `upsampleParam`. Subsequent reads from it will return its default value.
   public mutating func clearUpsampleParam() {_uniqueStorage()._upsampleParam = nil}
 
+  /// ShuffleNet forks (farmingyard/ShuffleNet and copies): field 164 as there.
+  public var shuffleChannelParam: Caffe_ShuffleChannelParameter {
+    get {_storage._shuffleChannelParam ?? Caffe_ShuffleChannelParameter()}
+    set {_uniqueStorage()._shuffleChannelParam = newValue}
+  }
+  /// Returns true if `shuffleChannelParam` has been explicitly set.
+  public var hasShuffleChannelParam: Bool {_storage._shuffleChannelParam != nil}
+  /// Clears the value of `shuffleChannelParam`. Subsequent reads from it will return its default value.
+  public mutating func clearShuffleChannelParam() {_uniqueStorage()._shuffleChannelParam = nil}
+
+  /// DeepLab (deeplab-public-ver2) numbers interp_param 143, which BVLC gave to
+  /// input_param: a free number here. Text files decode fine; DeepLab's binary
+  /// files would not.
+  public var interpParam: Caffe_InterpParameter {
+    get {_storage._interpParam ?? Caffe_InterpParameter()}
+    set {_uniqueStorage()._interpParam = newValue}
+  }
+  /// Returns true if `interpParam` has been explicitly set.
+  public var hasInterpParam: Bool {_storage._interpParam != nil}
+  /// Clears the value of `interpParam`. Subsequent reads from it will return its default value.
+  public mutating func clearInterpParam() {_uniqueStorage()._interpParam = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -5009,6 +5031,101 @@ public nonisolated struct Caffe_UpsampleParameter: Sendable {
   fileprivate var _upsampleW: UInt32? = nil
 }
 
+/// ShuffleChannel: channels seen as (group, C / group) are transposed to (C / group, group).
+public nonisolated struct Caffe_ShuffleChannelParameter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var group: UInt32 {
+    get {_group ?? 1}
+    set {_group = newValue}
+  }
+  /// Returns true if `group` has been explicitly set.
+  public var hasGroup: Bool {self._group != nil}
+  /// Clears the value of `group`. Subsequent reads from it will return its default value.
+  public mutating func clearGroup() {self._group = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _group: UInt32? = nil
+}
+
+/// Interp (DeepLab): bilinear resize with corners aligned, after cropping pad_beg / pad_end
+/// (both <= 0) cells. Output size from zoom_factor, shrink_factor, both, or height and width.
+public nonisolated struct Caffe_InterpParameter: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var height: Int32 {
+    get {_height ?? 0}
+    set {_height = newValue}
+  }
+  /// Returns true if `height` has been explicitly set.
+  public var hasHeight: Bool {self._height != nil}
+  /// Clears the value of `height`. Subsequent reads from it will return its default value.
+  public mutating func clearHeight() {self._height = nil}
+
+  public var width: Int32 {
+    get {_width ?? 0}
+    set {_width = newValue}
+  }
+  /// Returns true if `width` has been explicitly set.
+  public var hasWidth: Bool {self._width != nil}
+  /// Clears the value of `width`. Subsequent reads from it will return its default value.
+  public mutating func clearWidth() {self._width = nil}
+
+  public var zoomFactor: Int32 {
+    get {_zoomFactor ?? 1}
+    set {_zoomFactor = newValue}
+  }
+  /// Returns true if `zoomFactor` has been explicitly set.
+  public var hasZoomFactor: Bool {self._zoomFactor != nil}
+  /// Clears the value of `zoomFactor`. Subsequent reads from it will return its default value.
+  public mutating func clearZoomFactor() {self._zoomFactor = nil}
+
+  public var shrinkFactor: Int32 {
+    get {_shrinkFactor ?? 1}
+    set {_shrinkFactor = newValue}
+  }
+  /// Returns true if `shrinkFactor` has been explicitly set.
+  public var hasShrinkFactor: Bool {self._shrinkFactor != nil}
+  /// Clears the value of `shrinkFactor`. Subsequent reads from it will return its default value.
+  public mutating func clearShrinkFactor() {self._shrinkFactor = nil}
+
+  public var padBeg: Int32 {
+    get {_padBeg ?? 0}
+    set {_padBeg = newValue}
+  }
+  /// Returns true if `padBeg` has been explicitly set.
+  public var hasPadBeg: Bool {self._padBeg != nil}
+  /// Clears the value of `padBeg`. Subsequent reads from it will return its default value.
+  public mutating func clearPadBeg() {self._padBeg = nil}
+
+  public var padEnd: Int32 {
+    get {_padEnd ?? 0}
+    set {_padEnd = newValue}
+  }
+  /// Returns true if `padEnd` has been explicitly set.
+  public var hasPadEnd: Bool {self._padEnd != nil}
+  /// Clears the value of `padEnd`. Subsequent reads from it will return its default value.
+  public mutating func clearPadEnd() {self._padEnd = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _height: Int32? = nil
+  fileprivate var _width: Int32? = nil
+  fileprivate var _zoomFactor: Int32? = nil
+  fileprivate var _shrinkFactor: Int32? = nil
+  fileprivate var _padBeg: Int32? = nil
+  fileprivate var _padEnd: Int32? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "caffe"
@@ -5456,7 +5573,7 @@ nonisolated extension Caffe_ParamSpec.DimCheckMode: SwiftProtobuf._ProtoNameProv
 
 nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".LayerParameter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}type\0\u{1}bottom\0\u{1}top\0\u{3}loss_weight\0\u{1}param\0\u{1}blobs\0\u{1}include\0\u{1}exclude\0\u{1}phase\0\u{3}propagate_down\0\u{4}\"bn_param\0\u{4}7transform_param\0\u{3}loss_param\0\u{3}accuracy_param\0\u{3}argmax_param\0\u{3}concat_param\0\u{3}contrastive_loss_param\0\u{3}convolution_param\0\u{3}data_param\0\u{3}dropout_param\0\u{3}dummy_data_param\0\u{3}eltwise_param\0\u{3}exp_param\0\u{3}hdf5_data_param\0\u{3}hdf5_output_param\0\u{3}hinge_loss_param\0\u{3}image_data_param\0\u{3}infogain_loss_param\0\u{3}inner_product_param\0\u{3}lrn_param\0\u{3}memory_data_param\0\u{3}mvn_param\0\u{3}pooling_param\0\u{3}power_param\0\u{3}relu_param\0\u{3}sigmoid_param\0\u{3}softmax_param\0\u{3}slice_param\0\u{3}tanh_param\0\u{3}threshold_param\0\u{3}window_data_param\0\u{3}python_param\0\u{3}prelu_param\0\u{3}spp_param\0\u{3}reshape_param\0\u{3}log_param\0\u{3}flatten_param\0\u{3}reduction_param\0\u{3}embed_param\0\u{3}tile_param\0\u{3}batch_norm_param\0\u{3}elu_param\0\u{3}bias_param\0\u{3}scale_param\0\u{3}input_param\0\u{3}crop_param\0\u{3}parameter_param\0\u{3}recurrent_param\0\u{3}swish_param\0\u{3}clip_param\0\u{3}upsample_param\0\u{4}5permute_param\0\u{3}prior_box_param\0\u{3}detection_output_param\0\u{4}\u{2}norm_param\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}type\0\u{1}bottom\0\u{1}top\0\u{3}loss_weight\0\u{1}param\0\u{1}blobs\0\u{1}include\0\u{1}exclude\0\u{1}phase\0\u{3}propagate_down\0\u{4}\"bn_param\0\u{4}7transform_param\0\u{3}loss_param\0\u{3}accuracy_param\0\u{3}argmax_param\0\u{3}concat_param\0\u{3}contrastive_loss_param\0\u{3}convolution_param\0\u{3}data_param\0\u{3}dropout_param\0\u{3}dummy_data_param\0\u{3}eltwise_param\0\u{3}exp_param\0\u{3}hdf5_data_param\0\u{3}hdf5_output_param\0\u{3}hinge_loss_param\0\u{3}image_data_param\0\u{3}infogain_loss_param\0\u{3}inner_product_param\0\u{3}lrn_param\0\u{3}memory_data_param\0\u{3}mvn_param\0\u{3}pooling_param\0\u{3}power_param\0\u{3}relu_param\0\u{3}sigmoid_param\0\u{3}softmax_param\0\u{3}slice_param\0\u{3}tanh_param\0\u{3}threshold_param\0\u{3}window_data_param\0\u{3}python_param\0\u{3}prelu_param\0\u{3}spp_param\0\u{3}reshape_param\0\u{3}log_param\0\u{3}flatten_param\0\u{3}reduction_param\0\u{3}embed_param\0\u{3}tile_param\0\u{3}batch_norm_param\0\u{3}elu_param\0\u{3}bias_param\0\u{3}scale_param\0\u{3}input_param\0\u{3}crop_param\0\u{3}parameter_param\0\u{3}recurrent_param\0\u{3}swish_param\0\u{3}clip_param\0\u{3}upsample_param\0\u{4}\u{f}shuffle_channel_param\0\u{4}&permute_param\0\u{3}prior_box_param\0\u{3}detection_output_param\0\u{4}\u{2}norm_param\0\u{4}Q\u{1e}interp_param\0")
 
   fileprivate class _StorageClass {
     var _name: String? = nil
@@ -5525,6 +5642,8 @@ nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf
     var _priorBoxParam: Caffe_PriorBoxParameter? = nil
     var _bnParam: Caffe_BNParameter? = nil
     var _upsampleParam: Caffe_UpsampleParameter? = nil
+    var _shuffleChannelParam: Caffe_ShuffleChannelParameter? = nil
+    var _interpParam: Caffe_InterpParameter? = nil
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -5601,6 +5720,8 @@ nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf
       _priorBoxParam = source._priorBoxParam
       _bnParam = source._bnParam
       _upsampleParam = source._upsampleParam
+      _shuffleChannelParam = source._shuffleChannelParam
+      _interpParam = source._interpParam
     }
   }
 
@@ -5688,10 +5809,12 @@ nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf
         case 147: try { try decoder.decodeSingularMessageField(value: &_storage._swishParam) }()
         case 148: try { try decoder.decodeSingularMessageField(value: &_storage._clipParam) }()
         case 149: try { try decoder.decodeSingularMessageField(value: &_storage._upsampleParam) }()
+        case 164: try { try decoder.decodeSingularMessageField(value: &_storage._shuffleChannelParam) }()
         case 202: try { try decoder.decodeSingularMessageField(value: &_storage._permuteParam) }()
         case 203: try { try decoder.decodeSingularMessageField(value: &_storage._priorBoxParam) }()
         case 204: try { try decoder.decodeSingularMessageField(value: &_storage._detectionOutputParam) }()
         case 206: try { try decoder.decodeSingularMessageField(value: &_storage._normParam) }()
+        case 2143: try { try decoder.decodeSingularMessageField(value: &_storage._interpParam) }()
         default: break
         }
       }
@@ -5890,6 +6013,9 @@ nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf
       try { if let v = _storage._upsampleParam {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 149)
       } }()
+      try { if let v = _storage._shuffleChannelParam {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 164)
+      } }()
       try { if let v = _storage._permuteParam {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 202)
       } }()
@@ -5901,6 +6027,9 @@ nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf
       } }()
       try { if let v = _storage._normParam {
         try visitor.visitSingularMessageField(value: v, fieldNumber: 206)
+      } }()
+      try { if let v = _storage._interpParam {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2143)
       } }()
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -5977,6 +6106,8 @@ nonisolated extension Caffe_LayerParameter: SwiftProtobuf.Message, SwiftProtobuf
         if _storage._priorBoxParam != rhs_storage._priorBoxParam {return false}
         if _storage._bnParam != rhs_storage._bnParam {return false}
         if _storage._upsampleParam != rhs_storage._upsampleParam {return false}
+        if _storage._shuffleChannelParam != rhs_storage._shuffleChannelParam {return false}
+        if _storage._interpParam != rhs_storage._interpParam {return false}
         return true
       }
       if !storagesAreEqual {return false}
@@ -10043,6 +10174,99 @@ nonisolated extension Caffe_UpsampleParameter: SwiftProtobuf.Message, SwiftProto
     if lhs._padOutW != rhs._padOutW {return false}
     if lhs._upsampleH != rhs._upsampleH {return false}
     if lhs._upsampleW != rhs._upsampleW {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Caffe_ShuffleChannelParameter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ShuffleChannelParameter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}group\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self._group) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._group {
+      try visitor.visitSingularUInt32Field(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Caffe_ShuffleChannelParameter, rhs: Caffe_ShuffleChannelParameter) -> Bool {
+    if lhs._group != rhs._group {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Caffe_InterpParameter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InterpParameter"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}height\0\u{1}width\0\u{3}zoom_factor\0\u{3}shrink_factor\0\u{3}pad_beg\0\u{3}pad_end\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self._height) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self._width) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self._zoomFactor) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self._shrinkFactor) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self._padBeg) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self._padEnd) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._height {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._width {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._zoomFactor {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._shrinkFactor {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._padBeg {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._padEnd {
+      try visitor.visitSingularInt32Field(value: v, fieldNumber: 6)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Caffe_InterpParameter, rhs: Caffe_InterpParameter) -> Bool {
+    if lhs._height != rhs._height {return false}
+    if lhs._width != rhs._width {return false}
+    if lhs._zoomFactor != rhs._zoomFactor {return false}
+    if lhs._shrinkFactor != rhs._shrinkFactor {return false}
+    if lhs._padBeg != rhs._padBeg {return false}
+    if lhs._padEnd != rhs._padEnd {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

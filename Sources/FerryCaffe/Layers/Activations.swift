@@ -103,63 +103,6 @@ func buildLog(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     return [try ctx.emit(.mul, [y, ctx.constant("inverse_ln_base", shape: [1], [1 / lnBase])], role: "change_base")]
 }
 
-/// Reduction SUM / ASUM / SUMSQ / MEAN over every axis from `axis` on, times coeff: the
-/// reduced input reshaped to (..., K) and multiplied by a vector of coeff (coeff / K for MEAN).
-func buildReduction(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
-    let x = try single(inputs, ctx)
-    let p = ctx.layer.reductionParam
-    let axis = try caffeAxis(p.axis, rank: x.rank, ctx)
-    let k = try knownProduct(x, from: axis, ctx)
-    let operand: IRValue
-    switch p.operation {
-    case .sum, .mean: operand = x
-    case .asum: operand = try ctx.emit(.abs, [x], role: "abs")
-    case .sumsq: operand = try ctx.emit(.mul, [x, x], role: "square")
-    }
-    let weight = p.operation == .mean ? p.coeff / Float(k) : p.coeff
-    return [try rowDot(operand, axis: axis, k: k, weight: weight, ctx, role: "reduce")]
-}
-
-/// The product of the dims from `axis` on, which must be known.
-func knownProduct(_ x: IRValue, from axis: Int, _ ctx: CaffeContext) throws -> Int {
-    var k = 1
-    for a in axis..<x.rank {
-        guard let n = x.size(a) else { throw ctx.error("dimension \(a) of \(x.shape) must be known") }
-        k *= n
-    }
-    return k
-}
-
-/// The dims from `axis` on reduced to one number each: x reshaped to (..., K) times a vector of
-/// `weight`s (MatMul with a vector drops the last axis).
-func rowDot(_ x: IRValue, axis: Int, k: Int, weight: Float, _ ctx: CaffeContext, role: String) throws -> IRValue {
-    let rows = try ctx.emit(.reshape(shape: Array(repeating: 0, count: axis) + [-1]), [x], role: "\(role)_rows")
-    return try ctx.emit(.matMul, [rows, ctx.constant("\(role)_weights", shape: [k], Array(repeating: weight, count: k))],
-                        role: role)
-}
-
-/// MVN: x minus its mean over (H, W) per channel, or over (C, H, W) with across_channels;
-/// with normalize_variance, divided by sqrt(variance) + eps (Caffe adds eps to the deviation).
-func buildMVN(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
-    let x = try single(inputs, ctx)
-    let p = ctx.layer.mvnParam
-    guard x.rank >= 2 else { throw ctx.error("expects an input of rank >= 2, got \(x.shape)") }
-    let axis = p.acrossChannels ? 1 : min(2, x.rank)
-    guard axis < x.rank else { throw ctx.error("nothing to normalize over in \(x.shape)") }
-    let k = try knownProduct(x, from: axis, ctx)
-    let restore = Array(repeating: 0, count: axis) + Array(repeating: 1, count: x.rank - axis)
-    func mean(_ v: IRValue, _ role: String) throws -> IRValue {
-        let m = try rowDot(v, axis: axis, k: k, weight: 1 / Float(k), ctx, role: role)
-        return try ctx.emit(.reshape(shape: restore), [m], role: "\(role)_shaped")
-    }
-    let centered = try ctx.emit(.sub, [x, try mean(x, "mean")], role: "centered")
-    guard p.normalizeVariance else { return [centered] }
-    let variance = try mean(try ctx.emit(.mul, [centered, centered], role: "squared"), "variance")
-    let deviation = try ctx.emit(.add, [try ctx.emit(.sqrt, [variance], role: "deviation"),
-                                        ctx.constant("eps", shape: [1], [p.eps])], role: "deviation_eps")
-    return [try ctx.emit(.div, [centered, deviation], role: "mvn")]
-}
-
 /// LRN. ACROSS_CHANNELS: x / (k + alpha / n * sum of squares over n neighbouring channels)^beta,
 /// the window sum a convolution of x^2 seen as one (C, H*W) plane with a column of n ones.
 /// WITHIN_CHANNEL: x * (1 + alpha * mean of squares over an n x n window, padding counted)^-beta.
@@ -191,4 +134,12 @@ func buildLRN(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     }
     let factor = try ctx.emit(.pow, [base, ctx.constant("minus_beta", shape: [1], [-p.beta])], role: "factor")
     return [try ctx.emit(.mul, [x, factor], role: "lrn")]
+}
+
+/// Threshold: 1 where x > threshold, else 0 -> Greater, Cast to float.
+func buildThreshold(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let above = try ctx.emit(.greater, [x, ctx.constant("threshold", shape: [1], [ctx.layer.thresholdParam.threshold])],
+                             role: "above")
+    return [try ctx.emit(.cast(to: .float32), [above], role: "threshold")]
 }

@@ -115,6 +115,7 @@ func transposed2D(_ t: Tensor) -> Tensor {
 /// Pooling MAX / AVE -> MaxPool / AveragePool. Caffe rounds the output size up and drops a last
 /// window that would start in the padding (the IR's ceil mode does the same); AVE divides by the
 /// window clipped to the padded input (count_include_pad). `round_mode: FLOOR` rounds down.
+/// Unpadded windows wholly past the input (kernel < stride) are appended as Caffe fills them.
 /// global_pooling -> GlobalMaxPool / GlobalAveragePool.
 func buildPooling(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let x = try single(inputs, ctx)
@@ -150,20 +151,23 @@ func buildPooling(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
         throw ctx.error("pad \(pad) must be smaller than the kernel \(kernel)")
     }
     let ceil = p.roundMode == .ceil
-    // Caffe drops a last window starting in the padding only when there is padding; without it,
-    // a kernel smaller than the stride can leave a window wholly past the input, which Caffe keeps
-    // (an empty window) and the IR drops.
-    for i in 0..<2 where ceil && pad[i] == 0 && kernel[i] < strides[i] {
-        if let n = x.size(2 + i) {
-            let caffe = (n - kernel[i] + strides[i] - 1) / strides[i] + 1
-            if (caffe - 1) * strides[i] >= n {
-                throw ctx.error("kernel \(kernel[i]) smaller than stride \(strides[i]) makes Caffe pool an empty window past the input")
-            }
-        }
-    }
     let attributes = PoolAttributes(kernelShape: kernel, strides: strides, pads: pad + pad, ceilMode: ceil,
                                     countIncludePad: true)
-    return [try ctx.emit(isMax ? .maxPool(attributes) : .averagePool(attributes), [x], role: isMax ? "maxpool" : "avgpool")]
+    let pooled = try ctx.emit(isMax ? .maxPool(attributes) : .averagePool(attributes), [x], role: isMax ? "maxpool" : "avgpool")
+    // Caffe drops a last window starting in the padding only when there is padding. Without
+    // it, a kernel smaller than the stride can leave windows wholly past the input, which
+    // Caffe keeps (the IR drops them): they hold -FLT_MAX (MAX starts there) or 0 (AVE's empty
+    // sum), appended at the end of the axis.
+    guard ceil, pad == [0, 0] else { return [pooled] }
+    var extra = [0, 0]
+    for i in 0..<2 {
+        guard let n = x.size(2 + i), let have = pooled.size(2 + i) else { continue }
+        let caffe = Int((Float(n - kernel[i]) / Float(strides[i])).rounded(.up)) + 1
+        extra[i] = max(0, caffe - have)
+    }
+    if extra == [0, 0] { return [pooled] }
+    let fill: Float = isMax ? -Float.greatestFiniteMagnitude : 0
+    return [try ctx.emit(.pad(PadAttributes(pads: [0, 0, 0, 0, 0, 0] + extra, value: fill)), [pooled], role: "empty_windows")]
 }
 
 /// Deconvolution -> ConvTranspose. Caffe stores the weight as (C_in, num_output / group, k...),

@@ -138,3 +138,37 @@ func buildTile(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     repeats[axis] = Int(p.tiles)
     return [try ctx.emit(.tile(repeats: repeats), [x], role: "tile")]
 }
+
+/// ShuffleChannel (ShuffleNet): the channels seen as (group, C / group) are transposed to
+/// (C / group, group) -> Reshape, Transpose, Reshape.
+func buildShuffleChannel(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let group = Int(ctx.layer.shuffleChannelParam.group)
+    guard x.rank >= 2, let channels = x.size(1) else {
+        throw ctx.error("expects an input (N, C, ...) with known channels, got \(x.shape)")
+    }
+    guard group >= 1, channels % group == 0 else { throw ctx.error("group \(group) must divide the channels \(channels)") }
+    if group == 1 || group == channels { return [x] }
+    let spatial = try (2..<x.rank).map { a -> Int in
+        guard let n = x.size(a) else { throw ctx.error("dimension \(a) of \(x.shape) must be known") }
+        return n
+    }
+    let grouped = try ctx.emit(.reshape(shape: [0, group, channels / group, -1]), [x], role: "grouped")
+    let swapped = try ctx.emit(.transpose(perm: [0, 2, 1, 3]), [grouped], role: "swapped")
+    return [try ctx.emit(.reshape(shape: [0, channels] + spatial), [swapped], role: "shuffled")]
+}
+
+/// Embed: each input value, truncated to an integer index below input_dim, selects a row of
+/// the (input_dim, num_output) weight (plus the bias with bias_term); the output is the input's
+/// shape with num_output appended -> Cast to int64, Gather, Add.
+func buildEmbed(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    let p = ctx.layer.embedParam
+    let rows = Int(p.inputDim), outputs = Int(p.numOutput)
+    guard rows > 0, outputs > 0 else { throw ctx.error("input_dim and num_output must be positive") }
+    let weight = try ctx.weight(0, role: "weight", shape: [rows, outputs])
+    let indices = try ctx.emit(.cast(to: .int64), [x], role: "indices")
+    let rowsTaken = try ctx.emit(.gather(axis: 0), [weight, indices], role: "gather")
+    guard p.biasTerm else { return [rowsTaken] }
+    return [try ctx.emit(.add, [rowsTaken, try ctx.weight(1, role: "bias", shape: [outputs])], role: "bias")]
+}

@@ -31,12 +31,14 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "BNLL": buildBNLL,
     "Exp": buildExp,
     "Log": buildLog,
+    "Threshold": buildThreshold,
     // Normalization and per-channel arithmetic
     "BatchNorm": buildBatchNorm,
     "Scale": buildScale,
     "Bias": buildBias,
     "Eltwise": buildEltwise,
     "MVN": buildMVN,
+    "Normalize": buildNormalize,
     "LRN": buildLRN,
     // Data movement
     "Flatten": buildFlatten,
@@ -47,8 +49,14 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "Slice": buildSlice,
     "Crop": buildCrop,
     "Tile": buildTile,
+    "ShuffleChannel": buildShuffleChannel,
+    "Embed": buildEmbed,
+    // Resampling
+    "Interp": buildInterp,
+    "Upsample": buildUpsample,
     // Reductions
     "Reduction": buildReduction,
+    "ArgMax": buildArgMax,
     // Detection (SSD)
     "PriorBox": buildPriorBox,
     "Dropout": buildPassThrough,
