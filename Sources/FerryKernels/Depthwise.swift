@@ -29,6 +29,7 @@ extension Kernels {
                                        outputChannels: Range<Int>, geometry g: Conv2DGeometry,
                                        epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>) {
         let padding = DepthwisePadding(g)
+        padding.clear(scratch)
         var paddedChannel = -1
         for oc in outputChannels {
             let ic = oc / multiplier
@@ -87,13 +88,19 @@ struct DepthwisePadding {
         deinterleaved ? (offset & 1) &* (rowLength >> 1) &+ (offset >> 1) : offset
     }
 
+    /// Zeroes the whole padded plane: the padding is the same for every channel, so `copy`
+    /// only rewrites the input's cells afterwards.
+    func clear(_ plane: UnsafeMutablePointer<Float>) {
+        for i in 0..<(height &* rowLength) { plane[i] = 0 }
+    }
+
+    /// Writes one input plane's cells into a plane `clear` prepared (or an earlier `copy` of the
+    /// same geometry filled).
     func copy(_ source: UnsafePointer<Float>, into plane: UnsafeMutablePointer<Float>, _ g: Conv2DGeometry) {
         let (padLeft, inWidth, rowLength) = (g.padLeft, g.inWidth, rowLength)
-        for i in 0..<(g.padTop &* rowLength) { plane[i] = 0 }
         for y in 0..<g.inHeight {
             let row = plane + (g.padTop &+ y) &* rowLength, input = source + y &* inWidth
             if deinterleaved {
-                for i in 0..<rowLength { row[i] = 0 }
                 let half = rowLength >> 1
                 // 16 inputs at a time: their even and odd lanes go to the two halves (which
                 // half gets which depends on the parity of padLeft).
@@ -112,12 +119,9 @@ struct DepthwisePadding {
                     x &+= 1
                 }
             } else {
-                for i in 0..<padLeft { row[i] = 0 }
                 for x in 0..<inWidth { row[padLeft &+ x] = input[x] }
-                for i in (padLeft &+ inWidth)..<rowLength { row[i] = 0 }
             }
         }
-        for i in ((g.padTop &+ g.inHeight) &* rowLength)..<(height &* rowLength) { plane[i] = 0 }
     }
 }
 
