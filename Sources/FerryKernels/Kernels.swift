@@ -21,6 +21,8 @@ import FerryIR
 /// - `Kernels.depthwiseConv2D`: direct depthwise convolution (group == input channels, any
 ///   multiplier), any kernel/stride/padding/dilation, 3x3 and 5x5 stride 1 and 2 fast.
 /// - `Winograd3x3`: F(4x4, 3x3) Winograd convolution for 3x3 stride-1 dilation-1 group-1 convs.
+/// - `Kernels.im2col`: the column matrix of a 2-D convolution (pads, strides, dilations) for
+///   the im2col + sgemm path, split by channel ranges.
 public enum Kernels {}
 
 /// The geometry of a 2-D convolution or pooling window over one image plane.

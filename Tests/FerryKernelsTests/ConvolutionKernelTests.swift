@@ -263,3 +263,39 @@ func directConvDouble(x: [Float], w: [Float], cin: Int, cout: Int, h: Int, w wid
     }
     return out
 }
+
+struct Im2colKernelTests {
+    /// Every row (c, ky, kx) and output position against the definition, on the depthwise
+    /// shapes (pads, strides 1-3, dilations, odd and tiny sizes), for a split channel range.
+    @Test(arguments: DepthwiseKernelTests.cases)
+    func im2colMatchesDefinition(_ c: ConvCase) throws {
+        let g = try #require(Conv2DGeometry(inHeight: c.height, inWidth: c.width, c.attributes))
+        let x = randomFloats(c.channels * c.height * c.width, seed: 31)
+        let rows = c.channels * g.kernelHeight * g.kernelWidth
+        var expected = [Float](repeating: 0, count: rows * g.outPlane)
+        for ch in 0..<c.channels {
+            for ky in 0..<g.kernelHeight {
+                for kx in 0..<g.kernelWidth {
+                    let row = (ch * g.kernelHeight + ky) * g.kernelWidth + kx
+                    for oy in 0..<g.outHeight {
+                        for ox in 0..<g.outWidth {
+                            let iy = oy * g.strideY - g.padTop + ky * g.dilationY
+                            let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
+                            guard iy >= 0, iy < c.height, ix >= 0, ix < c.width else { continue }
+                            expected[row * g.outPlane + oy * g.outWidth + ox] = x[(ch * c.height + iy) * c.width + ix]
+                        }
+                    }
+                }
+            }
+        }
+        var columns = [Float](repeating: .nan, count: rows * g.outPlane)
+        x.withUnsafeBufferPointer { xp in
+            columns.withUnsafeMutableBufferPointer { cp in
+                let half = c.channels / 2
+                Kernels.im2col(xp.baseAddress!, channels: half..<c.channels, geometry: g, into: cp.baseAddress!)
+                Kernels.im2col(xp.baseAddress!, channels: 0..<half, geometry: g, into: cp.baseAddress!)
+            }
+        }
+        #expect(columns == expected, "\(c)")
+    }
+}
