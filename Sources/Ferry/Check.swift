@@ -291,8 +291,10 @@ public func checkModels(reference a: Graph, candidate b: Graph, referenceName: S
     var notes: [String] = []
     let inputs = try matchPorts(a.inputs, b.inputs, what: "input", notes: &notes)
     let outputs = try matchPorts(a.outputs, b.outputs, what: "output", notes: &notes)
-    let runA = try ReferenceRuntime(graph: a)
-    let runB = try ReferenceRuntime(graph: b)
+    // Outputs come from the plan runtime (what `ferry run` computes); the layer-wise comparison
+    // needs the reference runtime's hooks.
+    let planA = try PlanRuntime(graph: a)
+    let planB = try PlanRuntime(graph: b)
     let samples = try options.givenSamples ?? (0..<options.samples).map { try randomInputs(for: a, options: options, sample: $0) }
     if options.givenSamples == nil {
         notes.append("\(options.samples) random sample(s), seed \(options.seed), symbolic dimensions = \(options.batch)")
@@ -304,8 +306,8 @@ public func checkModels(reference a: Graph, candidate b: Graph, referenceName: S
             guard let t = feeds[m.reference.name] else { throw FerryError("no data for input '\(m.reference.name)'") }
             return (m.candidate.name, try m.permutation.map { try ReferenceKernels.evaluate(.transpose(perm: $0), [t])[0] } ?? t)
         })
-        let resultA = try runA.run(feeds)
-        let resultB = try runB.run(feedsB)
+        let resultA = try planA.run(feeds)
+        let resultB = try planB.run(feedsB)
         for m in outputs {
             var got = resultB[m.candidate.name]!
             if let perm = m.permutation {
@@ -315,7 +317,7 @@ public func checkModels(reference a: Graph, candidate b: Graph, referenceName: S
                                           tolerance: options.tolerance(for: m.reference.name)))
         }
         if options.layerwise && k == 0 {
-            let layers = try compareLayers(a, runA, b, runB, feeds: feeds, feedsB: feedsB, options: options)
+            let layers = try compareLayers(a, try ReferenceRuntime(graph: a), b, try ReferenceRuntime(graph: b), feeds: feeds, feedsB: feedsB, options: options)
             report.layers = layers
             report.firstDivergingLayer = layers.first { !$0.comparison.passed }?.layer
         }
@@ -410,7 +412,7 @@ public enum Golden {
 
     /// Runs the model on each sample's inputs and stores inputs and outputs under `directory`.
     public static func save(graph: Graph, modelName: String, samples: [[String: Tensor]], to directory: String) throws {
-        let runtime = try ReferenceRuntime(graph: graph)
+        let runtime = try PlanRuntime(graph: graph)
         var manifest = Manifest(model: modelName, samples: [])
         let root = URL(fileURLWithPath: directory)
         for (k, feeds) in samples.enumerated() {
@@ -443,7 +445,7 @@ public enum Golden {
         do { manifest = try JSONDecoder().decode(Manifest.self, from: data) } catch {
             throw FerryError("golden.json is not a golden-file manifest: \(error)", file: manifestPath)
         }
-        let runtime = try ReferenceRuntime(graph: graph)
+        let runtime = try PlanRuntime(graph: graph)
         var report = CheckReport(reference: "\(directory) (golden files of \(manifest.model))", candidate: modelName,
                                  notes: ["\(manifest.samples.count) stored sample(s)"], outputs: [], layers: nil,
                                  firstDivergingLayer: nil, passed: true)

@@ -1,8 +1,10 @@
+import Foundation
 import FerryRuntime
 
-/// Runs a graph on named inputs with the reference runtime; returns every graph output by name.
+/// Runs a graph on named inputs with the plan runtime (a plan compiled for these input shapes);
+/// returns every graph output by name. `threads` defaults to every core.
 public func runModel(_ graph: Graph, inputs: [String: Tensor], threads: Int? = nil) throws -> [String: Tensor] {
-    try ReferenceRuntime(graph: graph, threads: threads).run(inputs)
+    try PlanRuntime(graph: graph, threads: threads).run(inputs)
 }
 
 /// A file name for an output value: every character outside [A-Za-z0-9._-] becomes "_".
@@ -11,17 +13,32 @@ public func outputFileName(for valueName: String) -> String {
     return String(valueName.map { allowed.contains($0) ? $0 : "_" }) + ".npy"
 }
 
-/// Latency figures of repeated runs.
+/// Latency figures of repeated runs, and the plan they ran.
 public struct BenchmarkResult: Codable, Sendable {
     public var runs: Int
+    public var batch: Int
+    public var threads: Int
     public var medianMilliseconds: Double
     public var minMilliseconds: Double
+    public var maxMilliseconds: Double
     public var p90Milliseconds: Double
+    /// Samples (batch elements) per second at the median latency.
+    public var samplesPerSecond: Double
+    /// The plan's arena (intermediates, reused by liveness) and the kernels' scratch.
+    public var arenaBytes: Int
+    public var scratchBytes: Int
+    /// The largest total of intermediates live at one step.
+    public var peakLiveBytes: Int
+    public var weightsBytes: Int
+    /// Nodes per kernel of the plan.
+    public var kernels: [String: Int]
 }
 
-/// Times `runs` runs of the graph after `warmup` untimed ones (the runtime is set up once).
-public func benchmark(_ graph: Graph, inputs: [String: Tensor], runs: Int, warmup: Int, threads: Int?) throws -> BenchmarkResult {
-    let runtime = try ReferenceRuntime(graph: graph, threads: threads)
+/// Times `runs` runs of the graph after `warmup` untimed ones; the plan is compiled before.
+public func benchmark(_ graph: Graph, inputs: [String: Tensor], batch: Int, runs: Int, warmup: Int,
+                      threads: Int?) throws -> BenchmarkResult {
+    let runtime = try PlanRuntime(graph: graph, threads: threads)
+    let plan = try runtime.plan(forShapes: inputs.mapValues(\.shape))
     for _ in 0..<warmup { _ = try runtime.run(inputs) }
     var times: [Double] = []
     let clock = ContinuousClock()
@@ -32,6 +49,12 @@ public func benchmark(_ graph: Graph, inputs: [String: Tensor], runs: Int, warmu
         times.append(Double(elapsed.components.seconds) * 1e3 + Double(elapsed.components.attoseconds) * 1e-15)
     }
     times.sort()
-    return BenchmarkResult(runs: runs, medianMilliseconds: times[times.count / 2], minMilliseconds: times[0],
-                           p90Milliseconds: times[min(times.count - 1, Int(Double(times.count) * 0.9))])
+    let median = times[times.count / 2]
+    return BenchmarkResult(runs: runs, batch: batch, threads: runtime.threads, medianMilliseconds: median,
+                           minMilliseconds: times[0], maxMilliseconds: times[times.count - 1],
+                           p90Milliseconds: times[min(times.count - 1, Int(Double(times.count) * 0.9))],
+                           samplesPerSecond: Double(batch) * 1000 / median, arenaBytes: plan.arenaBytes,
+                           scratchBytes: plan.scratchBytes, peakLiveBytes: plan.peakLiveBytes,
+                           weightsBytes: graph.parameterBytes,
+                           kernels: Dictionary(uniqueKeysWithValues: plan.kernelCounts.map { ($0.kernel, $0.count) }))
 }

@@ -264,7 +264,7 @@ public struct ReferenceRuntime: Sendable {
 
     /// Checks the given tensors against the graph inputs (names, dtypes, ranks, fixed sizes,
     /// one size per symbolic dimension name) and returns them as the first live values.
-    private func bindInputs(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+    func bindInputs(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         let expected = Set(graph.inputs.map(\.name))
         let unknown = inputs.keys.filter { !expected.contains($0) }.sorted()
         if !unknown.isEmpty {

@@ -373,15 +373,19 @@ struct Bench: ParsableCommand {
         var checkOptions = CheckOptions()
         checkOptions.batch = batch
         let feeds = try randomInputs(for: graph, options: checkOptions, sample: 0)
-        let result = try benchmark(graph, inputs: feeds, runs: runs, warmup: warmup, threads: threads)
+        let result = try benchmark(graph, inputs: feeds, batch: batch, runs: runs, warmup: warmup, threads: threads)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
-            print(String(format: "%@: batch %d, %d runs: median %.3f ms, min %.3f ms, p90 %.3f ms (reference runtime, %@ threads)",
-                         model, batch, runs, result.medianMilliseconds, result.minMilliseconds, result.p90Milliseconds,
-                         threads.map(String.init) ?? "default"))
+            func mb(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
+            print(String(format: "%@: batch %d, %d threads, %d runs: median %.3f ms, min %.3f ms, max %.3f ms, p90 %.3f ms, %.1f samples/s",
+                         model, batch, result.threads, runs, result.medianMilliseconds, result.minMilliseconds,
+                         result.maxMilliseconds, result.p90Milliseconds, result.samplesPerSecond))
+            print("plan: arena \(mb(result.arenaBytes)) (peak live \(mb(result.peakLiveBytes))), scratch \(mb(result.scratchBytes)), weights \(mb(result.weightsBytes))")
+            print("kernels: " + result.kernels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                .map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }
 }

@@ -1,0 +1,149 @@
+import FerryIR
+
+/// Conv in a plan (1-D and 2-D; other ranks use the reference kernel):
+/// - depthwise (one filter per channel): the direct inner kernel with its epilogue;
+/// - 1x1, stride 1, no padding: one `cblas_sgemm` per image and group, W[M,K] x X[K,HW];
+/// - otherwise im2col into scratch, a tile of output columns at a time (the tile sized so the
+///   column buffer stays in cache), and one `cblas_sgemm` per tile;
+/// then bias, the fused residual (input 3) and the fused activation in one epilogue pass.
+extension PlanBuilder {
+    /// Bytes of im2col columns per tile: about the per-core L2 cache.
+    static var im2colTileBytes: Int { 1 << 20 }
+
+    func planConv(_ node: Node, _ a: ConvAttributes) -> PlannedKernel? {
+        let xShape = shape(node.inputs[0]), wShape = shape(node.inputs[1]), yShape = shape(node.outputs[0])
+        let s = a.kernelShape.count
+        guard s == 1 || s == 2, xShape.count == s + 2, wShape.count == s + 2 else { return nil }
+        if node.inputs.count > 3, !node.inputs[3].isEmpty, shape(node.inputs[3]) != yShape { return nil }
+        let batch = xShape[0], channels = xShape[1], m = wShape[0], group = a.group
+        guard group >= 1, channels % group == 0, m % group == 0 else { return nil }
+        let cg = channels / group, mg = m / group
+        let g: Conv2DGeometry
+        if s == 2 {
+            g = Conv2DGeometry(inHeight: xShape[2], inWidth: xShape[3], outHeight: yShape[2], outWidth: yShape[3],
+                               kernelHeight: a.kernelShape[0], kernelWidth: a.kernelShape[1],
+                               strideY: a.strides[0], strideX: a.strides[1], dilationY: a.dilations[0],
+                               dilationX: a.dilations[1], padTop: a.pads[0], padLeft: a.pads[1])
+        } else {
+            g = Conv2DGeometry(inHeight: 1, inWidth: xShape[2], outHeight: 1, outWidth: yShape[2],
+                               kernelHeight: 1, kernelWidth: a.kernelShape[0], strideY: 1, strideX: a.strides[0],
+                               dilationY: 1, dilationX: a.dilations[0], padTop: 0, padLeft: a.pads[0])
+        }
+        let activation = a.activation
+        let threads = self.threads
+
+        if group == channels && mg == 1 && cg == 1 {
+            return PlannedKernel(name: "conv.depthwise") { b in
+                let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
+                let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
+                return {
+                    parallelChunks(batch * channels, threads: threads) { planes in
+                        // Planes of consecutive images share channel indices modulo `channels`.
+                        var p = planes.lowerBound
+                        while p < planes.upperBound {
+                            let c = p % channels
+                            let run = Swift.min(channels - c, planes.upperBound - p)
+                            InnerKernels.depthwiseConv2D(x + p * g.inPlane, w + c * g.kernelSize, y + p * g.outPlane,
+                                                         channels: run, geometry: g, bias: bias.map { $0 + c },
+                                                         residual: residual.map { $0 + p * g.outPlane },
+                                                         activation: activation)
+                            p += run
+                        }
+                    }
+                }
+            }
+        }
+
+        let rows = cg * g.kernelSize
+        let pointwise = g.kernelSize == 1 && g.strideX == 1 && g.strideY == 1 && g.padTop == 0 && g.padLeft == 0
+            && g.inPlane == g.outPlane
+        let outPlane = g.outPlane
+        // Columns per im2col tile: the whole plane when it fits the budget (or nearly),
+        // else a multiple of 16 columns, at least 64.
+        let budget = max(Self.im2colTileBytes / 4 / max(rows, 1), 64) / 16 * 16
+        let tile = pointwise ? outPlane : (outPlane <= budget * 3 / 2 ? outPlane : budget)
+        return PlannedKernel(name: pointwise ? "conv.1x1-sgemm" : "conv.im2col-sgemm", scratch: pointwise ? 0 : rows * tile) { b in
+            let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
+            let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
+            let col = b.scratch!
+            return {
+                for n in 0..<batch {
+                    for gi in 0..<group {
+                        let image = x + (n * channels + gi * cg) * g.inPlane
+                        let out = y + (n * m + gi * mg) * outPlane
+                        let weights = w + gi * mg * rows
+                        if pointwise {
+                            sgemm(transA: false, transB: false, m: mg, n: outPlane, k: rows, alpha: 1, a: weights, lda: rows,
+                                  b: image, ldb: outPlane, beta: 0, c: out, ldc: outPlane)
+                        } else {
+                            var start = 0
+                            while start < outPlane {
+                                let count = Swift.min(tile, outPlane - start)
+                                parallelChunks(cg, threads: threads) { cs in
+                                    im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
+                                }
+                                sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: weights, lda: rows,
+                                      b: col, ldb: count, beta: 0, c: out + start, ldc: outPlane)
+                                start += count
+                            }
+                        }
+                        let res = residual.map { $0 + (n * m + gi * mg) * outPlane }
+                        let bs = bias.map { $0 + gi * mg }
+                        if bs != nil || res != nil || activation != nil {
+                            parallelChunks(mg, threads: threads) { cs in
+                                InnerKernels.epilogue(out + cs.lowerBound * outPlane, channels: cs.count, plane: outPlane,
+                                                      bias: bs.map { $0 + cs.lowerBound },
+                                                      residual: res.map { $0 + cs.lowerBound * outPlane }, activation: activation)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Unfolds output columns `columns` of one image's channels `channels` into `col`, a
+/// [rows, columns.count] matrix whose row (c, ky, kx) holds what that tap reads for each output
+/// position (0 in padding).
+func im2colTile(_ image: UnsafePointer<Float>, channels: Range<Int>, geometry g: Conv2DGeometry, columns: Range<Int>,
+                into col: UnsafeMutablePointer<Float>) {
+    let width = columns.count
+    for c in channels {
+        let plane = image + c * g.inPlane
+        for ky in 0..<g.kernelHeight {
+            for kx in 0..<g.kernelWidth {
+                let dst = col + ((c * g.kernelHeight + ky) * g.kernelWidth + kx) * width
+                var oy = columns.lowerBound / g.outWidth, ox = columns.lowerBound % g.outWidth
+                var d = 0
+                while d < width {
+                    let run = Swift.min(g.outWidth - ox, width - d)
+                    let iy = oy * g.strideY - g.padTop + ky * g.dilationY
+                    let out = dst + d
+                    if iy < 0 || iy >= g.inHeight {
+                        out.update(repeating: 0, count: run)
+                    } else {
+                        let row = plane + iy * g.inWidth
+                        // ix(t) = base + t * strideX is inside [0, inWidth) for t in lo..<hi.
+                        let base = ox * g.strideX - g.padLeft + kx * g.dilationX
+                        var lo = base >= 0 ? 0 : (-base + g.strideX - 1) / g.strideX
+                        var hi = g.inWidth - 1 - base >= 0 ? (g.inWidth - 1 - base) / g.strideX + 1 : 0
+                        lo = Swift.min(lo, run)
+                        hi = Swift.max(Swift.min(hi, run), lo)
+                        if lo > 0 { out.update(repeating: 0, count: lo) }
+                        if g.strideX == 1 {
+                            (out + lo).update(from: row + base + lo, count: hi - lo)
+                        } else {
+                            let sx = g.strideX
+                            for t in lo..<hi { out[t] = row[base + t * sx] }
+                        }
+                        if hi < run { (out + hi).update(repeating: 0, count: run - hi) }
+                    }
+                    d += run
+                    ox = 0
+                    oy += 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,399 @@
+import COpenBLAS
+import FerryIR
+import Foundation
+
+/// Runs a graph through compiled plans: the first run with a set of input shapes compiles a plan
+/// for them (kept for later runs with the same shapes), later runs only execute it. Not for use
+/// from several threads at once (a plan owns one arena).
+public final class PlanRuntime {
+    public let graph: Graph
+    /// Threads for Ferry's kernels and for OpenBLAS (one budget, never both at once).
+    public let threads: Int
+    /// Validates the graph and inputs exactly as the reference runtime does.
+    private let reference: ReferenceRuntime
+    private var plans: [[[Int]]: ExecutionPlan] = [:]
+    /// Plans kept at most (a few batch sizes); the oldest is dropped first.
+    private static let cacheLimit = 4
+    private var planOrder: [[[Int]]] = []
+
+    /// Validates the graph (verifies, every op is supported); `threads` defaults to every core.
+    public init(graph: Graph, threads: Int? = nil) throws {
+        if let threads, threads < 1 { throw FerryError("thread count must be at least 1, got \(threads)") }
+        reference = try ReferenceRuntime(graph: graph)
+        self.graph = graph
+        self.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// The plan for inputs of these shapes (by graph input name), compiled on first use.
+    public func plan(forShapes shapes: [String: [Int]]) throws -> ExecutionPlan {
+        let key = graph.inputs.map { shapes[$0.name] ?? [] }
+        if let plan = plans[key] { return plan }
+        let plan = try ExecutionPlan(graph: graph, inputShapes: shapes, threads: threads)
+        if planOrder.count >= Self.cacheLimit { plans[planOrder.removeFirst()] = nil }
+        plans[key] = plan
+        planOrder.append(key)
+        return plan
+    }
+
+    /// Runs the graph on inputs keyed by graph input name; returns the graph outputs by name.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let bound = try reference.bindInputs(inputs)
+        return try plan(forShapes: bound.mapValues(\.shape)).run(bound)
+    }
+}
+
+/// Where a value lives while a plan runs.
+enum ValueHome {
+    /// float32 in the arena: inside `block`, `offset` elements from its start (aliases of a
+    /// larger block, like a Concat's parts, start later).
+    case arena(block: Int, offset: Int)
+    /// An initializer (float32 ones are read in place through a pointer).
+    case constant
+    /// Any other element type, kept as a tensor (only reference kernels read and write them).
+    case boxed(slot: Int)
+}
+
+/// Tensors of other element types than float32, made and read by reference kernels.
+final class BoxStore {
+    var slots: [Tensor?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+}
+
+/// One node's kernel as chosen at compile time: its name (for reports), the scratch it needs
+/// (float32 elements, shared by all steps since steps run one after another), and how to make
+/// its step once every value has an address.
+struct PlannedKernel {
+    var name: String
+    var scratch: Int = 0
+    /// nil: the node needs no work (its output aliases its input).
+    var make: ((PlanBuilder) throws -> () throws -> Void)?
+}
+
+/// A compiled plan for one set of input shapes: every shape fixed, one kernel per node, every
+/// float32 intermediate at a fixed offset in one arena (offsets reused by liveness), scratch
+/// allocated once. Running copies the inputs in, runs the steps and copies the outputs out;
+/// the steps allocate nothing except in the reference kernels used as fallbacks.
+public final class ExecutionPlan {
+    public let inputShapes: [String: [Int]]
+    public let threads: Int
+    /// The arena's blocks (for tests: no two live blocks share memory).
+    public let blocks: [ArenaBlock]
+    /// Bytes of the arena holding the intermediates, and of the kernels' shared scratch.
+    public let arenaBytes: Int
+    public let scratchBytes: Int
+    /// Each node's kernel, in step order.
+    public let kernels: [(node: String, kernel: String)]
+    /// The largest total of blocks live at one step (the arena can be no smaller).
+    public let peakLiveBytes: Int
+
+    private let memory: UnsafeMutableRawPointer
+    private let steps: [(node: Node, body: (() throws -> Void)?)]
+    private let inputCopies: [(name: String, home: ValueHome, pointer: UnsafeMutablePointer<Float>?)]
+    private let outputReaders: [(name: String, read: () -> Tensor)]
+    private let boxes: BoxStore
+    /// Initializer arrays read in place through pointers: kept alive (and never written) here.
+    private let pinned: [[Float]]
+    private let lock = NSLock()
+
+    init(graph: Graph, inputShapes: [String: [Int]], threads: Int) throws {
+        let builder = try PlanBuilder(graph: graph, inputShapes: inputShapes, threads: threads)
+        try builder.planNodes()
+        self.inputShapes = inputShapes
+        self.threads = threads
+        self.blocks = builder.blocks
+        let arenaCount = builder.arenaCount
+        let scratchCount = ArenaPlanner.aligned(builder.scratchCount)
+        arenaBytes = arenaCount * 4
+        scratchBytes = scratchCount * 4
+        peakLiveBytes = builder.peakLiveCount * 4
+        memory = UnsafeMutableRawPointer.allocate(byteCount: max(arenaBytes + scratchBytes, 64), alignment: 64)
+        let base = memory.bindMemory(to: Float.self, capacity: max(arenaCount + scratchCount, 16))
+        builder.arena = base
+        builder.scratch = base + arenaCount
+        var steps: [(Node, (() throws -> Void)?)] = []
+        for (node, kernel) in zip(graph.nodes, builder.chosen) {
+            do {
+                steps.append((node, try kernel.make?(builder)))
+            } catch let e as FerryError {
+                let (layer, type) = node.sourceLayer
+                throw e.atLayer(layer, type: type)
+            }
+        }
+        self.steps = steps
+        kernels = zip(graph.nodes, builder.chosen).map { ($0.name, $1.name) }
+        inputCopies = graph.inputs.map { v in
+            let home = builder.homes[v.name]!
+            if case .arena = home { return (v.name, home, builder.pointer(v.name)) }
+            return (v.name, home, nil)
+        }
+        outputReaders = graph.outputs.map { ($0.name, builder.reader($0.name)) }
+        boxes = builder.boxes
+        pinned = builder.pinned
+    }
+
+    deinit { memory.deallocate() }
+
+    /// Counts of nodes per kernel, most used first.
+    public var kernelCounts: [(kernel: String, count: Int)] {
+        var counts: [String: Int] = [:]
+        for (_, k) in kernels { counts[k, default: 0] += 1 }
+        return counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// Runs the plan on inputs of its shapes (checked by `PlanRuntime`); returns the outputs.
+    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        lock.lock()
+        defer { lock.unlock() }
+        BLASThreads.set(threads)
+        for (name, home, pointer) in inputCopies {
+            guard let t = inputs[name] else { throw FerryError("missing input '\(name)'") }
+            guard t.shape == inputShapes[name] else {
+                throw FerryError("input '\(name)' has shape \(t.shape), the plan was compiled for \(inputShapes[name] ?? [])")
+            }
+            switch home {
+            case .arena:
+                guard case .float32(let values) = t.storage else { throw FerryError("input '\(name)' is \(t.dtype), not float32") }
+                values.withUnsafeBufferPointer { if let a = $0.baseAddress { pointer!.update(from: a, count: $0.count) } }
+            case .boxed(let slot):
+                boxes.slots[slot] = t
+            case .constant:
+                break
+            }
+        }
+        defer { for i in boxes.slots.indices { boxes.slots[i] = nil } }
+        for (node, body) in steps {
+            guard let body else { continue }
+            do {
+                try body()
+            } catch let e as FerryError {
+                let (layer, type) = node.sourceLayer
+                throw e.atLayer(layer, type: type)
+            } catch {
+                let (layer, type) = node.sourceLayer
+                throw FerryError("\(error)", layer: layer, layerType: type)
+            }
+        }
+        var results: [String: Tensor] = [:]
+        for (name, read) in outputReaders { results[name] = read() }
+        return results
+    }
+}
+
+/// OpenBLAS's thread count is process-wide: set only when it changes.
+enum BLASThreads {
+    nonisolated(unsafe) private static var current = -1
+    private static let lock = NSLock()
+
+    static func set(_ n: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if current != n {
+            openblas_set_num_threads(Int32(clamping: n))
+            current = n
+        }
+    }
+}
+
+/// Compiles a plan: fixes shapes, gives every value a home, picks kernels, places the arena's
+/// blocks by liveness; then (once the arena exists) hands kernels the addresses they use.
+final class PlanBuilder {
+    let graph: Graph
+    let threads: Int
+    /// Every value's type with fixed sizes.
+    let types: [String: TensorType]
+    var homes: [String: ValueHome] = [:]
+    var blocks: [ArenaBlock] = []
+    var chosen: [PlannedKernel] = []
+    var arenaCount = 0
+    var scratchCount = 0
+    var peakLiveCount = 0
+    let boxes: BoxStore
+    private var boxCount = 0
+    var pinned: [[Float]] = []
+    private var constantPointers: [String: UnsafeMutablePointer<Float>] = [:]
+    /// The initializer each constant value (an initializer, or an alias of one) reads.
+    private var constantRoots: [String: String] = [:]
+    /// Set once the arena is allocated.
+    var arena: UnsafeMutablePointer<Float>!
+    var scratch: UnsafeMutablePointer<Float>!
+
+    init(graph: Graph, inputShapes: [String: [Int]], threads: Int) throws {
+        var fixed = graph
+        for i in fixed.inputs.indices {
+            guard let shape = inputShapes[fixed.inputs[i].name] else {
+                throw FerryError("no shape for input '\(fixed.inputs[i].name)'")
+            }
+            fixed.inputs[i].type.shape = Shape(shape)
+        }
+        let types = try fixed.inferTypes()
+        for (name, t) in types where !t.shape.isFullyFixed {
+            throw FerryError("value '\(name)' has shape \(t.shape) even with every input's shape fixed")
+        }
+        self.graph = graph
+        self.types = types
+        self.threads = threads
+        boxes = BoxStore(count: 0)
+    }
+
+    func shape(_ name: String) -> [Int] { types[name]!.shape.fixedSizes! }
+    func count(_ name: String) -> Int { elementCount(shape(name)) }
+    func isFloat(_ name: String) -> Bool { !name.isEmpty && types[name]?.dtype == .float32 }
+    func constant(_ name: String) -> Tensor? { graph.initializers[name] }
+
+    /// Address of a float32 value (arena or initializer). Kernels never write initializers.
+    func pointer(_ name: String) -> UnsafeMutablePointer<Float> {
+        switch homes[name]! {
+        case .arena(let block, let offset): return arena + blocks[block].offset + offset
+        case .constant: return constantPointers[name]!
+        case .boxed: preconditionFailure("'\(name)' is not float32")
+        }
+    }
+
+    /// Address of an optional float32 input (nil when absent).
+    func optionalPointer(_ node: Node, _ i: Int) -> UnsafeMutablePointer<Float>? {
+        i < node.inputs.count && !node.inputs[i].isEmpty ? pointer(node.inputs[i]) : nil
+    }
+
+    /// A new block written at `step`.
+    private func newBlock(_ name: String, step: Int) {
+        blocks.append(ArenaBlock(offset: 0, size: ArenaPlanner.aligned(count(name)), firstStep: step, lastStep: step))
+        homes[name] = .arena(block: blocks.count - 1, offset: 0)
+    }
+
+    private func newBox(_ name: String) {
+        homes[name] = .boxed(slot: boxCount)
+        boxCount += 1
+    }
+
+    /// Gives `name` the home of `source` (same elements, another shape).
+    func alias(_ name: String, to source: String) {
+        homes[name] = homes[source]
+        if case .constant = homes[source] {
+            constantPointers[name] = constantPointers[source]
+            constantRoots[name] = constantRoots[source]
+        }
+    }
+
+    func planNodes() throws {
+        for (name, t) in graph.initializers {
+            homes[name] = .constant
+            constantRoots[name] = name
+            if case .float32(let values) = t.storage {
+                pinned.append(values)
+                // The array's storage stays where it is while `pinned` holds it and nobody writes it.
+                constantPointers[name] = values.withUnsafeBufferPointer { UnsafeMutablePointer(mutating: $0.baseAddress) }
+                    ?? UnsafeMutablePointer<Float>.allocate(capacity: 1)
+            }
+        }
+        for v in graph.inputs {
+            if isFloat(v.name) { newBlock(v.name, step: -1) } else { newBox(v.name) }
+        }
+        for (i, node) in graph.nodes.enumerated() {
+            let kernel = try planAlias(node) ?? choose(node) ?? fallback(node)
+            for name in node.outputs where !name.isEmpty && homes[name] == nil {
+                if isFloat(name) { newBlock(name, step: i) } else { newBox(name) }
+            }
+            chosen.append(kernel)
+            scratchCount = max(scratchCount, kernel.scratch)
+        }
+        boxes.slots = Array(repeating: nil, count: boxCount)
+        // Liveness: a block lives until the last step reading any value it holds.
+        for (i, node) in graph.nodes.enumerated() {
+            for name in node.inputs where !name.isEmpty {
+                if case .arena(let b, _) = homes[name] { blocks[b].lastStep = max(blocks[b].lastStep, i) }
+            }
+        }
+        for v in graph.outputs {
+            if case .arena(let b, _) = homes[v.name] { blocks[b].lastStep = graph.nodes.count }
+        }
+        arenaCount = ArenaPlanner.place(&blocks)
+        for step in -1...graph.nodes.count {
+            let live = blocks.filter { $0.firstStep <= step && step <= $0.lastStep }.reduce(0) { $0 + $1.size }
+            peakLiveCount = max(peakLiveCount, live)
+        }
+    }
+
+    /// Reshape-like nodes on float32 values: the output is the input under another shape.
+    private func planAlias(_ node: Node) -> PlannedKernel? {
+        switch node.op {
+        case .reshape, .flatten, .squeeze, .unsqueeze, .identity:
+            guard isFloat(node.inputs[0]), homes[node.inputs[0]] != nil else { return nil }
+            alias(node.outputs[0], to: node.inputs[0])
+            return PlannedKernel(name: "alias", make: nil)
+        default:
+            return nil
+        }
+    }
+
+    /// A fast kernel for the node, or nil to use the reference kernel.
+    private func choose(_ node: Node) throws -> PlannedKernel? {
+        // Fast kernels take float32 inputs and outputs only.
+        guard node.inputs.allSatisfy({ $0.isEmpty || isFloat($0) }),
+              node.outputs.allSatisfy({ $0.isEmpty || isFloat($0) }) else { return nil }
+        switch node.op {
+        case .conv(let a): return planConv(node, a)
+        case .gemm(let a): return planGemm(node, a)
+        case .matMul: return planMatMul(node)
+        case .maxPool(let a): return planPool(node, a, average: false)
+        case .averagePool(let a): return planPool(node, a, average: true)
+        case .globalAveragePool: return planGlobalPool(node, average: true)
+        case .globalMaxPool: return planGlobalPool(node, average: false)
+        case .softmax(let axis): return planSoftmax(node, axis: axis)
+        case .add, .sub, .mul, .div: return planBinary(node)
+        case .batchNormalization(let epsilon): return planBatchNormalization(node, epsilon: epsilon)
+        case .concat(let axis): return planConcat(node, axis: axis)
+        case .transpose(let perm): return planTranspose(node, perm: perm)
+        default:
+            if let activation = FusedActivation(node.op) { return planActivation(node, activation) }
+            return nil
+        }
+    }
+
+    /// Reads a value as a tensor (a copy for arena values).
+    func reader(_ name: String) -> () -> Tensor {
+        let shape = shape(name)
+        switch homes[name]! {
+        case .arena:
+            let p = pointer(name), n = count(name)
+            return { Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: p, count: n))) }
+        case .constant:
+            let t = graph.initializers[constantRoots[name]!]!.reshaped(shape)
+            return { t }
+        case .boxed(let slot):
+            let boxes = boxes
+            return { boxes.slots[slot]! }
+        }
+    }
+
+    /// The reference kernel on tensors copied out of (and results copied into) the arena.
+    private func fallback(_ node: Node) -> PlannedKernel {
+        PlannedKernel(name: "reference") { b in
+            let readers: [(() -> Tensor)?] = node.inputs.map { $0.isEmpty ? nil : b.reader($0) }
+            var writers: [((Tensor) throws -> Void)?] = []
+            for name in node.outputs {
+                if name.isEmpty { writers.append(nil); continue }
+                let shape = b.shape(name)
+                switch b.homes[name]! {
+                case .arena:
+                    let p = b.pointer(name)
+                    writers.append { t in
+                        guard t.shape == shape, case .float32(let values) = t.storage else {
+                            throw FerryError("'\(name)' came out as \(t.dtype)\(t.shape), planned float32\(shape)")
+                        }
+                        values.withUnsafeBufferPointer { if let a = $0.baseAddress { p.update(from: a, count: $0.count) } }
+                    }
+                case .boxed(let slot):
+                    let boxes = b.boxes
+                    writers.append { t in boxes.slots[slot] = t }
+                case .constant:
+                    writers.append(nil)
+                }
+            }
+            let op = node.op
+            return {
+                let results = try ReferenceKernels.evaluate(op, readers.map { $0?() })
+                for (write, t) in zip(writers, results) { try write?(t) }
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import FerryIR
+@testable import FerryRuntime
+import Testing
+
+/// Runs `graph` in the plan runtime and in the reference runtime on the same inputs and expects
+/// the same outputs; also checks the plan's arena (no two live blocks share memory). Returns the plan.
+@discardableResult
+func expectPlanMatchesReference(_ graph: Graph, _ inputs: [String: Tensor], threads: Int = 2, atol: Float = 1e-4,
+                                rtol: Float = 1e-4, sourceLocation: SourceLocation = #_sourceLocation) throws -> ExecutionPlan {
+    let expected = try ReferenceRuntime(graph: graph).run(inputs)
+    let runtime = try PlanRuntime(graph: graph, threads: threads)
+    let got = try runtime.run(inputs)
+    #expect(Set(got.keys) == Set(expected.keys), sourceLocation: sourceLocation)
+    for (name, t) in expected {
+        guard let g = got[name] else { continue }
+        if t.dtype == .float32 {
+            expectClose(g, t, atol: atol, rtol: rtol, sourceLocation: sourceLocation)
+        } else {
+            #expect(g == t, "\(name)", sourceLocation: sourceLocation)
+        }
+    }
+    let plan = try runtime.plan(forShapes: inputs.mapValues(\.shape))
+    #expect(ArenaPlanner.conflicts(plan.blocks).isEmpty, "live blocks overlap", sourceLocation: sourceLocation)
+    return plan
+}
+
+/// A graph of one node over inputs "x" (and "y"), weights as initializers.
+func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Tensor)] = [], extra: [String] = []) throws -> Graph {
+    var b = GraphBuilder(name: "single")
+    var names: [String] = []
+    for (name, shape) in inputs { names.append(b.addInput(name, TensorType(.float32, Shape(shape)))) }
+    for (name, t) in weights { names.append(name.isEmpty ? "" : b.addInitializer(name, t)) }
+    names += extra
+    let out = b.add(op, inputs: names, output: "out", origin: Origin(layer: "layer", type: op.name))
+    b.addOutput(out)
+    return try b.finish()
+}
+
+@Suite struct PlanConvolutionTests {
+    struct ConvCase: CustomStringConvertible, Sendable {
+        var batch = 1, channels = 3, height = 7, width = 9, outChannels = 4
+        var kernel = [3, 3], strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], group = 1
+        var bias = true, residual = false
+        var activation: FusedActivation? = nil
+        var description: String {
+            "n\(batch) c\(channels) \(height)x\(width) m\(outChannels) k\(kernel) s\(strides) p\(pads) d\(dilations) g\(group)"
+                + (residual ? " +res" : "") + (activation.map { " \($0)" } ?? "")
+        }
+    }
+
+    static let cases: [ConvCase] = [
+        ConvCase(),
+        ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0]),
+        ConvCase(batch: 3, channels: 5, height: 6, width: 5, outChannels: 7, kernel: [1, 1], pads: [0, 0, 0, 0], activation: .relu),
+        ConvCase(batch: 2, height: 11, width: 8, kernel: [1, 1], strides: [2, 2], pads: [0, 0, 0, 0], residual: true),
+        ConvCase(batch: 2, channels: 4, height: 13, width: 10, outChannels: 6, kernel: [3, 5], strides: [2, 3], pads: [0, 2, 1, 1],
+                 dilations: [1, 2], group: 2, activation: .clip(min: 0, max: 6)),
+        ConvCase(channels: 6, height: 9, width: 9, outChannels: 9, kernel: [3, 3], strides: [1, 1], pads: [2, 2, 2, 2],
+                 dilations: [2, 2], group: 3, bias: false, residual: true, activation: .leakyRelu(alpha: 0.1)),
+        ConvCase(batch: 2, channels: 8, height: 10, width: 7, outChannels: 8, kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1],
+                 group: 8, activation: .clip(min: 0, max: 6)),
+        ConvCase(batch: 3, channels: 5, height: 9, width: 12, outChannels: 5, kernel: [5, 5], strides: [2, 2], pads: [1, 2, 2, 1],
+                 group: 5, residual: true, activation: .sigmoid),
+        ConvCase(channels: 4, height: 6, width: 6, outChannels: 8, kernel: [3, 3], pads: [0, 0, 0, 0], group: 4, activation: .hardSwish),
+        ConvCase(channels: 3, height: 31, width: 29, outChannels: 8, kernel: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3], activation: .relu),
+        // Over the im2col tile budget: several column tiles per image.
+        ConvCase(batch: 2, channels: 64, height: 30, width: 31, outChannels: 5, kernel: [3, 3], residual: true, activation: .relu),
+        // 1-D.
+        ConvCase(batch: 2, channels: 3, height: 1, width: 17, outChannels: 4, kernel: [4], strides: [2], pads: [1, 2], dilations: [2],
+                 activation: .tanh),
+        ConvCase(batch: 1, channels: 4, height: 1, width: 10, outChannels: 4, kernel: [3], strides: [1], pads: [1, 1], dilations: [1],
+                 group: 4, residual: true),
+    ]
+
+    @Test(arguments: cases)
+    func convMatchesReference(_ c: ConvCase) throws {
+        let oneD = c.kernel.count == 1
+        let xShape = oneD ? [c.batch, c.channels, c.width] : [c.batch, c.channels, c.height, c.width]
+        let attributes = ConvAttributes(kernelShape: c.kernel, strides: c.strides, pads: c.pads, dilations: c.dilations,
+                                        group: c.group, activation: c.activation)
+        let w = randomTensor([c.outChannels, c.channels / c.group] + c.kernel, seed: 1)
+        var weights = [("w", w)]
+        if c.bias || c.residual { weights.append((c.bias ? "b" : "", randomTensor([c.outChannels], seed: 2))) }
+        let outType = try Op.conv(attributes).inferOutputTypes([TensorType(.float32, Shape(xShape)), w.type, nil])[0]
+        let outShape = outType.shape.fixedSizes!
+        var inputs: [(String, [Int])] = [("x", xShape)]
+        if c.residual { inputs.append(("r", outShape)) }
+        // Inputs come first in the builder: put the residual last through `extra`.
+        var b = GraphBuilder(name: "conv")
+        let x = b.addInput("x", TensorType(.float32, Shape(xShape)))
+        var names = [x] + weights.map { $0.0.isEmpty ? "" : b.addInitializer($0.0, $0.1) }
+        if c.residual { names.append(b.addInput("r", TensorType(.float32, Shape(outShape)))) }
+        b.addOutput(b.add(.conv(attributes), inputs: names, output: "y", origin: nil))
+        let graph = try b.finish()
+        var feeds = ["x": randomTensor(xShape, seed: 3)]
+        if c.residual { feeds["r"] = randomTensor(outShape, seed: 4) }
+        let plan = try expectPlanMatchesReference(graph, feeds)
+        #expect(plan.kernels.allSatisfy { $0.kernel.hasPrefix("conv.") }, "\(plan.kernels)")
+    }
+
+    @Test func kernelChoice() throws {
+        func kernel(_ c: ConvCase) throws -> String {
+            let g = try singleNodeGraph(.conv(ConvAttributes(kernelShape: c.kernel, strides: c.strides, pads: c.pads, group: c.group)),
+                                        inputs: [("x", [1, c.channels, c.height, c.width])],
+                                        weights: [("w", randomTensor([c.outChannels, c.channels / c.group] + c.kernel, seed: 1))])
+            return try PlanRuntime(graph: g).plan(forShapes: ["x": [1, c.channels, c.height, c.width]]).kernels[0].kernel
+        }
+        #expect(try kernel(ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0])) == "conv.1x1-sgemm")
+        #expect(try kernel(ConvCase()) == "conv.im2col-sgemm")
+        #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == "conv.depthwise")
+    }
+}
