@@ -82,6 +82,7 @@ import Testing
         let ops: [Op] = [.relu, .sigmoid, .tanh, .leakyRelu(alpha: 0.2), .clip(min: -0.5, max: 0.5), .clip(min: nil, max: 0.1),
                          .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .elu(alpha: 1.5), .gelu(approximate: true),
                          .gelu(approximate: false)]
+        // Swish has no standalone op: it is tested as a Conv epilogue.
         for op in ops {
             let g = try singleNodeGraph(op, inputs: [("x", [2, 3, 50])])
             let plan = try expectPlanMatchesReference(g, ["x": randomTensor([2, 3, 50], seed: 19, range: -6...6)], atol: 1e-6, rtol: 1e-5)

@@ -65,6 +65,13 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         ConvCase(channels: 3, height: 31, width: 29, outChannels: 8, kernel: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3], activation: .relu),
         // Over the im2col tile budget: several column tiles per image.
         ConvCase(batch: 2, channels: 64, height: 30, width: 31, outChannels: 5, kernel: [3, 3], residual: true, activation: .relu),
+        // Winograd F(4x4, 3x3): sizes not multiples of 4, asymmetric pads, batch > 1, epilogues.
+        ConvCase(batch: 2, channels: 9, height: 13, width: 11, outChannels: 10, kernel: [3, 3], pads: [1, 0, 2, 1], residual: true,
+                 activation: .relu),
+        ConvCase(channels: 16, height: 7, width: 6, outChannels: 8, kernel: [3, 3], pads: [0, 0, 0, 0], activation: .swish(beta: 1)),
+        // Depthwise with a channel multiplier.
+        ConvCase(batch: 2, channels: 4, height: 9, width: 8, outChannels: 8, kernel: [3, 3], strides: [2, 2], group: 4,
+                 residual: true, activation: .relu),
         // 1-D.
         ConvCase(batch: 2, channels: 3, height: 1, width: 17, outChannels: 4, kernel: [4], strides: [2], pads: [1, 2], dilations: [2],
                  activation: .tanh),
@@ -107,6 +114,8 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         }
         #expect(try kernel(ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0])) == "conv.1x1-sgemm")
         #expect(try kernel(ConvCase()) == "conv.im2col-sgemm")
+        #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col-sgemm")
+        #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
         #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == "conv.depthwise")
     }
 }

@@ -1,4 +1,5 @@
 import FerryIR
+import FerryKernels
 
 /// Conv in a plan (1-D and 2-D; other ranks use the reference kernel):
 /// - depthwise (one filter per channel): the direct inner kernel with its epilogue;
@@ -8,7 +9,9 @@ import FerryIR
 /// then bias, the fused residual (input 3) and the fused activation in one epilogue pass.
 extension PlanBuilder {
     /// Bytes of im2col columns per tile: about the per-core L2 cache.
-    static var im2colTileBytes: Int { 1 << 20 }
+    static let im2colTileBytes: Int = environmentInteger("FERRY_IM2COL_TILE_BYTES") ?? 1 << 20
+    /// FERRY_WINOGRAD=0 turns Winograd off (to measure it against im2col).
+    static let winogradEnabled = environmentInteger("FERRY_WINOGRAD") != 0
 
     func planConv(_ node: Node, _ a: ConvAttributes) -> PlannedKernel? {
         let xShape = shape(node.inputs[0]), wShape = shape(node.inputs[1]), yShape = shape(node.outputs[0])
@@ -18,44 +21,73 @@ extension PlanBuilder {
         let batch = xShape[0], channels = xShape[1], m = wShape[0], group = a.group
         guard group >= 1, channels % group == 0, m % group == 0 else { return nil }
         let cg = channels / group, mg = m / group
-        let g: Conv2DGeometry
+        let geometry: Conv2DGeometry?
         if s == 2 {
-            g = Conv2DGeometry(inHeight: xShape[2], inWidth: xShape[3], outHeight: yShape[2], outWidth: yShape[3],
-                               kernelHeight: a.kernelShape[0], kernelWidth: a.kernelShape[1],
-                               strideY: a.strides[0], strideX: a.strides[1], dilationY: a.dilations[0],
-                               dilationX: a.dilations[1], padTop: a.pads[0], padLeft: a.pads[1])
+            geometry = Conv2DGeometry(inHeight: xShape[2], inWidth: xShape[3], a)
         } else {
-            g = Conv2DGeometry(inHeight: 1, inWidth: xShape[2], outHeight: 1, outWidth: yShape[2],
-                               kernelHeight: 1, kernelWidth: a.kernelShape[0], strideY: 1, strideX: a.strides[0],
-                               dilationY: 1, dilationX: a.dilations[0], padTop: 0, padLeft: a.pads[0])
+            geometry = Conv2DGeometry(inHeight: 1, inWidth: xShape[2], kernelHeight: 1, kernelWidth: a.kernelShape[0],
+                                      strideX: a.strides[0], dilationX: a.dilations[0], padLeft: a.pads[0], padRight: a.pads[1])
         }
+        guard let g = geometry, g.outHeight == (s == 2 ? yShape[2] : 1), g.outWidth == yShape[s + 1] else { return nil }
         let activation = a.activation
         let threads = self.threads
 
-        if group == channels && mg == 1 && cg == 1 {
-            return PlannedKernel(name: "conv.depthwise") { b in
+        if group == channels && cg == 1 {
+            let multiplier = mg
+            let perThread = ArenaPlanner.aligned(InnerKernels.depthwiseScratchCount(g))
+            return PlannedKernel(name: "conv.depthwise", scratch: perThread * threads) { b in
                 let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
                 let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
+                let scratch = b.scratch!
                 return {
-                    parallelChunks(batch * channels, threads: threads) { planes in
-                        // Planes of consecutive images share channel indices modulo `channels`.
-                        var p = planes.lowerBound
-                        while p < planes.upperBound {
-                            let c = p % channels
-                            let run = Swift.min(channels - c, planes.upperBound - p)
-                            InnerKernels.depthwiseConv2D(x + p * g.inPlane, w + c * g.kernelSize, y + p * g.outPlane,
-                                                         channels: run, geometry: g, bias: bias.map { $0 + c },
-                                                         residual: residual.map { $0 + p * g.outPlane },
-                                                         activation: activation)
-                            p += run
+                    for n in 0..<batch {
+                        let image = x + n * channels * g.inPlane, out = y + n * m * g.outPlane
+                        let res = residual.map { $0 + n * m * g.outPlane }
+                        parallelChunksIndexed(m, threads: threads) { k, cs in
+                            InnerKernels.depthwiseConv2D(image, w, out, multiplier: multiplier, channels: cs, geometry: g,
+                                                         bias: bias, residual: res, activation: activation,
+                                                         scratch: scratch + k * perThread)
                         }
                     }
                 }
             }
         }
 
-        let rows = cg * g.kernelSize
-        let pointwise = g.kernelSize == 1 && g.strideX == 1 && g.strideY == 1 && g.padTop == 0 && g.padLeft == 0
+        if InnerKernels.simd, PlanBuilder.winogradEnabled, s == 2, cg >= 8, mg >= 8, group == 1,
+           let weights = constant(node.inputs[1]),
+           let winograd = Winograd3x3(inputChannels: channels, outputChannels: m, inHeight: g.inHeight, inWidth: g.inWidth, a),
+           winograd.outHeight == g.outHeight, winograd.outWidth == g.outWidth {
+            var transformed = [Float](repeating: 0, count: winograd.transformedWeightCount)
+            weights.floats.withUnsafeBufferPointer { wp in
+                transformed.withUnsafeMutableBufferPointer { u in
+                    Winograd3x3.transformWeights(wp.baseAddress!, into: u.baseAddress!, inputChannels: channels, outputChannels: m)
+                }
+            }
+            let u = pin(transformed)
+            let perThread = ArenaPlanner.aligned(winograd.blockScratchCount)
+            let padded = ArenaPlanner.aligned(winograd.paddedInputCount)
+            return PlannedKernel(name: "conv.winograd", scratch: padded + perThread * threads) { b in
+                let x = b.pointer(node.inputs[0]), y = b.pointer(node.outputs[0])
+                let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
+                let scratch = b.scratch!
+                return {
+                    BLASThreads.set(1)
+                    defer { BLASThreads.set(threads) }
+                    for n in 0..<batch {
+                        let image = x + n * channels * g.inPlane, out = y + n * m * g.outPlane
+                        let epilogue = Epilogue(bias: bias, residual: residual.map { $0 + n * m * g.outPlane }, activation: activation)
+                        parallelChunks(channels, threads: threads) { cs in winograd.padInput(image, into: scratch, channels: cs) }
+                        parallelChunksIndexed(winograd.blockCount, threads: threads) { k, blocks in
+                            winograd.runBlocks(blocks, padded: scratch, transformedWeights: u, output: out, epilogue: epilogue,
+                                               scratch: scratch + padded + k * perThread)
+                        }
+                    }
+                }
+            }
+        }
+
+        let rows = cg * (g.kernelHeight * g.kernelWidth)
+        let pointwise = (g.kernelHeight * g.kernelWidth) == 1 && g.strideX == 1 && g.strideY == 1 && g.padTop == 0 && g.padLeft == 0
             && g.inPlane == g.outPlane
         let outPlane = g.outPlane
         // Columns per im2col tile: the whole plane when it fits the budget (or nearly),
@@ -91,9 +123,8 @@ extension PlanBuilder {
                         let bs = bias.map { $0 + gi * mg }
                         if bs != nil || res != nil || activation != nil {
                             parallelChunks(mg, threads: threads) { cs in
-                                InnerKernels.epilogue(out + cs.lowerBound * outPlane, channels: cs.count, plane: outPlane,
-                                                      bias: bs.map { $0 + cs.lowerBound },
-                                                      residual: res.map { $0 + cs.lowerBound * outPlane }, activation: activation)
+                                InnerKernels.epilogue(out, channels: cs, plane: outPlane, bias: bs, residual: res,
+                                                      activation: activation)
                             }
                         }
                     }

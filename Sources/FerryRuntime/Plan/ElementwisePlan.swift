@@ -46,6 +46,29 @@ extension PlanBuilder {
         return PlannedKernel(name: "binary.\(kind)") { b in
             let a = b.pointer(node.inputs[0]), bb = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
             let (fullOperand, broadcast) = swapped ? (bb, a) : (a, bb)
+            let multiply = op == .mul
+            if op == .add || op == .mul {
+                if other == full {
+                    return {
+                        parallelChunks(n, threads: threads, grain: 1 << 14) { r in
+                            InnerKernels.sameShape(fullOperand + r.lowerBound, broadcast + r.lowerBound, y + r.lowerBound,
+                                                   count: r.count, multiply: multiply)
+                        }
+                    }
+                }
+                if other.inner > 1 && other.period > 1 {
+                    let inner = other.inner, period = other.period
+                    return {
+                        parallelChunks(n / inner, threads: threads, grain: max(1, (1 << 14) / inner)) { blocks in
+                            forEachImageSegment(blocks, period: period) { image, channels in
+                                let at = image * period * inner
+                                InnerKernels.perChannel(fullOperand + at, broadcast, y + at, channels: channels, plane: inner,
+                                                        multiply: multiply)
+                            }
+                        }
+                    }
+                }
+            }
             return {
                 switch (op, swapped) {
                 case (.add, _): broadcastLoop(fullOperand, broadcast, y, n, other, threads) { $0 + $1 }
@@ -72,16 +95,12 @@ extension PlanBuilder {
         let threads = self.threads
         return PlannedKernel(name: "batchnorm.per-channel") { b in
             let x = b.pointer(node.inputs[0]), y = b.pointer(node.outputs[0])
+            let scale = b.pin(factors), shift = b.pin(shifts)
             return {
-                factors.withUnsafeBufferPointer { f in
-                    shifts.withUnsafeBufferPointer { t in
-                        parallelChunks(batch * channels, threads: threads) { planes in
-                            for p in planes {
-                                let c = p % channels, s = f[c], sh = t[c]
-                                let xp = x + p * plane, yp = y + p * plane
-                                for i in 0..<plane { yp[i] = xp[i] * s + sh }
-                            }
-                        }
+                parallelChunks(batch * channels, threads: threads) { planes in
+                    forEachImageSegment(planes, period: channels) { image, cs in
+                        let at = image * channels * plane
+                        InnerKernels.scaleShift(x + at, scale: scale, shift: shift, y + at, channels: cs, plane: plane)
                     }
                 }
             }
@@ -147,5 +166,18 @@ func broadcastLoop(_ full: UnsafePointer<Float>, _ broadcast: UnsafePointer<Floa
                 for i in 0..<inner { y[base + i] = f(full[base + i], v) }
             }
         }
+    }
+}
+
+/// Splits a range of (image, channel) planes, numbered image · period + channel, into runs of
+/// channels within one image.
+@inline(__always)
+func forEachImageSegment(_ planes: Range<Int>, period: Int, _ body: (Int, Range<Int>) -> Void) {
+    var q = planes.lowerBound
+    while q < planes.upperBound {
+        let image = q / period, c = q % period
+        let run = Swift.min(period - c, planes.upperBound - q)
+        body(image, c..<(c + run))
+        q += run
     }
 }

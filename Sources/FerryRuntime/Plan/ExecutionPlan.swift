@@ -265,6 +265,12 @@ final class PlanBuilder {
         boxCount += 1
     }
 
+    /// Keeps an array the plan made (packed weights) for the plan's life; returns its address.
+    func pin(_ values: [Float]) -> UnsafePointer<Float> {
+        pinned.append(values)
+        return values.withUnsafeBufferPointer { $0.baseAddress } ?? UnsafePointer(UnsafeMutablePointer<Float>.allocate(capacity: 1))
+    }
+
     /// Gives `name` the home of `source` (same elements, another shape).
     func alias(_ name: String, to source: String) {
         homes[name] = homes[source]
@@ -396,4 +402,9 @@ final class PlanBuilder {
             }
         }
     }
+}
+
+/// An integer from the environment (tuning knobs for benchmarks), nil when unset or not a number.
+func environmentInteger(_ name: String) -> Int? {
+    ProcessInfo.processInfo.environment[name].flatMap { Int($0) }
 }

@@ -1,52 +1,103 @@
+import CFerryCPU
 import FerryIR
+import FerryKernels
 import Foundation
 
-/// The inner kernels the plan calls: one function per kind, over raw buffers. The vectorized
-/// versions live with the SIMD kernels; these seams are the only place the plan names them, so
-/// swapping an implementation is a one-line change here.
+/// The inner kernels the plan calls, one function per kind, over raw buffers: the SIMD ones of
+/// FerryKernels when this CPU runs them (they are built for AVX2 + FMA), else the plain loops
+/// below. The plan names inner kernels only here.
 enum InnerKernels {
-    /// Conv epilogue over `channels` rows of `plane` elements: y = act(y + bias[c] + residual).
+    /// Whether this CPU has the instructions FerryKernels was compiled for.
+    static let simd: Bool = ferry_kernels_unsupported_cpu() == nil
+
+    /// Conv/Gemm epilogue over planes `channels` of one image (`y`, `bias` and `residual` point at
+    /// channel 0): y = act(y + bias[c] + residual).
     @inline(__always)
-    static func epilogue(_ y: UnsafeMutablePointer<Float>, channels: Int, plane: Int, bias: UnsafePointer<Float>?,
+    static func epilogue(_ y: UnsafeMutablePointer<Float>, channels: Range<Int>, plane: Int, bias: UnsafePointer<Float>?,
                          residual: UnsafePointer<Float>?, activation: FusedActivation?) {
-        ScalarKernels.epilogue(y, channels: channels, plane: plane, bias: bias, residual: residual, activation: activation)
+        if simd {
+            Kernels.applyEpilogue(y, channels: channels, planeSize: plane,
+                                  Epilogue(bias: bias, residual: residual, activation: activation))
+        } else {
+            ScalarKernels.epilogue(y, channels: channels, plane: plane, bias: bias, residual: residual, activation: activation)
+        }
     }
 
     /// y[i] = act(x[i]) for i < count (x and y may be the same buffer).
     @inline(__always)
     static func activation(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, _ activation: FusedActivation) {
-        ScalarKernels.activation(x, y, count: count, activation)
+        if simd { Kernels.activate(x, y, count: count, activation) } else { ScalarKernels.activation(x, y, count: count, activation) }
     }
 
-    /// Depthwise 2-D convolution (one filter per channel) of `channels` planes, with the epilogue.
+    /// Floats of scratch one concurrent `depthwiseConv2D` call needs.
+    static func depthwiseScratchCount(_ g: Conv2DGeometry) -> Int {
+        simd ? Kernels.depthwiseScratchCount(g) : 0
+    }
+
+    /// Depthwise 2-D convolution of one image (output channel oc reads input channel
+    /// oc / multiplier), output channels `channels`, with the epilogue.
     @inline(__always)
     static func depthwiseConv2D(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                channels: Int, geometry g: Conv2DGeometry, bias: UnsafePointer<Float>?,
-                                residual: UnsafePointer<Float>?, activation: FusedActivation?) {
-        ScalarKernels.depthwiseConv2D(x, w, y, channels: channels, geometry: g, bias: bias, residual: residual,
-                                      activation: activation)
+                                multiplier: Int, channels: Range<Int>, geometry g: Conv2DGeometry, bias: UnsafePointer<Float>?,
+                                residual: UnsafePointer<Float>?, activation: FusedActivation?, scratch: UnsafeMutablePointer<Float>) {
+        if simd {
+            Kernels.depthwiseConv2D(input: x, weights: w, output: y, multiplier: multiplier, outputChannels: channels, geometry: g,
+                                    epilogue: Epilogue(bias: bias, residual: residual, activation: activation), scratch: scratch)
+        } else {
+            ScalarKernels.depthwiseConv2D(x, w, y, multiplier: multiplier, channels: channels, geometry: g, bias: bias,
+                                          residual: residual, activation: activation)
+        }
+    }
+
+    /// y[c, i] = f(x[c, i], perChannel[c]) for planes `channels` of `plane` elements, f add or multiply.
+    @inline(__always)
+    static func perChannel(_ x: UnsafePointer<Float>, _ perChannel: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                           channels: Range<Int>, plane: Int, multiply: Bool) {
+        if simd {
+            if multiply {
+                Kernels.multiplyPerChannel(x, perChannel, y, channels: channels, planeSize: plane)
+            } else {
+                Kernels.addPerChannel(x, perChannel, y, channels: channels, planeSize: plane)
+            }
+            return
+        }
+        for c in channels {
+            let v = perChannel[c], xp = x + c * plane, yp = y + c * plane
+            if multiply { for i in 0..<plane { yp[i] = xp[i] * v } } else { for i in 0..<plane { yp[i] = xp[i] + v } }
+        }
+    }
+
+    /// y[i] = f(a[i], b[i]) for i < count, f add or multiply.
+    @inline(__always)
+    static func sameShape(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+                          multiply: Bool) {
+        if simd {
+            if multiply { Kernels.multiply(a, b, y, count: count) } else { Kernels.add(a, b, y, count: count) }
+            return
+        }
+        if multiply { for i in 0..<count { y[i] = a[i] * b[i] } } else { for i in 0..<count { y[i] = a[i] + b[i] } }
+    }
+
+    /// y[c, i] = x[c, i] · scale[c] + shift[c] for planes `channels`.
+    @inline(__always)
+    static func scaleShift(_ x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+                           _ y: UnsafeMutablePointer<Float>, channels: Range<Int>, plane: Int) {
+        if simd {
+            Kernels.scaleShiftPerChannel(x, scale: scale, shift: shift, y, channels: channels, planeSize: plane)
+            return
+        }
+        for c in channels {
+            let s = scale[c], t = shift[c], xp = x + c * plane, yp = y + c * plane
+            for i in 0..<plane { yp[i] = xp[i] * s + t }
+        }
     }
 }
 
-/// One 2-D convolution's sizes (a 1-D one has height 1).
-struct Conv2DGeometry: Sendable, Hashable {
-    var inHeight: Int, inWidth: Int
-    var outHeight: Int, outWidth: Int
-    var kernelHeight: Int, kernelWidth: Int
-    var strideY: Int, strideX: Int
-    var dilationY: Int, dilationX: Int
-    var padTop: Int, padLeft: Int
-
-    var inPlane: Int { inHeight * inWidth }
-    var outPlane: Int { outHeight * outWidth }
-    var kernelSize: Int { kernelHeight * kernelWidth }
-}
-
-/// Plain-loop versions of the inner kernels (the fallback until, and besides, the SIMD ones).
+/// Plain-loop versions of the inner kernels, for CPUs without AVX2 + FMA.
 enum ScalarKernels {
-    static func epilogue(_ y: UnsafeMutablePointer<Float>, channels: Int, plane: Int, bias: UnsafePointer<Float>?,
+    static func epilogue(_ y: UnsafeMutablePointer<Float>, channels: Range<Int>, plane: Int, bias: UnsafePointer<Float>?,
                          residual: UnsafePointer<Float>?, activation: FusedActivation?) {
-        for c in 0..<channels {
+        for c in channels {
             let row = y + c * plane
             if let bias {
                 let b = bias[c]
@@ -64,6 +115,13 @@ enum ScalarKernels {
         }
     }
 
+    @inline(__always)
+    static func sigmoid(_ v: Float) -> Float {
+        if v >= 0 { return 1 / (1 + Foundation.exp(-v)) }
+        let e = Foundation.exp(v)
+        return e / (1 + e)
+    }
+
     /// The same functions as the reference activation kernels.
     static func activation(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count n: Int, _ a: FusedActivation) {
         switch a {
@@ -75,10 +133,9 @@ enum ScalarKernels {
         case .leakyRelu(let alpha):
             for i in 0..<n { let v = x[i]; y[i] = v >= 0 ? v : alpha * v }
         case .sigmoid:
-            for i in 0..<n {
-                let v = x[i]
-                if v >= 0 { y[i] = 1 / (1 + Foundation.exp(-v)) } else { let e = Foundation.exp(v); y[i] = e / (1 + e) }
-            }
+            for i in 0..<n { y[i] = sigmoid(x[i]) }
+        case .swish(let beta):
+            for i in 0..<n { let v = x[i]; y[i] = v * sigmoid(beta * v) }
         case .tanh:
             for i in 0..<n { y[i] = Foundation.tanh(x[i]) }
         case .hardSigmoid(let alpha, let beta):
@@ -99,11 +156,11 @@ enum ScalarKernels {
     }
 
     static func depthwiseConv2D(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                channels: Int, geometry g: Conv2DGeometry, bias: UnsafePointer<Float>?,
+                                multiplier: Int, channels: Range<Int>, geometry g: Conv2DGeometry, bias: UnsafePointer<Float>?,
                                 residual: UnsafePointer<Float>?, activation: FusedActivation?) {
-        for c in 0..<channels {
-            let xp = x + c * g.inPlane, wp = w + c * g.kernelSize, yp = y + c * g.outPlane
-            let b = bias?[c] ?? 0
+        let taps = g.kernelHeight * g.kernelWidth
+        for c in channels {
+            let xp = x + (c / multiplier) * g.inPlane, wp = w + c * taps, yp = y + c * g.outPlane
             for oy in 0..<g.outHeight {
                 for ox in 0..<g.outWidth {
                     var acc: Float = 0
@@ -116,11 +173,10 @@ enum ScalarKernels {
                             acc += xp[iy * g.inWidth + ix] * wp[ki * g.kernelWidth + kj]
                         }
                     }
-                    yp[oy * g.outWidth + ox] = acc + b
+                    yp[oy * g.outWidth + ox] = acc
                 }
             }
-            epilogue(yp, channels: 1, plane: g.outPlane, bias: nil, residual: residual.map { $0 + c * g.outPlane },
-                     activation: activation)
         }
+        epilogue(y, channels: channels, plane: g.outPlane, bias: bias, residual: residual, activation: activation)
     }
 }

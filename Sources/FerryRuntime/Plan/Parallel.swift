@@ -25,3 +25,21 @@ func parallelChunks(_ count: Int, threads: Int, grain: Int = 1, _ body: (Range<I
         }
     }
 }
+
+/// `parallelChunks` that also tells each chunk its index (0..<chunks, at most `threads`), for
+/// per-thread scratch.
+@inline(__always)
+func parallelChunksIndexed(_ count: Int, threads: Int, grain: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    guard count > 0 else { return }
+    let chunks = Swift.min(threads, Swift.max(1, count / Swift.max(grain, 1)))
+    if chunks <= 1 {
+        body(0, 0..<count)
+        return
+    }
+    withoutActuallyEscaping(body) { body in
+        let box = UncheckedSendable(value: body)
+        DispatchQueue.concurrentPerform(iterations: chunks) { k in
+            box.value(k, (count * k / chunks)..<(count * (k + 1) / chunks))
+        }
+    }
+}
