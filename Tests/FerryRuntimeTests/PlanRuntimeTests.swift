@@ -42,6 +42,7 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         var kernel = [3, 3], strides = [1, 1], pads = [1, 1, 1, 1], dilations = [1, 1], group = 1
         var bias = true, residual = false
         var activation: FusedActivation? = nil
+        var threads = 2
         var description: String {
             "n\(batch) c\(channels) \(height)x\(width) m\(outChannels) k\(kernel) s\(strides) p\(pads) d\(dilations) g\(group)"
                 + (residual ? " +res" : "") + (activation.map { " \($0)" } ?? "")
@@ -66,9 +67,11 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         // Over the im2col tile budget: several column tiles per image.
         ConvCase(batch: 2, channels: 64, height: 30, width: 31, outChannels: 5, kernel: [3, 3], residual: true, activation: .relu),
         // Winograd F(4x4, 3x3): sizes not multiples of 4, asymmetric pads, batch > 1, epilogues.
-        ConvCase(batch: 2, channels: 9, height: 13, width: 11, outChannels: 10, kernel: [3, 3], pads: [1, 0, 2, 1], residual: true,
+        // (Threads split each block's channels; with one thread and 128 channels, whole blocks.)
+        ConvCase(batch: 2, channels: 9, height: 18, width: 15, outChannels: 10, kernel: [3, 3], pads: [1, 0, 2, 1], residual: true,
                  activation: .relu),
-        ConvCase(channels: 16, height: 7, width: 6, outChannels: 8, kernel: [3, 3], pads: [0, 0, 0, 0], activation: .swish(beta: 1)),
+        ConvCase(channels: 16, height: 21, width: 19, outChannels: 8, kernel: [3, 3], pads: [0, 0, 0, 0], activation: .swish(beta: 1)),
+        ConvCase(channels: 128, height: 32, width: 30, outChannels: 128, kernel: [3, 3], residual: true, activation: .relu, threads: 1),
         // Depthwise with a channel multiplier.
         ConvCase(batch: 2, channels: 4, height: 9, width: 8, outChannels: 8, kernel: [3, 3], strides: [2, 2], group: 4,
                  residual: true, activation: .relu),
@@ -85,7 +88,11 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         let xShape = oneD ? [c.batch, c.channels, c.width] : [c.batch, c.channels, c.height, c.width]
         let attributes = ConvAttributes(kernelShape: c.kernel, strides: c.strides, pads: c.pads, dilations: c.dilations,
                                         group: c.group, activation: c.activation)
-        let w = randomTensor([c.outChannels, c.channels / c.group] + c.kernel, seed: 1)
+        // Weights scaled by fan-in as trained networks have them (outputs of order 1), so the
+        // tolerance means the same for 27-term and 1152-term sums.
+        let fanIn = Float(c.channels / c.group * c.kernel.reduce(1, *))
+        let scale = 2 / fanIn.squareRoot()
+        let w = randomTensor([c.outChannels, c.channels / c.group] + c.kernel, seed: 1, range: -scale...scale)
         var weights = [("w", w)]
         if c.bias || c.residual { weights.append((c.bias ? "b" : "", randomTensor([c.outChannels], seed: 2))) }
         let outType = try Op.conv(attributes).inferOutputTypes([TensorType(.float32, Shape(xShape)), w.type, nil])[0]
@@ -101,8 +108,11 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         let graph = try b.finish()
         var feeds = ["x": randomTensor(xShape, seed: 3)]
         if c.residual { feeds["r"] = randomTensor(outShape, seed: 4) }
-        let plan = try expectPlanMatchesReference(graph, feeds)
+        let plan = try expectPlanMatchesReference(graph, feeds, threads: c.threads)
         #expect(plan.kernels.allSatisfy { $0.kernel.hasPrefix("conv.") }, "\(plan.kernels)")
+        if c.channels >= 8 && c.outChannels >= 8 && c.kernel == [3, 3] && c.strides == [1, 1] && c.group == 1 && InnerKernels.simd {
+            #expect(plan.kernels[0].kernel == "conv.winograd")
+        }
     }
 
     @Test func kernelChoice() throws {
@@ -115,7 +125,9 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         #expect(try kernel(ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0])) == "conv.1x1-sgemm")
         #expect(try kernel(ConvCase()) == "conv.im2col-sgemm")
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col-sgemm")
-        #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
+        // Too few tiles for Winograd to pay.
+        #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col-sgemm")
+        #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
         #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == "conv.depthwise")
     }
 }

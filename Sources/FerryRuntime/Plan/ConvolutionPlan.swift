@@ -56,7 +56,7 @@ extension PlanBuilder {
         if InnerKernels.simd, PlanBuilder.winogradEnabled, s == 2, cg >= 8, mg >= 8, group == 1,
            let weights = constant(node.inputs[1]),
            let winograd = Winograd3x3(inputChannels: channels, outputChannels: m, inHeight: g.inHeight, inWidth: g.inWidth, a),
-           winograd.outHeight == g.outHeight, winograd.outWidth == g.outWidth {
+           winograd.isRecommended, winograd.outHeight == g.outHeight, winograd.outWidth == g.outWidth {
             var transformed = [Float](repeating: 0, count: winograd.transformedWeightCount)
             weights.floats.withUnsafeBufferPointer { wp in
                 transformed.withUnsafeMutableBufferPointer { u in
@@ -64,12 +64,19 @@ extension PlanBuilder {
                 }
             }
             let u = pin(transformed)
-            let perThread = ArenaPlanner.aligned(winograd.blockScratchCount)
             let padded = ArenaPlanner.aligned(winograd.paddedInputCount)
-            return PlannedKernel(name: "conv.winograd", scratch: padded + perThread * threads) { b in
+            // Many tiles: threads take whole blocks. Few tiles: threads split each block's
+            // input channels, then its output channels (V and M shared, staging per thread).
+            let byBlocks = winograd.blockCount >= 2 * threads
+            let perThread = ArenaPlanner.aligned(winograd.blockScratchCount)
+            let v = ArenaPlanner.aligned(winograd.transformedInputCount), products = ArenaPlanner.aligned(winograd.productCount)
+            let staging = ArenaPlanner.aligned(Winograd3x3.stagingCount)
+            let scratchCount = padded + (byBlocks ? perThread * threads : v + products + staging * threads)
+            return PlannedKernel(name: "conv.winograd", scratch: scratchCount) { b in
                 let x = b.pointer(node.inputs[0]), y = b.pointer(node.outputs[0])
                 let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
                 let scratch = b.scratch!
+                let vBuffer = scratch + padded, mBuffer = scratch + padded + v, stagings = scratch + padded + v + products
                 return {
                     BLASThreads.set(1)
                     defer { BLASThreads.set(threads) }
@@ -77,9 +84,23 @@ extension PlanBuilder {
                         let image = x + n * channels * g.inPlane, out = y + n * m * g.outPlane
                         let epilogue = Epilogue(bias: bias, residual: residual.map { $0 + n * m * g.outPlane }, activation: activation)
                         parallelChunks(channels, threads: threads) { cs in winograd.padInput(image, into: scratch, channels: cs) }
-                        parallelChunksIndexed(winograd.blockCount, threads: threads) { k, blocks in
-                            winograd.runBlocks(blocks, padded: scratch, transformedWeights: u, output: out, epilogue: epilogue,
-                                               scratch: scratch + padded + k * perThread)
+                        if byBlocks {
+                            parallelChunksIndexed(winograd.blockCount, threads: threads) { k, blocks in
+                                winograd.runBlocks(blocks, padded: scratch, transformedWeights: u, output: out, epilogue: epilogue,
+                                                   scratch: scratch + padded + k * perThread)
+                            }
+                        } else {
+                            for block in 0..<winograd.blockCount {
+                                parallelChunksIndexed(channels, threads: threads) { k, cs in
+                                    winograd.transformInput(block: block, padded: scratch, into: vBuffer, channels: cs,
+                                                            staging: stagings + k * staging)
+                                }
+                                parallelChunksIndexed(m, threads: threads) { k, ms in
+                                    winograd.multiplyAndTransformOutput(block: block, transformedInput: vBuffer, transformedWeights: u,
+                                                                        products: mBuffer, output: out, epilogue: epilogue,
+                                                                        outputChannels: ms, staging: stagings + k * staging)
+                                }
+                            }
                         }
                     }
                 }
