@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import KERAS_FIXTURES, ROOT, ferry, output_file_name, within_tolerance
+from export_fixtures import ONNX_IMPORT_LACKS
 
 CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
 
@@ -71,10 +72,18 @@ def keras_variants():
     return cases
 
 
+@pytest.mark.parametrize("via_onnx", [False, True], ids=["direct", "via-onnx"])
 @pytest.mark.parametrize("model_dir,variant", keras_variants())
-def test_keras_fixture_runs_in_opencv(model_dir, variant, tmp_path):
+def test_keras_fixture_runs_in_opencv(model_dir, variant, via_onnx, tmp_path):
+    """Keras -> Caffe, and Keras -> ONNX -> Caffe (the ONNX file keeps the NHWC interface)."""
     prototxt = tmp_path / "net.prototxt"
-    result = ferry("convert", model_dir / variant["file"], prototxt, check=True)
+    source = model_dir / variant["file"]
+    if via_onnx:
+        if model_dir.name in ONNX_IMPORT_LACKS:
+            pytest.skip(ONNX_IMPORT_LACKS[model_dir.name])
+        ferry("convert", source, tmp_path / "model.onnx", check=True)
+        source = tmp_path / "model.onnx"
+    result = ferry("convert", source, prototxt, check=True)
     assert prototxt.exists() and prototxt.with_suffix(".caffemodel").exists()
     changed = layout_changes(result.stdout)
     feeds = {}

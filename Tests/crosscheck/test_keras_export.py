@@ -16,7 +16,7 @@ from conftest import KERAS_FIXTURES, ROOT, ferry, output_file_name, within_toler
 
 CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
 
-from export_fixtures import CAFFE_TO_KERAS, FLAT, KERAS_TO_KERAS, WEIGHTS_MOVED  # noqa: E402
+from export_fixtures import CAFFE_TO_KERAS, FLAT, KERAS_TO_KERAS, ONNX_IMPORT_LACKS, WEIGHTS_MOVED  # noqa: E402
 
 
 def layout_changes(stdout):
@@ -45,6 +45,22 @@ def run_ferry(model, inputs, out_dir):
     for name, path in inputs:
         args += ["--input", f"{name}={path}"]
     ferry(*args, check=True)
+
+
+@pytest.mark.parametrize("name", KERAS_TO_KERAS)
+def test_keras_via_onnx_reads_back(name, tmp_path):
+    """Keras -> ONNX -> Keras: the NHWC interface survives, Ferry reads the file back."""
+    model_dir = KERAS_FIXTURES / name
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    variant = next(v for v in manifest["variants"] if v["file"] == "keras3.h5")
+    if name in ONNX_IMPORT_LACKS:
+        pytest.skip(ONNX_IMPORT_LACKS[name])
+    ferry("convert", model_dir / "keras3.h5", tmp_path / "model.onnx", check=True)
+    result = ferry("convert", tmp_path / "model.onnx", tmp_path / "model.h5", check=True)
+    assert "layout:" not in result.stdout
+    run_ferry(tmp_path / "model.h5", [(i["name"], model_dir / i["npy"]) for i in variant["inputs"]], tmp_path / "out")
+    for o in variant["outputs"]:
+        within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))
 
 
 @pytest.mark.parametrize("name", KERAS_TO_KERAS)
@@ -80,12 +96,20 @@ def test_keras_round_trip(name, tmp_path):
         within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))
 
 
+@pytest.mark.parametrize("via_onnx", [False, True], ids=["direct", "via-onnx"])
 @pytest.mark.parametrize("name", CAFFE_TO_KERAS)
-def test_caffe_to_keras_reads_back(name, tmp_path):
+def test_caffe_to_keras_reads_back(name, via_onnx, tmp_path):
+    """Caffe -> Keras, and Caffe -> ONNX -> Keras."""
     model_dir = CAFFE_FIXTURES / name
     manifest = json.loads((model_dir / "manifest.json").read_text())
     out = tmp_path / "model.h5"
-    result = ferry("convert", model_dir / "net.prototxt", out, check=True)
+    source = model_dir / "net.prototxt"
+    if via_onnx:
+        if model_dir.name in ONNX_IMPORT_LACKS:
+            pytest.skip(ONNX_IMPORT_LACKS[model_dir.name])
+        ferry("convert", source, tmp_path / "model.onnx", check=True)
+        source = tmp_path / "model.onnx"
+    result = ferry("convert", source, out, check=True)
     changed = layout_changes(result.stdout)
     inputs = []
     for i in manifest["inputs"]:

@@ -121,9 +121,9 @@ public enum CaffeExporter {
     static func prepare(_ source: Graph) throws -> (Graph, [LayoutChange]) {
         var graph = source.splittingFusedActivations().removingIdentities()
         var changes: [LayoutChange] = []
-        // Only a channels-last source (Keras) has layout Transposes at its edges; a Caffe or
-        // ONNX model's edge Transposes are its own layers.
-        if graph.metadata["source_format"]?.hasPrefix("keras") == true {
+        // A channels-last model (Keras, or ONNX written from Keras) has layout Transposes at its
+        // edges; a Caffe model's edge Permutes are its own layers.
+        if graph.metadata["source_format"] != "caffe" {
             (graph, changes) = try graph.withChannelsFirstInterface()
         }
         graph = foldingTransposeBeforeFlattenIntoGemm(graph)

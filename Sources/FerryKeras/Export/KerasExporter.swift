@@ -34,11 +34,20 @@ public enum KerasExporter {
         try graph.verify()
         let types = try graph.inferTypes()
         var ctx = KerasExportContext(graph: graph, types: types)
+        // A Keras model, or an ONNX file Ferry wrote from one, has channels-last inputs.
         let channelsLastSource = graph.metadata["source_format"]?.hasPrefix("keras") == true
+            || graph.metadata["original_format"]?.hasPrefix("keras") == true
+        let readers = graph.consumerIndices()
         var changes: [LayoutChange] = []
         for input in graph.inputs {
             let rank = input.type.shape.rank
-            let layout = rank >= 3 && !channelsLastSource ? channelsLastPermutation(rank: rank) : Array(0..<rank)
+            // Already channels-last: a Keras model's input, or one only Transposes to NCHW read
+            // (an ONNX model written from Keras).
+            let toChannelsFirst = rank >= 3 && !(readers[input.name] ?? []).isEmpty && (readers[input.name] ?? []).allSatisfy {
+                if case .transpose(let p) = graph.nodes[$0].op { return p == channelsFirstPermutation(rank: rank) }
+                return false
+            }
+            let layout = rank >= 3 && !channelsLastSource && !toChannelsFirst ? channelsLastPermutation(rank: rank) : Array(0..<rank)
             ctx.layout[input.name] = layout
             let layerName = ctx.uniqueName(kerasLayerName(input.name))
             ctx.tensor[input.name] = layerName
