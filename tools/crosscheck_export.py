@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Keras export checked in real Keras (run with .venv-fixtures: TensorFlow, tf_keras 2.21, Keras 3.15;
 `make test-export-keras`). Every fixture Ferry can write as Keras (the lists in
-Tests/crosscheck/test_keras_export.py) is converted with the `ferry` binary to .h5 (and .keras where
-Ferry writes it), loaded with tf_keras.models.load_model and keras.models.load_model, run with
+Tests/crosscheck/test_keras_export.py) is converted with the `ferry` binary to .h5 and .keras, loaded
+with tf_keras.models.load_model (.h5) and keras.models.load_model (both), run with
 predict(), and compared with the source's reference outputs (Keras fixtures: Keras's own predict();
 Caffe fixtures: OpenCV's outputs, NCHW inputs and outputs transposed to the Keras model's NHWC).
 Prints one line per file and framework; exits 1 when any differs or fails to load."""
@@ -63,7 +63,7 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         for label, source, inputs, outputs in cases():
-            for suffix in [".h5"]:
+            for suffix in [".h5", ".keras"]:
                 target = pathlib.Path(tmp) / (label.replace("/", "_") + suffix)
                 try:
                     changed = convert(args.ferry, source, target)
@@ -72,7 +72,8 @@ def main():
                     failures += 1
                     continue
                 feeds = [np.moveaxis(a, 1, -1) if changed.get(n) == "input" else a for n, a in inputs]
-                for framework in args.frameworks.split(","):
+                # tf_keras reads .h5 only; Keras 3 reads both.
+                for framework in [f for f in args.frameworks.split(",") if suffix == ".h5" or f == "keras"]:
                     try:
                         model = load_with(framework)(str(target), compile=False)
                         results = model.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)

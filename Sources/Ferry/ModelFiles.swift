@@ -96,7 +96,8 @@ public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opse
         let export = try KerasExporter.writeH5(graph, to: path)
         return SavedModel(files: [path], layoutChanges: export.layoutChanges)
     case .kerasZip:
-        throw FerryError("writing Keras .keras files is not supported yet (.h5 is)", file: path)
+        let export = try KerasExporter.writeKeras(graph, to: path)
+        return SavedModel(files: [path], layoutChanges: export.layoutChanges)
     case .caffe:
         let written = try CaffeExporter.write(graph, to: path)
         return SavedModel(files: [written.prototxt, written.caffemodel], layoutChanges: written.export.layoutChanges)

@@ -151,3 +151,43 @@ def test_unexpressible_fixtures_fail_listing_the_nodes(fixture, tmp_path):
     assert len(error) == 1 and f": {layer}: Keras cannot express" in error[0] and reason in error[0], result.stderr
     assert "Lambda" in error[0]
     assert not list(tmp_path.iterdir()), "a failed export leaves no file"
+
+
+def zip_weights(path, tmp):
+    """{layer name: [arrays]} of a .keras file's model.weights.h5 (names from the vars groups)."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        assert {"config.json", "metadata.json", "model.weights.h5"} <= set(z.namelist())
+        z.extract("model.weights.h5", tmp)
+        config = json.loads(z.read("config.json"))
+    result = {}
+    with h5py.File(tmp / "model.weights.h5", "r") as f:
+        def visit(name, obj):
+            if name.endswith("vars") and isinstance(obj, h5py.Group) and "name" in obj.attrs and name != "vars":
+                keys = sorted(obj.keys(), key=int)
+                if keys:
+                    result[obj.attrs["name"]] = [np.array(obj[k]) for k in keys]
+        f.visititems(visit)
+    return config, result
+
+
+@pytest.mark.parametrize("name", FLAT)
+def test_keras_zip_round_trip(name, tmp_path):
+    """keras3.keras -> Ferry -> .keras: same layer names and classes, weights bit for bit, read back by Ferry."""
+    model_dir = KERAS_FIXTURES / name
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    variant = next(v for v in manifest["variants"] if v["file"] == "keras3.keras")
+    out = tmp_path / "model.keras"
+    ferry("convert", model_dir / "keras3.keras", out, check=True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    source_config, source = zip_weights(model_dir / "keras3.keras", tmp_path / "a")
+    config, written = zip_weights(out, tmp_path / "b")
+    classes = lambda c: [(l["config"]["name"], l["class_name"]) for l in c["config"]["layers"] if l["class_name"] != "InputLayer"]
+    assert classes(config) == classes(source_config)
+    assert source.keys() == written.keys()
+    for layer, arrays in source.items():
+        assert len(arrays) == len(written[layer]) and all(np.array_equal(a, b) for a, b in zip(arrays, written[layer])), layer
+    run_ferry(out, [(i["name"], model_dir / i["npy"]) for i in variant["inputs"]], tmp_path / "out")
+    for o in variant["outputs"]:
+        within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))

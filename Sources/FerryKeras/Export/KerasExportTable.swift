@@ -110,7 +110,7 @@ func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
         ctx.layers.append(.init(name: name, className: "ZeroPadding2D", config: [
             "name": name, "trainable": true, "dtype": "float32", "data_format": "channels_last",
             "padding": [[a.pads[0], a.pads[2]], [a.pads[1], a.pads[3]]],
-        ], inbound: [x], weights: []))
+        ], inbound: [x], weights: [], outputRank: 4))
         x = name
         padding = "valid"
     }

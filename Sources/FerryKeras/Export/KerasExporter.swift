@@ -25,6 +25,8 @@ public enum KerasExporter {
         public var config: [String: Any]
         public var inbound: [String]
         public var weights: [(name: String, tensor: Tensor)]
+        /// The rank of the layer's output (Keras 3's config writes a placeholder shape of it).
+        public var outputRank: Int
     }
 
     public static let kerasVersion = "2.21.0"
@@ -55,7 +57,7 @@ public enum KerasExporter {
             ctx.layers.append(KerasLayerRecord(name: layerName, className: "InputLayer", config: [
                 "batch_input_shape": [NSNull()] + shape.dropFirst().map { d -> Any in d.value.map { $0 as Any } ?? NSNull() },
                 "dtype": "float32", "sparse": false, "ragged": false, "name": layerName,
-            ], inbound: [], weights: []))
+            ], inbound: [], weights: [], outputRank: rank))
             if layout != Array(0..<rank) {
                 changes.append(LayoutChange(name: input.name, isInput: true, before: input.type.shape, after: Shape(shape),
                                             fromLayout: "channels-first", toLayout: "channels-last"))
@@ -264,7 +266,7 @@ struct KerasExportContext {
         let name = uniqueName("\(t)_permuted")
         layers.append(.init(name: name, className: "Permute",
                             config: ["name": name, "trainable": true, "dtype": "float32", "dims": q.dropFirst().map { $0 }],
-                            inbound: [t], weights: []))
+                            inbound: [t], weights: [], outputRank: have.count))
         return name
     }
 
@@ -283,7 +285,7 @@ struct KerasExportContext {
         c["trainable"] = true
         c["dtype"] = "float32"
         layers.append(.init(name: layerName, className: className, config: c, inbound: inbound,
-                            weights: weights.map { ("\(layerName)/\($0.0):0", $0.1) }))
+                            weights: weights.map { ("\(layerName)/\($0.0):0", $0.1) }, outputRank: outLayout.count))
         tensor[output] = layerName
         layout[output] = outLayout
     }

@@ -1,0 +1,118 @@
+import Foundation
+import FerryIR
+import ZIPFoundation
+
+/// The Keras 3 `.keras` zip: `config.json` (Keras 3 serialization: module and registered_name
+/// on every object, `batch_shape`, DTypePolicy dicts, `__keras_tensor__` inbound nodes),
+/// `metadata.json`, and `model.weights.h5` with each layer's weights at
+/// `layers/<snake_case class name + per-class counter>/vars/<i>` (the user's layer name in the
+/// `vars` group's `name` attribute), as Keras 3's saving_lib names them.
+extension KerasExporter {
+    public static let keras3Version = "3.15.1"
+
+    /// Merge layers take their inputs as one list argument.
+    static let mergeClasses: Set<String> = ["Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average", "Concatenate"]
+
+    /// Writes the model as a `.keras` zip (temporary file renamed into place).
+    @discardableResult
+    public static func writeKeras(_ graph: Graph, to path: String) throws -> Export {
+        let export: Export
+        do { export = try self.export(graph) } catch let e as FerryError { throw e.inFile(path) }
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent()
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        let weights = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).weights.h5")
+        defer {
+            try? FileManager.default.removeItem(at: temporary)
+            try? FileManager.default.removeItem(at: weights)
+        }
+        let modelName = (export.config["config"] as? [String: Any])?["name"] as? String ?? "model"
+        try HDF5.withLibrary {
+            let w = try H5Writer(path: weights.path)
+            try w.group("vars")
+            try w.setStrings("name", [modelName], on: "vars", variableLength: true, scalar: true)
+            var counters: [String: Int] = [:]
+            for layer in export.layers {
+                let base = snakeCase(layer.className)
+                let n = counters[base, default: 0]
+                counters[base] = n + 1
+                let group = "layers/\(n == 0 ? base : "\(base)_\(n)")/vars"
+                try w.group(group)
+                try w.setStrings("name", [layer.name], on: group, variableLength: true, scalar: true)
+                for (i, weight) in layer.weights.enumerated() {
+                    try w.writeFloats("\(group)/\(i)", shape: weight.tensor.shape, weight.tensor.floats)
+                }
+            }
+        }
+        let config = try JSONSerialization.data(withJSONObject: keras3Config(export), options: [.sortedKeys])
+        let metadata = try JSONSerialization.data(withJSONObject: ["keras_version": keras3Version, "date_saved": dateSaved()],
+                                                  options: [.sortedKeys])
+        do {
+            let archive = try Archive(url: temporary, accessMode: .create)
+            for (name, data) in [("metadata.json", metadata), ("config.json", config)] {
+                try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(data.count)) { position, size in
+                    data.subdata(in: Int(position)..<Int(position) + size)
+                }
+            }
+            try archive.addEntry(with: "model.weights.h5", fileURL: weights)
+        } catch let e as FerryError {
+            throw e
+        } catch {
+            throw FerryError("cannot write the .keras archive: \(error)", file: path)
+        }
+        guard rename(temporary.path, path) == 0 else {
+            throw FerryError("cannot move the written file into place: \(String(cString: strerror(errno)))", file: path)
+        }
+        return export
+    }
+
+    /// The model config in Keras 3's serialization.
+    static func keras3Config(_ export: Export) -> [String: Any] {
+        let dtype: [String: Any] = ["module": "keras", "class_name": "DTypePolicy", "config": ["name": "float32"],
+                                    "registered_name": NSNull()]
+        let ranks = Dictionary(export.layers.map { ($0.name, $0.outputRank) }, uniquingKeysWith: { a, _ in a })
+        // The shape only sizes a placeholder Keras replaces by the named layer's output.
+        func tensor(_ layer: String) -> [String: Any] {
+            ["class_name": "__keras_tensor__",
+             "config": ["shape": Array(repeating: NSNull(), count: ranks[layer] ?? 1), "dtype": "float32",
+                        "keras_history": [layer, 0, 0] as [Any]]]
+        }
+        let layers: [[String: Any]] = export.layers.map { l in
+            var config = l.config
+            if l.className == "InputLayer" {
+                config["batch_shape"] = config.removeValue(forKey: "batch_input_shape")
+            } else {
+                config["dtype"] = dtype
+            }
+            let args: [Any]
+            if l.inbound.isEmpty {
+                args = []
+            } else if mergeClasses.contains(l.className) {
+                args = [l.inbound.map(tensor)]
+            } else {
+                args = [tensor(l.inbound[0])]
+            }
+            return ["module": "keras.layers", "class_name": l.className, "config": config, "registered_name": NSNull(),
+                    "name": l.name, "inbound_nodes": l.inbound.isEmpty ? [] : [["args": args, "kwargs": [String: Any]()]]]
+        }
+        var model = export.config["config"] as? [String: Any] ?? [:]
+        model["layers"] = layers
+        return ["module": "keras.src.models.functional", "class_name": "Functional", "config": model,
+                "registered_name": "Functional"]
+    }
+
+    /// Keras's `to_snake_case`: Conv2D -> conv2d, BatchNormalization -> batch_normalization.
+    static func snakeCase(_ name: String) -> String {
+        var s = name.replacingOccurrences(of: "(.)([A-Z][a-z]+)", with: "$1_$2", options: .regularExpression)
+        s = s.replacingOccurrences(of: "([a-z])([A-Z])", with: "$1_$2", options: .regularExpression)
+        return s.lowercased()
+    }
+
+    static func dateSaved() -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd@HH:mm:ss"
+        return f.string(from: Date())
+    }
+}
