@@ -33,9 +33,17 @@ UNEXPRESSIBLE = {
     "keras/dot_family": ("dot_vec (Dot)", "Caffe has no layer for ReduceSum"),
     "keras/norm_family": ("layernorm_last (LayerNormalization)", "Caffe has no layer for LayerNormalization"),
     "keras/reshaping_family": ("zeropad1d (ZeroPadding1D)", "Caffe has no layer for Pad"),
-    "caffe/mvn": ("mvn (MVN)", "only a product with a constant matrix"),
+    "caffe/argmax": ("class (ArgMax)", "Caffe has no layer for ArgMax"),
+    "caffe/embed": ("embed (Embed)", "Caffe has no layer for Cast"),
+    "caffe/interp": ("zoom (Interp)", "Caffe has no layer for Resize"),
+    "caffe/interp_crop": ("shrink (Interp)", "Caffe has no layer for Resize"),
+    "caffe/mvn": ("mvn (MVN)", "Caffe has no layer for ReduceMean"),
+    "caffe/normalize": ("norm_all (Normalize)", "Caffe has no layer for ReduceSumSquare"),
+    "caffe/pooling_sparse": ("max_sparse (Pooling)", "has no Caffe equivalent"),
+    "caffe/threshold": ("above_zero (Threshold)", "Caffe has no layer for Greater"),
+    "caffe/upsample": ("up2 (Upsample)", "Caffe has no layer for Resize"),
     "caffe/pooling_floor": ("max_floor (Pooling)", "makes 4 outputs where the model has 3"),
-    "caffe/reduction": ("sum (Reduction)", "only a product with a constant matrix"),
+    "caffe/reduction": ("sum (Reduction)", "Caffe has no layer for ReduceSum"),
     "caffe/scale_forms": ("by_input (Scale)", "Caffe's Eltwise needs equal shapes"),
     "caffe/ssd_head": ("priors (PriorBox)", "Caffe layers cannot read constants"),
 }
@@ -113,7 +121,8 @@ def caffe_ok_fixtures():
 # Caffe layers Ferry reads as several IR ops and writes back as several Caffe layers (same
 # outputs, different structure): Swish, Power with scale or shift, Exp and Log with a base, LRN,
 # and Crop (written as Slice), Flatten over some axes (written as Reshape).
-STRUCTURE_CHANGES = {"activations", "lrn", "math", "fcn", "shapes"}
+# ShuffleChannel (Reshape + Permute + Reshape).
+STRUCTURE_CHANGES = {"activations", "lrn", "math", "fcn", "shapes", "shuffle_channel"}
 # The forks' depthwise types are a grouped Convolution.
 SAME_TYPE = {"DepthwiseConvolution": "Convolution", "ConvolutionDepthwise": "Convolution"}
 
