@@ -1,15 +1,21 @@
 """Latency of Ferry against onnxruntime on the same models, in one script run.
 
-Usage: .venv/bin/python tools/bench_peers.py MODEL... [--batch N] [--runs 20] [--threads 2]
-Each model is converted by `ferry convert` to ONNX; `ferry bench` times Ferry's runtime on the
+Usage: .venv/bin/python tools/bench_peers.py [MODEL...] [--apps] [--batch N] [--runs 20] [--threads 2] [--rss]
+Each model is converted by `ferry convert` to ONNX; `ferry bench` times Ferry's plan runtime on the
 model, and onnxruntime (all graph optimizations, intra-op threads = --threads) times the exported
-file on the same batch size. Prints the medians and the ratio Ferry / onnxruntime
-(below 1 means Ferry is faster). FERRY selects the binary (default .build/release/ferry).
+file on the same batch size, models interleaved in one run. Prints a table of medians and the
+ratio Ferry / onnxruntime (below 1 means Ferry is faster), with the plan's arena and the weights.
+--apps adds the keras.applications models of fixtures-large/ (`make fixtures-large`).
+--rss also runs `ferry run` under /usr/bin/time -v and compares its peak resident memory with the
+budget weights + 1.5 x the largest set of intermediates live at once (the plan's peak live bytes).
+FERRY selects the binary (default .build/release/ferry).
 """
 import argparse
 import json
 import os
 import pathlib
+import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -21,19 +27,27 @@ import onnxruntime as ort
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FERRY = os.environ.get("FERRY", str(ROOT / ".build" / "release" / "ferry"))
+APPS = ["mobilenetv2", "resnet50", "vgg16", "efficientnetb0"]
 
 
-def ort_median(path, batch, runs, warmup, threads):
+def ort_session(path, threads):
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def ort_feeds(session, batch):
     rng = np.random.default_rng(0)
     feeds = {}
     for i in session.get_inputs():
         shape = [batch if not isinstance(d, int) else d for d in i.shape]
         feeds[i.name] = rng.uniform(-1, 1, shape).astype(np.float32)
+    return feeds
+
+
+def ort_median(session, feeds, runs, warmup):
     for _ in range(warmup):
         session.run(None, feeds)
     times = []
@@ -44,25 +58,83 @@ def ort_median(path, batch, runs, warmup, threads):
     return statistics.median(times)
 
 
+def ferry_bench(model, args):
+    out = subprocess.run([FERRY, "bench", model, "--json", "--batch", str(args.batch), "--runs", str(args.runs),
+                          "--warmup", str(args.warmup), "--threads", str(args.threads)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def peak_rss_bytes(model, feeds, tmp, threads):
+    """Peak resident memory of `ferry run` on these inputs (whole process: loading included)."""
+    inputs = []
+    for k, (name, value) in enumerate(feeds.items()):
+        path = pathlib.Path(tmp) / f"rss_input_{k}.npy"
+        np.save(path, value)
+        inputs += ["--input", f"{name}={path}"]
+    out_dir = pathlib.Path(tmp) / "rss_out"
+    result = subprocess.run(["/usr/bin/time", "-v", FERRY, "run", model, *inputs, "--output-dir", str(out_dir),
+                             "--force", "--threads", str(threads)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
+    return kb * 1024
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        flags = open("/proc/cpuinfo").read()
+        cpu += ", AVX-512" if "avx512f" in flags else (", AVX2" if "avx2" in flags else "")
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, load {os.getloadavg()[0]:.2f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("models", nargs="+")
+    parser.add_argument("models", nargs="*")
+    parser.add_argument("--apps", action="store_true", help="add fixtures-large/<app>/keras3.h5 for " + ", ".join(APPS))
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rss", action="store_true", help="measure peak RSS of ferry run")
     args = parser.parse_args()
-    print(f"{'model':40} {'ferry ms':>10} {'ort ms':>10} {'ratio':>7}")
+    models = list(args.models)
+    if args.apps:
+        models += [str(ROOT / "fixtures-large" / app / "keras3.h5") for app in APPS]
+    if not models:
+        parser.error("give models or --apps")
+    print(f"machine: {machine()}; batch {args.batch}, {args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up, onnxruntime {ort.__version__}")
+    header = f"| {'model':16} | {'Ferry ms':>9} | {'onnxruntime ms':>14} | {'ratio':>5} | {'arena MB':>8} | {'weights MB':>10} |"
+    if args.rss:
+        header += f" {'peak RSS MB':>11} | {'budget MB':>9} |"
+    print(header)
+    print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
+    ratios = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model in args.models:
-            onnx_path = pathlib.Path(tmp) / (pathlib.Path(model).stem + ".onnx")
+        for model in models:
+            name = pathlib.Path(model).parent.name if pathlib.Path(model).stem.startswith("keras") else pathlib.Path(model).stem
+            onnx_path = pathlib.Path(tmp) / (name + ".onnx")
             subprocess.run([FERRY, "convert", model, onnx_path, "--force"], check=True, capture_output=True)
-            out = subprocess.run([FERRY, "bench", model, "--json", "--batch", str(args.batch), "--runs", str(args.runs),
-                                  "--warmup", str(args.warmup), "--threads", str(args.threads)],
-                                 check=True, capture_output=True, text=True)
-            ferry_ms = json.loads(out.stdout)["medianMilliseconds"]
-            ort_ms = ort_median(onnx_path, args.batch, args.runs, args.warmup, args.threads)
-            print(f"{model:40} {ferry_ms:10.3f} {ort_ms:10.3f} {ferry_ms / ort_ms:7.2f}")
+            session = ort_session(onnx_path, args.threads)
+            feeds = ort_feeds(session, args.batch)
+            figures = ferry_bench(model, args)
+            ort_ms = ort_median(session, feeds, args.runs, args.warmup)
+            ferry_ms = figures["medianMilliseconds"]
+            ratios.append(ferry_ms / ort_ms)
+            row = (f"| {name:16} | {ferry_ms:9.2f} | {ort_ms:14.2f} | {ferry_ms / ort_ms:5.2f} | "
+                   f"{figures['arenaBytes'] / 1e6:8.1f} | {figures['weightsBytes'] / 1e6:10.1f} |")
+            if args.rss:
+                rss = peak_rss_bytes(model, feeds, tmp, args.threads)
+                budget = figures["weightsBytes"] + 1.5 * figures["peakLiveBytes"]
+                row += f" {rss / 1e6:11.1f} | {budget / 1e6:9.1f} |"
+            print(row, flush=True)
     return 0
 
 

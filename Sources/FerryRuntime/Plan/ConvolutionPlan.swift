@@ -133,7 +133,11 @@ extension PlanBuilder {
                             while start < outPlane {
                                 let count = Swift.min(tile, outPlane - start)
                                 parallelChunks(cg, threads: threads) { cs in
-                                    im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
+                                    if count == outPlane && InnerKernels.simd {
+                                        Kernels.im2col(image, channels: cs, geometry: g, into: col)
+                                    } else {
+                                        im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
+                                    }
                                 }
                                 sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: weights, lda: rows,
                                       b: col, ldb: count, beta: 0, c: out + start, ldc: outPlane)
