@@ -55,6 +55,8 @@ public struct PassManager: Sendable {
         EliminateIdentity(),
         EliminateNoOpReshapes(),
         CancelTransposes(),
+        PushTransposes(),
+        MergeReshapes(),
         FoldConstants(),
         FoldPadIntoConv(),
         FuseMatMulAdd(),

@@ -1,7 +1,8 @@
 import FerryIR
 
 /// Moves an activation into the Conv or Gemm producing its input, as the kernel's epilogue,
-/// when nothing else reads the pre-activation value. The fused node records both layers.
+/// when nothing else reads the pre-activation value. The fused node records both layers. A
+/// clamp after a fused Relu or clamp joins it (Relu then Clip(0, 6) becomes Clip(0, 6)).
 public struct FuseActivation: Pass {
     public let name = "fuse-activation"
     public let unit = "activations fused"
@@ -12,9 +13,9 @@ public struct FuseActivation: Pass {
         var i = 0
         while i < graph.nodes.count {
             let node = graph.nodes[i]
-            guard let activation = FusedActivation(node.op),
+            guard let standalone = FusedActivation(node.op),
                   let p = graph.producers()[node.inputs[0]],
-                  graph.nodes[p].op.fusedActivation == nil,
+                  let activation = composed(graph.nodes[p].op.fusedActivation, then: standalone),
                   graph.consumers()[node.inputs[0]]?.count == 1,
                   !graph.outputNames.contains(node.inputs[0]) else {
                 i += 1
@@ -37,5 +38,23 @@ public struct FuseActivation: Pass {
             fused += 1
         }
         return fused
+    }
+
+    /// The one activation computing `second` after `first` (nil: none yet), when there is one:
+    /// Relu then Clip(0, 6) is Keras's ReLU(max_value=6); clamps compose into one clamp.
+    func composed(_ first: FusedActivation?, then second: FusedActivation) -> FusedActivation? {
+        guard let first else { return second }
+        func bounds(_ a: FusedActivation) -> (Float, Float)? {
+            switch a {
+            case .relu: return (0, .infinity)
+            case .clip(let lo, let hi): return (lo ?? -.infinity, hi ?? .infinity)
+            default: return nil
+            }
+        }
+        guard let (a, b) = bounds(first), let (c, d) = bounds(second) else { return nil }
+        let lo = Swift.max(a, c), hi = Swift.min(b, d)
+        guard lo <= hi else { return nil }
+        if lo == 0 && hi == .infinity { return .relu }
+        return .clip(min: lo == -.infinity ? nil : lo, max: hi == .infinity ? nil : hi)
     }
 }
