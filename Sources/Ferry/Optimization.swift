@@ -1,5 +1,16 @@
 import FerryOptimizer
 
+public typealias InterfaceLayout = FerryOptimizer.InterfaceLayout
+
+/// The graph with the interface layout asked for (`--layout`): `.nchw` turns a Keras model's
+/// channels-last image inputs and outputs channels first (`Graph.withChannelsFirstInterface`).
+public func applyingLayout(_ graph: Graph, _ layout: InterfaceLayout) -> Graph {
+    switch layout {
+    case .source: return graph
+    case .nchw: return graph.withChannelsFirstInterface().graph
+    }
+}
+
 /// Runs the standard optimizer pipeline (see FerryOptimizer.PassManager.standardPasses).
 public func optimizeModel(_ graph: Graph) throws -> OptimizationResult {
     try PassManager().optimize(graph)

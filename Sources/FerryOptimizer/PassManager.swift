@@ -53,12 +53,14 @@ public struct PassManager: Sendable {
     /// fusions next, dead-code removal last.
     public static let standardPasses: [any Pass] = [
         EliminateIdentity(),
+        EliminateDuplicates(),
         EliminateNoOpReshapes(),
         CancelTransposes(),
         PushTransposes(),
         MergeReshapes(),
         FoldConstants(),
         FoldPadIntoConv(),
+        FoldPadIntoPool(),
         FuseMatMulAdd(),
         FoldTransposeIntoGemm(),
         FoldBatchNorm(),

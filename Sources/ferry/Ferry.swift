@@ -55,7 +55,18 @@ struct ModelOptions: ParsableArguments {
 
     @Flag(help: "Skip the graph optimizer.")
     var noOptimize = false
+
+    @Option(help: ArgumentHelp("Interface layout: source (the model's own) or nchw.",
+                               discussion: "nchw gives a Keras model's channels-last image inputs and outputs the channels-first order (N, C, H, W) of the graph inside: the converted or run graph then has no Transpose at all. Models already channels first are unchanged."))
+    var layout: InterfaceLayout = .source
+
+    /// Loads the model at `path` with these options' weights and layout.
+    func load(_ path: String) throws -> Graph {
+        applyingLayout(try loadModelSafely(path: path, weights: weights), layout)
+    }
 }
+
+extension InterfaceLayout: ExpressibleByArgument {}
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -76,7 +87,7 @@ struct Inspect: ParsableCommand {
     var passes = false
 
     func run() throws {
-        var graph = try loadModelSafely(path: model, weights: options.weights)
+        var graph = try options.load(model)
         var optimizer: OptimizerSummary?
         if passes {
             let result = try optimizeModel(graph)
@@ -144,7 +155,7 @@ struct Convert: ParsableCommand {
             throw FerryError("the destination would overwrite the source", file: file)
         }
         try refuseExisting(files, force: force)
-        var graph = try loadModelSafely(path: source, weights: options.weights)
+        var graph = try options.load(source)
         // Keras and Caffe are written from the graph as imported: layers, names and weights stay
         // the source's (BatchNorm stays a layer), and the target's tools optimize on their own.
         if !options.noOptimize && !exportsUnoptimizedGraph(format) { graph = try optimizeModel(graph).graph }
@@ -186,7 +197,7 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
-        var graph = try loadModelSafely(path: model, weights: options.weights)
+        var graph = try options.load(model)
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
         let feeds = try readInputFiles(input, for: graph, model: model)
         let outputPaths = output.map { [$0] } ?? graph.outputs.map {
@@ -368,7 +379,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        var graph = try loadModelSafely(path: model, weights: options.weights)
+        var graph = try options.load(model)
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
         var checkOptions = CheckOptions()
         checkOptions.batch = batch

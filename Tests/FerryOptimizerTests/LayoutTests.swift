@@ -85,3 +85,48 @@ import FerryRuntime
         #expect(g.nodes.map(\.op) == [.reshape(shape: [0, 6])])
     }
 }
+
+@Suite struct ChannelsFirstInterfaceTests {
+    /// A Keras-like graph: NHWC input, Rescaling (Mul by a per-channel constant) in NHWC,
+    /// Transpose to NCHW, Conv, Transpose back to an NHWC output; a vector input stays.
+    func kerasImageGraph() -> Graph {
+        var b = GraphBuilder(name: "keras")
+        let x = b.addInput("image", TensorType(.float32, Shape([batch, .fixed(5), .fixed(6), .fixed(3)])))
+        let v = b.addInput("vector", TensorType(.float32, Shape([batch, .fixed(4)])))
+        let s = b.addInitializer("s", randomTensor([3], seed: 120))
+        let m = b.add(.mul, inputs: [x, s], output: "rescaled", origin: origin("rescaling"))
+        let t = b.add(.transpose(perm: [0, 3, 1, 2]), inputs: [m], output: "to_nchw", origin: origin("conv"))
+        let w = b.addInitializer("w", randomTensor([2, 3, 3, 3], seed: 121))
+        let c = b.add(.conv(ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])), inputs: [t, w], output: "c", origin: origin("conv"))
+        let back = b.add(.transpose(perm: [0, 2, 3, 1]), inputs: [c], output: "to_nhwc", origin: origin("conv"))
+        b.addOutput(b.add(.sigmoid, inputs: [back], output: "map", origin: origin("act")))
+        b.addOutput(b.add(.tanh, inputs: [v], output: "vec", origin: nil))
+        return try! b.finish()
+    }
+
+    @Test func nchwInterfaceLeavesNoTransposeAndComputesTheSame() throws {
+        let graph = kerasImageGraph()
+        let (nchw, changed) = graph.withChannelsFirstInterface()
+        #expect(changed == ["image", "map"])
+        #expect(nchw.inputs.map(\.type.shape) == [Shape([batch, .fixed(3), .fixed(5), .fixed(6)]), Shape([batch, .fixed(4)])])
+        #expect(nchw.outputs.map(\.type.shape) == [Shape([batch, .fixed(2), .fixed(5), .fixed(6)]), Shape([batch, .fixed(4)])])
+        let optimized = try PassManager(verifyEachPass: true).optimize(nchw).graph
+        #expect(!optimized.nodes.contains { $0.op.name == "Transpose" }, "\(optimized.nodes.map(\.op.name))")
+        let image = randomTensor([2, 5, 6, 3], seed: 122), vector = randomTensor([2, 4], seed: 123)
+        let before = try ReferenceRuntime(graph: graph).run(["image": image, "vector": vector])
+        let after = try ReferenceRuntime(graph: optimized).run(["image": try ReferenceKernels.transpose(image, perm: [0, 3, 1, 2]), "vector": vector])
+        let expectedMap = try ReferenceKernels.transpose(before["map"]!, perm: [0, 3, 1, 2])
+        #expect(after["map"]!.shape == expectedMap.shape)
+        #expect(zip(after["map"]!.floats, expectedMap.floats).allSatisfy { abs($0 - $1) <= 1e-5 })
+        #expect(after["vec"] == before["vec"])
+    }
+
+    @Test func modelsWithoutEdgeTransposesAreUnchanged() throws {
+        var b = GraphBuilder(name: "caffe")
+        let x = b.addInput("data", TensorType(.float32, Shape([batch, .fixed(3), .fixed(5), .fixed(5)])))
+        let w = b.addInitializer("w", randomTensor([2, 3, 1, 1], seed: 124))
+        b.addOutput(b.add(.conv(ConvAttributes(kernelShape: [1, 1])), inputs: [x, w], output: "y", origin: nil))
+        let (g, changed) = try b.finish().withChannelsFirstInterface()
+        #expect(changed.isEmpty && g.nodes.count == 1 && g.metadata["layout"] == nil)
+    }
+}
