@@ -31,6 +31,7 @@ test-crosscheck:
 test-large: release
 	@test -d fixtures-large || { echo "fixtures-large/ is missing: run 'make fixtures-large' first"; exit 2; }
 	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_keras_fixtures.py -k "run_matches or onnx_export"
+	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_optimizer_claims.py
 	FERRY=$(RELEASE) .venv-fixtures/bin/python tools/crosscheck_export.py
 
 # Keras export in real Keras: every fixture Ferry writes as Keras, loaded with tf_keras 2.21 and

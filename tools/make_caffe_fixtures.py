@@ -1089,6 +1089,61 @@ def write_outputs(d, manifest, outputs, results, spec):
     print(f"{manifest['name']}: " + ", ".join(f"{t}{tuple(r.shape)}" for (t, _), r in zip(outputs, results)))
 
 
+# --------------------------------------------------------------------------------------------
+# A small ResNet in the form of Caffe's ResNet-50 deploy net (issue 6's "must show" for Caffe):
+# bias-free convolutions, each with in-place BatchNorm (use_global_stats) + Scale (bias) and
+# ReLU where ResNet has one, projection and identity shortcuts joined by Eltwise SUM + ReLU, a
+# ceil-rounded MaxPool stem, global AVE pooling, InnerProduct, Softmax.
+# --------------------------------------------------------------------------------------------
+
+def resnet_small():
+    """The net's prototxt text and blob shapes, written block by block as ResNet-50 names them."""
+    text = ['name: "resnet_small"',
+            'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 16 dim: 16 } } }']
+    blobs = {}
+
+    def conv_bn(name, bottom, cin, cout, k, stride=1, pad=0, relu=True):
+        text.append(f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}" convolution_param '
+                    f'{{ num_output: {cout} kernel_size: {k} stride: {stride} pad: {pad} bias_term: false }} }}')
+        text.append(f'layer {{ name: "bn_{name}" type: "BatchNorm" bottom: "{name}" top: "{name}" '
+                    'batch_norm_param { use_global_stats: true } }')
+        text.append(f'layer {{ name: "scale_{name}" type: "Scale" bottom: "{name}" top: "{name}" scale_param {{ bias_term: true }} }}')
+        if relu:
+            text.append(f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}')
+        blobs.update({name: [(cout, cin, k, k)], f"bn_{name}": [(cout,)], f"scale_{name}": [(cout,), (cout,)]})
+        return name
+
+    def block(name, bottom, cin, mid, cout, stride, projection):
+        shortcut = conv_bn(f"{name}_branch1", bottom, cin, cout, 1, stride, relu=False) if projection else bottom
+        a = conv_bn(f"{name}_branch2a", bottom, cin, mid, 1, stride)
+        b = conv_bn(f"{name}_branch2b", a, mid, mid, 3, pad=1)
+        c = conv_bn(f"{name}_branch2c", b, mid, cout, 1, relu=False)
+        text.append(f'layer {{ name: "{name}" type: "Eltwise" bottom: "{shortcut}" bottom: "{c}" top: "{name}" }}')
+        text.append(f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}')
+        return name
+
+    conv_bn("conv1", "data", 3, 8, 3, stride=2, pad=1)
+    text.append('layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" '
+                'pooling_param { pool: MAX kernel_size: 3 stride: 2 } }')
+    x = block("res2a", "pool1", 8, 4, 16, 1, projection=True)
+    x = block("res2b", x, 16, 4, 16, 1, projection=False)
+    x = block("res3a", x, 16, 8, 32, 2, projection=True)
+    text.append(f'layer {{ name: "pool5" type: "Pooling" bottom: "{x}" top: "pool5" '
+                'pooling_param { pool: AVE global_pooling: true } }')
+    text.append('layer { name: "fc5" type: "InnerProduct" bottom: "pool5" top: "fc5" inner_product_param { num_output: 5 } }')
+    text.append('layer { name: "prob" type: "Softmax" bottom: "fc5" top: "prob" }')
+    blobs["fc5"] = [(5, 32), (5,)]
+    return "\n".join(text) + "\n", blobs
+
+
+RESNET_SMALL, RESNET_SMALL_BLOBS = resnet_small()
+NETS["resnet_small"] = dict(
+    text=RESNET_SMALL, blobs=RESNET_SMALL_BLOBS, inputs={"data": (3, 16, 16)},
+    description="Small ResNet in Caffe ResNet-50 form: 12 bias-free Convolutions with in-place BatchNorm + Scale "
+                "(+ ReLU), projection and identity blocks joined by Eltwise SUM + ReLU, MaxPool stem, global AVE "
+                "pooling, InnerProduct, Softmax. The optimizer must leave no BatchNorm, Scale or ReLU node.")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", help="net names to (re)generate")

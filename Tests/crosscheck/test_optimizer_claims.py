@@ -1,0 +1,61 @@
+"""Issue 6's "must show": a ResNet from Caffe (BatchNorm + Scale) and from Keras optimizes to
+convolutions carrying their BatchNorms, Scales, residual Adds and ReLUs, with at most one
+Transpose per input and output (none with --layout nchw), and computes what it computed
+before. The Keras ResNet50 part runs under `make test-large` (fixtures-large/)."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import KERAS_FIXTURES, ROOT, ferry, within_tolerance
+
+CAFFE_RESNET = ROOT / "fixtures" / "caffe" / "resnet_small"
+ABSORBED = {"BatchNormalization", "Mul", "Add", "Sub", "Div", "Relu", "Clip"}
+
+
+def optimized_ops(model, *args):
+    data = json.loads(ferry("inspect", model, "--passes", "--json", *args, check=True).stdout)
+    return {o["op"]: o["count"] for o in data["ops"]}, data
+
+
+def run(model, inputs, out_dir, *args):
+    names = [f"{name}={path}" for name, path in inputs]
+    ferry("run", model, *sum((["--input", n] for n in names), []), "--output-dir", out_dir, "--force", *args, check=True)
+    return out_dir
+
+
+def test_caffe_resnet_keeps_only_convolutions_and_computes_the_same(tmp_path):
+    manifest = json.loads((CAFFE_RESNET / "manifest.json").read_text())
+    ops, data = optimized_ops(CAFFE_RESNET / "net.prototxt")
+    assert not ABSORBED & set(ops), ops
+    assert ops["Conv"] == 12 and "Transpose" not in ops
+    assert data["optimizer"]["nodesAfter"] == sum(ops.values()) < data["optimizer"]["nodesBefore"]
+    inputs = [(i["name"], CAFFE_RESNET / i["npy"]) for i in manifest["inputs"]]
+    fast = run(CAFFE_RESNET / "net.prototxt", inputs, tmp_path / "optimized")
+    plain = run(CAFFE_RESNET / "net.prototxt", inputs, tmp_path / "plain", "--no-optimize")
+    for out in manifest["outputs"]:
+        a, b = np.load(fast / f"{out['name']}.npy"), np.load(plain / f"{out['name']}.npy")
+        within_tolerance(a, b, tol=1e-5)
+        within_tolerance(a, np.load(CAFFE_RESNET / out["npy"]))
+
+
+RESNET50 = KERAS_FIXTURES / "resnet50"
+
+
+@pytest.mark.skipif(not (RESNET50 / "manifest.json").exists(), reason="fixtures-large/resnet50 not built (make fixtures-large)")
+def test_keras_resnet50_keeps_only_convolutions_and_one_edge_transpose(tmp_path):
+    manifest = json.loads((RESNET50 / "manifest.json").read_text())
+    variant = manifest["variants"][0]
+    model = RESNET50 / variant["file"]
+    ops, _ = optimized_ops(model)
+    assert not ABSORBED & set(ops), ops
+    assert ops.get("Transpose", 0) <= len(variant["inputs"]) + len(variant["outputs"])
+    nchw_ops, _ = optimized_ops(model, "--layout", "nchw")
+    assert "Transpose" not in nchw_ops and not ABSORBED & set(nchw_ops)
+    inputs = [(i["name"], RESNET50 / i["npy"]) for i in variant["inputs"]]
+    fast = run(model, inputs, tmp_path / "optimized")
+    plain = run(model, inputs, tmp_path / "plain", "--no-optimize")
+    for out in variant["outputs"]:
+        a, b = np.load(fast / f"{out['name']}.npy"), np.load(plain / f"{out['name']}.npy")
+        within_tolerance(a, b, tol=1e-5)
+        within_tolerance(a, np.load(RESNET50 / out["npy"]))
