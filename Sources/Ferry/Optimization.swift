@@ -3,11 +3,11 @@ import FerryOptimizer
 public typealias InterfaceLayout = FerryOptimizer.InterfaceLayout
 
 /// The graph with the interface layout asked for (`--layout`): `.nchw` turns a Keras model's
-/// channels-last image inputs and outputs channels first (`Graph.withChannelsFirstInterface`).
+/// channels-last image inputs and outputs channels first (`Graph.movingInterfaceToChannelsFirst`).
 public func applyingLayout(_ graph: Graph, _ layout: InterfaceLayout) -> Graph {
     switch layout {
     case .source: return graph
-    case .nchw: return graph.withChannelsFirstInterface().graph
+    case .nchw: return graph.movingInterfaceToChannelsFirst().graph
     }
 }
 

@@ -17,31 +17,33 @@ extension Graph {
     /// and transposed back in the graph, each output transposed to (N, C, spatial...): the
     /// optimizer's push-transposes and cancel-transposes then remove every pair. Other inputs
     /// and outputs (sequences, vectors, models already channels first) stay as they are.
-    /// Returns the graph and the names of the inputs and outputs it changed.
-    public func withChannelsFirstInterface() -> (graph: Graph, changed: [String]) {
+    /// Returns the graph and the names of the inputs and outputs it changed. (Unlike the
+    /// exporters' `withChannelsFirstInterface`, which removes edge Transposes that read an input
+    /// directly, this reaches past elementwise layers such as Keras's Rescaling.)
+    public func movingInterfaceToChannelsFirst() -> (graph: Graph, changed: [String]) {
         var g = self
         var changed: [String] = []
         let producers = producers(), consumers = consumers()
         for (k, input) in inputs.enumerated() {
             let rank = input.type.shape.rank
-            guard rank >= 3, reachesTranspose(from: input.name, perm: Self.toChannelsFirst(rank), consumers) else { continue }
+            guard rank >= 3, reachesTranspose(from: input.name, perm: channelsFirstPermutation(rank: rank), consumers) else { continue }
             let lastInternal = g.freshName("\(input.name)/channels_last")
             g.replaceUses(of: input.name, with: lastInternal)
-            let perm = Self.toChannelsLast(rank)
+            let perm = channelsLastPermutation(rank: rank)
             g.nodes.insert(Node(name: "\(input.name)/to_channels_last", op: .transpose(perm: perm), inputs: [input.name],
                                 outputs: [lastInternal]), at: 0)
             let d = input.type.shape.dims
-            g.inputs[k].type = TensorType(input.type.dtype, Shape(Self.toChannelsFirst(rank).map { d[$0] }))
+            g.inputs[k].type = TensorType(input.type.dtype, Shape(channelsFirstPermutation(rank: rank).map { d[$0] }))
             changed.append(input.name)
         }
         for output in outputs {
             let rank = output.type.shape.rank
-            guard rank >= 3, comesFromTranspose(output.name, perm: Self.toChannelsLast(rank), producers) else { continue }
+            guard rank >= 3, comesFromTranspose(output.name, perm: channelsLastPermutation(rank: rank), producers) else { continue }
             // The producer now writes an internal name; a Transpose writes the output's name.
             let lastInternal = g.freshName("\(output.name)/channels_last")
             for i in g.nodes.indices { g.nodes[i].outputs = g.nodes[i].outputs.map { $0 == output.name ? lastInternal : $0 } }
             g.replaceUses(of: output.name, with: lastInternal)
-            g.nodes.append(Node(name: "\(output.name)/to_channels_first", op: .transpose(perm: Self.toChannelsFirst(rank)),
+            g.nodes.append(Node(name: "\(output.name)/to_channels_first", op: .transpose(perm: channelsFirstPermutation(rank: rank)),
                                 inputs: [lastInternal], outputs: [output.name]))
             changed.append(output.name)
         }
@@ -54,11 +56,6 @@ extension Graph {
         }
         return (g, changed)
     }
-
-    /// (N, spatial..., C) -> (N, C, spatial...).
-    static func toChannelsFirst(_ rank: Int) -> [Int] { [0, rank - 1] + Array(1..<(rank - 1)) }
-    /// (N, C, spatial...) -> (N, spatial..., C).
-    static func toChannelsLast(_ rank: Int) -> [Int] { [0] + Array(2..<rank) + [1] }
 
     /// Whether every path from `value` through single-input layout-blind ops ends in a Transpose by `perm`.
     func reachesTranspose(from value: String, perm: [Int], _ consumers: [String: [Int]]) -> Bool {

@@ -59,6 +59,7 @@ public struct PassManager: Sendable {
         PushTransposes(),
         MergeReshapes(),
         FoldConstants(),
+        MergeAffineChains(),
         FoldPadIntoConv(),
         FoldPadIntoPool(),
         FuseMatMulAdd(),

@@ -106,7 +106,7 @@ import FerryRuntime
 
     @Test func nchwInterfaceLeavesNoTransposeAndComputesTheSame() throws {
         let graph = kerasImageGraph()
-        let (nchw, changed) = graph.withChannelsFirstInterface()
+        let (nchw, changed) = graph.movingInterfaceToChannelsFirst()
         #expect(changed == ["image", "map"])
         #expect(nchw.inputs.map(\.type.shape) == [Shape([batch, .fixed(3), .fixed(5), .fixed(6)]), Shape([batch, .fixed(4)])])
         #expect(nchw.outputs.map(\.type.shape) == [Shape([batch, .fixed(2), .fixed(5), .fixed(6)]), Shape([batch, .fixed(4)])])
@@ -126,7 +126,7 @@ import FerryRuntime
         let x = b.addInput("data", TensorType(.float32, Shape([batch, .fixed(3), .fixed(5), .fixed(5)])))
         let w = b.addInitializer("w", randomTensor([2, 3, 1, 1], seed: 124))
         b.addOutput(b.add(.conv(ConvAttributes(kernelShape: [1, 1])), inputs: [x, w], output: "y", origin: nil))
-        let (g, changed) = try b.finish().withChannelsFirstInterface()
+        let (g, changed) = try b.finish().movingInterfaceToChannelsFirst()
         #expect(changed.isEmpty && g.nodes.count == 1 && g.metadata["layout"] == nil)
     }
 }
