@@ -6,11 +6,19 @@
 #   onnxruntime, OpenCV), used for cross-checks.
 # Quick and quiet when everything is already there. `--fixtures` also makes .venv-fixtures
 # (TensorFlow, tf_keras, Keras 3) for tools/make_fixtures.py; the tests never need it.
+# `--tf2onnx` makes .venv-tf2onnx (tf2onnx and its TensorFlow) for tools/bench_tf2onnx.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_fixtures=0
-[ "${1:-}" = "--fixtures" ] && want_fixtures=1
+want_tf2onnx=0
+for arg in "$@"; do
+    case "$arg" in
+        --fixtures) want_fixtures=1 ;;
+        --tf2onnx) want_tf2onnx=1 ;;
+        *) echo "usage: tools/setup.sh [--fixtures] [--tf2onnx]" >&2; exit 2 ;;
+    esac
+done
 
 log() { echo "setup: $*" >&2; }
 
@@ -49,4 +57,7 @@ make_venv() {
 make_venv .venv tools/requirements.txt
 if [ $want_fixtures -eq 1 ]; then
     make_venv .venv-fixtures tools/requirements-fixtures.txt
+fi
+if [ $want_tf2onnx -eq 1 ]; then
+    make_venv .venv-tf2onnx tools/requirements-tf2onnx.txt
 fi
