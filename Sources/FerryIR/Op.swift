@@ -135,6 +135,11 @@ public enum Op: Sendable, Hashable {
     case gru(RecurrentAttributes)
     case rnn(RecurrentAttributes)
 
+    // Detection
+    /// SSD's DetectionOutput (Caffe): inputs loc, conf, priors; output (1, 1, detections, 7).
+    /// No ONNX equivalent: export refuses it.
+    case detectionOutput(DetectionOutputAttributes)
+
     /// Whether a node may list a prefix of the outputs and name unused ones "" (the recurrent
     /// ops, as ONNX allows); every other op's node names each output.
     public var hasOptionalOutputs: Bool {
@@ -228,6 +233,7 @@ public enum Op: Sendable, Hashable {
         case .lstm: return "LSTM"
         case .gru: return "GRU"
         case .rnn: return "RNN"
+        case .detectionOutput: return "DetectionOutput"
         }
     }
 
@@ -247,6 +253,7 @@ public enum Op: Sendable, Hashable {
         case .layerNormalization: return (2, 3)
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual, .and, .or: return (2, 2)
         case .where: return (3, 3)
+        case .detectionOutput: return (3, 3)
         case .concat: return (1, Int.max)
         case .gather: return (2, 2)
         case .lstm: return (3, 8)

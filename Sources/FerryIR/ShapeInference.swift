@@ -341,6 +341,9 @@ extension Op {
 
         case .resize, .lstm, .gru, .rnn:
             return try inferResizeOrRecurrent(inputs)
+
+        case .detectionOutput(let a):
+            return [try a.outputType(loc: try input(0), conf: try input(1), priors: try input(2))]
         }
     }
 }

@@ -315,6 +315,12 @@ struct NodeContext {
                 proto.input = [node.inputs[0], roi, noScales, addInitializer("\(node.name)_sizes", int64s(sizes))]
             }
 
+        case .detectionOutput:
+            // ONNX's NonMaxSuppression differs (no per-class top_k before NMS, no keep_top_k
+            // across classes, other box coding and outputs): no faithful decomposition.
+            throw FerryError("ONNX has no DetectionOutput (SSD decoding with per-class NMS and keep_top_k); "
+                             + "the net cannot be exported to ONNX with this layer: cut the graph before it")
+
         case .lstm(let a), .gru(let a), .rnn(let a):
             // Trailing absent inputs are left out, as ONNX allows.
             while proto.input.last == "" { proto.input.removeLast() }
@@ -650,6 +656,8 @@ struct NodeContext {
             allowed = true
         case .lstm, .gru, .rnn:
             allowed = dtype.isFloatingPoint
+        case .detectionOutput:
+            allowed = true
         case .pad:
             // Pad-2 takes floats, Pad-11 every number, Pad-13 bool as well.
             allowed = dtype.isFloatingPoint || (opset >= 11 && dtype != .bool) || opset >= 13

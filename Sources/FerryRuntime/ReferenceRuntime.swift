@@ -17,6 +17,8 @@ public enum ReferenceKernels {
             return true
         case .resize(let a):
             return a.mode == .nearest || inputTypes.first == .float32
+        case .detectionOutput:
+            return inputTypes.allSatisfy { $0 == .float32 }
         case .lstm, .gru, .rnn:
             return inputTypes.enumerated().allSatisfy { i, t in t == nil || t == (i == 4 ? .int32 : .float32) }
         case .gather:
@@ -138,6 +140,7 @@ public enum ReferenceKernels {
         case .spaceToDepth(let b): return [try spaceToDepth(try input(0), blockSize: b)]
         case .resize(let a): return [try resize(try input(0), a)]
         case .lstm, .gru, .rnn: return try recurrent(op, inputs)
+        case .detectionOutput(let a): return [try detectionOutput(try input(0), try input(1), try input(2), a)]
         }
     }
 }

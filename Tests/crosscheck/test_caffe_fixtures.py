@@ -44,6 +44,14 @@ def test_run_matches_opencv(model_dir, manifest, tmp_path):
 @pytest.mark.parametrize("model_dir,manifest", caffe_cases("ok"))
 def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, manifest, tmp_path):
     onnx_path = tmp_path / "model.onnx"
+    if manifest.get("onnx_error"):
+        # A layer ONNX cannot express (DetectionOutput): exit 2 naming it, no file written.
+        result = ferry("convert", model_dir / "net.prototxt", onnx_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and manifest["onnx_error"] in lines[0], result.stderr
+        assert not onnx_path.exists()
+        return
     ferry("convert", model_dir / "net.prototxt", onnx_path, check=True)
     model = onnx.load(onnx_path)
     onnx.checker.check_model(model, full_check=True)

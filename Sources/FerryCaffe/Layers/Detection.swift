@@ -66,3 +66,33 @@ func buildPriorBox(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue]
     let variances = (0..<(boxes.count / 4)).flatMap { _ in variance.count == 1 ? Array(repeating: variance[0], count: 4) : variance }
     return [ctx.constant("priors", shape: [1, 2, boxes.count], boxes + variances)]
 }
+
+/// DetectionOutput (SSD): bottoms loc, conf (scores, after the net's softmax) and the priors
+/// of the PriorBox layers -> the IR's DetectionOutput (decode, per-class NMS, keep_top_k).
+/// nms_param's top_k limits each class's candidates before NMS, keep_top_k the image's
+/// detections after it; a confidence_threshold left out keeps every score.
+func buildDetectionOutput(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    guard inputs.count == 3 else {
+        throw ctx.error("expects three bottoms (loc, conf, priors), has \(inputs.count)")
+    }
+    let p = ctx.layer.detectionOutputParam
+    guard p.hasNumClasses, p.numClasses > 0 else { throw ctx.error("num_classes must be given and positive") }
+    guard !p.hasSaveOutputParam || p.saveOutputParam.outputDirectory.isEmpty else {
+        throw ctx.error("save_output_param writes result files during a run: remove it to import the net")
+    }
+    let nms = p.nmsParam
+    let code: BoxCodeType
+    switch p.codeType {
+    case .corner: code = .corner
+    case .centerSize: code = .centerSize
+    case .cornerSize: code = .cornerSize
+    }
+    let attributes = DetectionOutputAttributes(
+        numClasses: Int(p.numClasses), shareLocation: p.shareLocation, backgroundLabelId: Int(p.backgroundLabelID),
+        codeType: code, varianceEncodedInTarget: p.varianceEncodedInTarget,
+        confidenceThreshold: p.hasConfidenceThreshold ? p.confidenceThreshold : nil,
+        nmsThreshold: nms.nmsThreshold, eta: nms.eta,
+        topK: nms.hasTopK && nms.topK >= 0 ? Int(nms.topK) : nil,
+        keepTopK: p.keepTopK >= 0 ? Int(p.keepTopK) : nil, clip: p.clip)
+    return [try ctx.emit(.detectionOutput(attributes), inputs, role: "detections")]
+}

@@ -59,6 +59,7 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "ArgMax": buildArgMax,
     // Detection (SSD)
     "PriorBox": buildPriorBox,
+    "DetectionOutput": buildDetectionOutput,
     "Dropout": buildPassThrough,
 ]
 
