@@ -28,18 +28,19 @@ public enum CaffeImporter {
         let mainFile = prototxt ?? weights ?? ""
         do {
             let definition: Caffe_NetParameter
+            let order: [Bool]
             var weightsNet: Caffe_NetParameter?
             if let prototxt {
-                definition = try CaffeFiles.readPrototxt(prototxt)
+                (definition, order) = try CaffeFiles.readPrototxtWithLayerOrder(prototxt)
                 if let weights { weightsNet = try CaffeFiles.readCaffemodel(weights) }
             } else if let weights {
-                definition = try CaffeFiles.readCaffemodel(weights)
+                (definition, order) = try CaffeFiles.readCaffemodelWithLayerOrder(weights)
                 weightsNet = definition
             } else {
                 throw FerryError("no prototxt or caffemodel given")
             }
             do {
-                return try importNet(definition, weights: weightsNet, missingWeights: missingWeights)
+                return try importNet(definition, weights: weightsNet, missingWeights: missingWeights, layerOrder: order)
             } catch let e as FerryError {
                 throw e.inFile(mainFile)
             }
@@ -50,14 +51,14 @@ public enum CaffeImporter {
 
     /// Builds the graph of a decoded net; `weights` supplies blobs by layer name.
     static func importNet(_ net: Caffe_NetParameter, weights: Caffe_NetParameter?,
-                          missingWeights: MissingWeights = .error) throws -> Graph {
+                          missingWeights: MissingWeights = .error, layerOrder: [Bool] = []) throws -> Graph {
         var blobsByLayer: [String: [Caffe_BlobProto]] = [:]
         if let weights {
             for l in try weights.allLayers() where !l.blobs.isEmpty && blobsByLayer[l.name] == nil {
                 blobsByLayer[l.name] = l.blobs
             }
         }
-        let allLayers = try net.allLayers()
+        let allLayers = try net.allLayers(order: layerOrder)
         let layers = allLayers.filter(includedInTestPhase)
         var metadata = ["source_format": "caffe"]
         if !net.layers.isEmpty { metadata["caffe_layer_format"] = net.layer.isEmpty ? "V1" : "V1+V2" }

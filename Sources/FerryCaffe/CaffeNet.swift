@@ -10,9 +10,14 @@ enum CaffeFiles {
     /// line and column of the top-level entry that does not parse (swift-protobuf does not
     /// report positions), and the layer's name when one can be read.
     static func readPrototxt(_ path: String) throws -> Caffe_NetParameter {
+        try readPrototxtWithLayerOrder(path).net
+    }
+
+    /// The net and the list (V1 or V2) of each of its layer entries in file order.
+    static func readPrototxtWithLayerOrder(_ path: String) throws -> (net: Caffe_NetParameter, order: [Bool]) {
         let text = try readText(path)
         do {
-            return try Caffe_NetParameter(textFormatString: text)
+            return (try Caffe_NetParameter(textFormatString: text), layerListOrder(text: text))
         } catch {
             throw FerryError(describeTextError(error, in: text), file: path)
         }
@@ -20,6 +25,11 @@ enum CaffeFiles {
 
     /// Decodes a binary NetParameter (a `.caffemodel`).
     static func readCaffemodel(_ path: String) throws -> Caffe_NetParameter {
+        try readCaffemodelWithLayerOrder(path).net
+    }
+
+    /// The net and the list (V1 or V2) of each of its layer entries in file order.
+    static func readCaffemodelWithLayerOrder(_ path: String) throws -> (net: Caffe_NetParameter, order: [Bool]) {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
@@ -29,7 +39,7 @@ enum CaffeFiles {
         do {
             var options = BinaryDecodingOptions()
             options.messageDepthLimit = 64
-            return try Caffe_NetParameter(serializedBytes: data, options: options)
+            return (try Caffe_NetParameter(serializedBytes: data, options: options), layerListOrder(binary: data))
         } catch {
             throw FerryError("not a binary Caffe NetParameter (.caffemodel): \(error)", file: path)
         }
@@ -58,14 +68,14 @@ enum CaffeFiles {
         return what
     }
 
-    private struct Entry {
+    fileprivate struct Entry {
         var range: Range<String.Index>
         var line: Int
         var column: Int
     }
 
     /// Splits text format into top-level entries by tracking braces outside strings and comments.
-    private static func topLevelEntries(_ text: String) -> [Entry] {
+    fileprivate static func topLevelEntries(_ text: String) -> [Entry] {
         var entries: [Entry] = []
         var depth = 0
         var start: String.Index?
@@ -192,10 +202,22 @@ extension Caffe_LayerParameter {
 }
 
 extension Caffe_NetParameter {
-    /// Every layer in V2 form, V1 `layers` and V2 `layer` entries in file order of each list
-    /// (Caffe itself refuses a net with both; Ferry takes V1 entries first, then V2).
-    func allLayers() throws -> [Caffe_LayerParameter] {
-        try layers.map { try Caffe_LayerParameter(v1: $0) } + layer
+    /// Every layer in V2 form. `order` gives the list (true: V1 `layers`) of each entry in file
+    /// order, so that a file mixing the two keeps its sequence (Caffe itself refuses the mix);
+    /// entries it does not cover follow, V1 first.
+    func allLayers(order: [Bool] = []) throws -> [Caffe_LayerParameter] {
+        var result: [Caffe_LayerParameter] = []
+        var nextV1 = 0, nextV2 = 0
+        for isV1 in order {
+            if isV1, nextV1 < layers.count {
+                result.append(try Caffe_LayerParameter(v1: layers[nextV1]))
+                nextV1 += 1
+            } else if !isV1, nextV2 < layer.count {
+                result.append(layer[nextV2])
+                nextV2 += 1
+            }
+        }
+        return try result + layers[nextV1...].map { try Caffe_LayerParameter(v1: $0) } + layer[nextV2...]
     }
 }
 
@@ -225,5 +247,53 @@ extension Caffe_BlobProto {
     var values: [Float] {
         if !data.isEmpty { return data }
         return doubleData.map { Float($0) }
+    }
+}
+
+extension CaffeFiles {
+    /// The list each top-level layer entry of a text file belongs to, in file order (true: V1
+    /// `layers`, false: V2 `layer`): protobuf keeps the two lists apart, the file interleaves them.
+    static func layerListOrder(text: String) -> [Bool] {
+        topLevelEntries(text).compactMap { entry -> Bool? in
+            let t = text[entry.range]
+            guard t.hasPrefix("layer") else { return nil }
+            let rest = t.dropFirst(5)
+            func separates(_ c: Character?) -> Bool { c.map { $0.isWhitespace || $0 == "{" || $0 == ":" || $0 == "<" } ?? false }
+            if rest.first == "s" && separates(rest.dropFirst().first) { return true }
+            return separates(rest.first) ? false : nil
+        }
+    }
+
+    /// The same for a binary NetParameter: fields 2 (`layers`) and 100 (`layer`) in the order the
+    /// top-level message holds them; empty when the bytes do not walk cleanly.
+    static func layerListOrder(binary data: Data) -> [Bool] {
+        var order: [Bool] = []
+        var i = data.startIndex
+        func varint() -> UInt64? {
+            var value: UInt64 = 0, shift: UInt64 = 0
+            while i < data.endIndex, shift < 64 {
+                let b = data[i]
+                i += 1
+                value |= UInt64(b & 0x7f) << shift
+                if b & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while i < data.endIndex {
+            guard let key = varint() else { return [] }
+            switch key & 7 {
+            case 0: guard varint() != nil else { return [] }
+            case 1: i += 8
+            case 5: i += 4
+            case 2:
+                guard let n = varint(), n <= UInt64(data.endIndex - i) else { return [] }
+                i += Int(n)
+                if key >> 3 == 2 { order.append(true) } else if key >> 3 == 100 { order.append(false) }
+            default: return []
+            }
+            guard i <= data.endIndex else { return [] }
+        }
+        return order
     }
 }

@@ -79,6 +79,29 @@ func net(_ text: String) throws -> Caffe_NetParameter { try Caffe_NetParameter(t
         #expect(g.nodes.map(\.op) == [.leakyRelu(alpha: 0.5)])
     }
 
+    @Test func mixedV1AndV2EntriesKeepTheFileOrder() throws {
+        // A V2 layer first, then a V1 layer reading its top, then V2 again.
+        let text = """
+            input: "x" input_shape { dim: 1 dim: 2 }
+            layer { name: "a" type: "Sigmoid" bottom: "x" top: "y" }
+            layers { name: "b" type: RELU bottom: "y" top: "z" }
+            layer { name: "c" type: "TanH" bottom: "z" top: "w" }
+            """
+        let order = CaffeFiles.layerListOrder(text: text)
+        #expect(order == [false, true, false])
+        let n = try net(text)
+        #expect(try n.allLayers(order: order).map(\.name) == ["a", "b", "c"])
+        let g = try CaffeImporter.importNet(n, weights: nil, layerOrder: order)
+        #expect(g.nodes.map(\.op) == [.sigmoid, .relu, .tanh])
+        // A binary file interleaving the lists (concatenated messages merge into one net).
+        var data = Data()
+        for entry in text.split(separator: "\n").dropFirst() {
+            data += try net(String(entry)).serializedBytes() as Data
+        }
+        #expect(CaffeFiles.layerListOrder(binary: data) == [false, true, false])
+        #expect(try Caffe_NetParameter(serializedBytes: data).allLayers(order: [false, true, false]).map(\.name) == ["a", "b", "c"])
+    }
+
     @Test func inPlaceChainsKeepTheBlobNameOnTheLastVersion() throws {
         let n = try net("""
             input: "x" input_shape { dim: 1 dim: 2 }
