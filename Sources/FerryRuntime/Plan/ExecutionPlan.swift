@@ -15,11 +15,15 @@ public final class PlanRuntime {
     /// Plans kept at most (a few batch sizes); the oldest is dropped first.
     private static let cacheLimit = 4
     private var planOrder: [[[Int]]] = []
+    /// A node whose output size depends on the data (DetectionOutput) cannot have an arena
+    /// offset: such graphs run on the reference runtime.
+    private let hasDataDependentShapes: Bool
 
     /// Validates the graph (verifies, every op is supported); `threads` defaults to every core.
     public init(graph: Graph, threads: Int? = nil) throws {
         if let threads, threads < 1 { throw FerryError("thread count must be at least 1, got \(threads)") }
         reference = try ReferenceRuntime(graph: graph)
+        hasDataDependentShapes = graph.nodes.contains { if case .detectionOutput = $0.op { return true } else { return false } }
         self.graph = graph
         self.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
     }
@@ -37,6 +41,7 @@ public final class PlanRuntime {
 
     /// Runs the graph on inputs keyed by graph input name; returns the graph outputs by name.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        if hasDataDependentShapes { return try reference.run(inputs) }
         let bound = try reference.bindInputs(inputs)
         return try plan(forShapes: bound.mapValues(\.shape)).run(bound)
     }
