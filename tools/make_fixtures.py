@@ -466,6 +466,27 @@ def build_time_distributed(k):
     return k.Model([frames, seq], [a, b], name="time_distributed")
 
 
+def build_norm_axes(k):
+    L = k.layers
+    x_in = k.Input(shape=(4, 5, 6), name="fmap")
+    seq = k.Input(shape=(3, 4), name="sequence")
+    return k.Model([x_in, seq], [
+        L.LayerNormalization(axis=1, name="layernorm_rows")(x_in),
+        L.LayerNormalization(axis=2, center=False, name="layernorm_cols")(x_in),
+        L.LayerNormalization(axis=1, scale=False, epsilon=0.01, name="layernorm_time")(seq),
+        L.Normalization(mean=[0.5, -1.0, 2.0, 0.0], variance=[4.0, 0.25, 1.0, 9.0], invert=True,
+                        name="denormalize")(seq),
+    ], name="norm_axes")
+
+
+def build_layernorm_rms(k):
+    L = k.layers
+    x_in = k.Input(shape=(3, 6), name="x")
+    return k.Model(x_in, [L.LayerNormalization(rms_scaling=True, name="rms_last")(x_in),
+                          L.LayerNormalization(axis=1, rms_scaling=True, name="rms_time")(x_in)],
+                   name="layernorm_rms")
+
+
 # name -> (builder, description, expect, error_layer, probability outputs to
 # check for saturation: {output index: "softmax" | "sigmoid"})
 MODELS = {
@@ -594,6 +615,14 @@ MODELS = {
                          "TimeDistributed Conv2D, MaxPooling2D and Flatten over video frames into an "
                          "LSTM, and TimeDistributed Dense over a sequence.",
                          "ok", None, {}),
+    "norm_axes": (build_norm_axes,
+                  "LayerNormalization over non-trailing axes (axis 1 or 2, center or scale "
+                  "off) and Normalization with invert=True.",
+                  "ok", None, {}),
+    "layernorm_rms": (build_layernorm_rms,
+                      "Keras 3's LayerNormalization rms_scaling (x / sqrt(var + eps) * gamma) over the "
+                      "last axis and axis 1.",
+                      "ok", None, {}, {"frameworks": ("keras3",)}),
     "custom_layer": (build_custom_layer,
                      "Error fixture: a registered custom layer ('doubler', package "
                      "ferrytest): its code is not in the file.",

@@ -67,34 +67,34 @@ struct BatchNormalizationSpec: KerasLayer {
     }
 }
 
-/// LayerNormalization over trailing axes of the Keras-layout tensor (the last, or a run of
-/// axes ending with the last): gamma and beta have the shape of those axes.
+/// LayerNormalization over any axes of the Keras-layout tensor: gamma and beta have the sizes
+/// of those axes. Over trailing axes it is the IR's LayerNormalization; over others, reductions:
+/// (x - mean) / sqrt(var + eps) * gamma + beta. Keras 3's (deprecated) rms_scaling computes
+/// x / sqrt(var + eps) * gamma: the variance, without subtracting the mean, and no beta.
 struct LayerNormalizationSpec: KerasLayer {
     var axes: [Int]
     var epsilon: Float
     var center: Bool
     var scale: Bool
+    var rmsScaling: Bool
 
     init(config: ConfigReader) throws {
         axes = try normalizationAxes(config, default: [-1])
         epsilon = try config.float("epsilon", default: 1e-3)
-        center = try config.bool("center", default: true)
-        scale = try config.bool("scale", default: true)
-        if try config.bool("rms_scaling", default: false) {
-            throw config.error("LayerNormalization with rms_scaling is not supported yet")
-        }
+        rmsScaling = try config.bool("rms_scaling", default: false)
+        center = try config.bool("center", default: true) && !rmsScaling
+        scale = try config.bool("scale", default: true) || rmsScaling
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let x = try ctx.kerasLayout(single(inputs, ctx))
         let rank = x.rank
-        let normalized = axes.map { $0 < 0 ? $0 + rank : $0 }.sorted()
-        guard let first = normalized.first, first >= 1, normalized == Array(first..<rank) else {
-            throw ctx.error("LayerNormalization over axes \(axes) of a rank-\(rank) input is not supported "
-                            + "(only trailing axes)")
+        let normalized = Set(axes.map { $0 < 0 ? $0 + rank : $0 }).sorted()
+        guard let first = normalized.first, first >= 1, normalized.last! < rank else {
+            throw ctx.error("LayerNormalization over axes \(axes) is out of range for a rank-\(rank) input")
         }
         var shape: [Int] = []
-        for a in first..<rank {
+        for a in normalized {
             guard let d = x.shape[a].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
             shape.append(d)
         }
@@ -102,10 +102,26 @@ struct LayerNormalizationSpec: KerasLayer {
         var specs: [WeightSpec] = []
         if scale { specs.append(WeightSpec(role: "gamma", shape: shape)) }
         if center { specs.append(WeightSpec(role: "beta", shape: shape)) }
-        let w = try ctx.weights(specs)
-        let gamma = scale ? w[0] : ctx.constant("gamma", Tensor(shape: shape, floats: Array(repeating: 1, count: count)))
-        let beta: IRValue? = center ? w[scale ? 1 : 0] : nil
-        let y = try ctx.emit(.layerNormalization(axis: first, epsilon: epsilon), [x, gamma, beta], role: "layernorm")
+        let trailing = normalized == Array(first..<rank)
+        // Weights broadcast along the normalized axes (already so when they are trailing).
+        var bshape = Array(repeating: 1, count: rank)
+        for (a, d) in zip(normalized, shape) { bshape[a] = d }
+        let w = try ctx.weights(specs) { _, t in trailing ? t : t.reshaped(bshape) }
+        if trailing && !rmsScaling {
+            let gamma = scale ? w[0] : ctx.constant("gamma", Tensor(shape: shape, floats: Array(repeating: 1, count: count)))
+            let beta: IRValue? = center ? w[scale ? 1 : 0] : nil
+            let y = try ctx.emit(.layerNormalization(axis: first, epsilon: epsilon), [x, gamma, beta], role: "layernorm")
+            return [KerasTensor(keras: y)]
+        }
+        let mean = try ctx.emit(.reduce(.mean, axes: normalized, keepDims: true), [x], role: "mean")
+        let centered = try ctx.emit(.sub, [x, mean], role: "centered")
+        let squares = try ctx.emit(.mul, [centered, centered], role: "squares")
+        let variance = try ctx.emit(.reduce(.mean, axes: normalized, keepDims: true), [squares], role: "variance")
+        let eps = ctx.constant("epsilon", Tensor(shape: [], floats: [epsilon]))
+        let std = try ctx.emit(.sqrt, [try ctx.emit(.add, [variance, eps], role: "variance_eps")], role: "std")
+        var y = try ctx.emit(.div, [rmsScaling ? x : centered, std], role: "normalized")
+        if scale { y = try ctx.emit(.mul, [y, w[0]], role: "gamma") }
+        if center { y = try ctx.emit(.add, [y, w[scale ? 1 : 0]], role: "beta") }
         return [KerasTensor(keras: y)]
     }
 }
@@ -166,18 +182,18 @@ struct UnitNormalizationSpec: KerasLayer {
 }
 
 /// The Normalization preprocessing layer: (x - mean) / max(sqrt(variance), 1e-7) along the
-/// kept axes, with mean and variance from the config (given to the constructor) or from the
+/// kept axes (or its inverse with invert=True), with mean and variance from the config (given to the constructor) or from the
 /// weights (adapted: mean, variance, count). Folded into a multiply and an add.
 struct PreprocessingNormalizationSpec: KerasLayer {
     var axes: [Int]
+    /// invert=True maps normalized values back: mean + x * max(sqrt(variance), 1e-7).
+    var invert: Bool
     var mean: [Float]?
     var variance: [Float]?
 
     init(config: ConfigReader) throws {
         axes = config.raw("axis") == nil ? [] : try normalizationAxes(config, default: [-1])
-        if try config.bool("invert", default: false) {
-            throw config.error("Normalization with invert=True is not supported yet")
-        }
+        invert = try config.bool("invert", default: false)
         mean = try config.floats("mean")
         variance = try config.floats("variance")
         guard (mean == nil) == (variance == nil) else { throw config.error("Normalization has mean without variance") }
@@ -208,8 +224,9 @@ struct PreprocessingNormalizationSpec: KerasLayer {
             m = ctx.builder.graph.initializers[w[0].name]!.floats
             v = ctx.builder.graph.initializers[w[1].name]!.floats
         }
-        let scale = v.map { 1 / max($0.squareRoot(), 1e-7) }
-        let shift = zip(m, scale).map { -$0 * $1 }
+        let std = v.map { max($0.squareRoot(), 1e-7) }
+        let scale = invert ? std : std.map { 1 / $0 }
+        let shift = invert ? m : zip(m, scale).map { -$0 * $1 }
         // Broadcast shape: the kept axes' sizes, 1 elsewhere (kept axes are in increasing order).
         var bshape = Array(repeating: 1, count: rank)
         for (a, d) in zip(kept, statShape) { bshape[a] = d }
