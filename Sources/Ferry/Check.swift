@@ -247,7 +247,10 @@ public func randomInputs(for graph: Graph, options: CheckOptions, sample: Int) t
     var feeds: [String: Tensor] = [:]
     for input in graph.inputs {
         let shape = input.type.shape.dims.map { $0.value ?? options.batch }
-        let count = shape.reduce(1, *)
+        // The shape comes from the model file: check it before allocating for it.
+        guard shape.allSatisfy({ $0 >= 0 }), let count = checkedElementCount(shape), count <= 1 << 30 else {
+            throw FerryError("input '\(input.name)' of shape \(shape) is too large to fill with random data")
+        }
         let range = options.ranges[input.name] ?? options.defaultRange
         switch input.type.dtype {
         case .float32:

@@ -159,9 +159,12 @@ final class CaffeContext {
         let dims = b.dims
         let values = b.values
         func squeezed(_ d: [Int]) -> [Int] { Array(d.drop(while: { $0 == 1 })) }
-        let count = expected.reduce(1, *)
+        // Both shapes come from the file (the layer's parameters, the blob's dims): checked products.
+        guard expected.allSatisfy({ $0 >= 0 }), let count = checkedElementCount(expected) else {
+            throw error("weight blob \(index) (\(role)): the layer's parameters need a blob of shape \(expected), which is not a valid size")
+        }
         let fits = dims == expected || squeezed(dims) == squeezed(expected)
-            || (b.isLegacyShaped && dims.reduce(1, *) == count)
+            || (b.isLegacyShaped && checkedElementCount(dims) == count)
             || (dims.isEmpty && count == 1)
         guard fits else {
             throw error("weight blob \(index) (\(role)) has shape \(dims); the layer needs \(expected)")
@@ -243,3 +246,7 @@ final class CaffeContext {
         return g
     }
 }
+
+/// The most elements a constant that the importer makes itself (not read from the file: prior
+/// boxes, reduction weights) may have; a damaged file's sizes must not become an allocation bomb.
+let largestGeneratedConstant = 1 << 26

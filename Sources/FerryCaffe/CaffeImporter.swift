@@ -163,7 +163,7 @@ public enum CaffeImporter {
 
     /// An input's type: float32 with the first dimension (the batch) open.
     static func inputType(_ dims: [Int], name: String) throws -> TensorType {
-        guard !dims.isEmpty, dims.allSatisfy({ $0 >= 0 }), dims.dropFirst().allSatisfy({ $0 > 0 }),
+        guard !dims.isEmpty, dims.allSatisfy({ $0 >= 0 && $0 <= Op.largestSize }), dims.dropFirst().allSatisfy({ $0 > 0 }),
               checkedElementCount(dims) != nil else {
             throw FerryError("input shape \(dims) is not a valid shape", layer: name, layerType: "Input")
         }

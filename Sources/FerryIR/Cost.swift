@@ -13,31 +13,34 @@ extension Graph {
     public func estimatedFLOPs(batch: Int = 1) -> Int? {
         let bound = bindingSymbolicDims(to: batch)
         guard let types = try? bound.inferTypes() else { return nil }
-        var total = 0
+        // In Double: a damaged file's sizes must give a huge estimate, not an overflow trap.
+        func product(_ sizes: some Sequence<Int>) -> Double { sizes.reduce(1.0) { $0 * Double($1) } }
+        func count(_ name: String) -> Double? { types[name]?.shape.fixedSizes.map { product($0) } }
+        var total = 0.0
         for node in nodes {
-            guard let out = node.outputs.first(where: { !$0.isEmpty }).flatMap({ types[$0] })?.shape.elementCount else { return nil }
+            guard let out = node.outputs.first(where: { !$0.isEmpty }).flatMap(count) else { return nil }
             switch node.op {
             case .conv:
                 guard let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
-                total += 2 * out * w.dropFirst().reduce(1, *)
+                total += 2 * out * product(w.dropFirst())
             case .convTranspose:
                 // Every input cell meets every weight of its group once.
-                guard let x = types[node.inputs[0]]?.shape.elementCount,
+                guard let x = count(node.inputs[0]),
                       let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
-                total += 2 * x * w.dropFirst().reduce(1, *)
+                total += 2 * x * product(w.dropFirst())
             case .gemm(let a):
                 guard let s = types[node.inputs[0]]?.shape.fixedSizes else { return nil }
-                total += 2 * out * (a.transA ? s[0] : s[1])
+                total += 2 * out * Double(a.transA ? s[0] : s[1])
             case .matMul:
                 guard let s = types[node.inputs[0]]?.shape.fixedSizes, let k = s.last else { return nil }
-                total += 2 * out * k
+                total += 2 * out * Double(k)
             case .maxPool(let p), .averagePool(let p):
-                total += out * p.kernelShape.reduce(1, *)
+                total += out * product(p.kernelShape)
             case .globalAveragePool, .globalMaxPool:
-                total += types[node.inputs[0]]?.shape.elementCount ?? 0
+                total += count(node.inputs[0]) ?? 0
             case .max, .min, .sum, .mean:
                 // One operation per output element for each input after the first (Mean divides too).
-                total += out * Swift.max(node.inputs.count - 1, 1)
+                total += out * Double(Swift.max(node.inputs.count - 1, 1))
             case .batchNormalization:
                 // Folded to a per-channel scale and shift: a multiply-add per element.
                 total += 2 * out
@@ -46,12 +49,12 @@ extension Graph {
                 total += 6 * out
             case .lrn(let size, _, _, _):
                 // A multiply-add per window element, then the power and the division.
-                total += out * (2 * size + 2)
+                total += out * (2 * Double(size) + 2)
             case .lpNormalization:
                 total += 3 * out
             case .reduce, .argMax, .argMin:
                 // One operation per input element.
-                total += types[node.inputs[0]]?.shape.elementCount ?? 0
+                total += count(node.inputs[0]) ?? 0
             case .reshape, .flatten, .transpose, .identity:
                 break
             case .concat, .split, .slice, .pad, .squeeze, .unsqueeze, .tile, .expand, .gather,
@@ -60,20 +63,21 @@ extension Graph {
             case .resize(let a):
                 // Taps per output element: 1 nearest, 2 per resized axis linear, 4 cubic.
                 let taps = a.mode == .nearest ? 0 : (a.mode == .linear ? 2 : 4)
-                total += out * 2 * taps
+                total += out * 2 * Double(taps)
             case .lstm, .gru, .rnn:
                 // Per step, batch row and direction: X·W and H·R (2 flops per multiply-add),
                 // plus a few elementwise operations per gate unit.
                 guard let x = types[node.inputs[0]]?.shape.fixedSizes,
                       let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
-                let steps = x[0] * x[1], (dirs, gates, inputSize) = (w[0], w[1], w[2])
-                let hidden = gates / node.op.recurrentGateCount
+                guard x.count >= 2, w.count >= 3 else { return nil }
+                let steps = Double(x[0]) * Double(x[1]), (dirs, gates, inputSize) = (Double(w[0]), Double(w[1]), Double(w[2]))
+                let hidden = Double(w[1] / Swift.max(node.op.recurrentGateCount, 1))
                 total += steps * dirs * (2 * gates * (inputSize + hidden) + 4 * gates)
             default:
                 total += out
             }
         }
-        return total
+        return total < 9e18 ? Int(total) : nil
     }
 }
 

@@ -40,8 +40,8 @@ public struct Shape: Sendable, Hashable, CustomStringConvertible, ExpressibleByA
 
     public var isFullyFixed: Bool { fixedSizes != nil }
 
-    /// Number of elements when every dimension is fixed.
-    public var elementCount: Int? { fixedSizes.map { $0.reduce(1, *) } }
+    /// Number of elements when every dimension is fixed (nil too when the product overflows).
+    public var elementCount: Int? { fixedSizes.flatMap(checkedElementCount) }
 
     public subscript(axis: Int) -> Dim {
         get { dims[axis] }

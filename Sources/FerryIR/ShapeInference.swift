@@ -1,7 +1,65 @@
 /// Output types of each op from its input types (ONNX shape-inference rules). Absent optional
 /// inputs are nil. Errors say what is inconsistent; callers attach the node's source layer.
 extension Op {
+    /// The largest size or attribute value Ferry accepts (Int32's range). Sizes and attributes
+    /// come from model files; within this bound the rules' sums and pairwise products cannot
+    /// overflow, so a damaged file gets an error instead of an arithmetic trap. Slice also takes
+    /// ONNX's "to the end" sentinels (Int64's extremes), which its rule clamps first.
+    public static let largestSize = Int(Int32.max)
+
+    /// Output types of the op for the given input types, after checking that every integer
+    /// attribute and every input dimension is within `largestSize`, and that every output's
+    /// element count is within `Int`'s range.
     public func inferOutputTypes(_ inputs: [TensorType?]) throws -> [TensorType] {
+        if let bad = firstOutOfRangeInteger() {
+            throw FerryError("\(name) has an attribute value \(bad) outside Ferry's range (±\(Op.largestSize))")
+        }
+        for case let t? in inputs {
+            for case .fixed(let n) in t.shape.dims where n < 0 || n > Op.largestSize {
+                throw FerryError("\(name) has an input of shape \(t.shape), with a dimension outside 0...\(Op.largestSize)")
+            }
+            guard t.shape.fixedSizes.map({ checkedElementCount($0) != nil }) ?? true else {
+                throw FerryError("\(name) has an input of shape \(t.shape), whose element count overflows")
+            }
+        }
+        let outputs = try inferOutputTypesUnchecked(inputs)
+        for t in outputs {
+            for case .fixed(let n) in t.shape.dims where n < 0 || n > Op.largestSize {
+                throw FerryError("\(name) would make an output of shape \(t.shape), with a dimension outside 0...\(Op.largestSize)")
+            }
+            guard t.shape.fixedSizes.map({ checkedElementCount($0) != nil }) ?? true else {
+                throw FerryError("\(name) would make an output of shape \(t.shape), whose element count overflows")
+            }
+        }
+        return outputs
+    }
+
+    /// The first integer attribute (at any depth of the op's attribute values) outside
+    /// ±`largestSize` (Slice: other than Int64's extremes).
+    func firstOutOfRangeInteger() -> Int? {
+        var isSlice = false
+        if case .slice = self { isSlice = true }
+        func scan(_ value: Any, depth: Int, sentinels: Bool) -> Int? {
+            switch value {
+            case let n as Int:
+                return (sentinels && (n == Int.max || n == Int.min)) || (n >= -Op.largestSize && n <= Op.largestSize) ? nil : n
+            case let n as Int64:
+                return scan(Int(n), depth: depth, sentinels: sentinels)
+            case is Float, is Double, is Bool, is String, is Int32, is [Float]:
+                return nil
+            default:
+                guard depth < 6 else { return nil }
+                for child in Mirror(reflecting: value).children {
+                    let ends = sentinels || (isSlice && (child.label == "starts" || child.label == "ends"))
+                    if let bad = scan(child.value, depth: depth + 1, sentinels: ends) { return bad }
+                }
+                return nil
+            }
+        }
+        return scan(self, depth: 0, sentinels: false)
+    }
+
+    func inferOutputTypesUnchecked(_ inputs: [TensorType?]) throws -> [TensorType] {
         func input(_ i: Int) throws -> TensorType {
             guard i < inputs.count, let t = inputs[i] else {
                 throw FerryError("\(name) is missing input \(i)")

@@ -44,12 +44,16 @@ struct H5FloatArray {
 final class H5File {
     let path: String
     private let file: H5Handle
+    /// The file's size: data a Keras file holds (weights, attributes) must fit in it, so a
+    /// declared size beyond it is refused before anything is allocated for it.
+    let fileSize: Int
 
     init(path: String) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else {
             throw FerryError("no such file", file: path)
         }
+        fileSize = ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? Int) ?? 0
         guard H5Fis_hdf5(path) > 0 else {
             throw FerryError("not an HDF5 file", file: path)
         }
@@ -96,7 +100,7 @@ final class H5File {
         let fileType = try H5Handle(H5Aget_type(attr.id), closer: H5Tclose, orThrow: fail("cannot read its type"))
         let space = try H5Handle(H5Aget_space(attr.id), closer: H5Sclose, orThrow: fail("cannot read its shape"))
         let points = H5Sget_simple_extent_npoints(space.id)
-        guard points >= 0, points <= 1 << 24 else { throw fail("has an invalid number of elements (\(points))") }
+        guard points >= 0, points <= 1 << 24, Int(points) <= fileSize else { throw fail("has an invalid number of elements (\(points))") }
         let count = Int(points)
         // An empty list (a layer without weights) is written by h5py as an empty float array.
         if count == 0 { return [] }
@@ -125,7 +129,7 @@ final class H5File {
         let size = H5Tget_size(fileType.id)
         guard size > 0, size <= 1 << 28 else { throw fail("has an invalid string size \(size)") }
         let (total, overflow) = Int(size).multipliedReportingOverflow(by: count)
-        guard !overflow, total <= 1 << 28 else { throw fail("is too large (\(count) strings of \(size) bytes)") }
+        guard !overflow, total <= 1 << 28, total <= fileSize else { throw fail("is too large (\(count) strings of \(size) bytes)") }
         let memType = try H5Handle(H5Tcopy(fileType.id), closer: H5Tclose, orThrow: fail("cannot copy its type"))
         var bytes = [UInt8](repeating: 0, count: total)
         let status = bytes.withUnsafeMutableBytes { H5Aread(attr.id, memType.id, $0.baseAddress) }
@@ -186,6 +190,13 @@ final class H5File {
         }
         guard let count = checkedElementCount(dims), count <= 1 << 31 else {
             throw fail("shape \(dims) is too large")
+        }
+        // Keras writes weights uncompressed, so their bytes are in the file: a shape that needs
+        // more is a damaged (or hostile) header, refused before allocating for it.
+        let itemSize = max(Int(H5Tget_size(type.id)), 1)
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: itemSize)
+        guard !overflow, bytes <= fileSize else {
+            throw fail("shape \(dims) needs \(count) elements of \(itemSize) bytes, more than the whole file (\(fileSize) bytes)")
         }
         var status: herr_t = 0
         let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in

@@ -222,12 +222,16 @@ final class KerasModelSource {
             guard let entry = archive[name] else {
                 throw FerryError("not a Keras .keras file (the archive has no \(name))")
             }
-            guard entry.uncompressedSize <= UInt64(limit) else {
-                throw FerryError("the archive member \(name) is too large (\(entry.uncompressedSize) bytes)")
-            }
+            try checkDeclaredSize(entry, name, limit: limit)
             var data = Data()
             do {
-                _ = try archive.extract(entry, consumer: { data.append($0) })
+                _ = try archive.extract(entry, consumer: { chunk in
+                    // The header's size may lie: stop at what it declared, not at what the stream holds.
+                    guard data.count + chunk.count <= Int(entry.uncompressedSize) else { throw SizeLie() }
+                    data.append(chunk)
+                })
+            } catch is SizeLie {
+                throw FerryError("the archive member \(name) holds more than the \(entry.uncompressedSize) bytes its header declares")
             } catch {
                 throw FerryError("cannot extract \(name) from the archive (\(error))")
             }
@@ -241,12 +245,30 @@ final class KerasModelSource {
         guard let weightsEntry = archive["model.weights.h5"] else {
             throw FerryError("not a Keras .keras file (the archive has no model.weights.h5)")
         }
+        // Extracted to a private temporary file of our naming (member paths never name files on
+        // disk), no larger than its header declares, and that declaration must be one deflate
+        // could keep its promise to (at most about 1032:1).
+        try checkDeclaredSize(weightsEntry, "model.weights.h5", limit: 1 << 40)
         let temp = FileManager.default.temporaryDirectory
             .appendingPathComponent("ferry-\(UUID().uuidString).weights.h5")
         do {
-            _ = try archive.extract(weightsEntry, to: temp)
+            guard FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw FerryError("cannot create a temporary file for model.weights.h5 in \(temp.deletingLastPathComponent().path)")
+            }
+            let sink = try FileHandle(forWritingTo: temp)
+            defer { try? sink.close() }
+            var written = 0
+            _ = try archive.extract(weightsEntry, consumer: { chunk in
+                written += chunk.count
+                guard written <= Int(weightsEntry.uncompressedSize) else { throw SizeLie() }
+                try sink.write(contentsOf: chunk)
+            })
         } catch {
             try? FileManager.default.removeItem(at: temp)
+            if error is SizeLie {
+                throw FerryError("the archive member model.weights.h5 holds more than the \(weightsEntry.uncompressedSize) bytes its header declares")
+            }
+            if let e = error as? FerryError { throw e }
             throw FerryError("cannot extract model.weights.h5 from the archive (\(error))")
         }
         do {
@@ -260,6 +282,19 @@ final class KerasModelSource {
             throw wrapped
         }
     }
+
+    /// Refuses a member whose declared size is over `limit`, or more than deflate can expand its
+    /// compressed bytes to (a zip bomb's header).
+    private static func checkDeclaredSize(_ entry: Entry, _ name: String, limit: Int) throws {
+        guard entry.uncompressedSize <= UInt64(limit) else {
+            throw FerryError("the archive member \(name) is too large (\(entry.uncompressedSize) bytes)")
+        }
+        guard entry.uncompressedSize <= entry.compressedSize &* 1100 &+ 65536 else {
+            throw FerryError("the archive member \(name) declares \(entry.uncompressedSize) bytes from \(entry.compressedSize) compressed ones, more than deflate can produce")
+        }
+    }
+
+    private struct SizeLie: Error {}
 
     /// The top-level `keras_version` of a JSON object (to_json output, metadata.json), if any.
     private static func kerasVersionInJSON(_ json: String) -> String? {

@@ -10,7 +10,7 @@ struct FerryCommand: ParsableCommand {
         commandName: "ferry",
         abstract: "Convert, run and check neural-network models (Keras, Caffe, ONNX).",
         version: "0.1.0",
-        subcommands: [Inspect.self, Convert.self, Run.self, Check.self, Bench.self, GraphCommand.self, ProbeModel.self]
+        subcommands: [Inspect.self, Convert.self, Run.self, Check.self, Bench.self, GraphCommand.self, ProbeModel.self, FuzzTarget.self]
     )
 
     /// Parses and runs, mapping errors to the documented exit statuses: 0 success,
@@ -143,9 +143,8 @@ struct Convert: ParsableCommand {
             }
             format = f
         }
-        if URL(fileURLWithPath: source).standardizedFileURL == URL(fileURLWithPath: destination).standardizedFileURL {
-            throw FerryError("the destination is the source; refusing to overwrite an input", file: destination)
-        }
+        // ONNX may write its weights to <destination>.data beside it.
+        try refuseOverwritingInputs([destination, destination + ".data"], inputs: modelFiles(source, weights: options.weights))
         if let opset {
             guard format == .onnx else { throw FerryError("--opset applies to ONNX output only", file: destination) }
             guard (13...21).contains(opset) else { throw FerryError("--opset \(opset): ONNX output is written at opsets 13 to 21") }
@@ -203,6 +202,7 @@ struct Run: ParsableCommand {
         let outputPaths = output.map { [$0] } ?? graph.outputs.map {
             URL(fileURLWithPath: outputDir!).appendingPathComponent(outputFileName(for: $0.name)).path
         }
+        try refuseOverwritingInputs(outputPaths, inputs: modelFiles(model, weights: options.weights) + inputFilePaths(input))
         try refuseExisting(outputPaths, force: force)
         let results = try runModel(graph, inputs: feeds, threads: threads)
         if let output {
@@ -275,6 +275,9 @@ struct Check: ParsableCommand {
     @Option(help: "Caffe weights of the second model.")
     var weightsB: String?
 
+    @Flag(help: "Replace existing report, JUnit and golden files.")
+    var force = false
+
     func validate() throws {
         let single = saveGolden != nil || golden != nil
         guard models.count == (single ? 1 : 2) else {
@@ -284,7 +287,16 @@ struct Check: ParsableCommand {
         guard samples >= 1, batch >= 1 else { throw ValidationError("--samples and --batch must be at least 1") }
     }
 
+    /// The files this check writes.
+    var outputFiles: [String] {
+        [report, junit, saveGolden.map { URL(fileURLWithPath: $0).appendingPathComponent("golden.json").path }].compactMap { $0 }
+    }
+
     func run() throws {
+        let inputs = modelFiles(models[0], weights: weights) + (models.count > 1 ? modelFiles(models[1], weights: weightsB) : [])
+            + inputFilePaths(input)
+        try refuseOverwritingInputs(outputFiles, inputs: inputs)
+        try refuseExisting(outputFiles, force: force)
         var options = CheckOptions()
         options.samples = samples
         options.seed = seed
@@ -423,6 +435,7 @@ struct GraphCommand: ParsableCommand {
     }
 
     func run() throws {
+        try refuseOverwritingInputs([output], inputs: models.flatMap { modelFiles($0, weights: $0 == models[0] ? weights : nil) })
         try refuseExisting([output], force: force)
         let first = try loadModelSafely(path: models[0], weights: weights)
         let text: String
@@ -443,6 +456,48 @@ func refuseExisting(_ paths: [String], force: Bool) throws {
     for path in paths where FileManager.default.fileExists(atPath: path) {
         throw FerryError("exists already; use --force to replace it", file: path)
     }
+}
+
+/// An input is never overwritten, --force or not: an output that is the same file as an input
+/// (by path after resolving links, or by device and inode) is refused before anything is read.
+func refuseOverwritingInputs(_ outputs: [String], inputs: [String?]) throws {
+    func identity(_ path: String) -> (String, [FileAttributeKey: Any]?) {
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let resolved = url.deletingLastPathComponent().resolvingSymlinksInPath().appendingPathComponent(url.lastPathComponent)
+        return (resolved.resolvingSymlinksInPath().path, try? FileManager.default.attributesOfItem(atPath: path))
+    }
+    let sources = inputs.compactMap { $0 }.map(identity)
+    for output in outputs {
+        let (path, attributes) = identity(output)
+        for (inputPath, inputAttributes) in sources {
+            var same = path == inputPath
+            if let a = attributes, let b = inputAttributes,
+               let da = a[.systemNumber] as? Int, let db = b[.systemNumber] as? Int,
+               let ia = a[.systemFileNumber] as? Int, let ib = b[.systemFileNumber] as? Int {
+                same = same || (da == db && ia == ib)
+            }
+            if same { throw FerryError("is also an input of this command; refusing to overwrite an input", file: output) }
+        }
+    }
+}
+
+/// The files named by `--input` options ([NAME=]FILE).
+func inputFilePaths(_ specs: [String]) -> [String] {
+    specs.map { spec in
+        if let eq = spec.firstIndex(of: "="), !FileManager.default.fileExists(atPath: spec) {
+            return String(spec[spec.index(after: eq)...])
+        }
+        return spec
+    }
+}
+
+/// A model's files: itself, its weights, and the .caffemodel a .prototxt reads from beside it.
+func modelFiles(_ model: String, weights: String?) -> [String?] {
+    var files: [String?] = [model, weights]
+    if model.lowercased().hasSuffix(".prototxt") {
+        files.append(URL(fileURLWithPath: model).deletingPathExtension().appendingPathExtension("caffemodel").path)
+    }
+    return files
 }
 
 /// The tensors of `--input` options: `NAME=FILE.npy`, a bare `FILE.npy` (taken in the model's

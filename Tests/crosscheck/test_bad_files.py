@@ -1,6 +1,7 @@
 """A fast, deterministic corpus of damaged model files: every one must end in exit 0 or in exit 2
 with one `error:` line, never a crash, a hang or a traceback. tools/fuzz.py runs the same
 mutations at scale; cases it found that once crashed or hung are kept in fixtures/bad/."""
+import json
 import pathlib
 import random
 import subprocess
@@ -14,6 +15,7 @@ SEEDS = {
     "caffemodel": sorted((ROOT / "fixtures/caffe").glob("*/*.caffemodel"))[:4],
     "prototxt": sorted((ROOT / "fixtures/caffe").glob("*/*.prototxt"))[:4],
     "npy": sorted((ROOT / "fixtures/npy").glob("*.npy"))[:6],
+    "keras": sorted((ROOT / "fixtures/keras").glob("*/keras3.keras"))[:4],
 }
 
 
@@ -65,11 +67,19 @@ def test_damaged_file_is_refused_cleanly(fmt, source, k, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
 
 
-def test_a_file_libhdf5_loops_on_is_refused_in_time():
-    """Found by tools/fuzz.py: libhdf5 reads this damaged .h5 forever (H5HG_read). The child
-    process that reads HDF5 first is stopped at the time limit and the file refused."""
-    model = ROOT / "fixtures/bad/libhdf5_loops.h5"
-    result = subprocess.run([FERRY, "inspect", str(model)], capture_output=True, text=True, timeout=60,
-                            env={"FERRY_PROBE_TIMEOUT": "3", "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"error: {model}: ") and "did not finish" in result.stderr
+MANIFEST = json.loads((ROOT / "fixtures/bad/manifest.json").read_text())["files"]
+
+
+@pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
+def test_a_file_that_once_crashed_is_refused(entry):
+    """Regression fixtures from tools/fuzz.py (fixtures/bad/manifest.json says what each did).
+    The libhdf5 ones crash or hang inside the library: the child process that reads HDF5 first
+    turns that into exit 2 naming the file."""
+    model = ROOT / "fixtures/bad" / entry["file"]
+    env = {"FERRY_PROBE_TIMEOUT": str(entry.get("probe_timeout", 20)), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([FERRY, "inspect", str(model)], capture_output=True, text=True, timeout=120,
+                            errors="replace", env=env)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, f"exit {result.returncode}: {result.stderr[-2000:]}"
+    assert len(lines) == 1 and lines[0].startswith(f"error: {model}: "), result.stderr[-2000:]
+    assert entry["error"] in lines[0]

@@ -84,9 +84,8 @@ func buildInnerProduct(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRVa
     let axis = try caffeAxis(p.axis, rank: x.rank, ctx)
     let outputs = Int(p.numOutput)
     guard outputs > 0 else { throw ctx.error("num_output must be positive") }
-    guard let k = x.shape.dims[axis...].reduce(Optional(1), { acc, d in d.value.flatMap { v in acc.map { $0 * v } } }),
-          k > 0 else {
-        throw ctx.error("the input's dimensions from axis \(axis) must be known, got \(x.shape)")
+    guard let sizes = Shape(Array(x.shape.dims[axis...])).fixedSizes, let k = checkedElementCount(sizes), k > 0 else {
+        throw ctx.error("the input's dimensions from axis \(axis) must be known, non-zero and of a product within Int's range, got \(x.shape)")
     }
     let wShape = p.transpose ? [k, outputs] : [outputs, k]
     var w = try ctx.blob(0, role: "weight", shape: wShape)

@@ -70,7 +70,7 @@ func buildPermute(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
 func buildConcat(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     guard !inputs.isEmpty else { throw ctx.error("expects at least one bottom") }
     let p = ctx.layer.concatParam
-    let raw = p.hasConcatDim && !p.hasAxis ? Int32(p.concatDim) : p.axis
+    let raw = p.hasConcatDim && !p.hasAxis ? Int32(clamping: p.concatDim) : p.axis
     let axis = try caffeAxis(raw, rank: inputs[0].rank, ctx)
     if inputs.count == 1 { return inputs }
     return [try ctx.emit(.concat(axis: axis), inputs, role: "concat")]
@@ -81,7 +81,7 @@ func buildConcat(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
 func buildSlice(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let x = try single(inputs, ctx)
     let p = ctx.layer.sliceParam
-    let raw = p.hasSliceDim && !p.hasAxis ? Int32(p.sliceDim) : p.axis
+    let raw = p.hasSliceDim && !p.hasAxis ? Int32(clamping: p.sliceDim) : p.axis
     let axis = try caffeAxis(raw, rank: x.rank, ctx)
     guard let n = x.size(axis) else { throw ctx.error("the sliced axis \(axis) of \(x.shape) must be known") }
     let tops = ctx.layer.top.count

@@ -42,7 +42,13 @@ func buildPriorBox(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue]
     let stepW = p.hasStep ? Double(p.step) : p.hasStepW ? Double(p.stepW) : imageW / Double(layerW)
     let offset = Double(p.offset)
 
+    // The boxes are made here, not read from the file: bound their number before making them.
+    let perCell = minSizes.count * (1 + (maxSizes.isEmpty ? 0 : 1) + ratios.count - 1)
+    guard let cells = checkedElementCount([layerH, layerW, perCell, 8]), cells <= largestGeneratedConstant else {
+        throw ctx.error("a \(layerH) x \(layerW) feature map with \(perCell) priors per cell is too many boxes")
+    }
     var boxes: [Float] = []
+    boxes.reserveCapacity(cells / 2)
     for h in 0..<layerH {
         for w in 0..<layerW {
             let cx = (Double(w) + offset) * stepW, cy = (Double(h) + offset) * stepH
