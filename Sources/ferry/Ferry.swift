@@ -143,16 +143,14 @@ struct Convert: ParsableCommand {
             }
             format = f
         }
-        // ONNX may write its weights to <destination>.data beside it.
-        try refuseOverwritingInputs([destination, destination + ".data"], inputs: modelFiles(source, weights: options.weights))
         if let opset {
             guard format == .onnx else { throw FerryError("--opset applies to ONNX output only", file: destination) }
             guard (13...21).contains(opset) else { throw FerryError("--opset \(opset): ONNX output is written at opsets 13 to 21") }
         }
         let files = outputFiles(for: destination, format: format)
-        for file in files where URL(fileURLWithPath: source).standardizedFileURL == URL(fileURLWithPath: file).standardizedFileURL {
-            throw FerryError("the destination would overwrite the source", file: file)
-        }
+        // ONNX may also write its weights to <destination>.data beside it.
+        try refuseOverwritingInputs(files + (format == .onnx ? [destination + ".data"] : []),
+                                    inputs: modelFiles(source, weights: options.weights))
         try refuseExisting(files, force: force)
         var graph = try options.load(source)
         // Keras and Caffe are written from the graph as imported: layers, names and weights stay

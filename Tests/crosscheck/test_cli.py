@@ -83,6 +83,32 @@ def test_existing_outputs_need_force(tmp_path):
     assert ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", y, "--force").returncode == 0
 
 
+def test_an_input_is_never_overwritten_even_with_force(tmp_path):
+    model = tmp_path / "m.h5"
+    model.write_bytes((MLP / "keras3.h5").read_bytes())
+    x = tmp_path / "x.npy"
+    x.write_bytes((MLP / "input_0.npy").read_bytes())
+    link = tmp_path / "link.npy"
+    link.symlink_to(x)
+    for args in (["run", model, "--input", x, "--output", x, "--force"],
+                 ["run", model, "--input", x, "--output", link, "--force"],
+                 ["convert", model, tmp_path / "." / "m.h5", "--force"],
+                 ["check", model, model, "--report", model, "--force"]):
+        result = ferry(*args)
+        assert result.returncode == 2 and "refusing to overwrite an input" in result.stderr, result.stderr
+    assert x.read_bytes() == (MLP / "input_0.npy").read_bytes()
+    assert model.read_bytes() == (MLP / "keras3.h5").read_bytes()
+
+
+def test_check_reports_need_force(tmp_path):
+    report = tmp_path / "r.json"
+    report.write_text("keep")
+    result = ferry("check", MLP / "keras3.h5", MLP / "keras3.h5", "--report", report)
+    assert result.returncode == 2 and "--force" in result.stderr and report.read_text() == "keep"
+    assert ferry("check", MLP / "keras3.h5", MLP / "keras3.h5", "--report", report, "--force").returncode == 0
+    assert report.read_text() != "keep"
+
+
 def test_inspect_passes_text_and_json():
     import json
     flatten = KERAS_FIXTURES / "cnn_flatten" / "keras3.h5"
