@@ -158,10 +158,12 @@ class Harness:
     """One `ferry fuzz-target` process, fed a case at a time."""
 
     def __init__(self, fmt, log):
-        args = [FERRY, "fuzz-target"]
+        args = [FERRY, "fuzz-target", "--work", str(pathlib.Path(log).parent)]
         if fmt == "npy":
             args += ["--model", str(NPY_MODEL)]
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", FERRY_NO_ISOLATION="1")
+        # Its own temporary folder: what a killed child leaves (.keras weights) is removed with it.
+        self.temp = pathlib.Path(tempfile.mkdtemp(prefix="child-", dir=pathlib.Path(log).parent))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", FERRY_NO_ISOLATION="1", TMPDIR=str(self.temp))
 
         def limits():
             resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
@@ -223,6 +225,8 @@ class Harness:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.temp, ignore_errors=True)
+        shutil.rmtree(pathlib.Path(self.temp.parent) / f"ferry-fuzz-{self.proc.pid}", ignore_errors=True)
         return self.proc.returncode
 
 
@@ -272,14 +276,14 @@ def symbolize(log_text):
     return "\n".join(lines), where
 
 
-def through_the_cli(folder, files):
+def through_the_cli(folder, files, timeout):
     """Reads the saved case with the real `ferry inspect` (child-process isolation on)."""
     main = folder / files[0][0]
     args = [FERRY, "inspect", str(main)]
     weights = [n for n, _ in files if n.startswith("weights.")]
     if weights:
         args += ["--weights", str(folder / weights[0])]
-    env = {"PATH": "/usr/bin:/bin", "FERRY_PROBE_TIMEOUT": "20", "OPENBLAS_NUM_THREADS": "1"}
+    env = {"PATH": "/usr/bin:/bin", "FERRY_PROBE_TIMEOUT": str(max(3, timeout)), "OPENBLAS_NUM_THREADS": "1"}
     p = subprocess.run(args, capture_output=True, text=True, errors="replace", env=env, timeout=120)
     lines = p.stderr.strip().splitlines()
     ok = p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ")
@@ -345,7 +349,7 @@ def fuzz_format(fmt, args, scratch):
             folder = save_case(args.keep, fmt, case_id, files, verdict, tail)
             print(f"{fmt} case {case_id}: {verdict} -> {folder}", flush=True)
             if fmt in HDF5_FORMATS and stats["isolation_checked"] < args.verify:
-                ok, code, err = through_the_cli(folder, files)
+                ok, code, err = through_the_cli(folder, files, args.timeout)
                 stats["isolation_checked"] += 1
                 if not ok:
                     stats["isolation_failed"] += 1

@@ -222,7 +222,7 @@ final class KerasModelSource {
             guard let entry = archive[name] else {
                 throw FerryError("not a Keras .keras file (the archive has no \(name))")
             }
-            try checkDeclaredSize(entry, name, limit: limit)
+            try checkDeclaredSize(entry, name, limit: limit, archivePath: path)
             var data = Data()
             do {
                 _ = try archive.extract(entry, consumer: { chunk in
@@ -248,7 +248,7 @@ final class KerasModelSource {
         // Extracted to a private temporary file of our naming (member paths never name files on
         // disk), no larger than its header declares, and that declaration must be one deflate
         // could keep its promise to (at most about 1032:1).
-        try checkDeclaredSize(weightsEntry, "model.weights.h5", limit: 1 << 40)
+        try checkDeclaredSize(weightsEntry, "model.weights.h5", limit: 1 << 40, archivePath: path)
         let temp = FileManager.default.temporaryDirectory
             .appendingPathComponent("ferry-\(UUID().uuidString).weights.h5")
         do {
@@ -285,9 +285,14 @@ final class KerasModelSource {
 
     /// Refuses a member whose declared size is over `limit`, or more than deflate can expand its
     /// compressed bytes to (a zip bomb's header).
-    private static func checkDeclaredSize(_ entry: Entry, _ name: String, limit: Int) throws {
+    private static func checkDeclaredSize(_ entry: Entry, _ name: String, limit: Int, archivePath: String) throws {
         guard entry.uncompressedSize <= UInt64(limit) else {
             throw FerryError("the archive member \(name) is too large (\(entry.uncompressedSize) bytes)")
+        }
+        // The compressed bytes are in the archive, so they cannot be more than the whole file.
+        let archiveSize = ((try? FileManager.default.attributesOfItem(atPath: archivePath)[.size]) as? Int) ?? Int.max
+        guard entry.compressedSize <= UInt64(archiveSize) else {
+            throw FerryError("the archive member \(name) declares \(entry.compressedSize) compressed bytes, more than the whole archive (\(archiveSize))")
         }
         guard entry.uncompressedSize <= entry.compressedSize &* 1100 &+ 65536 else {
             throw FerryError("the archive member \(name) declares \(entry.uncompressedSize) bytes from \(entry.compressedSize) compressed ones, more than deflate can produce")

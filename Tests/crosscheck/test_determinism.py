@@ -7,13 +7,12 @@ from conftest import ROOT, ferry
 MODELS = [
     ROOT / "fixtures/keras/conv2d_family/keras3.h5",
     ROOT / "fixtures/keras/norm_family/keras3.h5",
-    ROOT / "fixtures/keras/cnn_gap/keras3.h5",
     ROOT / "fixtures/caffe/inception/net.prototxt",
     ROOT / "fixtures/caffe/resnet_bottleneck/net.prototxt",
 ]
 
 
-@pytest.mark.parametrize("threads", [1, 2, 4])
+@pytest.mark.parametrize("threads", [1, 4])
 @pytest.mark.parametrize("model", MODELS, ids=[f"{m.parent.name}" for m in MODELS])
 def test_runs_are_bit_identical(model, threads, tmp_path):
     inputs = sorted(model.parent.glob("input_*.npy"))
