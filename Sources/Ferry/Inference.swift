@@ -4,7 +4,28 @@ import FerryRuntime
 /// Runs a graph on named inputs with the plan runtime (a plan compiled for these input shapes);
 /// returns every graph output by name. `threads` defaults to every core.
 public func runModel(_ graph: Graph, inputs: [String: Tensor], threads: Int? = nil) throws -> [String: Tensor] {
-    try PlanRuntime(graph: graph, threads: threads).run(inputs)
+    try checkMemoryNeeds(graph, inputs: inputs)
+    return try PlanRuntime(graph: graph, threads: threads).run(inputs)
+}
+
+/// Refuses a run in which one value alone would need more bytes than the machine has (a model
+/// file whose sizes ask for terabytes fails with an error, not an allocation crash).
+public func checkMemoryNeeds(_ graph: Graph, inputs: [String: Tensor]) throws {
+    var bound = graph
+    bound.inputs = graph.inputs.map { v in
+        inputs[v.name].map { Value(name: v.name, type: TensorType(v.type.dtype, Shape($0.shape))) } ?? v
+    }
+    // Shapes that do not fit are the runtime's to report, with its own message.
+    guard let types = try? bound.inferTypes() else { return }
+    let memory = Double(ProcessInfo.processInfo.physicalMemory)
+    for (name, type) in types {
+        guard let sizes = type.shape.fixedSizes else { continue }
+        let bytes = sizes.reduce(Double(type.dtype.byteSize)) { $0 * Double($1) }
+        if bytes > memory {
+            throw FerryError(String(format: "value '%@' of shape %@ would need %.1f GiB, more than this machine's %.1f GiB",
+                                    name, type.shape.description, bytes / 1_073_741_824, memory / 1_073_741_824))
+        }
+    }
 }
 
 /// A file name for an output value: every character outside [A-Za-z0-9._-] becomes "_".
@@ -37,6 +58,7 @@ public struct BenchmarkResult: Codable, Sendable {
 /// Times `runs` runs of the graph after `warmup` untimed ones; the plan is compiled before.
 public func benchmark(_ graph: Graph, inputs: [String: Tensor], batch: Int, runs: Int, warmup: Int,
                       threads: Int?) throws -> BenchmarkResult {
+    try checkMemoryNeeds(graph, inputs: inputs)
     let runtime = try PlanRuntime(graph: graph, threads: threads)
     let plan = try runtime.plan(forShapes: inputs.mapValues(\.shape))
     for _ in 0..<warmup { _ = try runtime.run(inputs) }

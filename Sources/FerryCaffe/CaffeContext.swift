@@ -247,6 +247,3 @@ final class CaffeContext {
     }
 }
 
-/// The most elements a constant that the importer makes itself (not read from the file: prior
-/// boxes, reduction weights) may have; a damaged file's sizes must not become an allocation bomb.
-let largestGeneratedConstant = 1 << 26

@@ -128,3 +128,9 @@ public func checkedElementCount(_ shape: [Int]) -> Int? {
     }
     return n
 }
+
+/// The most elements a constant may have that an importer makes itself rather than reads from
+/// the file (Caffe prior boxes and reduction weights, ONNX ConstantOfShape and folded
+/// constant subgraphs). A damaged file's sizes must not become an allocation bomb: data read
+/// from a file is bounded by the file, data made from its numbers by this.
+public let largestMadeConstant = 1 << 26

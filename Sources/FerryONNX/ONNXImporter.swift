@@ -237,7 +237,12 @@ final class ImportState {
         guard outTypes.count == outputs.count || (op.hasOptionalOutputs && (1...outTypes.count).contains(outputs.count)) else {
             throw FerryError("\(op.name) makes \(outTypes.count) outputs, the node names \(outputs.count)")
         }
-        if let evaluate, inputs.contains(where: { !$0.isEmpty }),
+        // Folding makes the results here: no larger than the largest constant input, or than
+        // largestMadeConstant (an Expand of a damaged file's numbers stays a node). Outputs of
+        // data-dependent size are bounded by their kernels.
+        let largestInput = inputs.compactMap { graph.initializers[$0]?.count }.max() ?? 0
+        let foldable = outTypes.allSatisfy { ($0.shape.elementCount ?? 0) <= max(largestMadeConstant, largestInput) }
+        if let evaluate, foldable, inputs.contains(where: { !$0.isEmpty }),
            inputs.allSatisfy({ $0.isEmpty || graph.initializers[$0] != nil }),
            let results = try? evaluate(op, inputs.map { $0.isEmpty ? nil : graph.initializers[$0] }),
            results.count >= outputs.count, zip(results, outTypes).allSatisfy({ $0.dtype == $1.dtype }) {

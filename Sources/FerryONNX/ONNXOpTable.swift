@@ -114,6 +114,9 @@ enum ONNXOpTable {
         guard shape.allSatisfy({ $0 >= 0 }), let count = checkedElementCount(shape) else {
             throw FerryError("ConstantOfShape shape \(shape) is invalid")
         }
+        guard count <= largestMadeConstant else {
+            throw FerryError("ConstantOfShape shape \(shape) is too large to make at import (over \(largestMadeConstant) elements)")
+        }
         let value = try n.tensor("value") ?? Tensor(shape: [1], floats: [0])
         guard value.count == 1 else { throw FerryError("ConstantOfShape value must hold one element") }
         let storage: TensorStorage
@@ -136,7 +139,11 @@ enum ONNXOpTable {
         guard start.count == 1, limit.count == 1, delta.count == 1 else { throw FerryError("Range takes scalars") }
         func count(_ s: Double, _ l: Double, _ d: Double) throws -> Int {
             guard d != 0 else { throw FerryError("Range delta is 0") }
-            return max(Int((Swift.max(0, ((l - s) / d).rounded(.up))).clamped(to: 0...1e9)), 0)
+            let c = ((l - s) / d).rounded(.up)
+            guard c.isFinite, c <= Double(largestMadeConstant) else {
+                throw FerryError("Range from \(s) to \(l) by \(d) is too long to make at import (over \(largestMadeConstant) elements)")
+            }
+            return Swift.max(Int(c), 0)
         }
         switch (start.storage, limit.storage, delta.storage) {
         case (.float32(let s), .float32(let l), .float32(let d)):
@@ -453,8 +460,10 @@ enum ONNXOpTable {
         }
         if n.wantsOutput(1) {
             let shape = try n.inputType(0).shape
-            guard let sizes = shape.fixedSizes else { throw n.unsupported("a mask output for \(shape)") }
-            try n.define(1, try Tensor(shape: sizes, storage: .bool(Array(repeating: true, count: sizes.reduce(1, *)))))
+            guard let sizes = shape.fixedSizes, let count = checkedElementCount(sizes), count <= largestMadeConstant else {
+                throw n.unsupported("a mask output for \(shape)")
+            }
+            try n.define(1, try Tensor(shape: sizes, storage: .bool(Array(repeating: true, count: count))))
         }
         try n.state.emit(.identity, inputs: [try n.input(0)], outputs: [try n.output(0)], name: n.layer, origins: n.origins)
     }

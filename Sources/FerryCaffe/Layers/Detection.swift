@@ -44,7 +44,7 @@ func buildPriorBox(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue]
 
     // The boxes are made here, not read from the file: bound their number before making them.
     let perCell = minSizes.count * (1 + (maxSizes.isEmpty ? 0 : 1) + ratios.count - 1)
-    guard let cells = checkedElementCount([layerH, layerW, perCell, 8]), cells <= largestGeneratedConstant else {
+    guard let cells = checkedElementCount([layerH, layerW, perCell, 8]), cells <= largestMadeConstant else {
         throw ctx.error("a \(layerH) x \(layerW) feature map with \(perCell) priors per cell is too many boxes")
     }
     var boxes: [Float] = []
