@@ -2,7 +2,8 @@
 same reading, optimizing and running as `ferry inspect` and `ferry run`, in-process in a
 `ferry fuzz-target` child that takes case after case on its standard input (starting a process
 per case would cost more than the case). When the child dies, the case it had is the one that
-killed it; when it does not answer within the time limit, the case hangs. Either way the case is
+killed it; when it does not answer within the time limit (CPU seconds of the child, so that a
+loaded machine does not make slow cases look hung), the case hangs. Either way the case is
 saved (--keep) and a fresh child takes the next case.
 
 Usage: .venv/bin/python tools/fuzz.py [--format h5|keras|json|prototxt|caffemodel|onnx|npy|all]
@@ -183,13 +184,16 @@ class Harness:
             self.proc.stdin.flush()
         except BrokenPipeError:
             raise Died()
-        deadline = time.monotonic() + timeout
+        # The limit is on the child's CPU time, not the wall clock: on a loaded machine under
+        # nice a healthy child may wait for a core for seconds, a looping one burns CPU. The wall
+        # clock only catches a child blocked for good (20 times the limit, at least a minute).
+        start_cpu, start_wall = self.cpu_seconds(), time.monotonic()
         fd = self.proc.stdout.fileno()
         while b"\n" not in self.buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if (self.cpu_seconds() - start_cpu > timeout
+                    or time.monotonic() - start_wall > max(60, 20 * timeout)):
                 raise TimeoutError()
-            ready, _, _ = select.select([fd], [], [], left)
+            ready, _, _ = select.select([fd], [], [], 0.25)
             if ready:
                 chunk = os.read(fd, 65536)
                 if not chunk:
@@ -200,6 +204,13 @@ class Harness:
         if parts[0] != str(case_id):
             raise RuntimeError(f"answer for case {parts[0]}, expected {case_id}")
         return parts[1], parts[2] if len(parts) > 2 else ""
+
+    def cpu_seconds(self):
+        try:
+            fields = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return 0.0
 
     def memory(self):
         try:
@@ -404,7 +415,7 @@ def main():
     parser.add_argument("--cases", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--format", default="all", choices=["all"] + FORMATS)
-    parser.add_argument("--timeout", type=float, default=20, help="seconds per case")
+    parser.add_argument("--timeout", type=float, default=10, help="CPU seconds per case")
     parser.add_argument("--max-seconds", type=float, default=0, help="stop a format after this long")
     parser.add_argument("--keep", default=str(pathlib.Path(tempfile.gettempdir()) / "ferry-fuzz-cases"))
     parser.add_argument("--report", help="write the figures as JSON")

@@ -83,3 +83,32 @@ def test_a_file_that_once_crashed_is_refused(entry):
     assert result.returncode == 2, f"exit {result.returncode}: {result.stderr[-2000:]}"
     assert len(lines) == 1 and lines[0].startswith(f"error: {model}: "), result.stderr[-2000:]
     assert entry["error"] in lines[0]
+
+
+def _onnx_model(path, nodes, inputs, outputs, initializers=()):
+    import onnx
+    from onnx import helper
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+def test_sizes_made_from_a_files_numbers_are_bounded(tmp_path):
+    """Allocation bombs that are not in the file's data: ConstantOfShape and Range made at
+    import, and a run whose values would need more memory than the machine has."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    shape = numpy_helper.from_array(np.array([1 << 20, 1 << 20], dtype=np.int64), "shape")
+    _onnx_model(tmp_path / "cos.onnx", [helper.make_node("ConstantOfShape", ["shape"], ["y"])], [],
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape])
+    limits = [numpy_helper.from_array(np.array(v, dtype=np.int64), n) for n, v in (("a", 0), ("b", 1 << 40), ("d", 1))]
+    _onnx_model(tmp_path / "range.onnx", [helper.make_node("Range", ["a", "b", "d"], ["y"])], [],
+                [helper.make_tensor_value_info("y", TensorProto.INT64, None)], limits)
+    big = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1 << 16, 1 << 16, 1 << 8])]
+    _onnx_model(tmp_path / "huge.onnx", [helper.make_node("Relu", ["x"], ["y"])], big,
+                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1 << 16, 1 << 16, 1 << 8])])
+    for model, words in (("cos.onnx", "too large to make"), ("range.onnx", "too long to make")):
+        result = subprocess.run([FERRY, "inspect", str(tmp_path / model)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+    result = subprocess.run([FERRY, "check", str(tmp_path / "huge.onnx"), "--save-golden", str(tmp_path / "g")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "too large to fill with random data" in result.stderr, result.stderr
