@@ -298,7 +298,9 @@ public func checkModels(reference a: Graph, candidate b: Graph, referenceName: S
     // needs the reference runtime's hooks.
     let planA = try PlanRuntime(graph: a)
     let planB = try PlanRuntime(graph: b)
-    let samples = try options.givenSamples ?? (0..<options.samples).map { try randomInputs(for: a, options: options, sample: $0) }
+    let samples = try options.givenSamples ?? (0..<options.samples).map { sample in
+        do { return try randomInputs(for: a, options: options, sample: sample) } catch let e as FerryError { throw e.inFile(referenceName) }
+    }
     if options.givenSamples == nil {
         notes.append("\(options.samples) random sample(s), seed \(options.seed), symbolic dimensions = \(options.batch)")
     }

@@ -330,7 +330,9 @@ struct Check: ParsableCommand {
         if !input.isEmpty { options.givenSamples = [try readInputFiles(input, for: reference, model: models[0])] }
 
         if let saveGolden {
-            let data = try options.givenSamples ?? (0..<samples).map { try randomInputs(for: reference, options: options, sample: $0) }
+            let data = try options.givenSamples ?? (0..<samples).map { sample in
+                do { return try randomInputs(for: reference, options: options, sample: sample) } catch let e as FerryError { throw e.inFile(models[0]) }
+            }
             try Golden.save(graph: reference, modelName: models[0], samples: data, to: saveGolden)
             print("wrote golden files for \(data.count) sample(s) to \(saveGolden)")
             return
@@ -393,7 +395,8 @@ struct Bench: ParsableCommand {
         if !options.noOptimize { graph = try optimizeModel(graph).graph }
         var checkOptions = CheckOptions()
         checkOptions.batch = batch
-        let feeds = try randomInputs(for: graph, options: checkOptions, sample: 0)
+        let feeds: [String: Tensor]
+        do { feeds = try randomInputs(for: graph, options: checkOptions, sample: 0) } catch let e as FerryError { throw e.inFile(model) }
         let result = try benchmark(graph, inputs: feeds, batch: batch, runs: runs, warmup: warmup, threads: threads)
         if json {
             let encoder = JSONEncoder()

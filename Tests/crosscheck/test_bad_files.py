@@ -71,14 +71,16 @@ MANIFEST = json.loads((ROOT / "fixtures/bad/manifest.json").read_text())["files"
 
 
 @pytest.mark.parametrize("entry", MANIFEST, ids=[e["file"] for e in MANIFEST])
-def test_a_file_that_once_crashed_is_refused(entry):
+def test_a_file_that_once_crashed_is_refused(entry, tmp_path):
     """Regression fixtures from tools/fuzz.py (fixtures/bad/manifest.json says what each did).
     The libhdf5 ones crash or hang inside the library: the child process that reads HDF5 first
     turns that into exit 2 naming the file."""
     model = ROOT / "fixtures/bad" / entry["file"]
     env = {"FERRY_PROBE_TIMEOUT": str(entry.get("probe_timeout", 20)), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([FERRY, "inspect", str(model)], capture_output=True, text=True, timeout=120,
-                            errors="replace", env=env)
+    args = ["inspect", str(model)]
+    if entry.get("command") == "check":
+        args = ["check", str(model), "--save-golden", str(tmp_path / "golden")]
+    result = subprocess.run([FERRY, *args], capture_output=True, text=True, timeout=120, errors="replace", env=env)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, f"exit {result.returncode}: {result.stderr[-2000:]}"
     assert len(lines) == 1 and lines[0].startswith(f"error: {model}: "), result.stderr[-2000:]
