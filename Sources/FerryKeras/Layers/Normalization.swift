@@ -98,7 +98,7 @@ struct LayerNormalizationSpec: KerasLayer {
             guard let d = x.shape[a].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
             shape.append(d)
         }
-        guard let count = checkedElementCount(shape) else { throw ctx.error("the input \(x.shape) is too large") }
+        let count = shape.reduce(1, *)
         var specs: [WeightSpec] = []
         if scale { specs.append(WeightSpec(role: "gamma", shape: shape)) }
         if center { specs.append(WeightSpec(role: "beta", shape: shape)) }
@@ -209,7 +209,7 @@ struct PreprocessingNormalizationSpec: KerasLayer {
             guard let d = x.shape[a].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
             statShape.append(d)
         }
-        guard let count = checkedElementCount(statShape) else { throw ctx.error("the input \(x.shape) is too large") }
+        let count = statShape.reduce(1, *)
         var m: [Float], v: [Float]
         if let mean, let variance {
             func widen(_ a: [Float]) throws -> [Float] {
