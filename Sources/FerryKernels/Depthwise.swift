@@ -208,9 +208,10 @@ private func depthwiseRows(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<
         let top = plane + oy &* g.strideY &* padding.rowLength
         let row = out + oy &* ow
         if ow < lanes {
-            // Narrow rows: a full store is fine except on the plane's last row, since its spare
-            // lanes land on the next row, which is written afterwards.
-            if oy &+ 1 < g.outHeight { row.store(group(top, 0)) } else { storePartial(group(top, 0), row, ow) }
+            // Narrow rows: a full store is fine while its spare lanes land on later rows of this
+            // plane, which are written afterwards; near the plane's end they would spill into the
+            // next channel's plane (another thread's) or past the tensor, so store only `ow`.
+            if oy &* ow &+ lanes <= g.outHeight &* ow { row.store(group(top, 0)) } else { storePartial(group(top, 0), row, ow) }
             continue
         }
         var ox = 0

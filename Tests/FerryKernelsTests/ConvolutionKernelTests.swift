@@ -50,6 +50,9 @@ struct DepthwiseKernelTests {
                  attributes: ConvAttributes(kernelShape: [5, 5], pads: [3, 3, 3, 3], group: 2)),
         ConvCase(channels: 3, height: 8, width: 64, outChannels: 3,
                  attributes: ConvAttributes(kernelShape: [7, 7], pads: [3, 3, 3, 3], group: 3)),
+        // A 3x3 output plane: narrower than a vector and smaller than one (Caffe mobilenet_block).
+        ConvCase(channels: 8, height: 5, width: 5, outChannels: 8,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 8)),
     ]
 
     @Test(arguments: cases)
@@ -80,9 +83,10 @@ struct DepthwiseKernelTests {
                                     let epilogue = Epilogue(bias: bp.baseAddress!,
                                                             residual: useResidual ? rp.baseAddress! + n * outImage : nil,
                                                             activation: activation)
-                                    // Two channel ranges, as two threads would split them.
+                                    // Two channel ranges, as two threads would split them; the later
+                                    // range first, so a write past a range's own planes shows.
                                     let half = c.outChannels / 2
-                                    for range in [0..<half, half..<c.outChannels] {
+                                    for range in [half..<c.outChannels, 0..<half] {
                                         Kernels.depthwiseConv2D(input: xp.baseAddress! + n * inImage, weights: wp.baseAddress!,
                                                                 output: op.baseAddress! + n * outImage,
                                                                 multiplier: c.outChannels / c.channels,

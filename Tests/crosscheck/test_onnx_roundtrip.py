@@ -37,9 +37,18 @@ def test_onnx_reads_back_and_converts_again(model_dir, variant, manifest, tmp_pa
 
 
 @pytest.mark.parametrize("model_dir,manifest", caffe_cases("ok"))
+# Caffe fixtures whose layers ONNX cannot say: converting them must fail naming the layer.
+ONNX_UNEXPRESSIBLE = {"ssd_detection": "detection_out (DetectionOutput)"}
+
+
 def test_caffe_onnx_reads_back_and_converts_again(model_dir, manifest, tmp_path):
     first = tmp_path / "first.onnx"
     second = tmp_path / "second.onnx"
+    if model_dir.name in ONNX_UNEXPRESSIBLE:
+        result = ferry("convert", model_dir / "net.prototxt", first)
+        assert result.returncode == 2 and ONNX_UNEXPRESSIBLE[model_dir.name] in result.stderr
+        assert not first.exists()
+        return
     ferry("convert", model_dir / "net.prototxt", first, check=True)
     ferry("convert", first, second, check=True)
     onnx.checker.check_model(onnx.load(second), full_check=True)
