@@ -36,11 +36,11 @@ def test_onnx_reads_back_and_converts_again(model_dir, variant, manifest, tmp_pa
     assert "format:     onnx" in summary and "original_format: keras" in summary
 
 
-@pytest.mark.parametrize("model_dir,manifest", caffe_cases("ok"))
 # Caffe fixtures whose layers ONNX cannot say: converting them must fail naming the layer.
 ONNX_UNEXPRESSIBLE = {"ssd_detection": "detection_out (DetectionOutput)"}
 
 
+@pytest.mark.parametrize("model_dir,manifest", caffe_cases("ok"))
 def test_caffe_onnx_reads_back_and_converts_again(model_dir, manifest, tmp_path):
     first = tmp_path / "first.onnx"
     second = tmp_path / "second.onnx"
