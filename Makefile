@@ -5,7 +5,7 @@ DEMO_MODEL := fixtures/keras/cnn_flatten/keras3.h5
 DEMO_DIR := fixtures/keras/cnn_flatten
 RELEASE := .build/release/ferry
 
-.PHONY: setup build release test test-swift test-crosscheck test-export-keras demo protos fixtures fixtures-caffe clean
+.PHONY: setup build release test test-swift test-crosscheck test-onnx-export test-export-keras demo protos fixtures fixtures-caffe clean
 
 setup:
 	@bash tools/setup.sh
@@ -25,6 +25,11 @@ test-swift:
 
 test-crosscheck:
 	FERRY=.build/debug/ferry $(PY) -m pytest -q Tests/crosscheck
+	$(PY) tools/crosscheck_onnx.py --ferry .build/debug/ferry
+
+# The exporter on the ONNX node tests: every passing case re-exported, checked, run in onnxruntime.
+test-onnx-export: build
+	$(PY) tools/conformance_export.py --ferry .build/debug/ferry
 
 # keras.applications models (weights=None, randomized BatchNorm statistics) against Keras:
 # too big to commit, so `make fixtures-large` builds them into fixtures-large/ first.

@@ -213,7 +213,13 @@ extension Op {
         case .relu, .sigmoid, .tanh, .leakyRelu, .identity:
             return [try input(0)]
 
-        case .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .softplus, .softsign, .hardSwish, .mish,
+        case .clip:
+            // Any number (ONNX Clip 12+); the bounds are converted to X's type.
+            let x = try input(0)
+            guard x.dtype != .bool else { throw FerryError("Clip does not take bool") }
+            return [x]
+
+        case .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .softplus, .softsign, .hardSwish, .mish,
              .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf:
             let x = try input(0)
             try requireFloat(x)
@@ -256,9 +262,9 @@ extension Op {
             return [TensorType(a.dtype, try broadcastShapes(a.shape, b.shape))]
 
         case .pow:
+            // The exponent may be any number type (ONNX Pow 12+'s T1); the result has X's type.
             let a = try input(0), b = try input(1)
-            try requireFloat(a)
-            guard a.dtype == b.dtype else { throw FerryError("Pow of \(a.dtype) and \(b.dtype)") }
+            guard a.dtype != .bool, b.dtype != .bool else { throw FerryError("Pow does not take bool") }
             return [TensorType(a.dtype, try broadcastShapes(a.shape, b.shape))]
 
         case .max, .min, .sum, .mean:

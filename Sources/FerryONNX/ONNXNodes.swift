@@ -125,8 +125,11 @@ struct NodeContext {
                 // Bounds are optional inputs, scalars of X's type.
                 let dtype = try inputType(node, 0).dtype
                 var inputs = [node.inputs[0]]
-                inputs.append(lo.map { addInitializer("\(node.name)_min", scalar($0, dtype)) } ?? "")
-                if let hi { inputs.append(addInitializer("\(node.name)_max", scalar(hi, dtype))) }
+                func bound(_ v: Float) -> Tensor {
+                    dtype.isFloatingPoint ? scalar(v, dtype) : try! Tensor(shape: [], storage: .repeating(v, dtype, count: 1))
+                }
+                inputs.append(lo.map { addInitializer("\(node.name)_min", bound($0)) } ?? "")
+                if let hi { inputs.append(addInitializer("\(node.name)_max", bound(hi))) }
                 while inputs.last == "" { inputs.removeLast() }
                 proto.input = inputs
             } else {
@@ -623,10 +626,16 @@ struct NodeContext {
             allowed = dtype.isFloatingPoint || opset >= 9
         case .reshape, .transpose, .identity:
             allowed = true
-        case .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .prelu,
+        case .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .prelu,
              .softplus, .softsign, .hardSwish, .mish,
-             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .pow, .sum, .mean, .batchNormalization:
+             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .sum, .mean, .batchNormalization:
             allowed = dtype.isFloatingPoint
+        case .clip:
+            allowed = dtype.isFloatingPoint || (opset >= 12 && dtype != .bool)
+        case .pow:
+            // Integer bases and an exponent of another type arrived in opset 12.
+            let exponent = node.inputs.count > 1 ? types[node.inputs[1]]?.dtype : nil
+            allowed = (dtype.isFloatingPoint && exponent == dtype) || (opset >= 12 && dtype != .bool && dtype != .float16)
         case .instanceNormalization, .layerNormalization, .groupNormalization, .lrn, .lpNormalization:
             allowed = dtype.isFloatingPoint
         case .reduce, .argMax, .argMin:

@@ -78,6 +78,12 @@ extension ReferenceKernels {
     /// min(max(x, lo), hi): when lo > hi every element becomes hi (as ONNX says).
     public static func clip(_ x: Tensor, min lo: Float?, max hi: Float?) throws -> Tensor {
         let lower = lo ?? -Float.infinity, upper = hi ?? Float.infinity
+        if allInteger([x]), let v = x.int64s {
+            // Integer bounds arrive as floats; they hold the type's values exactly.
+            let low = lo.map { Int64(exactly: $0.rounded(.up)) ?? Int64.min } ?? Int64.min
+            let high = hi.map { Int64(exactly: $0.rounded(.down)) ?? Int64.max } ?? Int64.max
+            return try integerTensor(v.map { Swift.min(Swift.max($0, low), high) }, shape: x.shape, dtype: x.dtype)
+        }
         return try unary(x, "Clip") { v in
             // NaN passes through unchanged.
             v.isNaN ? v : Swift.min(Swift.max(v, lower), upper)

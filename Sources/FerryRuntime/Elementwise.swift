@@ -5,8 +5,8 @@ import Foundation
 /// Elementwise math on float32: unary functions; Add, Sub, Mul, Div, Pow with full numpy
 /// (multidirectional) broadcasting; the variadic Max, Min, Sum, Mean.
 extension ReferenceKernels {
-    // Add, Sub, Mul, Div also run on int64 and int32 (the shape arithmetic the ONNX importer
-    // folds): two's complement wrapping, division truncating toward zero.
+    // Add, Sub, Mul, Div also run on int64, int32, int8 and uint8 (the shape arithmetic the
+    // ONNX importer folds, 8-bit data): wrapping at the type's width, division truncating toward zero.
     public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         if let t = try integerBinary(a, b, "Add", { $0 &+ $1 }) { return t }
         return try binary(a, b, "Add") { $0 + $1 }
@@ -27,15 +27,22 @@ extension ReferenceKernels {
         return try binary(a, b, "Div") { $0 / $1 }
     }
 
-    /// Whether every tensor is int64, or every tensor int32.
+    /// Whether every tensor has one integer element type (int64, int32, int8 or uint8).
     static func allInteger(_ tensors: [Tensor]) -> Bool {
-        guard let first = tensors.first?.dtype, first == .int64 || first == .int32 else { return false }
+        guard let first = tensors.first?.dtype, [.int64, .int32, .int8, .uint8].contains(first) else { return false }
         return tensors.allSatisfy { $0.dtype == first }
     }
 
-    /// Int64 results as a tensor of `dtype` (int64, or int32 wrapping).
+    /// Int64 results as a tensor of an integer `dtype`, wrapping to its width.
     static func integerTensor(_ values: [Int64], shape: [Int], dtype: DType) throws -> Tensor {
-        try Tensor(shape: shape, storage: dtype == .int32 ? .int32(values.map { Int32(truncatingIfNeeded: $0) }) : .int64(values))
+        let storage: TensorStorage
+        switch dtype {
+        case .int32: storage = .int32(values.map { Int32(truncatingIfNeeded: $0) })
+        case .int8: storage = .int8(values.map { Int8(truncatingIfNeeded: $0) })
+        case .uint8: storage = .uint8(values.map { UInt8(truncatingIfNeeded: $0) })
+        default: storage = .int64(values)
+        }
+        return try Tensor(shape: shape, storage: storage)
     }
 
     /// A broadcasting binary op on two int64 (or two int32) tensors; nil for other element types.
@@ -45,7 +52,23 @@ extension ReferenceKernels {
         let out = try (0..<elementCount(shape)).map { try f(x[p[0][$0]], y[p[1][$0]]) }
         return try integerTensor(out, shape: shape, dtype: a.dtype)
     }
-    public static func power(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, "Pow") { Foundation.pow($0, $1) } }
+    /// X to the power Y. Y may be of another numeric type than X (ONNX Pow's T1); the result has
+    /// X's type: integer bases take the power in double precision and truncate, as numpy's
+    /// float power cast back does.
+    public static func power(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        if a.dtype == .float32, b.dtype == .float32 { return try binary(a, b, "Pow") { Foundation.pow($0, $1) } }
+        func doubles(_ t: Tensor) throws -> [Double] {
+            if t.dtype == .float32 { return t.floats.map(Double.init) }
+            guard let v = t.int64s else { throw FerryError("Pow does not take \(t.dtype)") }
+            return v.map(Double.init)
+        }
+        let x = try doubles(a), y = try doubles(b)
+        let (shape, p) = try broadcastPositions([a.shape, b.shape])
+        let out = (0..<elementCount(shape)).map { Foundation.pow(x[p[0][$0]], y[p[1][$0]]) }
+        if a.dtype == .float32 { return Tensor(shape: shape, floats: out.map(Float.init)) }
+        guard a.int64s != nil else { throw FerryError("Pow does not take \(a.dtype)") }
+        return try integerTensor(out.map { $0.isFinite ? Int64(exactly: $0.rounded(.towardZero)) ?? 0 : 0 }, shape: shape, dtype: a.dtype)
+    }
 
     /// The function of an elementwise unary math op (Abs ... Erf), nil for other ops.
     static func unaryMathFunction(_ op: Op) -> ((Float) -> Float)? {
@@ -68,11 +91,7 @@ extension ReferenceKernels {
         guard let f = unaryMathFunction(op) else { throw FerryError("\(op.name) is not an elementwise unary math op") }
         // Abs and Neg of integers wrap at the type's minimum, as two's complement does.
         if op == .abs || op == .neg, allInteger([x]), let v = x.int64s {
-            let narrow = x.dtype == .int32
-            let out = v.map { i -> Int64 in
-                let r = op == .neg || i < 0 ? 0 &- i : i
-                return narrow ? Int64(Int32(truncatingIfNeeded: r)) : r
-            }
+            let out = v.map { i -> Int64 in op == .neg || i < 0 ? 0 &- i : i }
             return try integerTensor(out, shape: x.shape, dtype: x.dtype)
         }
         return try unary(x, op.name, f)

@@ -27,15 +27,23 @@ public enum ReferenceKernels {
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         case .add, .sub, .mul, .div, .abs, .neg, .max, .min, .argMax, .argMin,
              .reduce(.sum, _, _), .reduce(.max, _, _), .reduce(.min, _, _), .reduce(.prod, _, _):
-            // Also on int64 or int32 throughout (shape arithmetic folded by the ONNX importer).
+            // Also on int64, int32, int8 or uint8 throughout (shape arithmetic folded by the ONNX
+            // importer, 8-bit data).
             guard let first = inputTypes.first ?? nil else { return false }
-            return [.float32, .int64, .int32].contains(first) && inputTypes.allSatisfy { $0 == first }
+            return [.float32, .int64, .int32, .int8, .uint8].contains(first) && inputTypes.allSatisfy { $0 == first }
+        case .clip:
+            guard let first = inputTypes.first ?? nil else { return false }
+            return [.float32, .int64, .int32, .int8, .uint8].contains(first)
+        case .pow:
+            // The exponent may be of another type than the base (ONNX Pow's T1).
+            let numeric: [DType] = [.float32, .int64, .int32, .int8, .uint8]
+            return inputTypes.count == 2 && inputTypes.allSatisfy { $0.map(numeric.contains) ?? false }
         case .conv, .gemm, .matMul, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool,
              .relu, .sigmoid, .tanh, .leakyRelu, .softmax,
-             .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .clip, .prelu,
+             .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .prelu,
              .softplus, .softsign, .hardSwish, .mish,
              .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
-             .pow, .sum, .mean,
+             .sum, .mean,
              .batchNormalization, .instanceNormalization, .layerNormalization, .groupNormalization,
              .lrn, .lpNormalization, .reduce:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }

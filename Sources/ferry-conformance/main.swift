@@ -130,7 +130,11 @@ if update {
     for e in manifest.excluded { old[e.id] = e.reason }
     for c in all {
         if ran.contains(c.id) {
-            if let reason = results[c.id] ?? nil { updated.excluded.append((c.id, reason)) } else { updated.passing.append(c.id) }
+            if let reason = results[c.id] ?? nil {
+                updated.excluded.append((c.id, Conformance.explained[c.id] ?? reason))
+            } else {
+                updated.passing.append(c.id)
+            }
         } else if listed.contains(c.id) {
             updated.passing.append(c.id)
         } else {
