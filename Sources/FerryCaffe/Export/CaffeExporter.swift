@@ -28,33 +28,22 @@ public enum CaffeExporter {
         let types = try graph.inferTypes()
         var ctx = CaffeExportContext(graph: graph, types: types)
         try ctx.writeInputs()
-        var unsupported: [(Node, String)] = []
+        var failures = ExportFailures()
         // Values downstream of a node that could not be written: their readers are not reported.
-        var unwritten = Set<String>()
         for (i, node) in graph.nodes.enumerated() where !ctx.absorbed.contains(i) {
             ctx.begin(node, index: i)
-            if node.inputs.contains(where: unwritten.contains) {
-                unwritten.formUnion(node.outputs)
-                continue
-            }
+            if failures.skipsDownstream(node) { continue }
             guard let writer = caffeExportTable[node.op.name] else {
-                unsupported.append((node, "Caffe has no layer for \(node.op.name)"))
-                unwritten.formUnion(node.outputs)
+                failures.record(node, "Caffe has no layer for \(node.op.name)")
                 continue
             }
             do {
                 try writer(&ctx, node)
             } catch let e as FerryError {
-                unsupported.append((node, e.message))
-                unwritten.formUnion(node.outputs)
+                failures.record(node, e.message)
             }
         }
-        if !unsupported.isEmpty {
-            let list = unsupported.map { n, why in "\(n.sourceLayer.name) (\(n.sourceLayer.type), \(n.op.name)): \(why)" }
-            let first = unsupported[0].0.sourceLayer
-            throw FerryError("Caffe cannot express \(unsupported.count) node(s): " + list.joined(separator: "; "),
-                             layer: first.name, layerType: first.type)
-        }
+        try failures.throwIfAny(format: "Caffe")
         graph = ctx.graph
         var net = Caffe_NetParameter()
         net.name = graph.name.isEmpty ? "ferry" : graph.name

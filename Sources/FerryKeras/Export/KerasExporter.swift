@@ -63,29 +63,21 @@ public enum KerasExporter {
                                             fromLayout: "channels-first", toLayout: "channels-last"))
             }
         }
-        var unsupported: [(Node, String)] = []
-        var unwritten = Set<String>()
+        var failures = ExportFailures()
         for (i, node) in graph.nodes.enumerated() where !ctx.absorbed.contains(i) {
             ctx.begin(node, index: i)
-            if node.inputs.contains(where: unwritten.contains) { unwritten.formUnion(node.outputs); continue }
+            if failures.skipsDownstream(node) { continue }
             guard let writer = kerasExportTable[node.op.name] else {
-                unsupported.append((node, "Keras has no built-in layer for \(node.op.name)"))
-                unwritten.formUnion(node.outputs)
+                failures.record(node, "Keras has no built-in layer for \(node.op.name)")
                 continue
             }
             do {
                 try writer(&ctx, node)
             } catch let e as FerryError {
-                unsupported.append((node, e.message))
-                unwritten.formUnion(node.outputs)
+                failures.record(node, e.message)
             }
         }
-        if !unsupported.isEmpty {
-            let list = unsupported.map { n, why in "\(n.sourceLayer.name) (\(n.sourceLayer.type), \(n.op.name)): \(why)" }
-            let first = unsupported[0].0.sourceLayer
-            throw FerryError("Keras cannot express \(unsupported.count) node(s) (Ferry writes no Lambda layers): "
-                             + list.joined(separator: "; "), layer: first.name, layerType: first.type)
-        }
+        try failures.throwIfAny(format: "Keras", note: " (Ferry writes no Lambda layers)")
         var outputLayers: [[Any]] = []
         for out in graph.outputs {
             guard let t = ctx.tensor[out.name] else { throw FerryError("output '\(out.name)' was not written") }
