@@ -29,6 +29,15 @@ let cases: [Case] = [
     Case(name: "dw3x3_960_7_s1", kind: "depthwise", channels: 960, outChannels: 960, height: 7, width: 7),
 ]
 
+/// Matrix products of ResNet50 layers at batch 1 (M output channels, N pixels, K inputs):
+/// PackedGemm (A packed once, outside the timing) against cblas_sgemm on the same operands.
+let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
+    ("gemm_1x1_64_3136_256", 64, 3136, 256), ("gemm_1x1_256_784_512", 256, 784, 512),
+    ("gemm_1x1_1024_196_256", 1024, 196, 256), ("gemm_1x1_2048_49_512", 2048, 49, 512),
+    ("gemm_1x1_512_49_2048", 512, 49, 2048), ("gemm_3x3_512_49_4608", 512, 49, 4608),
+    ("gemm_3x3_64_3136_576", 64, 3136, 576), ("gemm_1x1_512_9_2048", 512, 9, 2048),
+]
+
 struct Options: Sendable {
     var threads = 1, runs = 30
     var only: String?
@@ -40,7 +49,7 @@ while let arg = argv.next() {
     case "--threads": options.threads = Int(argv.next() ?? "") ?? 1
     case "--runs": options.runs = Int(argv.next() ?? "") ?? 30
     case "--case": options.only = argv.next()
-    case "--list": for c in cases { print(c.name) }; exit(0)
+    case "--list": for c in cases { print(c.name) }; for c in gemmCases { print(c.name) }; exit(0)
     default: FileHandle.standardError.write("unknown argument \(arg)\n".data(using: .utf8)!); exit(2)
     }
 }
@@ -176,6 +185,54 @@ func bench(_ c: Case, threads: Int, runs: Int) {
         + "\"max_error_over_scale\": \(maxError / scale), \"shape\": [\(c.channels), \(c.outChannels), \(c.height), \(c.width), \(c.stride)]}")
 }
 
+
+func benchGemm(_ c: (name: String, m: Int, n: Int, k: Int), threads: Int, runs: Int) {
+    let a = random(c.m * c.k, seed: 1), b = random(c.k * c.n, seed: 2)
+    var packed = [Float](repeating: 0, count: PackedGemm.packedCount(rows: c.m, depth: c.k))
+    var scratch = [Float](repeating: 0, count: PackedGemm.scratchCount * threads)
+    var mine = [Float](repeating: 0, count: c.m * c.n), theirs = mine
+    var packedMs = 0.0, blasMs = 0.0
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            packed.withUnsafeMutableBufferPointer { pp in
+                PackedGemm.packA(ap.baseAddress!, rows: c.m, depth: c.k, lda: c.k, into: pp.baseAddress!)
+                let (pa, pb) = (UnsafePointer(pp.baseAddress!), bp.baseAddress!)
+                scratch.withUnsafeMutableBufferPointer { sp in
+                    mine.withUnsafeMutableBufferPointer { op in
+                        let (s, out) = (sp.baseAddress!, op.baseAddress!)
+                        let panels = PackedGemm.panelCount(rows: c.m)
+                        // Wide products split columns between threads, narrow ones row panels.
+                        let byColumns = c.n >= 64 * threads
+                        packedMs = timeMedian(runs: runs) {
+                            runParallel(byColumns ? c.n / 16 : panels, threads: threads) { r, t in
+                                let cols = byColumns ? (r.lowerBound * 16)..<(r.upperBound == c.n / 16 ? c.n : r.upperBound * 16) : 0..<c.n
+                                PackedGemm.multiply(packedA: pa, rows: c.m, depth: c.k, panels: byColumns ? 0..<panels : r,
+                                                    b: pb, ldb: c.n, columns: cols, c: out, ldc: c.n,
+                                                    scratch: s + t * PackedGemm.scratchCount)
+                            }
+                        }
+                    }
+                }
+                theirs.withUnsafeMutableBufferPointer { tp in
+                    openblas_set_num_threads(Int32(threads))
+                    blasMs = timeMedian(runs: runs) {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, blasint(c.m), blasint(c.n), blasint(c.k), 1,
+                                    ap.baseAddress!, blasint(c.k), bp.baseAddress!, blasint(c.n), 0, tp.baseAddress!, blasint(c.n))
+                    }
+                }
+            }
+        }
+    }
+    let maxError = zip(mine, theirs).map { abs($0 - $1) }.max() ?? 0
+    let flops = 2.0 * Double(c.m * c.n * c.k)
+    print("{\"case\": \"\(c.name)\", \"kind\": \"gemm\", \"threads\": \(threads), \"packed_ms\": \(packedMs), "
+        + "\"sgemm_ms\": \(blasMs), \"ratio\": \(packedMs / blasMs), \"packed_gflops\": \(flops / packedMs / 1e6), "
+        + "\"max_abs_difference\": \(maxError)}")
+}
+
 for c in cases where options.only == nil || options.only == c.name {
     bench(c, threads: options.threads, runs: options.runs)
+}
+for c in gemmCases where options.only == nil || options.only == c.name {
+    benchGemm(c, threads: options.threads, runs: options.runs)
 }

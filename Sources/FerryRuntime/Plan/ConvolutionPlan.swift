@@ -12,6 +12,8 @@ extension PlanBuilder {
     static let im2colTileBytes: Int = environmentInteger("FERRY_IM2COL_TILE_BYTES") ?? 1 << 20
     /// FERRY_WINOGRAD=0 turns Winograd off (to measure it against im2col).
     static let winogradEnabled = environmentInteger("FERRY_WINOGRAD") != 0
+    /// FERRY_PACKED_GEMM=0 sends every convolution to cblas_sgemm (to measure PackedGemm against it).
+    static let packedGemmEnabled = environmentInteger("FERRY_PACKED_GEMM") != 0
 
     func planConv(_ node: Node, _ a: ConvAttributes) -> PlannedKernel? {
         let xShape = shape(node.inputs[0]), wShape = shape(node.inputs[1]), yShape = shape(node.outputs[0])
@@ -115,19 +117,54 @@ extension PlanBuilder {
         // else a multiple of 16 columns, at least 64.
         let budget = max(Self.im2colTileBytes / 4 / max(rows, 1), 64) / 16 * 16
         let tile = pointwise ? outPlane : (outPlane <= budget * 3 / 2 ? outPlane : budget)
-        return PlannedKernel(name: pointwise ? "conv.1x1-sgemm" : "conv.im2col-sgemm", scratch: pointwise ? 0 : rows * tile) { b in
+        let columnScratch = pointwise ? 0 : ArenaPlanner.aligned(rows * tile)
+        // Constant weights are packed here once for PackedGemm (one packed matrix per group);
+        // otherwise (weights computed at run time, or a CPU without AVX2) cblas_sgemm packs them
+        // on every call.
+        var packedWeights: UnsafePointer<Float>?
+        // Small planes (late stages) take the kernel that broadcasts pixels and vectorizes channels.
+        let narrow = PackedGemm.prefersNarrow(columns: tile, depth: rows)
+        let packedStep = narrow ? PackedGemm.narrowPackedCount(rows: mg, depth: rows) : PackedGemm.packedCount(rows: mg, depth: rows)
+        if InnerKernels.simd, PlanBuilder.packedGemmEnabled, let weights = constant(node.inputs[1]), rows > 0 {
+            var packed = [Float](repeating: 0, count: packedStep * group)
+            weights.floats.withUnsafeBufferPointer { wp in
+                packed.withUnsafeMutableBufferPointer { pp in
+                    for gi in 0..<group {
+                        if narrow {
+                            PackedGemm.packNarrowA(wp.baseAddress! + gi * mg * rows, rows: mg, depth: rows, lda: rows,
+                                                   into: pp.baseAddress! + gi * packedStep)
+                        } else {
+                            PackedGemm.packA(wp.baseAddress! + gi * mg * rows, rows: mg, depth: rows, lda: rows,
+                                             into: pp.baseAddress! + gi * packedStep)
+                        }
+                    }
+                }
+            }
+            packedWeights = pin(packed)
+        }
+        let gemmScratch = packedWeights == nil ? 0 : ArenaPlanner.aligned(PackedGemm.scratchCount) * threads
+        let kind = (pointwise ? "conv.1x1" : "conv.im2col") + (packedWeights == nil ? "-sgemm" : narrow ? "-packed-narrow" : "-packed")
+        return PlannedKernel(name: kind, scratch: columnScratch + gemmScratch) { b in
             let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
             let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
-            let col = b.scratch!
+            let col = b.scratch!, gemmScratchBase = b.scratch! + columnScratch
+            /// out[mg, count] (row stride outPlane) = weights of group gi x columns[rows, count].
+            func product(group gi: Int, _ columns: UnsafePointer<Float>, ldb: Int, count: Int, _ out: UnsafeMutablePointer<Float>) {
+                if let packedWeights {
+                    multiplyPacked(packedWeights + gi * packedStep, narrow: narrow, rows: mg, depth: rows, b: columns, ldb: ldb,
+                                   n: count, c: out, ldc: outPlane, threads: threads, scratch: gemmScratchBase)
+                } else {
+                    sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: w + gi * mg * rows, lda: rows,
+                          b: columns, ldb: ldb, beta: 0, c: out, ldc: outPlane)
+                }
+            }
             return {
                 for n in 0..<batch {
                     for gi in 0..<group {
                         let image = x + (n * channels + gi * cg) * g.inPlane
                         let out = y + (n * m + gi * mg) * outPlane
-                        let weights = w + gi * mg * rows
                         if pointwise {
-                            sgemm(transA: false, transB: false, m: mg, n: outPlane, k: rows, alpha: 1, a: weights, lda: rows,
-                                  b: image, ldb: outPlane, beta: 0, c: out, ldc: outPlane)
+                            product(group: gi, image, ldb: outPlane, count: outPlane, out)
                         } else {
                             var start = 0
                             while start < outPlane {
@@ -139,8 +176,7 @@ extension PlanBuilder {
                                         im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
                                     }
                                 }
-                                sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: weights, lda: rows,
-                                      b: col, ldb: count, beta: 0, c: out + start, ldc: outPlane)
+                                product(group: gi, col, ldb: count, count: count, out + start)
                                 start += count
                             }
                         }
@@ -156,6 +192,34 @@ extension PlanBuilder {
                 }
             }
         }
+    }
+}
+
+/// C[rows, n] = packed A x B[depth, n] on `threads` threads (A packed for the narrow kernel when
+/// `narrow`): products with many column panels split columns (in whole panels), the others split
+/// A's row panels. Either way each element is summed in the same order, so the split does not
+/// change results. `scratch` holds `aligned(PackedGemm.scratchCount) * threads` floats.
+func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, depth: Int, b: UnsafePointer<Float>, ldb: Int,
+                    n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, scratch: UnsafeMutablePointer<Float>) {
+    let panels = narrow ? PackedGemm.narrowPanelCount(rows: rows) : PackedGemm.panelCount(rows: rows)
+    let step = ArenaPlanner.aligned(PackedGemm.scratchCount)
+    let nr = narrow ? PackedGemm.narrowColumnsPerPanel : PackedGemm.columnsPerPanel
+    let columnPanels = (n + nr - 1) / nr
+    func run(_ k: Int, _ ps: Range<Int>, _ columns: Range<Int>) {
+        if narrow {
+            PackedGemm.multiplyNarrow(packedA: packedA, rows: rows, depth: depth, panels: ps, b: b, ldb: ldb,
+                                      columns: columns, c: c, ldc: ldc, scratch: scratch + k * step)
+        } else {
+            PackedGemm.multiply(packedA: packedA, rows: rows, depth: depth, panels: ps, b: b, ldb: ldb,
+                                columns: columns, c: c, ldc: ldc, scratch: scratch + k * step)
+        }
+    }
+    if columnPanels >= 4 * threads {
+        parallelChunksIndexed(columnPanels, threads: threads) { k, qs in
+            run(k, 0..<panels, (qs.lowerBound * nr)..<Swift.min(qs.upperBound * nr, n))
+        }
+    } else {
+        parallelChunksIndexed(panels, threads: threads) { k, ps in run(k, ps, 0..<n) }
     }
 }
 

@@ -1,0 +1,313 @@
+/// Matrix product with the left operand packed once: C[M, N] = A[M, K] · B[K, N], row-major.
+///
+/// Why not `cblas_sgemm`: OpenBLAS packs both operands on every call. In a convolution A is the
+/// weights, the same on every run, and at batch 1 the late layers have few output pixels (N) and
+/// many weights, so repacking A each call cost about as much as the multiply itself (a sixth of
+/// ResNet50's run time went to `sgemm_oncopy`). Here A is packed when the plan is compiled, and
+/// only B (the activations, or im2col columns) is packed per call, a block at a time.
+///
+/// Layout of packed A: row panels of `PackedGemm.rowsPerPanel` (MR) rows, the last padded with
+/// zero rows; panel p holds A[p·MR + i, k] at `p·K·MR + k·MR + i`, so one step of k reads MR
+/// consecutive floats. B is packed per (K block, column block) into column panels of NR columns
+/// (zero-padded), one step of k reading NR consecutive floats. The micro-kernel keeps an MR x NR
+/// tile of C in 12 vector registers (6 rows x 2 vectors of 8), the classic AVX2 6x16 shape.
+///
+/// Every C element is summed in the same order (K blocks in turn, k ascending within each) however
+/// the caller splits rows or columns between threads, so results do not depend on the split.
+public enum PackedGemm {
+    /// MR: rows of A per panel (and of the C tile).
+    public static let rowsPerPanel = 6
+    /// NR: columns of B per panel (and of the C tile): two 8-lane vectors.
+    public static let columnsPerPanel = 16
+    /// KC: depth of one B block, so that an A panel slice (KC·MR floats) stays in L1.
+    public static let depthBlock = 256
+    /// NC: columns of one B block; KC·NC floats (384 KiB) stay in L2.
+    public static let columnBlock = 384
+
+    /// Floats of a packed A with `rows` x `depth`.
+    public static func packedCount(rows: Int, depth: Int) -> Int {
+        panelCount(rows: rows) * rowsPerPanel * depth
+    }
+
+    public static func panelCount(rows: Int) -> Int { (rows + rowsPerPanel - 1) / rowsPerPanel }
+
+    /// Floats of scratch one concurrent `multiply` call needs (its packed B block).
+    public static var scratchCount: Int { depthBlock * columnBlock }
+
+    /// Packs A (`rows` x `depth`, row stride `lda`) into `packed` (`packedCount` floats).
+    public static func packA(_ a: UnsafePointer<Float>, rows: Int, depth: Int, lda: Int, into packed: UnsafeMutablePointer<Float>) {
+        let mr = rowsPerPanel
+        for p in 0..<panelCount(rows: rows) {
+            let panel = packed + p * depth * mr
+            for i in 0..<mr {
+                let r = p * mr + i
+                if r < rows {
+                    let row = a + r * lda
+                    for k in 0..<depth { panel[k * mr + i] = row[k] }
+                } else {
+                    for k in 0..<depth { panel[k * mr + i] = 0 }
+                }
+            }
+        }
+    }
+
+    /// C[rows of panels `panels`, `columns`] = A · B (or += when `accumulate`), with A packed by
+    /// `packA` (`rows` x `depth`), B row-major with row stride `ldb`, C with row stride `ldc`.
+    /// `columns` index both B's and C's columns. `scratch` holds `scratchCount` floats.
+    public static func multiply(packedA: UnsafePointer<Float>, rows: Int, depth: Int, panels: Range<Int>,
+                                b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false,
+                                scratch: UnsafeMutablePointer<Float>) {
+        let mr = rowsPerPanel, nr = columnsPerPanel
+        guard !panels.isEmpty, !columns.isEmpty else { return }
+        if depth == 0 {
+            if !accumulate {
+                for p in panels {
+                    for i in 0..<Swift.min(mr, rows - p * mr) {
+                        (c + (p * mr + i) * ldc + columns.lowerBound).update(repeating: 0, count: columns.count)
+                    }
+                }
+            }
+            return
+        }
+        var jc = columns.lowerBound
+        while jc < columns.upperBound {
+            let nc = Swift.min(columnBlock, columns.upperBound - jc)
+            let columnPanels = (nc + nr - 1) / nr
+            var pc = 0
+            while pc < depth {
+                let kc = Swift.min(depthBlock, depth - pc)
+                packB(b + pc * ldb + jc, ldb: ldb, depth: kc, columns: nc, into: scratch)
+                let add = accumulate || pc > 0
+                for p in panels {
+                    let aPanel = packedA + p * depth * mr + pc * mr
+                    let validRows = Swift.min(mr, rows - p * mr)
+                    let cRow = c + p * mr * ldc + jc
+                    for q in 0..<columnPanels {
+                        microKernel(depth: kc, a: aPanel, b: UnsafePointer(scratch + q * kc * nr), c: cRow + q * nr, ldc: ldc,
+                                    accumulate: add, rows: validRows, columns: Swift.min(nr, nc - q * nr))
+                    }
+                }
+                pc += kc
+            }
+            jc += nc
+        }
+    }
+
+    /// Packs B[0..<depth, 0..<columns] (row stride ldb) into column panels of NR, zero-padded.
+    @inline(__always)
+    static func packB(_ b: UnsafePointer<Float>, ldb: Int, depth: Int, columns: Int, into packed: UnsafeMutablePointer<Float>) {
+        let nr = columnsPerPanel
+        let full = columns / nr, rest = columns - full * nr
+        for q in 0..<full {
+            let dst = packed + q * depth * nr, src = b + q * nr
+            for k in 0..<depth {
+                let row = src + k * ldb
+                dst.store(row.vector(at: 0), at: k * nr)
+                dst.store(row.vector(at: 8), at: k * nr + 8)
+            }
+        }
+        if rest > 0 {
+            let dst = packed + full * depth * nr, src = b + full * nr
+            for k in 0..<depth {
+                let row = src + k * ldb, out = dst + k * nr
+                for j in 0..<rest { out[j] = row[j] }
+                for j in rest..<nr { out[j] = 0 }
+            }
+        }
+    }
+
+    /// One MR x NR tile of C: the sum over `depth` steps of a packed A panel slice times a
+    /// packed B panel. Only the first `rows` x `columns` of the tile are written.
+    @inline(__always)
+    static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+                            ldc: Int, accumulate: Bool, rows: Int, columns: Int) {
+        var c00 = FloatVector(), c01 = FloatVector(), c10 = FloatVector(), c11 = FloatVector()
+        var c20 = FloatVector(), c21 = FloatVector(), c30 = FloatVector(), c31 = FloatVector()
+        var c40 = FloatVector(), c41 = FloatVector(), c50 = FloatVector(), c51 = FloatVector()
+        var ap = a, bp = b
+        for _ in 0..<depth {
+            let b0 = bp.vector(at: 0), b1 = bp.vector(at: 8)
+            var x = splat(ap[0])
+            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+            x = splat(ap[1])
+            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+            x = splat(ap[2])
+            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+            x = splat(ap[3])
+            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+            x = splat(ap[4])
+            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+            x = splat(ap[5])
+            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+            ap += 6
+            bp += 16
+        }
+        if rows == 6 && columns == 16 {
+            @inline(__always) func put(_ row: Int, _ v0: FloatVector, _ v1: FloatVector) {
+                let out = c + row * ldc
+                if accumulate {
+                    out.store(out.vector(at: 0) + v0, at: 0)
+                    out.store(out.vector(at: 8) + v1, at: 8)
+                } else {
+                    out.store(v0, at: 0)
+                    out.store(v1, at: 8)
+                }
+            }
+            put(0, c00, c01); put(1, c10, c11); put(2, c20, c21)
+            put(3, c30, c31); put(4, c40, c41); put(5, c50, c51)
+            return
+        }
+        // Edge tile: through a stack buffer, then the valid part.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 96) { buffer in
+            let t = buffer.baseAddress!
+            t.store(c00, at: 0); t.store(c01, at: 8); t.store(c10, at: 16); t.store(c11, at: 24)
+            t.store(c20, at: 32); t.store(c21, at: 40); t.store(c30, at: 48); t.store(c31, at: 56)
+            t.store(c40, at: 64); t.store(c41, at: 72); t.store(c50, at: 80); t.store(c51, at: 88)
+            for i in 0..<rows {
+                let out = c + i * ldc, tile = t + i * 16
+                if accumulate {
+                    for j in 0..<columns { out[j] += tile[j] }
+                } else {
+                    for j in 0..<columns { out[j] = tile[j] }
+                }
+            }
+        }
+    }
+
+    // MARK: Few columns (small output planes)
+
+    /// The wide kernel above pads the columns (output pixels) to multiples of 16, which wastes
+    /// most of the work on the small planes of a network's last stages (7x7 = 49 pixels run as
+    /// 64, 3x3 as 16). For those, the vectors run along the rows (output channels, in 16s, which
+    /// real layers fill) and the columns are broadcast 6 at a time, so the padding is at most 5
+    /// columns. The C tile is then transposed on its way out, once per product (no K blocks).
+
+    /// Rows of A per panel in the few-columns layout: two 8-lane vectors.
+    public static let narrowRowsPerPanel = 16
+    /// Columns of B per panel in the few-columns layout (broadcast one at a time).
+    public static let narrowColumnsPerPanel = 6
+
+    public static func narrowPanelCount(rows: Int) -> Int { (rows + narrowRowsPerPanel - 1) / narrowRowsPerPanel }
+
+    /// Floats of a packed A in the few-columns layout.
+    public static func narrowPackedCount(rows: Int, depth: Int) -> Int {
+        narrowPanelCount(rows: rows) * narrowRowsPerPanel * depth
+    }
+
+    /// Whether the few-columns kernel suits an `n`-column product of depth `depth`: n small
+    /// enough that padding to 16 wastes more than padding to 6 would, and a 6-column panel of
+    /// the whole depth fits the scratch.
+    public static func prefersNarrow(columns n: Int, depth: Int) -> Bool {
+        guard depth * narrowColumnsPerPanel <= scratchCount else { return false }
+        let wide = (n + columnsPerPanel - 1) / columnsPerPanel * columnsPerPanel
+        let narrow = (n + narrowColumnsPerPanel - 1) / narrowColumnsPerPanel * narrowColumnsPerPanel
+        return n <= 256 && narrow < wide
+    }
+
+    /// Packs A for `multiplyNarrow`: panel p holds A[p·16 + i, k] at `p·K·16 + k·16 + i`.
+    public static func packNarrowA(_ a: UnsafePointer<Float>, rows: Int, depth: Int, lda: Int,
+                                   into packed: UnsafeMutablePointer<Float>) {
+        let mr = narrowRowsPerPanel
+        for p in 0..<narrowPanelCount(rows: rows) {
+            let panel = packed + p * depth * mr
+            for i in 0..<mr {
+                let r = p * mr + i
+                if r < rows {
+                    let row = a + r * lda
+                    for k in 0..<depth { panel[k * mr + i] = row[k] }
+                } else {
+                    for k in 0..<depth { panel[k * mr + i] = 0 }
+                }
+            }
+        }
+    }
+
+    /// `multiply` for A packed by `packNarrowA`; `panels` counts 16-row panels. The result is
+    /// written (or added, when `accumulate`), never read otherwise.
+    public static func multiplyNarrow(packedA: UnsafePointer<Float>, rows: Int, depth: Int, panels: Range<Int>,
+                                      b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false,
+                                      scratch: UnsafeMutablePointer<Float>) {
+        let mr = narrowRowsPerPanel, nr = narrowColumnsPerPanel
+        guard !panels.isEmpty, !columns.isEmpty else { return }
+        precondition(depth * nr <= scratchCount, "PackedGemm.multiplyNarrow: depth \(depth) too large for the scratch")
+        if depth == 0 {
+            for p in panels where !accumulate {
+                for i in 0..<Swift.min(mr, rows - p * mr) {
+                    (c + (p * mr + i) * ldc + columns.lowerBound).update(repeating: 0, count: columns.count)
+                }
+            }
+            return
+        }
+        let blockColumns = Swift.max(nr, scratchCount / depth / nr * nr)
+        var jc = columns.lowerBound
+        while jc < columns.upperBound {
+            let nc = Swift.min(blockColumns, columns.upperBound - jc)
+            let columnPanels = (nc + nr - 1) / nr
+            // Pack B[0..<depth, jc..<jc+nc] into panels of 6 columns, zero-padded.
+            for q in 0..<columnPanels {
+                let dst = scratch + q * depth * nr, src = b + jc + q * nr
+                let valid = Swift.min(nr, nc - q * nr)
+                for k in 0..<depth {
+                    let row = src + k * ldb, out = dst + k * nr
+                    for j in 0..<valid { out[j] = row[j] }
+                    for j in valid..<nr { out[j] = 0 }
+                }
+            }
+            for p in panels {
+                let aPanel = packedA + p * depth * mr
+                let validRows = Swift.min(mr, rows - p * mr)
+                for q in 0..<columnPanels {
+                    narrowMicroKernel(depth: depth, a: aPanel, b: UnsafePointer(scratch + q * depth * nr),
+                                      c: c + p * mr * ldc + jc + q * nr, ldc: ldc, accumulate: accumulate,
+                                      rows: validRows, columns: Swift.min(nr, nc - q * nr))
+                }
+            }
+            jc += nc
+        }
+    }
+
+    /// A 16 x 6 tile of C: 16 rows in two vectors for each of 6 broadcast columns.
+    @inline(__always)
+    static func narrowMicroKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+                                  ldc: Int, accumulate: Bool, rows: Int, columns: Int) {
+        var c00 = FloatVector(), c01 = FloatVector(), c10 = FloatVector(), c11 = FloatVector()
+        var c20 = FloatVector(), c21 = FloatVector(), c30 = FloatVector(), c31 = FloatVector()
+        var c40 = FloatVector(), c41 = FloatVector(), c50 = FloatVector(), c51 = FloatVector()
+        var ap = a, bp = b
+        for _ in 0..<depth {
+            let a0 = ap.vector(at: 0), a1 = ap.vector(at: 8)
+            var x = splat(bp[0])
+            c00 = c00.addingProduct(a0, x); c01 = c01.addingProduct(a1, x)
+            x = splat(bp[1])
+            c10 = c10.addingProduct(a0, x); c11 = c11.addingProduct(a1, x)
+            x = splat(bp[2])
+            c20 = c20.addingProduct(a0, x); c21 = c21.addingProduct(a1, x)
+            x = splat(bp[3])
+            c30 = c30.addingProduct(a0, x); c31 = c31.addingProduct(a1, x)
+            x = splat(bp[4])
+            c40 = c40.addingProduct(a0, x); c41 = c41.addingProduct(a1, x)
+            x = splat(bp[5])
+            c50 = c50.addingProduct(a0, x); c51 = c51.addingProduct(a1, x)
+            ap += 16
+            bp += 6
+        }
+        // The tile is column-major in registers (one column's 16 rows per pair): out through
+        // a stack buffer, row by row.
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 96) { buffer in
+            let t = buffer.baseAddress!
+            t.store(c00, at: 0); t.store(c01, at: 8); t.store(c10, at: 16); t.store(c11, at: 24)
+            t.store(c20, at: 32); t.store(c21, at: 40); t.store(c30, at: 48); t.store(c31, at: 56)
+            t.store(c40, at: 64); t.store(c41, at: 72); t.store(c50, at: 80); t.store(c51, at: 88)
+            for i in 0..<rows {
+                let out = c + i * ldc
+                if accumulate {
+                    for j in 0..<columns { out[j] += t[j &* 16 &+ i] }
+                } else {
+                    for j in 0..<columns { out[j] = t[j &* 16 &+ i] }
+                }
+            }
+        }
+    }
+}
