@@ -122,11 +122,14 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
                                         weights: [("w", randomTensor([c.outChannels, c.channels / c.group] + c.kernel, seed: 1))])
             return try PlanRuntime(graph: g).plan(forShapes: ["x": [1, c.channels, c.height, c.width]]).kernels[0].kernel
         }
-        #expect(try kernel(ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0])) == "conv.1x1-sgemm")
-        #expect(try kernel(ConvCase()) == "conv.im2col-sgemm")
-        #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col-sgemm")
+        // Constant weights go to PackedGemm (packed at compile time): the 16-wide kernel over
+        // pixels, or over channels when the plane is small (here 4x5 = 20 pixels).
+        let packed = InnerKernels.simd ? "-packed" : "-sgemm", narrow = InnerKernels.simd ? "-packed-narrow" : "-sgemm"
+        #expect(try kernel(ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0])) == "conv.1x1" + packed)
+        #expect(try kernel(ConvCase()) == "conv.im2col" + packed)
+        #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col" + narrow)
         // Too few tiles for Winograd to pay.
-        #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col-sgemm")
+        #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col" + packed)
         #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
         #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == "conv.depthwise")
     }
