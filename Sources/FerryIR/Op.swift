@@ -321,6 +321,7 @@ public enum Op: Sendable, Hashable {
             if r.mode == .cubic { a += [("cubic_coeff_a", "\(r.cubicCoeffA)"), ("exclude_outside", r.excludeOutside ? "1" : "0")] }
             if let scales = r.scales { a.append(("scales", "[" + scales.map { "\($0)" }.joined(separator: ",") + "]")) }
             if let sizes = r.sizes { a.append(("sizes", list(sizes))) }
+            if let axes = r.axes { a.append(("axes", list(axes))) }
             return a
         case .lstm(let r), .gru(let r), .rnn(let r):
             var a = [("hidden_size", String(r.hiddenSize)), ("direction", r.direction.rawValue)]
@@ -581,10 +582,14 @@ public struct ResizeAttributes: Sendable, Hashable {
     public var mode: Mode
     public var coordinateTransformation: CoordinateTransformation
     public var nearestMode: NearestMode
-    /// One scale per input axis (output size floor(in * scale)); exactly one of scales and sizes.
+    /// One scale per input axis, or per entry of `axes` (output size floor(in * scale));
+    /// exactly one of scales and sizes.
     public var scales: [Float]?
-    /// One size per input axis.
+    /// One size per input axis, or per entry of `axes`.
     public var sizes: [Int]?
+    /// The axes that scales or sizes speak of, ascending (ONNX opset 18); the others keep
+    /// their size. nil: every axis. Sizes for the spatial axes only keep the batch open.
+    public var axes: [Int]?
     /// Cubic mode's A (-0.75 as PyTorch; TensorFlow uses -0.5).
     public var cubicCoeffA: Float
     /// Cubic mode: weights of taps outside the input are set to 0 and the rest renormalised.
@@ -592,7 +597,7 @@ public struct ResizeAttributes: Sendable, Hashable {
 
     public init(mode: Mode = .nearest, coordinateTransformation: CoordinateTransformation = .halfPixel,
                 nearestMode: NearestMode = .roundPreferFloor, scales: [Float]? = nil, sizes: [Int]? = nil,
-                cubicCoeffA: Float = -0.75, excludeOutside: Bool = false) {
+                cubicCoeffA: Float = -0.75, excludeOutside: Bool = false, axes: [Int]? = nil) {
         self.mode = mode
         self.coordinateTransformation = coordinateTransformation
         self.nearestMode = nearestMode
@@ -600,6 +605,7 @@ public struct ResizeAttributes: Sendable, Hashable {
         self.sizes = sizes
         self.cubicCoeffA = cubicCoeffA
         self.excludeOutside = excludeOutside
+        self.axes = axes
     }
 }
 

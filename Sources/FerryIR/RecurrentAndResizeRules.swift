@@ -1,33 +1,48 @@
 /// Shape rules of Resize and the recurrent layers, shared by shape inference and the runtime.
 
 extension ResizeAttributes {
-    /// Checks scales / sizes against the rank.
+    /// Checks scales / sizes against the rank and the axes.
     public func validate(rank: Int) throws {
+        if let axes {
+            guard !axes.isEmpty, axes.allSatisfy({ $0 >= 0 && $0 < rank }), zip(axes, axes.dropFirst()).allSatisfy({ $0 < $1 }) else {
+                throw FerryError("Resize axes \(axes) should be ascending axes of a rank-\(rank) input")
+            }
+        }
+        let count = axes?.count ?? rank
         switch (scales, sizes) {
         case (let s?, nil):
-            guard s.count == rank, s.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-                throw FerryError("Resize scales \(s) should be \(rank) positive numbers")
+            guard s.count == count, s.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw FerryError("Resize scales \(s) should be \(count) positive numbers")
             }
         case (nil, let s?):
-            guard s.count == rank, s.allSatisfy({ $0 >= 0 }) else {
-                throw FerryError("Resize sizes \(s) should be \(rank) non-negative numbers")
+            guard s.count == count, s.allSatisfy({ $0 >= 0 }) else {
+                throw FerryError("Resize sizes \(s) should be \(count) non-negative numbers")
             }
         default:
             throw FerryError("Resize needs exactly one of scales and sizes")
         }
     }
 
+    /// Where an input axis's scale or size sits in `scales` / `sizes`; nil for an axis that
+    /// `axes` leaves alone.
+    public func entry(axis: Int) -> Int? {
+        guard let axes else { return axis }
+        return axes.firstIndex(of: axis)
+    }
+
     /// Output length along an axis of n cells: the size, or floor(n * scale) (in float, as
     /// onnxruntime computes it).
     public func outputLength(_ n: Int, axis: Int) -> Int {
-        if let sizes { return sizes[axis] }
-        return Int((Float(n) * scales![axis]).rounded(.down))
+        guard let i = entry(axis: axis) else { return n }
+        if let sizes { return sizes[i] }
+        return Int((Float(n) * scales![i]).rounded(.down))
     }
 
     /// The scale the coordinate transformation divides by along an axis: the given scale, or
     /// out / in when sizes are given.
     public func scale(axis: Int, input n: Int, output m: Int) -> Float {
-        if let scales { return scales[axis] }
+        guard let i = entry(axis: axis) else { return 1 }
+        if let scales { return scales[i] }
         return n == 0 ? 1 : Float(m) / Float(n)
     }
 
@@ -123,10 +138,10 @@ extension Op {
             for (i, d) in x.shape.dims.enumerated() {
                 if let n = d.value {
                     dims.append(.fixed(a.outputLength(n, axis: i)))
-                } else if let sizes = a.sizes {
-                    dims.append(.fixed(sizes[i]))
+                } else if let e = a.entry(axis: i) {
+                    if let sizes = a.sizes { dims.append(.fixed(sizes[e])) } else { dims.append(a.scales![e] == 1 ? d : unknownDim) }
                 } else {
-                    dims.append(a.scales![i] == 1 ? d : unknownDim)
+                    dims.append(d)
                 }
             }
             return [TensorType(x.dtype, Shape(dims))]

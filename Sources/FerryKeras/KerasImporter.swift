@@ -90,7 +90,18 @@ public enum KerasImporter {
                 }
                 let ins = try call.positional.map(resolve)
                 let named = try call.named.map { (key: $0.key, tensors: try $0.refs.map(resolve)) }
+                let maskFrom = (ins + named.flatMap(\.tensors)).lazy.compactMap(\.maskFrom).first
+                let effect = layer.spec.maskEffect
+                if let maskFrom, effect == .reads {
+                    throw ctx.error("its input carries the mask of layer '\(maskFrom)' (Masking or Embedding with "
+                                    + "mask_zero), which this layer would read; Ferry does not compute masks")
+                }
                 let outs = try ctx.withCallArguments(named) { try layer.spec.build(ins, ctx) }
+                switch effect {
+                case .makes: outs.forEach { $0.maskFrom = ctx.layerName }
+                case .carries: if let maskFrom { outs.forEach { if $0.maskFrom == nil { $0.maskFrom = maskFrom } } }
+                case .reads: break
+                }
                 for (i, t) in outs.enumerated() {
                     tensors[TensorRef(layer: layer.name, node: node + layer.nodeOffset, tensor: i)] = t
                 }

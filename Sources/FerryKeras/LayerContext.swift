@@ -15,6 +15,8 @@ struct IRValue: Hashable {
 final class KerasTensor {
     fileprivate(set) var kerasForm: IRValue?
     fileprivate(set) var channelsFirstForm: IRValue?
+    /// The layer that made the Keras mask this tensor carries, if any (see `KerasMaskEffect`).
+    var maskFrom: String?
 
     init(keras value: IRValue) { kerasForm = value }
     init(channelsFirst value: IRValue) {

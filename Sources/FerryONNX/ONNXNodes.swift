@@ -311,10 +311,22 @@ struct NodeContext {
             // roi and scales became optional in opset 13; before, empty tensors stand for them.
             let empty = Tensor(shape: [0], floats: [])
             let roi = opset >= 13 ? "" : addInitializer("\(node.name)_roi", empty)
-            if let scales = a.scales {
+            let rank = try inputType(node, 0).shape.rank
+            if let axes = a.axes, opset >= 18 {
+                proto.attribute.append(.ints("axes", axes))
+            }
+            let partial = a.axes != nil && opset < 18
+            if var scales = a.scales {
+                if partial {
+                    // The other axes keep their size: scale 1, exactly.
+                    scales = (0..<rank).map { i in a.entry(axis: i).map { scales[$0] } ?? 1 }
+                }
                 proto.input = [node.inputs[0], roi, addInitializer("\(node.name)_scales", Tensor(shape: [scales.count], floats: scales))]
             } else if let sizes = a.sizes {
                 let noScales = opset >= 13 ? "" : addInitializer("\(node.name)_scales", empty)
+                if partial {
+                    return try resizeWithSizesOfSomeAxes(node, a, sizes, proto, inputs: [node.inputs[0], roi, noScales])
+                }
                 proto.input = [node.inputs[0], roi, noScales, addInitializer("\(node.name)_sizes", int64s(sizes))]
             }
 
@@ -463,6 +475,28 @@ struct NodeContext {
         let bias = helper.add(&self, "Reshape", [node.inputs[2], channelShape])
         helper.add(&self, "Add", [scaled, bias], output: node.outputs[0])
         return helper.nodes
+    }
+
+    /// Resize with sizes for some axes only, before opset 18 (which has no axes): the full
+    /// sizes are a constant when the other axes' sizes are known, else Shape(X) with the
+    /// resized axes' entries replaced (Shape * keep + sizes), so that an open batch stays open.
+    private mutating func resizeWithSizesOfSomeAxes(_ node: Node, _ a: ResizeAttributes, _ sizes: [Int],
+                                                    _ proto: Onnx_NodeProto, inputs: [String]) throws -> [Onnx_NodeProto] {
+        let dims = try inputType(node, 0).shape.dims
+        var resize = proto
+        let full = dims.indices.map { i in a.entry(axis: i).map { sizes[$0] } ?? dims[i].value }
+        if full.allSatisfy({ $0 != nil }) {
+            resize.input = inputs + [addInitializer("\(node.name)_sizes", int64s(full.map { $0! }))]
+            return [resize]
+        }
+        var helper = Helper(node: node, doc: proto.docString)
+        let shape = helper.add(&self, "Shape", [node.inputs[0]])
+        let keep = addInitializer("\(node.name)_keep", int64s(dims.indices.map { a.entry(axis: $0) == nil ? 1 : 0 }))
+        let kept = helper.add(&self, "Mul", [shape, keep])
+        let given = addInitializer("\(node.name)_resized", int64s(dims.indices.map { i in a.entry(axis: i).map { sizes[$0] } ?? 0 }))
+        let target = helper.add(&self, "Add", [kept, given])
+        resize.input = inputs + [target]
+        return helper.nodes + [resize]
     }
 
     /// A float32 tensor's values as float16.

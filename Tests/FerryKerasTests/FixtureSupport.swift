@@ -28,6 +28,16 @@ struct FixtureVariant: CustomStringConvertible, Sendable {
     func npyShape(_ npy: String) throws -> [Int] {
         try readNpyShape(kerasFixtures.appendingPathComponent(model).appendingPathComponent(npy))
     }
+
+    /// The element type of a fixture array (float32, or int32 / int64 ids).
+    func npyDType(_ npy: String) throws -> DType {
+        let url = kerasFixtures.appendingPathComponent(model).appendingPathComponent(npy)
+        let header = String(decoding: try Data(contentsOf: url).prefix(256), as: UTF8.self)
+        for (descr, dtype) in [("'<f4'", DType.float32), ("'<i4'", .int32), ("'<i8'", .int64)] where header.contains(descr) {
+            return dtype
+        }
+        throw FerryError("unexpected .npy dtype", file: url.path)
+    }
 }
 
 /// All variants of all fixture models (empty when the fixtures are absent).

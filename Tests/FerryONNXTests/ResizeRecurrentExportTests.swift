@@ -105,6 +105,9 @@ struct SingleOpCase: Sendable, CustomStringConvertible {
         resize("bicubic_half_pixel", ResizeAttributes(mode: .cubic, scales: [1, 1, 2, 1.6])),
         resize("bicubic_tf_exclude_outside", ResizeAttributes(mode: .cubic, coordinateTransformation: .asymmetric, sizes: [2, 2, 9, 3],
                                                               cubicCoeffA: -0.5, excludeOutside: true)),
+        // Keras Resizing / UpSampling2D bilinear: sizes of the spatial axes only.
+        resize("bilinear_sizes_of_spatial_axes", ResizeAttributes(mode: .linear, sizes: [7, 3], axes: [2, 3])),
+        resize("nearest_scale_of_last_axis", ResizeAttributes(mode: .nearest, nearestMode: .roundPreferCeil, scales: [2.5], axes: [3])),
     ]
 }
 
@@ -131,6 +134,12 @@ struct SingleOpCase: Sendable, CustomStringConvertible {
         let cubic = try onlyNode(SingleOpCase.resizes[10])
         #expect(attributes(cubic)["cubic_coeff_a"] == "-0.5")
         #expect(attributes(cubic)["exclude_outside"] == "1")
+        // Sizes of some axes: ONNX's axes from opset 18, before that the full sizes.
+        let partial = try onlyNode(SingleOpCase.resizes[11], opset: 18)
+        #expect(partial.attribute.first { $0.name == "axes" }?.ints == [2, 3])
+        let full = try roundTrip(try SingleOpCase.resizes[11].graph(), opset: 17)
+        let sizes = try #require(full.graph.initializer.first { $0.name == full.graph.node.first { $0.opType == "Resize" }!.input[3] })
+        #expect(try ONNXImportTensors.tensor(sizes, external: nil).int64s == [2, 2, 7, 3])
     }
 
     @Test func recurrentAttributesAndOutputs() throws {
@@ -176,6 +185,8 @@ struct ResizeRecurrentCrossCheckTests {
         for opset in [11, 13, 21, 24] {
             try compare(SingleOpCase.resizes[5], opset: opset)
             try compare(SingleOpCase.resizes[3], opset: opset)
+            try compare(SingleOpCase.resizes[11], opset: opset)
+            try compare(SingleOpCase.resizes[12], opset: opset)
             try compare(SingleOpCase.recurrent[1], opset: opset)
             try compare(SingleOpCase.recurrent[8], opset: opset)
         }

@@ -5,8 +5,15 @@ import Testing
 
 /// Resize straight from the ONNX definition, in Double: every output element sums the product
 /// of its per-axis weights over every combination of per-axis taps (no axis-by-axis passes).
-func naiveResize(_ x: Tensor, _ a: ResizeAttributes) -> Tensor {
+func naiveResize(_ x: Tensor, _ given: ResizeAttributes) -> Tensor {
     let r = x.rank
+    var a = given
+    if let axes = given.axes {
+        // Scales or sizes of some axes: the others keep their size (scale 1).
+        a.axes = nil
+        a.scales = given.scales.map { s in (0..<r).map { i in axes.firstIndex(of: i).map { s[$0] } ?? 1 } }
+        a.sizes = given.sizes.map { s in (0..<r).map { i in axes.firstIndex(of: i).map { s[$0] } ?? x.shape[i] } }
+    }
     var outShape: [Int] = []
     for i in 0..<r {
         if let sizes = a.sizes { outShape.append(sizes[i]) } else { outShape.append(Int(Float(x.shape[i]) * a.scales![i])) }
@@ -98,6 +105,10 @@ func naiveResize(_ x: Tensor, _ a: ResizeAttributes) -> Tensor {
              attributes: ResizeAttributes(mode: .cubic, scales: [1, 1, 2, 1.6])),
         Case(name: "bicubic_tf_exclude_outside", input: [1, 1, 5, 4],
              attributes: ResizeAttributes(mode: .cubic, coordinateTransformation: .asymmetric, sizes: [1, 1, 9, 3], cubicCoeffA: -0.5, excludeOutside: true)),
+        Case(name: "bilinear_sizes_of_spatial_axes", input: [2, 3, 5, 6],
+             attributes: ResizeAttributes(mode: .linear, sizes: [7, 4], axes: [2, 3])),
+        Case(name: "nearest_scale_of_one_axis", input: [1, 2, 3, 4],
+             attributes: ResizeAttributes(mode: .nearest, nearestMode: .roundPreferCeil, scales: [2.5], axes: [2])),
     ]
 
     @Test(arguments: cases)

@@ -174,6 +174,8 @@ struct ThresholdedReLUSpec: KerasLayer {
 /// Softmax layer over one axis (default the last).
 struct SoftmaxSpec: KerasLayer {
     var axis: Int
+    /// Keras leaves masked positions out of the softmax.
+    var maskEffect: KerasMaskEffect { .reads }
 
     init(config: ConfigReader) throws {
         if let list = config.raw("axis") as? [Any] {

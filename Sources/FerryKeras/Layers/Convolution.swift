@@ -163,11 +163,16 @@ enum Rank2: SpatialRank { static var rank: Int { 2 } }
 enum Rank3: SpatialRank { static var rank: Int { 3 } }
 
 /// Conv1DTranspose / Conv2DTranspose / Conv3DTranspose: Keras kernel (k..., out, in) becomes the
-/// IR weight (in, out, k...). 'valid' gives (in - 1) * s + k' cells (at least in * s: the rest
-/// as output padding); 'same' gives in * s, cropping max(k' - s, 0) cells, the odd one at the end.
+/// IR weight (in, out, k...). The output length is Keras's `deconv_output_length`: without
+/// output_padding, (in - 1) * s + k' + max(s - k', 0) for 'valid' and in * s for 'same'; with
+/// it, (in - 1) * s + k' - 2 * pad + output_padding (pad = k' / 2 for 'same', 0 for 'valid').
+/// TensorFlow then pads as the forward convolution of that length would: the total
+/// (in - 1) * s + k' - out, half of it (rounded down) at the start; cells the total leaves
+/// short at the end become ONNX output padding.
 struct ConvTransposeSpec<Rank: SpatialRank>: KerasLayer {
     var filters: Int
     var window: ConvWindow
+    var outputPadding: [Int]?
     var useBias: Bool
     var activation: KerasActivation
 
@@ -177,9 +182,25 @@ struct ConvTransposeSpec<Rank: SpatialRank>: KerasLayer {
         useBias = try config.bool("use_bias", default: true)
         activation = try KerasActivation(config)
         try requirePositive([filters], "filters", config)
-        guard !config.has("output_padding") else { throw config.error("output_padding is not supported yet") }
+        if config.has("output_padding") {
+            let padding = try config.ints("output_padding", count: Rank.rank)
+            guard zip(padding, window.strides).allSatisfy({ $0 >= 0 && $0 < $1 }) else {
+                throw config.error("output_padding \(padding) must be below the strides \(window.strides)")
+            }
+            outputPadding = padding
+        }
         guard window.padding != .causal else { throw config.error("causal padding is for convolutions") }
         guard try config.int("groups", default: 1) == 1 else { throw config.error("grouped transposed convolution is not supported") }
+    }
+
+    /// Keras's output length along spatial axis i for an input of n cells.
+    func outputLength(_ n: Int, axis i: Int) -> Int {
+        let k = (window.kernelSize[i] - 1) * window.dilations[i] + 1, s = window.strides[i]
+        guard let extra = outputPadding?[i] else {
+            return window.padding == .same ? n * s : n * s + max(k - s, 0)
+        }
+        let pad = window.padding == .same ? k / 2 : 0
+        return (n - 1) * s + k - 2 * pad + extra
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
@@ -189,12 +210,15 @@ struct ConvTransposeSpec<Rank: SpatialRank>: KerasLayer {
         guard let channels = x.shape[1].value else { throw ctx.error("needs a known channel count") }
         var begins: [Int] = [], ends: [Int] = [], extra: [Int] = []
         for i in 0..<n {
+            guard let length = x.shape[i + 2].value else { throw ctx.error("needs known spatial sizes, the input is \(x.shape)") }
             let k = (window.kernelSize[i] - 1) * window.dilations[i] + 1
-            let s = window.strides[i]
-            let total = window.padding == .same ? max(k - s, 0) : 0
-            begins.append(total / 2)
-            ends.append(total - total / 2)
-            extra.append(max(s - k, 0))
+            let out = outputLength(length, axis: i)
+            guard out >= 1 else { throw ctx.error("the output would have \(out) cells along spatial axis \(i)") }
+            let total = (length - 1) * window.strides[i] + k - out
+            let begin = max(total, 0) / 2
+            begins.append(begin)
+            ends.append(max(total - begin, 0))
+            extra.append(max(begin - total, 0))
         }
         var specs = [WeightSpec(role: "kernel", shape: window.kernelSize + [filters, channels])]
         if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }

@@ -30,8 +30,12 @@ struct InputLayerSpec: KerasLayer {
             let policy = try config.object("dtype")
             if policy.has("config") { name = try policy.object("config").string("name", default: name) }
         }
-        guard name == "float32" else { throw config.error("input dtype \(name) is not supported yet (only float32)") }
-        dtype = .float32
+        // Integer inputs feed Embedding layers (token ids).
+        let dtypes: [String: DType] = ["float32": .float32, "int32": .int32, "int64": .int64]
+        guard let d = dtypes[name] else {
+            throw config.error("input dtype \(name) is not supported yet (float32, int32 and int64 are)")
+        }
+        dtype = d
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
@@ -181,5 +185,57 @@ struct FlattenSpec: KerasLayer {
         let x = try ctx.kerasLayout(single(inputs, ctx))
         guard x.rank >= 1 else { throw ctx.error("Flatten of a scalar") }
         return [KerasTensor(keras: try ctx.emit(.flatten(axis: 1), [x], role: "flatten"))]
+    }
+}
+
+/// Embedding: Gather of rows of the (input_dim, output_dim) table. Keras casts indices that are
+/// not int32 / int64 to int32 first (truncating floats toward zero), as Cast does.
+/// `mask_zero` makes a mask for the layers after it (see `KerasMaskEffect`).
+struct EmbeddingSpec: KerasLayer {
+    var inputDim: Int
+    var outputDim: Int
+    var maskZero: Bool
+
+    init(config: ConfigReader) throws {
+        inputDim = try config.int("input_dim")
+        outputDim = try config.int("output_dim")
+        try requirePositive([inputDim, outputDim], "input_dim and output_dim", config)
+        maskZero = try config.bool("mask_zero", default: false)
+        if try config.int("lora_rank", default: 0) != 0 { throw config.error("LoRA embeddings are not supported") }
+        if config.has("quantization_mode") { throw config.error("quantized embeddings are not supported") }
+    }
+
+    var maskEffect: KerasMaskEffect { maskZero ? .makes : .carries }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        var indices = try ctx.kerasLayout(single(inputs, ctx))
+        if indices.type.dtype != .int32 && indices.type.dtype != .int64 {
+            indices = try ctx.emit(.cast(to: .int32), [indices], role: "to_int")
+        }
+        let table = try ctx.weights([WeightSpec(role: "embeddings", shape: [inputDim, outputDim])])[0]
+        return [KerasTensor(keras: try ctx.emit(.gather(axis: 0), [table, indices], role: "gather"))]
+    }
+}
+
+/// Masking: timesteps whose features all equal `mask_value` are zeroed (Keras multiplies by
+/// any(x != mask_value) over the last axis), and they are masked for the layers after it.
+/// Only the zeroing is computed here; a layer that would read the mask is refused.
+struct MaskingSpec: KerasLayer {
+    var maskValue: Float
+
+    init(config: ConfigReader) throws {
+        maskValue = try config.float("mask_value", default: 0)
+    }
+
+    var maskEffect: KerasMaskEffect { .makes }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let x = try ctx.kerasLayout(single(inputs, ctx))
+        let value = ctx.constant("mask_value", Tensor(shape: [], floats: [maskValue]))
+        let equal = try ctx.emit(.equal, [x, value], role: "equal")
+        let differs = try ctx.emit(.not, [equal], role: "differs")
+        let keep = try ctx.emit(.cast(to: .float32), [differs], role: "differs_float")
+        let anyDiffers = try ctx.emit(.reduce(.max, axes: [-1], keepDims: true), [keep], role: "keep")
+        return [KerasTensor(keras: try ctx.emit(.mul, [x, anyDiffers], role: "mask"))]
     }
 }

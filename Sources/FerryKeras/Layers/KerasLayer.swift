@@ -14,10 +14,27 @@ protocol KerasLayer {
     /// order of the legacy layout's `weight_names`: `[[]]` for the layer's own `vars`; a
     /// recurrent layer keeps them in its cell (`[["cell"]]`), a wrapper in its inner layers.
     var weightGroups: [[String]] { get }
+
+    /// What the layer does with Keras masks (timesteps marked as padding).
+    var maskEffect: KerasMaskEffect { get }
 }
 
 extension KerasLayer {
     var weightGroups: [[String]] { [[]] }
+    var maskEffect: KerasMaskEffect { .carries }
+}
+
+/// How a layer meets Keras's masks. Ferry computes no masks: a mask only matters to the layers
+/// that read it (recurrent layers skip masked steps, pooling and softmax leave them out,
+/// attention ignores them), so those are refused when a mask may reach them, and every other
+/// layer is taken to pass a mask on (Keras drops it in some: refusing there too is safe).
+enum KerasMaskEffect {
+    /// Passes any mask of its inputs on to its outputs, its values unaffected.
+    case carries
+    /// Makes a mask (Masking, Embedding with mask_zero).
+    case makes
+    /// Reads the mask: with a masked input, its results would differ from Keras's.
+    case reads
 }
 
 /// Parses a layer's config into its typed form.
@@ -31,6 +48,8 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "Dense": { try DenseSpec(config: $0) },
     "Activation": { try ActivationSpec(config: $0) },
     "Identity": { try DropoutSpec(config: $0) },
+    "Embedding": { try EmbeddingSpec(config: $0) },
+    "Masking": { try MaskingSpec(config: $0) },
     // Identity at inference: regularization
     "Dropout": { try DropoutSpec(config: $0) },
     "SpatialDropout1D": { try DropoutSpec(config: $0) },
@@ -108,6 +127,8 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     // Preprocessing
     "Rescaling": { try RescalingSpec(config: $0) },
     "Normalization": { try PreprocessingNormalizationSpec(config: $0) },
+    "Resizing": { try ResizingSpec(config: $0) },
+    "CenterCrop": { try CenterCropSpec(config: $0) },
 ]
 
 extension KerasLayer {

@@ -54,6 +54,8 @@ struct PoolingSpec<Kind: PoolingKind, Rank: SpatialRank>: KerasLayer {
 /// channels-first (N, C, 1, ...), i.e. Keras's (N, 1, ..., C).
 struct GlobalPoolingSpec<Kind: PoolingKind, Rank: SpatialRank>: KerasLayer {
     var keepDims: Bool
+    /// Over time (1-D), Keras leaves masked steps out.
+    var maskEffect: KerasMaskEffect { Rank.rank == 1 ? .reads : .carries }
 
     init(config: ConfigReader) throws {
         try requireChannelsLast(config)

@@ -72,6 +72,8 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
     var goBackwards: Bool
     /// GRU: the reset gate applies after the recurrent matrix product (Keras's default since 2.x).
     var resetAfter: Bool
+    /// Masked time steps would be skipped.
+    var maskEffect: KerasMaskEffect { .reads }
 
     init(config: ConfigReader) throws {
         units = try config.int("units")
@@ -244,6 +246,7 @@ struct BidirectionalSpec<Kind: RecurrentKind>: KerasLayer {
     var forward: RecurrentSpec<Kind>
     var backward: RecurrentSpec<Kind>
     var merge: Merge?
+    var maskEffect: KerasMaskEffect { .reads }
 
     init(config: ConfigReader) throws {
         throw config.error("Bidirectional is parsed with its inner layer")
@@ -363,6 +366,8 @@ func parseBidirectional(_ config: ConfigReader) throws -> any KerasLayer {
 /// ...) and are reshaped back, which needs the time and feature sizes known.
 struct TimeDistributedSpec: KerasLayer {
     var inner: any KerasLayer
+    /// Keras hands the inner layer the mask of each step.
+    var maskEffect: KerasMaskEffect { .reads }
 
     init(config: ConfigReader) throws {
         let entry = try config.object("layer")

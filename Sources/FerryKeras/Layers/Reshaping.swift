@@ -71,25 +71,32 @@ struct CroppingSpec<Rank: SpatialRank>: KerasLayer {
 }
 
 /// UpSampling1D / 2D / 3D, nearest neighbour: each cell repeated `size` times along its axis,
-/// as Reshape (a unit axis after each spatial axis), Expand, Reshape.
+/// as Reshape (a unit axis after each spatial axis), Expand, Reshape. UpSampling2D bilinear is
+/// `tf.image.resize` to size times the input: a Resize with the output sizes.
 struct UpSamplingSpec<Rank: SpatialRank>: KerasLayer {
     var size: [Int]
+    var interpolation: KerasInterpolation
 
     init(config: ConfigReader) throws {
         let n = Rank.rank
         try requireChannelsLast(config)
-        size = try config.ints(n == 1 ? "size" : "size", count: n, default: Array(repeating: 2, count: n))
+        size = try config.ints("size", count: n, default: Array(repeating: 2, count: n))
         try requirePositive(size, "size", config)
-        let interpolation = try config.string("interpolation", default: "nearest")
-        guard interpolation == "nearest" else {
-            throw config.error("interpolation '\(interpolation)' is not supported yet (only nearest)")
-        }
+        // Only UpSampling2D has interpolation.
+        interpolation = try KerasInterpolation(config, default: "nearest")
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let x = try ctx.channelsFirst(single(inputs, ctx))
         let n = Rank.rank
         guard x.rank == n + 2 else { throw ctx.error("expects a \(n + 2)-D input, got \(x.shape)") }
+        if interpolation == .bilinear {
+            let spatial = try (0..<n).map { i -> Int in
+                guard let d = x.shape[i + 2].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
+                return d * size[i]
+            }
+            return [KerasTensor(channelsFirst: try interpolation.resize(x, to: spatial, ctx))]
+        }
         guard let c = x.shape[1].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
         var split = [0, c], expanded = [1, 1], merged = [0, c]
         for i in 0..<n {
