@@ -23,6 +23,18 @@ extension ResizeAttributes {
         }
     }
 
+    /// A float scale whose product with `n`, rounded down, is `m` whether the product is taken
+    /// in float (Ferry, onnxruntime) or in double (ONNX shape inference): m / n, raised by ulps
+    /// where rounding would lose the last cell.
+    public static func scale(giving m: Int, from n: Int) -> Float {
+        func lengths(_ s: Float) -> (Int, Int) {
+            (Int((Float(n) * s).rounded(.down)), Int((Double(n) * Double(s)).rounded(.down)))
+        }
+        var s = Float(m) / Float(n)
+        while lengths(s).0 < m || lengths(s).1 < m { s = s.nextUp }
+        return s
+    }
+
     /// Where an input axis's scale or size sits in `scales` / `sizes`; nil for an axis that
     /// `axes` leaves alone.
     public func entry(axis: Int) -> Int? {

@@ -53,6 +53,8 @@ final class LayerContext {
     private var weightGroups: [[String]] = [[]]
     /// The tensors the current call passes by keyword, until the layer takes them.
     private var callArguments: [(key: String, tensors: [KerasTensor])] = []
+    /// The boolean arguments of the current call.
+    private var callFlags: [String: Bool] = [:]
 
     init(builder: GraphBuilder, store: KerasWeightStore, kerasMajor: Int) {
         self.builder = builder
@@ -83,16 +85,20 @@ final class LayerContext {
 
     /// Runs one call of the current layer with the tensors it was given by keyword; the layer
     /// takes those it understands (`keywordInputs`), and any left over is an error.
-    func withCallArguments<T>(_ named: [(key: String, tensors: [KerasTensor])], _ body: () throws -> T) throws -> T {
-        let saved = callArguments
-        callArguments = named
-        defer { callArguments = saved }
+    func withCallArguments<T>(_ named: [(key: String, tensors: [KerasTensor])], flags: [String: Bool] = [:],
+                              _ body: () throws -> T) throws -> T {
+        let saved = (callArguments, callFlags)
+        (callArguments, callFlags) = (named, flags)
+        defer { (callArguments, callFlags) = saved }
         let result = try body()
         if let left = callArguments.first {
             throw error("the call passes a tensor as '\(left.key)', which Ferry does not support for this layer")
         }
         return result
     }
+
+    /// A boolean argument of the current call (false when not given).
+    func callFlag(_ key: String) -> Bool { callFlags[key] ?? false }
 
     /// Takes the tensors the current call passes as `key` (empty when none).
     func keywordInputs(_ key: String) -> [KerasTensor] {

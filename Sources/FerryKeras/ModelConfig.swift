@@ -15,6 +15,8 @@ struct TensorRef: Hashable, CustomStringConvertible {
 struct LayerCall {
     var positional: [TensorRef]
     var named: [(key: String, refs: [TensorRef])] = []
+    /// Boolean call arguments (an attention layer's `use_causal_mask`, `return_attention_scores`).
+    var flags: [String: Bool] = [:]
 
     var all: [TensorRef] { positional + named.flatMap(\.refs) }
 }
@@ -244,6 +246,7 @@ struct ModelConfig {
                 for item in entries {
                     guard let list = item as? [Any], list.count >= 4, let kwargs = list[3] as? [String: Any] else { continue }
                     for key in kwargs.keys.sorted() {
+                        if let flag = kwargs[key] as? NSNumber, JSONValue.isBool(flag) { call.flags[key] = flag.boolValue }
                         let refs = try keras2TensorRefs(kwargs[key]!, in: entry)
                         if !refs.isEmpty { call.named.append((key, refs)) }
                     }
@@ -254,6 +257,7 @@ struct ModelConfig {
                 var call = LayerCall(positional: [])
                 try collectKerasTensors(object["args"] ?? [Any](), into: &call.positional, depth: 0, in: entry)
                 for (key, v) in ((object["kwargs"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    if let flag = v as? NSNumber, JSONValue.isBool(flag) { call.flags[key] = flag.boolValue }
                     var refs: [TensorRef] = []
                     try collectKerasTensors(v, into: &refs, depth: 0, in: entry)
                     if !refs.isEmpty { call.named.append((key, refs)) }

@@ -478,8 +478,12 @@ struct NodeContext {
     }
 
     /// Resize with sizes for some axes only, before opset 18 (which has no axes): the full
-    /// sizes are a constant when the other axes' sizes are known, else Shape(X) with the
-    /// resized axes' entries replaced (Shape * keep + sizes), so that an open batch stays open.
+    /// sizes when the other axes' sizes are known. With an open batch, sizes would have to be
+    /// computed from Shape(X), which readers without shape evaluation (Ferry's importer among
+    /// them) cannot fold; scales are written instead, 1 for the other axes and for the resized
+    /// ones the float m / n raised by ulps until floor(n * scale) = m in float and in double
+    /// (so that onnxruntime and ONNX shape inference both count m cells). The coordinate
+    /// mapping then divides by that scale rather than m / n: a few ulps apart.
     private mutating func resizeWithSizesOfSomeAxes(_ node: Node, _ a: ResizeAttributes, _ sizes: [Int],
                                                     _ proto: Onnx_NodeProto, inputs: [String]) throws -> [Onnx_NodeProto] {
         let dims = try inputType(node, 0).shape.dims
@@ -489,14 +493,15 @@ struct NodeContext {
             resize.input = inputs + [addInitializer("\(node.name)_sizes", int64s(full.map { $0! }))]
             return [resize]
         }
-        var helper = Helper(node: node, doc: proto.docString)
-        let shape = helper.add(&self, "Shape", [node.inputs[0]])
-        let keep = addInitializer("\(node.name)_keep", int64s(dims.indices.map { a.entry(axis: $0) == nil ? 1 : 0 }))
-        let kept = helper.add(&self, "Mul", [shape, keep])
-        let given = addInitializer("\(node.name)_resized", int64s(dims.indices.map { i in a.entry(axis: i).map { sizes[$0] } ?? 0 }))
-        let target = helper.add(&self, "Add", [kept, given])
-        resize.input = inputs + [target]
-        return helper.nodes + [resize]
+        let scales = try dims.indices.map { i -> Float in
+            guard let e = a.entry(axis: i) else { return 1 }
+            guard let n = dims[i].value, n > 0 else {
+                throw FerryError("Resize of axis \(i) needs its input size known to be written before opset 18")
+            }
+            return ResizeAttributes.scale(giving: sizes[e], from: n)
+        }
+        resize.input = [inputs[0], inputs[1], addInitializer("\(node.name)_scales", Tensor(shape: [scales.count], floats: scales))]
+        return [resize]
     }
 
     /// A float32 tensor's values as float16.

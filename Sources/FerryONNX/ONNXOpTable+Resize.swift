@@ -47,18 +47,20 @@ extension ONNXOpTable {
             for (i, a) in axes.enumerated() { full[a] = s[i] }
             scales = full
         }
+        // Sizes of some axes keep their axes (the other axes may be open, as a batch).
+        var sizeAxes: [Int]?
         if let s = sizes {
             guard s.count == axes.count else { throw FerryError("Resize has \(s.count) sizes for \(axes.count) axes") }
-            var full = try xt.shape.dims.map { d -> Int in
-                guard let v = d.value else { throw FerryError("Resize with sizes for some axes needs known sizes, input is \(xt.shape)") }
-                return v
+            if axes.count != rank {
+                let order = axes.indices.sorted { axes[$0] < axes[$1] }
+                guard Set(axes).count == axes.count else { throw FerryError("Resize axes \(axes) repeat an axis") }
+                sizes = order.map { s[$0] }
+                sizeAxes = order.map { axes[$0] }
             }
-            if axes.count == rank { full = s } else { for (i, a) in axes.enumerated() { full[a] = s[i] } }
-            sizes = full
         }
         let attributes = ResizeAttributes(mode: mode, coordinateTransformation: transform, nearestMode: nearest,
                                           scales: scales, sizes: sizes, cubicCoeffA: try n.float("cubic_coeff_a", -0.75),
-                                          excludeOutside: try n.bool("exclude_outside", false))
+                                          excludeOutside: try n.bool("exclude_outside", false), axes: sizeAxes)
         try n.emit(.resize(attributes), [try n.input(0)])
     }
 

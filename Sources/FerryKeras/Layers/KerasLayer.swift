@@ -124,6 +124,9 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "GRU": { try RecurrentSpec<GRUKind>(config: $0) },
     "Bidirectional": { try parseBidirectional($0) },
     "TimeDistributed": { try TimeDistributedSpec(config: $0) },
+    // Attention
+    "Attention": { try AttentionSpec(config: $0) },
+    "MultiHeadAttention": { try MultiHeadAttentionSpec(config: $0) },
     // Preprocessing
     "Rescaling": { try RescalingSpec(config: $0) },
     "Normalization": { try PreprocessingNormalizationSpec(config: $0) },
