@@ -27,7 +27,8 @@ import onnxruntime as ort
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 # Fixtures with a layer ONNX has no operator for: conversion must refuse, naming the layer.
-ONNX_UNEXPRESSIBLE = {"ssd_detection": "detection_out (DetectionOutput)"}
+ONNX_UNEXPRESSIBLE = {"ssd_detection": "detection_out (DetectionOutput)",
+                      "ssd_detection_options": "keep_all (DetectionOutput)"}
 
 
 def cases(directories):

@@ -892,19 +892,22 @@ SSD_DETECTION_BLOBS = {"f1": [(4, 3, 3, 3), (4,)], "f2": [(4, 4, 3, 3), (4,)],
 
 
 def ssd_numpy_detection(loc, conf, priors, classes, background, code, nms, top_k, keep_top_k, threshold, encoded,
-                        margins):
-    """detection_output_layer.cpp / bbox_util.cpp (weiliu89/caffe `ssd`), shared locations,
-    in float64: decode, per-class candidates above the threshold best first (top_k), greedy
-    NMS by Jaccard overlap, the keep_top_k best per image, rows by image, label, score. Also
-    records in `margins` how close each decision came to a tie or a threshold."""
+                        margins, share=True, eta=1.0, clip=False):
+    """detection_output_layer.cpp / bbox_util.cpp (weiliu89/caffe `ssd`) in float64: decode
+    (per class when not `share`, the background class's locations unread), per-class
+    candidates above the threshold best first (top_k), greedy NMS by Jaccard overlap with the
+    adaptive threshold of ApplyNMSFast (times eta after each kept box while above 0.5), the
+    keep_top_k best per image (keep_top_k None: all), rows by image, label, score; with no
+    detection at all one row (image, -1, ..., -1) per image. `clip` is OpenCV's extension:
+    decoded boxes clipped to [0, 1]. Also records in `margins` how close each decision came
+    to a tie or a threshold."""
     count = priors.shape[2] // 4
+    loc_classes = 1 if share else classes
     boxes_p = priors[0, 0].reshape(count, 4).astype(np.float64)
     var = priors[0, 1].reshape(count, 4).astype(np.float64) if not encoded else np.ones((count, 4))
-    rows = []
-    for n in range(loc.shape[0]):
-        p = loc[n].reshape(count, 4).astype(np.float64)
-        s = conf[n].reshape(count, classes).astype(np.float64)
-        pw, ph = boxes_p[:, 2] - boxes_p[:, 0], boxes_p[:, 3] - boxes_p[:, 1]
+    pw, ph = boxes_p[:, 2] - boxes_p[:, 0], boxes_p[:, 3] - boxes_p[:, 1]
+
+    def decode(p):
         if code == "CORNER_SIZE":
             boxes = boxes_p + var * p * np.stack([pw, ph, pw, ph], 1)
         elif code == "CENTER_SIZE":
@@ -914,19 +917,26 @@ def ssd_numpy_detection(loc, conf, priors, classes, background, code, nms, top_k
             boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
         else:
             boxes = boxes_p + var * p
+        return np.clip(boxes, 0, 1) if clip else boxes
 
-        def size(b):
-            return 0.0 if b[2] < b[0] or b[3] < b[1] else (b[2] - b[0]) * (b[3] - b[1])
+    def size(b):
+        return 0.0 if b[2] < b[0] or b[3] < b[1] else (b[2] - b[0]) * (b[3] - b[1])
 
-        def overlap(a, b):
-            if b[0] > a[2] or b[2] < a[0] or b[1] > a[3] or b[3] < a[1]:
-                return 0.0
-            inter = (min(a[2], b[2]) - max(a[0], b[0])) * (min(a[3], b[3]) - max(a[1], b[1]))
-            return inter / (size(a) + size(b) - inter)
+    def overlap(a, b):
+        if b[0] > a[2] or b[2] < a[0] or b[1] > a[3] or b[3] < a[1]:
+            return 0.0
+        inter = (min(a[2], b[2]) - max(a[0], b[0])) * (min(a[3], b[3]) - max(a[1], b[1]))
+        return inter / (size(a) + size(b) - inter)
+    rows = []
+    for n in range(loc.shape[0]):
+        p = loc[n].reshape(count, loc_classes, 4).astype(np.float64)
+        s = conf[n].reshape(count, classes).astype(np.float64)
+        decoded = [decode(p[:, c]) for c in range(loc_classes)]
         kept = []
         for c in range(classes):
             if c == background:
                 continue
+            boxes = decoded[0 if share else c]
             margins.extend(abs(s[:, c] - threshold))
             cand = [i for i in range(count) if s[i, c] > threshold]
             cand.sort(key=lambda i: -s[i, c])
@@ -934,12 +944,15 @@ def ssd_numpy_detection(loc, conf, priors, classes, background, code, nms, top_k
             margins.extend(np.diff(ordered))
             if top_k is not None:
                 cand = cand[:top_k]
-            keep = []
+            keep, adaptive = [], nms
             for i in cand:
                 ious = [overlap(boxes[i], boxes[j]) for j in keep]
-                margins.extend(abs(np.array(ious) - nms))
-                if all(o <= nms for o in ious):
+                margins.extend(abs(np.array(ious) - adaptive))
+                if all(o <= adaptive for o in ious):
                     keep.append(i)
+                    if eta < 1 and adaptive > 0.5:
+                        margins.append(abs(adaptive - 0.5))
+                        adaptive *= eta
             kept += [(c, i) for i in keep]
         if keep_top_k is not None and len(kept) > keep_top_k:
             kept.sort(key=lambda d: -s[d[1], d[0]])
@@ -947,7 +960,9 @@ def ssd_numpy_detection(loc, conf, priors, classes, background, code, nms, top_k
             margins.extend(np.diff(ordered))
             kept = kept[:keep_top_k]
             kept.sort(key=lambda d: (d[0], -s[d[1], d[0]]))
-        rows += [[n, c, s[i, c], *boxes[i]] for c, i in kept]
+        rows += [[n, c, s[i, c], *decoded[0 if share else c][i]] for c, i in kept]
+    if not rows:
+        rows = [[n, -1, -1, -1, -1, -1, -1] for n in range(loc.shape[0])]
     return np.array(rows, np.float64).reshape(1, 1, -1, 7)
 
 
@@ -988,6 +1003,146 @@ def ssd_detection_input_check(inputs, blobs, text):
             raise SystemExit(f"ssd_detection: numpy and OpenCV disagree on {name}: {ours.shape} vs {theirs.shape}\n"
                              f"{ours.reshape(-1, 7)[:5]}\n{theirs.reshape(-1, 7)[:5]}")
     return min(margins) > 2e-5
+
+
+# DetectionOutput's other options on the ssd_detection net, with per-class location
+# predictions (48 = 4 priors x 3 classes x 4 per cell) for share_location false.
+SSD_OPTIONS_CONFIGS = {
+    "keep_all": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 20 } '
+                           'code_type: CENTER_SIZE confidence_threshold: 0.45',
+                     classes=3, background=0, code="CENTER_SIZE", nms=0.45, top_k=20, keep_top_k=None, threshold=0.45,
+                     encoded=False),
+    "background_last": dict(proto='share_location: true background_label_id: 2 nms_param { nms_threshold: 0.4 } '
+                                  'code_type: CORNER keep_top_k: 12 confidence_threshold: 0.45',
+                            classes=3, background=2, code="CORNER", nms=0.4, top_k=None, keep_top_k=12, threshold=0.45,
+                            encoded=False),
+    "no_background": dict(proto='share_location: true background_label_id: -1 nms_param { nms_threshold: 0.45 top_k: 15 } '
+                                'code_type: CENTER_SIZE keep_top_k: 20 confidence_threshold: 0.5',
+                          classes=3, background=-1, code="CENTER_SIZE", nms=0.45, top_k=15, keep_top_k=20, threshold=0.5,
+                          encoded=False),
+    "encoded_center": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 30 } '
+                                 'code_type: CENTER_SIZE variance_encoded_in_target: true keep_top_k: 15 '
+                                 'confidence_threshold: 0.4',
+                           classes=3, background=0, code="CENTER_SIZE", nms=0.45, top_k=30, keep_top_k=15, threshold=0.4,
+                           encoded=True),
+    "corner_size": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 30 } '
+                              'code_type: CORNER_SIZE keep_top_k: 15 confidence_threshold: 0.4',
+                        classes=3, background=0, code="CORNER_SIZE", nms=0.45, top_k=30, keep_top_k=15, threshold=0.4,
+                        encoded=False),
+    "encoded_corner_size": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 } '
+                                      'code_type: CORNER_SIZE variance_encoded_in_target: true keep_top_k: 15 '
+                                      'confidence_threshold: 0.45',
+                                classes=3, background=0, code="CORNER_SIZE", nms=0.45, top_k=None, keep_top_k=15,
+                                threshold=0.45, encoded=True),
+    "per_class_loc": dict(proto='share_location: false background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 30 } '
+                                'code_type: CENTER_SIZE keep_top_k: 15 confidence_threshold: 0.4',
+                          loc="loc_classes", classes=3, background=0, code="CENTER_SIZE", nms=0.45, top_k=30, keep_top_k=15,
+                          threshold=0.4, encoded=False, share=False),
+    "eta": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.8 top_k: 40 eta: 0.7 } '
+                      'code_type: CENTER_SIZE keep_top_k: 30 confidence_threshold: 0.4',
+                classes=3, background=0, code="CENTER_SIZE", nms=0.8, top_k=40, keep_top_k=30, threshold=0.4, encoded=False,
+                eta=0.7),
+    "clip": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.3 top_k: 30 } '
+                       'code_type: CENTER_SIZE keep_top_k: 15 confidence_threshold: 0.4 clip: true',
+                 classes=3, background=0, code="CENTER_SIZE", nms=0.3, top_k=30, keep_top_k=15, threshold=0.4, encoded=False,
+                 clip=True),
+    "empty": dict(proto='share_location: true background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 30 } '
+                        'code_type: CENTER_SIZE keep_top_k: 15 confidence_threshold: 0.995',
+                  classes=3, background=0, code="CENTER_SIZE", nms=0.45, top_k=30, keep_top_k=15, threshold=0.995,
+                  encoded=False),
+}
+
+
+def ssd_options_net(names, opencv=False):
+    """The net with the DetectionOutput layers `names`; for OpenCV, which wants priors without
+    variances when they are encoded in the target, those layers read the boxes' half of the
+    priors (a Slice), as Caffe ignores the variances there."""
+    body = SSD_DETECTION[:SSD_DETECTION.index('layer { name: "detection_out"')].replace('name: "ssd_detection"',
+                                                                                      'name: "ssd_detection_options"')
+    lines = [body.rstrip()]
+    for f in ("f1", "f2"):
+        lines.append(f'layer {{ name: "{f}_loc_c" type: "Convolution" bottom: "{f}" top: "{f}_loc_c" '
+                     'convolution_param { num_output: 48 kernel_size: 3 pad: 1 } }')
+        lines.append(f'layer {{ name: "{f}_loc_c_perm" type: "Permute" bottom: "{f}_loc_c" top: "{f}_loc_c_perm" '
+                     'permute_param { order: 0 order: 2 order: 3 order: 1 } }')
+        lines.append(f'layer {{ name: "{f}_loc_c_flat" type: "Flatten" bottom: "{f}_loc_c_perm" top: "{f}_loc_c_flat" '
+                     'flatten_param { axis: 1 } }')
+    lines.append('layer { name: "loc_classes" type: "Concat" bottom: "f1_loc_c_flat" bottom: "f2_loc_c_flat" '
+                 'top: "loc_classes" concat_param { axis: 1 } }')
+    if opencv:
+        lines.append('layer { name: "priors_boxes" type: "Slice" bottom: "priors" top: "priors_boxes" '
+                     'top: "priors_variances" slice_param { axis: 1 slice_point: 1 } }')
+    for name in names:
+        config = SSD_OPTIONS_CONFIGS[name]
+        priors = "priors_boxes" if opencv and config["encoded"] else "priors"
+        lines.append(f'layer {{ name: "{name}" type: "DetectionOutput" bottom: "{config.get("loc", "loc")}" '
+                     f'bottom: "conf_flat" bottom: "{priors}" top: "{name}"\n'
+                     f'        detection_output_param {{ num_classes: 3 {config["proto"]} }} }}')
+    return "\n".join(lines) + "\n"
+
+
+SSD_OPTIONS = ssd_options_net(SSD_OPTIONS_CONFIGS)
+SSD_OPTIONS_BLOBS = dict(SSD_DETECTION_BLOBS, f1_loc_c=[(48, 4, 3, 3), (48,)], f2_loc_c=[(48, 4, 3, 3), (48,)])
+# OpenCV 4.12 refuses keep_top_k -1 (it requires the field) and background_label_id -1
+# ("Could not find location predictions for label -1"), and cannot parse CORNER_SIZE (its
+# caffe.proto lacks it); its empty result is its own (keep_top_k rows per image, scores 0),
+# not Caffe's one row of -1 per image. These have the numpy implementation as reference.
+# OpenCV runs `eta` but ignores nms_param.eta: the check below shows its output is the numpy
+# one with eta 1 and differs from eta 0.7; the reference is numpy's with eta 0.7.
+SSD_OPTIONS_NOT_IN_OPENCV = {"keep_all", "no_background", "corner_size", "encoded_corner_size", "empty"}
+SSD_OPTIONS_NUMPY_ONLY = SSD_OPTIONS_NOT_IN_OPENCV | {"eta"}
+SSD_OPTIONS_OPENCV = ssd_options_net([n for n in SSD_OPTIONS_CONFIGS if n not in SSD_OPTIONS_NOT_IN_OPENCV], opencv=True)
+
+
+def numpy_config(config):
+    return {k: v for k, v in config.items() if k not in ("proto", "loc")}
+
+
+def ssd_options_opencv(inputs, blobs, text):
+    """OpenCV's outputs of the net's blobs and of every DetectionOutput it can run, in Caffe's row order."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rp, rm = pathlib.Path(tmp) / "net.prototxt", pathlib.Path(tmp) / "net.caffemodel"
+        rp.write_text(text)
+        rm.write_bytes(caffemodel_bytes(text, blobs, v1=False))
+        names = ["loc", "loc_classes", "conf_flat", "priors"] + [n for n in SSD_OPTIONS_CONFIGS
+                                                                  if n not in SSD_OPTIONS_NOT_IN_OPENCV]
+        results = opencv_outputs(rp, rm, inputs, [(n, n) for n in names], each=True)
+    tensors = dict(zip(names, results))
+    return tensors, {n: detections_in_caffe_order(tensors[n]) for n in names[4:]}
+
+
+def ssd_options_numpy(tensors, margins):
+    return {name: ssd_numpy_detection(tensors[config.get("loc", "loc")], tensors["conf_flat"], tensors["priors"],
+                                      margins=margins, **numpy_config(config))
+            for name, config in SSD_OPTIONS_CONFIGS.items()}
+
+
+def ssd_options_input_check(inputs, blobs, text):
+    """As ssd_detection_input_check, for every configuration: numpy must agree with OpenCV on
+    those OpenCV runs, and no decision may come within 2e-5 of a tie or threshold."""
+    tensors, theirs = ssd_options_opencv(inputs, blobs, SSD_OPTIONS_OPENCV)
+    margins = []
+    ours = ssd_options_numpy(tensors, margins)
+    margins_eta_1 = []
+    ours["eta"], eta_07 = ssd_numpy_detection(tensors["loc"], tensors["conf_flat"], tensors["priors"], margins=margins_eta_1,
+                                              **dict(numpy_config(SSD_OPTIONS_CONFIGS["eta"]), eta=1.0)), ours["eta"]
+    if eta_07.size == ours["eta"].size and np.abs(eta_07.ravel() - ours["eta"].ravel()).max() < 1e-3:
+        return False  # eta must change the result for the fixture to show it
+    margins += margins_eta_1
+    for name, t in theirs.items():
+        o = ours[name]
+        if o.size != t.size or np.abs(o.ravel() - t.ravel()).max() > 1e-4:
+            raise SystemExit(f"ssd_detection_options: numpy and OpenCV disagree on {name}: {o.shape} vs {t.shape}\n"
+                             f"{o.reshape(-1, 7)[:5]}\n{t.reshape(-1, 7)[:5]}")
+    return min(margins) > 2e-5
+
+
+def ssd_options_reference(inputs, blobs):
+    """OpenCV's detections (in Caffe's row order) where OpenCV computes the configuration, the
+    numpy implementation of Caffe's layer (checked against OpenCV on the others) elsewhere."""
+    tensors, theirs = ssd_options_opencv(inputs, blobs, SSD_OPTIONS_OPENCV)
+    ours = ssd_options_numpy(tensors, [])
+    return {name: ours[name] if name in SSD_OPTIONS_NUMPY_ONLY else theirs[name] for name in SSD_OPTIONS_CONFIGS}
 
 
 NETS = {
@@ -1072,6 +1227,22 @@ NETS = {
                           input_check=ssd_detection_input_check, onnx_error="DetectionOutput",
                           forward_each=True, reorder_outputs=detections_in_caffe_order,
                           description="An SSD-shaped net: two feature maps with location and confidence convolutions, Permute + Flatten, PriorBox with variances, Concat, softmax over 3 classes, and DetectionOutput three ways: CENTER_SIZE with nms_param top_k 40, keep_top_k 25 and confidence_threshold 0.35; CORNER with class 1 as background, no top_k, nms 0.3; CENTER_SIZE with nms 0.5, top_k 30, keep_top_k 10. The input is drawn again until no decision comes within 2e-5 of a tie or threshold (checked by a numpy implementation of Caffe's detection_output_layer.cpp that must also agree with OpenCV). OpenCV lists detections cut by keep_top_k by score (Caffe by label, then score): the reference rows are OpenCV's put in Caffe's order. OpenCV requires keep_top_k and share_location, and crashes with keep_top_k -1 or with the last class as background, so every layer states them. ONNX export refuses DetectionOutput naming the layer."),
+    "ssd_detection_options": dict(
+        text=SSD_OPTIONS, blobs=SSD_OPTIONS_BLOBS, inputs={"data": (3, 12, 12)}, input_check=ssd_options_input_check,
+        numpy_reference=ssd_options_reference, onnx_error="DetectionOutput",
+        reference_note=f"OpenCV {cv2.__version__} cv2.dnn.readNetFromCaffe (rows put in Caffe's order) for "
+                       + ", ".join(n for n in SSD_OPTIONS_CONFIGS if n not in SSD_OPTIONS_NUMPY_ONLY)
+                       + " (the encoded one reading a Slice of the priors without variances, as OpenCV wants); the numpy "
+                       "implementation of detection_output_layer.cpp in tools/make_caffe_fixtures.py, which agrees with "
+                       "OpenCV on those, for " + ", ".join(n for n in SSD_OPTIONS_CONFIGS if n in SSD_OPTIONS_NUMPY_ONLY),
+        description="The ssd_detection net with DetectionOutput's other options: keep_top_k -1 (left out), the last class "
+                    "(2) as background, no background (-1), variance_encoded_in_target with CENTER_SIZE and with "
+                    "CORNER_SIZE, CORNER_SIZE with the priors' variances, share_location false (per-class locations from "
+                    "their own convolutions), nms eta 0.7 with nms_threshold 0.8 (the adaptive threshold), OpenCV's clip, "
+                    "and a confidence_threshold nothing passes (Caffe's one row (image, -1, ..., -1) per image). OpenCV "
+                    "refuses keep_top_k -1 and background -1, cannot parse CORNER_SIZE, ignores eta and has its own "
+                    "empty result: those are checked against the numpy implementation of Caffe's layer, itself checked "
+                    "against OpenCV on the rest. The input is drawn again until no decision comes within 2e-5 of a tie."),
     "error_unknown_layer": dict(text=ERROR_UNKNOWN, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
                                 error_layer="mystery", error_text="FancyNewThing",
                                 description="An unknown layer type: exit 2 naming the layer and its type."),
@@ -1220,6 +1391,7 @@ def make(name, spec):
         results = [np.asarray(results_by_top[t], np.float32) for t, _ in outputs]
         manifest["reference"] = "numpy implementation of Caffe's definition in tools/make_caffe_fixtures.py " + \
             f"({spec['numpy_reference'].__name__})"
+        manifest["reference"] = spec.get("reference_note", manifest["reference"])
         write_outputs(d, manifest, outputs, results, spec)
         return
 

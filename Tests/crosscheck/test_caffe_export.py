@@ -43,6 +43,7 @@ UNEXPRESSIBLE = {
     "caffe/threshold": ("above_zero (Threshold)", "Caffe has no layer for Greater"),
     "caffe/upsample": ("up2 (Upsample)", "Caffe has no layer for Resize"),
     "caffe/ssd_detection": ("priors (Concat)", "Caffe layers cannot read constants"),
+    "caffe/ssd_detection_options": ("priors (Concat)", "Caffe layers cannot read constants"),
     "caffe/pooling_floor": ("max_floor (Pooling)", "makes 4 outputs where the model has 3"),
     "caffe/reduction": ("sum (Reduction)", "Caffe has no layer for ReduceSum"),
     "caffe/scale_forms": ("by_input (Scale)", "Caffe's Eltwise needs equal shapes"),
