@@ -671,6 +671,46 @@ def argmax_reference(inputs, blobs):
             "flat_pair": np.stack([idx, flat.max(1)], 1).reshape(-1, 2, 1, 1)}
 
 
+ARGMAX_TOPK = """
+name: "argmax_topk"
+input: "data"
+input_shape { dim: 1 dim: 5 dim: 3 dim: 4 }
+layer { name: "top3" type: "ArgMax" bottom: "data" top: "top3" argmax_param { axis: 1 top_k: 3 } }
+layer { name: "top3_values" type: "ArgMax" bottom: "data" top: "top3_values" argmax_param { axis: 1 top_k: 3 out_max_val: true } }
+layer { name: "top2_w" type: "ArgMax" bottom: "data" top: "top2_w" argmax_param { axis: -1 top_k: 2 } }
+layer { name: "flat_top4" type: "ArgMax" bottom: "data" top: "flat_top4" argmax_param { top_k: 4 } }
+layer { name: "flat_top4_pair" type: "ArgMax" bottom: "data" top: "flat_top4_pair" argmax_param { top_k: 4 out_max_val: true } }
+"""
+
+
+def tied_input(rng, shape):
+    """Small integers: many equal values, so the order Caffe gives ties shows."""
+    return rng.integers(0, 6, shape).astype(np.float32)
+
+
+def caffe_top_k(x, axis, k):
+    """argmax_layer.cpp: (value, index) pairs std::partial_sort'ed with std::greater, so by
+    value descending and, among equal values, by index descending. Returns (indices, values)."""
+    moved = np.moveaxis(x, axis, -1)
+    n = moved.shape[-1]
+    index = np.broadcast_to(np.arange(n), moved.shape)
+    order = np.lexsort((-index, -moved), axis=-1)[..., :k]
+    return (np.moveaxis(np.take_along_axis(index, order, -1), -1, axis).astype(np.float64),
+            np.moveaxis(np.take_along_axis(moved, order, -1), -1, axis))
+
+
+def argmax_topk_reference(inputs, blobs):
+    """argmax_layer.cpp with top_k: along an axis the indices (or with out_max_val the values),
+    that axis of size top_k; without an axis over the flattened (C, H, W) per sample, shape
+    (N, 1, top_k, 1), or (N, 2, top_k, 1) holding indices then values with out_max_val."""
+    x = inputs["data"].astype(np.float64)
+    flat_i, flat_v = caffe_top_k(x.reshape(x.shape[0], -1), 1, 4)
+    return {"top3": caffe_top_k(x, 1, 3)[0], "top3_values": caffe_top_k(x, 1, 3)[1],
+            "top2_w": caffe_top_k(x, 3, 2)[0],
+            "flat_top4": flat_i.reshape(-1, 1, 4, 1),
+            "flat_top4_pair": np.stack([flat_i, flat_v], 1).reshape(-1, 2, 4, 1)}
+
+
 EMBED = """
 name: "embed"
 input: "words"
@@ -1208,6 +1248,13 @@ NETS = {
                       description="Threshold at the default 0 and at 0.5. OpenCV has no Threshold layer: the reference is numpy following threshold_layer.cpp."),
     "argmax": dict(text=ARGMAX, blobs={}, inputs={"data": (5, 3, 4)}, numpy_reference=argmax_reference,
                    description="ArgMax along axis 1 (index and out_max_val), along axis -1, and without an axis (flattened per sample; index, and the (index, value) pair of out_max_val). OpenCV has no ArgMax layer: the reference is numpy following argmax_layer.cpp."),
+    "argmax_topk": dict(text=ARGMAX_TOPK, blobs={}, inputs={"data": (5, 3, 4)}, numpy_reference=argmax_topk_reference,
+                        input_maker=tied_input,
+                        description="ArgMax with top_k: 3 along the channels (indices, and values with out_max_val), 2 "
+                                    "along axis -1, 4 over the flattened sample (indices, and the indices-then-values "
+                                    "pair of out_max_val). The input holds small integers with many ties: Caffe lists "
+                                    "equal values from the larger index. OpenCV has no ArgMax layer: the reference is "
+                                    "numpy following argmax_layer.cpp."),
     "embed": dict(text=EMBED, blobs=EMBED_BLOBS, inputs={"words": (6,)}, numpy_reference=embed_reference,
                   input_maker=embed_input,
                   description="Embed with and without bias on float indices with fractions (truncated). OpenCV has no Embed layer: the reference is numpy following embed_layer.cpp."),

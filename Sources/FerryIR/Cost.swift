@@ -52,7 +52,7 @@ extension Graph {
                 total += out * (2 * Double(size) + 2)
             case .lpNormalization:
                 total += 3 * out
-            case .reduce, .argMax, .argMin:
+            case .reduce, .argMax, .argMin, .topK:
                 // One operation per input element.
                 total += count(node.inputs[0]) ?? 0
             case .reshape, .flatten, .transpose, .identity:

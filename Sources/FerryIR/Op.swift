@@ -80,6 +80,9 @@ public enum Op: Sendable, Hashable {
     /// Index (int64) of the first (or last) largest / smallest element along `axis`.
     case argMax(axis: Int, keepDims: Bool, selectLastIndex: Bool)
     case argMin(axis: Int, keepDims: Bool, selectLastIndex: Bool)
+    /// ONNX TopK (sorted, K as an attribute): outputs the k largest (or smallest) values along
+    /// `axis`, best first, and their indices (int64); equal values in index order.
+    case topK(axis: Int, k: Int, largest: Bool)
 
     // Comparison and logic, numpy broadcasting, bool results
     /// Elementwise a == b, a > b, a < b, a >= b, a <= b of two inputs of one element type.
@@ -203,6 +206,7 @@ public enum Op: Sendable, Hashable {
         case .lpNormalization: return "LpNormalization"
         case .reduce(let operation, _, _): return operation.onnxName
         case .argMax: return "ArgMax"
+        case .topK: return "TopK"
         case .argMin: return "ArgMin"
         case .equal: return "Equal"
         case .greater: return "Greater"
@@ -302,6 +306,8 @@ public enum Op: Sendable, Hashable {
             return (axes.map { [("axes", list($0))] } ?? []) + [("keepdims", keepDims ? "1" : "0")]
         case .argMax(let axis, let keepDims, let last), .argMin(let axis, let keepDims, let last):
             return [("axis", String(axis)), ("keepdims", keepDims ? "1" : "0"), ("select_last_index", last ? "1" : "0")]
+        case .topK(let axis, let k, let largest):
+            return [("axis", String(axis)), ("k", String(k)), ("largest", largest ? "1" : "0")]
         case .cast(let to): return [("to", to.rawValue)]
         case .reshape(let shape): return [("shape", list(shape))]
         case .transpose(let perm): return [("perm", list(perm))]

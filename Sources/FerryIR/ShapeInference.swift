@@ -355,6 +355,20 @@ extension Op {
             if keepDims { dims[a] = .fixed(1) } else { dims.remove(at: a) }
             return [TensorType(.int64, Shape(dims))]
 
+        case .topK(let axis, let k, _):
+            let x = try input(0)
+            guard x.dtype != .bool else { throw FerryError("TopK does not take bool") }
+            guard let a = normalizeAxis(axis, rank: x.shape.rank), x.shape.rank > 0 else {
+                throw FerryError("TopK axis \(axis) out of range for \(x.shape)")
+            }
+            guard k >= 1 else { throw FerryError("TopK k \(k) must be positive") }
+            if case .fixed(let n) = x.shape[a], k > n {
+                throw FerryError("TopK k \(k) is larger than axis \(a) of \(x.shape)")
+            }
+            var dims = x.shape.dims
+            dims[a] = .fixed(k)
+            return [TensorType(x.dtype, Shape(dims)), TensorType(.int64, Shape(dims))]
+
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
             let a = try input(0), b = try input(1)
             guard a.dtype == b.dtype else { throw FerryError("\(name) of \(a.dtype) and \(b.dtype)") }

@@ -207,6 +207,18 @@ struct NodeContext {
                 proto.attribute.append(.int("select_last_index", 1))
             }
 
+        case .topK(let axis, let k, let largest):
+            // K is an input from opset 10, `largest` and `sorted` (always 1 here) from 11.
+            if !largest { try requireOpset(11, node, what: "TopK of the smallest values") }
+            let rank = types[node.inputs[0]]?.shape.rank ?? 0
+            proto.attribute = [.int("axis", opset < 11 && axis < 0 ? axis + rank : axis)]
+            if opset >= 10 {
+                proto.input = [node.inputs[0], addInitializer("\(node.name)_k", int64s([k]))]
+            } else {
+                proto.attribute.append(.int("k", k))
+            }
+            if opset >= 11 { proto.attribute += [.int("largest", largest ? 1 : 0), .int("sorted", 1)] }
+
         case .greaterOrEqual, .lessOrEqual:
             try requireOpset(12, node)
 
@@ -679,6 +691,8 @@ struct NodeContext {
             allowed = dtype.isFloatingPoint
         case .reduce, .argMax, .argMin:
             allowed = dtype.isFloatingPoint || [.int32, .int64].contains(dtype)
+        case .topK:
+            allowed = dtype.isFloatingPoint || (opset >= 11 && [.int32, .int64].contains(dtype))
         case .equal:
             // Floats and 8-bit integers arrived in opset 11.
             allowed = [.bool, .int32, .int64].contains(dtype) || opset >= 11

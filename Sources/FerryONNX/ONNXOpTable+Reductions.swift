@@ -47,6 +47,21 @@ extension ONNXOpTable {
                            selectLastIndex: try n.bool("select_last_index", false)), [try n.input(0)])
     }
 
+    /// TopK: K an attribute before opset 10, a constant input from 10; `largest` from 11.
+    /// Ferry's TopK always sorts, which an unsorted TopK may do as well.
+    static func TopK(_ n: ONNXNode) throws {
+        let k: Int
+        if n.opset < 10 {
+            k = try n.int("k", 0)
+        } else {
+            let ks = try n.constantInts(1, "K")
+            guard ks.count == 1 else { throw FerryError("TopK K must hold one value, has \(ks.count)") }
+            k = ks[0]
+        }
+        try n.emit(.topK(axis: try n.int("axis", -1), k: k, largest: try n.bool("largest", true)), [try n.input(0)],
+                   outputs: 2)
+    }
+
     static func ArgMin(_ n: ONNXNode) throws {
         try n.emit(.argMin(axis: try n.int("axis", 0), keepDims: try n.bool("keepdims", true),
                            selectLastIndex: try n.bool("select_last_index", false)), [try n.input(0)])

@@ -47,6 +47,7 @@ enum ONNXOpTable {
         "ReduceSum": ReduceSum, "ReduceMean": ReduceMean, "ReduceMax": ReduceMax, "ReduceMin": ReduceMin,
         "ReduceProd": ReduceProd, "ReduceL1": ReduceL1, "ReduceL2": ReduceL2, "ReduceSumSquare": ReduceSumSquare,
         "ReduceLogSumExp": ReduceLogSumExp, "ReduceLogSum": ReduceLogSum, "ArgMax": ArgMax, "ArgMin": ArgMin,
+        "TopK": TopK,
         // Comparison, logic, types
         "Equal": Equal, "Greater": Greater, "Less": Less, "GreaterOrEqual": GreaterOrEqual, "LessOrEqual": LessOrEqual,
         "Not": Not, "And": And, "Or": Or, "Xor": Xor, "Where": Where, "Cast": Cast, "CastLike": CastLike,

@@ -115,4 +115,38 @@ extension ReferenceKernels {
         if keepDims { shape[a] = 1 } else { shape.remove(at: a) }
         return Tensor(shape: shape, int64s: out)
     }
+
+    /// ONNX TopK, sorted: the k largest (or smallest) values along `axis`, best first, and
+    /// their int64 indices; equal values keep index order (a stable sort), NaN counts as the
+    /// largest value.
+    public static func topK(_ x: Tensor, axis: Int, k: Int, largest: Bool) throws -> [Tensor] {
+        let values = try x.requireFloats("TopK", "X")
+        guard x.shape.count > 0, let a = normalizeAxis(axis, rank: x.shape.count) else {
+            throw FerryError("TopK axis \(axis) out of range for shape \(x.shape)")
+        }
+        let outer = elementCount(x.shape[..<a]), n = x.shape[a], inner = elementCount(x.shape[(a + 1)...])
+        guard k >= 1, k <= n else { throw FerryError("TopK k \(k) is not within 1...\(n) (axis \(a) of \(x.shape))") }
+        func before(_ p: Float, _ q: Float) -> Bool {
+            if p.isNaN || q.isNaN { return largest ? (p.isNaN && !q.isNaN) : (!p.isNaN && q.isNaN) }
+            return largest ? p > q : p < q
+        }
+        var outValues = [Float](repeating: 0, count: outer * k * inner)
+        var outIndices = [Int64](repeating: 0, count: outer * k * inner)
+        for q in 0..<outer {
+            for r in 0..<inner {
+                let base = q * n * inner + r
+                let order = (0..<n).sorted { i, j in
+                    let p = values[base + i * inner], s = values[base + j * inner]
+                    return before(p, s) || (!before(s, p) && i < j)
+                }
+                for (slot, i) in order.prefix(k).enumerated() {
+                    outValues[(q * k + slot) * inner + r] = values[base + i * inner]
+                    outIndices[(q * k + slot) * inner + r] = Int64(i)
+                }
+            }
+        }
+        var shape = x.shape
+        shape[a] = k
+        return [Tensor(shape: shape, floats: outValues), Tensor(shape: shape, int64s: outIndices)]
+    }
 }

@@ -17,7 +17,7 @@ public enum ReferenceKernels {
             return true
         case .resize(let a):
             return a.mode == .nearest || inputTypes.first == .float32
-        case .detectionOutput:
+        case .detectionOutput, .topK:
             return inputTypes.allSatisfy { $0 == .float32 }
         case .lstm, .gru, .rnn:
             return inputTypes.enumerated().allSatisfy { i, t in t == nil || t == (i == 4 ? .int32 : .float32) }
@@ -125,6 +125,7 @@ public enum ReferenceKernels {
             return [try argExtreme(try input(0), largest: true, axis: axis, keepDims: keepDims, selectLastIndex: last)]
         case .argMin(let axis, let keepDims, let last):
             return [try argExtreme(try input(0), largest: false, axis: axis, keepDims: keepDims, selectLastIndex: last)]
+        case .topK(let axis, let k, let largest): return try topK(try input(0), axis: axis, k: k, largest: largest)
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
             return [try compare(op, try input(0), try input(1))]
         case .not: return [try not(try input(0))]

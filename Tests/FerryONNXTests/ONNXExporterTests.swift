@@ -326,6 +326,31 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
         let argMax = Op.argMax(axis: 1, keepDims: true, selectLastIndex: true)
         #expect(attributes(try exportedActivation(argMax).graph.node[0]) == ["axis": "1", "keepdims": "1", "select_last_index": "1"])
         #expect(throws: FerryError.self) { try exportedActivation(argMax, opset: 11) }
+        // TopK: K an attribute before opset 10, an input from 10; largest and sorted from 11.
+        let topK = Op.topK(axis: 1, k: 2, largest: true)
+        func topKNode(_ op: Op, opset: Int) throws -> Onnx_NodeProto {
+            var b = GraphBuilder(name: "topk")
+            let x = b.addInput("x", TensorType(.float32, Shape([2, 3])))
+            let outs = b.add(op, inputs: [x], outputs: ["values", "indices"], origin: Origin(layer: "top", type: "TopK"))
+            b.addOutput(outs[0])
+            b.addOutput(outs[1])
+            return try roundTrip(try b.finish(), opset: opset).graph.node[0]
+        }
+        #expect(attributes(try topKNode(topK, opset: 9)) == ["axis": "1", "k": "2"])
+        #expect(try topKNode(topK, opset: 10).input.count == 2)
+        #expect(attributes(try topKNode(topK, opset: 13)) == ["axis": "1", "largest": "1", "sorted": "1"])
+        #expect(throws: FerryError.self) { try topKNode(.topK(axis: 1, k: 2, largest: false), opset: 10) }
+        // Read back (K as an attribute and as an input), the op is the same.
+        for opset in [9, 13] {
+            var b = GraphBuilder(name: "topk")
+            let x = b.addInput("x", TensorType(.float32, Shape([2, 3])))
+            let outs = b.add(.topK(axis: 1, k: 2, largest: opset == 9), inputs: [x], outputs: ["values", "indices"],
+                             origin: Origin(layer: "top", type: "TopK"))
+            b.addOutput(outs[0])
+            b.addOutput(outs[1])
+            let back = try ONNXImporter.model(try roundTrip(try b.finish(), opset: opset))
+            #expect(back.nodes.map(\.op) == [.topK(axis: 1, k: 2, largest: opset == 9)])
+        }
     }
 
     @Test func comparisonsLogicAndCast() throws {

@@ -93,4 +93,42 @@ func naiveReduce(_ x: Tensor, _ operation: ReduceOperation, axes: [Int]?, keepDi
             }
         }
     }
+
+    @Test(arguments: [0, 1, -1])
+    func topKListsTheBestValuesStablyWithTheirIndices(_ axis: Int) throws {
+        // Few distinct values so that ties happen: equal values must keep index order (ONNX).
+        var x = randomTensor([3, 4, 5], seed: 92, range: 0...3)
+        x.storage = .float32(x.floats.map { $0.rounded(.down) })
+        let a = axis < 0 ? axis + 3 : axis
+        for largest in [true, false] {
+            let k = x.shape[a] - 1
+            let op = Op.topK(axis: axis, k: k, largest: largest)
+            let outputs = try ReferenceKernels.evaluate(op, [x])
+            var shape = x.shape
+            shape[a] = k
+            #expect(outputs.map(\.shape) == [shape, shape])
+            #expect(try op.inferOutputTypes([x.type]) == outputs.map(\.type))
+            let v = x.floats
+            for flat in 0..<(outputs[0].count / k) {
+                var keptShape = x.shape
+                keptShape[a] = 1
+                var idx = unravel(flat, keptShape)
+                let slice = (0..<x.shape[a]).map { j -> Float in idx[a] = j; return v[ravel(idx, x.shape)] }
+                let expected = slice.indices.sorted { i, j in
+                    slice[i] != slice[j] ? (largest ? slice[i] > slice[j] : slice[i] < slice[j]) : i < j
+                }.prefix(k)
+                var got: [Int] = [], values: [Float] = []
+                for slot in 0..<k {
+                    idx[a] = slot
+                    got.append(Int(outputs[1].int64s![ravel(idx, shape)]))
+                    values.append(outputs[0].floats[ravel(idx, shape)])
+                }
+                #expect(got == Array(expected))
+                #expect(values == expected.map { slice[$0] })
+            }
+        }
+        #expect(throws: FerryError.self) { try Op.topK(axis: 0, k: 4, largest: true).inferOutputTypes([x.type]) }
+        #expect(throws: FerryError.self) { try Op.topK(axis: 3, k: 1, largest: true).inferOutputTypes([x.type]) }
+        #expect(throws: FerryError.self) { try ReferenceKernels.topK(x, axis: 1, k: 0, largest: true) }
+    }
 }
