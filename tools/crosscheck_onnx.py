@@ -28,7 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-4
 # Fixtures with a layer ONNX has no operator for: conversion must refuse, naming the layer.
 ONNX_UNEXPRESSIBLE = {"ssd_detection": "detection_out (DetectionOutput)",
-                      "ssd_detection_options": "keep_all (DetectionOutput)"}
+                      "ssd_detection_options": "keep_all (DetectionOutput)",
+                      "upsample_unpool": "pool1 (Pooling)"}
 
 
 def cases(directories):

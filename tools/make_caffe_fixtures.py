@@ -812,6 +812,48 @@ def interp_crop_reference(inputs, blobs):
             "cropped": caffe_interp2(cut, size(6, 1, 2), size(7, 1, 2))}
 
 
+# DeepLab's Interp with a second bottom giving the output size (an internal blob and a net
+# input), with crops, and by height / width. The caffemodel is written as DeepLab's Caffe
+# writes it: interp_param at field 143 (`deeplab_binary`), which BVLC's caffe.proto (and
+# Ferry's) gives to input_param.
+INTERP_DEEPLAB = """
+name: "interp_deeplab"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 9 dim: 10 }
+input: "guide"
+input_shape { dim: 1 dim: 1 dim: 11 dim: 7 }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "up_to_data" type: "Interp" bottom: "pool" bottom: "data" top: "up_to_data" }
+layer { name: "to_guide" type: "Interp" bottom: "data" bottom: "guide" top: "to_guide" interp_param { pad_beg: -1 pad_end: -1 } }
+layer { name: "sized" type: "Interp" bottom: "data" top: "sized" interp_param { height: 6 width: 13 } }
+layer { name: "zoom_crop" type: "Interp" bottom: "data" top: "zoom_crop" interp_param { zoom_factor: 2 pad_beg: -1 pad_end: -2 } }
+"""
+
+
+def interp_deeplab_reference(inputs, blobs):
+    """DeepLab's interp_layer.cpp: with two bottoms the output takes the second's H and W, after
+    the crops; caffe_cpu_interp2 as in interp_crop_reference. The pooling is pooling_layer.cpp."""
+    x = inputs["data"].astype(np.float64)
+    pool = caffe_pool(x, "MAX", (2, 2), (2, 2))
+    return {"up_to_data": caffe_interp2(pool, 9, 10), "to_guide": caffe_interp2(x[:, :, 1:-1, 1:-1], 11, 7),
+            "sized": caffe_interp2(x, 6, 13), "zoom_crop": caffe_interp2(x[:, :, 1:-2, 1:-2], 11, 13)}
+
+
+def interp_deeplab_input_check(inputs, blobs, text):
+    """The numpy Interp must agree with OpenCV's where OpenCV computes the same thing (height
+    and width given, no crop); OpenCV refuses a second bottom and ignores the pads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rp, rm = pathlib.Path(tmp) / "net.prototxt", pathlib.Path(tmp) / "net.caffemodel"
+        rp.write_text('input: "data"\ninput_shape { dim: 1 dim: 3 dim: 9 dim: 10 }\n'
+                      'layer { name: "sized" type: "Interp" bottom: "data" top: "sized" interp_param { height: 6 width: 13 } }\n')
+        rm.write_bytes(b"")
+        (theirs,) = opencv_outputs(rp, rm, {"data": inputs["data"]}, [("sized", "sized")])
+    ours = caffe_interp2(inputs["data"].astype(np.float64), 6, 13)
+    if np.abs(ours - theirs).max() > 1e-5:
+        raise SystemExit(f"interp_deeplab: numpy and OpenCV Interp disagree by {np.abs(ours - theirs).max()}")
+    return True
+
+
 UPSAMPLE = """
 name: "upsample"
 input: "data"
@@ -825,6 +867,116 @@ def upsample_reference(inputs, blobs):
     """The YOLOv3 forks' upsample_layer.cpp (one bottom): top[y][x] = bottom[y / s][x / s]."""
     x = inputs["data"]
     return {"up2": x.repeat(2, 2).repeat(2, 3), "up_hw": x.repeat(3, 2)}
+
+
+# The SegNet / ENet forks' max unpooling: a MAX Pooling's second top (the mask) read by an
+# Upsample with two bottoms. Values put back are not the pooled ones (TanH; the max plus the
+# window's average), so a wrong index shows; the 3x3 stride 2 windows overlap, so two windows
+# can pick one cell with different values (the later one wins); the odd-sized input uses pad_out.
+UPSAMPLE_UNPOOL = """
+name: "upsample_unpool"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 8 dim: 10 }
+input: "odd"
+input_shape { dim: 1 dim: 2 dim: 7 dim: 9 }
+layer { name: "pool1" type: "Pooling" bottom: "data" top: "pool1" top: "pool1_mask" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "pool1_tanh" type: "TanH" bottom: "pool1" top: "pool1_tanh" }
+layer { name: "unpool1" type: "Upsample" bottom: "pool1_tanh" bottom: "pool1_mask" top: "unpool1" upsample_param { scale: 2 } }
+layer { name: "pool2" type: "Pooling" bottom: "data" top: "pool2" top: "pool2_mask" pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "pool2_ave" type: "Pooling" bottom: "data" top: "pool2_ave" pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "pool2_sum" type: "Eltwise" bottom: "pool2" bottom: "pool2_ave" top: "pool2_sum" }
+layer { name: "unpool2" type: "Upsample" bottom: "pool2_sum" bottom: "pool2_mask" top: "unpool2" upsample_param { upsample_h: 8 upsample_w: 10 } }
+layer { name: "pool3" type: "Pooling" bottom: "odd" top: "pool3" top: "pool3_mask" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "unpool3" type: "Upsample" bottom: "pool3" bottom: "pool3_mask" top: "unpool3"
+        upsample_param { scale: 2 pad_out_h: true pad_out_w: true } }
+"""
+
+
+def caffe_pool_mask(x, k, s, p=(0, 0)):
+    """pooling_layer.cpp MAX with a mask top: per window (Caffe's sizes, clipped to the input)
+    the first value above every earlier one from -FLT_MAX, scanning rows then columns, and
+    its index h * W + w in the plane (-1 for an empty window)."""
+    n, c, h, w = x.shape
+    pooled = caffe_pool(x, "MAX", k, s, p)
+    mask = np.full(pooled.shape, -1.0)
+    for ph in range(pooled.shape[2]):
+        for pw in range(pooled.shape[3]):
+            hs, ws = ph * s[0] - p[0], pw * s[1] - p[1]
+            he, we = min(hs + k[0], h), min(ws + k[1], w)
+            hs, ws = max(hs, 0), max(ws, 0)
+            for b in range(n):
+                for ch in range(c):
+                    best = -np.finfo(np.float32).max
+                    for i in range(hs, he):
+                        for j in range(ws, we):
+                            if x[b, ch, i, j] > best:
+                                best, mask[b, ch, ph, pw] = x[b, ch, i, j], i * w + j
+    return pooled, mask
+
+
+def caffe_unpool(values, mask, out_h, out_w):
+    """upsample_layer.cpp with a mask bottom: zeros, then top[mask[i]] = bottom[i] in order."""
+    n, c = values.shape[:2]
+    out = np.zeros((n, c, out_h * out_w))
+    for b in range(n):
+        for ch in range(c):
+            for v, i in zip(values[b, ch].ravel(), mask[b, ch].ravel()):
+                out[b, ch, int(i)] = v
+    return out.reshape(n, c, out_h, out_w)
+
+
+def upsample_unpool_parts(inputs):
+    x, odd = inputs["data"].astype(np.float64), inputs["odd"].astype(np.float64)
+    pool1, mask1 = caffe_pool_mask(x, (2, 2), (2, 2))
+    pool2, mask2 = caffe_pool_mask(x, (3, 3), (2, 2), (1, 1))
+    pool3, mask3 = caffe_pool_mask(odd, (2, 2), (2, 2))
+    return {"pool1": (x, (2, 2), (2, 2), (0, 0), pool1, mask1, np.tanh(pool1), (8, 10)),
+            "pool2": (x, (3, 3), (2, 2), (1, 1), pool2, mask2, pool2 + caffe_pool(x, "AVE", (3, 3), (2, 2), (1, 1)), (8, 10)),
+            "pool3": (odd, (2, 2), (2, 2), (0, 0), pool3, mask3, pool3, (7, 9))}
+
+
+def upsample_unpool_reference(inputs, blobs):
+    parts = upsample_unpool_parts(inputs)
+    return {f"unpool{i}": caffe_unpool(parts[f"pool{i}"][6], parts[f"pool{i}"][5], *parts[f"pool{i}"][7]) for i in (1, 2, 3)}
+
+
+def upsample_unpool_input_check(inputs, blobs, text):
+    """OpenCV cannot compute a Caffe pooling mask (its Caffe importer gives Pooling one output)
+    nor load Upsample: the numpy masks and unpooling are checked against onnxruntime's MaxPool
+    Indices (which count over the whole tensor: taken modulo H * W) and MaxUnpool (given the
+    whole-tensor indices), which also take the first maximum and let a later write win."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+    for name, (x, k, s, p, pooled, mask, values, (out_h, out_w)) in upsample_unpool_parts(inputs).items():
+        n, c, h, w = x.shape
+        ph, pw = pooled.shape[2:]
+        # Caffe's pooled size, stated to ONNX through end pads (ceil windows clipped at the end).
+        extra = [(ph - 1) * s[0] + k[0] - h - p[0], (pw - 1) * s[1] + k[1] - w - p[1]]
+        graph = helper.make_graph(
+            [helper.make_node("MaxPool", ["x"], ["pooled", "indices"], kernel_shape=list(k), strides=list(s),
+                              pads=[p[0], p[1], max(extra[0], 0), max(extra[1], 0)]),
+             helper.make_node("MaxUnpool", ["values", "full_indices", "shape"], ["unpooled"], kernel_shape=list(k),
+                              strides=list(s), pads=[p[0], p[1], max(extra[0], 0), max(extra[1], 0)])],
+            name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape),
+                   helper.make_tensor_value_info("values", TensorProto.FLOAT, pooled.shape),
+                   helper.make_tensor_value_info("full_indices", TensorProto.INT64, pooled.shape),
+                   helper.make_tensor_value_info("shape", TensorProto.INT64, [4])],
+            [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, None),
+             helper.make_tensor_value_info("indices", TensorProto.INT64, None),
+             helper.make_tensor_value_info("unpooled", TensorProto.FLOAT, None)])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        plane_offsets = (np.arange(n * c) * out_h * out_w).reshape(n, c, 1, 1)
+        theirs_pooled, theirs_indices, theirs_unpooled = session.run(None, {
+            "x": x.astype(np.float32), "values": values.astype(np.float32),
+            "full_indices": (mask + plane_offsets).astype(np.int64), "shape": np.array([n, c, out_h, out_w], np.int64)})
+        if (theirs_indices % (h * w) != mask).any() or np.abs(theirs_pooled - pooled).max() > 1e-6:
+            raise SystemExit(f"upsample_unpool: numpy and onnxruntime pooling masks disagree on {name}")
+        ours = caffe_unpool(values, mask, out_h, out_w)
+        if np.abs(theirs_unpooled - ours).max() > 1e-6:
+            raise SystemExit(f"upsample_unpool: numpy and onnxruntime MaxUnpool disagree on {name}")
+    return True
 
 
 POOLING_SPARSE = """
@@ -1266,8 +1418,31 @@ NETS = {
                    description="DeepLab's Interp (bilinear, corners aligned) by zoom_factor 3 and to height 5 width 12."),
     "interp_crop": dict(text=INTERP_CROP, blobs={}, inputs={"data": (3, 9, 10)}, numpy_reference=interp_crop_reference,
                         description="Interp by shrink_factor 2, shrink_factor 3 with zoom_factor 2, and zoom 2 after pad_beg -1 / pad_end -2. OpenCV ignores shrink_factor and the pads: the reference is numpy following DeepLab's interp_layer.cpp and caffe_cpu_interp2."),
+    "interp_deeplab": dict(text=INTERP_DEEPLAB, blobs={}, inputs={"data": (3, 9, 10), "guide": (1, 11, 7)},
+                           numpy_reference=interp_deeplab_reference, input_check=interp_deeplab_input_check,
+                           deeplab_binary=True,
+                           description="DeepLab's Interp sized by a second bottom (a pooled blob brought back to the "
+                                       "input's size, and the input cropped by pad_beg/pad_end -1 to a second net "
+                                       "input's size), by height 6 width 13, and by zoom_factor 2 after crops. The "
+                                       "caffemodel holds interp_param at field 143 as DeepLab's Caffe writes it (BVLC: "
+                                       "input_param); it must also load alone. OpenCV refuses a second bottom and "
+                                       "ignores the pads: the reference is numpy following DeepLab's interp_layer.cpp "
+                                       "(checked against OpenCV's Interp for height/width)."),
     "upsample": dict(text=UPSAMPLE, blobs={}, inputs={"data": (2, 3, 4)}, numpy_reference=upsample_reference,
                      description="The YOLOv3 forks' nearest Upsample by scale 2 and by scale_h 3, scale_w 1. OpenCV has no Upsample layer: the reference is numpy."),
+    "upsample_unpool": dict(text=UPSAMPLE_UNPOOL, blobs={}, inputs={"data": (2, 8, 10), "odd": (2, 7, 9)},
+                            numpy_reference=upsample_unpool_reference, input_check=upsample_unpool_input_check,
+                            onnx_error="pool1 (Pooling)",
+                            description="The SegNet / ENet forks' max unpooling: MAX Pooling with a second (mask) top "
+                                        "read by Upsample with two bottoms, by scale 2 (2x2/2 pooling, TanH of the "
+                                        "pooled values put back), by upsample_h/upsample_w after overlapping 3x3/2 "
+                                        "pad 1 windows (max plus the AVE pooling put back: a later window writing the "
+                                        "same cell wins), and with pad_out "
+                                        "on an odd-sized input (ceil windows clipped). OpenCV's Caffe importer gives "
+                                        "Pooling no mask output and has no Upsample: the reference is numpy following "
+                                        "pooling_layer.cpp and the forks' upsample_layer.cpp, checked against "
+                                        "onnxruntime's MaxPool indices and MaxUnpool. ONNX export refuses the "
+                                        "per-plane mask naming the layer."),
     "pooling_sparse": dict(text=POOLING_SPARSE, blobs={}, inputs={"data": (2, 6, 7)}, numpy_reference=pooling_sparse_reference,
                            description="Pooling with kernels smaller than the stride and no padding, where Caffe's ceil rounding keeps windows starting past the input: MAX 1x1/4 (empty windows give -FLT_MAX, seen through TanH as -1), AVE 2x1 with strides 4, 3 (empty windows give 0), MAX 2x2/3. OpenCV gives 0 for the empty MAX windows: the reference is numpy following pooling_layer.cpp."),
     "ssd_detection": dict(text=SSD_DETECTION, blobs=SSD_DETECTION_BLOBS, inputs={"data": (3, 12, 12)},
@@ -1352,14 +1527,39 @@ def set_blob(blob_msg, array, legacy):
     blob_msg.data.extend(array.ravel().tolist())
 
 
-def caffemodel_bytes(text, blobs, v1):
-    """The net with its blobs, serialized: V1 layers with legacy dims when `v1`."""
+def varint(n):
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def length_delimited(field, payload):
+    return varint(field << 3 | 2) + varint(len(payload)) + payload
+
+
+def caffemodel_bytes(text, blobs, v1, deeplab_binary=False):
+    """The net with its blobs, serialized: V1 layers with legacy dims when `v1`; with
+    `deeplab_binary`, each V2 layer's interp_param at field 143, as DeepLab's caffe.proto
+    numbers it, instead of schemas/caffe.proto's 2143."""
     net = pb.NetParameter()
     text_format.Parse(text, net)
     for layer in list(net.layer) + list(net.layers):
         for array in blobs.get(layer.name, []):
             set_blob(layer.blobs.add(), array, legacy=v1)
-    return net.SerializeToString()
+    if not deeplab_binary:
+        return net.SerializeToString()
+    layers = list(net.layer)
+    net.ClearField("layer")
+    out = net.SerializeToString()
+    for layer in layers:
+        interp = layer.interp_param.SerializeToString() if layer.HasField("interp_param") else None
+        layer.ClearField("interp_param")
+        payload = layer.SerializeToString() + (length_delimited(143, interp) if interp is not None else b"")
+        out += length_delimited(100, payload)  # NetParameter.layer
+    return out
 
 
 def output_tops(text):
@@ -1426,7 +1626,8 @@ def make(name, spec):
         manifest.update(error_layer=spec["error_layer"], error_text=spec["error_text"], outputs=[])
         (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         return
-    (d / "net.caffemodel").write_bytes(caffemodel_bytes(text, blobs, spec.get("v1_model", False)))
+    (d / "net.caffemodel").write_bytes(caffemodel_bytes(text, blobs, spec.get("v1_model", False),
+                                                        spec.get("deeplab_binary", False)))
     if expect == "error":
         manifest.update(error_layer=spec["error_layer"], error_text=spec["error_text"], outputs=[])
         (d / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -1473,6 +1674,8 @@ def write_outputs(d, manifest, outputs, results, spec):
         manifest["warns"] = spec["warns"]
     if spec.get("onnx_error"):
         manifest["onnx_error"] = spec["onnx_error"]
+    if spec.get("deeplab_binary"):
+        manifest["caffemodel_alone"] = True
     manifest["outputs"] = []
     for i, ((top, _), r) in enumerate(zip(outputs, results)):
         np.save(d / f"output_{i}.npy", r)

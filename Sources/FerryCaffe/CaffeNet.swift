@@ -39,10 +39,24 @@ enum CaffeFiles {
         do {
             var options = BinaryDecodingOptions()
             options.messageDepthLimit = 64
-            return (try Caffe_NetParameter(serializedBytes: data, options: options), layerListOrder(binary: data))
+            var net = try Caffe_NetParameter(serializedBytes: data, options: options)
+            net.layer = try net.layer.map(recoveringDeepLabInterp)
+            return (net, layerListOrder(binary: data))
         } catch {
             throw FerryError("not a binary Caffe NetParameter (.caffemodel): \(error)", file: path)
         }
+    }
+
+    /// DeepLab's caffe.proto numbers interp_param 143, which BVLC's (and Ferry's, which moves
+    /// it to 2143) gives to input_param: an Interp layer in a DeepLab caffemodel arrives with
+    /// its parameters in input_param, as fields unknown there. They are read again as
+    /// interp_param (an Interp layer has no use for input_param).
+    static func recoveringDeepLabInterp(_ layer: Caffe_LayerParameter) throws -> Caffe_LayerParameter {
+        guard layer.type == "Interp", !layer.hasInterpParam, layer.hasInputParam else { return layer }
+        var recovered = layer
+        recovered.interpParam = try Caffe_InterpParameter(serializedBytes: try layer.inputParam.serializedBytes() as [UInt8])
+        recovered.clearInputParam()
+        return recovered
     }
 
     private static func readText(_ path: String) throws -> String {

@@ -34,7 +34,7 @@ extension Graph {
             case .matMul:
                 guard let s = types[node.inputs[0]]?.shape.fixedSizes, let k = s.last else { return nil }
                 total += 2 * out * Double(k)
-            case .maxPool(let p), .averagePool(let p):
+            case .maxPool(let p), .averagePool(let p), .maxPoolIndices(let p):
                 total += out * product(p.kernelShape)
             case .globalAveragePool, .globalMaxPool:
                 total += count(node.inputs[0]) ?? 0

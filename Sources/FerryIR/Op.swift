@@ -15,6 +15,17 @@ public enum Op: Sendable, Hashable {
 
     // Pooling over NCHW inputs
     case maxPool(PoolAttributes)
+    /// Caffe's pooling mask (a MAX Pooling's second top; not ONNX): for each 2-D max-pooling
+    /// window, the float index h * W + w within its (n, c) plane of the window's first largest
+    /// value (scanning rows, then columns), -1 for a window with no input cell. Output shape
+    /// as MaxPool's, float32.
+    case maxPoolIndices(PoolAttributes)
+    /// Max unpooling with Caffe's plane indices (the SegNet / ENet forks' Upsample with a
+    /// mask; not ONNX): inputs values and indices (N, C, h, w), the indices as
+    /// `maxPoolIndices` makes them; output (N, C, outputHeight, outputWidth) of zeros with each
+    /// value written at its index in its plane, a later value winning. An index outside the
+    /// plane is an error.
+    case maxUnpool(outputHeight: Int, outputWidth: Int)
     case averagePool(PoolAttributes)
     case globalAveragePool
     case globalMaxPool
@@ -160,6 +171,8 @@ public enum Op: Sendable, Hashable {
         case .matMul: return "MatMul"
         case .convTranspose: return "ConvTranspose"
         case .maxPool: return "MaxPool"
+        case .maxPoolIndices: return "MaxPoolIndices"
+        case .maxUnpool: return "MaxUnpool"
         case .averagePool: return "AveragePool"
         case .globalAveragePool: return "GlobalAveragePool"
         case .globalMaxPool: return "GlobalMaxPool"
@@ -258,6 +271,7 @@ public enum Op: Sendable, Hashable {
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual, .and, .or: return (2, 2)
         case .where: return (3, 3)
         case .detectionOutput: return (3, 3)
+        case .maxUnpool: return (2, 2)
         case .concat: return (1, Int.max)
         case .gather: return (2, 2)
         case .lstm: return (3, 8)
@@ -282,7 +296,8 @@ public enum Op: Sendable, Hashable {
             return [("alpha", "\(g.alpha)"), ("beta", "\(g.beta)"),
                     ("transA", g.transA ? "1" : "0"), ("transB", g.transB ? "1" : "0")]
                 + (g.activation.map { [("activation", $0.name)] } ?? [])
-        case .maxPool(let p), .averagePool(let p):
+        case .maxUnpool(let h, let w): return [("output_size", list([h, w]))]
+        case .maxPool(let p), .averagePool(let p), .maxPoolIndices(let p):
             var a = [("kernel_shape", list(p.kernelShape)), ("strides", list(p.strides)),
                      ("pads", list(p.pads)), ("ceil_mode", p.ceilMode ? "1" : "0")]
             if case .averagePool = self { a.append(("count_include_pad", p.countIncludePad ? "1" : "0")) }

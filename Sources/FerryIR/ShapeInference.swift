@@ -169,6 +169,25 @@ extension Op {
             }
             return [TensorType(x.dtype, Shape(dims))]
 
+        case .maxPoolIndices(let a):
+            let x = try input(0)
+            guard a.kernelShape.count == 2 else { throw FerryError("MaxPoolIndices takes a 2-D kernel, got \(a.kernelShape)") }
+            guard x.dtype == .float32 else { throw FerryError("MaxPoolIndices expects float32, got \(x.dtype)") }
+            let pooled = try Op.maxPool(a).inferOutputTypesUnchecked([x])[0]
+            return [TensorType(.float32, pooled.shape)]
+
+        case .maxUnpool(let h, let w):
+            let x = try input(0), indices = try input(1)
+            try requireRank(x, 4, "values")
+            guard x.dtype == .float32, indices.dtype == .float32 else {
+                throw FerryError("MaxUnpool expects float32 values and indices, got \(x.dtype) and \(indices.dtype)")
+            }
+            guard indices.shape.rank == 4, zip(x.shape.dims, indices.shape.dims).allSatisfy({ a, b in
+                a.value == nil || b.value == nil || a == b
+            }) else { throw FerryError("MaxUnpool values \(x.shape) and indices \(indices.shape) differ in shape") }
+            guard h >= 1, w >= 1 else { throw FerryError("MaxUnpool output size \(h)x\(w) must be positive") }
+            return [TensorType(.float32, Shape([x.shape[0], x.shape[1], .fixed(h), .fixed(w)]))]
+
         case .globalAveragePool, .globalMaxPool:
             let x = try input(0)
             guard x.shape.rank >= 3 else { throw FerryError("\(name) expects rank >= 3, got \(x.shape)") }

@@ -342,6 +342,12 @@ struct NodeContext {
                 proto.input = [node.inputs[0], roi, noScales, addInitializer("\(node.name)_sizes", int64s(sizes))]
             }
 
+        case .maxPoolIndices, .maxUnpool:
+            // ONNX's MaxPool indices and MaxUnpool count over the whole (N, C, H, W) tensor, Caffe's
+            // within each plane: converting needs the open batch size as a constant.
+            throw FerryError("ONNX has no max-pooling mask or max unpooling with Caffe's per-plane indices "
+                             + "(the SegNet / ENet Upsample); the net cannot be exported to ONNX with this layer")
+
         case .detectionOutput:
             // ONNX's NonMaxSuppression differs (no per-class top_k before NMS, no keep_top_k
             // across classes, other box coding and outputs): no faithful decomposition.
@@ -718,7 +724,7 @@ struct NodeContext {
             allowed = true
         case .lstm, .gru, .rnn:
             allowed = dtype.isFloatingPoint
-        case .detectionOutput:
+        case .detectionOutput, .maxPoolIndices, .maxUnpool:
             allowed = true
         case .pad:
             // Pad-2 takes floats, Pad-11 every number, Pad-13 bool as well.

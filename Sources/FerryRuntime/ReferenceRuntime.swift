@@ -17,7 +17,7 @@ public enum ReferenceKernels {
             return true
         case .resize(let a):
             return a.mode == .nearest || inputTypes.first == .float32
-        case .detectionOutput, .topK:
+        case .detectionOutput, .topK, .maxPoolIndices, .maxUnpool:
             return inputTypes.allSatisfy { $0 == .float32 }
         case .lstm, .gru, .rnn:
             return inputTypes.enumerated().allSatisfy { i, t in t == nil || t == (i == 4 ? .int32 : .float32) }
@@ -126,6 +126,8 @@ public enum ReferenceKernels {
         case .argMin(let axis, let keepDims, let last):
             return [try argExtreme(try input(0), largest: false, axis: axis, keepDims: keepDims, selectLastIndex: last)]
         case .topK(let axis, let k, let largest): return try topK(try input(0), axis: axis, k: k, largest: largest)
+        case .maxPoolIndices(let a): return [try maxPoolIndices(try input(0), a)]
+        case .maxUnpool(let h, let w): return [try maxUnpool(try input(0), try input(1), outputHeight: h, outputWidth: w)]
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
             return [try compare(op, try input(0), try input(1))]
         case .not: return [try not(try input(0))]

@@ -83,6 +83,15 @@ def test_v1_v2_and_mixed_forms_give_identical_outputs(model_dir, manifest, tmp_p
         np.testing.assert_array_equal(ours[name], theirs[name])
 
 
+@pytest.mark.parametrize("model_dir,manifest", [c for c in caffe_cases("ok") if c.values[1].get("caffemodel_alone")])
+def test_caffemodel_alone_matches_too(model_dir, manifest, tmp_path):
+    """Fixtures whose caffemodel is written in a fork's numbering (DeepLab's interp_param at
+    field 143) must give the same results from the caffemodel alone, its own layer definitions."""
+    results = run_outputs(model_dir / "net.caffemodel", model_dir, manifest, tmp_path)
+    for out in manifest["outputs"]:
+        within_tolerance(results[out["name"]], np.load(model_dir / out["npy"]))
+
+
 def test_caffemodel_alone_and_weights_option(tmp_path):
     model_dir = CAFFE_FIXTURES / "resnet_bottleneck"
     manifest = json.loads((model_dir / "manifest.json").read_text())

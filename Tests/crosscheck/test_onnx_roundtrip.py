@@ -38,7 +38,8 @@ def test_onnx_reads_back_and_converts_again(model_dir, variant, manifest, tmp_pa
 
 # Caffe fixtures whose layers ONNX cannot say: converting them must fail naming the layer.
 ONNX_UNEXPRESSIBLE = {"ssd_detection": "detection_out (DetectionOutput)",
-                      "ssd_detection_options": "keep_all (DetectionOutput)"}
+                      "ssd_detection_options": "keep_all (DetectionOutput)",
+                      "upsample_unpool": "pool1 (Pooling)"}
 
 
 @pytest.mark.parametrize("model_dir,manifest", caffe_cases("ok"))

@@ -126,6 +126,12 @@ func buildPooling(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
     case .ave: isMax = false
     case .stochastic: throw ctx.error("STOCHASTIC pooling is not supported")
     }
+    // A second top is the MAX pooling mask (plane indices of the maxima) that the SegNet / ENet
+    // forks' Upsample reads.
+    let withMask = ctx.layer.top.count == 2
+    guard !withMask || (isMax && !p.globalPooling) else {
+        throw ctx.error("a second top (the pooling mask) needs MAX pooling with a kernel")
+    }
     if p.globalPooling {
         guard !(p.hasKernelSize || p.hasKernelH || p.hasKernelW) else {
             throw ctx.error("global_pooling takes no kernel size")
@@ -152,21 +158,26 @@ func buildPooling(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
     let ceil = p.roundMode == .ceil
     let attributes = PoolAttributes(kernelShape: kernel, strides: strides, pads: pad + pad, ceilMode: ceil,
                                     countIncludePad: true)
-    let pooled = try ctx.emit(isMax ? .maxPool(attributes) : .averagePool(attributes), [x], role: isMax ? "maxpool" : "avgpool")
+    var outputs = [try ctx.emit(isMax ? .maxPool(attributes) : .averagePool(attributes), [x], role: isMax ? "maxpool" : "avgpool")]
+    if withMask { outputs.append(try ctx.emit(.maxPoolIndices(attributes), [x], role: "mask")) }
     // Caffe drops a last window starting in the padding only when there is padding. Without
     // it, a kernel smaller than the stride can leave windows wholly past the input, which
     // Caffe keeps (the IR drops them): they hold -FLT_MAX (MAX starts there) or 0 (AVE's empty
-    // sum), appended at the end of the axis.
-    guard ceil, pad == [0, 0] else { return [pooled] }
+    // sum), and -1 in the mask, appended at the end of the axis.
+    guard ceil, pad == [0, 0] else { return outputs }
+    let pooled = outputs[0]
     var extra = [0, 0]
     for i in 0..<2 {
         guard let n = x.size(2 + i), let have = pooled.size(2 + i) else { continue }
         let caffe = Int((Float(n - kernel[i]) / Float(strides[i])).rounded(.up)) + 1
         extra[i] = max(0, caffe - have)
     }
-    if extra == [0, 0] { return [pooled] }
-    let fill: Float = isMax ? -Float.greatestFiniteMagnitude : 0
-    return [try ctx.emit(.pad(PadAttributes(pads: [0, 0, 0, 0, 0, 0] + extra, value: fill)), [pooled], role: "empty_windows")]
+    if extra == [0, 0] { return outputs }
+    let fills: [Float] = [isMax ? -Float.greatestFiniteMagnitude : 0, -1]
+    return try zip(outputs, fills).enumerated().map { i, pair in
+        try ctx.emit(.pad(PadAttributes(pads: [0, 0, 0, 0, 0, 0] + extra, value: pair.1)), [pair.0],
+                     role: i == 0 ? "empty_windows" : "empty_mask_windows")
+    }
 }
 
 /// Deconvolution -> ConvTranspose. Caffe stores the weight as (C_in, num_output / group, k...),

@@ -62,21 +62,35 @@ func scaleGiving(_ m: Int, from n: Int) -> Float {
     return s
 }
 
-/// Upsample, the YOLOv3 forks' nearest-neighbour form (one bottom): every cell repeated
-/// scale (or scale_h x scale_w) times -> Resize nearest. The SegNet / ENet form (a second
-/// bottom holding a max-pooling mask: max unpooling) is refused.
+/// Upsample. With one bottom, the YOLOv3 forks' nearest-neighbour form: every cell repeated
+/// scale (or scale_h x scale_w) times -> Resize nearest. With two, the SegNet / ENet forks'
+/// max unpooling: the second bottom is a MAX Pooling's mask, and each value goes to its
+/// index in a zero plane of upsample_h x upsample_w, or H * scale_h (less 1 with pad_out_h)
+/// by W * scale_w (less 1 with pad_out_w) -> MaxUnpool.
 func buildUpsample(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
-    guard inputs.count == 1 else {
-        throw ctx.error("Upsample with a pooling mask (max unpooling, \(inputs.count) bottoms: SegNet / ENet) is not supported")
-    }
+    guard inputs.count == 1 || inputs.count == 2 else { throw ctx.error("expects one or two bottoms, has \(inputs.count)") }
     let x = inputs[0]
     let p = ctx.layer.upsampleParam
     guard x.rank == 4 else { throw ctx.error("expects a 4-D input (N, C, H, W), got \(x.shape)") }
-    guard !p.hasUpsampleH, !p.hasUpsampleW, !p.padOutH, !p.padOutW else {
-        throw ctx.error("upsample_h / upsample_w / pad_out belong to the max-unpooling form, which is not supported")
-    }
+    guard !p.hasScale || (!p.hasScaleH && !p.hasScaleW) else { throw ctx.error("scale goes without scale_h / scale_w") }
     let sh = Int(p.hasScaleH ? p.scaleH : p.scale), sw = Int(p.hasScaleW ? p.scaleW : p.scale)
     guard sh >= 1, sw >= 1, sh <= 1 << 10, sw <= 1 << 10 else { throw ctx.error("scale \(sh)x\(sw) must be positive") }
+    if inputs.count == 2 {
+        guard let h = x.size(2), let w = x.size(3) else { throw ctx.error("expects known H and W, got \(x.shape)") }
+        guard p.hasUpsampleH == p.hasUpsampleW else { throw ctx.error("upsample_h and upsample_w go together") }
+        guard (!p.padOutH || sh == 2), (!p.padOutW || sw == 2) else {
+            throw ctx.error("pad_out_h / pad_out_w need a scale of 2 on their axis (the fork's rule)")
+        }
+        let outH = p.hasUpsampleH ? Int(p.upsampleH) : h * sh - (p.padOutH ? 1 : 0)
+        let outW = p.hasUpsampleW ? Int(p.upsampleW) : w * sw - (p.padOutW ? 1 : 0)
+        guard outH >= 1, outW >= 1, outH <= 1 << 16, outW <= 1 << 16 else {
+            throw ctx.error("output size \(outH)x\(outW) is not valid")
+        }
+        return [try ctx.emit(.maxUnpool(outputHeight: outH, outputWidth: outW), [x, inputs[1]], role: "unpool")]
+    }
+    guard !p.hasUpsampleH, !p.hasUpsampleW, !p.padOutH, !p.padOutW else {
+        throw ctx.error("upsample_h / upsample_w / pad_out belong to the max-unpooling form, which needs the mask as a second bottom")
+    }
     let resize = ResizeAttributes(mode: .nearest, coordinateTransformation: .asymmetric, nearestMode: .floor,
                                   scales: [1, 1, Float(sh), Float(sw)])
     return [try ctx.emit(.resize(resize), [x], role: "upsample")]
