@@ -979,6 +979,42 @@ def upsample_unpool_input_check(inputs, blobs, text):
     return True
 
 
+# The SegNet / ENet forks' BN layer: blobs scale and shift (1, C, 1, 1); INFERENCE (the
+# forks' deploy form) and LEARN (the default: the running batch's own statistics).
+BN_FORK = """
+name: "bn_fork"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 5 dim: 6 }
+layer { name: "bn_inference" type: "BN" bottom: "data" top: "bn_inference" bn_param { bn_mode: INFERENCE } }
+layer { name: "bn_learn" type: "BN" bottom: "data" top: "bn_learn" }
+layer { name: "conv" type: "Convolution" bottom: "bn_inference" top: "conv" convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "bn_conv" type: "BN" bottom: "conv" top: "conv" bn_param { bn_mode: INFERENCE } }
+"""
+BN_FORK_BLOBS = {"bn_inference": [(1, 3, 1, 1), (1, 3, 1, 1)], "bn_learn": [(1, 3, 1, 1), (1, 3, 1, 1)],
+                 "conv": [(4, 3, 3, 3), (4,)], "bn_conv": [(1, 4, 1, 1), (1, 4, 1, 1)]}
+
+
+def bn_fork_reference(inputs, blobs):
+    """bn_layer.cpp (caffe-segnet / caffe-enet): INFERENCE top = scale * x + shift per channel;
+    LEARN normalizes first by the batch's mean and E(x^2) - mean^2 over N, H, W with
+    var_eps 1e-9 under the square root. The convolution is numpy's (float64)."""
+    x = inputs["data"].astype(np.float64)
+
+    def affine(layer, y):
+        scale, shift = (b.astype(np.float64).reshape(1, -1, 1, 1) for b in blobs[layer])
+        return y * scale + shift
+    mean = x.mean((0, 2, 3), keepdims=True)
+    variance = (x * x).mean((0, 2, 3), keepdims=True) - mean * mean
+    inference = affine("bn_inference", x)
+    w, b = (a.astype(np.float64) for a in blobs["conv"])
+    n, c, h, wd = inference.shape
+    conv = np.zeros((n, 4, h - 2, wd - 2))
+    for i in range(h - 2):
+        for j in range(wd - 2):
+            conv[:, :, i, j] = np.einsum("nckl,ockl->no", inference[:, :, i:i + 3, j:j + 3], w) + b
+    return {"bn_learn": affine("bn_learn", (x - mean) / np.sqrt(variance + 1e-9)), "conv": affine("bn_conv", conv)}
+
+
 POOLING_SPARSE = """
 name: "pooling_sparse"
 input: "data"
@@ -1443,6 +1479,11 @@ NETS = {
                                         "pooling_layer.cpp and the forks' upsample_layer.cpp, checked against "
                                         "onnxruntime's MaxPool indices and MaxUnpool. ONNX export refuses the "
                                         "per-plane mask naming the layer."),
+    "bn_fork": dict(text=BN_FORK, blobs=BN_FORK_BLOBS, inputs={"data": (3, 5, 6)}, numpy_reference=bn_fork_reference,
+                    description="The SegNet / ENet forks' BN layer (scale and shift blobs of shape (1, C, 1, 1)) with "
+                                "bn_mode INFERENCE (scale * x + shift, the forks' deploy form), in place after a "
+                                "convolution, and LEARN (the default: normalized by the running batch's statistics, "
+                                "var_eps 1e-9). OpenCV cannot read BN: the reference is numpy following bn_layer.cpp."),
     "pooling_sparse": dict(text=POOLING_SPARSE, blobs={}, inputs={"data": (2, 6, 7)}, numpy_reference=pooling_sparse_reference,
                            description="Pooling with kernels smaller than the stride and no padding, where Caffe's ceil rounding keeps windows starting past the input: MAX 1x1/4 (empty windows give -FLT_MAX, seen through TanH as -1), AVE 2x1 with strides 4, 3 (empty windows give 0), MAX 2x2/3. OpenCV gives 0 for the empty MAX windows: the reference is numpy following pooling_layer.cpp."),
     "ssd_detection": dict(text=SSD_DETECTION, blobs=SSD_DETECTION_BLOBS, inputs={"data": (3, 12, 12)},

@@ -34,6 +34,7 @@ UNEXPRESSIBLE = {
     "keras/norm_family": ("layernorm_last (LayerNormalization)", "Caffe has no layer for LayerNormalization"),
     "keras/reshaping_family": ("zeropad1d (ZeroPadding1D)", "Caffe has no layer for Pad"),
     "caffe/argmax": ("class (ArgMax)", "Caffe has no layer for ArgMax"),
+    "caffe/bn_fork": ("bn_learn (BN)", "Caffe has no layer for ReduceMean"),
     "caffe/argmax_topk": ("top3 (ArgMax)", "Caffe slices with step 1 only"),
     "caffe/embed": ("embed (Embed)", "Caffe has no layer for Cast"),
     "caffe/interp": ("zoom (Interp)", "Caffe has no layer for Resize"),

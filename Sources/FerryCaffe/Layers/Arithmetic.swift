@@ -40,6 +40,33 @@ func buildBatchNorm(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue
     return [try ctx.emit(.batchNormalization(epsilon: p.eps), [x, ones, zeros, m, v], role: "batchnorm")]
 }
 
+/// BN, the SegNet / ENet forks' batch normalization with its own scale and shift (blobs scale
+/// and shift, each (1, C, 1, 1); bn_layer.cpp). bn_mode INFERENCE, the forks' deploy form with
+/// the statistics folded in: scale * x + shift per channel. LEARN (the default) normalizes by
+/// the statistics of the batch being run, as the fork does at any phase: mean and E(x^2) -
+/// mean^2 over N, H and W, the deviation sqrt(variance + 1e-9); then scale and shift.
+func buildBN(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
+    let x = try single(inputs, ctx)
+    guard x.rank == 4, let channels = x.size(1) else {
+        throw ctx.error("expects a 4-D input (N, C, H, W) with known channels, got \(x.shape)")
+    }
+    let scale = try ctx.weight(0, role: "scale", shape: [channels, 1, 1])
+    let shift = try ctx.weight(1, role: "shift", shape: [channels, 1, 1])
+    var normalized = x
+    if ctx.layer.bnParam.bnMode == .learn {
+        let mean = try ctx.emit(.reduce(.mean, axes: [0, 2, 3], keepDims: true), [x], role: "batch_mean")
+        let square = try ctx.emit(.mul, [x, x], role: "square")
+        let meanSquare = try ctx.emit(.reduce(.mean, axes: [0, 2, 3], keepDims: true), [square], role: "batch_mean_square")
+        let variance = try ctx.emit(.sub, [meanSquare, try ctx.emit(.mul, [mean, mean], role: "mean_squared")],
+                                    role: "batch_variance")
+        let deviation = try ctx.emit(.sqrt, [try ctx.emit(.add, [variance, ctx.constant("eps", shape: [], [1e-9])],
+                                                          role: "variance_eps")], role: "deviation")
+        normalized = try ctx.emit(.div, [try ctx.emit(.sub, [x, mean], role: "centered"), deviation], role: "normalized")
+    }
+    let scaled = try ctx.emit(.mul, [normalized, scale], role: "scaled")
+    return [try ctx.emit(.add, [scaled, shift], role: "shifted")]
+}
+
 /// The dims a Scale or Bias operand covers: `num_axes` dims of the first bottom from `axis`
 /// (-1: all the rest; 0: a scalar).
 func operandDims(_ x: IRValue, axis rawAxis: Int32, numAxes: Int32, _ ctx: CaffeContext) throws -> (axis: Int, dims: [Int]) {

@@ -34,6 +34,7 @@ let caffeLayerTable: [String: CaffeLayerBuilder] = [
     "Threshold": buildThreshold,
     // Normalization and per-channel arithmetic
     "BatchNorm": buildBatchNorm,
+    "BN": buildBN,
     "Scale": buildScale,
     "Bias": buildBias,
     "Eltwise": buildEltwise,
