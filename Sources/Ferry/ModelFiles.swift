@@ -82,15 +82,18 @@ private func loadCaffe(path: String, weights: String?) throws -> Graph {
 }
 
 /// Writes a graph in a format. The file appears whole or not at all.
-/// ONNX: `opset` (default 17), and weights of 2 GiB or more go to `<file>.data` beside the model
-/// (ONNX external data); the weights are streamed from the graph, never copied whole.
+/// ONNX: `opset` (default 17), and weights of 2 GiB or more (any size with `externalData`) go to
+/// `<file>.data` beside the model (ONNX external data); the weights are streamed from the graph,
+/// never copied whole.
 /// Caffe: `<stem>.prototxt` and `<stem>.caffemodel` (both or neither), channels-first.
 /// Returns the files written and the changes of layout at the model's interface.
 @discardableResult
-public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opset: Int? = nil) throws -> SavedModel {
+public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opset: Int? = nil,
+                      externalData: Bool = false) throws -> SavedModel {
     switch format {
     case .onnx:
-        let data = try ONNXExporter.write(graph, to: URL(fileURLWithPath: path), opset: opset ?? ONNXExporter.defaultOpset)
+        let data = try ONNXExporter.write(graph, to: URL(fileURLWithPath: path), opset: opset ?? ONNXExporter.defaultOpset,
+                                          externalDataThreshold: externalData ? 0 : ONNXExporter.defaultExternalDataThreshold)
         return SavedModel(files: [path] + (data.map { [$0.path] } ?? []), layoutChanges: [])
     case .kerasH5:
         let export = try KerasExporter.writeH5(graph, to: path)
@@ -120,6 +123,16 @@ public func outputFiles(for path: String, format: ModelFormat) -> [String] {
     default:
         return [path]
     }
+}
+
+/// Every file `saveModel` writes for this graph: `outputFiles(for:format:)` and, for ONNX whose
+/// weights go to external data, `<file>.data` (known only once the graph to write is known).
+public func outputFiles(for path: String, format: ModelFormat, graph: Graph, externalData: Bool = false) -> [String] {
+    var files = outputFiles(for: path, format: format)
+    if format == .onnx && (externalData || graph.parameterBytes >= ONNXExporter.defaultExternalDataThreshold) {
+        files.append(path + ".data")
+    }
+    return files
 }
 
 /// Whether a format is written from the graph as imported (keeping the source's layers,

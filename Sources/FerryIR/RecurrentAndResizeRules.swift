@@ -47,7 +47,10 @@ extension ResizeAttributes {
     public func outputLength(_ n: Int, axis: Int) -> Int {
         guard let i = entry(axis: axis) else { return n }
         if let sizes { return sizes[i] }
-        return Int((Float(n) * scales![i]).rounded(.down))
+        let length = (Float(n) * scales![i]).rounded(.down)
+        // A damaged file's scale can take the length past Int (or to infinity): such a length is
+        // returned as one past Op.largestSize, which shape inference refuses.
+        return length < Float(Op.largestSize) ? Int(length) : Op.largestSize + 1
     }
 
     /// The scale the coordinate transformation divides by along an axis: the given scale, or

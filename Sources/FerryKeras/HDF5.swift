@@ -191,12 +191,13 @@ final class H5File {
         guard let count = checkedElementCount(dims), count <= 1 << 31 else {
             throw fail("shape \(dims) is too large")
         }
-        // Keras writes weights uncompressed, so their bytes are in the file: a shape that needs
-        // more is a damaged (or hostile) header, refused before allocating for it.
+        // A shape that needs more bytes than the file can hold for it is a damaged (or hostile)
+        // header, refused before anything is allocated for it.
         let itemSize = max(Int(H5Tget_size(type.id)), 1)
         let (bytes, overflow) = count.multipliedReportingOverflow(by: itemSize)
-        guard !overflow, bytes <= fileSize else {
-            throw fail("shape \(dims) needs \(count) elements of \(itemSize) bytes, more than the whole file (\(fileSize) bytes)")
+        let storage = try storageLimit(of: ds, datasetPath, itemSize: itemSize)
+        guard !overflow, bytes <= storage.bytes else {
+            throw fail("shape \(dims) needs \(count) elements of \(itemSize) bytes, more than \(storage.what)")
         }
         var status: herr_t = 0
         let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -206,6 +207,68 @@ final class H5File {
         }
         guard status >= 0 else { throw fail("libhdf5 could not read its elements") }
         return H5FloatArray(shape: dims, values: values)
+    }
+
+    /// Deflate cannot expand its output more than about 1032 to 1 (zlib's documented limit).
+    static let deflateRatioLimit = 1032
+    /// A chunk may always be this large (its buffer is allocated whole while reading): small
+    /// datasets in chunks larger than themselves are legitimate and harmless.
+    static let chunkAllowance = 16 << 20
+
+    /// The most bytes a dataset's elements can take when read, and how that is said in an error.
+    /// Stored as written (contiguous, compact, or chunked without filters), they are in the file,
+    /// so the file's size bounds them. Compressed (h5py's `compression="gzip"`, with the shuffle
+    /// and fletcher32 filters or not), the bound is deflate's largest expansion of the bytes the
+    /// file stores for the dataset (never more than the file), so that a small file cannot make
+    /// Ferry allocate a huge tensor of fill values or of a zip bomb's zeros. Other filters
+    /// (szip, n-bit, scale-offset, plugins such as lzf) are refused: their expansion has no such
+    /// bound (scale-offset stores a constant chunk in a few bytes), and Keras never writes them.
+    private func storageLimit(of ds: H5Handle, _ datasetPath: String, itemSize: Int) throws -> (bytes: Int, what: String) {
+        let fail = { (what: String) in FerryError("dataset '\(datasetPath)': \(what)") }
+        let plist = try H5Handle(H5Dget_create_plist(ds.id), closer: H5Pclose, orThrow: fail("cannot read its storage properties"))
+        let wholeFile: (bytes: Int, what: String) = (fileSize, "the whole file (\(fileSize) bytes)")
+        guard H5Pget_layout(plist.id) == H5D_CHUNKED else { return wholeFile }
+        let filterCount = H5Pget_nfilters(plist.id)
+        guard filterCount >= 0, filterCount <= 32 else { throw fail("cannot read its filters") }
+        var deflates = 0
+        for index in 0..<filterCount {
+            var flags: UInt32 = 0
+            var valueCount = 0
+            var name = [CChar](repeating: 0, count: 64)
+            var config: UInt32 = 0
+            let filter = H5Pget_filter2(plist.id, UInt32(index), &flags, &valueCount, nil, name.count, &name, &config)
+            switch filter {
+            case H5Z_FILTER_DEFLATE: deflates += 1
+            case H5Z_FILTER_SHUFFLE, H5Z_FILTER_FLETCHER32: break
+            default:
+                let label = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                throw fail("stored with HDF5 filter \(filter)\(label.isEmpty ? "" : " (\(label))"); Ferry reads "
+                           + "uncompressed or gzip-compressed datasets only")
+            }
+        }
+        guard deflates <= 1 else { throw fail("compressed \(deflates) times over; Ferry reads gzip applied once") }
+        var limit = wholeFile
+        if deflates == 1 {
+            // The bytes the file stores for the dataset's chunks (chunks never written read as
+            // the fill value and store nothing).
+            let stored = min(Int(clamping: H5Dget_storage_size(ds.id)), fileSize)
+            limit = (stored.multipliedReportingOverflow(by: Self.deflateRatioLimit).overflow ? Int.max : stored * Self.deflateRatioLimit,
+                     "gzip can expand the \(stored) compressed bytes stored for it to (\(Self.deflateRatioLimit) to 1 at most)")
+        }
+        // libhdf5 allocates a whole chunk to read or fill it.
+        var chunk = [hsize_t](repeating: 0, count: 32)
+        let rank = H5Pget_chunk(plist.id, Int32(chunk.count), &chunk)
+        guard rank > 0, rank <= 32 else { throw fail("cannot read its chunk shape") }
+        var chunkBytes = itemSize
+        for d in chunk.prefix(Int(rank)) {
+            let (product, overflow) = chunkBytes.multipliedReportingOverflow(by: Int(clamping: d))
+            guard !overflow else { throw fail("its chunk shape \(chunk.prefix(Int(rank))) is too large") }
+            chunkBytes = product
+        }
+        guard chunkBytes <= max(limit.bytes, Self.chunkAllowance) else {
+            throw fail("chunks of \(chunkBytes) bytes are more than \(limit.what)")
+        }
+        return limit
     }
 
     // MARK: - Helpers

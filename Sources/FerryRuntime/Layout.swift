@@ -151,6 +151,14 @@ extension TensorStorage {
 
 /// Source positions for an output of `shape` whose element at (i0, i1, ...) reads input flat
 /// position offsets[0][i0] + offsets[1][i1] + ..., or is a fill (-1) when any term is negative.
+/// A result with no elements, or nil. Slice, Pad, Tile and Expand build a table of offsets per
+/// axis, as long as the axis: with another axis of 0, a damaged file's huge axis (Tile repeats
+/// of 2^28) would be tabulated for nothing.
+func emptyResult(_ x: Tensor, _ shape: [Int]) throws -> Tensor? {
+    guard shape.contains(0) else { return nil }
+    return try Tensor(shape: shape, storage: x.storage.picking([]))
+}
+
 func separablePositions(_ shape: [Int], _ offsets: [[Int]]) -> [Int] {
     let total = elementCount(shape)
     if total == 0 { return [] }
@@ -230,6 +238,7 @@ extension ReferenceKernels {
         let ranges = try attr.ranges(x.shape)
         let strides = contiguousStrides(x.shape)
         let outShape = ranges.map(\.count)
+        if let empty = try emptyResult(x, outShape) { return empty }
         let offsets = ranges.enumerated().map { a, r in (0..<r.count).map { (r.start + $0 * r.step) * strides[a] } }
         return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets)))
     }
@@ -237,6 +246,7 @@ extension ReferenceKernels {
     /// ONNX Pad: constant, reflect or edge; negative pads crop.
     public static func pad(_ x: Tensor, _ attr: PadAttributes) throws -> Tensor {
         let outShape = try attr.outputSizes(x.shape)
+        if let empty = try emptyResult(x, outShape) { return empty }
         let r = x.rank
         let strides = contiguousStrides(x.shape)
         let offsets = (0..<r).map { a -> [Int] in
@@ -269,6 +279,7 @@ extension ReferenceKernels {
     /// ONNX Tile.
     public static func tile(_ x: Tensor, repeats: [Int]) throws -> Tensor {
         let outShape = try Op.tile(repeats: repeats).inferOutputTypes([x.type])[0].shape.fixedSizes!
+        if let empty = try emptyResult(x, outShape) { return empty }
         let strides = contiguousStrides(x.shape)
         let offsets = outShape.enumerated().map { a, n in (0..<n).map { ($0 % x.shape[a]) * strides[a] } }
         return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets)))
@@ -277,6 +288,7 @@ extension ReferenceKernels {
     /// ONNX Expand: numpy broadcasting of the input with a shape.
     public static func expand(_ x: Tensor, shape: [Int]) throws -> Tensor {
         let outShape = try broadcastSizes(x.shape, shape)
+        if let empty = try emptyResult(x, outShape) { return empty }
         let strides = broadcastStrides(x.shape, to: outShape)
         let offsets = outShape.enumerated().map { a, n in (0..<n).map { $0 * strides[a] } }
         return try Tensor(shape: outShape, storage: x.storage.picking(separablePositions(outShape, offsets)))

@@ -128,6 +128,9 @@ struct Convert: ParsableCommand {
     @Option(help: "ONNX opset to write, 13 to 21 (default 17).")
     var opset: Int?
 
+    @Flag(help: "ONNX: write the weights to <destination>.data beside the model (external data; automatic at 2 GiB).")
+    var externalData = false
+
     @OptionGroup var options: ModelOptions
 
     func run() throws {
@@ -147,6 +150,9 @@ struct Convert: ParsableCommand {
             guard format == .onnx else { throw FerryError("--opset applies to ONNX output only", file: destination) }
             guard (13...21).contains(opset) else { throw FerryError("--opset \(opset): ONNX output is written at opsets 13 to 21") }
         }
+        if externalData && format != .onnx {
+            throw FerryError("--external-data applies to ONNX output only", file: destination)
+        }
         let files = outputFiles(for: destination, format: format)
         // ONNX may also write its weights to <destination>.data beside it.
         try refuseOverwritingInputs(files + (format == .onnx ? [destination + ".data"] : []),
@@ -156,7 +162,9 @@ struct Convert: ParsableCommand {
         // Keras and Caffe are written from the graph as imported: layers, names and weights stay
         // the source's (BatchNorm stays a layer), and the target's tools optimize on their own.
         if !options.noOptimize && !exportsUnoptimizedGraph(format) { graph = try optimizeModel(graph).graph }
-        let saved = try saveModel(graph, to: destination, format: format, opset: opset)
+        // Whether ONNX weights go to <destination>.data is known only now, from their size.
+        try refuseExisting(outputFiles(for: destination, format: format, graph: graph, externalData: externalData), force: force)
+        let saved = try saveModel(graph, to: destination, format: format, opset: opset, externalData: externalData)
         print("wrote \(saved.files.joined(separator: " and ")) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
         for change in saved.layoutChanges { print("layout: \(change)") }
     }

@@ -83,6 +83,29 @@ def test_existing_outputs_need_force(tmp_path):
     assert ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", y, "--force").returncode == 0
 
 
+def test_an_existing_onnx_data_file_needs_force(tmp_path):
+    """ONNX external data goes to <model>.onnx.data: an existing one is an output like the model,
+    replaced only with --force (by rename, leaving no temporary file), and the result reads back."""
+    import onnx
+    out = tmp_path / "m.onnx"
+    data = tmp_path / "m.onnx.data"
+    data.write_bytes(b"precious")
+    result = ferry("convert", MLP / "keras3.h5", out, "--external-data")
+    assert result.returncode == 2 and "m.onnx.data" in result.stderr and "--force" in result.stderr, result.stderr
+    assert data.read_bytes() == b"precious" and not out.exists()
+    ferry("convert", MLP / "keras3.h5", out, "--external-data", "--force", check=True)
+    assert data.read_bytes() != b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.data"]
+    model = onnx.load(str(out), load_external_data=False)
+    assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    onnx.checker.check_model(str(out), full_check=True)
+    x = np.load(MLP / "input_0.npy")
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    ferry("run", MLP / "keras3.h5", "--input", MLP / "input_0.npy", "--output", tmp_path / "y.npy", check=True)
+    within_tolerance(session.run(None, {session.get_inputs()[0].name: x.astype(np.float32)})[0], np.load(tmp_path / "y.npy"))
+
+
 def test_an_input_is_never_overwritten_even_with_force(tmp_path):
     model = tmp_path / "m.h5"
     model.write_bytes((MLP / "keras3.h5").read_bytes())

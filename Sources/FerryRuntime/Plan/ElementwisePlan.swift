@@ -35,7 +35,9 @@ extension PlanBuilder {
 
     func planBinary(_ node: Node) -> PlannedKernel? {
         let yShape = shape(node.outputs[0]), n = elementCount(yShape)
-        guard let pa = broadcastPattern(shape(node.inputs[0]), result: yShape),
+        // An empty result (a dimension of 0) has patterns of period or block 0 to divide by: the
+        // reference kernel does nothing for it instead.
+        guard n > 0, let pa = broadcastPattern(shape(node.inputs[0]), result: yShape),
               let pb = broadcastPattern(shape(node.inputs[1]), result: yShape) else { return nil }
         let full = BroadcastPattern(inner: 1, period: n)
         // One full operand, the other broadcast (swapped: the full one is B).
