@@ -393,8 +393,8 @@ def mutate_prototxt(data, rng):
 def mutate_h5(data, rng, scratch):
     """Structure-aware HDF5 mutations through h5py on a scratch copy: the model_config JSON,
     weight_names / layer_names attributes (dangling, duplicate), dataset shapes (huge declared
-    shapes with no data behind them, empty, scalar), dataset types (integer, string), attribute
-    types. Returns the bytes of the changed file (or raw byte mutations when h5py fails)."""
+    shapes with no data behind them, empty, scalar; gzip-compressed or not), dataset types
+    (integer, string), attribute types. Returns the bytes of the changed file (or raw byte mutations when h5py fails)."""
     import h5py
     import numpy as np
     with open(scratch, "wb") as f:
@@ -423,11 +423,13 @@ def mutate_h5(data, rng, scratch):
                 name = rng.choice(datasets)
                 del h5[name]
                 shape = rng.choice([(2**40,), (2**31, 2**31), (0,), (), (3, 0, 7), (1, 1, 1, 1, 1, 1, 1), (2**20, 2**20), (5,)])
+                # Compressed or not: gzip, the one filter Ferry reads, bounds the expansion it allows.
+                options = rng.choice([{}, {"compression": "gzip"}, {"compression": "gzip", "shuffle": True}])
                 if shape and np.prod([float(s) for s in shape]) > 1e6:
                     # Declared huge, stored nowhere: chunked with no chunk written (fill values).
-                    h5.create_dataset(name, shape=shape, dtype="f4", chunks=tuple(1 for _ in shape))
+                    h5.create_dataset(name, shape=shape, dtype="f4", chunks=tuple(1 for _ in shape), **options)
                 else:
-                    h5.create_dataset(name, data=np.ones(shape, dtype="f4"))
+                    h5.create_dataset(name, data=np.ones(shape, dtype="f4"), **(options if shape else {}))
             elif kind == "dtype" and datasets:
                 name = rng.choice(datasets)
                 shape = h5[name].shape
