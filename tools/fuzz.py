@@ -262,10 +262,27 @@ def save_case(keep, fmt, case_id, files, verdict, log_tail):
     return folder
 
 
+def stack_of_a_rerun(fmt, files, timeout, scratch):
+    """The log of a fresh child given only this case, when it crashes or hangs again; else ''."""
+    log = scratch / "rerun.log"
+    harness = Harness(fmt, log)
+    try:
+        harness.send(0, files, timeout)
+        harness.stop()
+        return ""
+    except TimeoutError:
+        harness.stop(abort=True)
+    except Died:
+        harness.stop()
+    return log.read_bytes()[-6000:].decode(errors="replace")
+
+
 def where_it_crashed(log_text):
     """'libhdf5' or 'ferry', from the stack the fuzz target prints on a fatal signal (glibc's
     backtrace_symbols_fd, one `library(symbol+offset) [address]` line per frame): the innermost
     frame below the signal trampoline that is not in libc names the library."""
+    if "fatal signal" not in log_text:
+        return "unknown (no stack)"
     frames = log_text[log_text.rfind("fatal signal"):].splitlines()[1:]
     seen_trampoline = False
     for frame in frames:
@@ -365,8 +382,12 @@ def fuzz_format(fmt, args, scratch):
             code = harness.stop()
             stats["peak_rss_mib"] = max(stats["peak_rss_mib"], harness.peak_kib // 1024)
             harness = None
-            stats["lost_seconds"] += time.monotonic() - clock
             tail = log.read_bytes()[-6000:].decode(errors="replace")
+            if "fatal signal" not in tail:
+                # No stack printed (a handler cannot always run after memory was trashed): the
+                # case once more, alone in a fresh child, for a stack to tell where it crashed.
+                tail = stack_of_a_rerun(fmt, files, args.timeout, scratch) or tail
+            stats["lost_seconds"] += time.monotonic() - clock
             kind = where_it_crashed(tail)
             if kind == "libhdf5":
                 stats["crashes_libhdf5"] += 1

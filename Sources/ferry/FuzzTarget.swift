@@ -153,32 +153,49 @@ struct StandardInput {
 /// On a fatal signal the fuzz target prints the crashed thread's stack with glibc's
 /// `backtrace_symbols_fd` (it unwinds through C libraries built without frame pointers, such as
 /// libhdf5), one `library(symbol+offset) [address]` line per frame, so that tools/fuzz.py can
-/// tell a crash inside libhdf5 from one in Ferry's own code. A hang is shown the same way: the
+/// tell a crash inside libhdf5 from one in Ferry's code. A hang is shown the same way: the
 /// driver sends SIGABRT. Then the signal is raised again with its default action.
+///
+/// The handler allocates nothing: a crash inside libhdf5 is often a write past a heap buffer
+/// (H5HG_read), and a handler that formatted a String with a trashed heap died silently, so the
+/// crash looked like one in Ferry. Its stack, frame buffer and messages live in their own
+/// mapping, away from the heap.
 enum CrashReport {
     typealias Backtrace = @convention(c) (UnsafeMutablePointer<UnsafeMutableRawPointer?>?, Int32) -> Int32
     typealias SymbolsToFD = @convention(c) (UnsafePointer<UnsafeMutableRawPointer?>?, Int32, Int32) -> Void
     nonisolated(unsafe) static var backtrace: Backtrace?
     nonisolated(unsafe) static var symbols: SymbolsToFD?
-    nonisolated(unsafe) static var frames = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 128)
+    static let frameCapacity = 128, messageSize = 64, signalCount = 32, stackSize = 1 << 16
+    /// [alternate stack | frames | one message per signal number], mapped at install.
+    nonisolated(unsafe) static var region: UnsafeMutableRawPointer?
 
     static func install() {
         guard let b = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "backtrace"),
               let s = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "backtrace_symbols_fd") else { return }
+        let size = stackSize + frameCapacity * MemoryLayout<UnsafeMutableRawPointer?>.stride + signalCount * messageSize
+        let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else { return }
+        region = mapped
         backtrace = unsafeBitCast(b, to: Backtrace.self)
         symbols = unsafeBitCast(s, to: SymbolsToFD.self)
         _ = backtrace?(frames, 1)  // loads libgcc_s now, not inside the handler
+        for sig in 0..<Int32(signalCount) {
+            let text = Array("fatal signal \(sig); stack:\n".utf8.prefix(messageSize - 1)) + [0]
+            text.withUnsafeBytes { (message(sig) as UnsafeMutableRawPointer).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
         // A stack of its own, so that a stack overflow can still be reported.
         var stack = stack_t()
-        stack.ss_sp = UnsafeMutableRawPointer.allocate(byteCount: 1 << 16, alignment: 16)
-        stack.ss_size = 1 << 16
+        stack.ss_sp = mapped
+        stack.ss_size = stackSize
         sigaltstack(&stack, nil)
         for sig in [SIGSEGV, SIGBUS, SIGFPE, SIGABRT, SIGILL, SIGTRAP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { sig in
-                let header = "fatal signal \(sig); stack:\n"
-                _ = header.withCString { write(2, $0, strlen($0)) }
-                if let count = CrashReport.backtrace?(CrashReport.frames, 128) {
+                if sig >= 0 && sig < Int32(CrashReport.signalCount) {
+                    let text = CrashReport.message(sig)
+                    _ = write(2, text, strlen(text.assumingMemoryBound(to: CChar.self)))
+                }
+                if let count = CrashReport.backtrace?(CrashReport.frames, Int32(CrashReport.frameCapacity)) {
                     CrashReport.symbols?(CrashReport.frames, count, 2)
                 }
                 signal(sig, SIG_DFL)
@@ -187,5 +204,13 @@ enum CrashReport {
             action.sa_flags = Int32(SA_ONSTACK)
             sigaction(sig, &action, nil)
         }
+    }
+
+    static var frames: UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+        (region! + stackSize).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+    }
+
+    static func message(_ sig: Int32) -> UnsafeMutableRawPointer {
+        region! + stackSize + frameCapacity * MemoryLayout<UnsafeMutableRawPointer?>.stride + Int(sig) * messageSize
     }
 }
