@@ -597,6 +597,16 @@ input: "data"
 input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
 layer { name: "proposal" type: "Python" bottom: "data" top: "out" python_param { module: "rpn" layer: "ProposalLayer" } }
 """
+# A two-bottom Upsample whose second bottom is not a Pooling mask (other forks' bilinear
+# Upsample has this shape): refused naming the layer, not unpooled by garbage indices.
+ERROR_UPSAMPLE_NOT_MASK = """
+name: "upsample_not_mask"
+input: "data"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 4 }
+layer { name: "pool" type: "Pooling" bottom: "data" top: "pool" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "up" type: "Upsample" bottom: "pool" bottom: "pool" top: "up" upsample_param { scale: 2 } }
+"""
+
 ERROR_MISSING_BLOB = """
 name: "missing_blob"
 input: "data"
@@ -1512,6 +1522,10 @@ NETS = {
     "error_python_layer": dict(text=ERROR_PYTHON, blobs={}, inputs={"data": (2, 4, 4)},
                                error_layer="proposal", error_text="Python",
                                description="A Python layer (user code): exit 2 naming the layer and its type."),
+    "error_upsample_not_mask": dict(text=ERROR_UPSAMPLE_NOT_MASK, blobs={}, inputs={"data": (2, 4, 4)},
+                                    error_layer="up (Upsample)", error_text="mask top",
+                                    description="A two-bottom Upsample whose second bottom is a pooled blob, not a "
+                                                "Pooling mask top: exit 2 naming the layer."),
     "error_missing_blob": dict(text=ERROR_MISSING_BLOB, blobs={"conv": [(2, 2, 1, 1), (2,)]}, inputs={"data": (2, 4, 4)},
                                error_layer="fc_missing", error_text="missing",
                                description="An InnerProduct whose weights the caffemodel does not hold."),

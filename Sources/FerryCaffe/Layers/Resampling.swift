@@ -62,6 +62,20 @@ func scaleGiving(_ m: Int, from n: Int) -> Float {
     return s
 }
 
+/// Whether `value` is a Pooling layer's mask top (MaxPoolIndices, possibly padded with -1 for
+/// Caffe's empty windows).
+private func isPoolingMask(_ value: IRValue, _ ctx: CaffeContext) -> Bool {
+    var name = value.name
+    while let node = ctx.graph.nodes.last(where: { $0.outputs.contains(name) }) {
+        switch node.op {
+        case .maxPoolIndices: return true
+        case .pad: name = node.inputs[0]
+        default: return false
+        }
+    }
+    return false
+}
+
 /// Upsample. With one bottom, the YOLOv3 forks' nearest-neighbour form: every cell repeated
 /// scale (or scale_h x scale_w) times -> Resize nearest. With two, the SegNet / ENet forks'
 /// max unpooling: the second bottom is a MAX Pooling's mask, and each value goes to its
@@ -85,6 +99,12 @@ func buildUpsample(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue]
         let outW = p.hasUpsampleW ? Int(p.upsampleW) : w * sw - (p.padOutW ? 1 : 0)
         guard outH >= 1, outW >= 1, outH <= 1 << 16, outW <= 1 << 16 else {
             throw ctx.error("output size \(outH)x\(outW) is not valid")
+        }
+        // Other forks' two-bottom Upsample layers (bilinear resizing to the second bottom's size)
+        // share the type name: only a MAX Pooling's mask top is taken as the mask.
+        guard isPoolingMask(inputs[1], ctx) else {
+            throw ctx.error("the second bottom \(ctx.layer.bottom[1]) is not a MAX Pooling's mask top: only the "
+                            + "SegNet / ENet max-unpooling form of a two-bottom Upsample is supported")
         }
         return [try ctx.emit(.maxUnpool(outputHeight: outH, outputWidth: outW), [x, inputs[1]], role: "unpool")]
     }
