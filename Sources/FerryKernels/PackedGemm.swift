@@ -51,41 +51,71 @@ public enum PackedGemm {
         }
     }
 
-    /// C[rows of panels `panels`, `columns`] = A · B (or += when `accumulate`), with A packed by
-    /// `packA` (`rows` x `depth`), B row-major with row stride `ldb`, C with row stride `ldc`.
-    /// `columns` index both B's and C's columns. `scratch` holds `scratchCount` floats.
+    /// C[rows of panels `panels`, `columns`] = epilogue(A · B) (A · B added to C first when
+    /// `accumulate`), with A packed by `packA` (`rows` x `depth`), B row-major with row stride
+    /// `ldb`, C with row stride `ldc`. `columns` index both B's and C's columns. The epilogue's
+    /// bias has one value per row of C; its residual has C's layout (same offsets, stride ldc).
+    /// The epilogue is applied as each tile is stored after its last K block, while the tile is
+    /// still in registers. `scratch` holds `scratchCount` floats.
     public static func multiply(packedA: UnsafePointer<Float>, rows: Int, depth: Int, panels: Range<Int>,
                                 b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false,
-                                scratch: UnsafeMutablePointer<Float>) {
-        let mr = rowsPerPanel, nr = columnsPerPanel
+                                epilogue: Epilogue = Epilogue(), scratch: UnsafeMutablePointer<Float>) {
         guard !panels.isEmpty, !columns.isEmpty else { return }
         if depth == 0 {
-            if !accumulate {
-                for p in panels {
-                    for i in 0..<Swift.min(mr, rows - p * mr) {
-                        (c + (p * mr + i) * ldc + columns.lowerBound).update(repeating: 0, count: columns.count)
-                    }
-                }
-            }
+            emptyProduct(rows: rows, panelRows: rowsPerPanel, panels: panels, columns: columns, c: c, ldc: ldc,
+                         accumulate: accumulate, epilogue: epilogue)
             return
         }
+        visitActivation(epilogue.activation, WideProduct(
+            packedA: packedA, rows: rows, depth: depth, panels: panels, b: b, ldb: ldb, columns: columns, c: c, ldc: ldc,
+            accumulate: accumulate, bias: epilogue.bias, residual: epilogue.residual, scratch: scratch))
+    }
+
+    /// A product of depth 0: C = epilogue(0), or epilogue(C) when accumulating.
+    static func emptyProduct(rows: Int, panelRows: Int, panels: Range<Int>, columns: Range<Int>, c: UnsafeMutablePointer<Float>,
+                             ldc: Int, accumulate: Bool, epilogue: Epilogue) {
+        let first = panels.lowerBound * panelRows, last = Swift.min(panels.upperBound * panelRows, rows)
+        guard first < last else { return }
+        let out = c + first * ldc + columns.lowerBound
+        if !accumulate {
+            for i in 0..<(last - first) { (out + i * ldc).update(repeating: 0, count: columns.count) }
+        }
+        Kernels.applyEpilogue(out - first * ldc, channels: first..<last, planeStride: ldc, offset: 0, count: columns.count,
+                              Epilogue(bias: epilogue.bias, residual: epilogue.residual.map { $0 + columns.lowerBound },
+                                       activation: epilogue.activation))
+    }
+}
+
+/// The wide product's loop nest, specialized per activation.
+struct WideProduct: ActivationVisitor {
+    let packedA: UnsafePointer<Float>, rows: Int, depth: Int, panels: Range<Int>
+    let b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>
+    let c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    let bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?
+    let scratch: UnsafeMutablePointer<Float>
+
+    func visit<A: VectorActivation>(_ f: A) {
+        let mr = PackedGemm.rowsPerPanel, nr = PackedGemm.columnsPerPanel
         var jc = columns.lowerBound
         while jc < columns.upperBound {
-            let nc = Swift.min(columnBlock, columns.upperBound - jc)
+            let nc = Swift.min(PackedGemm.columnBlock, columns.upperBound - jc)
             let columnPanels = (nc + nr - 1) / nr
             var pc = 0
             while pc < depth {
-                let kc = Swift.min(depthBlock, depth - pc)
-                packB(b + pc * ldb + jc, ldb: ldb, depth: kc, columns: nc, into: scratch)
-                let add = accumulate || pc > 0
+                let kc = Swift.min(PackedGemm.depthBlock, depth - pc)
+                PackedGemm.packB(b + pc * ldb + jc, ldb: ldb, depth: kc, columns: nc, into: scratch)
+                let add = accumulate || pc > 0, last = pc + kc == depth
                 for p in panels {
                     let aPanel = packedA + p * depth * mr + pc * mr
                     let validRows = Swift.min(mr, rows - p * mr)
                     let cRow = c + p * mr * ldc + jc
+                    let tile = TileEpilogue(bias: bias.map { $0 + p * mr }, residual: residual.map { $0 + p * mr * ldc + jc },
+                                            ldc: ldc)
                     for q in 0..<columnPanels {
-                        microKernel(depth: kc, a: aPanel, b: UnsafePointer(scratch + q * kc * nr), c: cRow + q * nr, ldc: ldc,
-                                    accumulate: add, rows: validRows, columns: Swift.min(nr, nc - q * nr))
+                        PackedGemm.microKernel(depth: kc, a: aPanel, b: UnsafePointer(scratch + q * kc * nr), c: cRow + q * nr,
+                                               ldc: ldc, accumulate: add, rows: validRows, columns: Swift.min(nr, nc - q * nr),
+                                               epilogue: last ? tile.shifted(q * nr) : nil, f)
                     }
                 }
                 pc += kc
@@ -93,6 +123,21 @@ public enum PackedGemm {
             jc += nc
         }
     }
+}
+
+/// Bias (per row) and residual (C's layout) of one tile's rows, applied when the tile is stored.
+struct TileEpilogue {
+    var bias: UnsafePointer<Float>?
+    var residual: UnsafePointer<Float>?
+    let ldc: Int
+
+    /// The same rows, `columns` further right.
+    @inline(__always) func shifted(_ columns: Int) -> TileEpilogue {
+        TileEpilogue(bias: bias, residual: residual.map { $0 + columns }, ldc: ldc)
+    }
+}
+
+extension PackedGemm {
 
     /// Packs B[0..<depth, 0..<columns] (row stride ldb) into column panels of NR, zero-padded.
     @inline(__always)
@@ -119,9 +164,11 @@ public enum PackedGemm {
 
     /// One MR x NR tile of C: the sum over `depth` steps of a packed A panel slice times a
     /// packed B panel. Only the first `rows` x `columns` of the tile are written.
+    /// With `epilogue` (the last K block), out = f(acc (+ C) + bias + residual).
     @inline(__always)
-    static func microKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
-                            ldc: Int, accumulate: Bool, rows: Int, columns: Int) {
+    static func microKernel<A: VectorActivation>(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                                 c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, rows: Int,
+                                                 columns: Int, epilogue: TileEpilogue?, _ f: A) {
         var c00 = FloatVector(), c01 = FloatVector(), c10 = FloatVector(), c11 = FloatVector()
         var c20 = FloatVector(), c21 = FloatVector(), c30 = FloatVector(), c31 = FloatVector()
         var c40 = FloatVector(), c41 = FloatVector(), c50 = FloatVector(), c51 = FloatVector()
@@ -146,13 +193,27 @@ public enum PackedGemm {
         if rows == 6 && columns == 16 {
             @inline(__always) func put(_ row: Int, _ v0: FloatVector, _ v1: FloatVector) {
                 let out = c + row * ldc
+                var v0 = v0, v1 = v1
                 if accumulate {
-                    out.store(out.vector(at: 0) + v0, at: 0)
-                    out.store(out.vector(at: 8) + v1, at: 8)
-                } else {
-                    out.store(v0, at: 0)
-                    out.store(v1, at: 8)
+                    v0 = out.vector(at: 0) + v0
+                    v1 = out.vector(at: 8) + v1
                 }
+                if let epilogue {
+                    if let bias = epilogue.bias {
+                        let bv = splat(bias[row])
+                        v0 += bv
+                        v1 += bv
+                    }
+                    if let residual = epilogue.residual {
+                        let r = residual + row * ldc
+                        v0 += r.vector(at: 0)
+                        v1 += r.vector(at: 8)
+                    }
+                    v0 = f(v0)
+                    v1 = f(v1)
+                }
+                out.store(v0, at: 0)
+                out.store(v1, at: 8)
             }
             put(0, c00, c01); put(1, c10, c11); put(2, c20, c21)
             put(3, c30, c31); put(4, c40, c41); put(5, c50, c51)
@@ -167,10 +228,21 @@ public enum PackedGemm {
             for i in 0..<rows {
                 let out = c + i * ldc, tile = t + i * 16
                 if accumulate {
-                    for j in 0..<columns { out[j] += tile[j] }
-                } else {
-                    for j in 0..<columns { out[j] = tile[j] }
+                    for j in 0..<columns { tile[j] += out[j] }
                 }
+                if let epilogue {
+                    if let bias = epilogue.bias {
+                        let bv = bias[i]
+                        for j in 0..<columns { tile[j] += bv }
+                    }
+                    if let residual = epilogue.residual {
+                        let r = residual + i * ldc
+                        for j in 0..<columns { tile[j] += r[j] }
+                    }
+                    tile.store(f(tile.vector(at: 0)), at: 0)
+                    tile.store(f(tile.vector(at: 8)), at: 8)
+                }
+                for j in 0..<columns { out[j] = tile[j] }
             }
         }
     }
@@ -223,24 +295,35 @@ public enum PackedGemm {
         }
     }
 
-    /// `multiply` for A packed by `packNarrowA`; `panels` counts 16-row panels. The result is
-    /// written (or added, when `accumulate`), never read otherwise.
+    /// `multiply` for A packed by `packNarrowA`; `panels` counts 16-row panels.
     public static func multiplyNarrow(packedA: UnsafePointer<Float>, rows: Int, depth: Int, panels: Range<Int>,
                                       b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool = false,
-                                      scratch: UnsafeMutablePointer<Float>) {
-        let mr = narrowRowsPerPanel, nr = narrowColumnsPerPanel
+                                      epilogue: Epilogue = Epilogue(), scratch: UnsafeMutablePointer<Float>) {
         guard !panels.isEmpty, !columns.isEmpty else { return }
-        precondition(depth * nr <= scratchCount, "PackedGemm.multiplyNarrow: depth \(depth) too large for the scratch")
+        precondition(depth * narrowColumnsPerPanel <= scratchCount, "PackedGemm.multiplyNarrow: depth \(depth) too large")
         if depth == 0 {
-            for p in panels where !accumulate {
-                for i in 0..<Swift.min(mr, rows - p * mr) {
-                    (c + (p * mr + i) * ldc + columns.lowerBound).update(repeating: 0, count: columns.count)
-                }
-            }
+            emptyProduct(rows: rows, panelRows: narrowRowsPerPanel, panels: panels, columns: columns, c: c, ldc: ldc,
+                         accumulate: accumulate, epilogue: epilogue)
             return
         }
-        let blockColumns = Swift.max(nr, scratchCount / depth / nr * nr)
+        visitActivation(epilogue.activation, NarrowProduct(
+            packedA: packedA, rows: rows, depth: depth, panels: panels, b: b, ldb: ldb, columns: columns, c: c, ldc: ldc,
+            accumulate: accumulate, bias: epilogue.bias, residual: epilogue.residual, scratch: scratch))
+    }
+}
+
+/// The few-columns product's loop nest, specialized per activation.
+struct NarrowProduct: ActivationVisitor {
+    let packedA: UnsafePointer<Float>, rows: Int, depth: Int, panels: Range<Int>
+    let b: UnsafePointer<Float>, ldb: Int, columns: Range<Int>
+    let c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
+    let bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?
+    let scratch: UnsafeMutablePointer<Float>
+
+    func visit<A: VectorActivation>(_ f: A) {
+        let mr = PackedGemm.narrowRowsPerPanel, nr = PackedGemm.narrowColumnsPerPanel
+        let blockColumns = Swift.max(nr, PackedGemm.scratchCount / depth / nr * nr)
         var jc = columns.lowerBound
         while jc < columns.upperBound {
             let nc = Swift.min(blockColumns, columns.upperBound - jc)
@@ -259,19 +342,25 @@ public enum PackedGemm {
                 let aPanel = packedA + p * depth * mr
                 let validRows = Swift.min(mr, rows - p * mr)
                 for q in 0..<columnPanels {
-                    narrowMicroKernel(depth: depth, a: aPanel, b: UnsafePointer(scratch + q * depth * nr),
-                                      c: c + p * mr * ldc + jc + q * nr, ldc: ldc, accumulate: accumulate,
-                                      rows: validRows, columns: Swift.min(nr, nc - q * nr))
+                    let tile = TileEpilogue(bias: bias.map { $0 + p * mr }, residual: residual.map { $0 + p * mr * ldc + jc + q * nr },
+                                            ldc: ldc)
+                    PackedGemm.narrowMicroKernel(depth: depth, a: aPanel, b: UnsafePointer(scratch + q * depth * nr),
+                                                 c: c + p * mr * ldc + jc + q * nr, ldc: ldc, accumulate: accumulate,
+                                                 rows: validRows, columns: Swift.min(nr, nc - q * nr), epilogue: tile, f)
                 }
             }
             jc += nc
         }
     }
+}
+
+extension PackedGemm {
 
     /// A 16 x 6 tile of C: 16 rows in two vectors for each of 6 broadcast columns.
     @inline(__always)
-    static func narrowMicroKernel(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
-                                  ldc: Int, accumulate: Bool, rows: Int, columns: Int) {
+    static func narrowMicroKernel<A: VectorActivation>(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                                       c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, rows: Int,
+                                                       columns: Int, epilogue: TileEpilogue, _ f: A) {
         var c00 = FloatVector(), c01 = FloatVector(), c10 = FloatVector(), c11 = FloatVector()
         var c20 = FloatVector(), c21 = FloatVector(), c30 = FloatVector(), c31 = FloatVector()
         var c40 = FloatVector(), c41 = FloatVector(), c50 = FloatVector(), c51 = FloatVector()
@@ -293,20 +382,51 @@ public enum PackedGemm {
             ap += 16
             bp += 6
         }
-        // The tile is column-major in registers (one column's 16 rows per pair): out through
-        // a stack buffer, row by row.
+        // The tile is column-major in registers (one column's 16 rows per pair): the epilogue
+        // runs on those vectors (the bias is a vector of 16 rows), then out through a stack
+        // buffer, row by row. C and the residual are read into the buffer first when needed.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 96) { buffer in
             let t = buffer.baseAddress!
-            t.store(c00, at: 0); t.store(c01, at: 8); t.store(c10, at: 16); t.store(c11, at: 24)
-            t.store(c20, at: 32); t.store(c21, at: 40); t.store(c30, at: 48); t.store(c31, at: 56)
-            t.store(c40, at: 64); t.store(c41, at: 72); t.store(c50, at: 80); t.store(c51, at: 88)
+            let residual = epilogue.residual
+            if accumulate || residual != nil {
+                t.initialize(repeating: 0, count: 96)
+                for i in 0..<rows {
+                    let out = c + i * ldc
+                    if accumulate { for j in 0..<columns { t[j &* 16 &+ i] = out[j] } }
+                }
+            }
+            @inline(__always) func finish(_ at: Int, _ v0: FloatVector, _ v1: FloatVector) {
+                var v0 = v0, v1 = v1
+                if accumulate {
+                    v0 += t.vector(at: at)
+                    v1 += t.vector(at: at + 8)
+                }
+                if let bias = epilogue.bias {
+                    if rows == 16 {
+                        v0 += bias.vector(at: 0)
+                        v1 += bias.vector(at: 8)
+                    } else {
+                        v0 += loadPartial(bias, Swift.min(rows, 8))
+                        if rows > 8 { v1 += loadPartial(bias + 8, rows - 8) }
+                    }
+                }
+                t.store(v0, at: at)
+                t.store(v1, at: at + 8)
+            }
+            finish(0, c00, c01); finish(16, c10, c11); finish(32, c20, c21)
+            finish(48, c30, c31); finish(64, c40, c41); finish(80, c50, c51)
+            if let residual {
+                for i in 0..<rows {
+                    let r = residual + i * ldc
+                    for j in 0..<columns { t[j &* 16 &+ i] += r[j] }
+                }
+            }
+            if !(f is IdentityActivation) {
+                for at in stride(from: 0, to: columns * 16, by: 8) { t.store(f(t.vector(at: at)), at: at) }
+            }
             for i in 0..<rows {
                 let out = c + i * ldc
-                if accumulate {
-                    for j in 0..<columns { out[j] += t[j &* 16 &+ i] }
-                } else {
-                    for j in 0..<columns { out[j] = t[j &* 16 &+ i] }
-                }
+                for j in 0..<columns { out[j] = t[j &* 16 &+ i] }
             }
         }
     }

@@ -1,3 +1,4 @@
+import FerryIR
 @testable import FerryKernels
 import Testing
 
@@ -38,6 +39,75 @@ struct PackedGemmTests {
     @Test(arguments: cases, [false, true])
     func narrowMatchesNaiveProduct(_ c: Case, accumulate: Bool) {
         check(c, accumulate: accumulate, narrow: true)
+    }
+
+    /// Bias, residual and activation applied as tiles are stored, against the plain product
+    /// followed by the reference epilogue (`Kernels.applyEpilogue` over the rows).
+    @Test(arguments: [Case(m: 7, n: 17, k: 3), Case(m: 64, n: 49, k: 576), Case(m: 13, n: 400, k: 300, lda: 301, ldb: 410, ldc: 403),
+                      Case(m: 2, n: 3, k: 0)],
+          [FusedActivation?.none, .relu, .swish(beta: 1), .clip(min: 0, max: 6)])
+    func epilogueMatchesSeparatePass(_ c: Case, activation: FusedActivation?) {
+        for narrow in [false, true] {
+            for accumulate in [false, true] {
+                let ldc = c.ldc ?? c.n
+                let bias = randomFloats(c.m, seed: 7), residual = randomFloats(c.m * ldc, seed: 8)
+                var expected = product(c, accumulate: accumulate, narrow: narrow, epilogue: nil, bias: bias, residual: residual)
+                expected.withUnsafeMutableBufferPointer { e in
+                    bias.withUnsafeBufferPointer { bp in
+                        residual.withUnsafeBufferPointer { rp in
+                            Kernels.applyEpilogue(e.baseAddress!, channels: 0..<c.m, planeStride: ldc, offset: 0, count: c.n,
+                                                  Epilogue(bias: bp.baseAddress, residual: rp.baseAddress, activation: activation))
+                        }
+                    }
+                }
+                let fused = product(c, accumulate: accumulate, narrow: narrow, epilogue: activation, bias: bias, residual: residual)
+                expectClose(fused, expected, atol: 1e-5, rtol: 1e-5, "\(c) narrow \(narrow) accumulate \(accumulate)")
+            }
+        }
+    }
+
+    /// C from `initial` (seed 3) after one product, optionally with the fused epilogue.
+    func product(_ c: Case, accumulate: Bool, narrow: Bool, epilogue activation: FusedActivation??, bias: [Float],
+                 residual: [Float]) -> [Float] {
+        let lda = c.lda ?? c.k, ldb = c.ldb ?? c.n, ldc = c.ldc ?? c.n
+        let a = randomFloats(max(c.m * lda, 1), seed: 1), b = randomFloats(max(c.k * ldb, 1), seed: 2)
+        var out = randomFloats(c.m * ldc, seed: 3)
+        let count = narrow ? PackedGemm.narrowPackedCount(rows: c.m, depth: c.k) : PackedGemm.packedCount(rows: c.m, depth: c.k)
+        var packed = [Float](repeating: 0, count: max(count, 1)), scratch = [Float](repeating: 0, count: PackedGemm.scratchCount)
+        a.withUnsafeBufferPointer { ap in
+            packed.withUnsafeMutableBufferPointer {
+                if narrow {
+                    PackedGemm.packNarrowA(ap.baseAddress!, rows: c.m, depth: c.k, lda: lda, into: $0.baseAddress!)
+                } else {
+                    PackedGemm.packA(ap.baseAddress!, rows: c.m, depth: c.k, lda: lda, into: $0.baseAddress!)
+                }
+            }
+        }
+        let panels = narrow ? PackedGemm.narrowPanelCount(rows: c.m) : PackedGemm.panelCount(rows: c.m)
+        packed.withUnsafeBufferPointer { pp in
+            b.withUnsafeBufferPointer { bp in
+                out.withUnsafeMutableBufferPointer { op in
+                    scratch.withUnsafeMutableBufferPointer { sp in
+                        bias.withUnsafeBufferPointer { biasp in
+                            residual.withUnsafeBufferPointer { rp in
+                                let e = activation.map { Epilogue(bias: biasp.baseAddress, residual: rp.baseAddress, activation: $0) }
+                                    ?? Epilogue()
+                                if narrow {
+                                    PackedGemm.multiplyNarrow(packedA: pp.baseAddress!, rows: c.m, depth: c.k, panels: 0..<panels,
+                                                              b: bp.baseAddress!, ldb: ldb, columns: 0..<c.n, c: op.baseAddress!,
+                                                              ldc: ldc, accumulate: accumulate, epilogue: e, scratch: sp.baseAddress!)
+                                } else {
+                                    PackedGemm.multiply(packedA: pp.baseAddress!, rows: c.m, depth: c.k, panels: 0..<panels,
+                                                        b: bp.baseAddress!, ldb: ldb, columns: 0..<c.n, c: op.baseAddress!,
+                                                        ldc: ldc, accumulate: accumulate, epilogue: e, scratch: sp.baseAddress!)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return out
     }
 
     func check(_ c: Case, accumulate: Bool, narrow: Bool) {

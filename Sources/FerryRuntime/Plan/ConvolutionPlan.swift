@@ -148,23 +148,31 @@ extension PlanBuilder {
             let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
             let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
             let col = b.scratch!, gemmScratchBase = b.scratch! + columnScratch
-            /// out[mg, count] (row stride outPlane) = weights of group gi x columns[rows, count].
-            func product(group gi: Int, _ columns: UnsafePointer<Float>, ldb: Int, count: Int, _ out: UnsafeMutablePointer<Float>) {
+            /// out[mg, count] (row stride outPlane) = weights of group gi x columns[rows, count], with
+            /// the epilogue when the packed kernels run it as they store (true when they did).
+            func product(group gi: Int, _ columns: UnsafePointer<Float>, ldb: Int, count: Int, _ out: UnsafeMutablePointer<Float>,
+                         epilogue: Epilogue) -> Bool {
                 if let packedWeights {
                     multiplyPacked(packedWeights + gi * packedStep, narrow: narrow, rows: mg, depth: rows, b: columns, ldb: ldb,
-                                   n: count, c: out, ldc: outPlane, threads: threads, scratch: gemmScratchBase)
-                } else {
-                    sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: w + gi * mg * rows, lda: rows,
-                          b: columns, ldb: ldb, beta: 0, c: out, ldc: outPlane)
+                                   n: count, c: out, ldc: outPlane, epilogue: epilogue, threads: threads,
+                                   scratch: gemmScratchBase)
+                    return true
                 }
+                sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: w + gi * mg * rows, lda: rows,
+                      b: columns, ldb: ldb, beta: 0, c: out, ldc: outPlane)
+                return false
             }
             return {
                 for n in 0..<batch {
                     for gi in 0..<group {
                         let image = x + (n * channels + gi * cg) * g.inPlane
                         let out = y + (n * m + gi * mg) * outPlane
+                        let res = residual.map { $0 + (n * m + gi * mg) * outPlane }
+                        let bs = bias.map { $0 + gi * mg }
+                        var fused = false
                         if pointwise {
-                            product(group: gi, image, ldb: outPlane, count: outPlane, out)
+                            fused = product(group: gi, image, ldb: outPlane, count: outPlane, out,
+                                            epilogue: Epilogue(bias: bs, residual: res, activation: activation))
                         } else {
                             var start = 0
                             while start < outPlane {
@@ -176,13 +184,12 @@ extension PlanBuilder {
                                         im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
                                     }
                                 }
-                                product(group: gi, col, ldb: count, count: count, out + start)
+                                fused = product(group: gi, col, ldb: count, count: count, out + start,
+                                                epilogue: Epilogue(bias: bs, residual: res.map { $0 + start }, activation: activation))
                                 start += count
                             }
                         }
-                        let res = residual.map { $0 + (n * m + gi * mg) * outPlane }
-                        let bs = bias.map { $0 + gi * mg }
-                        if bs != nil || res != nil || activation != nil {
+                        if !fused && (bs != nil || res != nil || activation != nil) {
                             parallelChunks(mg, threads: threads) { cs in
                                 InnerKernels.epilogue(out, channels: cs, plane: outPlane, bias: bs, residual: res,
                                                       activation: activation)
@@ -200,7 +207,8 @@ extension PlanBuilder {
 /// A's row panels. Either way each element is summed in the same order, so the split does not
 /// change results. `scratch` holds `aligned(PackedGemm.scratchCount) * threads` floats.
 func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, depth: Int, b: UnsafePointer<Float>, ldb: Int,
-                    n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, threads: Int, scratch: UnsafeMutablePointer<Float>) {
+                    n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue, threads: Int,
+                    scratch: UnsafeMutablePointer<Float>) {
     let panels = narrow ? PackedGemm.narrowPanelCount(rows: rows) : PackedGemm.panelCount(rows: rows)
     let step = ArenaPlanner.aligned(PackedGemm.scratchCount)
     let nr = narrow ? PackedGemm.narrowColumnsPerPanel : PackedGemm.columnsPerPanel
@@ -208,10 +216,10 @@ func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, de
     func run(_ k: Int, _ ps: Range<Int>, _ columns: Range<Int>) {
         if narrow {
             PackedGemm.multiplyNarrow(packedA: packedA, rows: rows, depth: depth, panels: ps, b: b, ldb: ldb,
-                                      columns: columns, c: c, ldc: ldc, scratch: scratch + k * step)
+                                      columns: columns, c: c, ldc: ldc, epilogue: epilogue, scratch: scratch + k * step)
         } else {
             PackedGemm.multiply(packedA: packedA, rows: rows, depth: depth, panels: ps, b: b, ldb: ldb,
-                                columns: columns, c: c, ldc: ldc, scratch: scratch + k * step)
+                                columns: columns, c: c, ldc: ldc, epilogue: epilogue, scratch: scratch + k * step)
         }
     }
     if columnPanels >= 4 * threads {
