@@ -43,7 +43,9 @@ let package = Package(
         ]),
         .target(name: "CFerryCPU", cSettings: cpuCheckCSettings),
         .target(name: "FerryKernels", dependencies: ["FerryIR", "COpenBLAS"], swiftSettings: kernelsSwiftSettings),
-        .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS", "FerryKernels", "CFerryCPU"]),
+        // The plan runtime's fork-join pool (persistent workers, futex sleep).
+        .target(name: "CFerryThreads"),
+        .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS", "FerryKernels", "CFerryCPU", "CFerryThreads"]),
         .target(name: "FerryOptimizer", dependencies: ["FerryIR", "FerryRuntime"]),
         .target(name: "Ferry", dependencies: [
             "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime", "ZIPFoundation",
