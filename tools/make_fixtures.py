@@ -261,6 +261,26 @@ def build_multi_head_attention(k):
     ], name="multi_head_attention")
 
 
+def build_tf_op_lambda(k):
+    # tf_keras records TensorFlow functions on Keras tensors as TFOpLambda layers (Keras 3 has
+    # no such layer).
+    import tensorflow as tf
+    L = k.layers
+    img = k.Input(shape=(4, 5, 3), name="image")
+    vec = k.Input(shape=(3,), name="vector")
+    c = L.Conv2D(3, 1, name="conv")(img)  # held channels first inside Ferry
+    hard = tf.math.multiply(L.ReLU(6.0, name="relu6")(c + 3.0), 1.0 / 6.0)  # MobileNetV3's hard sigmoid
+    return k.Model([img, vec], [
+        hard,
+        tf.math.add(c, img),
+        tf.math.subtract(img, c),
+        tf.math.truediv(c, 4.0),
+        c / 2.0,
+        tf.math.multiply(img, L.Reshape((1, 1, 3), name="vec4d")(vec)),
+        tf.math.add(L.GlobalAveragePooling2D(name="gap")(c), vec),
+    ], name="tf_op_lambda")
+
+
 def build_conv_transpose_padding(k):
     L = k.layers
     img = k.Input(shape=(5, 4, 3), name="image")
@@ -778,6 +798,11 @@ MODELS = {
                              "with use_causal_mask, value_dim, no bias and output_shape, a separate key with "
                              "return_attention_scores.",
                              "ok", None, {}),
+    "tf_op_lambda": (build_tf_op_lambda,
+                     "tf_keras TFOpLambda layers: x + 3 and tf.math.multiply(x, 1/6) (MobileNetV3's hard "
+                     "sigmoid), tf.math.add / subtract of tensors, tf.math.truediv and x / 2 by numbers, "
+                     "multiply by a reshaped (N, 1, 1, C) tensor, add of two (N, C) tensors. Keras 2 only.",
+                     "ok", None, {}, {"frameworks": ("keras2",), "keras_zip": False}),
     "conv_transpose_padding": (build_conv_transpose_padding,
                                "Conv2DTranspose / Conv1DTranspose with output_padding: same and valid, "
                                "strides 2 and 3, per-axis amounts.",

@@ -96,7 +96,7 @@ public enum KerasImporter {
                     throw ctx.error("its input carries the mask of layer '\(maskFrom)' (Masking or Embedding with "
                                     + "mask_zero), which this layer would read; Ferry does not compute masks")
                 }
-                let outs = try ctx.withCallArguments(named, flags: call.flags) { try layer.spec.build(ins, ctx) }
+                let outs = try ctx.withCallArguments(named, options: call) { try layer.spec.build(ins, ctx) }
                 switch effect {
                 case .makes: outs.forEach { $0.maskFrom = ctx.layerName }
                 case .carries: if let maskFrom { outs.forEach { if $0.maskFrom == nil { $0.maskFrom = maskFrom } } }

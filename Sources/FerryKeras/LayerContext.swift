@@ -53,8 +53,8 @@ final class LayerContext {
     private var weightGroups: [[String]] = [[]]
     /// The tensors the current call passes by keyword, until the layer takes them.
     private var callArguments: [(key: String, tensors: [KerasTensor])] = []
-    /// The boolean arguments of the current call.
-    private var callFlags: [String: Bool] = [:]
+    /// The current call's arguments that are not tensors.
+    private var callOptions = LayerCall(positional: [])
 
     init(builder: GraphBuilder, store: KerasWeightStore, kerasMajor: Int) {
         self.builder = builder
@@ -85,11 +85,11 @@ final class LayerContext {
 
     /// Runs one call of the current layer with the tensors it was given by keyword; the layer
     /// takes those it understands (`keywordInputs`), and any left over is an error.
-    func withCallArguments<T>(_ named: [(key: String, tensors: [KerasTensor])], flags: [String: Bool] = [:],
+    func withCallArguments<T>(_ named: [(key: String, tensors: [KerasTensor])], options: LayerCall = LayerCall(positional: []),
                               _ body: () throws -> T) throws -> T {
-        let saved = (callArguments, callFlags)
-        (callArguments, callFlags) = (named, flags)
-        defer { (callArguments, callFlags) = saved }
+        let saved = (callArguments, callOptions)
+        (callArguments, callOptions) = (named, options)
+        defer { (callArguments, callOptions) = saved }
         let result = try body()
         if let left = callArguments.first {
             throw error("the call passes a tensor as '\(left.key)', which Ferry does not support for this layer")
@@ -98,7 +98,13 @@ final class LayerContext {
     }
 
     /// A boolean argument of the current call (false when not given).
-    func callFlag(_ key: String) -> Bool { callFlags[key] ?? false }
+    func callFlag(_ key: String) -> Bool { callOptions.flags[key] ?? false }
+
+    /// A numeric argument of the current call.
+    func callNumber(_ key: String) -> Double? { callOptions.numbers[key] }
+
+    /// The keyword arguments of the current call given a value (tensors or not).
+    var callKeywords: Set<String> { callOptions.keywords }
 
     /// Takes the tensors the current call passes as `key` (empty when none).
     func keywordInputs(_ key: String) -> [KerasTensor] {

@@ -17,6 +17,19 @@ struct LayerCall {
     var named: [(key: String, refs: [TensorRef])] = []
     /// Boolean call arguments (an attention layer's `use_causal_mask`, `return_attention_scores`).
     var flags: [String: Bool] = [:]
+    /// Numeric call arguments (a TFOpLambda's `y`).
+    var numbers: [String: Double] = [:]
+    /// The names of every keyword argument given a value other than null.
+    var keywords: Set<String> = []
+
+    /// Records a keyword argument that is not a tensor.
+    mutating func note(_ key: String, _ value: Any) {
+        guard !(value is NSNull) else { return }
+        keywords.insert(key)
+        if let n = value as? NSNumber {
+            if JSONValue.isBool(n) { flags[key] = n.boolValue } else if n.doubleValue.isFinite { numbers[key] = n.doubleValue }
+        }
+    }
 
     var all: [TensorRef] { positional + named.flatMap(\.refs) }
 }
@@ -205,6 +218,11 @@ struct ModelConfig {
                              layer: name, layerType: className)
         }
         let registered = (entry.raw("registered_name") as? String) ?? ""
+        if let parser = kerasApplicationCustomLayers[className], registered.isEmpty || registered == className {
+            let spec = try parser(config.forLayer(name, type: className))
+            let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
+            return ParsedLayer(name: name, className: className, spec: spec, calls: calls)
+        }
         if className.contains(">") || registered.contains(">") {
             throw FerryError("custom layer class \(registered.contains(">") ? registered : className) is not a Keras "
                              + "layer; its code is not in the file",
@@ -241,12 +259,14 @@ struct ModelConfig {
             throw entry.error("inbound_nodes should be a list, is \(JSONKind.of(value))")
         }
         return try nodes.map { node in
-            if let entries = node as? [Any] {
+            if var entries = node as? [Any] {
+                // tf_keras writes a TFOpLambda's call as one bare entry, not a list of entries.
+                if entries.first is String { entries = [entries] }
                 var call = LayerCall(positional: try entries.map { try tensorRef($0, what: "inbound_nodes", in: entry) })
                 for item in entries {
                     guard let list = item as? [Any], list.count >= 4, let kwargs = list[3] as? [String: Any] else { continue }
                     for key in kwargs.keys.sorted() {
-                        if let flag = kwargs[key] as? NSNumber, JSONValue.isBool(flag) { call.flags[key] = flag.boolValue }
+                        call.note(key, kwargs[key]!)
                         let refs = try keras2TensorRefs(kwargs[key]!, in: entry)
                         if !refs.isEmpty { call.named.append((key, refs)) }
                     }
@@ -257,7 +277,7 @@ struct ModelConfig {
                 var call = LayerCall(positional: [])
                 try collectKerasTensors(object["args"] ?? [Any](), into: &call.positional, depth: 0, in: entry)
                 for (key, v) in ((object["kwargs"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
-                    if let flag = v as? NSNumber, JSONValue.isBool(flag) { call.flags[key] = flag.boolValue }
+                    call.note(key, v)
                     var refs: [TensorRef] = []
                     try collectKerasTensors(v, into: &refs, depth: 0, in: entry)
                     if !refs.isEmpty { call.named.append((key, refs)) }

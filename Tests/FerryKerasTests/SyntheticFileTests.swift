@@ -302,6 +302,39 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
         }
     }
 
+    /// A tf_keras functional model with one layer after the input `x` (4 features).
+    func keras2Model(_ layer: String) -> String {
+        """
+        {"class_name": "Functional", "config": {"name": "f", "layers": [
+          {"class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_input_shape": [null, 4]}, "inbound_nodes": []},
+          \(layer)],
+          "input_layers": [["x", 0, 0]], "output_layers": [["op", 0, 0]]}}
+        """
+    }
+
+    @Test func tfOpLambdaMapsOnlyListedFunctionsByName() throws {
+        let add = #"{"class_name": "TFOpLambda", "name": "op", "config": {"name": "op", "function": "__operators__.add"}, "inbound_nodes": [["x", 0, 0, {"y": 3.0, "name": null}]]}"#
+        let m = try ModelConfig.parse(json: keras2Model(add), kerasMajor: 2)
+        #expect((m.layers[1].spec as? TFOpLambdaSpec)?.function == .operatorAdd)
+        #expect(m.layers[1].calls.first?.numbers == ["y": 3.0])
+        #expect(m.layers[1].calls.first?.keywords == ["y"])
+        for function in ["nn.relu6", "compat.v1.py_func", "__operators__.add.__code__"] {
+            let other = add.replacingOccurrences(of: "__operators__.add", with: function)
+            let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(other), kerasMajor: 2) }
+            #expect(e?.layer == "op" && e?.message.contains("'\(function)'") == true)
+        }
+    }
+
+    @Test func customScaleLayerOnlyWithTheApplicationsFields() throws {
+        let layer = #"{"class_name": "Custom>CustomScaleLayer", "name": "op", "config": {"name": "op", "trainable": true, "dtype": "float32", "scale": 0.17}, "inbound_nodes": [[["x", 0, 0, {}], ["x", 0, 0, {}]]]}"#
+        let m = try ModelConfig.parse(json: keras2Model(layer), kerasMajor: 2)
+        #expect((m.layers[1].spec as? CustomScaleLayerSpec)?.scale == 0.17)
+        // The same registered name with other fields is someone else's class.
+        let other = layer.replacingOccurrences(of: #""scale": 0.17"#, with: #""scale": 0.17, "power": 2"#)
+        let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(other), kerasMajor: 2) }
+        #expect(e?.layer == "op" && e?.message.contains("not InceptionResNetV2's scaling layer") == true)
+    }
+
     @Test func permutedMatchesNumpyTranspose() {
         let t = Tensor(shape: [2, 3, 4], floats: ramp(24, scale: 1))
         let p = permuted(t, [2, 0, 1])

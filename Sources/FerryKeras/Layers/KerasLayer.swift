@@ -131,7 +131,15 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "Rescaling": { try RescalingSpec(config: $0) },
     "Normalization": { try PreprocessingNormalizationSpec(config: $0) },
     "Resizing": { try ResizingSpec(config: $0) },
+    // TensorFlow functions recorded by tf_keras (a short list of arithmetic, by name)
+    "TFOpLambda": { try TFOpLambdaSpec(config: $0) },
     "CenterCrop": { try CenterCropSpec(config: $0) },
+]
+
+/// Layers that keras.applications defines itself and saves under a custom class name; each
+/// checks that its config is the application's.
+let kerasApplicationCustomLayers: [String: KerasLayerParser] = [
+    CustomScaleLayerSpec.className: { try CustomScaleLayerSpec(config: $0) },
 ]
 
 extension KerasLayer {
