@@ -1141,22 +1141,46 @@ APPS = ["ResNet50", "MobileNetV2", "VGG16", "MobileNet", "DenseNet121", "Incepti
         "MobileNetV3Large"]
 
 
-def randomize_batchnorm(model, seed):
-    """Non-trivial moving statistics and affine parameters, as a trained model has."""
-    rng = np.random.default_rng(seed)
+def _all_layers(model):
     for layer in model.layers:
-        if type(layer).__name__ == "BatchNormalization":
-            new = []
-            for w in layer.weights:
-                n = w.name.split("/")[-1].split(":")[0]
-                shape = tuple(w.shape)
-                if n in ("moving_variance", "gamma"):
-                    new.append(rng.uniform(0.5, 1.5, size=shape).astype(np.float32))
-                else:
-                    new.append(rng.normal(0.0, 0.2, size=shape).astype(np.float32))
-            layer.set_weights(new)
-        elif hasattr(layer, "layers"):
-            randomize_batchnorm(layer, seed + 1)
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+def randomize_batchnorm(model, seed):
+    """BatchNormalization as a trained model has it: random scales and offsets (gamma in
+    0.5..1.5, beta ~ N(0, 0.2)), and moving statistics measured on a random batch run through
+    the model in training mode (momentum 0, dropout off), so that every BatchNormalization
+    sees inputs of about the mean and variance it divides by.
+
+    Moving statistics drawn at random instead (mean ~ N(0, 0.2), variance in 0.5..1.5, as an
+    earlier version did) let activations grow layer after layer: in the deeper EfficientNets
+    they reach 1e3..1e6 and the logits are differences of such numbers, so float32 rounding
+    alone moves them by 1e-3 of their size (onnxruntime and Ferry, running the same ONNX
+    graph, differed from each other as much as from Keras), hiding any real difference."""
+    rng = np.random.default_rng(seed)
+    norms = [l for l in _all_layers(model) if type(l).__name__ == "BatchNormalization"]
+    for layer in norms:
+        new = []
+        for w in layer.weights:
+            n = w.name.split("/")[-1].split(":")[0]
+            shape = tuple(w.shape)
+            if n == "gamma":
+                new.append(rng.uniform(0.5, 1.5, size=shape).astype(np.float32))
+            elif n == "beta":
+                new.append(rng.normal(0.0, 0.2, size=shape).astype(np.float32))
+            else:
+                new.append(np.asarray(w.numpy() if hasattr(w, "numpy") else w, dtype=np.float32))
+        layer.set_weights(new)
+    dropouts = [l for l in _all_layers(model) if hasattr(l, "rate") and "Dropout" in type(l).__name__]
+    saved = [(l, "momentum", l.momentum) for l in norms] + [(l, "rate", l.rate) for l in dropouts]
+    for layer, attribute, _ in saved:
+        setattr(layer, attribute, 0.0)
+    batch = rng.uniform(-1, 1, (8,) + tuple(int(d) for d in model.inputs[0].shape[1:])).astype(np.float32)
+    model(batch, training=True)
+    for layer, attribute, value in saved:
+        setattr(layer, attribute, value)
 
 
 def generate_app(app, frameworks, with_keras2):
