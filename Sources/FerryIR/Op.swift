@@ -111,9 +111,10 @@ public enum Op: Sendable, Hashable {
     // Data movement
     /// ONNX Flatten: 2-D result (product of dims before axis, product from axis on).
     case flatten(axis: Int)
-    /// ONNX Reshape with the target shape as an attribute: 0 copies the input's dimension,
-    /// -1 is inferred (allowzero = 0).
-    case reshape(shape: [Int])
+    /// ONNX Reshape with the target shape as an attribute: 0 copies the input's dimension
+    /// (with `allowZero`, as ONNX's allowzero = 1, it is a size 0, and no -1 may appear),
+    /// -1 is inferred.
+    case reshape(shape: [Int], allowZero: Bool = false)
     case transpose(perm: [Int])
     case identity
     /// Joins its inputs (one or more, same dtype, same sizes off the axis) along an axis.
@@ -155,10 +156,12 @@ public enum Op: Sendable, Hashable {
     case detectionOutput(DetectionOutputAttributes)
 
     /// Whether a node may list a prefix of the outputs and name unused ones "" (the recurrent
-    /// ops, as ONNX allows); every other op's node names each output.
+    /// ops and MaxPool, as ONNX allows); every other op's node names each output.
     public var hasOptionalOutputs: Bool {
         switch self {
         case .lstm, .gru, .rnn: return true
+        // Y, then the optional Indices.
+        case .maxPool: return true
         default: return false
         }
     }
@@ -301,6 +304,8 @@ public enum Op: Sendable, Hashable {
             var a = [("kernel_shape", list(p.kernelShape)), ("strides", list(p.strides)),
                      ("pads", list(p.pads)), ("ceil_mode", p.ceilMode ? "1" : "0")]
             if case .averagePool = self { a.append(("count_include_pad", p.countIncludePad ? "1" : "0")) }
+            if !p.isDense { a.append(("dilations", list(p.dilations))) }
+            if p.indicesOrder == .columnMajor { a.append(("storage_order", "1")) }
             return a
         case .leakyRelu(let alpha): return [("alpha", "\(alpha)")]
         case .softmax(let axis), .flatten(let axis): return [("axis", String(axis))]
@@ -324,7 +329,7 @@ public enum Op: Sendable, Hashable {
         case .topK(let axis, let k, let largest):
             return [("axis", String(axis)), ("k", String(k)), ("largest", largest ? "1" : "0")]
         case .cast(let to): return [("to", to.rawValue)]
-        case .reshape(let shape): return [("shape", list(shape))]
+        case .reshape(let shape, let allowZero): return [("shape", list(shape))] + (allowZero ? [("allowzero", "1")] : [])
         case .transpose(let perm): return [("perm", list(perm))]
         case .concat(let axis), .gather(let axis): return [("axis", String(axis))]
         case .split(let axis, let sizes): return [("axis", String(axis)), ("split", list(sizes))]
@@ -489,16 +494,37 @@ public struct PoolAttributes: Sendable, Hashable {
     /// When true, the divisor is the window clipped to the padded input: cells a ceil-mode
     /// window reaches beyond the end padding never count (ONNX Runtime, PyTorch and Caffe agree).
     public var countIncludePad: Bool
+    /// MaxPool only (AveragePool has none before ONNX opset 19): the window reads every
+    /// dilation-th cell, spanning (kernel - 1) * dilation + 1.
+    public var dilations: [Int]
+    /// MaxPool only: how its optional second output (Indices, int64) flattens a cell's spatial
+    /// position; either way the index counts whole (N, C) planes before it.
+    public var indicesOrder: StorageOrder
 
     public init(kernelShape: [Int], strides: [Int]? = nil, pads: [Int]? = nil,
-                ceilMode: Bool = false, countIncludePad: Bool = false) {
+                ceilMode: Bool = false, countIncludePad: Bool = false,
+                dilations: [Int]? = nil, indicesOrder: StorageOrder = .rowMajor) {
         let n = kernelShape.count
         self.kernelShape = kernelShape
         self.strides = strides ?? Array(repeating: 1, count: n)
         self.pads = pads ?? Array(repeating: 0, count: 2 * n)
         self.ceilMode = ceilMode
         self.countIncludePad = countIncludePad
+        self.dilations = dilations ?? Array(repeating: 1, count: n)
+        self.indicesOrder = indicesOrder
     }
+
+    /// Whether every window is a dense block (no dilation): what the fast kernels and the
+    /// Keras and Caffe pooling layers express.
+    public var isDense: Bool { dilations.allSatisfy { $0 == 1 } }
+}
+
+/// Order of a flattened multi-dimensional position (ONNX MaxPool's storage_order).
+public enum StorageOrder: Sendable, Hashable {
+    /// The last axis varies fastest (storage_order 0).
+    case rowMajor
+    /// The first axis varies fastest (storage_order 1).
+    case columnMajor
 }
 
 /// ONNX ConvTranspose attributes, all explicit (importers resolve auto_pad and output_shape

@@ -155,8 +155,11 @@ extension Op {
             let x = try input(0)
             let spatial = a.kernelShape.count
             try requireRank(x, spatial + 2, "X")
-            guard a.strides.count == spatial, a.pads.count == 2 * spatial else {
+            guard a.strides.count == spatial, a.pads.count == 2 * spatial, a.dilations.count == spatial else {
                 throw FerryError("\(name) attribute lengths do not match \(spatial) spatial dimensions")
+            }
+            if case .averagePool = self, !a.isDense {
+                throw FerryError("AveragePool has no dilations (ONNX adds them in opset 19), got \(a.dilations)")
             }
             for i in 0..<spatial where a.pads[i] >= a.kernelShape[i] || a.pads[i + spatial] >= a.kernelShape[i] {
                 throw FerryError("\(name) pads \(a.pads) must be smaller than kernel \(a.kernelShape)")
@@ -164,10 +167,12 @@ extension Op {
             var dims: [Dim] = [x.shape[0], x.shape[1]]
             for i in 0..<spatial {
                 dims.append(try windowOutput(x.shape[i + 2], kernel: a.kernelShape[i], stride: a.strides[i],
-                                             dilation: 1, padBegin: a.pads[i], padEnd: a.pads[i + spatial],
+                                             dilation: a.dilations[i], padBegin: a.pads[i], padEnd: a.pads[i + spatial],
                                              ceil: a.ceilMode))
             }
-            return [TensorType(x.dtype, Shape(dims))]
+            let y = TensorType(x.dtype, Shape(dims))
+            if case .maxPool = self { return [y, TensorType(.int64, Shape(dims))] }
+            return [y]
 
         case .maxPoolIndices(let a):
             let x = try input(0)
@@ -421,9 +426,9 @@ extension Op {
             guard a >= 0, a <= r else { throw FerryError("Flatten axis \(axis) out of range for \(x.shape)") }
             return [TensorType(x.dtype, Shape([product(x.shape.dims[..<a]), product(x.shape.dims[a...])]))]
 
-        case .reshape(let target):
+        case .reshape(let target, let allowZero):
             let x = try input(0)
-            return [TensorType(x.dtype, try reshapeOutput(x.shape, target))]
+            return [TensorType(x.dtype, try reshapeOutput(x.shape, target, allowZero: allowZero))]
 
         case .transpose(let perm):
             let x = try input(0)
@@ -532,14 +537,17 @@ func product<C: Collection>(_ dims: C) -> Dim where C.Element == Dim {
 }
 
 /// ONNX Reshape (allowzero = 0) on possibly symbolic shapes.
-func reshapeOutput(_ input: Shape, _ target: [Int]) throws -> Shape {
+func reshapeOutput(_ input: Shape, _ target: [Int], allowZero: Bool = false) throws -> Shape {
     guard target.filter({ $0 == -1 }).count <= 1, target.allSatisfy({ $0 >= -1 }) else {
         throw FerryError("Reshape target \(target) may hold one -1 and no other negative size")
+    }
+    if allowZero, target.contains(0), target.contains(-1) {
+        throw FerryError("Reshape target \(target) with allowzero may not hold both 0 and -1")
     }
     var dims: [Dim] = []
     var copied = Set<Int>()
     for (i, t) in target.enumerated() {
-        if t == 0 {
+        if t == 0 && !allowZero {
             guard i < input.rank else { throw FerryError("Reshape target \(target): 0 at \(i) beyond input rank") }
             dims.append(input.dims[i])
             copied.insert(i)

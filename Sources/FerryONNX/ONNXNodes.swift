@@ -82,6 +82,11 @@ struct NodeContext {
             proto.attribute = [.ints("kernel_shape", a.kernelShape), .ints("strides", a.strides), .ints("pads", stated.pads)]
             if opset >= 10 { proto.attribute.append(.int("ceil_mode", stated.ceilMode ? 1 : 0)) }
             if isAverage { proto.attribute.append(.int("count_include_pad", a.countIncludePad ? 1 : 0)) }
+            if !a.isDense {
+                guard opset >= 10 else { throw FerryError("MaxPool with dilations needs ONNX opset 10 or later, not \(opset)") }
+                proto.attribute.append(.ints("dilations", a.dilations))
+            }
+            if a.indicesOrder == .columnMajor { proto.attribute.append(.int("storage_order", 1)) }
 
         case .leakyRelu(let alpha):
             proto.attribute = [.float("alpha", alpha)]
@@ -236,9 +241,13 @@ struct NodeContext {
             // Negative axes arrived in opset 11.
             proto.attribute = [.int("axis", opset < 11 && axis < 0 ? axis + rank : axis)]
 
-        case .reshape(let shape):
+        case .reshape(let shape, let allowZero):
             let target = Tensor(shape: [shape.count], int64s: shape.map(Int64.init))
             proto.input = [node.inputs[0], addInitializer("\(node.name)_shape", target)]
+            if allowZero && shape.contains(0) {
+                guard opset >= 14 else { throw FerryError("Reshape with allowzero needs ONNX opset 14 or later, not \(opset)") }
+                proto.attribute = [.int("allowzero", 1)]
+            }
 
         case .transpose(let perm):
             proto.attribute = [.ints("perm", perm)]
@@ -599,7 +608,7 @@ struct NodeContext {
         let rank = a.kernelShape.count
         var outputs: [Int] = [], dropped = false
         for i in 0..<rank {
-            let n = sizes[i], k = a.kernelShape[i], s = a.strides[i], pb = a.pads[i], pe = a.pads[i + rank]
+            let n = sizes[i], k = (a.kernelShape[i] - 1) * a.dilations[i] + 1, s = a.strides[i], pb = a.pads[i], pe = a.pads[i + rank]
             let ceilCount = (n + pb + pe - k + s - 1) / s + 1
             let count = (ceilCount - 1) * s >= n + pb ? ceilCount - 1 : ceilCount
             dropped = dropped || count != ceilCount
@@ -617,7 +626,7 @@ struct NodeContext {
         // Without ceil_mode: end pads that make floor rounding give the same windows.
         var floorPads = a.pads
         for i in 0..<rank {
-            let need = (outputs[i] - 1) * a.strides[i] + a.kernelShape[i] - sizes[i] - a.pads[i]
+            let need = (outputs[i] - 1) * a.strides[i] + (a.kernelShape[i] - 1) * a.dilations[i] + 1 - sizes[i] - a.pads[i]
             floorPads[i + rank] = max(0, need)
         }
         let floorKeepsDivisors = (0..<rank).allSatisfy { lastDivisor($0, endPad: a.pads[$0 + rank]) == a.kernelShape[$0] }

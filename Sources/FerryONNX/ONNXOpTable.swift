@@ -195,9 +195,15 @@ enum ONNXOpTable {
     // MARK: Pooling
 
     static func MaxPool(_ n: ONNXNode) throws {
-        try n.refuseOutputs(from: 1, "Indices")
-        if try n.int("storage_order", 0) != 0 { try n.refuseOutputs(from: 1, "Indices in column order") }
-        try n.emit(.maxPool(try pool(n, countIncludePad: false)), [try n.input(0)])
+        var attributes = try pool(n, countIncludePad: false)
+        switch try n.int("storage_order", 0) {
+        case 0: attributes.indicesOrder = .rowMajor
+        case 1: attributes.indicesOrder = .columnMajor
+        case let other: throw FerryError("MaxPool storage_order must be 0 or 1, got \(other)")
+        }
+        // Y, and Indices when the node names it.
+        let outputs = n.proto.output.count > 1 && !n.proto.output[1].isEmpty ? 2 : 1
+        try n.emit(.maxPool(attributes), [try n.input(0)], outputs: outputs)
     }
 
     static func AveragePool(_ n: ONNXNode) throws {
@@ -209,10 +215,12 @@ enum ONNXOpTable {
         guard let kernel = try n.ints("kernel_shape") else { throw FerryError("\(n.opType) needs kernel_shape") }
         let strides = try n.ints("strides") ?? Array(repeating: 1, count: kernel.count)
         let dilations = try n.ints("dilations") ?? Array(repeating: 1, count: kernel.count)
-        guard dilations.allSatisfy({ $0 == 1 }) else { throw n.unsupported("dilations \(dilations)") }
+        // AveragePool's dilations (opset 19) are not in the IR.
+        guard n.opType == "MaxPool" || dilations.allSatisfy({ $0 == 1 }) else { throw n.unsupported("dilations \(dilations)") }
         let pads = try windowPads(n, input: xt, kernel: kernel, strides: strides, dilations: dilations)
         return PoolAttributes(kernelShape: kernel, strides: strides, pads: pads,
-                              ceilMode: try n.bool("ceil_mode", false), countIncludePad: countIncludePad)
+                              ceilMode: try n.bool("ceil_mode", false), countIncludePad: countIncludePad,
+                              dilations: dilations)
     }
 
     /// Explicit pads from `pads` or `auto_pad` (SAME_UPPER puts the odd cell at the end,
@@ -434,10 +442,9 @@ enum ONNXOpTable {
         } else {
             target = try n.constantInts(1, "shape")
         }
-        if try n.bool("allowzero", false), target.contains(0) {
-            throw n.unsupported("allowzero=1 and a 0 in the shape \(target)")
-        }
-        try n.emit(.reshape(shape: target), [try n.input(0)])
+        // allowzero only matters when the target holds a 0.
+        let allowZero = try n.bool("allowzero", false) && target.contains(0)
+        try n.emit(.reshape(shape: target, allowZero: allowZero), [try n.input(0)])
     }
 
     static func Transpose(_ n: ONNXNode) throws {

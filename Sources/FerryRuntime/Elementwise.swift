@@ -99,13 +99,22 @@ extension ReferenceKernels {
 
     /// Max, Min, Sum, Mean of one or more inputs with numpy broadcasting.
     /// NaN in any input makes the result NaN (numpy's maximum / minimum, the ONNX reference).
+    /// float16 inputs are widened to float32 and the result narrowed back, which is exact: the
+    /// result is one of the inputs.
     public static func maximum(_ inputs: [Tensor]) throws -> Tensor {
         if allInteger(inputs) { return try integerVariadic(inputs, "Max") { Swift.max($0, $1) } }
-        return try variadic(inputs, "Max") { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) }
+        return try viaFloat32(inputs) { try variadic($0, "Max") { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) } }
     }
     public static func minimum(_ inputs: [Tensor]) throws -> Tensor {
         if allInteger(inputs) { return try integerVariadic(inputs, "Min") { Swift.min($0, $1) } }
-        return try variadic(inputs, "Min") { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) }
+        return try viaFloat32(inputs) { try variadic($0, "Min") { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) } }
+    }
+
+    /// `body` on the inputs widened to float32 when they are all float16, its result narrowed
+    /// back; otherwise `body` on the inputs as they are.
+    static func viaFloat32(_ inputs: [Tensor], _ body: ([Tensor]) throws -> Tensor) throws -> Tensor {
+        guard !inputs.isEmpty, inputs.allSatisfy({ $0.dtype == .float16 }) else { return try body(inputs) }
+        return try cast(try body(try inputs.map { try cast($0, to: .float32) }), to: .float16)
     }
 
     /// Folds int64 (or int32) inputs pairwise.

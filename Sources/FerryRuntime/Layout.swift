@@ -55,15 +55,18 @@ extension ReferenceKernels {
         return try Tensor(shape: outShape, storage: storage)
     }
 
-    /// The concrete shape ONNX Reshape (allowzero = 0) gives `shape` for a target:
-    /// 0 copies the input's dimension at that position, one -1 takes the remaining elements.
-    public static func reshapedSizes(_ shape: [Int], target: [Int]) throws -> [Int] {
+    /// The concrete shape ONNX Reshape gives `shape` for a target: 0 copies the input's
+    /// dimension at that position (with `allowZero`: a size 0), one -1 takes the remaining elements.
+    public static func reshapedSizes(_ shape: [Int], target: [Int], allowZero: Bool = false) throws -> [Int] {
         guard target.filter({ $0 == -1 }).count <= 1, target.allSatisfy({ $0 >= -1 }) else {
             throw FerryError("Reshape target \(target) may hold one -1 and no other negative size")
         }
+        if allowZero, target.contains(0), target.contains(-1) {
+            throw FerryError("Reshape target \(target) with allowzero may not hold both 0 and -1")
+        }
         var dims: [Int] = []
         for (i, t) in target.enumerated() {
-            if t == 0 {
+            if t == 0 && !allowZero {
                 guard i < shape.count else {
                     throw FerryError("Reshape target \(target): 0 at position \(i) is beyond the input rank \(shape.count)")
                 }
@@ -86,8 +89,8 @@ extension ReferenceKernels {
         return dims
     }
 
-    public static func reshape(_ x: Tensor, target: [Int]) throws -> Tensor {
-        x.reshaped(try reshapedSizes(x.shape, target: target))
+    public static func reshape(_ x: Tensor, target: [Int], allowZero: Bool = false) throws -> Tensor {
+        x.reshaped(try reshapedSizes(x.shape, target: target, allowZero: allowZero))
     }
 
     /// ONNX Flatten: [product of dims before axis, product of dims from axis on].

@@ -1,31 +1,119 @@
 import FerryIR
 
-/// MaxPool, AveragePool (N-D, explicit pads, ceil_mode, count_include_pad), GlobalAveragePool,
-/// GlobalMaxPool over (N, C, spatial...) float32 inputs.
+/// MaxPool (N-D, dilations, the Indices output; float32, float16, int8, uint8), AveragePool
+/// (N-D, explicit pads, ceil_mode, count_include_pad; float32), GlobalAveragePool, GlobalMaxPool
+/// over (N, C, spatial...) inputs.
 ///
-/// Windows: output position o on axis i covers input cells [o·stride − padBegin, … + kernel).
-/// Only cells inside the input are read, so padding never wins a max. The average divides by
-/// the number of cells inside the input (count_include_pad = false) or inside the padded input
-/// [−padBegin, size + padEnd) (count_include_pad = true; cells a ceil_mode window sticks out
-/// beyond the end padding do not count — the ONNX Runtime / PyTorch / Caffe rule).
+/// Windows: output position o on axis i covers input cells o·stride − padBegin + k·dilation,
+/// k < kernel. Only cells inside the input are read, so padding never wins a max. The average
+/// divides by the number of cells inside the input (count_include_pad = false) or inside the
+/// padded input [−padBegin, size + padEnd) (count_include_pad = true; cells a ceil_mode window
+/// sticks out beyond the end padding do not count — the ONNX Runtime / PyTorch / Caffe rule).
 extension ReferenceKernels {
     public static func maxPool(_ x: Tensor, _ attr: PoolAttributes) throws -> Tensor {
-        try pool(x, attr, "MaxPool", average: false)
+        try maxPoolWithIndices(x, attr).values
+    }
+
+    /// MaxPool's two outputs: the largest element of each window (the first one on ties; NaN
+    /// never wins) and its flat index in X, whole (N, C) planes counted before the cell's
+    /// spatial position flattened in `attr.indicesOrder` (ONNX Runtime's rule). A window with
+    /// no cell inside the input gives the element type's lowest value and index -1.
+    public static func maxPoolWithIndices(_ x: Tensor, _ attr: PoolAttributes) throws -> (values: Tensor, indices: Tensor) {
+        let keys: [Float]
+        switch x.storage {
+        case .float32(let v): keys = v
+        case .float16(let v): keys = v.map(HalfFloat.value)
+        case .int8(let v): keys = v.map(Float.init)
+        case .uint8(let v): keys = v.map(Float.init)
+        default: throw FerryError("MaxPool supports float32, float16, int8 and uint8; X is \(x.dtype)")
+        }
+        let s = try checkPoolShape(x, attr, "MaxPool")
+        let inSpatial = Array(x.shape[2...])
+        var outSpatial: [Int] = []
+        // Per axis and output position: the input coordinates the window reads.
+        var cells: [[[Int]]] = []
+        for i in 0..<s {
+            let n = try windowOutputLength(inSpatial[i], kernel: attr.kernelShape[i], stride: attr.strides[i],
+                                           dilation: attr.dilations[i], padBegin: attr.pads[i], padEnd: attr.pads[i + s],
+                                           ceil: attr.ceilMode)
+            outSpatial.append(n)
+            cells.append((0..<n).map { o in
+                let start = o * attr.strides[i] - attr.pads[i]
+                return (0..<attr.kernelShape[i]).map { start + $0 * attr.dilations[i] }.filter { (0..<inSpatial[i]).contains($0) }
+            })
+        }
+        let planes = x.shape[0] * x.shape[1]
+        let inPlane = elementCount(inSpatial), outPlane = elementCount(outSpatial)
+        let rowStrides = contiguousStrides(inSpatial)
+        var columnStrides = Array(repeating: 1, count: s)
+        for i in stride(from: 1, to: s, by: 1) { columnStrides[i] = columnStrides[i - 1] * inSpatial[i - 1] }
+
+        var positions = [Int](repeating: -1, count: planes * outPlane)
+        var indices = [Int64](repeating: -1, count: planes * outPlane)
+        var pos = Array(repeating: 0, count: s), k = Array(repeating: 0, count: s)
+        keys.withUnsafeBufferPointer { xp in
+            for q in 0..<outPlane {
+                var rem = q
+                for i in stride(from: s - 1, through: 0, by: -1) {
+                    pos[i] = rem % outSpatial[i]
+                    rem /= outSpatial[i]
+                }
+                let window = (0..<s).map { cells[$0][pos[$0]] }
+                if window.contains(where: \.isEmpty) { continue }
+                for plane in 0..<planes {
+                    let base = plane * inPlane
+                    var best = -Float.infinity, bestCell: [Int]? = nil
+                    // Odometer over the window's cells, last axis fastest.
+                    for i in 0..<s { k[i] = 0 }
+                    while true {
+                        var offset = base
+                        for i in 0..<s { offset += window[i][k[i]] * rowStrides[i] }
+                        if bestCell == nil ? !xp[offset].isNaN : xp[offset] > best {
+                            best = xp[offset]
+                            bestCell = (0..<s).map { window[$0][k[$0]] }
+                        }
+                        var axis = s - 1
+                        while axis >= 0 {
+                            k[axis] += 1
+                            if k[axis] < window[axis].count { break }
+                            k[axis] = 0
+                            axis -= 1
+                        }
+                        if axis < 0 { break }
+                    }
+                    // A window of NaNs only: its first cell (NaN is the result).
+                    let cell = bestCell ?? window.map { $0[0] }
+                    let order = attr.indicesOrder == .rowMajor ? rowStrides : columnStrides
+                    positions[plane * outPlane + q] = base + (0..<s).reduce(0) { $0 + cell[$1] * rowStrides[$1] }
+                    indices[plane * outPlane + q] = Int64(base + (0..<s).reduce(0) { $0 + cell[$1] * order[$1] })
+                }
+            }
+        }
+        let outShape = Array(x.shape[..<2]) + outSpatial
+        return (try Tensor(shape: outShape, storage: x.storage.picking(positions, fill: -.infinity)),
+                Tensor(shape: outShape, int64s: indices))
     }
 
     public static func averagePool(_ x: Tensor, _ attr: PoolAttributes) throws -> Tensor {
         try pool(x, attr, "AveragePool", average: true)
     }
 
-    static func pool(_ x: Tensor, _ attr: PoolAttributes, _ name: String, average: Bool) throws -> Tensor {
-        let xv = try x.requireFloats(name, "X")
+    /// The number of spatial axes, after checking X's rank and the attributes' lengths.
+    static func checkPoolShape(_ x: Tensor, _ attr: PoolAttributes, _ name: String) throws -> Int {
         let s = attr.kernelShape.count
         guard s >= 1, x.rank == s + 2 else {
             throw FerryError("\(name) with a \(s)-D kernel expects X of rank \(s + 2), got \(x.shape)")
         }
-        guard attr.strides.count == s, attr.pads.count == 2 * s else {
+        guard attr.strides.count == s, attr.pads.count == 2 * s, attr.dilations.count == s else {
             throw FerryError("\(name) attribute lengths do not match \(s) spatial dimensions")
         }
+        return s
+    }
+
+    static func pool(_ x: Tensor, _ attr: PoolAttributes, _ name: String, average: Bool) throws -> Tensor {
+        let xv = try x.requireFloats(name, "X")
+        let s = try checkPoolShape(x, attr, name)
+        guard attr.isDense else { throw FerryError("\(name) has no dilations, got \(attr.dilations)") }
         let inSpatial = Array(x.shape[2...])
         var outSpatial: [Int] = []
         for i in 0..<s {

@@ -25,12 +25,18 @@ public enum ReferenceKernels {
             return inputTypes.count == 2 && (inputTypes[1] == .int64 || inputTypes[1] == .int32)
         case .convTranspose:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
-        case .add, .sub, .mul, .div, .abs, .neg, .max, .min, .argMax, .argMin,
+        case .max, .min:
+            // Also on float16 (exact through float32).
+            guard let first = inputTypes.first ?? nil else { return false }
+            return [.float32, .float16, .int64, .int32, .int8, .uint8].contains(first) && inputTypes.allSatisfy { $0 == first }
+        case .add, .sub, .mul, .div, .abs, .neg, .argMax, .argMin,
              .reduce(.sum, _, _), .reduce(.max, _, _), .reduce(.min, _, _), .reduce(.prod, _, _):
             // Also on int64, int32, int8 or uint8 throughout (shape arithmetic folded by the ONNX
             // importer, 8-bit data).
             guard let first = inputTypes.first ?? nil else { return false }
             return [.float32, .int64, .int32, .int8, .uint8].contains(first) && inputTypes.allSatisfy { $0 == first }
+        case .maxPool:
+            return inputTypes.count == 1 && [.float32, .float16, .int8, .uint8].contains(inputTypes[0])
         case .clip:
             guard let first = inputTypes.first ?? nil else { return false }
             return [.float32, .int64, .int32, .int8, .uint8].contains(first)
@@ -38,7 +44,7 @@ public enum ReferenceKernels {
             // The exponent may be of another type than the base (ONNX Pow's T1).
             let numeric: [DType] = [.float32, .int64, .int32, .int8, .uint8]
             return inputTypes.count == 2 && inputTypes.allSatisfy { $0.map(numeric.contains) ?? false }
-        case .conv, .gemm, .matMul, .maxPool, .averagePool, .globalAveragePool, .globalMaxPool,
+        case .conv, .gemm, .matMul, .averagePool, .globalAveragePool, .globalMaxPool,
              .relu, .sigmoid, .tanh, .leakyRelu, .softmax,
              .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .prelu,
              .softplus, .softsign, .hardSwish, .mish,
@@ -75,7 +81,9 @@ public enum ReferenceKernels {
         case .gemm(let a): return try applying(a.activation, try gemm(try input(0), try input(1), optional(2), a))
         case .matMul: return [try matMul(try input(0), try input(1))]
         case .convTranspose(let a): return [try convTranspose(try input(0), try input(1), optional(2), a)]
-        case .maxPool(let a): return [try maxPool(try input(0), a)]
+        case .maxPool(let a):
+            let (values, indices) = try maxPoolWithIndices(try input(0), a)
+            return [values, indices]
         case .averagePool(let a): return [try averagePool(try input(0), a)]
         case .globalAveragePool: return [try globalAveragePool(try input(0))]
         case .globalMaxPool: return [try globalMaxPool(try input(0))]
@@ -136,7 +144,7 @@ public enum ReferenceKernels {
         case .where: return [try select(try input(0), try input(1), try input(2))]
         case .cast(let to): return [try cast(try input(0), to: to)]
         case .flatten(let axis): return [try flatten(try input(0), axis: axis)]
-        case .reshape(let shape): return [try reshape(try input(0), target: shape)]
+        case .reshape(let shape, let allowZero): return [try reshape(try input(0), target: shape, allowZero: allowZero)]
         case .transpose(let perm): return [try transpose(try input(0), perm: perm)]
         case .identity: return [identity(try input(0))]
         case .concat(let axis): return [try concat(try (0..<inputs.count).map(input), axis: axis)]

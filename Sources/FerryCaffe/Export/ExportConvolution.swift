@@ -180,6 +180,7 @@ func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     default: return
     }
     guard a.kernelShape.count == 2 else { throw ctx.error("the exporter writes 2-D pooling only") }
+    guard a.isDense, node.outputs.count == 1 else { throw ctx.error("Caffe pooling has no dilations and no Indices output") }
     let sizes = try ctx.featureSizes(node.inputs[0])
     for axis in 0..<2 {
         let n = sizes[1 + axis], pb = a.pads[axis], pe = a.pads[axis + 2]

@@ -229,6 +229,7 @@ func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
     default: return
     }
     guard a.kernelShape.count == 2 else { throw ctx.error("the exporter writes 2-D pooling only") }
+    guard a.isDense, node.outputs.count == 1 else { throw ctx.error("Keras pooling has no dilations and no Indices output") }
     guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]],
           let sizes = inType.shape.fixedSizes.map({ Array($0.dropFirst(2)) }) ?? {
               let d = inType.shape.dims.dropFirst(2).compactMap(\.value); return d.count == 2 ? Array(d) : nil }(),

@@ -26,7 +26,8 @@ public struct FoldPadIntoPool: Pass {
             default: continue
             }
             let producers = graph.producers()
-            guard !attributes.ceilMode, let p = producers[graph.nodes[c].inputs[0]], case .pad(let pad) = graph.nodes[p].op,
+            // Indices would count the padded input's cells.
+            guard !attributes.ceilMode, graph.nodes[c].outputs.count == 1, let p = producers[graph.nodes[c].inputs[0]], case .pad(let pad) = graph.nodes[p].op,
                   pad.mode == .constant, pad.pads.allSatisfy({ $0 >= 0 }),
                   graph.consumers()[graph.nodes[p].outputs[0]]?.count == 1,
                   !graph.outputNames.contains(graph.nodes[p].outputs[0]) else { continue }

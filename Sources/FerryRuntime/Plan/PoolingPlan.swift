@@ -8,7 +8,8 @@ extension PlanBuilder {
     func planPool(_ node: Node, _ a: PoolAttributes, average: Bool) -> PlannedKernel? {
         let xShape = shape(node.inputs[0]), yShape = shape(node.outputs[0])
         let s = a.kernelShape.count
-        guard s == 1 || s == 2, xShape.count == s + 2 else { return nil }
+        // Dense windows and Y only; dilated windows and Indices run on the reference kernel.
+        guard s == 1 || s == 2, xShape.count == s + 2, a.isDense, node.outputs.count == 1 else { return nil }
         let inH = s == 2 ? xShape[2] : 1, inW = xShape[s + 1]
         let outH = s == 2 ? yShape[2] : 1, outW = yShape[s + 1]
         // Per axis: kernel, stride, pad begin, pad end.
