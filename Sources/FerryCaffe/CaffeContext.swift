@@ -108,7 +108,8 @@ final class CaffeContext {
         let types: [TensorType]
         do {
             types = try op.inferOutputTypes(inputs.map { $0?.type })
-            guard types.count == roles.count else {
+            // An op with optional outputs (MaxPool's Indices) may be asked for a prefix.
+            guard types.count == roles.count || (op.hasOptionalOutputs && (1...types.count).contains(roles.count)) else {
                 throw FerryError("\(op.name) makes \(types.count) outputs, expected \(roles.count)")
             }
         } catch let e as FerryError {

@@ -17,9 +17,9 @@ public enum Conformance {
     /// choice rather than a bug; `--update` writes these instead of the numeric difference.
     public static let explained: [String: String] = [
         "node/test_resize_downsample_scales_linear_align_corners":
-            "align_corners with a scale whose output length is fractional (4 x 0.6): the ONNX reference divides by the unrounded length 2.4, onnxruntime and Ferry by the output's 2",
+            "align_corners with a scale whose output length is fractional (4 x 0.6): the ONNX reference divides by the unrounded length 2.4, onnxruntime and Ferry by the output's 2; no result matches both",
         "node/test_resize_downsample_scales_cubic_align_corners":
-            "align_corners with a scale whose output length is fractional (4 x 0.8): the ONNX reference divides by the unrounded length 3.2, onnxruntime and Ferry by the output's 3",
+            "align_corners with a scale whose output length is fractional (4 x 0.8): the ONNX reference divides by the unrounded length 3.2, onnxruntime and Ferry by the output's 3; no result matches both",
     ]
     public static let atol = 1e-7
 

@@ -70,6 +70,11 @@ public enum Op: Sendable, Hashable {
     /// Inference form. Inputs X (N, C, ...), scale, B, mean, var (each [C]):
     /// (x - mean) / sqrt(var + epsilon) * scale + B per channel.
     case batchNormalization(epsilon: Float)
+    /// Training form (ONNX training_mode = 1), inputs as above: X normalized with its own
+    /// per-channel statistics (mean and population variance over every axis but 1). Outputs
+    /// Y, then optionally the running mean and variance: input mean x momentum + batch mean
+    /// x (1 - momentum), likewise the variance.
+    case batchNormalizationTraining(epsilon: Float, momentum: Float)
     /// Inputs X (N, C, spatial...), scale [C], B [C]: each (n, c) slice normalized over its
     /// spatial elements (population variance), then scaled and shifted per channel.
     case instanceNormalization(epsilon: Float)
@@ -162,6 +167,8 @@ public enum Op: Sendable, Hashable {
         case .lstm, .gru, .rnn: return true
         // Y, then the optional Indices.
         case .maxPool: return true
+        // Y, then the optional running mean and variance.
+        case .batchNormalizationTraining: return true
         default: return false
         }
     }
@@ -214,7 +221,7 @@ public enum Op: Sendable, Hashable {
         case .min: return "Min"
         case .sum: return "Sum"
         case .mean: return "Mean"
-        case .batchNormalization: return "BatchNormalization"
+        case .batchNormalization, .batchNormalizationTraining: return "BatchNormalization"
         case .instanceNormalization: return "InstanceNormalization"
         case .layerNormalization: return "LayerNormalization"
         case .groupNormalization: return "GroupNormalization"
@@ -268,7 +275,7 @@ public enum Op: Sendable, Hashable {
         case .prelu: return (2, 2)
         case .pow: return (2, 2)
         case .max, .min, .sum, .mean: return (1, Int.max)
-        case .batchNormalization: return (5, 5)
+        case .batchNormalization, .batchNormalizationTraining: return (5, 5)
         case .instanceNormalization, .groupNormalization: return (3, 3)
         case .layerNormalization: return (2, 3)
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual, .and, .or: return (2, 2)
@@ -317,6 +324,8 @@ public enum Op: Sendable, Hashable {
         case .clip(let lo, let hi):
             return [lo.map { ("min", "\($0)") }, hi.map { ("max", "\($0)") }].compactMap { $0 }
         case .batchNormalization(let epsilon), .instanceNormalization(let epsilon): return [("epsilon", "\(epsilon)")]
+        case .batchNormalizationTraining(let epsilon, let momentum):
+            return [("epsilon", "\(epsilon)"), ("momentum", "\(momentum)"), ("training_mode", "1")]
         case .layerNormalization(let axis, let epsilon): return [("axis", String(axis)), ("epsilon", "\(epsilon)")]
         case .groupNormalization(let groups, let epsilon): return [("num_groups", String(groups)), ("epsilon", "\(epsilon)")]
         case .lrn(let size, let alpha, let beta, let bias):
@@ -618,6 +627,13 @@ public struct ResizeAttributes: Sendable, Hashable {
         case alignCorners = "align_corners"
         /// x / scale (Keras UpSampling2D nearest, TF1 resize).
         case asymmetric
+        /// (x + 0.5) / scale (TensorFlow's nearest resize with half-pixel centres; ONNX
+        /// opsets 11 and 12 name it, later ones say it with half_pixel and another rounding).
+        case tfHalfPixelForNN = "tf_half_pixel_for_nn"
+        /// Samples the region `roi` (TensorFlow's crop_and_resize): start (in - 1) + x (end -
+        /// start) (in - 1) / (out - 1), or (start + end) (in - 1) / 2 where out is 1; a
+        /// coordinate outside [0, in - 1] gives `extrapolationValue`.
+        case tfCropAndResize = "tf_crop_and_resize"
     }
     /// How nearest mode rounds the input coordinate.
     public enum NearestMode: String, Sendable, Hashable, CaseIterable {
@@ -641,10 +657,18 @@ public struct ResizeAttributes: Sendable, Hashable {
     public var cubicCoeffA: Float
     /// Cubic mode: weights of taps outside the input are set to 0 and the rest renormalised.
     public var excludeOutside: Bool
+    /// tfCropAndResize only: the region, normalized to [0, 1] per input axis, every axis's
+    /// start then every axis's end (nil: the whole input).
+    public var roi: [Float]?
+    /// tfCropAndResize only: the value of output cells whose coordinate falls outside the input.
+    public var extrapolationValue: Float
 
     public init(mode: Mode = .nearest, coordinateTransformation: CoordinateTransformation = .halfPixel,
                 nearestMode: NearestMode = .roundPreferFloor, scales: [Float]? = nil, sizes: [Int]? = nil,
-                cubicCoeffA: Float = -0.75, excludeOutside: Bool = false, axes: [Int]? = nil) {
+                cubicCoeffA: Float = -0.75, excludeOutside: Bool = false, axes: [Int]? = nil,
+                roi: [Float]? = nil, extrapolationValue: Float = 0) {
+        self.roi = roi
+        self.extrapolationValue = extrapolationValue
         self.mode = mode
         self.coordinateTransformation = coordinateTransformation
         self.nearestMode = nearestMode

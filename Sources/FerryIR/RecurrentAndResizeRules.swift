@@ -21,6 +21,11 @@ extension ResizeAttributes {
         default:
             throw FerryError("Resize needs exactly one of scales and sizes")
         }
+        if let roi {
+            guard roi.count == 2 * rank, roi.allSatisfy(\.isFinite) else {
+                throw FerryError("Resize roi \(roi) should be \(2 * rank) numbers (starts, then ends)")
+            }
+        }
     }
 
     /// A float scale whose product with `n`, rounded down, is `m` whether the product is taken
@@ -61,14 +66,21 @@ extension ResizeAttributes {
         return n == 0 ? 1 : Float(m) / Float(n)
     }
 
-    /// The input coordinate an output coordinate maps to (ONNX coordinate_transformation_mode).
-    public func inputCoordinate(_ x: Int, scale: Float, input n: Int, output m: Int) -> Float {
+    /// The input coordinate an output coordinate maps to along an axis (ONNX
+    /// coordinate_transformation_mode).
+    public func inputCoordinate(_ x: Int, axis: Int, scale: Float, input n: Int, output m: Int) -> Float {
         let xf = Float(x)
         switch coordinateTransformation {
         case .halfPixel: return (xf + 0.5) / scale - 0.5
         case .pytorchHalfPixel: return m > 1 ? (xf + 0.5) / scale - 0.5 : 0
         case .alignCorners: return m == 1 ? 0 : xf * Float(n - 1) / Float(m - 1)
         case .asymmetric: return xf / scale
+        case .tfHalfPixelForNN: return (xf + 0.5) / scale
+        case .tfCropAndResize:
+            let rank = (roi?.count ?? 0) / 2
+            let start = roi.map { $0[axis] } ?? 0, end = roi.map { $0[rank + axis] } ?? 1
+            let span = Float(n - 1)
+            return m > 1 ? start * span + xf * (end - start) * span / Float(m - 1) : 0.5 * (start + end) * span
         }
     }
 

@@ -303,11 +303,15 @@ extension Op {
             }
             return [TensorType(first.dtype, shape)]
 
-        case .batchNormalization:
+        case .batchNormalization, .batchNormalizationTraining:
             let x = try input(0)
             try requireFloat(x)
             guard x.shape.rank >= 2 else { throw FerryError("BatchNormalization expects X of rank >= 2, got \(x.shape)") }
             try requireChannelVectors(x, ["scale", "B", "mean", "var"], from: 1)
+            if case .batchNormalizationTraining = self {
+                let statistics = TensorType(x.dtype, Shape([x.shape[1]]))
+                return [x, statistics, statistics]
+            }
             return [x]
 
         case .instanceNormalization:

@@ -126,7 +126,10 @@ final class LayerContext {
         let type: TensorType
         do {
             let types = try op.inferOutputTypes(inputs.map { $0?.type })
-            guard types.count == 1 else { throw FerryError("\(op.name) makes \(types.count) outputs, expected 1") }
+            // An op with optional outputs (MaxPool's Indices) may be asked for its first only.
+            guard types.count == 1 || (op.hasOptionalOutputs && !types.isEmpty) else {
+                throw FerryError("\(op.name) makes \(types.count) outputs, expected 1")
+            }
             type = types[0]
         } catch let e as FerryError {
             throw e.atLayer(origin.layer, type: origin.type)

@@ -171,6 +171,12 @@ struct NodeContext {
         case .batchNormalization(let epsilon), .instanceNormalization(let epsilon):
             proto.attribute = [.float("epsilon", epsilon)]
 
+        case .batchNormalizationTraining(let epsilon, let momentum):
+            guard opset >= 14 else {
+                throw FerryError("BatchNormalization in training mode needs ONNX opset 14 or later, not \(opset)")
+            }
+            proto.attribute = [.float("epsilon", epsilon), .float("momentum", momentum), .int("training_mode", 1)]
+
         case .layerNormalization(let axis, let epsilon):
             if opset >= 17 {
                 proto.attribute = [.int("axis", axis), .float("epsilon", epsilon)]
@@ -323,16 +329,33 @@ struct NodeContext {
             guard opset >= 11 else {
                 throw FerryError("Resize with coordinate_transformation_mode needs ONNX opset 11 or later, not \(opset)")
             }
-            proto.attribute = [.string("mode", a.mode.rawValue),
-                               .string("coordinate_transformation_mode", a.coordinateTransformation.rawValue)]
-            if a.mode == .nearest { proto.attribute.append(.string("nearest_mode", a.nearestMode.rawValue)) }
+            var transform = a.coordinateTransformation.rawValue, nearestMode = a.nearestMode.rawValue
+            if a.coordinateTransformation == .tfHalfPixelForNN && opset >= 13 {
+                // Gone from opset 13: round((x + 0.5) / scale) is the half-pixel coordinate
+                // (0.5 less) rounded the other way at ties; floor((x + 0.5) / scale) likewise.
+                switch (a.mode, a.nearestMode) {
+                case (.nearest, .roundPreferFloor): transform = "half_pixel"; nearestMode = "ceil"
+                case (.nearest, .floor): transform = "half_pixel"; nearestMode = "round_prefer_ceil"
+                default:
+                    throw FerryError("Resize tf_half_pixel_for_nn with mode \(a.mode.rawValue) and nearest_mode \(nearestMode) "
+                                     + "needs ONNX opset 11 or 12, not \(opset)")
+                }
+            }
+            proto.attribute = [.string("mode", a.mode.rawValue), .string("coordinate_transformation_mode", transform)]
+            if a.mode == .nearest { proto.attribute.append(.string("nearest_mode", nearestMode)) }
             if a.mode == .cubic {
                 proto.attribute += [.float("cubic_coeff_a", a.cubicCoeffA), .int("exclude_outside", a.excludeOutside ? 1 : 0)]
             }
+            let rank = try inputType(node, 0).shape.rank
             // roi and scales became optional in opset 13; before, empty tensors stand for them.
             let empty = Tensor(shape: [0], floats: [])
-            let roi = opset >= 13 ? "" : addInitializer("\(node.name)_roi", empty)
-            let rank = try inputType(node, 0).shape.rank
+            var roi = opset >= 13 ? "" : addInitializer("\(node.name)_roi", empty)
+            if a.coordinateTransformation == .tfCropAndResize {
+                var region = a.roi ?? Array(repeating: 0, count: rank) + Array(repeating: 1, count: rank)
+                if let axes = a.axes, opset >= 18 { region = axes.map { region[$0] } + axes.map { region[rank + $0] } }
+                roi = addInitializer("\(node.name)_roi", Tensor(shape: [region.count], floats: region))
+                proto.attribute.append(.float("extrapolation_value", a.extrapolationValue))
+            }
             if let axes = a.axes, opset >= 18 {
                 proto.attribute.append(.ints("axes", axes))
             }
@@ -694,7 +717,8 @@ struct NodeContext {
             allowed = true
         case .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .prelu,
              .softplus, .softsign, .hardSwish, .mish,
-             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .sum, .mean, .batchNormalization:
+             .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf, .sum, .mean, .batchNormalization,
+             .batchNormalizationTraining:
             allowed = dtype.isFloatingPoint
         case .clip:
             allowed = dtype.isFloatingPoint || (opset >= 12 && dtype != .bool)

@@ -58,9 +58,26 @@ extension ONNXOpTable {
                 sizeAxes = order.map { axes[$0] }
             }
         }
+        // The region of tf_crop_and_resize, for every axis (opset 18's roi covers `axes` only).
+        var roi: [Float]?
+        if transform == .tfCropAndResize {
+            guard n.optionalInput(1) != nil else { throw FerryError("Resize tf_crop_and_resize needs roi") }
+            let t = try n.requireConstant(1, "roi")
+            guard t.dtype == .float32, t.count == 2 * axes.count else {
+                throw FerryError("Resize roi should be \(2 * axes.count) floats (starts, then ends), got \(t)")
+            }
+            let given = t.floats
+            var full = Array(repeating: Float(0), count: rank) + Array(repeating: Float(1), count: rank)
+            for (i, a) in axes.enumerated() {
+                full[a] = given[i]
+                full[rank + a] = given[axes.count + i]
+            }
+            roi = full
+        }
         let attributes = ResizeAttributes(mode: mode, coordinateTransformation: transform, nearestMode: nearest,
                                           scales: scales, sizes: sizes, cubicCoeffA: try n.float("cubic_coeff_a", -0.75),
-                                          excludeOutside: try n.bool("exclude_outside", false), axes: sizeAxes)
+                                          excludeOutside: try n.bool("exclude_outside", false), axes: sizeAxes,
+                                          roi: roi, extrapolationValue: try n.float("extrapolation_value", 0))
         try n.emit(.resize(attributes), [try n.input(0)])
     }
 

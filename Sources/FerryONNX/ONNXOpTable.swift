@@ -419,10 +419,19 @@ enum ONNXOpTable {
 
     // MARK: Normalization
 
-    /// Inference form only: training_mode (opset 14) and the running-statistics outputs are
+    /// Inference form, or training_mode = 1 (opset 14 on) with the running statistics as
+    /// optional outputs. Before opset 14 training is implied by the statistics outputs and
     /// refused; before opset 7 `is_test` must be 1, and `spatial` (opsets 7 and 8) must be 1.
     static func BatchNormalization(_ n: ONNXNode) throws {
-        if try n.bool("training_mode", false) { throw n.unsupported("training_mode=1") }
+        if n.opset >= 14, try n.bool("training_mode", false) {
+            let inputs = try (0..<5).map { try n.input($0) }
+            let op = Op.batchNormalizationTraining(epsilon: try n.float("epsilon", 1e-5), momentum: try n.float("momentum", 0.9))
+            let outputs = (0..<3).map { n.wantsOutput($0) ? n.proto.output[$0] : "" }
+            guard !outputs[0].isEmpty else { throw FerryError("BatchNormalization should name its output Y") }
+            let listed = Array(outputs.prefix(through: outputs.lastIndex { !$0.isEmpty }!))
+            try n.state.emit(op, inputs: inputs, outputs: listed, name: n.layer, origins: n.origins)
+            return
+        }
         if n.opset < 7, try n.int("is_test", 0) == 0 { throw n.unsupported("is_test=0 (training)") }
         if n.opset < 9, try n.int("spatial", 1) != 1 { throw n.unsupported("spatial=0 (per-element statistics)") }
         try n.refuseOutputs(from: 1, "training statistics")
@@ -456,12 +465,21 @@ enum ONNXOpTable {
     static func Identity(_ n: ONNXNode) throws { try n.emit(.identity, [try n.input(0)]) }
 
     /// Inference only: Dropout passes its input through; the mask (when asked for) is all true.
+    /// Inference (or a ratio of 0 in training): the identity, and a mask of all true.
     static func Dropout(_ n: ONNXNode) throws {
         if n.opset >= 12, let training = n.optionalInput(2) {
-            guard let t = n.state.constant(training), t.count == 1, case .bool(let v) = t.storage else {
+            guard let t = n.state.constant(training) ?? n.state.bindInput(training), t.count == 1,
+                  case .bool(let v) = t.storage else {
                 throw n.unsupported("a training_mode input that is not a constant")
             }
-            if v[0] { throw n.unsupported("training_mode=true (random dropout)") }
+            // Training drops nothing with a ratio of 0 (input 1, default 0.5); any other ratio
+            // draws a random mask, and ONNX does not define the generator: no implementation's
+            // output can be expected to match another's.
+            let ratio = try n.optionalConstantFloat(1, "ratio") ?? 0.5
+            if v[0], ratio != 0 {
+                throw FerryError("Dropout in training mode with ratio \(ratio) draws a random mask, and ONNX does not define "
+                                 + "the generator: no implementation's output matches another's (opset \(n.opset))")
+            }
         }
         if n.opset < 7, try n.int("is_test", 0) == 0 {
             throw n.unsupported("is_test=0 (training)")

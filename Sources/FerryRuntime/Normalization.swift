@@ -41,6 +41,50 @@ extension ReferenceKernels {
         return Tensor(shape: x.shape, floats: out)
     }
 
+    /// BatchNormalization, training form: per channel c, the batch mean m[c] and population
+    /// variance v[c] of X over every axis but 1 (accumulated in Double); Y as the inference form
+    /// with m and v; the running statistics mean[c] x momentum + m[c] x (1 - momentum), likewise var.
+    public static func batchNormalizationTraining(_ x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, variance: Tensor,
+                                                  epsilon: Float, momentum: Float)
+        throws -> (y: Tensor, runningMean: Tensor, runningVariance: Tensor) {
+        let values = try x.requireFloats("BatchNormalization", "X")
+        guard x.rank >= 2 else { throw FerryError("BatchNormalization expects X of rank >= 2, got \(x.shape)") }
+        let channels = x.shape[1], inner = elementCount(x.shape[2...])
+        var params: [[Float]] = []
+        for (t, what) in [(mean, "mean"), (variance, "var")] {
+            guard t.shape == [channels] else {
+                throw FerryError("BatchNormalization \(what) has shape \(t.shape), expected [\(channels)]")
+            }
+            params.append(try t.requireFloats("BatchNormalization", what))
+        }
+        var sums = [Double](repeating: 0, count: channels), squares = sums
+        for n in 0..<x.shape[0] {
+            for c in 0..<channels {
+                let start = (n * channels + c) * inner
+                for i in start..<(start + inner) { sums[c] += Double(values[i]) }
+            }
+        }
+        let perChannel = Double(x.shape[0] * inner)
+        let batchMean = sums.map { perChannel > 0 ? $0 / perChannel : 0 }
+        for n in 0..<x.shape[0] {
+            for c in 0..<channels {
+                let start = (n * channels + c) * inner
+                for i in start..<(start + inner) {
+                    let d = Double(values[i]) - batchMean[c]
+                    squares[c] += d * d
+                }
+            }
+        }
+        let batchVariance = squares.map { perChannel > 0 ? $0 / perChannel : 0 }
+        let statistics = { (v: [Double]) in Tensor(shape: [channels], floats: v.map { Float($0) }) }
+        let y = try batchNormalization(x, scale: scale, bias: bias, mean: statistics(batchMean),
+                                       variance: statistics(batchVariance), epsilon: epsilon)
+        let keep = Double(momentum)
+        let runningMean = (0..<channels).map { Float(Double(params[0][$0]) * keep + batchMean[$0] * (1 - keep)) }
+        let runningVariance = (0..<channels).map { Float(Double(params[1][$0]) * keep + batchVariance[$0] * (1 - keep)) }
+        return (y, Tensor(shape: [channels], floats: runningMean), Tensor(shape: [channels], floats: runningVariance))
+    }
+
     /// Each contiguous block of `blockSize` elements as (x - mean) / sqrt(variance + epsilon),
     /// population variance, accumulated in Double.
     static func normalizedBlocks(_ values: [Float], blockSize: Int, epsilon: Float) -> [Float] {

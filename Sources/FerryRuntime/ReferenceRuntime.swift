@@ -50,7 +50,7 @@ public enum ReferenceKernels {
              .softplus, .softsign, .hardSwish, .mish,
              .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
              .sum, .mean,
-             .batchNormalization, .instanceNormalization, .layerNormalization, .groupNormalization,
+             .batchNormalization, .batchNormalizationTraining, .instanceNormalization, .layerNormalization, .groupNormalization,
              .lrn, .lpNormalization, .reduce:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
@@ -118,6 +118,10 @@ public enum ReferenceKernels {
         case .batchNormalization(let epsilon):
             return [try batchNormalization(try input(0), scale: try input(1), bias: try input(2), mean: try input(3),
                                            variance: try input(4), epsilon: epsilon)]
+        case .batchNormalizationTraining(let epsilon, let momentum):
+            let r = try batchNormalizationTraining(try input(0), scale: try input(1), bias: try input(2), mean: try input(3),
+                                                   variance: try input(4), epsilon: epsilon, momentum: momentum)
+            return [r.y, r.runningMean, r.runningVariance]
         case .instanceNormalization(let epsilon):
             return [try instanceNormalization(try input(0), scale: try input(1), bias: try input(2), epsilon: epsilon)]
         case .layerNormalization(let axis, let epsilon):

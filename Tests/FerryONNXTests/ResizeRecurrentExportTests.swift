@@ -108,6 +108,12 @@ struct SingleOpCase: Sendable, CustomStringConvertible {
         // Keras Resizing / UpSampling2D bilinear: sizes of the spatial axes only.
         resize("bilinear_sizes_of_spatial_axes", ResizeAttributes(mode: .linear, sizes: [7, 3], axes: [2, 3])),
         resize("nearest_scale_of_last_axis", ResizeAttributes(mode: .nearest, nearestMode: .roundPreferCeil, scales: [2.5], axes: [3])),
+        // tf_half_pixel_for_nn: written as half_pixel with the other rounding from opset 13 on.
+        resize("nearest_tf_half_pixel_for_nn", ResizeAttributes(mode: .nearest, coordinateTransformation: .tfHalfPixelForNN, sizes: [2, 2, 3, 9])),
+        resize("nearest_tf_half_pixel_for_nn_floor", ResizeAttributes(mode: .nearest, coordinateTransformation: .tfHalfPixelForNN,
+                                                                      nearestMode: .floor, scales: [1, 1, 1.5, 0.6])),
+        resize("bilinear_tf_crop_and_resize", ResizeAttributes(mode: .linear, coordinateTransformation: .tfCropAndResize, sizes: [2, 2, 3, 4],
+                                                               roi: [0, 0, 0.2, -0.3, 1, 1, 0.9, 1.2], extrapolationValue: 9)),
     ]
 }
 
@@ -189,6 +195,8 @@ struct ResizeRecurrentCrossCheckTests {
             try compare(SingleOpCase.resizes[12], opset: opset)
             try compare(SingleOpCase.recurrent[1], opset: opset)
             try compare(SingleOpCase.recurrent[8], opset: opset)
+            try compare(SingleOpCase.resizes[13], opset: opset)
+            try compare(SingleOpCase.resizes[15], opset: opset)
         }
     }
 }

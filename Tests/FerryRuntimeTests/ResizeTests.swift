@@ -18,7 +18,8 @@ func naiveResize(_ x: Tensor, _ given: ResizeAttributes) -> Tensor {
     for i in 0..<r {
         if let sizes = a.sizes { outShape.append(sizes[i]) } else { outShape.append(Int(Float(x.shape[i]) * a.scales![i])) }
     }
-    func taps(_ axis: Int, _ o: Int) -> [(Int, Double)] {
+    /// nil: the coordinate is outside the input (tf_crop_and_resize's extrapolation).
+    func taps(_ axis: Int, _ o: Int) -> [(Int, Double)]? {
         let n = x.shape[axis], m = outShape[axis]
         let scale = a.scales.map { Double($0[axis]) } ?? Double(m) / Double(n)
         let xo: Double
@@ -27,6 +28,12 @@ func naiveResize(_ x: Tensor, _ given: ResizeAttributes) -> Tensor {
         case .pytorchHalfPixel: xo = m > 1 ? (Double(o) + 0.5) / scale - 0.5 : 0
         case .alignCorners: xo = m == 1 ? 0 : Double(o) * Double(n - 1) / Double(m - 1)
         case .asymmetric: xo = Double(o) / scale
+        case .tfHalfPixelForNN: xo = (Double(o) + 0.5) / scale
+        case .tfCropAndResize:
+            let start = Double(a.roi?[axis] ?? 0), end = Double(a.roi?[r + axis] ?? 1)
+            xo = m > 1 ? start * Double(n - 1) + Double(o) * (end - start) * Double(n - 1) / Double(m - 1)
+                : 0.5 * (start + end) * Double(n - 1)
+            if xo < 0 || xo > Double(n - 1) { return nil }
         }
         func clamp(_ i: Int) -> Int { min(max(i, 0), n - 1) }
         switch a.mode {
@@ -65,7 +72,8 @@ func naiveResize(_ x: Tensor, _ given: ResizeAttributes) -> Tensor {
         let idx = unravel(flat, outShape)
         var combos: [([Int], Double)] = [([], 1)]
         for axis in 0..<r {
-            combos = combos.flatMap { prefix, w in taps(axis, idx[axis]).map { (prefix + [$0.0], w * $0.1) } }
+            guard let t = taps(axis, idx[axis]) else { return a.extrapolationValue }
+            combos = combos.flatMap { prefix, w in t.map { (prefix + [$0.0], w * $0.1) } }
         }
         return Float(combos.reduce(0.0) { $0 + $1.1 * Double(x.floats[ravel($1.0, x.shape)]) })
     }
@@ -109,6 +117,14 @@ func naiveResize(_ x: Tensor, _ given: ResizeAttributes) -> Tensor {
              attributes: ResizeAttributes(mode: .linear, sizes: [7, 4], axes: [2, 3])),
         Case(name: "nearest_scale_of_one_axis", input: [1, 2, 3, 4],
              attributes: ResizeAttributes(mode: .nearest, nearestMode: .roundPreferCeil, scales: [2.5], axes: [2])),
+        Case(name: "nearest_tf_half_pixel_for_nn", input: [1, 2, 5, 4],
+             attributes: ResizeAttributes(mode: .nearest, coordinateTransformation: .tfHalfPixelForNN, sizes: [1, 2, 3, 7])),
+        Case(name: "bilinear_tf_crop_and_resize_past_the_edge", input: [1, 2, 5, 4],
+             attributes: ResizeAttributes(mode: .linear, coordinateTransformation: .tfCropAndResize, sizes: [1, 2, 4, 3],
+                                          roi: [0, 0, 0.2, 0.5, 1, 1, 1.3, 0.9], extrapolationValue: 7)),
+        Case(name: "nearest_tf_crop_and_resize_to_one", input: [1, 1, 4, 6],
+             attributes: ResizeAttributes(mode: .nearest, coordinateTransformation: .tfCropAndResize, sizes: [1, 1, 1, 5],
+                                          roi: [0, 0, 0.25, -0.1, 1, 1, 0.75, 0.6], extrapolationValue: -2)),
     ]
 
     @Test(arguments: cases)
