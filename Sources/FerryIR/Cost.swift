@@ -29,8 +29,9 @@ extension Graph {
                       let w = types[node.inputs[1]]?.shape.fixedSizes else { return nil }
                 total += 2 * x * product(w.dropFirst())
             case .gemm(let a):
-                guard let s = types[node.inputs[0]]?.shape.fixedSizes else { return nil }
-                total += 2 * out * Double(a.transA ? s[0] : s[1])
+                // The inner size from B: A may be N-D when a Flatten is fused in.
+                guard let w = types[node.inputs[1]]?.shape.fixedSizes, w.count == 2 else { return nil }
+                total += 2 * out * Double(a.transB ? w[1] : w[0])
             case .matMul:
                 guard let s = types[node.inputs[0]]?.shape.fixedSizes, let k = s.last else { return nil }
                 total += 2 * out * Double(k)

@@ -22,13 +22,18 @@ extension Graph {
     /// The graph with every fused epilogue written as its own nodes after the Conv or Gemm
     /// (for formats that have no fused form, like ONNX): a fused residual becomes an Add
     /// ("<node>/residual"), a fused activation its op ("<node>/activation"; swish its Sigmoid and
-    /// Mul). The nodes keep the fused node's origins.
+    /// Mul), and a Gemm's fused Flatten a Flatten before it ("<node>/flatten", naming the fused
+    /// node's first layer). The other nodes keep the fused node's origins.
     public func splittingFusedActivations() -> Graph {
         func hasResidual(_ n: Node) -> Bool {
             if case .conv = n.op { return n.inputs.count > 3 && !n.inputs[3].isEmpty }
             return false
         }
-        guard nodes.contains(where: { $0.op.fusedActivation != nil || hasResidual($0) }) else { return self }
+        func flattensA(_ n: Node) -> Bool {
+            if case .gemm(let a) = n.op { return a.flattensA }
+            return false
+        }
+        guard nodes.contains(where: { $0.op.fusedActivation != nil || hasResidual($0) || flattensA($0) }) else { return self }
         var g = self
         var taken = Set(inputs.map(\.name)).union(initializers.keys)
         for n in nodes { taken.formUnion(n.outputs) }
@@ -40,7 +45,16 @@ extension Graph {
             return name
         }
         g.nodes = []
-        for node in nodes {
+        for var node in nodes {
+            if case .gemm(var a) = node.op, a.flattensA {
+                let flat = fresh("\(node.name)/flattened")
+                // The optimizer lists the Flatten's layer first among the Gemm's.
+                g.nodes.append(Node(name: "\(node.name)/flatten", op: .flatten(axis: 1), inputs: [node.inputs[0]],
+                                    outputs: [flat], origins: Array(node.origins.prefix(1))))
+                a.flattensA = false
+                node.op = .gemm(a)
+                node.inputs[0] = flat
+            }
             let activation = node.op.fusedActivation
             let residual = hasResidual(node) ? node.inputs[3] : nil
             guard activation != nil || residual != nil else {

@@ -306,6 +306,7 @@ public enum Op: Sendable, Hashable {
             return [("alpha", "\(g.alpha)"), ("beta", "\(g.beta)"),
                     ("transA", g.transA ? "1" : "0"), ("transB", g.transB ? "1" : "0")]
                 + (g.activation.map { [("activation", $0.name)] } ?? [])
+                + (g.flattensA ? [("flattens_a", "1")] : [])
         case .maxUnpool(let h, let w): return [("output_size", list([h, w]))]
         case .maxPool(let p), .averagePool(let p), .maxPoolIndices(let p):
             var a = [("kernel_shape", list(p.kernelShape)), ("strides", list(p.strides)),
@@ -480,14 +481,18 @@ public struct GemmAttributes: Sendable, Hashable {
     public var transB: Bool
     /// Applied to the result when the optimizer fused it in.
     public var activation: FusedActivation?
+    /// A is read as 2-D, (d0, d1 * ... * dn): a Flatten(axis: 1) before the Gemm that the
+    /// optimizer fused in (Keras Flatten + Dense). Exporters split it back into a Flatten.
+    public var flattensA: Bool
 
     public init(alpha: Float = 1, beta: Float = 1, transA: Bool = false, transB: Bool = false,
-                activation: FusedActivation? = nil) {
+                activation: FusedActivation? = nil, flattensA: Bool = false) {
         self.alpha = alpha
         self.beta = beta
         self.transA = transA
         self.transB = transB
         self.activation = activation
+        self.flattensA = flattensA
     }
 }
 

@@ -199,7 +199,9 @@ extension Op {
             return [TensorType(x.dtype, Shape([x.shape[0], x.shape[1]] + Array(repeating: .fixed(1), count: x.shape.rank - 2)))]
 
         case .gemm(let a):
-            let ta = try input(0), tb = try input(1)
+            let tb = try input(1)
+            // A fused Flatten reads A as (d0, d1 * ... * dn).
+            let ta = a.flattensA ? try Op.flatten(axis: 1).inferOutputTypes([try input(0)])[0] : try input(0)
             try requireRank(ta, 2, "A")
             try requireRank(tb, 2, "B")
             let m = a.transA ? ta.shape[1] : ta.shape[0]

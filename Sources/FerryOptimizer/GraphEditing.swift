@@ -60,6 +60,70 @@ extension Graph {
     }
 }
 
+extension Graph {
+    /// Whether `value` is read by exactly `readers` nodes and is no graph output: a pattern
+    /// that absorbs its producer leaves nothing else without it.
+    func isPrivate(_ value: String, readers: Int = 1) -> Bool {
+        consumers()[value]?.count == readers && !outputNames.contains(value)
+    }
+
+    /// Replaces a matched pattern by one node: `fused` (usually the pattern's first node with
+    /// a new op) computes the result of `pattern`'s last node, so it takes that node's outputs
+    /// and place (where every input of the pattern is defined) and the origins of every node
+    /// in `pattern`. `pattern` lists node indices in graph order; the others are removed.
+    mutating func replace(pattern: [Int], with fused: Node) {
+        guard let last = pattern.last else { return }
+        var node = fused
+        node.outputs = nodes[last].outputs
+        for i in pattern { mergeOrigins(&node, nodes[i]) }
+        nodes[last] = node
+        for i in pattern.dropLast().sorted(by: >) { nodes.remove(at: i) }
+    }
+}
+
+extension Graph {
+    /// Node `c` takes over what its producer `p` did (its op already changed to match): it reads
+    /// p's first input in place of p's result and names p's layers too. p is left for
+    /// eliminate-dead-nodes, since others may read it.
+    mutating func absorb(producer p: Int, into c: Int) {
+        nodes[c].inputs[0] = nodes[p].inputs[0]
+        mergeOrigins(&nodes[c], nodes[p])
+    }
+}
+
+/// The operand positions of a binary op to try as (pattern operand, other operand): both
+/// orders for a commutative op, only (0, 1) otherwise.
+func operandOrders(commutative: Bool = true) -> [(Int, Int)] {
+    commutative ? [(0, 1), (1, 0)] : [(0, 1)]
+}
+
+extension Graph {
+    /// The start of most fusions: for binary node `i`, each operand made by a node that
+    /// `accepts` and read by nothing else, as (producer index, that operand's position, the
+    /// other operand's position), in the order to try.
+    func fusableProducers(ofOperandsOf i: Int, commutative: Bool = true,
+                          where accepts: (Node) -> Bool) -> [(producer: Int, operand: Int, other: Int)] {
+        let node = nodes[i]
+        guard node.inputs.count == 2 else { return [] }
+        let producers = producers()
+        return operandOrders(commutative: commutative).compactMap { v, o in
+            guard let p = producers[node.inputs[v]], accepts(nodes[p]), isPrivate(node.inputs[v]) else { return nil }
+            return (p, v, o)
+        }
+    }
+}
+
+extension Op {
+    /// The Conv or Gemm with `activation` as its epilogue; nil for other ops.
+    func withFusedActivation(_ activation: FusedActivation) -> Op? {
+        switch self {
+        case .conv(var a): a.activation = activation; return .conv(a)
+        case .gemm(var a): a.activation = activation; return .gemm(a)
+        default: return nil
+        }
+    }
+}
+
 /// Origins of `absorbed` appended to `node`'s, without repeats: a fused node names every layer.
 func mergeOrigins(_ node: inout Node, _ absorbed: Node) {
     for o in absorbed.origins where !node.origins.contains(o) { node.origins.append(o) }

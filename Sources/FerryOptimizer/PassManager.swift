@@ -9,6 +9,25 @@ public protocol Pass: Sendable {
     func run(_ graph: inout Graph) throws -> Int
 }
 
+/// A pass that looks at each node in turn and rewrites the pattern ending at it, if any. The
+/// walk is shared: after a rewrite the same position is looked at again (the node there is
+/// new, or the next one), so one run catches chains.
+public protocol NodeRewritePass: Pass {
+    /// Rewrites the pattern ending at node `i`; false (graph untouched) when there is none.
+    func rewrite(at i: Int, in graph: inout Graph) throws -> Bool
+}
+
+extension NodeRewritePass {
+    public func run(_ graph: inout Graph) throws -> Int {
+        var changes = 0
+        var i = 0
+        while i < graph.nodes.count {
+            if try rewrite(at: i, in: &graph) { changes += 1 } else { i += 1 }
+        }
+        return changes
+    }
+}
+
 /// What one pass did over the whole optimization.
 public struct PassReport: Sendable, Codable {
     public var pass: String
@@ -57,6 +76,7 @@ public struct PassManager: Sendable {
         EliminateNoOpReshapes(),
         CancelTransposes(),
         PushTransposes(),
+        PullTransposesToInputs(),
         MergeReshapes(),
         FoldConstants(),
         MergeAffineChains(),
@@ -64,6 +84,7 @@ public struct PassManager: Sendable {
         FoldPadIntoPool(),
         FuseMatMulAdd(),
         FoldTransposeIntoGemm(),
+        FuseFlattenGemm(),
         FoldBatchNorm(),
         FoldAffineIntoConv(),
         FuseResidualAdd(),

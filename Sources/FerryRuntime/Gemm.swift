@@ -24,6 +24,7 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
 extension ReferenceKernels {
     /// ONNX Gemm: alpha · A' · B' + beta · C with C unidirectionally broadcast to [M, N].
     public static func gemm(_ a: Tensor, _ b: Tensor, _ c: Tensor?, _ attr: GemmAttributes) throws -> Tensor {
+        let a = attr.flattensA ? try flatten(a, axis: 1) : a
         let av = try a.requireFloats("Gemm", "A")
         let bv = try b.requireFloats("Gemm", "B")
         guard a.rank == 2, b.rank == 2 else {

@@ -71,11 +71,14 @@ func origin(_ layer: String) -> Origin { Origin(layer: layer, type: "Test") }
     @Test func standardPipelineKeepsOutputsAndLeavesOneTranspose() throws {
         let optimized = try checkEquivalent(kerasLikeGraph(), PassManager.standardPasses)
         let ops = optimized.nodes.map(\.op.name)
-        #expect(ops == ["Transpose", "Conv", "Flatten", "Gemm"], "\(ops)")
+        #expect(ops == ["Transpose", "Conv", "Gemm"], "\(ops)")
         // The fused Conv names every layer it absorbed.
         let conv = optimized.nodes[1]
         #expect(conv.origins.map(\.layer) == ["conv", "bn", "relu"])
         #expect(conv.op.fusedActivation == .relu)
+        // The Dense reads the feature map through its fused Flatten, the Transpose folded into its weights.
+        #expect(optimized.nodes[2].op == .gemm(GemmAttributes(flattensA: true)))
+        #expect(optimized.nodes[2].origins.map(\.layer) == ["flatten", "dense"])
         // Weights nothing reads are gone.
         #expect(Set(optimized.initializers.keys).count == 4)
     }

@@ -17,8 +17,7 @@ public struct CancelTransposes: Pass {
                   case .transpose(let first) = graph.nodes[p].op else { continue }
             let composed = second.map { first[$0] }
             graph.nodes[i].op = .transpose(perm: composed)
-            graph.nodes[i].inputs[0] = graph.nodes[p].inputs[0]
-            mergeOrigins(&graph.nodes[i], graph.nodes[p])
+            graph.absorb(producer: p, into: i)
             merged += 1
         }
         return merged

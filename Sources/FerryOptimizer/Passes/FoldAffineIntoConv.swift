@@ -3,24 +3,14 @@ import FerryIR
 /// Multiplication and addition by per-channel constants after a Conv or Gemm (Caffe's
 /// BatchNorm + Scale, Keras Rescaling, folded normalizations) are folded into its weights and
 /// bias: conv(x, W, b) * s + t = conv(x, W * s, b * s + t) channel by channel.
-public struct FoldAffineIntoConv: Pass {
+public struct FoldAffineIntoConv: NodeRewritePass {
     public let name = "fold-affine-into-conv"
     public let unit = "Mul/Add/Sub/Div nodes folded"
     public init() {}
 
-    public func run(_ graph: inout Graph) throws -> Int {
-        var folded = 0
-        var i = 0
-        while i < graph.nodes.count {
-            if fold(at: i, in: &graph) { folded += 1 } else { i += 1 }
-        }
-        return folded
-    }
-
     /// Folds node `i` into its producer when it is an affine step by a per-channel constant.
-    func fold(at i: Int, in graph: inout Graph) -> Bool {
+    public func rewrite(at i: Int, in graph: inout Graph) throws -> Bool {
         let node = graph.nodes[i]
-        let producers = graph.producers()
         // Which operand is the Conv/Gemm result and which the constant (Sub and Div: x - c, x / c only).
         let commutative: Bool
         switch node.op {
@@ -28,10 +18,8 @@ public struct FoldAffineIntoConv: Pass {
         case .sub, .div: commutative = false
         default: return false
         }
-        let orders = commutative ? [(0, 1), (1, 0)] : [(0, 1)]
-        guard let (v, c) = orders.first(where: { v, c in
-                  producers[node.inputs[v]] != nil && graph.constant(node.inputs[c]) != nil }),
-              let p = producers[node.inputs[v]],
+        guard let (p, _, c) = graph.fusableProducers(ofOperandsOf: i, commutative: commutative, where: { _ in true })
+                  .first(where: { graph.constant(node.inputs[$0.other]) != nil }),
               let channels = foldableChannels(of: p, in: graph),
               let constant = graph.constant(node.inputs[c]), constant.dtype == .float32,
               let perChannel = valuesPerChannel(constant, channels: channels, producer: graph.nodes[p].op) else { return false }
@@ -70,8 +58,7 @@ public struct FoldAffineIntoConv: Pass {
 func foldableChannels(of p: Int, in graph: Graph) -> Int? {
     let producer = graph.nodes[p]
     // A fused residual is added after the bias: scaling the weights would not scale it.
-    guard producer.op.fusedActivation == nil, (2...3).contains(producer.inputs.count),
-          graph.consumers()[producer.outputs[0]]?.count == 1, !graph.outputNames.contains(producer.outputs[0]),
+    guard producer.op.fusedActivation == nil, (2...3).contains(producer.inputs.count), graph.isPrivate(producer.outputs[0]),
           let weight = graph.constant(producer.inputs[1]), weight.dtype == .float32 else { return nil }
     if producer.inputs.count > 2, !producer.inputs[2].isEmpty, graph.constant(producer.inputs[2]) == nil { return nil }
     let channels: Int
@@ -89,7 +76,7 @@ func foldableChannels(of p: Int, in graph: Graph) -> Int? {
 /// Replaces node `i` (an affine step y = x * scale + shift per channel, reading node `p`'s
 /// result) by folding it into `p`'s weight and bias. `p` must pass `foldableChannels`.
 func foldAffine(scale: [Float], shift: [Float], intoProducer p: Int, replacing i: Int, in graph: inout Graph) -> Bool {
-    let producer = graph.nodes[p], node = graph.nodes[i]
+    let producer = graph.nodes[p]
     guard let weight = graph.constant(producer.inputs[1]) else { return false }
     let channels = scale.count
     var w = weight.floats
@@ -102,11 +89,10 @@ func foldAffine(scale: [Float], shift: [Float], intoProducer p: Int, replacing i
     let oldBias = producer.inputs.count > 2 ? graph.constant(producer.inputs[2])?.floats : nil
     let b = oldBias ?? Array(repeating: 0, count: channels)
     let bias = (0..<channels).map { b[$0] * scale[$0] + shift[$0] }
-    graph.nodes[p].inputs[1] = graph.addInitializer(producer.inputs[1], Tensor(shape: weight.shape, floats: w))
+    var fused = producer
+    fused.inputs[1] = graph.addInitializer(producer.inputs[1], Tensor(shape: weight.shape, floats: w))
     let biasName = graph.addInitializer("\(producer.name)/bias", Tensor(shape: [channels], floats: bias))
-    if graph.nodes[p].inputs.count > 2 { graph.nodes[p].inputs[2] = biasName } else { graph.nodes[p].inputs.append(biasName) }
-    graph.nodes[p].outputs = node.outputs
-    mergeOrigins(&graph.nodes[p], node)
-    graph.nodes.remove(at: i)
+    if fused.inputs.count > 2 { fused.inputs[2] = biasName } else { fused.inputs.append(biasName) }
+    graph.replace(pattern: [p, i], with: fused)
     return true
 }

@@ -11,25 +11,29 @@ public struct FoldPadIntoConv: Pass {
     public func run(_ graph: inout Graph) throws -> Int {
         var folded = 0
         for c in graph.nodes.indices {
-            guard case .conv(var attributes) = graph.nodes[c].op else { continue }
-            let producers = graph.producers()
-            guard let p = producers[graph.nodes[c].inputs[0]], case .pad(let pad) = graph.nodes[p].op,
-                  pad.mode == .constant, pad.value == 0, pad.pads.allSatisfy({ $0 >= 0 }),
-                  graph.consumers()[graph.nodes[p].outputs[0]]?.count == 1,
-                  !graph.outputNames.contains(graph.nodes[p].outputs[0]) else { continue }
-            let rank = pad.pads.count / 2, spatial = attributes.kernelShape.count
-            guard rank == spatial + 2, pad.pads[0] == 0, pad.pads[1] == 0, pad.pads[rank] == 0, pad.pads[rank + 1] == 0 else {
-                continue
-            }
-            for i in 0..<spatial {
-                attributes.pads[i] += pad.pads[2 + i]
-                attributes.pads[spatial + i] += pad.pads[rank + 2 + i]
-            }
+            guard case .conv(var attributes) = graph.nodes[c].op,
+                  let (p, pad, pads) = spatialPad(feeding: c, adding: attributes.pads, in: graph), pad.value == 0 else { continue }
+            attributes.pads = pads
             graph.nodes[c].op = .conv(attributes)
-            graph.nodes[c].inputs[0] = graph.nodes[p].inputs[0]
-            mergeOrigins(&graph.nodes[c], graph.nodes[p])
+            graph.absorb(producer: p, into: c)
             folded += 1
         }
         return folded
     }
+}
+
+/// The Pad feeding node `c` (a Conv or pooling with `pads`, all begins then all ends, over
+/// its spatial axes) when it pads only those axes, by non-negative amounts with a constant
+/// fill, and nothing else reads it: its index, its attributes, and `pads` with its pads added.
+func spatialPad(feeding c: Int, adding pads: [Int], in graph: Graph) -> (index: Int, pad: PadAttributes, pads: [Int])? {
+    guard let p = graph.producers()[graph.nodes[c].inputs[0]], case .pad(let pad) = graph.nodes[p].op,
+          pad.mode == .constant, pad.pads.allSatisfy({ $0 >= 0 }), graph.isPrivate(graph.nodes[p].outputs[0]) else { return nil }
+    let rank = pad.pads.count / 2, spatial = pads.count / 2
+    guard rank == spatial + 2, pad.pads[0] == 0, pad.pads[1] == 0, pad.pads[rank] == 0, pad.pads[rank + 1] == 0 else { return nil }
+    var sum = pads
+    for i in 0..<spatial {
+        sum[i] += pad.pads[2 + i]
+        sum[spatial + i] += pad.pads[rank + 2 + i]
+    }
+    return (p, pad, sum)
 }

@@ -25,21 +25,10 @@ public struct FoldPadIntoPool: Pass {
             case .averagePool(let a): isMax = false; attributes = a
             default: continue
             }
-            let producers = graph.producers()
-            // Indices would count the padded input's cells.
-            guard !attributes.ceilMode, graph.nodes[c].outputs.count == 1, let p = producers[graph.nodes[c].inputs[0]], case .pad(let pad) = graph.nodes[p].op,
-                  pad.mode == .constant, pad.pads.allSatisfy({ $0 >= 0 }),
-                  graph.consumers()[graph.nodes[p].outputs[0]]?.count == 1,
-                  !graph.outputNames.contains(graph.nodes[p].outputs[0]) else { continue }
-            let spatial = attributes.kernelShape.count, rank = pad.pads.count / 2
-            guard rank == spatial + 2, pad.pads[0] == 0, pad.pads[1] == 0, pad.pads[rank] == 0, pad.pads[rank + 1] == 0 else {
-                continue
-            }
-            var pads = attributes.pads
-            for i in 0..<spatial {
-                pads[i] += pad.pads[2 + i]
-                pads[spatial + i] += pad.pads[rank + 2 + i]
-            }
+            let spatial = attributes.kernelShape.count
+            // Indices would count the padded input's cells; dilated windows are left alone.
+            guard !attributes.ceilMode, graph.nodes[c].outputs.count == 1, attributes.dilations.allSatisfy({ $0 == 1 }),
+                  let (p, pad, pads) = spatialPad(feeding: c, adding: attributes.pads, in: graph) else { continue }
             // Pooling pads stay below the kernel size (ONNX's rule); for MaxPool that also
             // means every window keeps at least one input cell.
             guard (0..<spatial).allSatisfy({ pads[$0] < attributes.kernelShape[$0] && pads[spatial + $0] < attributes.kernelShape[$0] }) else {
@@ -47,7 +36,7 @@ public struct FoldPadIntoPool: Pass {
             }
             if isMax {
                 let fillIsBelowInput = pad.value == -.infinity
-                    || lowerBound(of: graph.nodes[p].inputs[0], in: graph, producers).map { pad.value <= $0 } == true
+                    || lowerBound(of: graph.nodes[p].inputs[0], in: graph, graph.producers()).map { pad.value <= $0 } == true
                 guard fillIsBelowInput else { continue }
                 attributes.pads = pads
                 graph.nodes[c].op = .maxPool(attributes)
@@ -57,8 +46,7 @@ public struct FoldPadIntoPool: Pass {
                 attributes.countIncludePad = true
                 graph.nodes[c].op = .averagePool(attributes)
             }
-            graph.nodes[c].inputs[0] = graph.nodes[p].inputs[0]
-            mergeOrigins(&graph.nodes[c], graph.nodes[p])
+            graph.absorb(producer: p, into: c)
             folded += 1
         }
         return folded

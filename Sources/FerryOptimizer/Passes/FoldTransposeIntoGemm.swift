@@ -2,7 +2,8 @@ import FerryIR
 
 /// Transpose -> Flatten -> Gemm, with a weight matrix, becomes Flatten -> Gemm with the weight's
 /// rows permuted: Keras flattens NHWC, so the importer transposes back from NCHW before every
-/// Flatten+Dense; permuting the Dense weights once removes that transpose from every run.
+/// Flatten+Dense; permuting the Dense weights once removes that transpose from every run. The
+/// Flatten may already be fused into the Gemm (fuse-flatten-gemm).
 public struct FoldTransposeIntoGemm: Pass {
     public let name = "fold-transpose-into-gemm"
     public let unit = "transposes folded into weights"
@@ -13,13 +14,16 @@ public struct FoldTransposeIntoGemm: Pass {
         let types = try graph.inferTypes()
         for g in graph.nodes.indices {
             guard case .gemm(let attributes) = graph.nodes[g].op, !attributes.transA else { continue }
-            let producers = graph.producers(), consumers = graph.consumers()
-            guard let f = producers[graph.nodes[g].inputs[0]], case .flatten(1) = graph.nodes[f].op,
-                  consumers[graph.nodes[f].outputs[0]]?.count == 1,
-                  let t = producers[graph.nodes[f].inputs[0]], case .transpose(let perm) = graph.nodes[t].op,
-                  perm.first == 0, consumers[graph.nodes[t].outputs[0]]?.count == 1,
-                  !graph.outputNames.contains(graph.nodes[t].outputs[0]),
-                  !graph.outputNames.contains(graph.nodes[f].outputs[0]),
+            let producers = graph.producers()
+            // The node flattening the transposed value: the Gemm itself, or a Flatten only it reads.
+            var f = g
+            if !attributes.flattensA {
+                guard let p = producers[graph.nodes[g].inputs[0]], case .flatten(1) = graph.nodes[p].op,
+                      graph.isPrivate(graph.nodes[p].outputs[0]) else { continue }
+                f = p
+            }
+            guard let t = producers[graph.nodes[f].inputs[0]], case .transpose(let perm) = graph.nodes[t].op,
+                  perm.first == 0, graph.isPrivate(graph.nodes[t].outputs[0]),
                   let x = types[graph.nodes[t].inputs[0]]?.shape, let sizes = Array(x.dims.dropFirst()).fixedSizes(),
                   let weight = graph.constant(graph.nodes[g].inputs[1]), weight.dtype == .float32 else { continue }
             // Row j of the weight meets element j of the transposed value's flattening; that
@@ -38,8 +42,7 @@ public struct FoldTransposeIntoGemm: Pass {
             }
             let name = graph.addInitializer(graph.nodes[g].inputs[1] + "/nchw", Tensor(shape: weight.shape, floats: permuted))
             graph.nodes[g].inputs[1] = name
-            graph.nodes[f].inputs[0] = graph.nodes[t].inputs[0]
-            mergeOrigins(&graph.nodes[f], graph.nodes[t])
+            graph.absorb(producer: t, into: f)
             folded += 1
         }
         return folded

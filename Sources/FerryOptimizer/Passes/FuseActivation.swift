@@ -3,41 +3,22 @@ import FerryIR
 /// Moves an activation into the Conv or Gemm producing its input, as the kernel's epilogue,
 /// when nothing else reads the pre-activation value. The fused node records both layers. A
 /// clamp after a fused Relu or clamp joins it (Relu then Clip(0, 6) becomes Clip(0, 6)).
-public struct FuseActivation: Pass {
+public struct FuseActivation: NodeRewritePass {
     public let name = "fuse-activation"
     public let unit = "activations fused"
     public init() {}
 
-    public func run(_ graph: inout Graph) throws -> Int {
-        var fused = 0
-        var i = 0
-        while i < graph.nodes.count {
-            let node = graph.nodes[i]
-            guard let standalone = FusedActivation(node.op),
-                  let p = graph.producers()[node.inputs[0]],
-                  let activation = composed(graph.nodes[p].op.fusedActivation, then: standalone),
-                  graph.consumers()[node.inputs[0]]?.count == 1,
-                  !graph.outputNames.contains(node.inputs[0]) else {
-                i += 1
-                continue
-            }
-            switch graph.nodes[p].op {
-            case .conv(var a):
-                a.activation = activation
-                graph.nodes[p].op = .conv(a)
-            case .gemm(var a):
-                a.activation = activation
-                graph.nodes[p].op = .gemm(a)
-            default:
-                i += 1
-                continue
-            }
-            graph.nodes[p].outputs = node.outputs
-            mergeOrigins(&graph.nodes[p], node)
-            graph.nodes.remove(at: i)
-            fused += 1
-        }
-        return fused
+    public func rewrite(at i: Int, in graph: inout Graph) throws -> Bool {
+        let node = graph.nodes[i]
+        guard let standalone = FusedActivation(node.op),
+              let p = graph.producers()[node.inputs[0]],
+              let activation = composed(graph.nodes[p].op.fusedActivation, then: standalone),
+              graph.isPrivate(node.inputs[0]),
+              let op = graph.nodes[p].op.withFusedActivation(activation) else { return false }
+        var fused = graph.nodes[p]
+        fused.op = op
+        graph.replace(pattern: [p, i], with: fused)
+        return true
     }
 
     /// The one activation computing `second` after `first` (nil: none yet), when there is one:

@@ -6,7 +6,7 @@ import FerryRuntime
 /// such pairs in a row. Sub and Div by a constant count as Add of -c and Mul by 1 / c. The
 /// combined constants are computed once (they broadcast to no more than the originals did,
 /// which a type check confirms).
-public struct MergeAffineChains: Pass {
+public struct MergeAffineChains: NodeRewritePass {
     public let name = "merge-affine-chains"
     public let unit = "affine steps merged"
     public init() {}
@@ -17,19 +17,10 @@ public struct MergeAffineChains: Pass {
         case shift(Tensor)
     }
 
-    public func run(_ graph: inout Graph) throws -> Int {
-        var merged = 0
-        var i = 0
-        while i < graph.nodes.count {
-            if try merge(at: i, in: &graph) { merged += 1 } else { i += 1 }
-        }
-        return merged
-    }
-
     /// The step node `i` takes, and the index of its non-constant input.
     func step(_ node: Node, in graph: Graph) throws -> (Step, Int)? {
         guard node.inputs.count == 2 else { return nil }
-        for (v, c) in [(0, 1), (1, 0)] {
+        for (v, c) in operandOrders() {
             guard let k = graph.constant(node.inputs[c]), k.dtype == .float32, graph.constant(node.inputs[v]) == nil else { continue }
             switch node.op {
             case .mul: return (.scale(k), v)
@@ -43,11 +34,10 @@ public struct MergeAffineChains: Pass {
     }
 
     /// Merges node `i` with the affine step producing its input, when that step has no other reader.
-    func merge(at i: Int, in graph: inout Graph) throws -> Bool {
+    public func rewrite(at i: Int, in graph: inout Graph) throws -> Bool {
         let second = graph.nodes[i]
         guard let (outer, v) = try step(second, in: graph), let p = graph.producers()[second.inputs[v]],
-              let (inner, pv) = try step(graph.nodes[p], in: graph),
-              graph.consumers()[second.inputs[v]]?.count == 1, !graph.outputNames.contains(second.inputs[v]) else { return false }
+              let (inner, pv) = try step(graph.nodes[p], in: graph), graph.isPrivate(second.inputs[v]) else { return false }
         let first = graph.nodes[p]
         let x = first.inputs[pv]
         let types = try graph.inferTypes()

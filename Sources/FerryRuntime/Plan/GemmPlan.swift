@@ -4,7 +4,10 @@ import FerryIR
 /// Gemm's beta · C (broadcast) and the fused activation in one pass over each row.
 extension PlanBuilder {
     func planGemm(_ node: Node, _ a: GemmAttributes) -> PlannedKernel? {
-        let aShape = shape(node.inputs[0]), bShape = shape(node.inputs[1]), yShape = shape(node.outputs[0])
+        var aShape = shape(node.inputs[0])
+        let bShape = shape(node.inputs[1]), yShape = shape(node.outputs[0])
+        // A fused Flatten: the contiguous N-D input is already the (d0, rest) matrix.
+        if a.flattensA, let d0 = aShape.first { aShape = [d0, aShape.dropFirst().reduce(1, *)] }
         guard aShape.count == 2, bShape.count == 2, yShape.count == 2 else { return nil }
         let m = yShape[0], n = yShape[1], k = a.transA ? aShape[0] : aShape[1]
         // C broadcast to [M, N]: strides of its rows and columns (0 where it repeats).
