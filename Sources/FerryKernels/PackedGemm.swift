@@ -36,8 +36,14 @@ public enum PackedGemm {
 
     /// Packs A (`rows` x `depth`, row stride `lda`) into `packed` (`packedCount` floats).
     public static func packA(_ a: UnsafePointer<Float>, rows: Int, depth: Int, lda: Int, into packed: UnsafeMutablePointer<Float>) {
-        let mr = rowsPerPanel
-        for p in 0..<panelCount(rows: rows) {
+        packPanels(a, rows: rows, depth: depth, lda: lda, panelRows: rowsPerPanel, into: packed)
+    }
+
+    /// Row panels of `panelRows` (the last padded with zero rows): panel p holds
+    /// A[p·panelRows + i, k] at `p·depth·panelRows + k·panelRows + i`.
+    static func packPanels(_ a: UnsafePointer<Float>, rows: Int, depth: Int, lda: Int, panelRows mr: Int,
+                           into packed: UnsafeMutablePointer<Float>) {
+        for p in 0..<(rows + mr - 1) / mr {
             let panel = packed + p * depth * mr
             for i in 0..<mr {
                 let r = p * mr + i
@@ -280,19 +286,7 @@ extension PackedGemm {
     /// Packs A for `multiplyNarrow`: panel p holds A[p·16 + i, k] at `p·K·16 + k·16 + i`.
     public static func packNarrowA(_ a: UnsafePointer<Float>, rows: Int, depth: Int, lda: Int,
                                    into packed: UnsafeMutablePointer<Float>) {
-        let mr = narrowRowsPerPanel
-        for p in 0..<narrowPanelCount(rows: rows) {
-            let panel = packed + p * depth * mr
-            for i in 0..<mr {
-                let r = p * mr + i
-                if r < rows {
-                    let row = a + r * lda
-                    for k in 0..<depth { panel[k * mr + i] = row[k] }
-                } else {
-                    for k in 0..<depth { panel[k * mr + i] = 0 }
-                }
-            }
-        }
+        packPanels(a, rows: rows, depth: depth, lda: lda, panelRows: narrowRowsPerPanel, into: packed)
     }
 
     /// `multiply` for A packed by `packNarrowA`; `panels` counts 16-row panels.
