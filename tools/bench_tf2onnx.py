@@ -1,7 +1,7 @@
 """Ferry's exported ONNX against tf2onnx's for the same Keras models, in one script run.
 
 Usage: .venv/bin/python tools/bench_tf2onnx.py MODEL.h5... [--batch 1] [--runs 20] [--threads 2]
-                                                [--onnx-dir DIR]
+                                                [--onnx-dir DIR] [--by-op]
 Each Keras model is converted by `ferry convert` (optimized) and by tf2onnx
 (tools/tf2onnx_convert.py in .venv-tf2onnx, made by `tools/setup.sh --tf2onnx`), both at opset
 17. Prints node counts; onnxruntime's minimum and median run times, the two files timed in
@@ -79,11 +79,23 @@ def profiled_kernel_ms(path, batch, runs, threads, tmp):
     profile = pathlib.Path(session.end_profiling())
     events = json.loads(profile.read_text())
     profile.unlink()
-    fastest = {}
+    fastest, op_type = {}, {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             fastest[e["name"]] = min(fastest.get(e["name"], float("inf")), e["dur"])
-    return sum(fastest.values()) / 1e3
+            op_type[e["name"]] = e["args"]["op_name"]
+    by_op = {}
+    for name, microseconds in fastest.items():
+        count, total = by_op.get(op_type[name], (0, 0.0))
+        by_op[op_type[name]] = (count + 1, total + microseconds / 1e3)
+    return sum(fastest.values()) / 1e3, by_op
+
+
+def print_by_op(label, by_op):
+    """Kernel time per op type (after onnxruntime's fusions), largest first."""
+    print(f"  {label}:")
+    for op, (count, ms) in sorted(by_op.items(), key=lambda item: -item[1][1]):
+        print(f"    {op:28} {count:4d} nodes {ms:9.3f} ms")
 
 
 def onnx_node_count(path):
@@ -117,11 +129,14 @@ def compare_with_tf2onnx(models, args, tmp):
                   f"(tf2onnx's file asks for extra inputs {extra}: not timed)")
             continue
         (ferry_med, ferry_min), (peer_med, peer_min) = alternating_times(sessions, args.batch, args.runs, args.warmup)
-        ferry_kernels = profiled_kernel_ms(ferry_onnx, args.batch, args.runs, args.threads, tmp)
-        peer_kernels = profiled_kernel_ms(peer_onnx, args.batch, args.runs, args.threads, tmp)
+        ferry_kernels, ferry_by_op = profiled_kernel_ms(ferry_onnx, args.batch, args.runs, args.threads, tmp)
+        peer_kernels, peer_by_op = profiled_kernel_ms(peer_onnx, args.batch, args.runs, args.threads, tmp)
         print(f"{model:40} {onnx_node_count(ferry_onnx):11d} {onnx_node_count(peer_onnx):13d} "
               f"{ferry_min:8.3f}/{ferry_med:8.3f} {peer_min:9.3f}/{peer_med:9.3f} "
               f"{ferry_kernels:16.3f} {peer_kernels:18.3f} {ferry_kernels / peer_kernels:6.2f}")
+        if args.by_op:
+            print_by_op("Ferry's file", ferry_by_op)
+            print_by_op("tf2onnx's file", peer_by_op)
     return 0
 
 
@@ -132,6 +147,7 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--by-op", action="store_true", help="also print each file's kernel time per op type")
     parser.add_argument("--onnx-dir", help="keep both ONNX files here (tf2onnx's are reused if present)")
     args = parser.parse_args()
     if args.onnx_dir:

@@ -19,6 +19,16 @@ import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 
 
+def freeze_normalization_statistics(model):
+    """Keras 3's Normalization keeps its mean and variance as eager tensors computed from its
+    weights; a traced function captures them as placeholders, which tf2onnx leaves as extra graph
+    inputs. Held in variables, they are frozen into initializers like every other weight."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "mean", None) is not None:
+            layer.mean = tf.Variable(layer.mean, trainable=False)
+            layer.variance = tf.Variable(layer.variance, trainable=False)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
@@ -26,6 +36,7 @@ def main():
     parser.add_argument("--opset", type=int, default=17)
     args = parser.parse_args()
     model = keras.saving.load_model(args.model, compile=False)
+    freeze_normalization_statistics(model)
     specs = [tf.TensorSpec((None,) + tuple(x.shape[1:]), tf.float32, name=x.name) for x in model.inputs]
 
     @tf.function(input_signature=specs)
