@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "FerryRuntime", dependencies: ["FerryIR", "COpenBLAS", "FerryKernels", "CFerryCPU", "CFerryThreads"]),
         .target(name: "FerryOptimizer", dependencies: ["FerryIR", "FerryRuntime"]),
         .target(name: "Ferry", dependencies: [
-            "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime", "ZIPFoundation",
+            "FerryIR", "FerryKeras", "FerryCaffe", "FerryONNX", "FerryOptimizer", "FerryRuntime", "CFerryCPU", "ZIPFoundation",
         ]),
         .executableTarget(name: "ferry", dependencies: [
             "Ferry", .product(name: "ArgumentParser", package: "swift-argument-parser"),

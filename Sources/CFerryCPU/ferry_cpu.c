@@ -22,3 +22,11 @@ const char *ferry_kernels_instruction_set(void) {
     return "generic";
 #endif
 }
+
+#include <stdlib.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+void ferry_map_buffers_from(long bytes) { mallopt(M_MMAP_THRESHOLD, (int)bytes); }
+#else
+void ferry_map_buffers_from(long bytes) { (void)bytes; }
+#endif

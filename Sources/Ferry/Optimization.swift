@@ -12,8 +12,9 @@ public func applyingLayout(_ graph: Graph, _ layout: InterfaceLayout) -> Graph {
 }
 
 /// Runs the standard optimizer pipeline (see FerryOptimizer.PassManager.standardPasses).
-public func optimizeModel(_ graph: Graph) throws -> OptimizationResult {
-    try PassManager().optimize(graph)
+/// Pass the graph with `consume` when only the result is kept (weights are then held once).
+public func optimizeModel(_ graph: consuming Graph) throws -> OptimizationResult {
+    try PassManager().optimize(consume graph)
 }
 
 extension OptimizationResult {

@@ -1,8 +1,10 @@
 extension Graph {
     /// Infers the type of every value, in node order. Throws at the first node whose inputs
     /// are unknown or inconsistent, naming its source layer.
-    public func inferTypes() throws -> [String: TensorType] {
-        var types: [String: TensorType] = [:]
+    /// `assuming` gives the types of values held outside the graph (a runtime's weights kept
+    /// only in a packed form).
+    public func inferTypes(assuming held: [String: TensorType] = [:]) throws -> [String: TensorType] {
+        var types = held
         for v in inputs { types[v.name] = v.type }
         for (name, t) in initializers { types[name] = t.type }
         for node in nodes {

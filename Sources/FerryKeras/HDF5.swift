@@ -43,7 +43,8 @@ struct H5FloatArray {
 /// An HDF5 file opened read-only. Object paths are relative to the root ("model_weights/dense1").
 final class H5File {
     let path: String
-    private let file: H5Handle
+    private var handle: H5Handle?
+    private var file: H5Handle { handle! }
     /// The file's size: data a Keras file holds (weights, attributes) must fit in it, so a
     /// declared size beyond it is refused before anything is allocated for it.
     let fileSize: Int
@@ -57,8 +58,14 @@ final class H5File {
         guard H5Fis_hdf5(path) > 0 else {
             throw FerryError("not an HDF5 file", file: path)
         }
-        file = try H5Handle(H5Fopen(path, ferry_H5F_ACC_RDONLY(), ferry_H5P_DEFAULT()), closer: H5Fclose,
-                            orThrow: FerryError("libhdf5 could not open the file", file: path))
+        handle = try H5Handle(H5Fopen(path, ferry_H5F_ACC_RDONLY(), ferry_H5P_DEFAULT()), closer: H5Fclose,
+                              orThrow: FerryError("libhdf5 could not open the file", file: path))
+    }
+
+    deinit {
+        handle = nil
+        // libhdf5 keeps freed blocks on its own free lists; hand them back once the file is closed.
+        _ = H5garbage_collect()
     }
 
     /// Whether a group or dataset exists at `objectPath` (each component is checked, so missing

@@ -57,6 +57,17 @@ public enum PackedGemm {
         }
     }
 
+    /// The inverse of `packPanels`: A (`rows` x `depth`, row stride `lda`) from its panels of
+    /// `panelRows` rows (a runtime that kept only the packed weights restores them with it).
+    public static func unpackPanels(_ packed: UnsafePointer<Float>, rows: Int, depth: Int, panelRows mr: Int,
+                                    into a: UnsafeMutablePointer<Float>, lda: Int) {
+        for r in 0..<rows {
+            let panel = packed + (r / mr) * depth * mr, i = r % mr
+            let row = a + r * lda
+            for k in 0..<depth { row[k] = panel[k * mr + i] }
+        }
+    }
+
     /// C[rows of panels `panels`, `columns`] = epilogue(A · B) (A · B added to C first when
     /// `accumulate`), with A packed by `packA` (`rows` x `depth`), B row-major with row stride
     /// `ldb`, C with row stride `ldc`. `columns` index both B's and C's columns. The epilogue's

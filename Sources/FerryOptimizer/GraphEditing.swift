@@ -52,6 +52,17 @@ extension Graph {
         name.isEmpty ? nil : initializers[name]
     }
 
+    /// Removes the named initializers that no node reads and no graph output is: a pass that
+    /// replaced a weight by a rewritten copy drops the original at once, so that a pass over
+    /// every Conv of a model holds its weights about once, not twice, until dead-code removal.
+    mutating func dropUnreadInitializers(_ names: [String]) {
+        let candidates = Set(names.filter { !$0.isEmpty && initializers[$0] != nil }).subtracting(outputNames)
+        guard !candidates.isEmpty else { return }
+        var read = Set<String>()
+        for node in nodes { for input in node.inputs where candidates.contains(input) { read.insert(input) } }
+        for name in candidates.subtracting(read) { initializers[name] = nil }
+    }
+
     /// Adds a weight under a fresh name derived from `base`.
     mutating func addInitializer(_ base: String, _ tensor: Tensor) -> String {
         let name = freshName(base)

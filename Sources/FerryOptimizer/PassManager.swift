@@ -93,8 +93,11 @@ public struct PassManager: Sendable {
         EliminateDeadNodes(),
     ]
 
-    public func optimize(_ graph: Graph) throws -> OptimizationResult {
-        var g = graph
+    /// Pass the graph with `consume` when the caller keeps only the result: the passes then
+    /// rewrite weights without the caller's copy holding the originals.
+    public func optimize(_ graph: consuming Graph) throws -> OptimizationResult {
+        let nodesBefore = graph.nodes.count
+        var g = consume graph
         var totals = passes.map { PassReport(pass: $0.name, unit: $0.unit, changes: 0) }
         var rounds = 0
         while rounds < maxRounds {
@@ -114,7 +117,7 @@ public struct PassManager: Sendable {
             }
             if !changed { break }
         }
-        return OptimizationResult(graph: g, reports: totals, nodesBefore: graph.nodes.count,
+        return OptimizationResult(graph: g, reports: totals, nodesBefore: nodesBefore,
                                   nodesAfter: g.nodes.count, rounds: rounds)
     }
 }

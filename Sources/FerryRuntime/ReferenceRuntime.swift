@@ -291,7 +291,16 @@ public struct ReferenceRuntime: Sendable {
     /// Checks the given tensors against the graph inputs (names, dtypes, ranks, fixed sizes,
     /// one size per symbolic dimension name) and returns them as the first live values.
     func bindInputs(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
-        let expected = Set(graph.inputs.map(\.name))
+        try Self.bind(inputs, to: graph.inputs)
+    }
+
+    /// Checks inputs against a graph's input values (names, dtypes, fixed sizes, one size per
+    /// symbolic dimension); returns them keyed by name.
+    static func bind(_ inputs: [String: Tensor], to graphInputs: [Value]) throws -> [String: Tensor] {
+        func describeInputs() -> String {
+            graphInputs.map { "'\($0.name)' \($0.type)" }.joined(separator: ", ")
+        }
+        let expected = Set(graphInputs.map(\.name))
         let unknown = inputs.keys.filter { !expected.contains($0) }.sorted()
         if !unknown.isEmpty {
             let list = unknown.map { "'\($0)'" }.joined(separator: ", ")
@@ -299,7 +308,7 @@ public struct ReferenceRuntime: Sendable {
         }
         var bound: [String: (size: Int, input: String)] = [:]
         var live: [String: Tensor] = [:]
-        for value in graph.inputs {
+        for value in graphInputs {
             guard let t = inputs[value.name] else {
                 throw FerryError("missing input '\(value.name)' (\(value.type)); the model's inputs are \(describeInputs())")
             }
@@ -330,9 +339,5 @@ public struct ReferenceRuntime: Sendable {
             live[value.name] = t
         }
         return live
-    }
-
-    private func describeInputs() -> String {
-        graph.inputs.map { "'\($0.name)' \($0.type)" }.joined(separator: ", ")
     }
 }

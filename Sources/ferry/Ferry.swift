@@ -16,6 +16,7 @@ struct FerryCommand: ParsableCommand {
     /// Parses and runs, mapping errors to the documented exit statuses: 0 success,
     /// 1 a check found a difference, 2 bad input or usage.
     static func main() {
+        returnLargeBuffersWhenFreed()
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -161,7 +162,7 @@ struct Convert: ParsableCommand {
         var graph = try options.load(source)
         // Keras and Caffe are written from the graph as imported: layers, names and weights stay
         // the source's (BatchNorm stays a layer), and the target's tools optimize on their own.
-        if !options.noOptimize && !exportsUnoptimizedGraph(format) { graph = try optimizeModel(graph).graph }
+        if !options.noOptimize && !exportsUnoptimizedGraph(format) { graph = try optimizeModel(consume graph).graph }
         // Whether ONNX weights go to <destination>.data is known only now, from their size.
         try refuseExisting(outputFiles(for: destination, format: format, graph: graph, externalData: externalData), force: force)
         let saved = try saveModel(graph, to: destination, format: format, opset: opset, externalData: externalData)
@@ -203,22 +204,24 @@ struct Run: ParsableCommand {
 
     func run() throws {
         var graph = try options.load(model)
-        if !options.noOptimize { graph = try optimizeModel(graph).graph }
+        if !options.noOptimize { graph = try optimizeModel(consume graph).graph }
         let feeds = try readInputFiles(input, for: graph, model: model)
         let outputPaths = output.map { [$0] } ?? graph.outputs.map {
             URL(fileURLWithPath: outputDir!).appendingPathComponent(outputFileName(for: $0.name)).path
         }
         try refuseOverwritingInputs(outputPaths, inputs: modelFiles(model, weights: options.weights) + inputFilePaths(input))
         try refuseExisting(outputPaths, force: force)
-        let results = try runModel(graph, inputs: feeds, threads: threads)
+        let outputs = graph.outputs
+        // The runtime becomes the graph's only holder, so it keeps each convolution's weights once.
+        let results = try runModel(consume graph, inputs: feeds, threads: threads)
         if let output {
-            guard graph.outputs.count == 1 else {
-                throw FerryError("the model has \(graph.outputs.count) outputs (\(graph.outputs.map(\.name).joined(separator: ", "))); use --output-dir", file: model)
+            guard outputs.count == 1 else {
+                throw FerryError("the model has \(outputs.count) outputs (\(outputs.map(\.name).joined(separator: ", "))); use --output-dir", file: model)
             }
-            try NumPy.write(results[graph.outputs[0].name]!, path: output)
+            try NumPy.write(results[outputs[0].name]!, path: output)
         } else if let outputDir {
             try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-            for out in graph.outputs {
+            for out in outputs {
                 let path = URL(fileURLWithPath: outputDir).appendingPathComponent(outputFileName(for: out.name)).path
                 try NumPy.write(results[out.name]!, path: path)
             }
@@ -400,12 +403,12 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         var graph = try options.load(model)
-        if !options.noOptimize { graph = try optimizeModel(graph).graph }
+        if !options.noOptimize { graph = try optimizeModel(consume graph).graph }
         var checkOptions = CheckOptions()
         checkOptions.batch = batch
         let feeds: [String: Tensor]
         do { feeds = try randomInputs(for: graph, options: checkOptions, sample: 0) } catch let e as FerryError { throw e.inFile(model) }
-        let result = try benchmark(graph, inputs: feeds, batch: batch, runs: runs, warmup: warmup, threads: threads)
+        let result = try benchmark(consume graph, inputs: feeds, batch: batch, runs: runs, warmup: warmup, threads: threads)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -79,7 +79,7 @@ struct FuzzTarget: ParsableCommand {
                 graph = try loadModel(path: main, weights: weights)
                 _ = ModelSummary(graph: graph, file: main).text
             }
-            graph = try optimizeModel(graph).graph
+            graph = try optimizeModel(consume graph).graph
             if feeds == nil {
                 // Cases that would take seconds to run here are only read: the time limit is for hangs.
                 guard let largest = largestActivation(graph), largest <= runLimit,

@@ -9,4 +9,10 @@ const char *ferry_kernels_unsupported_cpu(void);
 /// The instruction set FerryKernels was compiled for ("x86-64 + AVX2 + FMA" or "generic").
 const char *ferry_kernels_instruction_set(void);
 
+/// Makes buffers of `bytes` or more get their own mapping, returned to the system when freed
+/// (glibc's mallopt M_MMAP_THRESHOLD; a no-op elsewhere). glibc otherwise raises its threshold
+/// as large buffers are freed, and weights replaced during import and optimization then stay
+/// in the heap as holes that count in the process's memory.
+void ferry_map_buffers_from(long bytes);
+
 #endif

@@ -77,11 +77,11 @@ func foldableChannels(of p: Int, in graph: Graph) -> Int? {
 /// result) by folding it into `p`'s weight and bias. `p` must pass `foldableChannels`.
 func foldAffine(scale: [Float], shift: [Float], intoProducer p: Int, replacing i: Int, in graph: inout Graph) -> Bool {
     let producer = graph.nodes[p]
-    guard let weight = graph.constant(producer.inputs[1]) else { return false }
+    // The weights are scaled into a new initializer; the original is dropped below once unread.
+    guard let shape = graph.constant(producer.inputs[1])?.shape, var w = graph.constant(producer.inputs[1])?.floats else { return false }
     let channels = scale.count
-    var w = weight.floats
     if case .gemm(let a) = producer.op, !a.transB {
-        for r in 0..<weight.shape[0] { for ch in 0..<channels { w[r * channels + ch] *= scale[ch] } }
+        for r in 0..<shape[0] { for ch in 0..<channels { w[r * channels + ch] *= scale[ch] } }
     } else {
         let per = w.count / channels
         for ch in 0..<channels { for k in 0..<per { w[ch * per + k] *= scale[ch] } }
@@ -90,9 +90,10 @@ func foldAffine(scale: [Float], shift: [Float], intoProducer p: Int, replacing i
     let b = oldBias ?? Array(repeating: 0, count: channels)
     let bias = (0..<channels).map { b[$0] * scale[$0] + shift[$0] }
     var fused = producer
-    fused.inputs[1] = graph.addInitializer(producer.inputs[1], Tensor(shape: weight.shape, floats: w))
+    fused.inputs[1] = graph.addInitializer(producer.inputs[1], Tensor(shape: shape, floats: w))
     let biasName = graph.addInitializer("\(producer.name)/bias", Tensor(shape: [channels], floats: bias))
     if fused.inputs.count > 2 { fused.inputs[2] = biasName } else { fused.inputs.append(biasName) }
     graph.replace(pattern: [p, i], with: fused)
+    graph.dropUnreadInitializers(Array(producer.inputs.dropFirst()))
     return true
 }

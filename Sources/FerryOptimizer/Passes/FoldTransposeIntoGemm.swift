@@ -25,22 +25,30 @@ public struct FoldTransposeIntoGemm: Pass {
             guard let t = producers[graph.nodes[f].inputs[0]], case .transpose(let perm) = graph.nodes[t].op,
                   perm.first == 0, graph.isPrivate(graph.nodes[t].outputs[0]),
                   let x = types[graph.nodes[t].inputs[0]]?.shape, let sizes = Array(x.dims.dropFirst()).fixedSizes(),
-                  let weight = graph.constant(graph.nodes[g].inputs[1]), weight.dtype == .float32 else { continue }
+                  let weightShape = graph.constant(graph.nodes[g].inputs[1])?.shape,
+                  graph.constant(graph.nodes[g].inputs[1])?.dtype == .float32 else { continue }
             // Row j of the weight meets element j of the transposed value's flattening; that
             // element is element rowSource[j] of the untransposed value's flattening.
             let rowSource = flattenedPermutation(sizes: sizes, perm: perm.dropFirst().map { $0 - 1 })
             let k = rowSource.count
-            guard weight.shape == (attributes.transB ? [weight.shape[0], k] : [k, weight.shape[1]]) else { continue }
-            let w = weight.floats
-            var permuted = [Float](repeating: 0, count: w.count)
+            guard weightShape == (attributes.transB ? [weightShape[0], k] : [k, weightShape[1]]) else { continue }
+            // The weight is permuted in place when this Gemm is its only reader (a Dense matrix
+            // can be most of a model's weights: a copy would hold it twice), else in a copy.
+            let original = graph.nodes[g].inputs[1]
+            let onlyReader = graph.isPrivate(original)
+            var w = graph.constant(original)!.floats
+            if onlyReader { graph.initializers[original] = nil }
             if attributes.transB {
-                let n = weight.shape[0]
-                for r in 0..<n { for j in 0..<k { permuted[r * k + rowSource[j]] = w[r * k + j] } }
+                // Each row's k elements: element j goes to rowSource[j].
+                var row = [Float](repeating: 0, count: k)
+                for r in 0..<weightShape[0] {
+                    for j in 0..<k { row[rowSource[j]] = w[r * k + j] }
+                    w.replaceSubrange((r * k)..<((r + 1) * k), with: row)
+                }
             } else {
-                let n = weight.shape[1]
-                for j in 0..<k { for c in 0..<n { permuted[rowSource[j] * n + c] = w[j * n + c] } }
+                permuteRows(&w, rowLength: weightShape[1], destination: rowSource)
             }
-            let name = graph.addInitializer(graph.nodes[g].inputs[1] + "/nchw", Tensor(shape: weight.shape, floats: permuted))
+            let name = graph.addInitializer(original + "/nchw", Tensor(shape: weightShape, floats: w))
             graph.nodes[g].inputs[1] = name
             graph.absorb(producer: t, into: f)
             folded += 1
@@ -75,4 +83,27 @@ func flattenedPermutation(sizes: [Int], perm: [Int]) -> [Int] {
 
 extension Array where Element == Dim {
     func fixedSizes() -> [Int]? { Shape(self).fixedSizes }
+}
+
+/// Moves row j of a row-major matrix (rows of `rowLength`) to row `destination[j]`, in place:
+/// each cycle of the permutation is followed with one row held aside.
+func permuteRows(_ matrix: inout [Float], rowLength n: Int, destination: [Int]) {
+    var placed = [Bool](repeating: false, count: destination.count)
+    var carried = [Float](repeating: 0, count: n)
+    var evicted = [Float](repeating: 0, count: n)
+    matrix.withUnsafeMutableBufferPointer { m in
+        for start in destination.indices where !placed[start] {
+            // Row `start` is carried to its destination; the row found there is carried on to
+            // its own, until the cycle comes back to `start`.
+            for c in 0..<n { carried[c] = m[start * n + c] }
+            var target = destination[start]
+            while true {
+                for c in 0..<n { evicted[c] = m[target * n + c]; m[target * n + c] = carried[c] }
+                placed[target] = true
+                if target == start { break }
+                swap(&carried, &evicted)
+                target = destination[target]
+            }
+        }
+    }
 }

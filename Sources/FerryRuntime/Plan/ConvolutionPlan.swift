@@ -118,34 +118,22 @@ extension PlanBuilder {
         let budget = max(Self.im2colTileBytes / 4 / max(rows, 1), 64) / 16 * 16
         let tile = pointwise ? outPlane : (outPlane <= budget * 3 / 2 ? outPlane : budget)
         let columnScratch = pointwise ? 0 : ArenaPlanner.aligned(rows * tile)
-        // Constant weights are packed here once for PackedGemm (one packed matrix per group);
-        // otherwise (weights computed at run time, or a CPU without AVX2) cblas_sgemm packs them
-        // on every call.
+        // Constant weights are packed once for PackedGemm (one packed matrix per group, shared by
+        // the runtime's plans); otherwise (weights computed at run time, or a CPU without AVX2)
+        // cblas_sgemm packs them on every call.
         var packedWeights: UnsafePointer<Float>?
         // Small planes (late stages) take the kernel that broadcasts pixels and vectorizes channels.
         let narrow = PackedGemm.prefersNarrow(columns: tile, depth: rows)
         let packedStep = narrow ? PackedGemm.narrowPackedCount(rows: mg, depth: rows) : PackedGemm.packedCount(rows: mg, depth: rows)
         if InnerKernels.simd, PlanBuilder.packedGemmEnabled, let weights = constant(node.inputs[1]), rows > 0 {
-            var packed = [Float](repeating: 0, count: packedStep * group)
-            weights.floats.withUnsafeBufferPointer { wp in
-                packed.withUnsafeMutableBufferPointer { pp in
-                    for gi in 0..<group {
-                        if narrow {
-                            PackedGemm.packNarrowA(wp.baseAddress! + gi * mg * rows, rows: mg, depth: rows, lda: rows,
-                                                   into: pp.baseAddress! + gi * packedStep)
-                        } else {
-                            PackedGemm.packA(wp.baseAddress! + gi * mg * rows, rows: mg, depth: rows, lda: rows,
-                                             into: pp.baseAddress! + gi * packedStep)
-                        }
-                    }
-                }
-            }
-            packedWeights = pin(packed)
+            packedWeights = packedConvWeights(node.inputs[1], weights: weights, narrow: narrow, group: group, rows: mg, depth: rows)
         }
         let gemmScratch = packedWeights == nil ? 0 : ArenaPlanner.aligned(PackedGemm.scratchCount) * threads
         let kind = (pointwise ? "conv.1x1" : "conv.im2col") + (packedWeights == nil ? "-sgemm" : narrow ? "-packed-narrow" : "-packed")
         return PlannedKernel(name: kind, scratch: columnScratch + gemmScratch) { b in
-            let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
+            // Packed weights are read from the store's copy: the original is not needed (and a
+            // runtime may release it).
+            let x = b.pointer(node.inputs[0]), w = packedWeights == nil ? b.pointer(node.inputs[1]) : nil, y = b.pointer(node.outputs[0])
             let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
             let col = b.scratch!, gemmScratchBase = b.scratch! + columnScratch
             /// out[mg, count] (row stride outPlane) = weights of group gi x columns[rows, count], with
@@ -158,7 +146,7 @@ extension PlanBuilder {
                                    scratch: gemmScratchBase)
                     return true
                 }
-                sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: w + gi * mg * rows, lda: rows,
+                sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: w! + gi * mg * rows, lda: rows,
                       b: columns, ldb: ldb, beta: 0, c: out, ldc: outPlane)
                 return false
             }

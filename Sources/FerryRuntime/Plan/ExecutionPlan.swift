@@ -6,33 +6,51 @@ import Foundation
 /// for them (kept for later runs with the same shapes), later runs only execute it. Not for use
 /// from several threads at once (a plan owns one arena).
 public final class PlanRuntime {
-    public let graph: Graph
+    /// The graph; with `releasesPackedWeights`, convolution weights that plans read only through
+    /// packed copies are missing from its initializers. nil only while a plan is compiled (the
+    /// builder holds it, as its only holder, so that released weights are freed).
+    private var graph: Graph!
     /// Threads for Ferry's kernels and for OpenBLAS (one budget, never both at once).
     public let threads: Int
-    /// Validates the graph and inputs exactly as the reference runtime does.
-    private let reference: ReferenceRuntime
+    /// Runs graphs whose value sizes depend on the data (DetectionOutput): such a node cannot
+    /// have an arena offset. nil for every other graph.
+    private let reference: ReferenceRuntime?
     private var plans: [[[Int]]: ExecutionPlan] = [:]
     /// Plans kept at most (a few batch sizes); the oldest is dropped first.
     private static let cacheLimit = 4
     private var planOrder: [[[Int]]] = []
-    /// A node whose output size depends on the data (DetectionOutput) cannot have an arena
-    /// offset: such graphs run on the reference runtime.
-    private let hasDataDependentShapes: Bool
+    private let packedWeights = PackedWeightStore()
+    /// Whether weights held packed are dropped from the graph (the memory of one copy instead
+    /// of two), to be unpacked when another plan is compiled.
+    public let releasesPackedWeights: Bool
 
     /// Validates the graph (verifies, every op is supported); `threads` defaults to every core.
-    public init(graph: Graph, threads: Int? = nil) throws {
+    /// With `releasesPackedWeights`, the runtime should be the graph's only holder (pass it with
+    /// `consume`): weights another copy of the graph still holds are not freed.
+    public init(graph: consuming Graph, threads: Int? = nil, releasesPackedWeights: Bool = false) throws {
         if let threads, threads < 1 { throw FerryError("thread count must be at least 1, got \(threads)") }
-        reference = try ReferenceRuntime(graph: graph)
-        hasDataDependentShapes = graph.nodes.contains { if case .detectionOutput = $0.op { return true } else { return false } }
+        let dataDependent = graph.nodes.contains { if case .detectionOutput = $0.op { return true } else { return false } }
+        let validated = try ReferenceRuntime(graph: copy graph)
+        reference = dataDependent ? validated : nil
+        self.releasesPackedWeights = releasesPackedWeights && !dataDependent
         self.graph = graph
         self.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
     }
+
+    /// Initializers held only as packed copies (released from the graph).
+    public var releasedWeights: Set<String> { packedWeights.names.subtracting(graph.initializers.keys) }
 
     /// The plan for inputs of these shapes (by graph input name), compiled on first use.
     public func plan(forShapes shapes: [String: [Int]]) throws -> ExecutionPlan {
         let key = graph.inputs.map { shapes[$0.name] ?? [] }
         if let plan = plans[key] { return plan }
-        let plan = try ExecutionPlan(graph: graph, inputShapes: shapes, threads: threads)
+        let types = try PlanBuilder.fixedTypes(graph, inputShapes: shapes, held: packedWeights.originalTypes(releasedWeights))
+        let taken = graph!
+        graph = nil
+        let builder = PlanBuilder(graph: consume taken, types: types, inputShapes: shapes, threads: threads,
+                                  packedWeights: packedWeights, releasesPackedWeights: releasesPackedWeights)
+        defer { graph = builder.graph }
+        let plan = try ExecutionPlan(builder: builder)
         if planOrder.count >= Self.cacheLimit { plans[planOrder.removeFirst()] = nil }
         plans[key] = plan
         planOrder.append(key)
@@ -41,8 +59,8 @@ public final class PlanRuntime {
 
     /// Runs the graph on inputs keyed by graph input name; returns the graph outputs by name.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
-        if hasDataDependentShapes { return try reference.run(inputs) }
-        let bound = try reference.bindInputs(inputs)
+        if let reference { return try reference.run(inputs) }
+        let bound = try ReferenceRuntime.bind(inputs, to: graph.inputs)
         return try plan(forShapes: bound.mapValues(\.shape)).run(bound)
     }
 }
@@ -100,11 +118,11 @@ public final class ExecutionPlan {
     private let pinned: [[Float]]
     private let lock = NSLock()
 
-    init(graph: Graph, inputShapes: [String: [Int]], threads: Int) throws {
-        let builder = try PlanBuilder(graph: graph, inputShapes: inputShapes, threads: threads)
+    init(builder: PlanBuilder) throws {
         try builder.planNodes()
-        self.inputShapes = inputShapes
-        self.threads = threads
+        let graph = builder.graph
+        self.inputShapes = builder.inputShapes
+        self.threads = builder.threads
         self.blocks = builder.blocks
         let arenaCount = builder.arenaCount
         let scratchCount = ArenaPlanner.aligned(builder.scratchCount)
@@ -202,7 +220,10 @@ enum BLASThreads {
 /// Compiles a plan: fixes shapes, gives every value a home, picks kernels, places the arena's
 /// blocks by liveness; then (once the arena exists) hands kernels the addresses they use.
 final class PlanBuilder {
-    let graph: Graph
+    /// The graph being compiled; with `releasesPackedWeights`, a convolution weight read by one
+    /// node and packed for it is removed from it (freed, when the builder is its only holder).
+    private(set) var graph: Graph
+    let inputShapes: [String: [Int]]
     let threads: Int
     /// Every value's type with fixed sizes.
     let types: [String: TensorType]
@@ -215,14 +236,25 @@ final class PlanBuilder {
     let boxes: BoxStore
     private var boxCount = 0
     var pinned: [[Float]] = []
+    /// Initializers read in place, by root name (pinned on first use, so that an initializer
+    /// only read through a packed copy is not held by the plan).
     private var constantPointers: [String: UnsafeMutablePointer<Float>] = [:]
     /// The initializer each constant value (an initializer, or an alias of one) reads.
     private var constantRoots: [String: String] = [:]
+    /// Packed convolution weights, shared with the runtime's other plans.
+    let packedWeightStore: PackedWeightStore
+    let releasesPackedWeights: Bool
+    /// Nodes reading each initializer (an initializer read by one node only may be released
+    /// once that node has packed it), and the graph's outputs (never released).
+    private let readers: [String: Int]
+    /// Names of every initializer, in the graph or released.
+    private let constants: Set<String>
     /// Set once the arena is allocated.
     var arena: UnsafeMutablePointer<Float>!
     var scratch: UnsafeMutablePointer<Float>!
 
-    init(graph: Graph, inputShapes: [String: [Int]], threads: Int) throws {
+    /// Every value's type in `graph` with its inputs of these shapes (all sizes fixed, or an error).
+    static func fixedTypes(_ graph: Graph, inputShapes: [String: [Int]], held: [String: TensorType] = [:]) throws -> [String: TensorType] {
         var fixed = graph
         for i in fixed.inputs.indices {
             guard let shape = inputShapes[fixed.inputs[i].name] else {
@@ -230,26 +262,70 @@ final class PlanBuilder {
             }
             fixed.inputs[i].type.shape = Shape(shape)
         }
-        let types = try fixed.inferTypes()
+        let types = try fixed.inferTypes(assuming: held)
         for (name, t) in types where !t.shape.isFullyFixed {
             throw FerryError("value '\(name)' has shape \(t.shape) even with every input's shape fixed")
         }
+        return types
+    }
+
+    /// `types` from `fixedTypes` for the same graph and input shapes.
+    init(graph: consuming Graph, types: [String: TensorType], inputShapes: [String: [Int]], threads: Int,
+         packedWeights: PackedWeightStore, releasesPackedWeights: Bool = false) {
+        // Initializers, including those an earlier plan released (held packed in the store).
+        let constants = Set(graph.initializers.keys).union(packedWeights.names)
+        var readers: [String: Int] = [:]
+        for node in graph.nodes {
+            for name in Set(node.inputs) where constants.contains(name) { readers[name, default: 0] += 1 }
+        }
+        for v in graph.outputs where constants.contains(v.name) { readers[v.name, default: 0] += 1 }
+        self.constants = constants
+        self.readers = readers
         self.graph = graph
         self.types = types
+        self.inputShapes = inputShapes
         self.threads = threads
+        packedWeightStore = packedWeights
+        self.releasesPackedWeights = releasesPackedWeights
         boxes = BoxStore(count: 0)
     }
 
     func shape(_ name: String) -> [Int] { types[name]!.shape.fixedSizes! }
     func count(_ name: String) -> Int { elementCount(shape(name)) }
     func isFloat(_ name: String) -> Bool { !name.isEmpty && types[name]?.dtype == .float32 }
-    func constant(_ name: String) -> Tensor? { graph.initializers[name] }
+    /// An initializer's value (unpacked again when an earlier plan released it).
+    func constant(_ name: String) -> Tensor? {
+        if let t = graph.initializers[name] { return t }
+        guard let restored = packedWeightStore.restore(name) else { return nil }
+        graph.initializers[name] = restored
+        return restored
+    }
+
+    /// Packs a convolution's constant weights (or takes the runtime's packed copy), releasing the
+    /// original when this node is its only reader; returns the address of the packed groups.
+    func packedConvWeights(_ name: String, weights: Tensor, narrow: Bool, group: Int, rows: Int, depth: Int) -> UnsafePointer<Float> {
+        let root = constantRoot(name)
+        let entry = packedWeightStore.packed(root, weights: weights, narrow: narrow, group: group, rows: rows, depth: depth)
+        if releasesPackedWeights, root == name, readers[root] == 1 { graph.initializers[root] = nil }
+        return pin(entry.values)
+    }
+    /// The initializer a constant value reads (itself, or the one it aliases).
+    func constantRoot(_ name: String) -> String { constantRoots[name] ?? name }
 
     /// Address of a float32 value (arena or initializer). Kernels never write initializers.
     func pointer(_ name: String) -> UnsafeMutablePointer<Float> {
         switch homes[name]! {
         case .arena(let block, let offset): return arena + blocks[block].offset + offset
-        case .constant: return constantPointers[name]!
+        case .constant:
+            let root = constantRoot(name)
+            if let p = constantPointers[root] { return p }
+            guard case .float32(let values) = constant(root)!.storage else { preconditionFailure("'\(name)' is not float32") }
+            pinned.append(values)
+            // The array's storage stays where it is while `pinned` holds it and nobody writes it.
+            let p = values.withUnsafeBufferPointer { UnsafeMutablePointer(mutating: $0.baseAddress) }
+                ?? UnsafeMutablePointer<Float>.allocate(capacity: 1)
+            constantPointers[root] = p
+            return p
         case .boxed: preconditionFailure("'\(name)' is not float32")
         }
     }
@@ -279,22 +355,13 @@ final class PlanBuilder {
     /// Gives `name` the home of `source` (same elements, another shape).
     func alias(_ name: String, to source: String) {
         homes[name] = homes[source]
-        if case .constant = homes[source] {
-            constantPointers[name] = constantPointers[source]
-            constantRoots[name] = constantRoots[source]
-        }
+        if case .constant = homes[source] { constantRoots[name] = constantRoots[source] }
     }
 
     func planNodes() throws {
-        for (name, t) in graph.initializers {
+        for name in constants {
             homes[name] = .constant
             constantRoots[name] = name
-            if case .float32(let values) = t.storage {
-                pinned.append(values)
-                // The array's storage stays where it is while `pinned` holds it and nobody writes it.
-                constantPointers[name] = values.withUnsafeBufferPointer { UnsafeMutablePointer(mutating: $0.baseAddress) }
-                    ?? UnsafeMutablePointer<Float>.allocate(capacity: 1)
-            }
         }
         for v in graph.inputs {
             if isFloat(v.name) { newBlock(v.name, step: -1) } else { newBox(v.name) }
@@ -368,7 +435,7 @@ final class PlanBuilder {
             let p = pointer(name), n = count(name)
             return { Tensor(shape: shape, floats: Array(UnsafeBufferPointer(start: p, count: n))) }
         case .constant:
-            let t = graph.initializers[constantRoots[name]!]!.reshaped(shape)
+            let t = constant(constantRoot(name))!.reshaped(shape)
             return { t }
         case .boxed(let slot):
             let boxes = boxes

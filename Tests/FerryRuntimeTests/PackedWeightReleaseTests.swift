@@ -1,0 +1,63 @@
+import FerryIR
+import FerryKernels
+@testable import FerryRuntime
+import Testing
+
+/// A runtime that releases packed weights holds each convolution's weights once (packed) and
+/// unpacks them when a plan for new shapes needs them: results must not change either way.
+@Suite struct PackedWeightReleaseTests {
+    @Test(arguments: [(rows: 13, depth: 7, group: 1), (rows: 6, depth: 36, group: 2), (rows: 17, depth: 1, group: 3)])
+    func restoreGivesBackTheOriginal(_ c: (rows: Int, depth: Int, group: Int)) {
+        let weights = randomTensor([c.rows * c.group, c.depth], seed: 41)
+        for narrow in [false, true] {
+            let store = PackedWeightStore()
+            let entry = store.packed("w", weights: weights, narrow: narrow, group: c.group, rows: c.rows, depth: c.depth)
+            #expect(entry.values.count == entry.step * c.group)
+            #expect(store.restore("w") == weights, "narrow \(narrow)")
+        }
+        #expect(PackedWeightStore().restore("w") == nil)
+    }
+
+    /// A 3x3 convolution (4 input channels: below Winograd's minimum) over an open batch: a
+    /// plan for a second batch size packs from the original, which the first plan released.
+    func convolution(sharedWeights: Bool) throws -> Graph {
+        var b = GraphBuilder(name: "release")
+        let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("n"), .fixed(4), .fixed(20), .fixed(20)])))
+        let w = b.addInitializer("w", randomTensor([8, 4, 3, 3], seed: 42))
+        let bias = b.addInitializer("b", randomTensor([8], seed: 43))
+        let attributes = ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])
+        let y = b.add(.conv(attributes), inputs: [x, w, bias], output: "y", origin: Origin(layer: "conv", type: "Conv"))
+        if sharedWeights {
+            let w2 = b.addInitializer("w2", randomTensor([4, 8, 1, 1], seed: 44))
+            let z = b.add(.conv(ConvAttributes(kernelShape: [1, 1])), inputs: [y, w2], output: "z", origin: Origin(layer: "squeeze", type: "Conv"))
+            // "w" read by two nodes: never released.
+            let again = b.add(.conv(attributes), inputs: [z, w], output: "again", origin: Origin(layer: "conv_again", type: "Conv"))
+            b.addOutput(again)
+        } else {
+            b.addOutput(y)
+        }
+        return try b.finish()
+    }
+
+    @Test(arguments: [false, true])
+    func plansForNewShapesUnpackReleasedWeights(sharedWeights: Bool) throws {
+        let graph = try convolution(sharedWeights: sharedWeights)
+        let reference = try ReferenceRuntime(graph: graph)
+        let runtime = try PlanRuntime(graph: graph, threads: 2, releasesPackedWeights: true)
+        let one = ["x": randomTensor([1, 4, 20, 20], seed: 45)], three = ["x": randomTensor([3, 4, 20, 20], seed: 46)]
+        for inputs in [one, three, one, three] {
+            let expected = try reference.run(inputs), got = try runtime.run(inputs)
+            for (name, t) in expected { expectClose(got[name]!, t) }
+            guard InnerKernels.simd else { continue }
+            let kernels = try runtime.plan(forShapes: inputs.mapValues(\.shape)).kernels.map(\.kernel)
+            #expect(kernels.first == "conv.im2col-packed")
+            #expect(runtime.releasedWeights == (sharedWeights ? ["w2"] : ["w"]))
+        }
+    }
+
+    @Test func keepingWeightsReleasesNothing() throws {
+        let runtime = try PlanRuntime(graph: try convolution(sharedWeights: false), threads: 1)
+        _ = try runtime.run(["x": randomTensor([1, 4, 20, 20], seed: 47)])
+        #expect(runtime.releasedWeights.isEmpty)
+    }
+}
