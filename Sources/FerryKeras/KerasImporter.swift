@@ -49,9 +49,28 @@ public enum KerasImporter {
         var metadata = ["source_format": source.format, "keras_model_class": model.kind.rawValue]
         if !source.kerasVersion.isEmpty { metadata["keras_version"] = source.kerasVersion }
         if !source.backend.isEmpty { metadata["backend"] = source.backend }
+        // The models used as layers ("inner", "outer/inner": their paths in the nodes' origins)
+        // and their classes, so that the Keras exporter can write them back nested.
+        let nested = nestedModelClasses(model, path: [])
+        if !nested.isEmpty, let json = try? JSONSerialization.data(withJSONObject: nested, options: [.sortedKeys]) {
+            metadata["keras_nested_models"] = String(decoding: json, as: UTF8.self)
+        }
         let ctx = LayerContext(builder: GraphBuilder(name: model.name, metadata: metadata), store: source.store,
                                kerasMajor: major)
         return try assemble(model, ctx)
+    }
+
+    /// {path of a nested model: {"class": its class, "inputs": its InputLayers' names}} for
+    /// every model used as a layer, at any depth.
+    static func nestedModelClasses(_ model: ModelConfig, path: [String]) -> [String: Any] {
+        var result: [String: Any] = [:]
+        for layer in model.layers {
+            guard let nested = layer.spec as? NestedModelSpec else { continue }
+            let inner = path + [layer.name]
+            result[inner.joined(separator: "/")] = ["class": nested.model.kind.rawValue, "inputs": nested.model.inputs.map(\.layer)]
+            result.merge(nestedModelClasses(nested.model, path: inner)) { a, _ in a }
+        }
+        return result
     }
 
     /// Builds the whole model with graph inputs for its InputLayers, then names the outputs

@@ -1,19 +1,87 @@
 """Which fixtures Ferry writes as Keras models (shared by test_keras_export.py and
 tools/crosscheck_export.py, which runs them in real Keras)."""
+import json
 
-# Keras fixtures Ferry writes back to Keras, and the ones whose layers stay one for one
-# (nested models are written flat; a Sequential becomes a Functional model).
+# Keras fixtures Ferry writes back to Keras, and the ones whose layers stay one for one in a
+# .keras zip (its nested models are written flat there; the .h5 keeps them nested).
 KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "functional_in_sequential", "mlp",
                   "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap"]
-# Loaded by Ferry but not yet by real Keras: a shared layer is written once per call, and the
-# weights then do not follow Keras's own layer order.
-NOT_IN_REAL_KERAS = ["nested_shared"]
+# Loaded by Ferry but not by real Keras.
+NOT_IN_REAL_KERAS = []
+# Keras 3 cannot load the Keras 2 layout of a model with nested models, not even the file
+# tf_keras itself wrote (tools/crosscheck_export.py checks that it still cannot).
+KERAS3_CANNOT_READ_KERAS2_NESTED = ["functional_in_sequential", "nested_shared"]
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family"]
-# Layer names with `/` (Keras 2) are written with `_`, which Keras 3 requires: slash_names.
-# Written with their weights moved or dropped: Normalization becomes Rescaling (its statistics
-# in the config), Dropout (an identity at inference) is left out.
-WEIGHTS_MOVED = ["preprocessing"]
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val"]
 # Fixtures whose ONNX file Ferry's ONNX importer cannot read back yet (the ONNX issue).
 ONNX_IMPORT_LACKS = {"concat_family": "the ONNX importer has no Concat yet"}
+
+# What Keras -> Ferry -> Keras (.h5) changes on purpose; everything else (model class, layer names
+# and classes, inbound nodes with shared layers' and nested models' calls, input and output layers,
+# layer_names, weight_names, weights bit for bit) is compared with the source (keras2.h5).
+ROUND_TRIP_CHANGES = {
+    # Keras 3 forbids `/` in layer names; Ferry writes `_` so that both Keras versions load the file.
+    "slash_names": "names with / written with _",
+    # Dropout is the identity at inference; the IR keeps no rate, so the layer is left out.
+    "mlp": "Dropout left out",
+    # Normalization's statistics become a Rescaling's scale and offset (WEIGHTS_MOVED).
+    "preprocessing": "Normalization written as Rescaling",
+}
+
+
+def _decoded(values):
+    return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+
+def keras_h5_structure(path, name=None):
+    """(structure, weights) of a Keras 2 layout .h5, normalized by ROUND_TRIP_CHANGES[name] when
+    given: structure is the model class with, per layer (recursing into nested models), its name,
+    class and inbound nodes, and the model's input and output layers; weights is layer_names
+    with, per layer, its weight_names, shapes, dtypes and bytes."""
+    import h5py
+    change = ROUND_TRIP_CHANGES.get(name, "")
+    rename = (lambda n: n.replace("/", "_")) if change.startswith("names with /") else (lambda n: n)
+
+    def weight_rename(weight):  # <layer>/<weight>:0: the layer part renamed
+        layer, _, leaf = weight.rpartition("/")
+        return f"{rename(layer)}/{leaf}" if layer else leaf
+
+    def refs(value):
+        if isinstance(value, list):
+            return [refs(v) for v in value]
+        return rename(value) if isinstance(value, str) else value
+
+    dropped = []
+
+    def model(entry):
+        sequential = entry["class_name"] == "Sequential"
+        layers = []
+        for layer in entry["config"]["layers"]:
+            if change == "Dropout left out" and layer["class_name"] == "Dropout":
+                assert sequential, "a Dropout is left out of a Sequential only here"
+                dropped.append(layer["config"]["name"])
+                continue
+            cls = layer["class_name"]
+            if change == "Normalization written as Rescaling" and cls == "Normalization":
+                cls = "Rescaling"
+            nested = model(layer) if cls in ("Sequential", "Functional", "Model") else None
+            layers.append((rename(layer["config"].get("name", layer.get("name"))), cls,
+                           None if sequential else refs(layer["inbound_nodes"]), nested))
+        config = entry["config"]
+        return (entry["class_name"], layers, None if sequential else refs(config["input_layers"]),
+                None if sequential else refs(config["output_layers"]))
+
+    with h5py.File(path, "r") as f:
+        structure = model(json.loads(f.attrs["model_config"]))
+        group = f["model_weights"]
+        weights = []
+        for layer in _decoded(group.attrs["layer_names"]):
+            if layer in dropped:
+                continue
+            names = _decoded(group[layer].attrs["weight_names"])
+            if change == "Normalization written as Rescaling":
+                names = []  # the statistics are in the Rescaling's config
+            weights.append((rename(layer), [(weight_rename(w), group[layer][w].shape, str(group[layer][w].dtype),
+                                             group[layer][w][()].tobytes()) for w in names]))
+    return structure, weights

@@ -1,7 +1,7 @@
 """Keras export (`ferry convert X Y.h5`) without TensorFlow: the written .h5 has the Keras 2
 layout (model_config, keras_version, backend, model_weights with layer_names and weight_names);
-a Keras model written back keeps its layer names, classes and weights bit for bit (read with
-h5py); Ferry reads the written file back and agrees with the source's reference outputs (Keras
+a Keras model written back keeps its config's structure (layer names and classes, inbound
+nodes, shared layers and nested models) and its weights bit for bit (read with h5py); Ferry reads the written file back and agrees with the source's reference outputs (Keras
 fixtures: Keras's predict(); Caffe fixtures: OpenCV's outputs, NCHW -> NHWC); what Keras cannot
 express fails naming the nodes. Real Keras (tf_keras 2.21, Keras 3.15) loads and runs the same
 files in tools/crosscheck_export.py (`make test-export-keras`, needs .venv-fixtures)."""
@@ -16,28 +16,12 @@ from conftest import KERAS_FIXTURES, ROOT, ferry, output_file_name, within_toler
 
 CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
 
-from export_fixtures import CAFFE_TO_KERAS, FLAT, KERAS_TO_KERAS, ONNX_IMPORT_LACKS, WEIGHTS_MOVED  # noqa: E402
+from export_fixtures import (CAFFE_TO_KERAS, FLAT, KERAS_TO_KERAS, ONNX_IMPORT_LACKS, ROUND_TRIP_CHANGES,  # noqa: E402
+                             keras_h5_structure)
 
 
 def layout_changes(stdout):
     return {m.group(2): m.group(1) for m in re.finditer(r"^layout: (input|output) (\S+): channels-first", stdout, re.M)}
-
-
-def weights_by_layer(path):
-    """{layer: [arrays in weight_names order]} of a Keras .h5."""
-    with h5py.File(path, "r") as f:
-        group = f["model_weights"]
-        result = {}
-        for name in [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]:
-            names = [n.decode() if isinstance(n, bytes) else n for n in group[name].attrs["weight_names"]]
-            result[name] = [np.array(group[name][w]) for w in names]
-        return result
-
-
-def layer_classes(path):
-    with h5py.File(path, "r") as f:
-        config = json.loads(f.attrs["model_config"])
-    return [(l["config"]["name"], l["class_name"]) for l in config["config"]["layers"]]
 
 
 def run_ferry(model, inputs, out_dir):
@@ -65,6 +49,12 @@ def test_keras_via_onnx_reads_back(name, tmp_path):
 
 @pytest.mark.parametrize("name", KERAS_TO_KERAS)
 def test_keras_round_trip(name, tmp_path):
+    """Keras -> Ferry -> Keras (.h5): the config and the weights compared with the source's
+    (tf_keras's keras2.h5) read back with h5py and JSON: model class (Sequential stays
+    Sequential), layer names and classes, inbound nodes (a shared layer's calls, a nested
+    model's calls and its own layers), input and output layers, layer_names, weight_names and
+    every weight bit for bit; only the changes in ROUND_TRIP_CHANGES differ. Real Keras loads
+    the file in tools/crosscheck_export.py."""
     model_dir = KERAS_FIXTURES / name
     manifest = json.loads((model_dir / "manifest.json").read_text())
     variant = next(v for v in manifest["variants"] if v["file"] == "keras2.h5")
@@ -74,26 +64,22 @@ def test_keras_round_trip(name, tmp_path):
     with h5py.File(out, "r") as f:
         assert f.attrs["keras_version"] and f.attrs["backend"] == "tensorflow"
         config = json.loads(f.attrs["model_config"])
-        assert config["class_name"] == "Functional"
         assert "Lambda" not in {l["class_name"] for l in config["config"]["layers"]}
-    source, written = weights_by_layer(model_dir / "keras2.h5"), weights_by_layer(out)
-    if name in FLAT:
-        # Same layers, same classes (Sequential models list no InputLayer in layer_names).
-        assert [l for l in layer_classes(out) if l[1] != "InputLayer"] == \
-               [l for l in layer_classes(model_dir / "keras2.h5") if l[1] != "InputLayer"]
-        for layer, arrays in source.items():
-            assert len(written.get(layer, [])) == len(arrays), layer
-            for a, b in zip(arrays, written[layer]):
-                assert a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b), layer
-    elif name not in WEIGHTS_MOVED:
-        # Nested models are written flat (a shared layer once per call): every weight is still
-        # there, bit for bit.
-        flat_source = {(a.shape, a.tobytes()) for arrays in source.values() for a in arrays}
-        flat_written = {(a.shape, a.tobytes()) for arrays in written.values() for a in arrays}
-        assert flat_source == flat_written
+    source_structure, source_weights = keras_h5_structure(model_dir / "keras2.h5", name)
+    structure, weights = keras_h5_structure(out)
+    assert structure == source_structure
+    assert [l for l, _ in weights] == [l for l, _ in source_weights], "layer_names"
+    for (layer, written), (_, original) in zip(weights, source_weights):
+        assert [w[:3] for w in written] == [w[:3] for w in original], f"{layer}: weight names, shapes, dtypes"
+        assert all(a[3] == b[3] for a, b in zip(written, original)), f"{layer}: weights differ"
     run_ferry(out, [(i["name"], model_dir / i["npy"]) for i in variant["inputs"]], tmp_path / "out")
     for o in variant["outputs"]:
         within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))
+
+
+def test_round_trip_changes_are_few():
+    """The deliberate differences stay three fixtures with a stated reason."""
+    assert set(ROUND_TRIP_CHANGES) <= set(KERAS_TO_KERAS) and len(ROUND_TRIP_CHANGES) == 3
 
 
 @pytest.mark.parametrize("via_onnx", [False, True], ids=["direct", "via-onnx"])

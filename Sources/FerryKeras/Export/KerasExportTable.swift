@@ -106,12 +106,12 @@ func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
     } else if same && (a.strides == [1, 1] || a.dilations == [1, 1]) {
         padding = "same"
     } else {
-        let name = ctx.uniqueName("\(node.origins.first?.layer ?? node.name)_pad")
-        ctx.layers.append(.init(name: name, className: "ZeroPadding2D", config: [
-            "name": name, "trainable": true, "dtype": "float32", "data_format": "channels_last",
-            "padding": [[a.pads[0], a.pads[2]], [a.pads[1], a.pads[3]]],
-        ], inbound: [x], weights: [], outputRank: 4))
-        x = name
+        let shape = ctx.layers.first { $0.name == x.layer }?.outputShape ?? []
+        let padded: [Int?] = shape.count == 4 ? [shape[0], shape[1].map { $0 + a.pads[0] + a.pads[2] },
+                                                  shape[2].map { $0 + a.pads[1] + a.pads[3] }, shape[3]] : []
+        x = ctx.appendLayer("ZeroPadding2D", named: "\(node.origins.first?.layer ?? node.name)_pad", config: [
+            "data_format": "channels_last", "padding": [[a.pads[0], a.pads[2]], [a.pads[1], a.pads[3]]],
+        ], inbound: [x], outputShape: padded)
         padding = "valid"
     }
     let src = w.floats

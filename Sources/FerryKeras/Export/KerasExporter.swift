@@ -16,26 +16,53 @@ public enum KerasExporter {
         public var config: [String: Any]
         public var layers: [KerasLayerRecord]
         public var layoutChanges: [LayoutChange]
+        /// Whether the model is written as a Sequential (a chain of single-input layers).
+        public var isSequential: Bool
     }
 
-    /// A written layer: name, class, config and weights (Keras names and order).
+    /// A written layer: name, class, config, calls and weights (Keras names and order).
     public struct KerasLayerRecord {
         public var name: String
         public var className: String
         public var config: [String: Any]
-        public var inbound: [String]
+        /// The inputs of each call of the layer (a shared layer has several).
+        public var calls: [[KerasTensorRef]]
+        /// The layer's weights in Keras's order; a nested model's are its layers' (trainable
+        /// ones first, as Keras lists a model's weights), named `<layer>/<weight>:0`.
         public var weights: [(name: String, tensor: Tensor)]
         /// The rank of the layer's output (Keras 3's config writes a placeholder shape of it).
         public var outputRank: Int
+        /// The Keras shape of the (first) output, batch first; nil where open.
+        var outputShape: [Int?]
+        /// The nested model holding the layer while the export is assembled (its path).
+        var scope: String
+        /// A nested model's own layers (its InputLayers first, each layer with its calls inside
+        /// the model) and its outputs.
+        public var sublayers: [KerasLayerRecord] = []
+        public var modelOutputs: [KerasTensorRef] = []
+
+        public var isModel: Bool { !sublayers.isEmpty }
+        public var inbound: [KerasTensorRef] { calls.first ?? [] }
     }
 
     public static let kerasVersion = "2.21.0"
 
-    public static func export(_ source: Graph) throws -> Export {
+    /// Exports `source`. With `nestedModels`, the models a Keras source used as layers are
+    /// written back as nested models and a Sequential source as a Sequential (the `.h5`
+    /// writer); without, every layer is written at the top of one Functional model.
+    public static func export(_ source: Graph, nestedModels: Bool = true) throws -> Export {
         let graph = source.splittingFusedActivations().removingIdentities()
         try graph.verify()
         let types = try graph.inferTypes()
-        var ctx = KerasExportContext(graph: graph, types: types)
+        var nested: [String: NestedModel] = [:]
+        if nestedModels, let json = graph.metadata["keras_nested_models"]?.data(using: .utf8),
+           let models = try? JSONSerialization.jsonObject(with: json) as? [String: [String: Any]] {
+            for (path, m) in models {
+                guard let className = m["class"] as? String else { continue }
+                nested[path] = NestedModel(className: className, inputNames: m["inputs"] as? [String] ?? [])
+            }
+        }
+        var ctx = KerasExportContext(graph: graph, types: types, nestedModels: nested)
         // A Keras model, or an ONNX file Ferry wrote from one, has channels-last inputs.
         let channelsLastSource = graph.metadata["source_format"]?.hasPrefix("keras") == true
             || graph.metadata["original_format"]?.hasPrefix("keras") == true
@@ -52,12 +79,9 @@ public enum KerasExporter {
             let layout = rank >= 3 && !channelsLastSource && !toChannelsFirst ? channelsLastPermutation(rank: rank) : Array(0..<rank)
             ctx.layout[input.name] = layout
             let layerName = ctx.uniqueName(kerasLayerName(input.name))
-            ctx.tensor[input.name] = layerName
+            ctx.tensor[input.name] = KerasTensorRef(layer: layerName)
             let shape = layout.map { input.type.shape.dims[$0] }
-            ctx.layers.append(KerasLayerRecord(name: layerName, className: "InputLayer", config: [
-                "batch_input_shape": [NSNull()] + shape.dropFirst().map { d -> Any in d.value.map { $0 as Any } ?? NSNull() },
-                "dtype": "float32", "sparse": false, "ragged": false, "name": layerName,
-            ], inbound: [], weights: [], outputRank: rank))
+            ctx.layers.append(inputLayer(layerName, shape: shape.map(\.value)))
             if layout != Array(0..<rank) {
                 changes.append(LayoutChange(name: input.name, isInput: true, before: input.type.shape, after: Shape(shape),
                                             fromLayout: "channels-first", toLayout: "channels-last"))
@@ -78,10 +102,14 @@ public enum KerasExporter {
             }
         }
         try failures.throwIfAny(format: "Keras", note: " (Ferry writes no Lambda layers)")
-        var outputLayers: [[Any]] = []
+        // Nested models, innermost first: their layers' calls become the model's calls.
+        for path in nested.keys.sorted(by: { $0.split(separator: "/").count > $1.split(separator: "/").count || ($0.split(separator: "/").count == $1.split(separator: "/").count && $0 < $1) }) {
+            try ctx.assembleNestedModel(path, nested[path]!)
+        }
+        var outputLayers: [KerasTensorRef] = []
         for out in graph.outputs {
             guard let t = ctx.tensor[out.name] else { throw FerryError("output '\(out.name)' was not written") }
-            outputLayers.append([t, 0, 0])
+            outputLayers.append(t)
             let layout = ctx.layout[out.name] ?? []
             if layout != Array(0..<layout.count) {
                 changes.append(LayoutChange(name: out.name, isInput: false, before: out.type.shape,
@@ -89,17 +117,62 @@ public enum KerasExporter {
                                             fromLayout: "channels-first", toLayout: "channels-last"))
             }
         }
-        let layerConfigs: [[String: Any]] = ctx.layers.map { l in
-            ["class_name": l.className, "config": l.config, "name": l.name,
-             "inbound_nodes": l.inbound.isEmpty ? [] : [l.inbound.map { [$0, 0, 0, [String: Any]()] as [Any] }]]
-        }
+        let inputLayers = graph.inputs.map { ctx.tensor[$0.name]! }
         let name = sanitizedModelName(graph.name)
-        let config: [String: Any] = [
-            "class_name": "Functional",
-            "config": ["name": name, "trainable": true, "layers": layerConfigs,
-                       "input_layers": graph.inputs.map { [ctx.tensor[$0.name]!, 0, 0] as [Any] }, "output_layers": outputLayers],
-        ]
-        return Export(config: config, layers: ctx.layers, layoutChanges: changes)
+        let sequential = nestedModels && graph.metadata["keras_model_class"] == "Sequential"
+            && isChain(ctx.layers, inputs: inputLayers, outputs: outputLayers)
+        let config = modelConfig(name: name, layers: ctx.layers, inputs: inputLayers, outputs: outputLayers, sequential: sequential)
+        return Export(config: config, layers: ctx.layers, layoutChanges: changes, isSequential: sequential)
+    }
+
+    static func inputLayer(_ name: String, shape: [Int?]) -> KerasLayerRecord {
+        KerasLayerRecord(name: name, className: "InputLayer", config: [
+            "batch_input_shape": [NSNull()] + shape.dropFirst().map { d -> Any in d.map { $0 as Any } ?? NSNull() },
+            "dtype": "float32", "sparse": false, "ragged": false, "name": name,
+        ], calls: [], weights: [], outputRank: shape.count, outputShape: shape, scope: "")
+    }
+
+    /// Whether `layers` (InputLayer first) form a Sequential: one input, each layer called once on
+    /// the previous one's only output, the last one the only output.
+    static func isChain(_ layers: [KerasLayerRecord], inputs: [KerasTensorRef], outputs: [KerasTensorRef]) -> Bool {
+        guard inputs.count == 1, outputs.count == 1, layers.count >= 2, layers[0].className == "InputLayer",
+              inputs[0] == KerasTensorRef(layer: layers[0].name) else { return false }
+        for (previous, layer) in zip(layers, layers.dropFirst()) {
+            guard layer.className != "InputLayer", layer.calls == [[KerasTensorRef(layer: previous.name)]] else { return false }
+        }
+        return outputs[0] == KerasTensorRef(layer: layers.last!.name)
+    }
+
+    /// A node index as the Keras 2 config writes it: a nested model's calls count from 1 (its
+    /// node 0 is its own construction).
+    static func keras2Node(_ ref: KerasTensorRef, _ layers: [KerasLayerRecord]) -> Int {
+        layers.contains { $0.name == ref.layer && $0.isModel } ? ref.node + 1 : ref.node
+    }
+
+    /// The Keras 2 config of a model (Sequential or Functional) made of `layers`.
+    static func modelConfig(name: String, layers: [KerasLayerRecord], inputs: [KerasTensorRef], outputs: [KerasTensorRef],
+                            sequential: Bool) -> [String: Any] {
+        func entry(_ l: KerasLayerRecord) -> [String: Any] {
+            let config = l.isModel ? (nestedConfig(l)["config"]!) : l.config
+            let className = l.isModel ? nestedConfig(l)["class_name"]! : l.className
+            if sequential { return ["class_name": className, "config": config] }
+            return ["class_name": className, "config": config, "name": l.name,
+                    "inbound_nodes": l.calls.map { call in call.map { [$0.layer, keras2Node($0, layers), $0.tensor, [String: Any]()] as [Any] } }]
+        }
+        if sequential {
+            return ["class_name": "Sequential", "config": ["name": name, "layers": layers.map(entry)]]
+        }
+        return ["class_name": "Functional",
+                "config": ["name": name, "trainable": true, "layers": layers.map(entry),
+                           "input_layers": inputs.map { [$0.layer, keras2Node($0, layers), $0.tensor] as [Any] },
+                           "output_layers": outputs.map { [$0.layer, keras2Node($0, layers), $0.tensor] as [Any] }]]
+    }
+
+    /// A nested model's class and config.
+    static func nestedConfig(_ model: KerasLayerRecord) -> [String: Any] {
+        let inputs = model.sublayers.filter { $0.className == "InputLayer" }.map { KerasTensorRef(layer: $0.name) }
+        let sequential = model.className == "Sequential" && isChain(model.sublayers, inputs: inputs, outputs: model.modelOutputs)
+        return modelConfig(name: model.name, layers: model.sublayers, inputs: inputs, outputs: model.modelOutputs, sequential: sequential)
     }
 
     static func sanitizedModelName(_ name: String) -> String {
@@ -119,16 +192,18 @@ public enum KerasExporter {
             "class_name": export.config["class_name"]!, "config": export.config["config"]!,
             "keras_version": kerasVersion, "backend": "tensorflow",
         ], options: [.sortedKeys])
+        // A Sequential's weights list no InputLayer (as Keras writes them).
+        let weighted = export.layers.filter { !(export.isSequential && $0.className == "InputLayer") }
         try HDF5.withLibrary {
             let w = try H5Writer(path: temporary.path)
             try w.setStrings("keras_version", [kerasVersion], variableLength: true, scalar: true)
             try w.setStrings("backend", ["tensorflow"], variableLength: true, scalar: true)
             try w.setStrings("model_config", [String(decoding: json, as: UTF8.self)], variableLength: true, scalar: true)
             try w.group("model_weights")
-            try w.setStrings("layer_names", export.layers.map(\.name), on: "model_weights", variableLength: true)
+            try w.setStrings("layer_names", weighted.map(\.name), on: "model_weights", variableLength: true)
             try w.setStrings("keras_version", [kerasVersion], on: "model_weights", variableLength: true, scalar: true)
             try w.setStrings("backend", ["tensorflow"], on: "model_weights", variableLength: true, scalar: true)
-            for layer in export.layers {
+            for layer in weighted {
                 let group = "model_weights/\(layer.name)"
                 try w.group(group)
                 try w.setStrings("weight_names", layer.weights.map(\.name), on: group, variableLength: true)
@@ -144,6 +219,26 @@ public enum KerasExporter {
     }
 }
 
+/// A model the Keras source used as a layer: its class and its InputLayers' names.
+struct NestedModel {
+    var className: String
+    var inputNames: [String]
+}
+
+/// One output of one call of a Keras layer: `[layer, node, tensor]` in a config (node counted
+/// from 0 for every layer here; see `KerasExporter.keras2Node`).
+public struct KerasTensorRef: Hashable, Sendable {
+    public var layer: String
+    public var node: Int
+    public var tensor: Int
+
+    public init(layer: String, node: Int = 0, tensor: Int = 0) {
+        self.layer = layer
+        self.node = node
+        self.tensor = tensor
+    }
+}
+
 /// Writes one IR node as Keras layers.
 typealias KerasLayerWriter = @Sendable (inout KerasExportContext, Node) throws -> Void
 
@@ -152,24 +247,31 @@ struct KerasExportContext {
     let types: [String: TensorType]
     let consumers: [String: [Int]]
     var layers: [KerasExporter.KerasLayerRecord] = []
-    /// The Keras tensor (its layer's name) holding each IR value, and its layout: the
+    /// The Keras tensor (layer, call, output) holding each IR value, and its layout: the
     /// permutation taking the IR value to the Keras tensor.
-    var tensor: [String: String] = [:]
+    var tensor: [String: KerasTensorRef] = [:]
     var layout: [String: [Int]] = [:]
     var usedNames = Set<String>()
     var absorbed = Set<Int>()
+    /// The paths of the nested models the source used as layers.
+    let nestedModels: [String: NestedModel]
     private var sourceLayerTaken = Set<String>()
     private(set) var node = Node(name: "", op: .identity, inputs: [], outputs: [])
     private(set) var index = 0
+    /// The nested model holding the current node's source layer ("" at the top), and the
+    /// layer's name inside it.
+    private(set) var scope = ""
+    private var leafName = ""
 
     /// Graph outputs name the layer making them (Keras names a model's outputs by layer).
     private var reservedOutputs = Set<String>()
     /// The graph output each value becomes (itself or through Transposes).
     private var outputNameOf: [String: String] = [:]
 
-    init(graph: Graph, types: [String: TensorType]) {
+    init(graph: Graph, types: [String: TensorType], nestedModels: [String: NestedModel] = [:]) {
         self.graph = graph
         self.types = types
+        self.nestedModels = nestedModels
         consumers = graph.consumerIndices()
         // The layer making a graph output (through Transposes, which are no layers) is named
         // after the output, before any other layer can take the name.
@@ -184,12 +286,17 @@ struct KerasExportContext {
                 if outputNameOf[value] == nil { outputNameOf[value] = name }
             }
         }
-        usedNames = reservedOutputs
+        // A nested model keeps its name: no layer takes it.
+        usedNames = reservedOutputs.union(nestedModels.keys.map { kerasLayerName(String($0.split(separator: "/").last!)) })
     }
 
     mutating func begin(_ node: Node, index: Int) {
         self.node = node
         self.index = index
+        let origin = node.origins.first?.layer ?? ""
+        // The longest nested model path the source layer sits in.
+        scope = nestedModels.keys.filter { origin.hasPrefix($0 + "/") }.max { $0.count < $1.count } ?? ""
+        leafName = kerasLayerName(scope.isEmpty ? origin : String(origin.dropFirst(scope.count + 1)))
     }
 
     func error(_ message: String) -> FerryError {
@@ -228,11 +335,10 @@ struct KerasExportContext {
 
     /// The current node's layer name: its source layer's the first time, else the node's.
     mutating func mainName() -> String {
-        if let origin = node.origins.first?.layer, case let source = kerasLayerName(origin), !sourceLayerTaken.contains(source),
-           !usedNames.contains(source) {
-            sourceLayerTaken.insert(source)
-            usedNames.insert(source)
-            return source
+        if !leafName.isEmpty, !sourceLayerTaken.contains(leafName), !usedNames.contains(leafName) {
+            sourceLayerTaken.insert(leafName)
+            usedNames.insert(leafName)
+            return leafName
         }
         return uniqueName(node.name)
     }
@@ -240,7 +346,7 @@ struct KerasExportContext {
     /// The Keras tensor of `value` in layout `wanted`, through a Permute layer when its layout
     /// differs. With `orderOnly`, a layout that keeps the elements in the same order (it only
     /// moves axes of size 1) is good enough (for Flatten and Reshape).
-    mutating func input(_ value: String, layout wanted: [Int], orderOnly: Bool = false) throws -> String {
+    mutating func input(_ value: String, layout wanted: [Int], orderOnly: Bool = false) throws -> KerasTensorRef {
         guard let t = tensor[value], let have = layout[value] else {
             if constant(value) != nil { throw error("reads the constant '\(value)' as data; Keras layers cannot") }
             throw error("reads '\(value)', which no layer wrote")
@@ -255,31 +361,154 @@ struct KerasExportContext {
         for (i, a) in have.enumerated() { inverse[a] = i }
         let q = wanted.map { inverse[$0] }
         guard q.first == 0 else { throw error("a layout change moving the batch axis has no Keras layer") }
-        let name = uniqueName("\(t)_permuted")
-        layers.append(.init(name: name, className: "Permute",
-                            config: ["name": name, "trainable": true, "dtype": "float32", "dims": q.dropFirst().map { $0 }],
-                            inbound: [t], weights: [], outputRank: have.count))
-        return name
+        let shape = layers.first { $0.name == t.layer }?.outputShape
+        return appendLayer("Permute", named: "\(t.layer)_permuted", config: ["dims": q.dropFirst().map { $0 }], inbound: [t],
+                           outputShape: shape.map { s in q.map { s.indices.contains($0) ? s[$0] : nil } } ?? [])
     }
 
-    /// Appends a layer making IR value `output` with layout `outLayout`.
-    mutating func add(_ className: String, name: String? = nil, config: [String: Any], inbound: [String],
+    /// Appends a helper layer (Permute, ZeroPadding2D) named after `base`; the same layer
+    /// written again on another call of a shared layer becomes that layer's next call.
+    mutating func appendLayer(_ className: String, named base: String, config: [String: Any], inbound: [KerasTensorRef],
+                              outputShape: [Int?]) -> KerasTensorRef {
+        var c = config
+        c["trainable"] = true
+        c["dtype"] = "float32"
+        if let call = addCall(of: kerasLayerName(base), className: className, config: c, weights: [], inbound: inbound) {
+            return call
+        }
+        let name = uniqueName(base)
+        c["name"] = name
+        layers.append(.init(name: name, className: className, config: c, calls: [inbound], weights: [],
+                            outputRank: outputShape.count, outputShape: outputShape, scope: scope))
+        return KerasTensorRef(layer: name)
+    }
+
+    /// When the layer `name` of the current scope was written with this class, config and
+    /// weights (a shared layer, or a nested model, called again): adds a call of it.
+    private mutating func addCall(of name: String, className: String, config: [String: Any], weights: [(String, Tensor)],
+                                  inbound: [KerasTensorRef]) -> KerasTensorRef? {
+        guard let i = layers.firstIndex(where: { $0.name == name && $0.scope == scope }), layers[i].className == className,
+              !layers[i].calls.contains(inbound) else { return nil }
+        var mine = config
+        mine["name"] = name
+        let same = { (a: [String: Any], b: [String: Any]) in
+            (try? JSONSerialization.data(withJSONObject: a, options: [.sortedKeys])) == (try? JSONSerialization.data(withJSONObject: b, options: [.sortedKeys]))
+        }
+        guard same(mine, layers[i].config), layers[i].weights.count == weights.count,
+              zip(layers[i].weights, weights).allSatisfy({ $0.tensor == $1.1 }) else { return nil }
+        layers[i].calls.append(inbound)
+        return KerasTensorRef(layer: name, node: layers[i].calls.count - 1)
+    }
+
+    /// Appends a layer making IR value `output` with layout `outLayout`, or a call of the
+    /// source layer's Keras layer when a shared layer or nested model wrote it already.
+    mutating func add(_ className: String, name: String? = nil, config: [String: Any], inbound: [KerasTensorRef],
                       weights: [(String, Tensor)] = [], output: String, layout outLayout: [Int]) {
+        var c = config
+        c["trainable"] = true
+        c["dtype"] = "float32"
+        if name == nil, !leafName.isEmpty, let call = addCall(of: leafName, className: className, config: c, weights: weights, inbound: inbound) {
+            tensor[output] = call
+            layout[output] = outLayout
+            return
+        }
         let layerName: String
-        if let o = outputNameOf[output], reservedOutputs.contains(o) {
+        if scope.isEmpty, let o = outputNameOf[output], reservedOutputs.contains(o) {
             reservedOutputs.remove(o)
             layerName = o
         } else {
             layerName = name ?? mainName()
         }
-        var c = config
         c["name"] = layerName
-        c["trainable"] = true
-        c["dtype"] = "float32"
-        layers.append(.init(name: layerName, className: className, config: c, inbound: inbound,
-                            weights: weights.map { ("\(layerName)/\($0.0):0", $0.1) }, outputRank: outLayout.count))
-        tensor[output] = layerName
+        let shape: [Int?] = types[output].map { t in outLayout.map { t.shape.dims[$0].value } } ?? []
+        layers.append(.init(name: layerName, className: className, config: c, calls: [inbound],
+                            weights: weights.map { ("\(layerName)/\($0.0):0", $0.1) }, outputRank: outLayout.count,
+                            outputShape: shape, scope: scope))
+        tensor[output] = KerasTensorRef(layer: layerName)
         layout[output] = outLayout
+    }
+
+    /// Gathers the layers of nested model `path` into one layer: a model whose layers are
+    /// their first calls, called once per call of its layers. Its inputs are what a call reads
+    /// from outside the model; its outputs what the rest of the graph reads from it.
+    mutating func assembleNestedModel(_ path: String, _ nested: NestedModel) throws {
+        let className = nested.className
+        let members = layers.indices.filter { layers[$0].scope == path }
+        guard let first = members.first else { return }
+        let name = kerasLayerName(String(path.split(separator: "/").last!))
+        func fail(_ why: String) -> FerryError { FerryError("nested model '\(path)': \(why)", layer: path, layerType: className) }
+        let memberNames = Set(members.map { layers[$0].name })
+        let callCount = layers[first].calls.count
+        guard members.allSatisfy({ layers[$0].calls.count == callCount }) else {
+            throw fail("its layers are called different numbers of times; Ferry writes a nested model only when each call runs all of them")
+        }
+        // Each call's inputs from outside, in order of use.
+        var callInputs: [[KerasTensorRef]] = []
+        for k in 0..<callCount {
+            var inputs: [KerasTensorRef] = []
+            for m in members {
+                for ref in layers[m].calls[k] {
+                    if memberNames.contains(ref.layer) {
+                        guard ref.node == k else { throw fail("call \(k) of layer '\(layers[m].name)' reads another call's tensor") }
+                    } else if !inputs.contains(ref) {
+                        inputs.append(ref)
+                    }
+                }
+            }
+            callInputs.append(inputs)
+        }
+        guard Set(callInputs.map(\.count)).count == 1 else { throw fail("its calls take different numbers of inputs") }
+        // The model's outputs: member tensors read outside it (by any call), in layer order.
+        var readOutside = Set<KerasTensorRef>()
+        for (i, l) in layers.enumerated() where !members.contains(i) {
+            for call in l.calls { for ref in call where memberNames.contains(ref.layer) { readOutside.insert(KerasTensorRef(layer: ref.layer, tensor: ref.tensor)) } }
+        }
+        for ref in tensor.values where memberNames.contains(ref.layer) && graph.outputs.contains(where: { tensor[$0.name] == ref }) {
+            readOutside.insert(KerasTensorRef(layer: ref.layer, tensor: ref.tensor))
+        }
+        let outputs = members.flatMap { m in readOutside.filter { $0.layer == layers[m].name }.sorted { $0.tensor < $1.tensor } }
+        // The model's InputLayers take the shapes of the first call's inputs.
+        var inputLayers: [KerasExporter.KerasLayerRecord] = []
+        var inputOf: [KerasTensorRef: KerasTensorRef] = [:]
+        for (i, ref) in callInputs[0].enumerated() {
+            let shape = layers.first { $0.name == ref.layer }?.outputShape ?? []
+            // The source's InputLayer names when the calls take as many inputs.
+            let wanted = nested.inputNames.count == callInputs[0].count ? nested.inputNames[i]
+                : callInputs[0].count == 1 ? "\(name)_input" : "\(name)_input_\(i)"
+            let input = KerasExporter.inputLayer(uniqueName(wanted), shape: shape)
+            inputLayers.append(input)
+            inputOf[ref] = KerasTensorRef(layer: input.name)
+        }
+        var sublayers = inputLayers
+        for m in members {
+            var l = layers[m]
+            l.calls = [l.calls[0].map { inputOf[$0] ?? $0 }]
+            l.scope = ""
+            sublayers.append(l)
+        }
+        // Keras lists a model's trainable weights before the others (a BatchNormalization's moving statistics).
+        let all = members.flatMap { layers[$0].weights }
+        let isStatistic = { (w: (name: String, tensor: Tensor)) in w.name.hasSuffix("/moving_mean:0") || w.name.hasSuffix("/moving_variance:0") }
+        let model = KerasExporter.KerasLayerRecord(
+            name: name, className: className, config: ["name": name], calls: callInputs,
+            weights: all.filter { !isStatistic($0) } + all.filter(isStatistic), outputRank: layers[members.last!].outputRank,
+            outputShape: layers[members.last!].outputShape, scope: String(path.split(separator: "/").dropLast().joined(separator: "/")),
+            sublayers: sublayers, modelOutputs: outputs)
+        // Everything reading a member's call k reads the model's call k.
+        func outside(_ ref: KerasTensorRef) -> KerasTensorRef {
+            guard memberNames.contains(ref.layer), let o = outputs.firstIndex(of: KerasTensorRef(layer: ref.layer, tensor: ref.tensor)) else { return ref }
+            return KerasTensorRef(layer: name, node: ref.node, tensor: o)
+        }
+        var rest: [KerasExporter.KerasLayerRecord] = []
+        for (i, l) in layers.enumerated() {
+            if i == first { rest.append(model) }
+            if members.contains(i) { continue }
+            var l = l
+            l.calls = l.calls.map { $0.map(outside) }
+            rest.append(l)
+        }
+        layers = rest
+        tensor = tensor.mapValues(outside)
     }
 }
 

@@ -17,7 +17,9 @@ extension KerasExporter {
     @discardableResult
     public static func writeKeras(_ graph: Graph, to path: String) throws -> Export {
         let export: Export
-        do { export = try self.export(graph) } catch let e as FerryError { throw e.inFile(path) }
+        // Nested models are written flat here (shared layers stay shared): Keras 3 nests their
+        // weights under each model's own auto-named group, which this writer does not do yet.
+        do { export = try self.export(graph, nestedModels: false) } catch let e as FerryError { throw e.inFile(path) }
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent()
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
@@ -72,10 +74,10 @@ extension KerasExporter {
                                     "registered_name": NSNull()]
         let ranks = Dictionary(export.layers.map { ($0.name, $0.outputRank) }, uniquingKeysWith: { a, _ in a })
         // The shape only sizes a placeholder Keras replaces by the named layer's output.
-        func tensor(_ layer: String) -> [String: Any] {
+        func tensor(_ ref: KerasTensorRef) -> [String: Any] {
             ["class_name": "__keras_tensor__",
-             "config": ["shape": Array(repeating: NSNull(), count: ranks[layer] ?? 1), "dtype": "float32",
-                        "keras_history": [layer, 0, 0] as [Any]]]
+             "config": ["shape": Array(repeating: NSNull(), count: ranks[ref.layer] ?? 1), "dtype": "float32",
+                        "keras_history": [ref.layer, ref.node, ref.tensor] as [Any]]]
         }
         let layers: [[String: Any]] = export.layers.map { l in
             var config = l.config
@@ -84,16 +86,13 @@ extension KerasExporter {
             } else {
                 config["dtype"] = dtype
             }
-            let args: [Any]
-            if l.inbound.isEmpty {
-                args = []
-            } else if mergeClasses.contains(l.className) {
-                args = [l.inbound.map(tensor)]
-            } else {
-                args = [tensor(l.inbound[0])]
+            // One inbound node per call (a shared layer has several).
+            let calls: [[String: Any]] = l.calls.map { call in
+                let args: [Any] = mergeClasses.contains(l.className) ? [call.map(tensor)] : [tensor(call[0])]
+                return ["args": args, "kwargs": [String: Any]()]
             }
             return ["module": "keras.layers", "class_name": l.className, "config": config, "registered_name": NSNull(),
-                    "name": l.name, "inbound_nodes": l.inbound.isEmpty ? [] : [["args": args, "kwargs": [String: Any]()]]]
+                    "name": l.name, "inbound_nodes": calls]
         }
         var model = export.config["config"] as? [String: Any] ?? [:]
         model["layers"] = layers
