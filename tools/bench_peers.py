@@ -7,7 +7,8 @@ file on the same batch size, models interleaved in one run. Prints a table of me
 ratio Ferry / onnxruntime (below 1 means Ferry is faster), with the plan's arena and the weights.
 --apps adds the keras.applications models of fixtures-large/ (`make fixtures-large`).
 --rss also runs `ferry run` under /usr/bin/time -v and compares its peak resident memory with the
-budget weights + 1.5 x the largest set of intermediates live at once (the plan's peak live bytes).
+budget weights + 1.5 x the largest set of intermediates live at once (the plan's peak live bytes),
+whole and less the peak of `ferry --version` (the binary and its libraries).
 FERRY selects the binary (default .build/release/ferry).
 """
 import argparse
@@ -81,6 +82,12 @@ def peak_rss_bytes(model, feeds, tmp, threads):
     return kb * 1024
 
 
+def base_rss_bytes():
+    """Peak resident memory of `ferry --version`: the binary and its libraries, before any model."""
+    result = subprocess.run(["/usr/bin/time", "-v", FERRY, "--version"], capture_output=True, text=True)
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1)) * 1024
+
+
 def machine():
     cpu = "?"
     try:
@@ -113,7 +120,10 @@ def main():
     print(f"machine: {machine()}; batch {args.batch}, {args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up, onnxruntime {ort.__version__}")
     header = f"| {'model':16} | {'Ferry ms':>9} | {'onnxruntime ms':>14} | {'ratio':>5} | {'arena MB':>8} | {'weights MB':>10} |"
     if args.rss:
-        header += f" {'peak RSS MB':>11} | {'budget MB':>9} |"
+        header += f" {'peak RSS MB':>11} | {'RSS - base MB':>13} | {'budget MB':>9} |"
+        base = base_rss_bytes()
+        print(f"base: `ferry --version` peaks at {base / 1e6:.1f} MB (binary and libraries); "
+              "RSS - base is what running the model adds")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     ratios = []
@@ -133,7 +143,7 @@ def main():
             if args.rss:
                 rss = peak_rss_bytes(model, feeds, tmp, args.threads)
                 budget = figures["weightsBytes"] + 1.5 * figures["peakLiveBytes"]
-                row += f" {rss / 1e6:11.1f} | {budget / 1e6:9.1f} |"
+                row += f" {rss / 1e6:11.1f} | {(rss - base) / 1e6:13.1f} | {budget / 1e6:9.1f} |"
             print(row, flush=True)
     return 0
 
