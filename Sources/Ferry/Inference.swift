@@ -62,12 +62,23 @@ public struct BenchmarkResult: Codable, Sendable {
     public var weightsBytes: Int
     /// Nodes per kernel of the plan.
     public var kernels: [String: Int]
+    /// With profiling: each step's fastest time over the timed runs, in step order.
+    public var steps: [StepTime]?
+}
+
+/// One node's step in a profiled plan.
+public struct StepTime: Codable, Sendable {
+    public var node: String
+    public var kernel: String
+    public var milliseconds: Double
 }
 
 /// Times `runs` runs of the graph after `warmup` untimed ones; the plan is compiled before.
 /// Weights are held as `runModel` holds them (pass the graph with `consume`).
+/// With `profile`, each step is also timed over another `runs` runs (kept apart from the
+/// latency runs, whose figures the clock reads would disturb).
 public func benchmark(_ graph: consuming Graph, inputs: [String: Tensor], batch: Int, runs: Int, warmup: Int,
-                      threads: Int?) throws -> BenchmarkResult {
+                      threads: Int?, profile: Bool = false) throws -> BenchmarkResult {
     try checkMemoryNeeds(graph, inputs: inputs)
     let weightsBytes = graph.parameterBytes
     let runtime = try PlanRuntime(graph: consume graph, threads: threads, releasesPackedWeights: true)
@@ -89,5 +100,8 @@ public func benchmark(_ graph: consuming Graph, inputs: [String: Tensor], batch:
                            samplesPerSecond: Double(batch) * 1000 / median, arenaBytes: plan.arenaBytes,
                            scratchBytes: plan.scratchBytes, peakLiveBytes: plan.peakLiveBytes,
                            weightsBytes: weightsBytes,
-                           kernels: Dictionary(uniqueKeysWithValues: plan.kernelCounts.map { ($0.kernel, $0.count) }))
+                           kernels: Dictionary(uniqueKeysWithValues: plan.kernelCounts.map { ($0.kernel, $0.count) }),
+                           steps: profile ? try plan.profile(inputs, runs: runs).map {
+                               StepTime(node: $0.node, kernel: $0.kernel, milliseconds: Double($0.nanoseconds) / 1e6)
+                           } : nil)
 }

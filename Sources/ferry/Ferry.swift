@@ -395,7 +395,27 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print the figures as JSON.")
     var json = false
 
+    @Flag(help: "Also time each node's step (fastest of --runs more runs): totals per kernel and the slowest nodes.")
+    var profile = false
+
     @OptionGroup var options: ModelOptions
+
+    /// Per kernel: nodes, summed fastest times and share; then the ten slowest nodes.
+    func profileText(_ steps: [StepTime]) -> String {
+        let total = steps.reduce(0) { $0 + $1.milliseconds }
+        var byKernel: [String: (count: Int, ms: Double)] = [:]
+        for s in steps { byKernel[s.kernel, default: (0, 0)].count += 1; byKernel[s.kernel, default: (0, 0)].ms += s.milliseconds }
+        var lines = [String(format: "profile: steps sum to %.3f ms (each step's fastest run)", total)]
+        for (kernel, v) in byKernel.sorted(by: { $0.value.ms > $1.value.ms }) {
+            lines.append("  " + kernel.padding(toLength: max(kernel.count, 28), withPad: " ", startingAt: 0)
+                         + String(format: " %4d nodes %9.3f ms %5.1f%%", v.count, v.ms, 100 * v.ms / max(total, 1e-9)))
+        }
+        lines.append("slowest nodes:")
+        for s in steps.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(10) {
+            lines.append(String(format: "  %9.3f ms  %@ (%@)", s.milliseconds, s.node, s.kernel))
+        }
+        return lines.joined(separator: "\n")
+    }
 
     func validate() throws {
         guard batch >= 1, runs >= 1, warmup >= 0 else { throw ValidationError("--batch and --runs must be at least 1") }
@@ -408,7 +428,8 @@ struct Bench: ParsableCommand {
         checkOptions.batch = batch
         let feeds: [String: Tensor]
         do { feeds = try randomInputs(for: graph, options: checkOptions, sample: 0) } catch let e as FerryError { throw e.inFile(model) }
-        let result = try benchmark(consume graph, inputs: feeds, batch: batch, runs: runs, warmup: warmup, threads: threads)
+        let result = try benchmark(consume graph, inputs: feeds, batch: batch, runs: runs, warmup: warmup, threads: threads,
+                                   profile: profile)
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -421,6 +442,7 @@ struct Bench: ParsableCommand {
             print("plan: arena \(mb(result.arenaBytes)) (peak live \(mb(result.peakLiveBytes))), scratch \(mb(result.scratchBytes)), weights \(mb(result.weightsBytes))")
             print("kernels: " + result.kernels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            if let steps = result.steps { print(profileText(steps)) }
         }
     }
 }

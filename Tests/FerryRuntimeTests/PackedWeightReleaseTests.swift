@@ -61,3 +61,19 @@ import Testing
         #expect(runtime.releasedWeights.isEmpty)
     }
 }
+
+/// `ferry bench --profile`: one time per step, in step order, named by node and kernel, and the
+/// profiled runs compute what plain runs do.
+@Suite struct PlanProfileTests {
+    @Test func profileNamesEveryStep() throws {
+        let graph = try PackedWeightReleaseTests().convolution(sharedWeights: true)
+        let runtime = try PlanRuntime(graph: graph, threads: 2)
+        let inputs = ["x": randomTensor([1, 4, 20, 20], seed: 48)]
+        let plan = try runtime.plan(forShapes: inputs.mapValues(\.shape))
+        let steps = try plan.profile(inputs, runs: 3)
+        #expect(steps.map(\.node) == graph.nodes.map(\.name))
+        #expect(steps.map(\.kernel) == plan.kernels.map(\.kernel))
+        #expect(steps.allSatisfy { $0.nanoseconds > 0 && $0.nanoseconds < 10_000_000_000 })
+        expectClose(try plan.run(inputs)["again"]!, try ReferenceRuntime(graph: graph).run(inputs)["again"]!)
+    }
+}

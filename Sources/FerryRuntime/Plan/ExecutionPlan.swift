@@ -165,6 +165,22 @@ public final class ExecutionPlan {
 
     /// Runs the plan on inputs of its shapes (checked by `PlanRuntime`); returns the outputs.
     public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        try run(inputs, stepNanoseconds: nil)
+    }
+
+    /// Runs the plan `runs` times and returns each step's fastest time (nanoseconds), in step
+    /// order with its node and kernel (`ferry bench --profile`).
+    public func profile(_ inputs: [String: Tensor], runs: Int) throws -> [(node: String, kernel: String, nanoseconds: UInt64)] {
+        var fastest = [UInt64](repeating: .max, count: steps.count)
+        var times = [UInt64](repeating: 0, count: steps.count)
+        for _ in 0..<max(runs, 1) {
+            _ = try run(inputs, stepNanoseconds: &times)
+            for i in times.indices { fastest[i] = min(fastest[i], times[i]) }
+        }
+        return zip(kernels, fastest).map { ($0.node, $0.kernel, $1) }
+    }
+
+    private func run(_ inputs: [String: Tensor], stepNanoseconds: UnsafeMutablePointer<[UInt64]>?) throws -> [String: Tensor] {
         lock.lock()
         defer { lock.unlock() }
         BLASThreads.set(threads)
@@ -184,8 +200,10 @@ public final class ExecutionPlan {
             }
         }
         defer { for i in boxes.slots.indices { boxes.slots[i] = nil } }
-        for (node, body) in steps {
-            guard let body else { continue }
+        for (i, (node, body)) in steps.enumerated() {
+            guard let body else { stepNanoseconds?.pointee[i] = 0; continue }
+            let start = stepNanoseconds == nil ? 0 : DispatchTime.now().uptimeNanoseconds
+            defer { if let stepNanoseconds { stepNanoseconds.pointee[i] = DispatchTime.now().uptimeNanoseconds - start } }
             do {
                 try body()
             } catch let e as FerryError {
