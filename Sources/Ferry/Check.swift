@@ -167,8 +167,13 @@ func asDoubles(_ t: Tensor) -> [Double] {
     switch t.storage {
     case .float32(let v): return v.map(Double.init)
     case .float16(let v): return v.map { Double(halfToFloat($0)) }
+    case .float64(let v): return v
     case .int64(let v): return v.map(Double.init)
     case .int32(let v): return v.map(Double.init)
+    case .int16(let v): return v.map(Double.init)
+    case .uint64(let v): return v.map(Double.init)
+    case .uint32(let v): return v.map(Double.init)
+    case .uint16(let v): return v.map(Double.init)
     case .int8(let v): return v.map(Double.init)
     case .uint8(let v): return v.map(Double.init)
     case .bool(let v): return v.map { $0 ? 1 : 0 }

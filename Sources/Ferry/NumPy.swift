@@ -7,8 +7,8 @@ import Foundation
 public enum NumPy {
     static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // "\x93NUMPY"
 
-    /// Reads a tensor. float64 files are accepted only with `float64AsFloat32` (the IR has no
-    /// float64); they are then rounded to float32.
+    /// Reads a tensor. float64 files are accepted only with `float64AsFloat32` (models take
+    /// float32 where numpy's default is float64); they are then rounded to float32.
     public static func read(path: String, float64AsFloat32: Bool = false) throws -> Tensor {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw FerryError("cannot read file", file: path)
@@ -71,8 +71,13 @@ public enum NumPy {
             switch dtype {
             case .float32: return .float32(load(UInt32.self) { swap ? $0.byteSwapped : $0 }.map(Float.init(bitPattern:)))
             case .float16: return .float16(load(UInt16.self) { swap ? $0.byteSwapped : $0 })
+            case .float64: return .float64(load(UInt64.self) { swap ? $0.byteSwapped : $0 }.map(Double.init(bitPattern:)))
             case .int64: return .int64(load(Int64.self) { swap ? $0.byteSwapped : $0 })
             case .int32: return .int32(load(Int32.self) { swap ? $0.byteSwapped : $0 })
+            case .int16: return .int16(load(Int16.self) { swap ? $0.byteSwapped : $0 })
+            case .uint64: return .uint64(load(UInt64.self) { swap ? $0.byteSwapped : $0 })
+            case .uint32: return .uint32(load(UInt32.self) { swap ? $0.byteSwapped : $0 })
+            case .uint16: return .uint16(load(UInt16.self) { swap ? $0.byteSwapped : $0 })
             case .int8: return .int8(load(Int8.self))
             case .uint8: return .uint8(load(UInt8.self))
             case .bool: return .bool(load(UInt8.self).map { $0 != 0 })
@@ -86,8 +91,13 @@ public enum NumPy {
         switch tensor.dtype {
         case .float32: descr = "<f4"
         case .float16: descr = "<f2"
+        case .float64: descr = "<f8"
         case .int64: descr = "<i8"
         case .int32: descr = "<i4"
+        case .int16: descr = "<i2"
+        case .uint64: descr = "<u8"
+        case .uint32: descr = "<u4"
+        case .uint16: descr = "<u2"
         case .int8: descr = "|i1"
         case .uint8: descr = "|u1"
         case .bool: descr = "|b1"
@@ -110,8 +120,13 @@ public enum NumPy {
         switch tensor.storage {
         case .float32(let a): append(a)
         case .float16(let a): append(a)
+        case .float64(let a): append(a)
         case .int64(let a): append(a)
         case .int32(let a): append(a)
+        case .int16(let a): append(a)
+        case .uint64(let a): append(a)
+        case .uint32(let a): append(a)
+        case .uint16(let a): append(a)
         case .int8(let a): append(a)
         case .uint8(let a): append(a)
         case .bool(let a): append(a.map { $0 ? UInt8(1) : 0 })
@@ -174,10 +189,14 @@ public enum NumPy {
             return (.float32, 8, swap, true)
         case "i8": return (.int64, 8, swap, false)
         case "i4": return (.int32, 4, swap, false)
+        case "i2": return (.int16, 2, swap, false)
+        case "u8": return (.uint64, 8, swap, false)
+        case "u4": return (.uint32, 4, swap, false)
+        case "u2": return (.uint16, 2, swap, false)
         case "i1": return (.int8, 1, false, false)
         case "u1": return (.uint8, 1, false, false)
         case "b1": return (.bool, 1, false, false)
-        default: throw FerryError(".npy dtype '\(descr)' is not supported (float32, float16, float64, int64, int32, int8, uint8, bool are)")
+        default: throw FerryError(".npy dtype '\(descr)' is not supported (float32, float16, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool are)")
         }
     }
 }

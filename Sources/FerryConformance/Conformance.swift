@@ -167,6 +167,11 @@ public enum Conformance {
             return floating(a.map(Double.init), b.map(Double.init))
         case (.float16(let a), .float16(let b)):
             return floating(a.map { Double(Float(float16Bits: $0)) }, b.map { Double(Float(float16Bits: $0)) })
+        case (.float64(let a), .float64(let b)):
+            return floating(a, b)
+        case (.uint64(let a), .uint64(let b)):
+            guard let i = a.indices.first(where: { a[$0] != b[$0] }) else { return nil }
+            return "element \(i) is \(a[i]), expected \(b[i])"
         case (.bool(let a), .bool(let b)):
             guard let i = a.indices.first(where: { a[$0] != b[$0] }) else { return nil }
             return "element \(i) is \(a[i]), expected \(b[i])"

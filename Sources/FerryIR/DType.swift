@@ -1,18 +1,21 @@
 /// Element types a tensor can hold. Names and meanings follow ONNX's TensorProto.DataType.
 public enum DType: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
-    case float32, float16, int64, int32, int8, uint8, bool
+    case float32, float16, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool
 
     /// Bytes per element in contiguous storage.
     public var byteSize: Int {
         switch self {
-        case .float32, .int32: return 4
-        case .float16: return 2
-        case .int64: return 8
+        case .float64, .int64, .uint64: return 8
+        case .float32, .int32, .uint32: return 4
+        case .float16, .int16, .uint16: return 2
         case .int8, .uint8, .bool: return 1
         }
     }
 
-    public var isFloatingPoint: Bool { self == .float32 || self == .float16 }
+    public var isFloatingPoint: Bool { self == .float32 || self == .float16 || self == .float64 }
+
+    /// Whether the type holds integers (signed or not; bool is not an integer type).
+    public var isInteger: Bool { !isFloatingPoint && self != .bool }
 
     public var description: String { rawValue }
 }

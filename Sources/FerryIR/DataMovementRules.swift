@@ -315,9 +315,14 @@ extension TensorStorage {
         switch dtype {
         case .float32: return .float32(Array(repeating: value, count: count))
         case .float16: return .float16(Array(repeating: float16Bits(value), count: count))
+        case .float64: return .float64(Array(repeating: Double(value), count: count))
         case .int64: return .int64(Array(repeating: integer(Int64.self), count: count))
         case .int32: return .int32(Array(repeating: integer(Int32.self), count: count))
+        case .int16: return .int16(Array(repeating: integer(Int16.self), count: count))
         case .int8: return .int8(Array(repeating: integer(Int8.self), count: count))
+        case .uint64: return .uint64(Array(repeating: integer(UInt64.self), count: count))
+        case .uint32: return .uint32(Array(repeating: integer(UInt32.self), count: count))
+        case .uint16: return .uint16(Array(repeating: integer(UInt16.self), count: count))
         case .uint8: return .uint8(Array(repeating: integer(UInt8.self), count: count))
         case .bool: return .bool(Array(repeating: value != 0, count: count))
         }

@@ -3,9 +3,14 @@
 public enum TensorStorage: Sendable, Hashable {
     case float32([Float])
     case float16([UInt16])
+    case float64([Double])
     case int64([Int64])
     case int32([Int32])
+    case int16([Int16])
     case int8([Int8])
+    case uint64([UInt64])
+    case uint32([UInt32])
+    case uint16([UInt16])
     case uint8([UInt8])
     case bool([Bool])
 
@@ -13,38 +18,29 @@ public enum TensorStorage: Sendable, Hashable {
         switch self {
         case .float32: return .float32
         case .float16: return .float16
+        case .float64: return .float64
         case .int64: return .int64
         case .int32: return .int32
+        case .int16: return .int16
         case .int8: return .int8
+        case .uint64: return .uint64
+        case .uint32: return .uint32
+        case .uint16: return .uint16
         case .uint8: return .uint8
         case .bool: return .bool
         }
     }
 
-    public var count: Int {
-        switch self {
-        case .float32(let a): return a.count
-        case .float16(let a): return a.count
-        case .int64(let a): return a.count
-        case .int32(let a): return a.count
-        case .int8(let a): return a.count
-        case .uint8(let a): return a.count
-        case .bool(let a): return a.count
-        }
-    }
+    public var count: Int { visit(ElementCount()) }
 
     /// Zero-filled storage of a type.
     public static func zeros(_ dtype: DType, count: Int) -> TensorStorage {
-        switch dtype {
-        case .float32: return .float32(Array(repeating: 0, count: count))
-        case .float16: return .float16(Array(repeating: 0, count: count))
-        case .int64: return .int64(Array(repeating: 0, count: count))
-        case .int32: return .int32(Array(repeating: 0, count: count))
-        case .int8: return .int8(Array(repeating: 0, count: count))
-        case .uint8: return .uint8(Array(repeating: 0, count: count))
-        case .bool: return .bool(Array(repeating: false, count: count))
-        }
+        .repeating(0, dtype, count: count)
     }
+}
+
+private struct ElementCount: StorageVisitor {
+    func visit<T: TensorElement>(_ values: [T], _ wrap: @escaping ([T]) -> TensorStorage) -> Int { values.count }
 }
 
 /// A concrete tensor: element type, fixed shape and contiguous row-major (C order) elements.
@@ -93,13 +89,21 @@ public struct Tensor: Sendable, Hashable, CustomStringConvertible {
         return values
     }
 
-    /// Elements as Int64 for integer tensors (shape operands, indices).
+    /// Elements as Int64 for integer tensors (shape operands, indices); nil for uint64 elements
+    /// beyond Int64.max.
     public var int64s: [Int64]? {
         switch storage {
         case .int64(let a): return a
         case .int32(let a): return a.map(Int64.init)
+        case .int16(let a): return a.map(Int64.init)
         case .int8(let a): return a.map(Int64.init)
+        case .uint32(let a): return a.map(Int64.init)
+        case .uint16(let a): return a.map(Int64.init)
         case .uint8(let a): return a.map(Int64.init)
+        case .uint64(let a):
+            // Only when every element fits: a huge index or size must not turn negative.
+            let values = a.compactMap { Int64(exactly: $0) }
+            return values.count == a.count ? values : nil
         default: return nil
         }
     }

@@ -8,14 +8,19 @@ enum ONNXImportTensors {
         switch Onnx_TensorProto.DataType(rawValue: Int(code)) {
         case .float: return .float32
         case .float16: return .float16
+        case .double: return .float64
         case .int64: return .int64
         case .int32: return .int32
+        case .int16: return .int16
         case .int8: return .int8
+        case .uint64: return .uint64
+        case .uint32: return .uint32
+        case .uint16: return .uint16
         case .uint8: return .uint8
         case .bool: return .bool
         case let other?:
             throw FerryError("\(what) has element type \(other) (\(code)), which Ferry's IR does not have "
-                             + "(float32, float16, int64, int32, int8, uint8, bool)")
+                             + "(" + DType.allCases.map(\.description).joined(separator: ", ") + ")")
         case nil:
             throw FerryError("\(what) has unknown element type \(code)")
         }
@@ -101,16 +106,21 @@ enum ONNXImportTensors {
                 }
             })
         case .float16: return .float16(load(UInt16.self))
+        case .float64: return .float64(load(UInt64.self).map(Double.init(bitPattern:)))
         case .int64: return .int64(load(Int64.self))
         case .int32: return .int32(load(Int32.self))
+        case .int16: return .int16(load(Int16.self))
         case .int8: return .int8(load(Int8.self))
+        case .uint64: return .uint64(load(UInt64.self))
+        case .uint32: return .uint32(load(UInt32.self))
+        case .uint16: return .uint16(load(UInt16.self))
         case .uint8: return .uint8(Array(data))
         case .bool: return .bool(data.map { $0 != 0 })
         }
     }
 
-    /// The typed repeated fields (float_data; int32_data for int32, int8, uint8, bool and the
-    /// bits of float16; int64_data).
+    /// The typed repeated fields (float_data; double_data; int32_data for int32, int16, int8,
+    /// uint16, uint8, bool and the bits of float16; int64_data; uint64_data for uint32 and uint64).
     static func fromTyped(_ proto: Onnx_TensorProto, dtype: DType, count: Int, what: String) throws -> TensorStorage {
         func checked<T>(_ values: [T], _ field: String) throws -> [T] {
             guard values.count == count else {
@@ -123,6 +133,11 @@ enum ONNXImportTensors {
         case .int64: return .int64(try checked(proto.int64Data, "int64_data"))
         case .int32: return .int32(try checked(proto.int32Data, "int32_data"))
         case .float16: return .float16(try checked(proto.int32Data, "int32_data").map { UInt16(truncatingIfNeeded: $0) })
+        case .float64: return .float64(try checked(proto.doubleData, "double_data"))
+        case .int16: return .int16(try checked(proto.int32Data, "int32_data").map { Int16(truncatingIfNeeded: $0) })
+        case .uint16: return .uint16(try checked(proto.int32Data, "int32_data").map { UInt16(truncatingIfNeeded: $0) })
+        case .uint32: return .uint32(try checked(proto.uint64Data, "uint64_data").map { UInt32(truncatingIfNeeded: $0) })
+        case .uint64: return .uint64(try checked(proto.uint64Data, "uint64_data"))
         case .int8: return .int8(try checked(proto.int32Data, "int32_data").map { Int8(truncatingIfNeeded: $0) })
         case .uint8: return .uint8(try checked(proto.int32Data, "int32_data").map { UInt8(truncatingIfNeeded: $0) })
         case .bool: return .bool(try checked(proto.int32Data, "int32_data").map { $0 != 0 })

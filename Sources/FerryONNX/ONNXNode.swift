@@ -76,6 +76,7 @@ struct ONNXNode {
         switch t.storage {
         case .float32(let a): return a[0]
         case .float16(let a): return Float(float16Bits: a[0])
+        case .float64(let a): return Float(a[0])
         default:
             guard let v = t.int64s?.first else { throw FerryError("\(opType) \(what) has type \(t.dtype)") }
             return Float(v)

@@ -120,16 +120,7 @@ enum ONNXOpTable {
         }
         let value = try n.tensor("value") ?? Tensor(shape: [1], floats: [0])
         guard value.count == 1 else { throw FerryError("ConstantOfShape value must hold one element") }
-        let storage: TensorStorage
-        switch value.storage {
-        case .float32(let a): storage = .float32(Array(repeating: a[0], count: count))
-        case .float16(let a): storage = .float16(Array(repeating: a[0], count: count))
-        case .int64(let a): storage = .int64(Array(repeating: a[0], count: count))
-        case .int32(let a): storage = .int32(Array(repeating: a[0], count: count))
-        case .int8(let a): storage = .int8(Array(repeating: a[0], count: count))
-        case .uint8(let a): storage = .uint8(Array(repeating: a[0], count: count))
-        case .bool(let a): storage = .bool(Array(repeating: a[0], count: count))
-        }
+        let storage = value.storage.repeatingFirst(count: count)
         try n.define(0, try Tensor(shape: shape, storage: storage))
     }
 

@@ -8,9 +8,14 @@ enum ONNXTensors {
         switch dtype {
         case .float32: return .float
         case .float16: return .float16
+        case .float64: return .double
         case .int64: return .int64
         case .int32: return .int32
+        case .int16: return .int16
         case .int8: return .int8
+        case .uint64: return .uint64
+        case .uint32: return .uint32
+        case .uint16: return .uint16
         case .uint8: return .uint8
         case .bool: return .bool
         }
@@ -63,8 +68,13 @@ enum ONNXTensors {
             return littleEndianBytes(a.map(\.bitPattern))
             #endif
         case .float16(let a): return littleEndianBytes(a)
+        case .float64(let a): return littleEndianBytes(a.map(\.bitPattern))
         case .int64(let a): return littleEndianBytes(a)
         case .int32(let a): return littleEndianBytes(a)
+        case .int16(let a): return littleEndianBytes(a)
+        case .uint64(let a): return littleEndianBytes(a)
+        case .uint32(let a): return littleEndianBytes(a)
+        case .uint16(let a): return littleEndianBytes(a)
         case .int8(let a): return a.withUnsafeBytes { Data($0) }
         case .uint8(let a): return Data(a)
         case .bool(let a): return Data(a.map { $0 ? 1 : 0 })

@@ -3,44 +3,71 @@ import FerryIR
 /// Cast between the IR's element types.
 extension ReferenceKernels {
     /// Converts every element to `to` (ONNX Cast): floats to integers truncate toward zero
-    /// (NaN, infinities and values beyond Int64 become Int64.min first, as x86's conversion
+    /// (NaN, infinities and values beyond 64 bits become Int64.min first, as x86's conversion
     /// does), integers wrap to narrower types (two's complement), nonzero (and NaN) is true,
-    /// true is 1, and float32 to float16 rounds to nearest even.
+    /// true is 1, and floats round to nearest even into narrower float types.
     public static func cast(_ x: Tensor, to: DType) throws -> Tensor {
-        enum Source {
-            case floating([Float])
-            case integer([Int64])
-        }
-        let source: Source
-        switch x.storage {
-        case .float32(let a): source = .floating(a)
-        case .float16(let a): source = .floating(a.map(HalfFloat.value))
-        case .bool(let a): source = .integer(a.map { $0 ? 1 : 0 })
-        default: source = .integer(x.int64s!)
-        }
-        func integers() -> [Int64] {
-            switch source {
-            case .integer(let a): return a
-            case .floating(let a):
-                return a.map { v in
-                    guard v.isFinite, let i = Int64(exactly: v.rounded(.towardZero)) else { return Int64.min }
-                    return i
-                }
+        let source = x.dtype == .bool ? try Tensor(shape: x.shape, storage: .uint8(bools(x, "Cast", "input").map { $0 ? 1 : 0 })) : x
+        return try Tensor(shape: x.shape, storage: try TensorStorage.visitNumeric([source.storage], "Cast", Conversion(target: to)))
+    }
+}
+
+/// One generic conversion per source kind (floating, integer), to any target element type.
+private struct Conversion: NumericVisitor {
+    let target: DType
+
+    func floating<S: FloatingElement>(_ operands: [[S]], _ wrap: @escaping ([S]) -> TensorStorage) -> TensorStorage {
+        let a = operands[0]
+        func integers<T: FixedWidthInteger>(_: T.Type) -> [T] {
+            a.map { v in
+                let whole = v.rounded(.towardZero)
+                if let u = UInt64(exactly: whole) { return T(truncatingIfNeeded: u) }
+                return T(truncatingIfNeeded: Int64(exactly: whole) ?? .min)
             }
         }
-        let storage: TensorStorage
-        switch (to, source) {
-        case (.float32, .floating(let a)): storage = .float32(a)
-        case (.float32, .integer(let a)): storage = .float32(a.map { Float($0) })
-        case (.float16, .floating(let a)): storage = .float16(a.map(HalfFloat.bits))
-        case (.float16, .integer(let a)): storage = .float16(a.map { HalfFloat.bits(Float($0)) })
-        case (.bool, .floating(let a)): storage = .bool(a.map { $0 != 0 })
-        case (.bool, .integer(let a)): storage = .bool(a.map { $0 != 0 })
-        case (.int64, _): storage = .int64(integers())
-        case (.int32, _): storage = .int32(integers().map { Int32(truncatingIfNeeded: $0) })
-        case (.int8, _): storage = .int8(integers().map { Int8(truncatingIfNeeded: $0) })
-        case (.uint8, _): storage = .uint8(integers().map { UInt8(truncatingIfNeeded: $0) })
+        switch target {
+        case .float32: return .float32(a.map { Float($0) })
+        case .float64: return .float64(a.map { Double($0) })
+        case .float16: return .float16(a.map(halfBits))
+        case .bool: return .bool(a.map { $0 != 0 })
+        case .int64: return .int64(integers(Int64.self))
+        case .int32: return .int32(integers(Int32.self))
+        case .int16: return .int16(integers(Int16.self))
+        case .int8: return .int8(integers(Int8.self))
+        case .uint64: return .uint64(integers(UInt64.self))
+        case .uint32: return .uint32(integers(UInt32.self))
+        case .uint16: return .uint16(integers(UInt16.self))
+        case .uint8: return .uint8(integers(UInt8.self))
         }
-        return try Tensor(shape: x.shape, storage: storage)
+    }
+
+    func integer<S: FixedWidthInteger & TensorElement>(_ operands: [[S]], _ wrap: @escaping ([S]) -> TensorStorage) -> TensorStorage {
+        let a = operands[0]
+        func integers<T: FixedWidthInteger>(_: T.Type) -> [T] { a.map { T(truncatingIfNeeded: $0) } }
+        switch target {
+        case .float32: return .float32(a.map { Float($0) })
+        case .float64: return .float64(a.map { Double($0) })
+        case .float16: return .float16(a.map { HalfFloat.bits(Float($0)) })
+        case .bool: return .bool(a.map { $0 != 0 })
+        case .int64: return .int64(integers(Int64.self))
+        case .int32: return .int32(integers(Int32.self))
+        case .int16: return .int16(integers(Int16.self))
+        case .int8: return .int8(integers(Int8.self))
+        case .uint64: return .uint64(integers(UInt64.self))
+        case .uint32: return .uint32(integers(UInt32.self))
+        case .uint16: return .uint16(integers(UInt16.self))
+        case .uint8: return .uint8(integers(UInt8.self))
+        }
+    }
+
+    /// The half-precision bits nearest to `v`. A double is first rounded to float32 "to odd"
+    /// (an inexact result keeps its last bit set), so that rounding twice still gives the
+    /// nearest half, as numpy's direct double-to-half conversion does.
+    private func halfBits<S: FloatingElement>(_ v: S) -> UInt16 {
+        var f = Float(v)
+        if v.isFinite, f.isFinite, Double(f) != Double(v), f.bitPattern & 1 == 0 {
+            f = Double(v) > Double(f) ? f.nextUp : f.nextDown
+        }
+        return HalfFloat.bits(f)
     }
 }

@@ -5,68 +5,50 @@ import Foundation
 /// Elementwise math on float32: unary functions; Add, Sub, Mul, Div, Pow with full numpy
 /// (multidirectional) broadcasting; the variadic Max, Min, Sum, Mean.
 extension ReferenceKernels {
-    // Add, Sub, Mul, Div also run on int64, int32, int8 and uint8 (the shape arithmetic the
-    // ONNX importer folds, 8-bit data): wrapping at the type's width, division truncating toward zero.
-    public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        if let t = try integerBinary(a, b, "Add", { $0 &+ $1 }) { return t }
-        return try binary(a, b, "Add") { $0 + $1 }
-    }
-    public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        if let t = try integerBinary(a, b, "Sub", { $0 &- $1 }) { return t }
-        return try binary(a, b, "Sub") { $0 - $1 }
-    }
-    public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        if let t = try integerBinary(a, b, "Mul", { $0 &* $1 }) { return t }
-        return try binary(a, b, "Mul") { $0 * $1 }
-    }
-    public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        if let t = try integerBinary(a, b, "Div", { x, y in
-            guard y != 0 else { throw FerryError("Div: integer division by zero") }
-            return x.dividedReportingOverflow(by: y).partialValue
-        }) { return t }
-        return try binary(a, b, "Div") { $0 / $1 }
+    // Add, Sub, Mul, Div run on every numeric element type: integers wrap at the type's width
+    // and divide truncating toward zero; float16 is computed in float32 and rounded back.
+    public static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try elementwise(.add, [a, b]) }
+    public static func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try elementwise(.sub, [a, b]) }
+    public static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try elementwise(.mul, [a, b]) }
+    public static func div(_ a: Tensor, _ b: Tensor) throws -> Tensor { try elementwise(.div, [a, b]) }
+
+    /// A binary function of tensors of one numeric element type, or a fold of several (Max, Min).
+    static func elementwise(_ function: BinaryFunction, _ operands: [Tensor]) throws -> Tensor {
+        guard !operands.isEmpty else { throw FerryError("\(function.name) needs at least one input") }
+        if function == .div, operands[1].dtype.isInteger, try doubles(operands[1], "Div").contains(0) {
+            throw FerryError("Div: integer division by zero")
+        }
+        var shape: [Int] = []
+        for t in operands { shape = try broadcastSizes(shape, t.shape) }
+        let kernel = Broadcasting(shapes: operands.map(\.shape), function: function)
+        return try Tensor(shape: shape, storage: try TensorStorage.visitNumeric(operands.map(\.storage), function.name, kernel))
     }
 
-    /// Whether every tensor has one integer element type (int64, int32, int8 or uint8).
+    /// Whether every tensor has one integer element type.
     static func allInteger(_ tensors: [Tensor]) -> Bool {
-        guard let first = tensors.first?.dtype, [.int64, .int32, .int8, .uint8].contains(first) else { return false }
+        guard let first = tensors.first?.dtype, first.isInteger else { return false }
         return tensors.allSatisfy { $0.dtype == first }
     }
 
     /// Int64 results as a tensor of an integer `dtype`, wrapping to its width.
     static func integerTensor(_ values: [Int64], shape: [Int], dtype: DType) throws -> Tensor {
-        let storage: TensorStorage
-        switch dtype {
-        case .int32: storage = .int32(values.map { Int32(truncatingIfNeeded: $0) })
-        case .int8: storage = .int8(values.map { Int8(truncatingIfNeeded: $0) })
-        case .uint8: storage = .uint8(values.map { UInt8(truncatingIfNeeded: $0) })
-        default: storage = .int64(values)
-        }
-        return try Tensor(shape: shape, storage: storage)
+        try cast(Tensor(shape: shape, int64s: values), to: dtype)
     }
 
-    /// A broadcasting binary op on two int64 (or two int32) tensors; nil for other element types.
-    static func integerBinary(_ a: Tensor, _ b: Tensor, _ name: String, _ f: (Int64, Int64) throws -> Int64) throws -> Tensor? {
-        guard allInteger([a, b]), let x = a.int64s, let y = b.int64s else { return nil }
-        let (shape, p) = try broadcastPositions([a.shape, b.shape])
-        let out = try (0..<elementCount(shape)).map { try f(x[p[0][$0]], y[p[1][$0]]) }
-        return try integerTensor(out, shape: shape, dtype: a.dtype)
+    /// The elements of a numeric tensor as doubles (exact for every type but the largest 64-bit integers).
+    static func doubles(_ t: Tensor, _ name: String) throws -> [Double] {
+        try TensorStorage.visitNumeric([t.storage], name, AsDoubles())
     }
+
     /// X to the power Y. Y may be of another numeric type than X (ONNX Pow's T1); the result has
-    /// X's type: integer bases take the power in double precision and truncate, as numpy's
-    /// float power cast back does.
+    /// X's type: float32 to a float32 power in float32; otherwise the power is taken in double
+    /// precision, and integer bases truncate it, as numpy's float power cast back does.
     public static func power(_ a: Tensor, _ b: Tensor) throws -> Tensor {
         if a.dtype == .float32, b.dtype == .float32 { return try binary(a, b, "Pow") { Foundation.pow($0, $1) } }
-        func doubles(_ t: Tensor) throws -> [Double] {
-            if t.dtype == .float32 { return t.floats.map(Double.init) }
-            guard let v = t.int64s else { throw FerryError("Pow does not take \(t.dtype)") }
-            return v.map(Double.init)
-        }
-        let x = try doubles(a), y = try doubles(b)
+        let x = try doubles(a, "Pow"), y = try doubles(b, "Pow")
         let (shape, p) = try broadcastPositions([a.shape, b.shape])
         let out = (0..<elementCount(shape)).map { Foundation.pow(x[p[0][$0]], y[p[1][$0]]) }
-        if a.dtype == .float32 { return Tensor(shape: shape, floats: out.map(Float.init)) }
-        guard a.int64s != nil else { throw FerryError("Pow does not take \(a.dtype)") }
+        if a.dtype.isFloatingPoint { return try cast(try Tensor(shape: shape, storage: .float64(out)), to: a.dtype) }
         return try integerTensor(out.map { $0.isFinite ? Int64(exactly: $0.rounded(.towardZero)) ?? 0 : 0 }, shape: shape, dtype: a.dtype)
     }
 
@@ -97,32 +79,11 @@ extension ReferenceKernels {
         return try unary(x, op.name, f)
     }
 
-    /// Max, Min, Sum, Mean of one or more inputs with numpy broadcasting.
-    /// NaN in any input makes the result NaN (numpy's maximum / minimum, the ONNX reference).
-    /// float16 inputs are widened to float32 and the result narrowed back, which is exact: the
-    /// result is one of the inputs.
-    public static func maximum(_ inputs: [Tensor]) throws -> Tensor {
-        if allInteger(inputs) { return try integerVariadic(inputs, "Max") { Swift.max($0, $1) } }
-        return try viaFloat32(inputs) { try variadic($0, "Max") { $0.isNaN || $1.isNaN ? .nan : Swift.max($0, $1) } }
-    }
-    public static func minimum(_ inputs: [Tensor]) throws -> Tensor {
-        if allInteger(inputs) { return try integerVariadic(inputs, "Min") { Swift.min($0, $1) } }
-        return try viaFloat32(inputs) { try variadic($0, "Min") { $0.isNaN || $1.isNaN ? .nan : Swift.min($0, $1) } }
-    }
+    /// Max, Min (every numeric element type), Sum, Mean (float32) of one or more inputs with
+    /// numpy broadcasting.
+    public static func maximum(_ inputs: [Tensor]) throws -> Tensor { try elementwise(.max, inputs) }
+    public static func minimum(_ inputs: [Tensor]) throws -> Tensor { try elementwise(.min, inputs) }
 
-    /// `body` on the inputs widened to float32 when they are all float16, its result narrowed
-    /// back; otherwise `body` on the inputs as they are.
-    static func viaFloat32(_ inputs: [Tensor], _ body: ([Tensor]) throws -> Tensor) throws -> Tensor {
-        guard !inputs.isEmpty, inputs.allSatisfy({ $0.dtype == .float16 }) else { return try body(inputs) }
-        return try cast(try body(try inputs.map { try cast($0, to: .float32) }), to: .float16)
-    }
-
-    /// Folds int64 (or int32) inputs pairwise.
-    static func integerVariadic(_ inputs: [Tensor], _ name: String, _ f: (Int64, Int64) -> Int64) throws -> Tensor {
-        var acc = inputs[0]
-        for t in inputs.dropFirst() { acc = try integerBinary(acc, t, name, f)! }
-        return acc
-    }
     public static func sum(_ inputs: [Tensor]) throws -> Tensor { try variadic(inputs, "Sum") { $0 + $1 } }
     public static func mean(_ inputs: [Tensor]) throws -> Tensor {
         let total = try variadic(inputs, "Mean") { $0 + $1 }
@@ -144,33 +105,40 @@ extension ReferenceKernels {
         let x = try a.requireFloats(name, "A")
         let y = try b.requireFloats(name, "B")
         let shape = try broadcastSizes(a.shape, b.shape)
+        return Tensor(shape: shape, floats: broadcastBinary(x, a.shape, y, b.shape, shape, f))
+    }
+
+    /// f over two operands broadcast to `shape`: fast paths for equal shapes and scalars,
+    /// else an odometer over all but the last output axis with a strided inner loop.
+    @inline(__always)
+    static func broadcastBinary<T, R>(_ x: [T], _ aShape: [Int], _ y: [T], _ bShape: [Int], _ shape: [Int],
+                                      _ f: (T, T) -> R) -> [R] {
         let count = elementCount(shape)
-        let out: [Float] = x.withUnsafeBufferPointer { xp in
+        return x.withUnsafeBufferPointer { xp in
             y.withUnsafeBufferPointer { yp in
-                makeFloats(count) { o in
+                [R](unsafeUninitializedCapacity: count) { o, initialized in
+                    initialized = count
                     if count == 0 { return }
-                    if a.shape == b.shape {
-                        for i in 0..<count { o[i] = f(xp[i], yp[i]) }
+                    if aShape == bShape {
+                        for i in 0..<count { o.initializeElement(at: i, to: f(xp[i], yp[i])) }
                     } else if yp.count == 1 {
                         let v = yp[0]
-                        for i in 0..<count { o[i] = f(xp[i], v) }
+                        for i in 0..<count { o.initializeElement(at: i, to: f(xp[i], v)) }
                     } else if xp.count == 1 {
                         let v = xp[0]
-                        for i in 0..<count { o[i] = f(v, yp[i]) }
+                        for i in 0..<count { o.initializeElement(at: i, to: f(v, yp[i])) }
                     } else {
-                        broadcastLoop(shape: shape, a.shape, b.shape, xp, yp, o, f)
+                        broadcastLoop(shape: shape, aShape, bShape, xp, yp, o, f)
                     }
                 }
             }
         }
-        return Tensor(shape: shape, floats: out)
     }
 
-    /// General broadcasting: odometer over all but the last output axis, strided inner loop.
     @inline(__always)
-    static func broadcastLoop(shape: [Int], _ aShape: [Int], _ bShape: [Int],
-                              _ xp: UnsafeBufferPointer<Float>, _ yp: UnsafeBufferPointer<Float>,
-                              _ o: UnsafeMutableBufferPointer<Float>, _ f: (Float, Float) -> Float) {
+    static func broadcastLoop<T, R>(shape: [Int], _ aShape: [Int], _ bShape: [Int],
+                                    _ xp: UnsafeBufferPointer<T>, _ yp: UnsafeBufferPointer<T>,
+                                    _ o: UnsafeMutableBufferPointer<R>, _ f: (T, T) -> R) {
         let r = shape.count
         let sa = broadcastStrides(aShape, to: shape)
         let sb = broadcastStrides(bShape, to: shape)
@@ -181,7 +149,7 @@ extension ReferenceKernels {
         while outPos < total {
             var pa = offA, pb = offB
             for _ in 0..<inner {
-                o[outPos] = f(xp[pa], yp[pb])
+                o.initializeElement(at: outPos, to: f(xp[pa], yp[pb]))
                 outPos += 1
                 pa += ia
                 pb += ib
@@ -199,5 +167,84 @@ extension ReferenceKernels {
                 axis -= 1
             }
         }
+    }
+}
+
+/// The binary functions that run on every numeric element type, generic over it.
+enum BinaryFunction {
+    case add, sub, mul, div, max, min
+
+    var name: String {
+        switch self {
+        case .add: return "Add"
+        case .sub: return "Sub"
+        case .mul: return "Mul"
+        case .div: return "Div"
+        case .max: return "Max"
+        case .min: return "Min"
+        }
+    }
+
+    /// IEEE arithmetic; Max and Min give NaN when either operand is NaN (numpy's maximum /
+    /// minimum, the ONNX reference).
+    @inline(__always)
+    func floating<T: FloatingElement>(_ a: T, _ b: T) -> T {
+        switch self {
+        case .add: return a + b
+        case .sub: return a - b
+        case .mul: return a * b
+        case .div: return a / b
+        case .max: return a.isNaN || b.isNaN ? .nan : Swift.max(a, b)
+        case .min: return a.isNaN || b.isNaN ? .nan : Swift.min(a, b)
+        }
+    }
+
+    /// Wrapping at the type's width; division truncates toward zero (the caller refuses a zero
+    /// divisor; the type's minimum divided by -1 wraps).
+    @inline(__always)
+    func integer<T: FixedWidthInteger>(_ a: T, _ b: T) -> T {
+        switch self {
+        case .add: return a &+ b
+        case .sub: return a &- b
+        case .mul: return a &* b
+        case .div: return a.dividedReportingOverflow(by: b).partialValue
+        case .max: return Swift.max(a, b)
+        case .min: return Swift.min(a, b)
+        }
+    }
+}
+
+/// A binary function folded left to right over operands of one numeric element type with
+/// numpy broadcasting (broadcasting is associative).
+struct Broadcasting: NumericVisitor {
+    let shapes: [[Int]]
+    let function: BinaryFunction
+
+    func floating<T: FloatingElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) throws -> TensorStorage {
+        wrap(try fold(operands) { function.floating($0, $1) })
+    }
+
+    func integer<T: FixedWidthInteger & TensorElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) throws -> TensorStorage {
+        wrap(try fold(operands) { function.integer($0, $1) })
+    }
+
+    private func fold<T>(_ operands: [[T]], _ f: (T, T) -> T) throws -> [T] {
+        var acc = operands[0], accShape = shapes[0]
+        for (x, xShape) in zip(operands, shapes).dropFirst() {
+            let shape = try broadcastSizes(accShape, xShape)
+            acc = ReferenceKernels.broadcastBinary(acc, accShape, x, xShape, shape, f)
+            accShape = shape
+        }
+        return acc
+    }
+}
+
+/// The elements of one numeric operand as doubles.
+struct AsDoubles: NumericVisitor {
+    func floating<T: FloatingElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) -> [Double] {
+        operands[0].map { Double($0) }
+    }
+    func integer<T: FixedWidthInteger & TensorElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) -> [Double] {
+        operands[0].map { Double($0) }
     }
 }

@@ -11,48 +11,7 @@ extension ReferenceKernels {
         if perm == Array(0..<x.rank) { return x }
         let inStrides = contiguousStrides(x.shape)
         let strides = perm.map { inStrides[$0] }
-        func permute<T>(_ a: [T]) -> [T] {
-            let count = a.count
-            return a.withUnsafeBufferPointer { src in
-                [T](unsafeUninitializedCapacity: count) { dst, initialized in
-                    defer { initialized = count }
-                    if count == 0 { return }
-                    let r = outShape.count
-                    let inner = outShape[r - 1], innerStride = strides[r - 1]
-                    var index = Array(repeating: 0, count: r)
-                    var offset = 0, pos = 0
-                    let base = dst.baseAddress!
-                    while pos < count {
-                        var p = offset
-                        for _ in 0..<inner {
-                            (base + pos).initialize(to: src[p])
-                            pos += 1
-                            p += innerStride
-                        }
-                        var axis = r - 2
-                        while axis >= 0 {
-                            index[axis] += 1
-                            offset += strides[axis]
-                            if index[axis] < outShape[axis] { break }
-                            offset -= strides[axis] * outShape[axis]
-                            index[axis] = 0
-                            axis -= 1
-                        }
-                    }
-                }
-            }
-        }
-        let storage: TensorStorage
-        switch x.storage {
-        case .float32(let a): storage = .float32(permute(a))
-        case .float16(let a): storage = .float16(permute(a))
-        case .int64(let a): storage = .int64(permute(a))
-        case .int32(let a): storage = .int32(permute(a))
-        case .int8(let a): storage = .int8(permute(a))
-        case .uint8(let a): storage = .uint8(permute(a))
-        case .bool(let a): storage = .bool(permute(a))
-        }
-        return try Tensor(shape: outShape, storage: storage)
+        return try Tensor(shape: outShape, storage: x.storage.visit(Permutation(outShape: outShape, strides: strides)))
     }
 
     /// The concrete shape ONNX Reshape gives `shape` for a target: 0 copies the input's
@@ -112,43 +71,14 @@ extension TensorStorage {
     /// Element k of the result is element positions[k] of self, or `fill` (converted to the
     /// element type) where positions[k] < 0.
     func picking(_ positions: [Int], fill: Float = 0) -> TensorStorage {
-        func pick<T>(_ a: [T], _ f: @autoclosure () -> T) -> [T] {
-            let filler = positions.contains { $0 < 0 } ? f() : nil
-            return a.withUnsafeBufferPointer { src in positions.map { $0 < 0 ? filler! : src[$0] } }
-        }
-        let f = TensorStorage.repeating(fill, dtype, count: 1)
-        switch (self, f) {
-        case (.float32(let a), .float32(let v)): return .float32(pick(a, v[0]))
-        case (.float16(let a), .float16(let v)): return .float16(pick(a, v[0]))
-        case (.int64(let a), .int64(let v)): return .int64(pick(a, v[0]))
-        case (.int32(let a), .int32(let v)): return .int32(pick(a, v[0]))
-        case (.int8(let a), .int8(let v)): return .int8(pick(a, v[0]))
-        case (.uint8(let a), .uint8(let v)): return .uint8(pick(a, v[0]))
-        case (.bool(let a), .bool(let v)): return .bool(pick(a, v[0]))
-        default: preconditionFailure("fill of another element type")
-        }
+        let filler = positions.contains { $0 < 0 } ? TensorStorage.repeating(fill, dtype, count: 1) : nil
+        return visit(Picking(positions: positions, filler: filler))
     }
 
     /// The elements of several storages of one element type, one after another.
     static func joined(_ parts: [TensorStorage]) throws -> TensorStorage {
         guard let first = parts.first else { return .float32([]) }
-        func join<T>(_ extract: (TensorStorage) -> [T]?) throws -> [T] {
-            var all: [T] = []
-            for p in parts {
-                guard let a = extract(p) else { throw FerryError("cannot join \(first.dtype) and \(p.dtype) elements") }
-                all += a
-            }
-            return all
-        }
-        switch first {
-        case .float32: return .float32(try join { if case .float32(let a) = $0 { a } else { nil } })
-        case .float16: return .float16(try join { if case .float16(let a) = $0 { a } else { nil } })
-        case .int64: return .int64(try join { if case .int64(let a) = $0 { a } else { nil } })
-        case .int32: return .int32(try join { if case .int32(let a) = $0 { a } else { nil } })
-        case .int8: return .int8(try join { if case .int8(let a) = $0 { a } else { nil } })
-        case .uint8: return .uint8(try join { if case .uint8(let a) = $0 { a } else { nil } })
-        case .bool: return .bool(try join { if case .bool(let a) = $0 { a } else { nil } })
-        }
+        return try first.visit(Joining(parts: parts))
     }
 }
 
@@ -309,5 +239,73 @@ extension ReferenceKernels {
         _ = try Op.spaceToDepth(blockSize: blockSize).inferOutputTypes([x.type])
         let (view, perm, output) = BlockRearrangement.spaceToDepth(x.shape, blockSize: blockSize)
         return try transpose(x.reshaped(view), perm: perm).reshaped(output)
+    }
+}
+
+/// Transpose's element copy: output element i reads the input at the strides of its axes.
+private struct Permutation: StorageVisitor {
+    let outShape: [Int]
+    let strides: [Int]
+
+    func visit<T: TensorElement>(_ values: [T], _ wrap: @escaping ([T]) -> TensorStorage) -> TensorStorage { wrap(permute(values)) }
+
+    func permute<T>(_ a: [T]) -> [T] {
+        let count = a.count
+        return a.withUnsafeBufferPointer { src in
+            [T](unsafeUninitializedCapacity: count) { dst, initialized in
+                defer { initialized = count }
+                if count == 0 { return }
+                let r = outShape.count
+                let inner = outShape[r - 1], innerStride = strides[r - 1]
+                var index = Array(repeating: 0, count: r)
+                var offset = 0, pos = 0
+                let base = dst.baseAddress!
+                while pos < count {
+                    var p = offset
+                    for _ in 0..<inner {
+                        (base + pos).initialize(to: src[p])
+                        pos += 1
+                        p += innerStride
+                    }
+                    var axis = r - 2
+                    while axis >= 0 {
+                        index[axis] += 1
+                        offset += strides[axis]
+                        if index[axis] < outShape[axis] { break }
+                        offset -= strides[axis] * outShape[axis]
+                        index[axis] = 0
+                        axis -= 1
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Element k of the result is element positions[k] of the storage, or the filler's one element
+/// where positions[k] < 0.
+private struct Picking: StorageVisitor {
+    let positions: [Int]
+    let filler: TensorStorage?
+
+    func visit<T: TensorElement>(_ values: [T], _ wrap: @escaping ([T]) -> TensorStorage) -> TensorStorage {
+        let fill = filler?.elements(as: T.self)?.first
+        return wrap(values.withUnsafeBufferPointer { src in positions.map { $0 < 0 ? fill! : src[$0] } })
+    }
+}
+
+/// The elements of several storages of the first one's element type, one after another.
+private struct Joining: StorageVisitor {
+    let parts: [TensorStorage]
+
+    func visit<T: TensorElement>(_ values: [T], _ wrap: @escaping ([T]) -> TensorStorage) throws(FerryError) -> TensorStorage {
+        var all: [T] = []
+        for p in parts {
+            guard p.dtype == parts[0].dtype, let a = p.elements(as: T.self) else {
+                throw FerryError("cannot join \(parts[0].dtype) and \(p.dtype) elements")
+            }
+            all += a
+        }
+        return wrap(all)
     }
 }

@@ -30,21 +30,12 @@ extension ReferenceKernels {
             throw FerryError("\(op.name) is not a comparison")
         }
         let (shape, p) = try broadcastPositions([a.shape, b.shape])
-        func map<T: Comparable>(_ x: [T], _ y: [T]) -> [Bool] {
-            (0..<elementCount(shape)).map { holds(op, x[p[0][$0]], y[p[1][$0]]) }
-        }
         let result: [Bool]
-        switch (a.storage, b.storage) {
-        case let (.float32(x), .float32(y)): result = map(x, y)
-        case let (.float16(x), .float16(y)): result = map(x.map(HalfFloat.value), y.map(HalfFloat.value))
-        case let (.int64(x), .int64(y)): result = map(x, y)
-        case let (.int32(x), .int32(y)): result = map(x, y)
-        case let (.int8(x), .int8(y)): result = map(x, y)
-        case let (.uint8(x), .uint8(y)): result = map(x, y)
-        case let (.bool(x), .bool(y)) where op == .equal:
+        if case let (.bool(x), .bool(y)) = (a.storage, b.storage) {
+            guard op == .equal else { throw FerryError("\(op.name) of bool is not supported") }
             result = (0..<elementCount(shape)).map { x[p[0][$0]] == y[p[1][$0]] }
-        default:
-            throw FerryError("\(op.name) of \(a.dtype) and \(b.dtype) is not supported")
+        } else {
+            result = try TensorStorage.visitNumeric([a.storage, b.storage], op.name, Comparison(op: op, positions: p))
         }
         return try Tensor(shape: shape, storage: .bool(result))
     }
@@ -74,20 +65,36 @@ extension ReferenceKernels {
     public static func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
         let c = try bools(condition, "Where", "condition")
         let (shape, p) = try broadcastPositions([condition.shape, a.shape, b.shape])
-        func pick<T>(_ x: [T], _ y: [T]) -> [T] {
-            (0..<elementCount(shape)).map { c[p[0][$0]] ? x[p[1][$0]] : y[p[2][$0]] }
-        }
-        let storage: TensorStorage
-        switch (a.storage, b.storage) {
-        case let (.float32(x), .float32(y)): storage = .float32(pick(x, y))
-        case let (.float16(x), .float16(y)): storage = .float16(pick(x, y))
-        case let (.int64(x), .int64(y)): storage = .int64(pick(x, y))
-        case let (.int32(x), .int32(y)): storage = .int32(pick(x, y))
-        case let (.int8(x), .int8(y)): storage = .int8(pick(x, y))
-        case let (.uint8(x), .uint8(y)): storage = .uint8(pick(x, y))
-        case let (.bool(x), .bool(y)): storage = .bool(pick(x, y))
-        default: throw FerryError("Where of \(a.dtype) and \(b.dtype)")
-        }
+        guard a.dtype == b.dtype else { throw FerryError("Where of \(a.dtype) and \(b.dtype)") }
+        let storage = a.storage.visit(Selection(condition: c, positions: p, other: b.storage))
         return try Tensor(shape: shape, storage: storage)
+    }
+}
+
+/// A comparison of two numeric operands, element by element at broadcast positions.
+private struct Comparison: NumericVisitor {
+    let op: Op
+    let positions: [[Int]]
+
+    func floating<T: FloatingElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) -> [Bool] { compare(operands) }
+    func integer<T: FixedWidthInteger & TensorElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) -> [Bool] {
+        compare(operands)
+    }
+
+    private func compare<T: Comparable>(_ operands: [[T]]) -> [Bool] {
+        let x = operands[0], y = operands[1]
+        return positions[0].indices.map { ReferenceKernels.holds(op, x[positions[0][$0]], y[positions[1][$0]]) }
+    }
+}
+
+/// Where: the visited operand's element where the condition holds, else the other's.
+private struct Selection: StorageVisitor {
+    let condition: [Bool]
+    let positions: [[Int]]
+    let other: TensorStorage
+
+    func visit<T: TensorElement>(_ values: [T], _ wrap: @escaping ([T]) -> TensorStorage) -> TensorStorage {
+        let y = other.elements(as: T.self)!
+        return wrap(positions[0].indices.map { condition[positions[0][$0]] ? values[positions[1][$0]] : y[positions[2][$0]] })
     }
 }

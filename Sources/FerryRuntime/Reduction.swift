@@ -1,7 +1,8 @@
 import FerryIR
 import Foundation
 
-/// Reductions (ReduceSum ... ReduceLogSumExp) and ArgMax / ArgMin, float32 inputs.
+/// Reductions (ReduceSum ... ReduceLogSumExp; floats, and integers for Sum, Max, Min, Prod) and
+/// ArgMax / ArgMin.
 extension ReferenceKernels {
     /// For each input element, the flat position of the output element it reduces into
     /// (the reduced axes collapsed), and the output shape with reduced axes kept as 1.
@@ -38,42 +39,9 @@ extension ReferenceKernels {
             }
             return try integerTensor(acc, shape: shape, dtype: x.dtype)
         }
-        let values = try x.requireFloats(name, "X")
         let groupSize = elementCount(reduced.map { x.shape[$0] })
-        let initial: Float
-        switch operation {
-        case .max: initial = -.infinity
-        case .min: initial = .infinity
-        case .prod: initial = 1
-        default: initial = 0
-        }
-        var acc = [Float](repeating: initial, count: outCount)
-        // LogSumExp subtracts each group's maximum first so that exp never overflows.
-        var shift = [Float](repeating: 0, count: outCount)
-        if operation == .logSumExp {
-            shift = [Float](repeating: -.infinity, count: outCount)
-            for (i, v) in values.enumerated() { shift[positions[i]] = Swift.max(shift[positions[i]], v) }
-            for j in 0..<outCount where !shift[j].isFinite { shift[j] = 0 }
-        }
-        for (i, v) in values.enumerated() {
-            let j = positions[i]
-            switch operation {
-            case .sum, .mean: acc[j] += v
-            case .max: acc[j] = v.isNaN || acc[j].isNaN ? .nan : Swift.max(acc[j], v)
-            case .min: acc[j] = v.isNaN || acc[j].isNaN ? .nan : Swift.min(acc[j], v)
-            case .prod: acc[j] *= v
-            case .l1: acc[j] += Swift.abs(v)
-            case .l2, .sumSquare: acc[j] += v * v
-            case .logSumExp: acc[j] += Foundation.exp(v - shift[j])
-            }
-        }
-        switch operation {
-        case .mean: acc = acc.map { $0 / Float(groupSize) }
-        case .l2: acc = acc.map { $0.squareRoot() }
-        case .logSumExp: acc = zip(acc, shift).map { Foundation.log($0) + $1 }
-        default: break
-        }
-        return Tensor(shape: shape, floats: acc)
+        let kernel = FloatingReduction(operation: operation, positions: positions, outCount: outCount, groupSize: groupSize)
+        return try Tensor(shape: shape, storage: try TensorStorage.visitNumeric([x.storage], name, kernel))
     }
 
     /// ArgMax (`largest`) or ArgMin along one axis: the first index of the extreme value, or
@@ -148,5 +116,55 @@ extension ReferenceKernels {
         var shape = x.shape
         shape[a] = k
         return [Tensor(shape: shape, floats: outValues), Tensor(shape: shape, int64s: outIndices)]
+    }
+}
+
+/// A reduction of floating-point elements (float32, float64), in the element type.
+private struct FloatingReduction: NumericVisitor {
+    let operation: ReduceOperation
+    let positions: [Int]
+    let outCount: Int
+    let groupSize: Int
+
+    func integer<T: FixedWidthInteger & TensorElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) throws -> TensorStorage {
+        throw FerryError("\(operation.onnxName) of integers supports sum, max, min and prod only")
+    }
+
+    func floating<T: FloatingElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) -> TensorStorage {
+        let values = operands[0]
+        let initial: T
+        switch operation {
+        case .max: initial = -.infinity
+        case .min: initial = .infinity
+        case .prod: initial = 1
+        default: initial = 0
+        }
+        var acc = [T](repeating: initial, count: outCount)
+        // LogSumExp subtracts each group's maximum first so that exp never overflows.
+        var shift = [T](repeating: 0, count: outCount)
+        if operation == .logSumExp {
+            shift = [T](repeating: -.infinity, count: outCount)
+            for (i, v) in values.enumerated() { shift[positions[i]] = Swift.max(shift[positions[i]], v) }
+            for j in 0..<outCount where !shift[j].isFinite { shift[j] = 0 }
+        }
+        for (i, v) in values.enumerated() {
+            let j = positions[i]
+            switch operation {
+            case .sum, .mean: acc[j] += v
+            case .max: acc[j] = v.isNaN || acc[j].isNaN ? .nan : Swift.max(acc[j], v)
+            case .min: acc[j] = v.isNaN || acc[j].isNaN ? .nan : Swift.min(acc[j], v)
+            case .prod: acc[j] *= v
+            case .l1: acc[j] += Swift.abs(v)
+            case .l2, .sumSquare: acc[j] += v * v
+            case .logSumExp: acc[j] += T.exp(v - shift[j])
+            }
+        }
+        switch operation {
+        case .mean: acc = acc.map { $0 / T(groupSize) }
+        case .l2: acc = acc.map { $0.squareRoot() }
+        case .logSumExp: acc = zip(acc, shift).map { T.log($0) + $1 }
+        default: break
+        }
+        return wrap(acc)
     }
 }

@@ -25,14 +25,18 @@ public enum ReferenceKernels {
             return inputTypes.count == 2 && (inputTypes[1] == .int64 || inputTypes[1] == .int32)
         case .convTranspose:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
-        case .max, .min:
-            // Also on float16 (exact through float32).
+        case .max, .min, .add, .sub, .mul, .div:
+            // Every numeric element type, one generic kernel (float16 through float32).
             guard let first = inputTypes.first ?? nil else { return false }
-            return [.float32, .float16, .int64, .int32, .int8, .uint8].contains(first) && inputTypes.allSatisfy { $0 == first }
-        case .add, .sub, .mul, .div, .abs, .neg, .argMax, .argMin,
-             .reduce(.sum, _, _), .reduce(.max, _, _), .reduce(.min, _, _), .reduce(.prod, _, _):
-            // Also on int64, int32, int8 or uint8 throughout (shape arithmetic folded by the ONNX
-            // importer, 8-bit data).
+            return first != .bool && inputTypes.allSatisfy { $0 == first }
+        case .reduce(.sum, _, _), .reduce(.max, _, _), .reduce(.min, _, _), .reduce(.prod, _, _):
+            // Also on int64, int32, int8 or uint8 (shape arithmetic folded by the ONNX importer).
+            guard let first = inputTypes.first ?? nil else { return false }
+            return [.float32, .float64, .int64, .int32, .int8, .uint8].contains(first)
+        case .reduce:
+            return inputTypes.allSatisfy { $0 == .float32 || $0 == .float64 }
+        case .abs, .neg, .argMax, .argMin:
+            // Also on int64, int32, int8 or uint8 throughout.
             guard let first = inputTypes.first ?? nil else { return false }
             return [.float32, .int64, .int32, .int8, .uint8].contains(first) && inputTypes.allSatisfy { $0 == first }
         case .maxPool:
@@ -42,8 +46,7 @@ public enum ReferenceKernels {
             return [.float32, .int64, .int32, .int8, .uint8].contains(first)
         case .pow:
             // The exponent may be of another type than the base (ONNX Pow's T1).
-            let numeric: [DType] = [.float32, .int64, .int32, .int8, .uint8]
-            return inputTypes.count == 2 && inputTypes.allSatisfy { $0.map(numeric.contains) ?? false }
+            return inputTypes.count == 2 && inputTypes.allSatisfy { $0 != nil && $0 != .bool && $0 != .float16 }
         case .conv, .gemm, .matMul, .averagePool, .globalAveragePool, .globalMaxPool,
              .relu, .sigmoid, .tanh, .leakyRelu, .softmax,
              .logSoftmax, .gelu, .elu, .selu, .hardSigmoid, .thresholdedRelu, .prelu,
@@ -51,7 +54,7 @@ public enum ReferenceKernels {
              .exp, .log, .sqrt, .reciprocal, .floor, .ceil, .erf,
              .sum, .mean,
              .batchNormalization, .batchNormalizationTraining, .instanceNormalization, .layerNormalization, .groupNormalization,
-             .lrn, .lpNormalization, .reduce:
+             .lrn, .lpNormalization:
             return inputTypes.allSatisfy { $0 == nil || $0 == .float32 }
         case .equal, .greater, .less, .greaterOrEqual, .lessOrEqual:
             guard inputTypes.count == 2, let a = inputTypes[0], a == inputTypes[1] else { return false }

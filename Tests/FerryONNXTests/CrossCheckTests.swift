@@ -56,6 +56,11 @@ enum CrossCheck {
         case .int32(let a): descr = "<i4"; body = a.withUnsafeBytes { Data($0) }
         case .int8(let a): descr = "|i1"; body = a.withUnsafeBytes { Data($0) }
         case .uint8(let a): descr = "|u1"; body = Data(a)
+        case .float64(let a): descr = "<f8"; body = a.withUnsafeBytes { Data($0) }
+        case .int16(let a): descr = "<i2"; body = a.withUnsafeBytes { Data($0) }
+        case .uint64(let a): descr = "<u8"; body = a.withUnsafeBytes { Data($0) }
+        case .uint32(let a): descr = "<u4"; body = a.withUnsafeBytes { Data($0) }
+        case .uint16(let a): descr = "<u2"; body = a.withUnsafeBytes { Data($0) }
         }
         let dims = shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? "," : "")
         var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': (\(dims)), }"

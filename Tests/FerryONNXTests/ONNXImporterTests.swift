@@ -133,6 +133,11 @@ func sameGraph(_ a: Graph, _ b: Graph) {
             try Tensor(shape: [2], storage: .int8([-128, 127])),
             try Tensor(shape: [2], storage: .uint8([0, 255])),
             try Tensor(shape: [2], storage: .bool([true, false])),
+            try Tensor(shape: [2], storage: .float64([1e-300, -0.1])),
+            try Tensor(shape: [2], storage: .int16([-32768, 32767])),
+            try Tensor(shape: [2], storage: .uint16([0, 65535])),
+            try Tensor(shape: [2], storage: .uint32([0, 4_294_967_295])),
+            try Tensor(shape: [2], storage: .uint64([UInt64.max, 1])),
         ]
         for t in tensors {
             let raw = ONNXTensors.tensor("t", t)
@@ -147,13 +152,18 @@ func sameGraph(_ a: Graph, _ b: Graph) {
             case .int8(let a): typed.int32Data = a.map { Int32($0) }
             case .uint8(let a): typed.int32Data = a.map { Int32($0) }
             case .bool(let a): typed.int32Data = a.map { $0 ? 1 : 0 }
+            case .float64(let a): typed.doubleData = a
+            case .int16(let a): typed.int32Data = a.map { Int32($0) }
+            case .uint16(let a): typed.int32Data = a.map { Int32($0) }
+            case .uint32(let a): typed.uint64Data = a.map { UInt64($0) }
+            case .uint64(let a): typed.uint64Data = a
             }
             #expect(try ONNXImportTensors.tensor(typed, external: nil) == t)
         }
-        var double = Onnx_TensorProto()
-        double.name = "d"
-        double.dataType = Int32(Onnx_TensorProto.DataType.double.rawValue)
-        #expect(throws: FerryError.self) { try ONNXImportTensors.tensor(double, external: nil) }
+        var bfloat16 = Onnx_TensorProto()
+        bfloat16.name = "b"
+        bfloat16.dataType = Int32(Onnx_TensorProto.DataType.bfloat16.rawValue)
+        #expect(throws: FerryError.self) { try ONNXImportTensors.tensor(bfloat16, external: nil) }
     }
 
     @Test func externalDataBesideTheModel() throws {

@@ -127,38 +127,12 @@ func naiveConvTranspose(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ a: ConvTranspo
 
 /// The tensor with its (small, integral) float values stored as another element type.
 func cast(_ t: Tensor, to dtype: DType) -> Tensor {
-    let v = t.floats
-    let storage: TensorStorage
-    switch dtype {
-    case .float32: storage = .float32(v)
-    case .float16: storage = .float16(v.map(float16Bits))
-    case .int64: storage = .int64(v.map { Int64($0) })
-    case .int32: storage = .int32(v.map { Int32($0) })
-    case .int8: storage = .int8(v.map { Int8($0) })
-    case .uint8: storage = .uint8(v.map { UInt8($0) })
-    case .bool: storage = .bool(v.map { $0 != 0 })
-    }
-    return try! Tensor(shape: t.shape, storage: storage)
+    try! ReferenceKernels.cast(t, to: dtype)
 }
 
 /// Small integral values as floats, back from any element type.
 func asFloats(_ t: Tensor) -> Tensor {
-    let v: [Float]
-    switch t.storage {
-    case .float32(let a): v = a
-    case .float16(let a): v = a.map { h in
-        // Normal halves only (the tests use small integers): sign, exponent, mantissa.
-        let e = Int((h >> 10) & 0x1F), mant = Float(h & 0x3FF)
-        let magnitude = e == 0 ? mant / 1024 * pow(2, -14) : (1 + mant / 1024) * pow(2, Float(e - 15))
-        return h & 0x8000 != 0 ? -magnitude : magnitude
-    }
-    case .int64(let a): v = a.map(Float.init)
-    case .int32(let a): v = a.map(Float.init)
-    case .int8(let a): v = a.map(Float.init)
-    case .uint8(let a): v = a.map(Float.init)
-    case .bool(let a): v = a.map { $0 ? 1 : 0 }
-    }
-    return Tensor(shape: t.shape, floats: v)
+    cast(t, to: .float32)
 }
 
 /// Floats 0, 1, 2, ... (exact in every element type up to 127).

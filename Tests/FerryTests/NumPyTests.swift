@@ -29,8 +29,13 @@ func doubles(_ t: Tensor) -> [Double] {
         if exponent == 0 { return sign * mantissa * pow(2, -24) }
         return sign * (1 + mantissa / 1024) * pow(2, Double(exponent - 15))
     }
+    case .float64(let a): return a
     case .int64(let a): return a.map(Double.init)
     case .int32(let a): return a.map(Double.init)
+    case .int16(let a): return a.map(Double.init)
+    case .uint64(let a): return a.map(Double.init)
+    case .uint32(let a): return a.map(Double.init)
+    case .uint16(let a): return a.map(Double.init)
     case .int8(let a): return a.map(Double.init)
     case .uint8(let a): return a.map(Double.init)
     case .bool(let a): return a.map { $0 ? 1 : 0 }
