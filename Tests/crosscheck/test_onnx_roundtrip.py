@@ -82,7 +82,7 @@ def test_unsupported_onnx_op_names_op_domain_and_opset(tmp_path):
     assert "Acos (domain ai.onnx, opset 15)" in result.stderr
 
 
-@pytest.mark.parametrize("opset", [13, 21])
+@pytest.mark.parametrize("opset", range(13, 22))
 def test_convert_at_other_opsets(opset, tmp_path):
     model_dir, variant, _ = keras_cases("ok")[0].values
     path = tmp_path / f"m{opset}.onnx"
