@@ -27,6 +27,7 @@ let cases: [Case] = [
     Case(name: "dw3x3_144_56_s2", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56, stride: 2),
     Case(name: "dw3x3_32_112_s1", kind: "depthwise", channels: 32, outChannels: 32, height: 112, width: 112),
     Case(name: "dw3x3_960_7_s1", kind: "depthwise", channels: 960, outChannels: 960, height: 7, width: 7),
+    Case(name: "dw3x3_576_3_s1", kind: "depthwise", channels: 576, outChannels: 576, height: 3, width: 3),
 ]
 
 /// Matrix products of ResNet50 layers at batch 1 (M output channels, N pixels, K inputs):

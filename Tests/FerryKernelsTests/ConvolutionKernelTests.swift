@@ -53,6 +53,16 @@ struct DepthwiseKernelTests {
         // A 3x3 output plane: narrower than a vector and smaller than one (Caffe mobilenet_block).
         ConvCase(channels: 8, height: 5, width: 5, outChannels: 8,
                  attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 8)),
+        // Planes narrower than a vector, computed 8 channels at a time: channel counts that leave
+        // a partial block, 5x5 (EfficientNet's late stages), multiplier 2, dilation, stride 2.
+        ConvCase(batch: 2, channels: 13, height: 3, width: 3, outChannels: 13,
+                 attributes: ConvAttributes(kernelShape: [5, 5], pads: [2, 2, 2, 2], group: 13)),
+        ConvCase(channels: 19, height: 7, width: 7, outChannels: 19,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 19)),
+        ConvCase(channels: 5, height: 6, width: 7, outChannels: 10,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1], group: 5)),
+        ConvCase(channels: 9, height: 9, width: 6, outChannels: 9,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], group: 9)),
     ]
 
     @Test(arguments: cases)
