@@ -47,6 +47,8 @@ FORMATS = ["h5", "keras", "json", "prototxt", "caffemodel", "onnx", "npy"]
 HDF5_FORMATS = {"h5", "keras", "json"}
 NPY_MODEL = ROOT / "fixtures/keras/mlp/keras3.h5"
 MEMORY_LIMIT = 6 << 30  # address space of the child: an allocation bomb fails instead of swapping
+MEMORY_STEP = 128 << 20  # a case raising the child's peak RSS by more is saved (tracing peaks)
+MEMORY_FLOOR = 256 << 20
 
 
 # ---------------------------------------------------------------- seeds
@@ -339,7 +341,9 @@ def fuzz_format(fmt, args, scratch):
              "isolation_checked": 0, "isolation_failed": 0, "seconds": 0.0,
              # Where the time goes: making cases (Python), cases the child answered, cases that
              # crashed or hung (the time limit and a fresh child), and how many children ran.
-             "mutate_seconds": 0.0, "child_seconds": 0.0, "lost_seconds": 0.0, "children": 0}
+             "mutate_seconds": 0.0, "child_seconds": 0.0, "lost_seconds": 0.0, "children": 0,
+             # [case, peak RSS before, after (MiB), outcome] for cases that raised it by MEMORY_STEP.
+             "memory_cases": []}
     unclear_examples = {}
     start = time.monotonic()
     log = scratch / f"{fmt}.log"
@@ -358,13 +362,24 @@ def fuzz_format(fmt, args, scratch):
             stats["children"] += 1
         verdict = None
         try:
+            before_kib = harness.peak_kib
             outcome, message = harness.send(case_id, files, args.timeout)
             stats["child_seconds"] += time.monotonic() - clock
             stats[outcome] = stats.get(outcome, 0) + 1
             if outcome == "unclear":
                 unclear_examples.setdefault(message[:80], case_id)
+            # Which case makes the child's peak memory: the high-water mark read after every
+            # case; a case that raised it by more than MEMORY_STEP is saved with the figures.
+            after_kib = harness.memory()
+            if after_kib - before_kib > MEMORY_STEP >> 10 and after_kib > MEMORY_FLOOR >> 10:
+                stats["memory_cases"].append([case_id, before_kib // 1024, after_kib // 1024, outcome])
+                if len(stats["memory_cases"]) <= 30:
+                    folder = save_case(args.keep, fmt, f"{case_id}-memory", files,
+                                       f"memory: peak RSS {before_kib // 1024} -> {after_kib // 1024} MiB ({outcome})", message)
+                    print(f"{fmt} case {case_id}: peak RSS {before_kib // 1024} -> {after_kib // 1024} MiB ({outcome}) -> {folder}", flush=True)
         except TimeoutError:
             harness.stop(abort=True)
+            harness_peak = harness.peak_kib
             stats["peak_rss_mib"] = max(stats["peak_rss_mib"], harness.peak_kib // 1024)
             harness = None
             stats["lost_seconds"] += time.monotonic() - clock
@@ -377,9 +392,10 @@ def fuzz_format(fmt, args, scratch):
                 stats["hangs"] += 1
                 frames, where = symbolize(tail)
                 tail += "\n--- symbolized ---\n" + frames
-            verdict = f"hang ({kind})" + (f" at {where}" if where else "")
+            verdict = f"hang ({kind})" + (f" at {where}" if where else "") + f", child peak RSS {harness_peak // 1024} MiB"
         except Died:
             code = harness.stop()
+            harness_peak = harness.peak_kib
             stats["peak_rss_mib"] = max(stats["peak_rss_mib"], harness.peak_kib // 1024)
             harness = None
             tail = log.read_bytes()[-6000:].decode(errors="replace")
@@ -394,7 +410,7 @@ def fuzz_format(fmt, args, scratch):
             else:
                 stats["crashes_ferry"] += 1
             frames, where = symbolize(tail) if kind == "ferry" else ("", "")
-            verdict = f"crash ({kind}), exit {code}" + (f" at {where}" if where else "")
+            verdict = f"crash ({kind}), exit {code}" + (f" at {where}" if where else "") + f", child peak RSS {harness_peak // 1024} MiB"
             tail += "\n--- symbolized ---\n" + frames
             crashes_seen.setdefault(verdict, case_id)
         stats["cases"] += 1
@@ -487,6 +503,8 @@ def main():
                   f"{stats['hangs']} hangs in Ferry, {stats['hangs_libhdf5']} in libhdf5, peak RSS {stats['peak_rss_mib']} MiB; "
                   f"{stats['mutate_seconds']} s making cases, {stats['child_seconds']} s in answered cases, "
                   f"{stats['lost_seconds']} s in crashed or hung ones, {stats['children']} children", flush=True)
+            for case, before, after, outcome in stats["memory_cases"][:10]:
+                print(f"  case {case} raised the child's peak RSS from {before} to {after} MiB ({outcome})")
             for message, case in list(stats["unclear_examples"].items())[:5]:
                 print(f"  unclear error (case {case}): {message}")
     finally:

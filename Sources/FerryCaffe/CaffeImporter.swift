@@ -60,6 +60,15 @@ public enum CaffeImporter {
         }
         let allLayers = try net.allLayers(order: layerOrder)
         let layers = allLayers.filter(includedInTestPhase)
+        // Blobs are matched to layers by name, so two layers of one name that hold weights would
+        // both take the first one's (Caffe gives them to the first and leaves the other at its
+        // filler). Weightless layers of one name are harmless and accepted.
+        var layerNames = Set<String>()
+        for layer in layers where !layerNames.insert(layer.name).inserted
+            && (blobsByLayer[layer.name] != nil || !layer.blobs.isEmpty) {
+            throw FerryError("two layers are named '\(layer.name)' and weights are matched to layers by name",
+                             layer: layer.name, layerType: layer.type)
+        }
         var metadata = ["source_format": "caffe"]
         if !net.layers.isEmpty { metadata["caffe_layer_format"] = net.layer.isEmpty ? "V1" : "V1+V2" }
         let ctx = CaffeContext(name: net.name.isEmpty ? "caffe" : net.name, metadata: metadata,

@@ -118,6 +118,32 @@ final class H5File {
         let isVariable = H5Tis_variable_str(fileType.id)
         guard isVariable >= 0 else { throw fail("cannot tell fixed from variable length") }
         if isVariable > 0 {
+            // Each string is as long as its descriptor in the file says, in characters of the
+            // size its stored type says (one byte unless damaged), and libhdf5 allocates that
+            // much before reading it: sizes the file cannot hold are refused first.
+            var lengths = [UInt64](repeating: 0, count: count), collections = lengths
+            var indices = [UInt32](repeating: 0, count: count)
+            var lengthSize = 0
+            var base: UInt64 = 0
+            if ferry_vlen_attribute_descriptors(attr.id, count, &lengths, &collections, &indices, &lengthSize, &base) >= 0 {
+                let character = H5Tget_super(fileType.id)
+                let characterSize = max(character >= 0 ? Int(H5Tget_size(character)) : 1, 1)
+                if character >= 0 { H5Tclose(character) }
+                let (total, overflow) = Int(clamping: lengths.reduce(0) { $0 &+ $1 }).multipliedReportingOverflow(by: characterSize)
+                guard !overflow, total <= fileSize else {
+                    throw fail("its \(count) strings declare \(overflow ? "more than \(Int.max)" : "\(total)") bytes, more than the whole file (\(fileSize) bytes)")
+                }
+                // libhdf5 copies a string's whole global heap object into a buffer as long as the
+                // descriptor says (H5HG_read), so an object longer than that is written past the
+                // buffer's end: the objects' sizes are read from the file first.
+                var heap = GlobalHeapReader(path: path, fileSize: fileSize, lengthSize: lengthSize, base: base)
+                for i in 0..<count where lengths[i] > 0 && collections[i] != 0 {
+                    if let stored = heap.objectSize(collection: collections[i], index: indices[i]),
+                       stored > Int(lengths[i]) * characterSize {
+                        throw fail("string \(i) declares \(Int(lengths[i]) * characterSize) bytes, its global heap object holds \(stored)")
+                    }
+                }
+            }
             let memType = try H5Handle(H5Tcopy(ferry_H5T_C_S1()), closer: H5Tclose, orThrow: fail("cannot make a string type"))
             guard H5Tset_size(memType.id, ferry_H5T_VARIABLE()) >= 0,
                   H5Tset_cset(memType.id, H5Tget_cset(fileType.id)) >= 0 else {
@@ -311,5 +337,60 @@ final class H5File {
             guard d <= hsize_t(Int.max) else { throw fail }
             return Int(d)
         }
+    }
+}
+
+/// Object sizes in a file's global heap collections (HDF5 file format, "Global Heap"), read from
+/// the file's bytes rather than through libhdf5: a collection is `GCOL`, version, 3 reserved
+/// bytes and its size, then objects of index (2 bytes), reference count (2), reserved (4), size
+/// and data padded to 8 bytes; index 0 is the free space at the end. nil when a collection or
+/// object cannot be found (libhdf5 then reports the damage itself).
+struct GlobalHeapReader {
+    let path: String, fileSize: Int, lengthSize: Int, base: UInt64
+    private var collections: [UInt64: [UInt8]] = [:]
+
+    init(path: String, fileSize: Int, lengthSize: Int, base: UInt64) {
+        self.path = path
+        self.fileSize = fileSize
+        self.lengthSize = lengthSize
+        self.base = base
+    }
+
+    mutating func objectSize(collection address: UInt64, index: UInt32) -> Int? {
+        guard lengthSize >= 1, lengthSize <= 8, let bytes = collection(at: address) else { return nil }
+        var position = 8 + lengthSize
+        while position + 8 + lengthSize <= bytes.count {
+            let objectIndex = Int(bytes[position]) | Int(bytes[position + 1]) << 8
+            let size = number(bytes, at: position + 8)
+            if objectIndex == 0 { return nil }
+            if objectIndex == Int(index) { return size }
+            let (padded, overflow) = size.addingReportingOverflow(7)
+            guard !overflow else { return nil }
+            position += 8 + lengthSize + (padded & ~7)
+        }
+        return nil
+    }
+
+    private mutating func collection(at address: UInt64) -> [UInt8]? {
+        if let known = collections[address] { return known }
+        let (start, overflow) = address.addingReportingOverflow(base)
+        guard !overflow, start < UInt64(fileSize), let handle = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: start)) != nil,
+              let header = try? handle.read(upToCount: 8 + lengthSize), header.count == 8 + lengthSize,
+              Array(header.prefix(4)) == Array("GCOL".utf8) else { return nil }
+        let size = number(Array(header), at: 8)
+        guard size >= header.count, size <= fileSize - Int(start) else { return nil }
+        guard let rest = try? handle.read(upToCount: size - header.count) else { return nil }
+        let bytes = Array(header) + Array(rest)
+        collections[address] = bytes
+        return bytes
+    }
+
+    /// A little-endian length field; Int.max when it does not fit an Int.
+    private func number(_ bytes: [UInt8], at offset: Int) -> Int {
+        var value: UInt64 = 0
+        for b in 0..<lengthSize { value |= UInt64(bytes[offset + b]) << (8 * UInt64(b)) }
+        return value > UInt64(Int.max) ? Int.max : Int(value)
     }
 }
