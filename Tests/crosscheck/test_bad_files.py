@@ -16,6 +16,11 @@ SEEDS = {
     "prototxt": sorted((ROOT / "fixtures/caffe").glob("*/*.prototxt"))[:4],
     "npy": sorted((ROOT / "fixtures/npy").glob("*.npy"))[:6],
     "keras": sorted((ROOT / "fixtures/keras").glob("*/keras3.keras"))[:4],
+    # Architecture JSON beside its weights file; the JSON is damaged.
+    "json": sorted((ROOT / "fixtures/keras").glob("*/keras*.json"))[:4],
+    # No ONNX file is committed: these are converted by ferry first, then damaged.
+    "onnx": [ROOT / "fixtures/keras/mlp/keras3.h5", ROOT / "fixtures/keras/cnn_gap/keras3.h5",
+             ROOT / "fixtures/caffe/lenet/net.prototxt"],
 }
 
 
@@ -51,11 +56,17 @@ def test_damaged_file_is_refused_cleanly(fmt, source, k, tmp_path):
     for sibling in source.parent.glob(source.stem + ".*"):
         (tmp_path / sibling.name).write_bytes(sibling.read_bytes())
     target = tmp_path / source.name
+    if fmt == "onnx":
+        target = tmp_path / "model.onnx"
+        subprocess.run([FERRY, "convert", str(source), str(target)], check=True, capture_output=True, timeout=120)
+        source = target
     target.write_bytes(damaged(source.read_bytes(), rng))
     if fmt == "npy":
         args = ["run", ROOT / "fixtures/keras/mlp/keras3.h5", "--input", target, "--output", tmp_path / "y.npy"]
     elif fmt == "caffemodel":
         args = ["inspect", tmp_path / (source.stem + ".prototxt")]
+    elif fmt == "json":
+        args = ["inspect", target, "--weights", tmp_path / (source.stem + ".weights.h5")]
     else:
         args = ["inspect", target]
     env = {"FERRY_PROBE_TIMEOUT": "20", "PATH": "/usr/bin:/bin"}
