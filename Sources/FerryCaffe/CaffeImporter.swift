@@ -112,6 +112,8 @@ public enum CaffeImporter {
                 if droppedLayerTypes.contains(layer.type) || layer.type.hasSuffix("Loss") {
                     dropped.append("\(layer.name) (\(layer.type))")
                     for t in layer.top { droppedBlobs[t] = layer.name }
+                    // Silence reads blobs so that they are not net outputs (a Slice's unused parts).
+                    if layer.type == "Silence" { for b in layer.bottom where blobs[b] != nil { consumed[b] = true } }
                     continue
                 }
                 if dataLayerTypes.contains(layer.type) {

@@ -33,19 +33,13 @@ UNEXPRESSIBLE = {
     "keras/dot_family": ("dot_vec (Dot)", "Caffe has no layer for ReduceSum"),
     "keras/norm_family": ("layernorm_last (LayerNormalization)", "Caffe has no layer for LayerNormalization"),
     "keras/reshaping_family": ("zeropad1d (ZeroPadding1D)", "Caffe has no layer for Pad"),
-    "caffe/argmax": ("class (ArgMax)", "Caffe has no layer for ArgMax"),
     "caffe/bn_fork": ("bn_learn (BN)", "Caffe has no layer for ReduceMean"),
     "caffe/argmax_topk": ("top3 (ArgMax)", "Caffe slices with step 1 only"),
     "caffe/embed": ("embed (Embed)", "Caffe has no layer for Cast"),
-    "caffe/interp": ("zoom (Interp)", "Caffe has no layer for Resize"),
-    "caffe/interp_crop": ("shrink (Interp)", "Caffe has no layer for Resize"),
-    "caffe/interp_deeplab": ("up_to_data (Interp)", "Caffe has no layer for Resize"),
     "caffe/mvn": ("mvn (MVN)", "Caffe has no layer for ReduceMean"),
     "caffe/normalize": ("norm_all (Normalize)", "Caffe has no layer for ReduceSumSquare"),
     "caffe/pooling_sparse": ("max_sparse (Pooling)", "has no Caffe equivalent"),
     "caffe/threshold": ("above_zero (Threshold)", "Caffe has no layer for Greater"),
-    "caffe/upsample": ("up2 (Upsample)", "Caffe has no layer for Resize"),
-    "caffe/upsample_unpool": ("pool1 (Pooling)", "Caffe has no layer for MaxPoolIndices"),
     "caffe/ssd_detection": ("priors (Concat)", "Caffe layers cannot read constants"),
     "caffe/ssd_detection_options": ("priors (Concat)", "Caffe layers cannot read constants"),
     "caffe/pooling_floor": ("max_floor (Pooling)", "makes 4 outputs where the model has 3"),
@@ -127,8 +121,11 @@ def caffe_ok_fixtures():
 # Caffe layers Ferry reads as several IR ops and writes back as several Caffe layers (same
 # outputs, different structure): Swish, Power with scale or shift, Exp and Log with a base, LRN,
 # and Crop (written as Slice), Flatten over some axes (written as Reshape).
-# ShuffleChannel (Reshape + Permute + Reshape).
-STRUCTURE_CHANGES = {"activations", "lrn", "math", "fcn", "shapes", "shuffle_channel"}
+# ShuffleChannel (Reshape + Permute + Reshape). ArgMax without an axis (Flatten + ArgMax along
+# axis 1 + Reshape, with a Concat of index and value for out_max_val). Interp's pad_beg/pad_end
+# crops (Slice + Interp: OpenCV ignores the pads).
+STRUCTURE_CHANGES = {"activations", "argmax", "interp_crop", "interp_deeplab", "lrn", "math", "fcn", "shapes",
+                     "shuffle_channel"}
 # The forks' depthwise types are a grouped Convolution.
 SAME_TYPE = {"DepthwiseConvolution": "Convolution", "ConvolutionDepthwise": "Convolution"}
 

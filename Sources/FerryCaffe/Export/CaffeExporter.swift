@@ -44,6 +44,13 @@ public enum CaffeExporter {
             }
         }
         try failures.throwIfAny(format: "Caffe")
+        // An input no layer reads any longer (the size reference of an Interp) stays an input.
+        for input in graph.inputs where ctx.readers(input.name).isEmpty && !graph.outputs.contains(where: { $0.name == input.name }) {
+            ctx.unusedTops.append(input.name)
+        }
+        if !ctx.unusedTops.isEmpty {
+            ctx.addRawLayer("Silence", name: ctx.uniqueLayerName("unused_parts"), bottoms: ctx.unusedTops, tops: [])
+        }
         graph = ctx.graph
         var net = Caffe_NetParameter()
         net.name = graph.name.isEmpty ? "ferry" : graph.name
@@ -340,6 +347,17 @@ struct CaffeExportContext {
         while usedBlobNames.contains(name) { name = "\(value)_\(k)"; k += 1 }
         usedBlobNames.insert(name)
         blobs[value] = name
+        return name
+    }
+
+    /// Tops a layer must make but nothing reads (a Slice's cut-off parts).
+    var unusedTops: [String] = []
+
+    /// A top nothing reads: a Silence layer at the end of the net reads it, so that Caffe and
+    /// Ferry do not take it for a net output.
+    mutating func unusedTop(_ base: String) -> String {
+        let name = intermediateBlob(base)
+        unusedTops.append(name)
         return name
     }
 

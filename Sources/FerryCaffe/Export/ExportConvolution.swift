@@ -174,9 +174,11 @@ func caffePoolWindows(size n: Int, kernel k: Int, stride s: Int, pad p: Int) -> 
 func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     let a: PoolAttributes
     let isMax: Bool
+    var maskOnly = false
     switch node.op {
     case .maxPool(let p): a = p; isMax = true
     case .averagePool(let p): a = p; isMax = false
+    case .maxPoolIndices(let p): a = p; isMax = true; maskOnly = true
     default: return
     }
     guard a.kernelShape.count == 2 else { throw ctx.error("the exporter writes 2-D pooling only") }
@@ -204,7 +206,7 @@ func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
                             + "stride \(a.strides[axis]), pads \(pb),\(pe)) has no Caffe equivalent: \(why)")
         }
     }
-    ctx.addLayer("Pooling", bottoms: [try dataBottom(ctx, node)], outputs: node.outputs) { l in
+    func configure(_ l: inout Caffe_LayerParameter) {
         var p = Caffe_PoolingParameter()
         p.pool = isMax ? .max : .ave
         if a.kernelShape[0] == a.kernelShape[1] { p.kernelSize = UInt32(a.kernelShape[0]) } else {
@@ -218,6 +220,26 @@ func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
         }
         l.poolingParam = p
     }
+    let x = try dataBottom(ctx, node)
+    if maskOnly {
+        // A mask whose pooled values nothing reads: Caffe's Pooling makes both tops anyway.
+        let name = ctx.mainLayerName(producing: node.outputs)
+        let pooled = ctx.intermediateBlob("\(node.outputs[0])/pooled")
+        ctx.addRawLayer("Pooling", name: name, bottoms: [x], tops: [pooled, ctx.topBlob(node.outputs[0])], configure)
+        return
+    }
+    // The mask of the same windows, from the same source layer (the SegNet / ENet forks' MAX
+    // Pooling with a second top), is the layer's second top.
+    var outputs = node.outputs
+    if isMax, let m = ctx.graph.nodes.indices.first(where: { i in
+        let n = ctx.graph.nodes[i]
+        return i > ctx.index && !ctx.absorbed.contains(i) && n.op == .maxPoolIndices(a) && n.inputs == node.inputs
+            && n.origins.first?.layer == node.origins.first?.layer
+    }) {
+        ctx.absorbed.insert(m)
+        outputs.append(ctx.graph.nodes[m].outputs[0])
+    }
+    ctx.addLayer("Pooling", bottoms: [x], outputs: outputs, configure)
 }
 
 /// GlobalAveragePool / GlobalMaxPool (2-D) -> Pooling with global_pooling.

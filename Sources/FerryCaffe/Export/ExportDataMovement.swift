@@ -102,9 +102,15 @@ func writeSlice(_ ctx: inout CaffeExportContext, _ node: Node) throws {
         let kept = last ? ctx.topBlob(node.outputs[0]) : ctx.intermediateBlob("\(node.outputs[0])/axis\(cut.axis)")
         var tops: [String] = []
         var points: [UInt32] = []
-        if cut.start > 0 { tops.append(ctx.intermediateBlob("\(node.outputs[0])/unused_before_\(cut.axis)")); points.append(UInt32(cut.start)) }
+        if cut.start > 0 {
+            tops.append(ctx.unusedTop("\(node.outputs[0])/unused_before_\(cut.axis)"))
+            points.append(UInt32(cut.start))
+        }
         tops.append(kept)
-        if cut.end < cut.size { tops.append(ctx.intermediateBlob("\(node.outputs[0])/unused_after_\(cut.axis)")); points.append(UInt32(cut.end)) }
+        if cut.end < cut.size {
+            tops.append(ctx.unusedTop("\(node.outputs[0])/unused_after_\(cut.axis)"))
+            points.append(UInt32(cut.end))
+        }
         let name = k == 0 ? base : ctx.uniqueLayerName("\(base)/axis\(cut.axis)")
         ctx.addRawLayer("Slice", name: name, bottoms: [current], tops: tops) { l in
             if cut.axis != 1 { l.sliceParam.axis = Int32(cut.axis) }

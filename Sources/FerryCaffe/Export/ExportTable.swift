@@ -13,6 +13,10 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     "AveragePool": writePooling,
     "GlobalAveragePool": writeGlobalPooling,
     "GlobalMaxPool": writeGlobalPooling,
+    "MaxPoolIndices": writePooling,
+    // Resampling
+    "Resize": writeResize,
+    "MaxUnpool": writeMaxUnpool,
     // Activations
     "Relu": activation("ReLU"),
     "LeakyRelu": writeLeakyReLU,
@@ -26,6 +30,8 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     "Exp": activation("Exp"),
     "Log": activation("Log"),
     "Softmax": writeSoftmax,
+    "ArgMax": writeArgMax,
+    "ReduceMax": writeReduceMaxAsArgMax,
     "Neg": powerForm(scale: -1),
     "Sqrt": powerForm(power: 0.5),
     // Normalization

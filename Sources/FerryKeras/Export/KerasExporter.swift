@@ -118,11 +118,53 @@ public enum KerasExporter {
             }
         }
         let inputLayers = graph.inputs.map { ctx.tensor[$0.name]! }
+        ctx.layers = kerasOrder(ctx.layers, outputs: outputLayers)
         let name = sanitizedModelName(graph.name)
         let sequential = nestedModels && graph.metadata["keras_model_class"] == "Sequential"
             && isChain(ctx.layers, inputs: inputLayers, outputs: outputLayers)
         let config = modelConfig(name: name, layers: ctx.layers, inputs: inputLayers, outputs: outputLayers, sequential: sequential)
         return Export(config: config, layers: ctx.layers, layoutChanges: changes, isSequential: sequential)
+    }
+
+    /// The layers in the order Keras lists a Functional model's layers (and loads an `.h5`'s
+    /// weights, by position): by depth from the outputs, deepest first, and within one depth in
+    /// the order a depth-first walk from the outputs meets them (Keras's `_map_graph_network`).
+    /// Nested models' own layers are ordered the same way.
+    static func kerasOrder(_ layers: [KerasLayerRecord], outputs: [KerasTensorRef]) -> [KerasLayerRecord] {
+        struct Call: Hashable { var layer: String; var node: Int }
+        let byName = Dictionary(layers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        func parents(_ call: Call) -> [Call] {
+            guard let i = byName[call.layer], layers[i].calls.indices.contains(call.node) else { return [] }
+            return layers[i].calls[call.node].map { Call(layer: $0.layer, node: $0.node) }
+        }
+        var seen: [String: Int] = [:]
+        var finished = Set<Call>()
+        var postOrder: [Call] = []
+        func visit(_ call: Call) {
+            if finished.contains(call) { return }
+            if seen[call.layer] == nil { seen[call.layer] = seen.count }
+            for p in parents(call) { visit(p) }
+            finished.insert(call)
+            postOrder.append(call)
+        }
+        for o in outputs { visit(Call(layer: o.layer, node: o.node)) }
+        var nodeDepth: [Call: Int] = [:]
+        var layerDepth: [String: Int] = [:]
+        for call in postOrder.reversed() {
+            let depth = max(nodeDepth[call, default: 0], layerDepth[call.layer, default: 0])
+            layerDepth[call.layer] = depth
+            nodeDepth[call] = depth
+            for p in parents(call) { nodeDepth[p] = max(depth + 1, nodeDepth[p, default: 0]) }
+        }
+        // Layers no output depends on (an unused input) keep their place after the others.
+        let ordered = layers.filter { layerDepth[$0.name] != nil }.sorted {
+            (layerDepth[$0.name]!, -seen[$0.name]!) > (layerDepth[$1.name]!, -seen[$1.name]!)
+        }
+        return (ordered + layers.filter { layerDepth[$0.name] == nil }).map { l in
+            var l = l
+            if l.isModel { l.sublayers = kerasOrder(l.sublayers, outputs: l.modelOutputs) }
+            return l
+        }
     }
 
     static func inputLayer(_ name: String, shape: [Int?]) -> KerasLayerRecord {
