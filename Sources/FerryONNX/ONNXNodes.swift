@@ -705,8 +705,9 @@ struct NodeContext {
         case .relu:
             allowed = dtype.isFloatingPoint || (opset >= 14 && [.int8, .int32, .int64].contains(dtype))
         case .add, .sub, .mul, .div:
-            allowed = dtype.isFloatingPoint || [.int32, .int64].contains(dtype)
-                || (opset >= 14 && [.int8, .uint8].contains(dtype))
+            // The 8- and 16-bit integers arrived in opset 14.
+            allowed = dtype.isFloatingPoint || [.int32, .int64, .uint32, .uint64].contains(dtype)
+                || (opset >= 14 && dtype.isInteger)
         case .gemm:
             allowed = dtype.isFloatingPoint || (opset >= 9 && [.int32, .int64].contains(dtype))
         case .matMul:
@@ -725,7 +726,8 @@ struct NodeContext {
         case .pow:
             // Integer bases and an exponent of another type arrived in opset 12.
             let exponent = node.inputs.count > 1 ? types[node.inputs[1]]?.dtype : nil
-            allowed = (dtype.isFloatingPoint && exponent == dtype) || (opset >= 12 && dtype != .bool && dtype != .float16)
+            allowed = (dtype.isFloatingPoint && exponent == dtype)
+                || (opset >= 12 && [.float32, .float64, .int32, .int64].contains(dtype) && exponent != .bool)
         case .instanceNormalization, .layerNormalization, .groupNormalization, .lrn, .lpNormalization:
             allowed = dtype.isFloatingPoint
         case .reduce, .argMax, .argMin:

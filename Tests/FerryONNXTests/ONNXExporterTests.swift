@@ -270,6 +270,24 @@ func floats(_ t: Onnx_TensorProto) -> [Float] {
         _ = try ONNXExporter.model(graph, opset: 14)
     }
 
+    /// Add takes uint32 and uint64 from opset 7, the 8- and 16-bit integers from opset 14; Pow
+    /// takes int16 or unsigned exponents (opset 12), never such a base.
+    @Test func elementTypesByOpset() throws {
+        func graph(_ op: Op, _ x: DType, _ y: DType) throws -> Graph {
+            var b = GraphBuilder(name: "typed")
+            let a = b.addInput("a", TensorType(x, Shape([2])))
+            let c = b.addInput("c", TensorType(y, Shape([2])))
+            b.addOutput(b.add(op, inputs: [a, c], output: "z", origin: Origin(layer: "op", type: op.name)))
+            return try b.finish()
+        }
+        _ = try ONNXExporter.model(try graph(.add, .uint32, .uint32), opset: 13)
+        _ = try ONNXExporter.model(try graph(.add, .float64, .float64), opset: 13)
+        #expect(throws: FerryError.self) { try ONNXExporter.model(try graph(.add, .int16, .int16), opset: 13) }
+        _ = try ONNXExporter.model(try graph(.add, .int16, .int16), opset: 14)
+        _ = try ONNXExporter.model(try graph(.pow, .float32, .uint64), opset: 13)
+        #expect(throws: FerryError.self) { try ONNXExporter.model(try graph(.pow, .uint16, .float32), opset: 21) }
+    }
+
     /// One node with a single activation, exported at an opset.
     func exportedActivation(_ op: Op, opset: Int = ONNXExporter.defaultOpset) throws -> Onnx_ModelProto {
         var b = GraphBuilder(name: "act")
