@@ -33,8 +33,6 @@ UNEXPRESSIBLE = {
     "keras/dot_family": ("dot_vec (Dot)", "Caffe has no layer for ReduceSum"),
     "keras/norm_family": ("layernorm_last (LayerNormalization)", "Caffe has no layer for LayerNormalization"),
     "keras/reshaping_family": ("zeropad1d (ZeroPadding1D)", "Caffe has no layer for Pad"),
-    "caffe/bn_fork": ("bn_learn (BN)", "Caffe has no layer for ReduceMean"),
-    "caffe/argmax_topk": ("top3 (ArgMax)", "Caffe slices with step 1 only"),
     "caffe/embed": ("embed (Embed)", "Caffe has no layer for Cast"),
     "caffe/mvn": ("mvn (MVN)", "Caffe has no layer for ReduceMean"),
     "caffe/normalize": ("norm_all (Normalize)", "Caffe has no layer for ReduceSumSquare"),
@@ -123,8 +121,9 @@ def caffe_ok_fixtures():
 # and Crop (written as Slice), Flatten over some axes (written as Reshape).
 # ShuffleChannel (Reshape + Permute + Reshape). ArgMax without an axis (Flatten + ArgMax along
 # axis 1 + Reshape, with a Concat of index and value for out_max_val). Interp's pad_beg/pad_end
-# crops (Slice + Interp: OpenCV ignores the pads).
-STRUCTURE_CHANGES = {"activations", "argmax", "interp_crop", "interp_deeplab", "lrn", "math", "fcn", "shapes",
+# crops (Slice + Interp: OpenCV ignores the pads). The forks' BN in INFERENCE mode (Scale, which
+# BVLC Caffe and OpenCV read; LEARN mode is written as BN).
+STRUCTURE_CHANGES = {"activations", "argmax", "argmax_topk", "bn_fork", "interp_crop", "interp_deeplab", "lrn", "math", "fcn", "shapes",
                      "shuffle_channel"}
 # The forks' depthwise types are a grouped Convolution.
 SAME_TYPE = {"DepthwiseConvolution": "Convolution", "ConvolutionDepthwise": "Convolution"}

@@ -75,6 +75,7 @@ func writeSplit(_ ctx: inout CaffeExportContext, _ node: Node) throws {
 /// before and after are tops nothing reads).
 func writeSlice(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     guard case .slice(let s) = node.op else { return }
+    if s.steps != Array(repeating: 1, count: s.steps.count), try writeReversedTopKAsArgMax(&ctx, node) { return }
     guard s.steps.allSatisfy({ $0 == 1 }) else { throw ctx.error("steps \(s.steps): Caffe slices with step 1 only") }
     guard let inType = ctx.type(node.inputs[0]) else { throw ctx.error("the input type must be known") }
     let rank = inType.shape.rank

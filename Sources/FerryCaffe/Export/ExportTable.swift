@@ -32,6 +32,7 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     "Softmax": writeSoftmax,
     "ArgMax": writeArgMax,
     "ReduceMax": writeReduceMaxAsArgMax,
+    "ReduceMean": writeBatchStatisticsBN,
     "Neg": powerForm(scale: -1),
     "Sqrt": powerForm(power: 0.5),
     // Normalization
