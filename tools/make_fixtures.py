@@ -58,6 +58,8 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from keras_float64 import float64_outputs  # noqa: E402  (tools/, beside this script)
+
 warnings.filterwarnings("ignore", message=".*HDF5 file.*")
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
 logging.getLogger("absl").setLevel(logging.ERROR)
@@ -1214,11 +1216,15 @@ def generate_app(app, frameworks, with_keras2):
                 os.remove(path)
             continue
         in_names, out_names = io_names(reloaded)
+        # The float64 twin's outputs: how far float32 rounding alone moves Keras's (the
+        # large tests' agreement rule allows for it, Tests/crosscheck/conftest.py).
+        exact = float64_outputs(k, reloaded, [x])
         files = []
-        for i, (n, o) in enumerate(zip(out_names, out)):
+        for i, (n, o, e) in enumerate(zip(out_names, out, exact)):
             npy = "%s_output_%d.npy" % (tag, i)
             np.save(os.path.join(out_dir, npy), o)
-            files.append({"name": n, "npy": npy})
+            np.save(os.path.join(out_dir, npy[:-4] + ".f64.npy"), e)
+            files.append({"name": n, "npy": npy, "float64": npy[:-4] + ".f64.npy"})
         variants.append({"file": "%s.h5" % tag, "writer": writer,
                          "inputs": [{"name": in_names[0], "npy": "input_0.npy"}], "outputs": files})
         print("wrote %s/%s %.1f MB" % (app, tag, os.path.getsize(path) / 1e6))

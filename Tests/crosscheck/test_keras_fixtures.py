@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from conftest import ferry, keras_cases, model_args, output_file_name, within_tolerance
+from conftest import agrees_with_keras, ferry, keras_cases, model_args, output_file_name
 
 # The format `ferry inspect` reports for each kind of fixture file.
 FORMATS = {".h5": "keras-h5", ".keras": "keras", ".json": "keras-json"}
@@ -23,7 +23,7 @@ def test_run_matches_keras(model_dir, variant, manifest, tmp_path):
     ferry(*args, "--output-dir", tmp_path, check=True)
     for out in variant["outputs"]:
         result = np.load(tmp_path / output_file_name(out["name"]))
-        within_tolerance(result, np.load(model_dir / out["npy"]))
+        agrees_with_keras(result, model_dir, out)
 
 
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
@@ -50,7 +50,7 @@ def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, variant, manif
         feeds[inp["name"]] = array
     results = session.run([o["name"] for o in variant["outputs"]], feeds)
     for out, result in zip(variant["outputs"], results):
-        within_tolerance(result, np.load(model_dir / out["npy"]))
+        agrees_with_keras(result, model_dir, out)
 
 
 @pytest.mark.parametrize("model_dir,variant,manifest", keras_cases("ok"))
