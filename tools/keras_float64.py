@@ -47,10 +47,28 @@ def framework_for(path):
     return keras
 
 
+def application_layers(k):
+    """Layer classes keras.applications defines for itself (ConvNeXt's LayerScale,
+    InceptionResNetV2's CustomScaleLayer), which no Keras registers: reloading a file that uses
+    them needs them named. They are the framework's own classes, never code from a file."""
+    import importlib
+    import pkgutil
+    package = importlib.import_module(k.__name__ + ".src.applications")
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name.endswith("_test"):
+            continue
+        module = importlib.import_module(package.__name__ + "." + info.name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, k.layers.Layer) and value.__module__ == module.__name__:
+                found[name] = value
+    return found
+
+
 def float64_twin(k, model):
     """The same architecture with every dtype float64, holding the model's weights."""
     text = model.to_json().replace('"float32"', '"float64"')
-    twin = k.models.model_from_json(text)
+    twin = k.models.model_from_json(text, custom_objects=application_layers(k))
     twin.set_weights([np.asarray(w, dtype=np.float64) for w in model.get_weights()])
     return twin
 
@@ -120,7 +138,7 @@ def main():
     variant = next(v for v in manifest["variants"] if v["file"] == args.file)
     path = os.path.join(args.fixture, args.file)
     k = framework_for(path)
-    model = k.models.load_model(path, compile=False)
+    model = k.models.load_model(path, compile=False, custom_objects=application_layers(k))
     xs = [np.load(os.path.join(args.fixture, i["npy"])) for i in variant["inputs"]]
     x32 = xs[0] if len(xs) == 1 else xs
     out32 = model.predict(x32, verbose=0)

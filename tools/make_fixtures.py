@@ -58,7 +58,7 @@ import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from keras_float64 import float64_outputs  # noqa: E402  (tools/, beside this script)
+from keras_float64 import application_layers, float64_outputs  # noqa: E402  (tools/, beside this script)
 
 warnings.filterwarnings("ignore", message=".*HDF5 file.*")
 logging.getLogger("tensorflow").setLevel(logging.ERROR)
@@ -281,6 +281,26 @@ def build_tf_op_lambda(k):
         tf.math.multiply(img, L.Reshape((1, 1, 3), name="vec4d")(vec)),
         tf.math.add(L.GlobalAveragePooling2D(name="gap")(c), vec),
     ], name="tf_op_lambda")
+
+
+def build_keras_operations(k):
+    # Keras 3 records arithmetic on Keras tensors as operations (keras.src.ops.numpy Add,
+    # Subtract, Multiply, TrueDivide), a number as a positional argument; its legacy .h5 keeps
+    # only their class names, which Add, Subtract and Multiply share with merging layers.
+    L = k.layers
+    img = k.Input(shape=(4, 5, 3), name="image")
+    vec = k.Input(shape=(3,), name="vector")
+    c = L.Conv2D(3, 1, name="conv")(img)  # held channels first inside Ferry
+    hard = L.ReLU(6.0, name="relu6")(c + 3.0) * (1.0 / 6.0)  # MobileNetV3's hard sigmoid
+    return k.Model([img, vec], [
+        hard,
+        L.Add(name="add_layer")([c, img]),
+        c - img,
+        2.0 - c,
+        c / 4.0,
+        img * L.Reshape((1, 1, 3), name="vec4d")(vec),
+        L.GlobalAveragePooling2D(name="gap")(c) + vec,
+    ], name="keras_operations")
 
 
 def build_conv_transpose_padding(k):
@@ -800,6 +820,14 @@ MODELS = {
                              "with use_causal_mask, value_dim, no bias and output_shape, a separate key with "
                              "return_attention_scores.",
                              "ok", None, {}),
+    "keras_operations": (build_keras_operations,
+                         "Keras 3 operations on Keras tensors: x + 3.0 and * (1/6) (MobileNetV3's hard "
+                         "sigmoid), subtracting tensors, 2.0 - x, x / 4.0, multiplying by a reshaped (N, 1, 1, C) "
+                         "tensor, adding two (N, C) tensors, beside an Add layer. Keras 3 only.",
+                         "ok", None, {}, {"frameworks": ("keras3",),
+                                          "keras3_h5_unreadable": "Keras 3.15 cannot reload its own .h5 of this model "
+                                          "(a number passed positionally): its references come from reloading "
+                                          "keras3.keras."}),
     "tf_op_lambda": (build_tf_op_lambda,
                      "tf_keras TFOpLambda layers: x + 3 and tf.math.multiply(x, 1/6) (MobileNetV3's hard "
                      "sigmoid), tf.math.add / subtract of tensors, tf.math.truediv and x / 2 by numbers, "
@@ -1162,6 +1190,17 @@ def randomize_batchnorm(model, seed):
     alone moves them by 1e-3 of their size (onnxruntime and Ferry, running the same ONNX
     graph, differed from each other as much as from Keras), hiding any real difference."""
     rng = np.random.default_rng(seed)
+    # LayerNormalization (ConvNeXt) as trained, and ConvNeXt's LayerScale away from its 1e-6
+    # start, which would leave every block's branch out of the output.
+    for layer in _all_layers(model):
+        kind = type(layer).__name__
+        if kind == "LayerNormalization":
+            layer.set_weights([rng.uniform(0.5, 1.5, size=tuple(w.shape)).astype(np.float32) if i == 0
+                               else rng.normal(0.0, 0.2, size=tuple(w.shape)).astype(np.float32)
+                               for i, w in enumerate(layer.get_weights())])
+        elif kind == "LayerScale":
+            layer.set_weights([rng.uniform(0.1, 1.0, size=tuple(w.shape)).astype(np.float32)
+                               for w in layer.get_weights()])
     norms = [l for l in _all_layers(model) if type(l).__name__ == "BatchNormalization"]
     for layer in norms:
         new = []
@@ -1204,16 +1243,33 @@ def generate_app(app, frameworks, with_keras2):
             print("skip %s/%s: %s" % (app, tag, e))
             continue
         randomize_batchnorm(model, _seed(app))
+        # Layer classes the application defines itself (ConvNeXt's LayerScale, InceptionResNetV2's
+        # CustomScaleLayer): no Keras registers them, so reloading its own file needs them named.
+        own = application_layers(k)
         path = os.path.join(out_dir, "%s.h5" % tag)
+        files_written = ["%s.h5" % tag]
         try:
             model.save(path)
-            reloaded = loader(path)
+            try:
+                reloaded = k.models.load_model(path, compile=False, custom_objects=own)
+            except Exception as e:
+                if tag != "keras3":
+                    raise
+                # Keras 3.15 cannot reload its own .h5 of MobileNetV3 (an operation's float
+                # argument) or InceptionResNetV2: the reference comes from its .keras file, and
+                # both files are tested against it.
+                print("%s/%s: .h5 not reloadable (%s: %s); reference from keras3.keras"
+                      % (app, tag, type(e).__name__, str(e).splitlines()[0][:120]))
+                zip_path = os.path.join(out_dir, "keras3.keras")
+                model.save(zip_path)
+                reloaded = k.models.load_model(zip_path, compile=False)
+                files_written.append("keras3.keras")
             out = predict(reloaded, [x])
         except Exception as e:
-            # e.g. Keras 3.15 cannot reload its own MobileNetV3 .h5 (a float passed positionally)
             print("skip %s/%s: %s: %s" % (app, tag, type(e).__name__, str(e).splitlines()[0][:160]))
-            if os.path.exists(path):
-                os.remove(path)
+            for name in files_written:
+                if os.path.exists(os.path.join(out_dir, name)):
+                    os.remove(os.path.join(out_dir, name))
             continue
         in_names, out_names = io_names(reloaded)
         # The float64 twin's outputs: how far float32 rounding alone moves Keras's (the
@@ -1225,9 +1281,10 @@ def generate_app(app, frameworks, with_keras2):
             np.save(os.path.join(out_dir, npy), o)
             np.save(os.path.join(out_dir, npy[:-4] + ".f64.npy"), e)
             files.append({"name": n, "npy": npy, "float64": npy[:-4] + ".f64.npy"})
-        variants.append({"file": "%s.h5" % tag, "writer": writer,
-                         "inputs": [{"name": in_names[0], "npy": "input_0.npy"}], "outputs": files})
-        print("wrote %s/%s %.1f MB" % (app, tag, os.path.getsize(path) / 1e6))
+        for name in files_written:
+            variants.append({"file": name, "writer": writer,
+                             "inputs": [{"name": in_names[0], "npy": "input_0.npy"}], "outputs": files})
+            print("wrote %s/%s %.1f MB" % (app, name, os.path.getsize(os.path.join(out_dir, name)) / 1e6))
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump({"name": app.lower(), "description": "keras.applications.%s, weights=None, randomized "
                    "BatchNormalization statistics, %s input, 10 logits." % (app, "x".join(map(str, APP_INPUT))),

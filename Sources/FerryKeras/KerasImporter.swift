@@ -115,6 +115,10 @@ public enum KerasImporter {
                     throw ctx.error("its input carries the mask of layer '\(maskFrom)' (Masking or Embedding with "
                                     + "mask_zero), which this layer would read; Ferry does not compute masks")
                 }
+                if !(layer.spec is KerasOperationSpec), let i = call.positionalArguments.firstIndex(where: { $0 != nil }) {
+                    // A layer takes tensors positionally; a number there would be silently dropped.
+                    throw ctx.error("positional argument \(i + 1) of its call is a number, which this layer does not take")
+                }
                 let outs = try ctx.withCallArguments(named, options: call) { try layer.spec.build(ins, ctx) }
                 switch effect {
                 case .makes: outs.forEach { $0.maskFrom = ctx.layerName }

@@ -103,6 +103,9 @@ final class LayerContext {
     /// A numeric argument of the current call.
     func callNumber(_ key: String) -> Double? { callOptions.numbers[key] }
 
+    /// Keras 3: the current call's positional arguments, nil for a tensor, else the number.
+    var callPositionalArguments: [Double?] { callOptions.positionalArguments }
+
     /// The keyword arguments of the current call given a value (tensors or not).
     var callKeywords: Set<String> { callOptions.keywords }
 

@@ -21,6 +21,9 @@ struct LayerCall {
     var numbers: [String: Double] = [:]
     /// The names of every keyword argument given a value other than null.
     var keywords: Set<String> = []
+    /// Keras 3: the call's top-level positional arguments in order, nil for a tensor and the
+    /// value for a number (a Keras operation's `x + 3.0` is recorded as add(x, 3.0)).
+    var positionalArguments: [Double?] = []
 
     /// Records a keyword argument that is not a tensor.
     mutating func note(_ key: String, _ value: Any) {
@@ -94,6 +97,8 @@ struct ModelConfig {
         var used: [String: Int] = [:]
         for i in layers.indices {
             if kind == .sequential && layers[i].className == "InputLayer" { continue }
+            // Operations (`x + 3.0`) are not layers: Keras does not count them.
+            if layers[i].spec is KerasOperationSpec { continue }
             let base = Self.snakeCase(layers[i].className)
             if let n = used[base] {
                 used[base] = n + 1
@@ -218,6 +223,12 @@ struct ModelConfig {
                              layer: name, layerType: className)
         }
         let registered = (entry.raw("registered_name") as? String) ?? ""
+        if KerasOperationSpec.isOperation(className: className, module: entry.raw("module") as? String, config: config) {
+            // Keras 3 records arithmetic on Keras tensors (`x + 3.0`) as operations, not layers.
+            let spec = try KerasOperationSpec(className: className, config: config.forLayer(name, type: className))
+            let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
+            return ParsedLayer(name: name, className: className, spec: spec, calls: calls)
+        }
         if let parser = kerasApplicationCustomLayers[className], registered.isEmpty || registered == className {
             let spec = try parser(config.forLayer(name, type: className))
             let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
@@ -276,6 +287,13 @@ struct ModelConfig {
             if let object = node as? [String: Any] {
                 var call = LayerCall(positional: [])
                 try collectKerasTensors(object["args"] ?? [Any](), into: &call.positional, depth: 0, in: entry)
+                for argument in (object["args"] as? [Any]) ?? [] {
+                    if let n = argument as? NSNumber, !JSONValue.isBool(n) {
+                        call.positionalArguments.append(n.doubleValue)
+                    } else {
+                        call.positionalArguments.append(nil)
+                    }
+                }
                 for (key, v) in ((object["kwargs"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
                     call.note(key, v)
                     var refs: [TensorRef] = []

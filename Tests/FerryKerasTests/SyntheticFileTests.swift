@@ -335,6 +335,61 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
         #expect(e?.layer == "op" && e?.message.contains("not InceptionResNetV2's scaling layer") == true)
     }
 
+    @Test func keras3CustomScaleLayerHasItsBareClassName() throws {
+        let layer = #"{"class_name": "CustomScaleLayer", "name": "op", "config": {"name": "op", "trainable": true, "dtype": "float32", "scale": 0.1}, "inbound_nodes": [[["x", 0, 0, {}], ["x", 0, 0, {}]]]}"#
+        let m = try ModelConfig.parse(json: keras2Model(layer), kerasMajor: 3)
+        #expect((m.layers[1].spec as? CustomScaleLayerSpec)?.scale == 0.1)
+    }
+
+    @Test func layerScaleOnlyWithTheApplicationsFields() throws {
+        let layer = #"{"class_name": "LayerScale", "name": "op", "config": {"name": "op", "trainable": true, "dtype": "float32", "init_values": 1e-06, "projection_dim": 4}, "inbound_nodes": [[["x", 0, 0, {}]]]}"#
+        let m = try ModelConfig.parse(json: keras2Model(layer), kerasMajor: 2)
+        #expect((m.layers[1].spec as? LayerScaleSpec)?.projectionDim == 4)
+        let other = layer.replacingOccurrences(of: #""projection_dim": 4"#, with: #""projection_dim": 4, "axis": 1"#)
+        let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(other), kerasMajor: 2) }
+        #expect(e?.layer == "op" && e?.message.contains("not ConvNeXt's layer scale") == true)
+        // A registered class of the same name is someone else's.
+        let registered = layer.replacingOccurrences(of: #""class_name": "LayerScale""#, with: #""class_name": "my_package>LayerScale""#)
+        #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(registered), kerasMajor: 2) }
+    }
+
+    /// A Keras 3 call of `op` on x and a number: `.keras` files name the operation's module,
+    /// legacy `.h5` files leave it out and keep only the name in the config.
+    func keras3Operation(_ className: String, config: String, module: Bool, numberFirst: Bool = false) -> String {
+        let tensor = #"{"class_name": "__keras_tensor__", "config": {"shape": [null, 4], "keras_history": ["x", 0, 0]}}"#
+        let args = numberFirst ? "[2.0, \(tensor)]" : "[\(tensor), 3.0]"
+        return #"{"# + (module ? #""module": "keras.src.ops.numpy", "# : "")
+            + #""class_name": "\#(className)", "name": "op", "config": \#(config), "inbound_nodes": [{"args": \#(args), "kwargs": {}}]}"#
+    }
+
+    @Test func keras3OperationsAreToldFromLayers() throws {
+        for module in [true, false] {
+            for (name, op) in [("Add", Op.add), ("Subtract", .sub), ("Multiply", .mul), ("TrueDivide", .div)] {
+                let json = keras2Model(keras3Operation(name, config: #"{"name": "op"}"#, module: module, numberFirst: name == "Subtract"))
+                let m = try ModelConfig.parse(json: json, kerasMajor: 3)
+                let spec = try #require(m.layers[1].spec as? KerasOperationSpec, "\(name) module \(module)")
+                #expect(spec.operation.op == op)
+                #expect(m.layers[1].calls.first?.positionalArguments == (name == "Subtract" ? [2.0, nil] : [nil, 3.0]))
+            }
+        }
+        // The merging layer Add: its config has more than a name.
+        let layer = keras3Operation("Add", config: #"{"name": "op", "trainable": true, "dtype": "float32"}"#, module: false)
+        let m = try ModelConfig.parse(json: keras2Model(layer), kerasMajor: 3)
+        #expect(m.layers[1].spec is ElementwiseMergeSpec<AddMerge>)
+        let other = keras3Operation("Power", config: #"{"name": "op"}"#, module: true)
+        let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(other), kerasMajor: 3) }
+        #expect(e?.layer == "op" && e?.message.contains("Power") == true)
+    }
+
+    @Test func aNumberPassedToALayerIsRefusedNotDropped() throws {
+        // A merging layer called on (x, 3.0) would otherwise add nothing.
+        let layer = keras3Operation("Add", config: #"{"name": "op", "trainable": true, "dtype": "float32"}"#, module: false)
+        let config = try JSONSerialization.jsonObject(with: Data(keras2Model(layer).utf8)) as! [String: Any]
+        let path = try SyntheticFile(config: config).write()
+        let e = #expect(throws: FerryError.self) { try KerasImporter.load(path: path) }
+        #expect(e?.layer == "op" && e?.message.contains("positional argument 2") == true)
+    }
+
     @Test func permutedMatchesNumpyTranspose() {
         let t = Tensor(shape: [2, 3, 4], floats: ramp(24, scale: 1))
         let p = permuted(t, [2, 0, 1])

@@ -64,18 +64,20 @@ struct TFOpLambdaSpec: KerasLayer {
 }
 
 /// InceptionResNetV2's `CustomScaleLayer` (defined in keras.applications, saved as
-/// `Custom>CustomScaleLayer`): inputs[0] + inputs[1] * scale. Its code is not in the file;
+/// `Custom>CustomScaleLayer` by tf_keras, which registers it, and as `CustomScaleLayer` by
+/// Keras 3, which does not): inputs[0] + inputs[1] * scale. Its code is not in the file;
 /// the registered name could also be a user's own class, so the layer is taken for the
 /// application's only when its config holds exactly the application's fields (name, trainable,
 /// dtype, scale) and it is called on two tensors.
 struct CustomScaleLayerSpec: KerasLayer {
     static let className = "Custom>CustomScaleLayer"
+    static let keras3ClassName = "CustomScaleLayer"
     var scale: Float
 
     init(config: ConfigReader) throws {
         let fields = Set(config.keys)
         guard fields.isSubset(of: ["name", "trainable", "dtype", "scale"]), fields.contains("scale") else {
-            throw config.error("custom layer class \(Self.className) with fields \(fields.sorted()) is not "
+            throw config.error("custom layer class CustomScaleLayer with fields \(fields.sorted()) is not "
                                + "InceptionResNetV2's scaling layer; its code is not in the file")
         }
         guard let s = try config.optionalFloat("scale") else { throw config.error("scale should be a number") }
@@ -89,5 +91,120 @@ struct CustomScaleLayerSpec: KerasLayer {
         let scaled = try ctx.emit(.mul, [values[1], factor], role: "scaled")
         let sum = try ctx.emit(.add, [values[0], scaled], role: "add")
         return [channelsFirst ? KerasTensor(channelsFirst: sum) : KerasTensor(keras: sum)]
+    }
+}
+
+/// ConvNeXt's `LayerScale` (defined in keras.applications.convnext and saved under its bare
+/// class name, which no Keras registers): x * gamma, one factor per channel (the last axis).
+/// Its code is not in the file; as with `CustomScaleLayer`, the layer is taken for the
+/// application's only when its config holds exactly the application's fields (name,
+/// trainable, dtype, init_values, projection_dim) and its one weight has projection_dim values.
+struct LayerScaleSpec: KerasLayer {
+    static let className = "LayerScale"
+    var projectionDim: Int
+
+    init(config: ConfigReader) throws {
+        let fields = Set(config.keys)
+        guard fields.isSubset(of: ["name", "trainable", "dtype", "init_values", "projection_dim"]),
+              fields.isSuperset(of: ["init_values", "projection_dim"]) else {
+            throw config.error("custom layer class \(Self.className) with fields \(fields.sorted()) is not "
+                               + "ConvNeXt's layer scale; its code is not in the file")
+        }
+        projectionDim = try config.int("projection_dim")
+        guard projectionDim > 0 else { throw config.error("projection_dim should be positive, is \(projectionDim)") }
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let t = try single(inputs, ctx)
+        let rank = t.rank
+        guard rank >= 2, t.kerasShape.dims.last?.value == projectionDim else {
+            throw ctx.error("scales \(projectionDim) channels, the input is \(t.kerasShape)")
+        }
+        let channelsFirst = ctx.anyLayout(t).channelsFirst && rank >= 3
+        let gamma = try ctx.weights([WeightSpec(role: "gamma", shape: [projectionDim])]) { _, g in
+            // Channels first, the factors vary along axis 1: shape (C, 1, ..., 1).
+            channelsFirst ? Tensor(shape: [projectionDim] + Array(repeating: 1, count: rank - 2), floats: g.floats) : g
+        }[0]
+        return [try ctx.sameLayout(t) { x, _ in try ctx.emit(.mul, [x, gamma], role: "scale") }]
+    }
+}
+
+/// Keras 3 operations in a Functional model's config (module `keras.src.ops.numpy`): Keras 3
+/// records arithmetic on Keras tensors as operations, as MobileNetV3 writes its hard sigmoid
+/// `ReLU(6.0)(x + 3.0) * (1.0 / 6.0)`. No code is stored or run: the class name is looked up in a
+/// short list of elementwise arithmetic on two positional arguments, each a tensor or a number
+/// (tensors broadcast as numpy does).
+struct KerasOperationSpec: KerasLayer {
+    static let module = "keras.src.ops.numpy"
+
+    enum Operation: String, CaseIterable {
+        case add = "Add"
+        case subtract = "Subtract"
+        case multiply = "Multiply"
+        case divide = "Divide"
+        case trueDivide = "TrueDivide"
+
+        var op: Op {
+            switch self {
+            case .add: return .add
+            case .subtract: return .sub
+            case .multiply: return .mul
+            case .divide, .trueDivide: return .div
+            }
+        }
+    }
+
+    var operation: Operation
+
+    /// Whether a layer entry is an operation: `module` says so in `.keras` files; Keras 3's legacy
+    /// `.h5` drops the module, leaving an operation that shares a layer's class name (Add,
+    /// Subtract, Multiply) told apart by its config, which holds only a name (every layer's
+    /// config also has `trainable` and `dtype`).
+    static func isOperation(className: String, module: String?, config: ConfigReader) -> Bool {
+        if module == Self.module { return true }
+        return module == nil && Operation(rawValue: className) != nil && config.keys == ["name"]
+    }
+
+    init(config: ConfigReader) throws {
+        throw config.error("a Keras operation is parsed with its class name")
+    }
+
+    init(className: String, config: ConfigReader) throws {
+        guard let o = Operation(rawValue: className) else {
+            throw config.error("Keras operation \(className) (\(Self.module)) is not supported (Ferry maps "
+                               + "\(Operation.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        operation = o
+    }
+
+    func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        let arguments = ctx.callPositionalArguments
+        let tensorCount = arguments.filter { $0 == nil }.count
+        guard arguments.count == 2, ctx.callKeywords.isEmpty, tensorCount == inputs.count, tensorCount >= 1 else {
+            throw ctx.error("\(operation.rawValue) should take two positional arguments, tensors or numbers, and "
+                            + "at least one tensor; is called with \(arguments.count) positional arguments "
+                            + "(\(tensorCount) tensors) and keywords \(ctx.callKeywords.sorted())")
+        }
+        var operands: [IRValue], channelsFirst: Bool
+        if inputs.count == 2 {
+            if inputs[0].rank == inputs[1].rank {
+                (operands, channelsFirst) = try ctx.commonLayout(inputs)
+            } else {
+                // Numpy broadcasting aligns trailing axes: only Keras's own layout keeps them.
+                (operands, channelsFirst) = (try inputs.map { try ctx.kerasLayout($0) }, false)
+            }
+        } else {
+            let (x, cf) = ctx.anyLayout(inputs[0])
+            (operands, channelsFirst) = ([], cf)
+            for (i, argument) in arguments.enumerated() {
+                if let number = argument {
+                    operands.append(ctx.constant("x\(i + 1)", Tensor(shape: [], floats: [Float(number)])))
+                } else {
+                    operands.append(x)
+                }
+            }
+        }
+        let result = try ctx.emit(operation.op, operands, role: operation.op.name.lowercased())
+        return [channelsFirst ? KerasTensor(channelsFirst: result) : KerasTensor(keras: result)]
     }
 }

@@ -140,6 +140,8 @@ let kerasLayerTable: [String: KerasLayerParser] = [
 /// checks that its config is the application's.
 let kerasApplicationCustomLayers: [String: KerasLayerParser] = [
     CustomScaleLayerSpec.className: { try CustomScaleLayerSpec(config: $0) },
+    CustomScaleLayerSpec.keras3ClassName: { try CustomScaleLayerSpec(config: $0) },
+    LayerScaleSpec.className: { try LayerScaleSpec(config: $0) },
 ]
 
 extension KerasLayer {
