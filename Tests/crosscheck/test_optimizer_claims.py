@@ -78,6 +78,9 @@ LAYOUT_BOUND = {
     "tf_op_lambda": "tf_keras TFOpLambda ops: one Transpose left with --layout nchw, not yet examined",
     # The same gap: image * reshape(vector) is computed with both operands channels last (as
     # they come), so its output stays NHWC and the image input keeps its Transpose to the conv.
+    # keras.applications' ConvNeXt: every block's LayerNormalization normalizes the channels of
+    # an NHWC feature map, as in norm_family.
+    "convnexttiny": "LayerNormalization over the channel axis of a feature map in every ConvNeXt block",
     "keras_operations": "Keras 3 operations: a product of an input and a reshaped vector stays channels last",
 }
 LARGE = ROOT / "fixtures-large"
