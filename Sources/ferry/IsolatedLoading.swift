@@ -5,8 +5,8 @@ import Foundation
 /// libhdf5 can crash or loop forever on a damaged file (tools/fuzz.py finds such files), and a
 /// crash inside a C library cannot be caught in-process. So before the CLI reads an HDF5-based
 /// model (.h5, .keras, Keras JSON + weights), a child `ferry` process reads it first, under a
-/// time limit; a crash or hang there becomes exit 2 with a clear message here, and only a file
-/// the child read cleanly is read again in this process.
+/// time limit and a memory limit; a crash, hang or runaway allocation there becomes exit 2 with a
+/// clear message here, and only a file the child read cleanly is read again in this process.
 func loadModelSafely(path: String, weights: String? = nil) throws -> Graph {
     let usesHDF5 = [path, weights ?? ""].contains { p in
         ["h5", "hdf5", "keras", "json"].contains(URL(fileURLWithPath: p).pathExtension.lowercased())
@@ -55,7 +55,8 @@ func probeInChild(path: String, weights: String?) throws {
         // The child's own error line says what is wrong; it is ours now.
         throw ProbeError(line: String(text.split(separator: "\n")[0]))
     case (.uncaughtSignal, let signal):
-        throw FerryError("reading the file crashed (signal \(signal)) inside libhdf5; the file is damaged", file: path)
+        let gib = Double(probeMemoryLimit(files: [path] + (weights.map { [$0] } ?? []))) / Double(1 << 30)
+        throw FerryError(String(format: "reading the file crashed (signal %d) inside libhdf5, or ran past the reading process's memory limit of %.1f GiB (FERRY_PROBE_MEMORY); the file is damaged", signal, gib), file: path)
     default:
         throw FerryError("reading the file failed in a child process (status \(process.terminationStatus))\(text.isEmpty ? "" : ": " + text)", file: path)
     }
@@ -78,6 +79,24 @@ struct ProbeModel: ParsableCommand {
     @Option var weights: String?
 
     func run() throws {
+        limitMemory(to: probeMemoryLimit(files: [model] + (weights.map { [$0] } ?? [])))
         _ = try loadModel(path: model, weights: weights)
     }
+}
+
+/// Bytes the probing child may allocate: 2 GiB plus 16 times the files (float16 weights double,
+/// and a gzip-compressed dataset is allowed up to 1032 times its stored bytes, so this is no
+/// bound on real models, only on a damaged file that makes libhdf5 allocate without end: seen
+/// reaching 8 GiB in 30 s from a 28 KB `.keras`). FERRY_PROBE_MEMORY (bytes) overrides it.
+func probeMemoryLimit(files: [String]) -> Int {
+    if let bytes = ProcessInfo.processInfo.environment["FERRY_PROBE_MEMORY"].flatMap(Int.init) { return bytes }
+    let sizes = files.map { ((try? FileManager.default.attributesOfItem(atPath: $0)[.size]) as? Int) ?? 0 }
+    return (2 << 30) + 16 * sizes.reduce(0, +)
+}
+
+/// Caps this process's data segment (heap and private mappings): an allocation beyond it fails,
+/// and the process dies instead of taking the machine's memory.
+func limitMemory(to bytes: Int) {
+    var limit = rlimit(rlim_cur: rlim_t(bytes), rlim_max: rlim_t(bytes))
+    _ = setrlimit(__rlimit_resource_t(RLIMIT_DATA.rawValue), &limit)
 }

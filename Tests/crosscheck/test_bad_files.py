@@ -88,6 +88,8 @@ def test_a_file_that_once_crashed_is_refused(entry, tmp_path):
     turns that into exit 2 naming the file."""
     model = ROOT / "fixtures/bad" / entry["file"]
     env = {"FERRY_PROBE_TIMEOUT": str(entry.get("probe_timeout", 20)), "PATH": "/usr/bin:/bin"}
+    if "probe_memory" in entry:
+        env["FERRY_PROBE_MEMORY"] = str(entry["probe_memory"])
     args = ["inspect", str(model)]
     if entry.get("command") == "check":
         args = ["check", str(model), "--save-golden", str(tmp_path / "golden")]
