@@ -25,6 +25,11 @@ public enum NumPy {
         try writeFileAtomically(Data(encode(tensor)), to: path)
     }
 
+    /// Writes every tensor to its path, or (on a failure) none of them.
+    public static func writeAll(_ outputs: [(tensor: Tensor, path: String)]) throws {
+        try writeFilesAtomically(outputs.map { (Data(encode($0.tensor)), $0.path) })
+    }
+
     public static func decode(_ bytes: [UInt8], float64AsFloat32: Bool = false) throws -> Tensor {
         guard bytes.count >= 10, Array(bytes[0..<6]) == magic else {
             throw FerryError("not a NumPy .npy file (bad magic)")
@@ -204,20 +209,35 @@ public enum NumPy {
 /// Writes to a temporary file in the destination's folder, then renames it into place, so a
 /// failure never leaves a half-written output.
 public func writeFileAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let dir = url.deletingLastPathComponent()
-    let temp = dir.appendingPathComponent(".\(url.lastPathComponent).ferry-\(ProcessInfo.processInfo.processIdentifier).tmp")
-    do {
-        try data.write(to: temp)
-        // rename(2) replaces the destination atomically.
-        guard rename(temp.path, path) == 0 else {
-            throw FerryError("cannot rename into place: \(String(cString: strerror(errno)))", file: path)
+    try writeFilesAtomically([(data, path)])
+}
+
+/// Writes several files so that a failure leaves none of them: each goes to a temporary file in
+/// its destination's folder, and only once every one is written are they renamed into place
+/// (`ferry run --output-dir` writes one file per output).
+public func writeFilesAtomically(_ files: [(data: Data, path: String)]) throws {
+    var temps: [(temp: URL, path: String)] = []
+    func removeTemps(from first: Int = 0) {
+        for entry in temps[first...] { try? FileManager.default.removeItem(at: entry.temp) }
+    }
+    for (data, path) in files {
+        let url = URL(fileURLWithPath: path)
+        let temp = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).ferry-\(ProcessInfo.processInfo.processIdentifier).tmp")
+        temps.append((temp, path))
+        do {
+            try data.write(to: temp)
+        } catch {
+            removeTemps()
+            throw FerryError("cannot write: \(error.localizedDescription)", file: path)
         }
-    } catch let e as FerryError {
-        try? FileManager.default.removeItem(at: temp)
-        throw e
-    } catch {
-        try? FileManager.default.removeItem(at: temp)
-        throw FerryError("cannot write: \(error.localizedDescription)", file: path)
+    }
+    for (i, entry) in temps.enumerated() {
+        // rename(2) replaces the destination atomically.
+        guard rename(entry.temp.path, entry.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            removeTemps(from: i)
+            throw FerryError("cannot rename into place: \(reason)", file: entry.path)
+        }
     }
 }

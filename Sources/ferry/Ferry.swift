@@ -221,10 +221,10 @@ struct Run: ParsableCommand {
             try NumPy.write(results[outputs[0].name]!, path: output)
         } else if let outputDir {
             try FileManager.default.createDirectory(atPath: outputDir, withIntermediateDirectories: true)
-            for out in outputs {
-                let path = URL(fileURLWithPath: outputDir).appendingPathComponent(outputFileName(for: out.name)).path
-                try NumPy.write(results[out.name]!, path: path)
-            }
+            // All outputs or none: a failure on one leaves no file of the others either.
+            try NumPy.writeAll(outputs.map { out in
+                (results[out.name]!, URL(fileURLWithPath: outputDir).appendingPathComponent(outputFileName(for: out.name)).path)
+            })
         }
     }
 }

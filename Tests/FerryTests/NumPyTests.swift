@@ -120,3 +120,22 @@ func doubles(_ t: Tensor) -> [Double] {
         #expect(throws: FerryError.self) { try NumPy.decode(hugeShape) }
     }
 }
+
+/// `ferry run --output-dir` writes all outputs or none: a failure on one file removes the
+/// temporary files of the others and renames nothing into place.
+@Suite struct AtomicOutputSetTests {
+    @Test func aFailureLeavesNoFileOfTheSet() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-atomic-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = dir.appendingPathComponent("first.npy").path
+        let unwritable = dir.appendingPathComponent("no-such-folder/second.npy").path
+        let tensor = Tensor(shape: [2], floats: [1, 2])
+        #expect(throws: FerryError.self) { try NumPy.writeAll([(tensor, first), (tensor, unwritable)]) }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+        let second = dir.appendingPathComponent("second.npy").path
+        try NumPy.writeAll([(tensor, first), (tensor, second)])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted() == ["first.npy", "second.npy"])
+        #expect(try NumPy.read(path: second) == tensor)
+    }
+}
