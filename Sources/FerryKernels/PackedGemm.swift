@@ -279,6 +279,11 @@ extension PackedGemm {
 
     public static func narrowPanelCount(rows: Int) -> Int { (rows + narrowRowsPerPanel - 1) / narrowRowsPerPanel }
 
+    /// Floats of a packed A in either layout.
+    public static func packedCount(rows: Int, depth: Int, narrow: Bool) -> Int {
+        narrow ? narrowPackedCount(rows: rows, depth: depth) : packedCount(rows: rows, depth: depth)
+    }
+
     /// Floats of a packed A in the few-columns layout.
     public static func narrowPackedCount(rows: Int, depth: Int) -> Int {
         narrowPanelCount(rows: rows) * narrowRowsPerPanel * depth

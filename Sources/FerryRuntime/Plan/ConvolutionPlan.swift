@@ -124,7 +124,7 @@ extension PlanBuilder {
         var packedWeights: UnsafePointer<Float>?
         // Small planes (late stages) take the kernel that broadcasts pixels and vectorizes channels.
         let narrow = PackedGemm.prefersNarrow(columns: tile, depth: rows)
-        let packedStep = narrow ? PackedGemm.narrowPackedCount(rows: mg, depth: rows) : PackedGemm.packedCount(rows: mg, depth: rows)
+        let packedStep = PackedGemm.packedCount(rows: mg, depth: rows, narrow: narrow)
         if InnerKernels.simd, PlanBuilder.packedGemmEnabled, let weights = constant(node.inputs[1]), rows > 0 {
             packedWeights = packedConvWeights(node.inputs[1], weights: weights, narrow: narrow, group: group, rows: mg, depth: rows)
         }

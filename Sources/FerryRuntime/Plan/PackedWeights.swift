@@ -16,7 +16,7 @@ final class PackedWeightStore {
         let rows: Int
         let depth: Int
         let narrow: Bool
-        var step: Int { narrow ? PackedGemm.narrowPackedCount(rows: rows, depth: depth) : PackedGemm.packedCount(rows: rows, depth: depth) }
+        var step: Int { PackedGemm.packedCount(rows: rows, depth: depth, narrow: narrow) }
         var panelRows: Int { narrow ? PackedGemm.narrowRowsPerPanel : PackedGemm.rowsPerPanel }
     }
 
@@ -35,7 +35,7 @@ final class PackedWeightStore {
     func packed(_ name: String, weights: Tensor, narrow: Bool, group: Int, rows: Int, depth: Int) -> Entry {
         let key = Key(name: name, narrow: narrow)
         if let entry = entries[key], entry.group == group, entry.rows == rows, entry.depth == depth { return entry }
-        let step = narrow ? PackedGemm.narrowPackedCount(rows: rows, depth: depth) : PackedGemm.packedCount(rows: rows, depth: depth)
+        let step = PackedGemm.packedCount(rows: rows, depth: depth, narrow: narrow)
         var packed = [Float](repeating: 0, count: step * group)
         weights.floats.withUnsafeBufferPointer { wp in
             packed.withUnsafeMutableBufferPointer { pp in
