@@ -39,6 +39,12 @@ let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
     ("gemm_3x3_64_3136_576", 64, 3136, 576), ("gemm_1x1_512_9_2048", 512, 9, 2048),
 ]
 
+/// Batch-1 classifiers (one row times the weights): Kernels.rowTimesMatrix split by columns
+/// between threads against cblas_sgemm with m = 1 (ResNet50's, MobileNetV2's, VGG16's fc1).
+let rowCases: [(name: String, n: Int, k: Int)] = [
+    ("row_2048_1000", 1000, 2048), ("row_1280_1000", 1000, 1280), ("row_25088_4096", 4096, 25088),
+]
+
 struct Options: Sendable {
     var threads = 1, runs = 30
     var only: String?
@@ -50,7 +56,11 @@ while let arg = argv.next() {
     case "--threads": options.threads = Int(argv.next() ?? "") ?? 1
     case "--runs": options.runs = Int(argv.next() ?? "") ?? 30
     case "--case": options.only = argv.next()
-    case "--list": for c in cases { print(c.name) }; for c in gemmCases { print(c.name) }; exit(0)
+    case "--list":
+        for c in cases { print(c.name) }
+        for c in gemmCases { print(c.name) }
+        for c in rowCases { print(c.name) }
+        exit(0)
     default: FileHandle.standardError.write("unknown argument \(arg)\n".data(using: .utf8)!); exit(2)
     }
 }
@@ -231,9 +241,43 @@ func benchGemm(_ c: (name: String, m: Int, n: Int, k: Int), threads: Int, runs: 
         + "\"max_abs_difference\": \(maxError)}")
 }
 
+func benchRow(_ c: (name: String, n: Int, k: Int), threads: Int, runs: Int) {
+    let x = random(c.k, seed: 4), w = random(c.k * c.n, seed: 5)
+    var mine = [Float](repeating: 0, count: c.n), theirs = mine
+    var rowMs = 0.0, blasMs = 0.0
+    x.withUnsafeBufferPointer { xp in
+        w.withUnsafeBufferPointer { wp in
+            let (xs, ws) = (xp.baseAddress!, wp.baseAddress!)
+            mine.withUnsafeMutableBufferPointer { op in
+                let out = op.baseAddress!
+                rowMs = timeMedian(runs: runs) {
+                    runParallel(c.n, threads: threads) { r, _ in
+                        Kernels.rowTimesMatrix(xs, ws, ldb: c.n, depth: c.k, columns: r, out)
+                    }
+                }
+            }
+            theirs.withUnsafeMutableBufferPointer { tp in
+                openblas_set_num_threads(Int32(threads))
+                blasMs = timeMedian(runs: runs) {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, blasint(c.n), blasint(c.k), 1,
+                                xs, blasint(c.k), ws, blasint(c.n), 0, tp.baseAddress!, blasint(c.n))
+                }
+            }
+        }
+    }
+    let maxError = zip(mine, theirs).map { abs($0 - $1) }.max() ?? 0
+    let bytes = 4.0 * Double(c.n * c.k)
+    print("{\"case\": \"\(c.name)\", \"kind\": \"row\", \"threads\": \(threads), \"row_ms\": \(rowMs), "
+        + "\"sgemm_ms\": \(blasMs), \"ratio\": \(rowMs / blasMs), \"row_gb_per_s\": \(bytes / rowMs / 1e6), "
+        + "\"max_abs_difference\": \(maxError)}")
+}
+
 for c in cases where options.only == nil || options.only == c.name {
     bench(c, threads: options.threads, runs: options.runs)
 }
 for c in gemmCases where options.only == nil || options.only == c.name {
     benchGemm(c, threads: options.threads, runs: options.runs)
+}
+for c in rowCases where options.only == nil || options.only == c.name {
+    benchRow(c, threads: options.threads, runs: options.runs)
 }

@@ -18,6 +18,22 @@ import Testing
         }
     }
 
+    /// One row (batch 1): the streaming kernels, B plain and transposed, column ranges with
+    /// whole 64-column blocks, single vectors and a partial one, split between threads or not.
+    @Test(arguments: [false, true])
+    func oneRowGemm(_ transB: Bool) throws {
+        for (k, n, threads) in [(1, 1, 2), (9, 7, 2), (13, 8, 1), (300, 67, 2), (513, 300, 2), (64, 1000, 2), (40, 130, 1)] {
+            for (cShape, activation) in [([n], FusedActivation.relu), ([], nil), ([1, 1], .sigmoid)] as [([Int], FusedActivation?)] {
+                let attributes = GemmAttributes(alpha: cShape.count == 2 ? 0.5 : 1, beta: 1.5, transB: transB, activation: activation)
+                var weights = [("b", randomTensor(transB ? [n, k] : [k, n], seed: 21))]
+                if !cShape.isEmpty { weights.append(("c", randomTensor(cShape, seed: 22))) }
+                let g = try singleNodeGraph(.gemm(attributes), inputs: [("x", [1, k])], weights: weights)
+                let plan = try expectPlanMatchesReference(g, ["x": randomTensor([1, k], seed: 23)], threads: threads)
+                #expect(plan.kernels[0].kernel == "gemm.row")
+            }
+        }
+    }
+
     @Test func matMulBatches() throws {
         let shared = try singleNodeGraph(.matMul, inputs: [("x", [2, 3, 4, 5])], weights: [("w", randomTensor([5, 6], seed: 8))])
         #expect(try expectPlanMatchesReference(shared, ["x": randomTensor([2, 3, 4, 5], seed: 9)]).kernels[0].kernel == "matmul.sgemm")

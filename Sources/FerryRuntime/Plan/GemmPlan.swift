@@ -1,4 +1,5 @@
 import FerryIR
+import FerryKernels
 
 /// Gemm and MatMul in a plan: one `cblas_sgemm` (MatMul: one per broadcast batch), then
 /// Gemm's beta · C (broadcast) and the fused activation in one pass over each row.
@@ -21,6 +22,10 @@ extension PlanBuilder {
         }
         let alpha = a.alpha, beta = a.beta, activation = a.activation, transA = a.transA, transB = a.transB
         let threads = self.threads
+        if m == 1, k > 0, InnerKernels.simd {
+            return planRowGemm(node, n: n, k: k, transB: transB, ldb: bShape[1], alpha: alpha, beta: beta,
+                               cColumnStride: cStrides?.column, activation: activation)
+        }
         return PlannedKernel(name: "gemm.sgemm") { b in
             let ap = b.pointer(node.inputs[0]), bp = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
             let cp = cStrides == nil ? nil : b.pointer(node.inputs[2])
@@ -41,6 +46,37 @@ extension PlanBuilder {
                             }
                         }
                         if let activation { InnerKernels.activation(row, row, count: n, activation) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A one-row Gemm (a batch-1 Dense): each thread streams the weights of its own output
+    /// columns (`Kernels.rowTimesMatrix`, or `matrixTimesColumn` for a transposed B) and finishes
+    /// them with alpha, beta · C and the activation while they are in cache. A one-row A is the
+    /// same contiguous vector whether transposed or not.
+    private func planRowGemm(_ node: Node, n: Int, k: Int, transB: Bool, ldb: Int, alpha: Float, beta: Float,
+                             cColumnStride: Int?, activation: FusedActivation?) -> PlannedKernel {
+        let threads = self.threads
+        // Enough multiply-adds per thread to pay for waking it.
+        let grain = max(2 * 64, 32_768 / k)
+        return PlannedKernel(name: "gemm.row") { b in
+            let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
+            let c = cColumnStride == nil ? nil : b.pointer(node.inputs[2])
+            return {
+                parallelChunks(n, threads: threads, grain: grain) { columns in
+                    if transB {
+                        Kernels.matrixTimesColumn(w, ldb: ldb, depth: k, rows: columns, x, y)
+                    } else {
+                        Kernels.rowTimesMatrix(x, w, ldb: ldb, depth: k, columns: columns, y)
+                    }
+                    if alpha != 1 { for j in columns { y[j] *= alpha } }
+                    if let c, let stride = cColumnStride {
+                        for j in columns { y[j] += beta * c[j * stride] }
+                    }
+                    if let activation {
+                        InnerKernels.activation(y + columns.lowerBound, y + columns.lowerBound, count: columns.count, activation)
                     }
                 }
             }
