@@ -38,6 +38,9 @@ test-large: release
 	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_keras_fixtures.py -k "run_matches or onnx_export"
 	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_optimizer_claims.py
 	FERRY=$(RELEASE) .venv-fixtures/bin/python tools/crosscheck_export.py
+	# Issue 5's memory claim: converting VGG16 both ways holds at most 2x its weights.
+	$(PY) tools/convert_rss.py --ferry $(RELEASE) --max-ratio 2 fixtures-large/vgg16/keras3.h5 $(wildcard bench-models/vgg16/keras3.h5)
+	$(PY) tools/convert_rss.py --ferry $(RELEASE) --max-ratio 2 --external-data fixtures-large/vgg16/keras3.h5
 
 # Keras export in real Keras: every fixture Ferry writes as Keras, loaded with tf_keras 2.21 and
 # Keras 3.15 (TensorFlow, too heavy for CI: .venv-fixtures) and compared with its reference.

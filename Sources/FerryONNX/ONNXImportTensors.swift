@@ -50,14 +50,27 @@ enum ONNXImportTensors {
         return TensorType(dtype, Shape(dims))
     }
 
-    /// Where external tensor data may be read from: the model's folder (nil: external data refused).
-    struct ExternalData {
+    /// Where external tensor data may be read from: the model's folder (nil: external data
+    /// refused). Each data file is mapped once per import.
+    final class ExternalData {
         let directory: URL
+        private var files: [String: MappedFile] = [:]
+
+        init(directory: URL) { self.directory = directory }
+
+        func file(_ path: String) throws -> MappedFile {
+            if let f = files[path] { return f }
+            let f = try MappedFile(path: path)
+            files[path] = f
+            return f
+        }
     }
 
     /// A TensorProto's elements as an IR tensor: raw_data or the typed repeated fields, or
-    /// external data in a file beside the model (location, offset, length).
-    static func tensor(_ proto: Onnx_TensorProto, external: ExternalData?) throws -> Tensor {
+    /// external data in a file beside the model (location, offset, length). `raw` is raw_data
+    /// the caller kept out of `proto` (still in a mapped file, see `ONNXWireSplit`).
+    static func tensor(_ proto: Onnx_TensorProto, raw: (bytes: UnsafeRawBufferPointer, release: (Range<Int>) -> Void)? = nil,
+                       external: ExternalData?) throws -> Tensor {
         let what = "tensor '\(proto.name)'"
         let dtype = try dtype(proto.dataType, what: what)
         guard proto.dims.allSatisfy({ $0 >= 0 && $0 <= Int64(Int32.max) }) else {
@@ -71,51 +84,73 @@ enum ONNXImportTensors {
         let storage: TensorStorage
         if proto.dataLocation == .external {
             guard let external else { throw FerryError("\(what) keeps its data in an external file, and no folder was given to read it from") }
-            let bytes = try readExternal(proto, count: count * dtype.byteSize, from: external.directory)
-            storage = try fromRaw(bytes, dtype: dtype, count: count, what: what)
+            let (file, range) = try externalRange(proto, count: count * dtype.byteSize, in: external)
+            storage = try fromRaw(file.bytes(range), dtype: dtype, count: count, what: what) { copied in
+                file.release((range.lowerBound + copied.lowerBound)..<(range.lowerBound + copied.upperBound))
+            }
+        } else if let raw {
+            storage = try fromRaw(raw.bytes, dtype: dtype, count: count, what: what, release: raw.release)
         } else if proto.hasRawData {
-            storage = try fromRaw(proto.rawData, dtype: dtype, count: count, what: what)
+            storage = try proto.rawData.withUnsafeBytes { try fromRaw($0, dtype: dtype, count: count, what: what) }
         } else {
             storage = try fromTyped(proto, dtype: dtype, count: count, what: what)
         }
         return try Tensor(shape: shape, storage: storage)
     }
 
-    /// Little-endian raw bytes as typed storage.
-    static func fromRaw(_ data: Data, dtype: DType, count: Int, what: String) throws -> TensorStorage {
+    /// Little-endian raw bytes as typed storage. `release` is told each byte range of `data`
+    /// once it has been copied (in chunks of 16 MiB), so that a mapped file's pages can be
+    /// given back while a large tensor is still being read.
+    static func fromRaw(_ data: UnsafeRawBufferPointer, dtype: DType, count: Int, what: String,
+                        release: ((Range<Int>) -> Void)? = nil) throws -> TensorStorage {
         guard data.count == count * dtype.byteSize else {
             throw FerryError("\(what) has \(data.count) bytes of data for \(count) \(dtype) elements")
         }
-        func load<T: FixedWidthInteger>(_: T.Type) -> [T] {
-            data.withUnsafeBytes { raw in
-                [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-                    for i in 0..<count { buffer[i] = T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self)) }
-                    initialized = count
+        let chunkElements = max(1, (16 << 20) / dtype.byteSize)
+        func load<T>(_ element: (Int) -> T) -> [T] {
+            [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+                var start = 0
+                while start < count {
+                    let end = min(start + chunkElements, count)
+                    for i in start..<end { buffer[i] = element(i) }
+                    release?((start * dtype.byteSize)..<(end * dtype.byteSize))
+                    start = end
                 }
+                initialized = count
             }
+        }
+        func integer<T: FixedWidthInteger>(_: T.Type) -> [T] {
+            load { T(littleEndian: data.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) }
         }
         switch dtype {
         case .float32:
             // Straight into the tensor's array: no intermediate copy of a large weight.
-            return .float32(data.withUnsafeBytes { raw in
-                [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-                    for i in 0..<count {
-                        buffer[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                    }
-                    initialized = count
+            #if _endian(little)
+            return .float32([Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                var start = 0
+                while start < count {
+                    let end = min(start + chunkElements, count)
+                    UnsafeMutableRawPointer(buffer.baseAddress! + start)
+                        .copyMemory(from: data.baseAddress! + 4 * start, byteCount: 4 * (end - start))
+                    release?((4 * start)..<(4 * end))
+                    start = end
                 }
+                initialized = count
             })
-        case .float16: return .float16(load(UInt16.self))
-        case .float64: return .float64(load(UInt64.self).map(Double.init(bitPattern:)))
-        case .int64: return .int64(load(Int64.self))
-        case .int32: return .int32(load(Int32.self))
-        case .int16: return .int16(load(Int16.self))
-        case .int8: return .int8(load(Int8.self))
-        case .uint64: return .uint64(load(UInt64.self))
-        case .uint32: return .uint32(load(UInt32.self))
-        case .uint16: return .uint16(load(UInt16.self))
-        case .uint8: return .uint8(Array(data))
-        case .bool: return .bool(data.map { $0 != 0 })
+            #else
+            return .float32(load { Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) })
+            #endif
+        case .float16: return .float16(integer(UInt16.self))
+        case .float64: return .float64(load { Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))) })
+        case .int64: return .int64(integer(Int64.self))
+        case .int32: return .int32(integer(Int32.self))
+        case .int16: return .int16(integer(Int16.self))
+        case .int8: return .int8(integer(Int8.self))
+        case .uint64: return .uint64(integer(UInt64.self))
+        case .uint32: return .uint32(integer(UInt32.self))
+        case .uint16: return .uint16(integer(UInt16.self))
+        case .uint8: return .uint8(integer(UInt8.self))
+        case .bool: return .bool(load { data[$0] != 0 })
         }
     }
 
@@ -144,9 +179,10 @@ enum ONNXImportTensors {
         }
     }
 
-    /// The bytes of an external tensor. The file must lie inside the model's folder: a
-    /// location that is absolute or climbs out of it (`..`, a symbolic link) is refused.
-    static func readExternal(_ proto: Onnx_TensorProto, count: Int, from directory: URL) throws -> Data {
+    /// Where an external tensor's bytes lie: its data file (mapped) and the byte range in it.
+    /// The file must lie inside the model's folder: a location that is absolute or climbs out
+    /// of it (`..`, a symbolic link) is refused.
+    static func externalRange(_ proto: Onnx_TensorProto, count: Int, in external: ExternalData) throws -> (MappedFile, Range<Int>) {
         let what = "tensor '\(proto.name)'"
         var location: String?
         var offset = 0
@@ -167,27 +203,21 @@ enum ONNXImportTensors {
         if let length, length != count {
             throw FerryError("\(what) has external length \(length) for \(count) bytes of elements")
         }
-        let base = directory.standardizedFileURL.resolvingSymlinksInPath()
-        let file = base.appendingPathComponent(location).standardizedFileURL.resolvingSymlinksInPath()
-        guard !location.hasPrefix("/"), file.pathComponents.count > base.pathComponents.count,
-              Array(file.pathComponents.prefix(base.pathComponents.count)) == base.pathComponents else {
+        let base = external.directory.standardizedFileURL.resolvingSymlinksInPath()
+        let url = base.appendingPathComponent(location).standardizedFileURL.resolvingSymlinksInPath()
+        guard !location.hasPrefix("/"), url.pathComponents.count > base.pathComponents.count,
+              Array(url.pathComponents.prefix(base.pathComponents.count)) == base.pathComponents else {
             throw FerryError("\(what) names external data '\(location)' outside the model's folder; refusing to read it")
         }
-        guard let handle = FileHandle(forReadingAtPath: file.path) else {
-            throw FerryError("\(what): cannot open external data file '\(location)'")
-        }
-        defer { try? handle.close() }
+        let file: MappedFile
         do {
-            try handle.seek(toOffset: UInt64(offset))
-            let data = try handle.read(upToCount: count) ?? Data()
-            guard data.count == count else {
-                throw FerryError("\(what): external data file '\(location)' ends before offset \(offset) + \(count) bytes")
-            }
-            return data
+            file = try external.file(url.path)
         } catch let e as FerryError {
-            throw e
-        } catch {
-            throw FerryError("\(what): cannot read external data file '\(location)': \(error)")
+            throw FerryError("\(what): cannot read external data file '\(location)': \(e.message)")
         }
+        guard offset <= file.count, count <= file.count - offset else {
+            throw FerryError("\(what): external data file '\(location)' ends before offset \(offset) + \(count) bytes")
+        }
+        return (file, offset..<(offset + count))
     }
 }

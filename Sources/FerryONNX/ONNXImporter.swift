@@ -37,20 +37,28 @@ public enum ONNXImporter {
     ]
 
     /// Reads an .onnx file. External tensor data is read from files in the model's folder.
+    /// The file is mapped, and each weight is copied once, from the mapping into its tensor,
+    /// after which its pages are given back (`ONNXWireSplit`): importing holds the weights
+    /// about once.
     public static func load(path: String, evaluate: ConstantEvaluator? = nil, bind: InputBinder? = nil) throws -> Graph {
         let url = URL(fileURLWithPath: path)
+        let file = try MappedFile(path: path)
         var proto: Onnx_ModelProto
+        var mapped: MappedInitializers?
         do {
-            // Mapped, so that the file's bytes are not a second heap copy of the weights.
-            let data = try Data(contentsOf: url, options: .alwaysMapped)
-            proto = try Onnx_ModelProto(serializedBytes: data)
-        } catch let error as CocoaError {
-            throw FerryError("cannot read: \(error.localizedDescription)", file: path)
+            if let split = ONNXWireSplit(file.bytes) {
+                proto = try Onnx_ModelProto(serializedBytes: split.skeleton)
+                mapped = MappedInitializers(file: file, entries: split.initializers)
+            } else {
+                // Not laid out as the split expects: decode it whole (protobuf reports damage).
+                proto = try Onnx_ModelProto(serializedBytes: Data(file.bytes))
+            }
         } catch {
             throw FerryError("not an ONNX model (protobuf: \(error))", file: path)
         }
         do {
-            return try importModel(&proto, directory: url.deletingLastPathComponent(), evaluate: evaluate, bind: bind)
+            return try importModel(&proto, mapped: mapped, directory: url.deletingLastPathComponent(),
+                                   evaluate: evaluate, bind: bind)
         } catch let e as FerryError {
             throw e.inFile(path)
         }
@@ -61,12 +69,14 @@ public enum ONNXImporter {
     public static func model(_ proto: Onnx_ModelProto, directory: URL? = nil,
                              evaluate: ConstantEvaluator? = nil) throws -> Graph {
         var copy = proto
-        return try importModel(&copy, directory: directory, evaluate: evaluate, bind: nil)
+        return try importModel(&copy, mapped: nil, directory: directory, evaluate: evaluate, bind: nil)
     }
 
     /// The import proper. Initializers are taken out of `proto` one by one as they are read,
-    /// so that a model's weights are not held twice.
-    static func importModel(_ proto: inout Onnx_ModelProto, directory: URL?, evaluate: ConstantEvaluator?,
+    /// so that a model's weights are not held twice; `mapped` holds the graph's initializers
+    /// when they were left in the mapped file (then `proto`'s graph has none).
+    static func importModel(_ proto: inout Onnx_ModelProto, mapped: MappedInitializers?, directory: URL?,
+                            evaluate: ConstantEvaluator?,
                             bind: InputBinder?) throws -> Graph {
         var opsets: [String: Int] = [:]
         for entry in proto.opsetImport {
@@ -107,6 +117,19 @@ public enum ONNXImporter {
             guard !t.name.isEmpty else { throw FerryError("an initializer has no name") }
             state.addConstant(t.name, try ONNXImportTensors.tensor(t, external: external))
             initializers[i] = Onnx_TensorProto()  // release its bytes now
+        }
+        if let mapped {
+            for entry in mapped.entries {
+                let t = try mapped.header(entry)
+                guard !t.name.isEmpty else { throw FerryError("an initializer has no name") }
+                let file = mapped.file
+                let raw = entry.raw.map { range in
+                    (bytes: file.bytes(range), release: { (copied: Range<Int>) in
+                        file.release((range.lowerBound + copied.lowerBound)..<(range.lowerBound + copied.upperBound))
+                    })
+                }
+                state.addConstant(t.name, try ONNXImportTensors.tensor(t, raw: raw, external: external))
+            }
         }
         if !graphProto.sparseInitializer.isEmpty {
             throw FerryError("the model has sparse initializers, which Ferry does not read")
@@ -294,5 +317,22 @@ extension ONNXImporter {
     /// A tensor as a serialized TensorProto (raw_data), for writing test data.
     public static func serializedTensor(_ tensor: Tensor, name: String = "") throws -> Data {
         try ONNXTensors.tensor(name, tensor).serializedData()
+    }
+}
+
+/// A model's initializers left in its mapped file by `ONNXWireSplit`.
+struct MappedInitializers {
+    let file: MappedFile
+    let entries: [(fields: [Range<Int>], raw: Range<Int>?)]
+
+    /// An initializer's TensorProto without raw_data (name, dims, type, typed fields, external data).
+    func header(_ entry: (fields: [Range<Int>], raw: Range<Int>?)) throws -> Onnx_TensorProto {
+        var bytes: [UInt8] = []
+        for range in entry.fields { bytes += file.bytes(range) }
+        do {
+            return try Onnx_TensorProto(serializedBytes: bytes)
+        } catch {
+            throw FerryError("an initializer is not a valid TensorProto (protobuf: \(error))")
+        }
     }
 }

@@ -144,15 +144,21 @@ enum ProtobufWire {
     static func key(_ field: Int) -> [UInt8] { varint(field << 3 | 2) }
 }
 
-/// An output file written in large chunks.
+/// An output file written straight from the caller's memory (write(2), no intermediate copy).
 final class FileSink {
-    private let handle: FileHandle
+    private var descriptor: Int32
+    private let path: String
 
     init(_ url: URL) throws {
-        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-            throw FerryError("cannot create the file", file: url.path)
+        path = url.path
+        descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard descriptor >= 0 else {
+            throw FerryError("cannot create the file: \(String(cString: strerror(errno)))", file: url.path)
         }
-        handle = try FileHandle(forWritingTo: url)
+    }
+
+    deinit {
+        if descriptor >= 0 { _ = closeDescriptor(descriptor) }
     }
 
     func write(_ bytes: [UInt8]) throws {
@@ -160,12 +166,14 @@ final class FileSink {
     }
 
     func write(_ buffer: UnsafeRawBufferPointer) throws {
-        // Chunks of 16 MiB: FileHandle copies what it is given into a Data.
         var start = 0
         while start < buffer.count {
-            let end = min(start + (16 << 20), buffer.count)
-            try handle.write(contentsOf: Data(UnsafeRawBufferPointer(rebasing: buffer[start..<end])))
-            start = end
+            let written = writeDescriptor(descriptor, buffer.baseAddress! + start, buffer.count - start)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw FerryError("cannot write: \(String(cString: strerror(errno)))", file: path)
+            }
+            start += written
         }
     }
 
@@ -181,7 +189,14 @@ final class FileSink {
     }
 
     func close() throws {
-        try handle.synchronize()
-        try handle.close()
+        let d = descriptor
+        descriptor = -1
+        guard fsync(d) == 0, closeDescriptor(d) == 0 else {
+            throw FerryError("cannot write: \(String(cString: strerror(errno)))", file: path)
+        }
     }
 }
+
+// The C library's calls under names FileSink's own methods do not hide.
+private func writeDescriptor(_ d: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int { write(d, p, n) }
+private func closeDescriptor(_ d: Int32) -> Int32 { close(d) }
