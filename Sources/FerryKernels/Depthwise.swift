@@ -28,6 +28,36 @@ extension Kernels {
                                        output: UnsafeMutablePointer<Float>, multiplier: Int,
                                        outputChannels: Range<Int>, geometry g: Conv2DGeometry,
                                        epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>) {
+        let channels = DepthwiseChannels(input: input, weights: weights, output: output, multiplier: multiplier,
+                                         outputChannels: outputChannels, geometry: g, scratch: scratch)
+        // Bias and activation go into the vector loop's stores while the outputs are in registers
+        // (a second pass over each small plane cost as much as the convolution on 7x7 planes); a
+        // residual, or the scalar loop of other strides, gets the separate pass afterwards.
+        if epilogue.residual == nil, g.strideX <= 2 {
+            visitActivation(epilogue.activation, channels.withBias(epilogue.bias))
+        } else {
+            channels.visit(IdentityActivation())
+            applyEpilogue(output, channels: outputChannels, planeStride: g.outPlane, offset: 0, count: g.outPlane, epilogue)
+        }
+    }
+}
+
+/// The channel loop of `depthwiseConv2D`, specialized per activation (applied with `bias` as
+/// each vector of outputs is stored).
+private struct DepthwiseChannels: ActivationVisitor {
+    let input: UnsafePointer<Float>, weights: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    let multiplier: Int, outputChannels: Range<Int>, geometry: Conv2DGeometry
+    let scratch: UnsafeMutablePointer<Float>
+    var bias: UnsafePointer<Float>? = nil
+
+    func withBias(_ bias: UnsafePointer<Float>?) -> DepthwiseChannels {
+        var copy = self
+        copy.bias = bias
+        return copy
+    }
+
+    func visit<A: VectorActivation>(_ f: A) {
+        let g = geometry
         let padding = DepthwisePadding(g)
         padding.clear(scratch)
         var paddedChannel = -1
@@ -40,19 +70,25 @@ extension Kernels {
             let kernel = weights + oc * g.kernelHeight * g.kernelWidth
             let out = output + oc * g.outPlane
             let plane = UnsafePointer(scratch)
+            let store = FusedStore(bias: splat(bias?[oc] ?? 0), activation: f)
             switch (g.kernelHeight == g.kernelWidth ? g.kernelWidth : 0, g.strideX) {
-            case (3, 1): depthwisePlane(plane, kernel, out, g, padding, Square3.self, Stride1.self)
-            case (3, 2): depthwisePlane(plane, kernel, out, g, padding, Square3.self, Stride2.self)
-            case (5, 1): depthwisePlane(plane, kernel, out, g, padding, Square5.self, Stride1.self)
-            case (5, 2): depthwisePlane(plane, kernel, out, g, padding, Square5.self, Stride2.self)
-            case (_, 1): depthwisePlane(plane, kernel, out, g, padding, AnySize.self, Stride1.self)
-            case (_, 2): depthwisePlane(plane, kernel, out, g, padding, AnySize.self, Stride2.self)
-            default: depthwisePlane(plane, kernel, out, g, padding, AnySize.self, AnyStride.self)
+            case (3, 1): depthwisePlane(plane, kernel, out, g, padding, Square3.self, Stride1.self, store)
+            case (3, 2): depthwisePlane(plane, kernel, out, g, padding, Square3.self, Stride2.self, store)
+            case (5, 1): depthwisePlane(plane, kernel, out, g, padding, Square5.self, Stride1.self, store)
+            case (5, 2): depthwisePlane(plane, kernel, out, g, padding, Square5.self, Stride2.self, store)
+            case (_, 1): depthwisePlane(plane, kernel, out, g, padding, AnySize.self, Stride1.self, store)
+            case (_, 2): depthwisePlane(plane, kernel, out, g, padding, AnySize.self, Stride2.self, store)
+            default: depthwisePlane(plane, kernel, out, g, padding, AnySize.self, AnyStride.self, store)
             }
-            applyEpilogue(output, channels: oc..<(oc + 1), planeStride: g.outPlane, offset: 0,
-                          count: g.outPlane, epilogue)
         }
     }
+}
+
+/// What happens to a vector of outputs on its way to memory: + bias, then the activation.
+private struct FusedStore<A: VectorActivation> {
+    let bias: FloatVector
+    let activation: A
+    @inline(__always) func callAsFunction(_ v: FloatVector) -> FloatVector { activation(v + bias) }
 }
 
 /// The zero-padded copy of one input plane: input pixel (y, x) at padded (padTop + y, padLeft + x),
@@ -119,7 +155,16 @@ struct DepthwisePadding {
                     x &+= 1
                 }
             } else {
-                for x in 0..<inWidth { row[padLeft &+ x] = input[x] }
+                let target = row + padLeft
+                var x = 0
+                while x &+ lanes <= inWidth {
+                    target.store(input.vector(at: x), at: x)
+                    x &+= lanes
+                }
+                while x < inWidth {
+                    target[x] = input[x]
+                    x &+= 1
+                }
             }
         }
     }
@@ -139,15 +184,16 @@ private enum Stride2: HorizontalStride { static var value: Int? { 2 } }
 private enum AnyStride: HorizontalStride { static var value: Int? { nil } }
 
 /// One output plane (without the epilogue) from the padded input plane of row length `pw`.
-private func depthwisePlane<K: KernelSize, S: HorizontalStride>(
+private func depthwisePlane<K: KernelSize, S: HorizontalStride, A: VectorActivation>(
     _ plane: UnsafePointer<Float>, _ kernel: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
-    _ g: Conv2DGeometry, _ padding: DepthwisePadding, _: K.Type, _: S.Type
+    _ g: Conv2DGeometry, _ padding: DepthwisePadding, _: K.Type, _: S.Type, _ finish: FusedStore<A>
 ) {
     let pw = padding.rowLength
     let kh = K.value(g.kernelHeight), kw = K.value(g.kernelWidth)
     let (dx, dy) = (g.dilationX, g.dilationY)
     let rowStep = dy &* pw
     guard let sx = S.value else {
+        // Only reached unfused (`depthwiseConv2D` applies the epilogue afterwards for these strides).
         let sx = g.strideX
         for oy in 0..<g.outHeight {
             let top = plane + oy &* g.strideY &* pw
@@ -163,15 +209,15 @@ private func depthwisePlane<K: KernelSize, S: HorizontalStride>(
         return
     }
 
-    depthwiseRows(plane, kernel, out, g, padding, kh: kh, kw: kw, sx: sx)
+    depthwiseRows(plane, kernel, out, g, padding, kh: kh, kw: kw, sx: sx, finish)
 }
 
 /// Output rows from the padded plane, two groups of 8 outputs at a time (two independent FMA
 /// chains), then single groups, then one overlapping group for the rest of the row.
 @inline(__always)
-private func depthwiseRows(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<Float>,
+private func depthwiseRows<A: VectorActivation>(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<Float>,
                            _ out: UnsafeMutablePointer<Float>, _ g: Conv2DGeometry, _ padding: DepthwisePadding,
-                           kh: Int, kw: Int, sx: Int) {
+                           kh: Int, kw: Int, sx: Int, _ finish: FusedStore<A>) {
     let (dx, dy) = (g.dilationX, g.dilationY)
     let rowStep = dy &* padding.rowLength
     // Output column ox's first input in the stored row: ox·stride, or ox when deinterleaved.
@@ -186,7 +232,7 @@ private func depthwiseRows(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<
                 acc = acc.addingProduct(inRow.vector(at: padding.tapOffset(kx &* dx)), splat(taps[ky &* kw &+ kx]))
             }
         }
-        return acc
+        return finish(acc)
     }
     @inline(__always) func twoGroups(_ top: UnsafePointer<Float>, _ ox: Int) -> (FloatVector, FloatVector) {
         let first = top + ox &* step, second = first + lanes &* step
@@ -200,7 +246,7 @@ private func depthwiseRows(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<
                 acc1 = acc1.addingProduct(second.vector(at: at), w)
             }
         }
-        return (acc0, acc1)
+        return (finish(acc0), finish(acc1))
     }
 
     let ow = g.outWidth

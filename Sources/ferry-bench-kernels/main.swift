@@ -2,7 +2,9 @@
 // ResNet50 / MobileNetV2 layer shapes, one JSON line per case (tools/bench_kernels.py adds
 // onnxruntime on the same shapes and prints the table). Not a test: it never fails on speed.
 //
-// usage: ferry-bench-kernels [--threads N] [--runs N] [--case NAME]
+// usage: ferry-bench-kernels [--threads N] [--runs N] [--case NAME] [--min]
+// --min reports each case's fastest run instead of the median: on a loaded machine the median
+// measures the load, the fastest run still the kernel.
 import CFerryCPU
 import COpenBLAS
 import Dispatch
@@ -56,6 +58,7 @@ while let arg = argv.next() {
     case "--threads": options.threads = Int(argv.next() ?? "") ?? 1
     case "--runs": options.runs = Int(argv.next() ?? "") ?? 30
     case "--case": options.only = argv.next()
+    case "--min": reportFastest = true
     case "--list":
         for c in cases { print(c.name) }
         for c in gemmCases { print(c.name) }
@@ -69,7 +72,10 @@ if let problem = ferry_kernels_unsupported_cpu() {
     exit(2)
 }
 
-/// Median milliseconds of `runs` calls after two warm-up calls.
+/// Set once from --min before any timing.
+nonisolated(unsafe) var reportFastest = false
+
+/// Median (with --min: fastest) milliseconds of `runs` calls after two warm-up calls.
 func timeMedian(runs: Int, _ body: () -> Void) -> Double {
     body(); body()
     var times: [Double] = []
@@ -79,7 +85,7 @@ func timeMedian(runs: Int, _ body: () -> Void) -> Double {
         times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
     }
     times.sort()
-    return times[times.count / 2]
+    return reportFastest ? times[0] : times[times.count / 2]
 }
 
 func random(_ count: Int, seed: UInt64) -> [Float] {
