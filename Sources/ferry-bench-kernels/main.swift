@@ -41,6 +41,11 @@ let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
     ("gemm_3x3_64_3136_576", 64, 3136, 576), ("gemm_1x1_512_9_2048", 512, 9, 2048),
 ]
 
+/// Activations over 64 Ki floats (L2-resident, as an epilogue sees them): Kernels.activate.
+let activationCases: [(name: String, activation: FusedActivation)] = [
+    ("act_sigmoid", .sigmoid), ("act_swish", .swish(beta: 1)), ("act_relu", .relu),
+]
+
 /// Batch-1 classifiers (one row times the weights): Kernels.rowTimesMatrix split by columns
 /// between threads against cblas_sgemm with m = 1 (ResNet50's, MobileNetV2's, VGG16's fc1).
 let rowCases: [(name: String, n: Int, k: Int)] = [
@@ -63,6 +68,7 @@ while let arg = argv.next() {
         for c in cases { print(c.name) }
         for c in gemmCases { print(c.name) }
         for c in rowCases { print(c.name) }
+        for c in activationCases { print(c.name) }
         exit(0)
     default: FileHandle.standardError.write("unknown argument \(arg)\n".data(using: .utf8)!); exit(2)
     }
@@ -286,4 +292,14 @@ for c in gemmCases where options.only == nil || options.only == c.name {
 }
 for c in rowCases where options.only == nil || options.only == c.name {
     benchRow(c, threads: options.threads, runs: options.runs)
+}
+for c in activationCases where options.only == nil || options.only == c.name {
+    let x = random(65536, seed: 6).map { $0 * 8 }
+    var y = [Float](repeating: 0, count: x.count)
+    let ms = x.withUnsafeBufferPointer { xp in
+        y.withUnsafeMutableBufferPointer { yp in
+            timeMedian(runs: options.runs) { Kernels.activate(xp.baseAddress!, yp.baseAddress!, count: x.count, c.activation) }
+        }
+    }
+    print("{\"case\": \"\(c.name)\", \"kind\": \"activation\", \"kernel_ms\": \(ms), \"ns_per_vector\": \(ms * 1e6 / 8192)}")
 }

@@ -64,6 +64,26 @@ struct ActivationKernelTests {
         #expect(worstW < 1e-6, "swish \(worstW)")
     }
 
+    /// Where sigmoid's e^-|x| leaves the normal floats (|x| near 87.34, 2^-126) and beyond, and
+    /// the special values: within 1e-6 relative while the result is normal, 0 or 1 at the ends.
+    @Test func sigmoidTails() {
+        var x = randomFloats(999, seed: 6, range: -104...104)
+        x += [-87.4, -87.336_54, -87.3, 87.4, 0, -0.0, .infinity, -.infinity, .nan, -Float.greatestFiniteMagnitude]
+        var s = [Float](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { xp in
+            s.withUnsafeMutableBufferPointer { Kernels.activate(xp.baseAddress!, $0.baseAddress!, count: x.count, .sigmoid) }
+        }
+        for (v, got) in zip(x, s) {
+            if v.isNaN { #expect(got.isNaN); continue }
+            let exact = 1 / (1 + Foundation.exp(-Double(v)))
+            if exact < Double(Float.leastNormalMagnitude) {
+                #expect(got >= 0 && Double(got) < Double(Float.leastNormalMagnitude), "sigmoid(\(v)) = \(got)")
+            } else {
+                #expect(abs(Double(got) - exact) / exact < 1e-6, "sigmoid(\(v)) = \(got), exact \(exact)")
+            }
+        }
+    }
+
     /// bias, then residual, then activation, as the reference runtime does for a fused Conv.
     @Test(arguments: allActivations)
     func epilogueMatchesReferenceOrder(_ activation: FusedActivation?) throws {
