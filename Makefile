@@ -41,6 +41,8 @@ test-large: release
 	# Issue 5's memory claim: converting VGG16 both ways holds at most 2x its weights.
 	$(PY) tools/convert_rss.py --ferry $(RELEASE) --max-ratio 2 fixtures-large/vgg16/keras3.h5 $(wildcard bench-models/vgg16/keras3.h5)
 	$(PY) tools/convert_rss.py --ferry $(RELEASE) --max-ratio 2 --external-data fixtures-large/vgg16/keras3.h5
+	# A 2.25 GiB ONNX model written as X.onnx + X.onnx.data and read back (writes ~7.5 GB to /tmp).
+	$(PY) tools/large_external_data.py --ferry $(RELEASE)
 
 # Keras export in real Keras: every fixture Ferry writes as Keras, loaded with tf_keras 2.21 and
 # Keras 3.15 (TensorFlow, too heavy for CI: .venv-fixtures) and compared with its reference.
