@@ -2,7 +2,7 @@ import FerryIR
 
 /// Reductions, ArgMax/ArgMin. Axes are an attribute until opset 13 (ReduceSum) or 18 (the
 /// others), then an optional constant input; with no axes every axis is reduced, unless
-/// noop_with_empty_axes asks for the input unchanged.
+/// noop_with_empty_axes asks for no axis to be reduced.
 extension ONNXOpTable {
     static func ReduceSum(_ n: ONNXNode) throws { try reduce(n, .sum, axesInputFrom: 13) }
     static func ReduceMean(_ n: ONNXNode) throws { try reduce(n, .mean, axesInputFrom: 18) }
@@ -17,16 +17,24 @@ extension ONNXOpTable {
     /// log(ReduceSum(x)): the IR has no op of its own for it.
     static func ReduceLogSum(_ n: ONNXNode) throws {
         guard let (axes, keepDims) = try reduceAxes(n, axesInputFrom: 18) else {
-            try n.emit(.identity, [try n.input(0)])
+            try n.emit(.log, [try n.input(0)])
             return
         }
         let sum = try n.emitTemporary(.reduce(.sum, axes: axes, keepDims: keepDims), [try n.input(0)], "sum")
         try n.emit(.log, [sum])
     }
 
+    /// With noop_with_empty_axes and no axes, each element is reduced alone ("over an empty
+    /// set of axes", as onnx's reference and onnxruntime compute it): the reduction's
+    /// element-wise part remains (|x| for L1 and L2, x * x for SumSquare, log x for LogSum).
     static func reduce(_ n: ONNXNode, _ operation: ReduceOperation, axesInputFrom version: Int) throws {
         guard let (axes, keepDims) = try reduceAxes(n, axesInputFrom: version) else {
-            try n.emit(.identity, [try n.input(0)])
+            let x = try n.input(0)
+            switch operation {
+            case .l1, .l2: try n.emit(.abs, [x])
+            case .sumSquare: try n.emit(.mul, [x, x])
+            default: try n.emit(.identity, [x])
+            }
             return
         }
         try n.emit(.reduce(operation, axes: axes, keepDims: keepDims), [try n.input(0)])
