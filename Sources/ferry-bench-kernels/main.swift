@@ -39,6 +39,8 @@ let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
     ("gemm_1x1_1024_196_256", 1024, 196, 256), ("gemm_1x1_2048_49_512", 2048, 49, 512),
     ("gemm_1x1_512_49_2048", 512, 49, 2048), ("gemm_3x3_512_49_4608", 512, 49, 4608),
     ("gemm_3x3_64_3136_576", 64, 3136, 576), ("gemm_1x1_512_9_2048", 512, 9, 2048),
+    ("gemm_1x1_256_196_1024", 256, 196, 1024), ("gemm_1x1_1024_49_256", 1024, 49, 256),
+    ("gemm_1x1_96_784_24", 96, 784, 24), ("gemm_1x1_512_25_256", 512, 25, 256), ("gemm_3x3_64_20_144", 64, 20, 144),
 ]
 
 /// Activations over 64 Ki floats (L2-resident, as an epilogue sees them): Kernels.activate.
@@ -214,7 +216,7 @@ func benchGemm(_ c: (name: String, m: Int, n: Int, k: Int), threads: Int, runs: 
     var packed = [Float](repeating: 0, count: PackedGemm.packedCount(rows: c.m, depth: c.k))
     var scratch = [Float](repeating: 0, count: PackedGemm.scratchCount * threads)
     var mine = [Float](repeating: 0, count: c.m * c.n), theirs = mine
-    var packedMs = 0.0, blasMs = 0.0
+    var packedMs = 0.0, blasMs = 0.0, narrowMs = Double.nan
     a.withUnsafeBufferPointer { ap in
         b.withUnsafeBufferPointer { bp in
             packed.withUnsafeMutableBufferPointer { pp in
@@ -236,6 +238,27 @@ func benchGemm(_ c: (name: String, m: Int, n: Int, k: Int), threads: Int, runs: 
                         }
                     }
                 }
+                // The few-columns layout on the same product (row panels split between threads).
+                if c.k * PackedGemm.narrowColumnsPerPanel <= PackedGemm.scratchCount {
+                    var narrowPacked = [Float](repeating: 0, count: PackedGemm.narrowPackedCount(rows: c.m, depth: c.k))
+                    var narrowOut = [Float](repeating: 0, count: c.m * c.n)
+                    narrowPacked.withUnsafeMutableBufferPointer { np in
+                        PackedGemm.packNarrowA(ap.baseAddress!, rows: c.m, depth: c.k, lda: c.k, into: np.baseAddress!)
+                        let pn = UnsafePointer(np.baseAddress!)
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            narrowOut.withUnsafeMutableBufferPointer { op in
+                                let (s, out) = (sp.baseAddress!, op.baseAddress!)
+                                narrowMs = timeMedian(runs: runs) {
+                                    runParallel(PackedGemm.narrowPanelCount(rows: c.m), threads: threads) { r, t in
+                                        PackedGemm.multiplyNarrow(packedA: pn, rows: c.m, depth: c.k, panels: r, b: pb, ldb: c.n,
+                                                                  columns: 0..<c.n, c: out, ldc: c.n,
+                                                                  scratch: s + t * PackedGemm.scratchCount)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 theirs.withUnsafeMutableBufferPointer { tp in
                     openblas_set_num_threads(Int32(threads))
                     blasMs = timeMedian(runs: runs) {
@@ -250,6 +273,7 @@ func benchGemm(_ c: (name: String, m: Int, n: Int, k: Int), threads: Int, runs: 
     let flops = 2.0 * Double(c.m * c.n * c.k)
     print("{\"case\": \"\(c.name)\", \"kind\": \"gemm\", \"threads\": \(threads), \"packed_ms\": \(packedMs), "
         + "\"sgemm_ms\": \(blasMs), \"ratio\": \(packedMs / blasMs), \"packed_gflops\": \(flops / packedMs / 1e6), "
+        + "\"narrow_ms\": \(narrowMs.isNaN ? "null" : String(narrowMs)), "
         + "\"max_abs_difference\": \(maxError)}")
 }
 

@@ -123,11 +123,14 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
             return try PlanRuntime(graph: g).plan(forShapes: ["x": [1, c.channels, c.height, c.width]]).kernels[0].kernel
         }
         // Constant weights go to PackedGemm (packed at compile time): the 16-wide kernel over
-        // pixels, or over channels when the plane is small (here 4x5 = 20 pixels).
+        // pixels, or over channels when the plane is small and the product deep (3x3 = 9 pixels of
+        // depth 576; 4x5 = 20 of depth 144 stays wide, as the narrow kernel's transposing store
+        // would cost more than its padding saves).
         let packed = InnerKernels.simd ? "-packed" : "-sgemm", narrow = InnerKernels.simd ? "-packed-narrow" : "-sgemm"
         #expect(try kernel(ConvCase(kernel: [1, 1], pads: [0, 0, 0, 0])) == "conv.1x1" + packed)
         #expect(try kernel(ConvCase()) == "conv.im2col" + packed)
-        #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col" + narrow)
+        #expect(try kernel(ConvCase(channels: 64, height: 5, width: 5, outChannels: 16, strides: [2, 2])) == "conv.im2col" + narrow)
+        #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col" + packed)
         // Too few tiles for Winograd to pay.
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col" + packed)
         #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
