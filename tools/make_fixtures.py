@@ -303,6 +303,29 @@ def build_keras_operations(k):
     ], name="keras_operations")
 
 
+def build_gelu_approximate(k):
+    # activation="gelu" is always exact; the tanh approximation is saved only as a function on
+    # Keras tensors: tf_keras records tf.nn.gelu(x, approximate=...) as a TFOpLambda, Keras 3
+    # records keras.ops.gelu(x, approximate=...) as a Gelu operation (module keras.src.ops.nn).
+    L = k.layers
+    x = k.Input(shape=(16,), name="x")
+    img = k.Input(shape=(4, 5, 3), name="image")
+    c = L.Conv2D(3, 1, name="conv")(img)  # held channels first inside Ferry
+    if k.__name__ == "tf_keras":
+        import tensorflow as tf
+        outs = [tf.nn.gelu(x, approximate=True), tf.nn.gelu(x), tf.nn.gelu(c, approximate=True)]
+    else:
+        outs = [k.ops.gelu(x, approximate=True), k.ops.gelu(x, approximate=False), k.activations.gelu(c, approximate=True)]
+    return k.Model([x, img], outs + [L.Activation("gelu", name="gelu_layer")(c)], name="gelu_approximate")
+
+
+def gelu_inputs(rng, index, shape):
+    if index == 0:
+        # -3.5 .. 3.5: the two forms differ by up to 4.7e-4 near |x| = 2.7, above the tolerance there
+        return np.linspace(-3.5, 3.5, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    return rng.standard_normal(shape).astype(np.float32) * 2
+
+
 def build_conv_transpose_padding(k):
     L = k.layers
     img = k.Input(shape=(5, 4, 3), name="image")
@@ -833,6 +856,15 @@ MODELS = {
                      "sigmoid), tf.math.add / subtract of tensors, tf.math.truediv and x / 2 by numbers, "
                      "multiply by a reshaped (N, 1, 1, C) tensor, add of two (N, C) tensors. Keras 2 only.",
                      "ok", None, {}, {"frameworks": ("keras2",), "keras_zip": False}),
+    "gelu_approximate": (build_gelu_approximate,
+                         "gelu with approximate=True (tanh form) and False as saved: tf_keras's TFOpLambda "
+                         "tf.nn.gelu(x, approximate=...), Keras 3's Gelu operation (keras.ops.gelu / "
+                         "keras.activations.gelu on a Keras tensor), on a vector and a feature map, beside "
+                         "Activation('gelu') (exact).",
+                         "ok", None, {}, {"inputs": gelu_inputs, "names_differ": True,
+                                          "keras3_h5_unreadable": "Keras 3.15 cannot reload its own .h5 of this model "
+                                          "(its legacy loader does not know the Gelu operation): its references come "
+                                          "from reloading keras3.keras."}),
     "conv_transpose_padding": (build_conv_transpose_padding,
                                "Conv2DTranspose / Conv1DTranspose with output_padding: same and valid, "
                                "strides 2 and 3, per-axis amounts.",

@@ -100,6 +100,9 @@ final class LayerContext {
     /// A boolean argument of the current call (false when not given).
     func callFlag(_ key: String) -> Bool { callOptions.flags[key] ?? false }
 
+    /// A boolean argument of the current call, nil when not given as true or false.
+    func callFlagValue(_ key: String) -> Bool? { callOptions.flags[key] }
+
     /// A numeric argument of the current call.
     func callNumber(_ key: String) -> Double? { callOptions.numbers[key] }
 

@@ -223,9 +223,10 @@ struct ModelConfig {
                              layer: name, layerType: className)
         }
         let registered = (entry.raw("registered_name") as? String) ?? ""
-        if KerasOperationSpec.isOperation(className: className, module: entry.raw("module") as? String, config: config) {
-            // Keras 3 records arithmetic on Keras tensors (`x + 3.0`) as operations, not layers.
-            let spec = try KerasOperationSpec(className: className, config: config.forLayer(name, type: className))
+        let module = entry.raw("module") as? String
+        if KerasOperationSpec.isOperation(className: className, module: module, config: config) {
+            // Keras 3 records keras.ops functions on Keras tensors (`x + 3.0`) as operations, not layers.
+            let spec = try KerasOperationSpec(className: className, module: module, config: config.forLayer(name, type: className))
             let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
             return ParsedLayer(name: name, className: className, spec: spec, calls: calls)
         }

@@ -355,20 +355,22 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
 
     /// A Keras 3 call of `op` on x and a number: `.keras` files name the operation's module,
     /// legacy `.h5` files leave it out and keep only the name in the config.
-    func keras3Operation(_ className: String, config: String, module: Bool, numberFirst: Bool = false) -> String {
+    func keras3Operation(_ className: String, config: String, module: Bool, numberFirst: Bool = false,
+                         moduleName: String = "keras.src.ops.numpy", tensorOnly: Bool = false) -> String {
         let tensor = #"{"class_name": "__keras_tensor__", "config": {"shape": [null, 4], "keras_history": ["x", 0, 0]}}"#
-        let args = numberFirst ? "[2.0, \(tensor)]" : "[\(tensor), 3.0]"
-        return #"{"# + (module ? #""module": "keras.src.ops.numpy", "# : "")
+        let args = tensorOnly ? "[\(tensor)]" : numberFirst ? "[2.0, \(tensor)]" : "[\(tensor), 3.0]"
+        return #"{"# + (module ? #""module": "\#(moduleName)", "# : "")
             + #""class_name": "\#(className)", "name": "op", "config": \#(config), "inbound_nodes": [{"args": \#(args), "kwargs": {}}]}"#
     }
 
     @Test func keras3OperationsAreToldFromLayers() throws {
         for module in [true, false] {
-            for (name, op) in [("Add", Op.add), ("Subtract", .sub), ("Multiply", .mul), ("TrueDivide", .div)] {
+            for (name, op) in [("Add", KerasOperationSpec.Operation.add), ("Subtract", .subtract), ("Multiply", .multiply),
+                               ("TrueDivide", .trueDivide)] {
                 let json = keras2Model(keras3Operation(name, config: #"{"name": "op"}"#, module: module, numberFirst: name == "Subtract"))
                 let m = try ModelConfig.parse(json: json, kerasMajor: 3)
                 let spec = try #require(m.layers[1].spec as? KerasOperationSpec, "\(name) module \(module)")
-                #expect(spec.operation.op == op)
+                #expect(spec.operation == op)
                 #expect(m.layers[1].calls.first?.positionalArguments == (name == "Subtract" ? [2.0, nil] : [nil, 3.0]))
             }
         }
@@ -379,6 +381,25 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
         let other = keras3Operation("Power", config: #"{"name": "op"}"#, module: true)
         let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(other), kerasMajor: 3) }
         #expect(e?.layer == "op" && e?.message.contains("Power") == true)
+    }
+
+    @Test func keras3GeluOperationKeepsItsFlag() throws {
+        for module in [true, false] {
+            for flag in [true, false] {
+                let layer = keras3Operation("Gelu", config: #"{"name": "op", "approximate": \#(flag)}"#, module: module,
+                                            moduleName: "keras.src.ops.nn", tensorOnly: true)
+                let m = try ModelConfig.parse(json: keras2Model(layer), kerasMajor: 3)
+                let spec = try #require(m.layers[1].spec as? KerasOperationSpec, "module \(module)")
+                #expect(spec.operation == .gelu && spec.approximate == flag)
+            }
+        }
+        // A flag that is not a boolean, and Gelu under another module, are refused.
+        for (config, moduleName) in [(#"{"name": "op", "approximate": 1}"#, "keras.src.ops.nn"),
+                                     (#"{"name": "op", "approximate": true}"#, "keras.src.ops.numpy")] {
+            let layer = keras3Operation("Gelu", config: config, module: true, moduleName: moduleName, tensorOnly: true)
+            let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(layer), kerasMajor: 3) }
+            #expect(e?.layer == "op")
+        }
     }
 
     @Test func aNumberPassedToALayerIsRefusedNotDropped() throws {

@@ -3,8 +3,10 @@ import FerryIR
 /// TFOpLambda: tf_keras records a TensorFlow function applied to a Keras tensor (`x + 3`,
 /// `tf.math.multiply(x, 1/6)`, as MobileNetV3's hard-swish and RegNet's residual sums are
 /// written) as a layer naming the function. No code is stored or run: the name is looked up in
-/// a short list of elementwise arithmetic whose meaning is fixed, with one tensor argument x
-/// and `y` a number or a tensor (broadcast as numpy does). Any other function or argument is
+/// a short list of functions whose meaning is fixed: elementwise arithmetic with one tensor
+/// argument x and `y` a number or a tensor (broadcast as numpy does), and `tf.nn.gelu` with its
+/// `approximate` flag (false unless given; the only saved form of the tanh approximation in
+/// Keras 2, whose `activation="gelu"` is always exact). Any other function or argument is
 /// refused.
 struct TFOpLambdaSpec: KerasLayer {
     enum Function: String, CaseIterable {
@@ -13,13 +15,16 @@ struct TFOpLambdaSpec: KerasLayer {
         case multiply = "math.multiply"
         case subtract = "math.subtract"
         case truediv = "math.truediv"
+        case gelu = "nn.gelu"
 
-        var op: Op {
+        /// The arithmetic op of a two-operand function (nil for gelu).
+        var arithmetic: Op? {
             switch self {
             case .operatorAdd, .add: return .add
             case .multiply: return .mul
             case .subtract: return .sub
             case .truediv: return .div
+            case .gelu: return nil
             }
         }
     }
@@ -36,6 +41,7 @@ struct TFOpLambdaSpec: KerasLayer {
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
+        guard let arithmetic = function.arithmetic else { return [try buildGelu(inputs, ctx)] }
         guard inputs.count == 1 else {
             throw ctx.error("\(function.rawValue) should take one tensor x and y by keyword, is called on \(inputs.count) tensors")
         }
@@ -58,8 +64,23 @@ struct TFOpLambdaSpec: KerasLayer {
         } else {
             throw ctx.error("\(function.rawValue) needs y, a number or one tensor")
         }
-        let result = try ctx.emit(function.op, operands, role: function.op.name.lowercased())
+        let result = try ctx.emit(arithmetic, operands, role: arithmetic.name.lowercased())
         return [channelsFirst ? KerasTensor(channelsFirst: result) : KerasTensor(keras: result)]
+    }
+
+    /// tf.nn.gelu(features, approximate=False): the flag is a keyword of the call.
+    private func buildGelu(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> KerasTensor {
+        guard inputs.count == 1 else {
+            throw ctx.error("nn.gelu should take one tensor, is called on \(inputs.count) tensors")
+        }
+        if let other = ctx.callKeywords.subtracting(["approximate", "name"]).sorted().first {
+            throw ctx.error("nn.gelu is called with argument '\(other)', which Ferry does not support")
+        }
+        if ctx.callKeywords.contains("approximate") && ctx.callFlagValue("approximate") == nil {
+            throw ctx.error("nn.gelu's approximate should be true or false")
+        }
+        let approximate = ctx.callFlag("approximate")
+        return try ctx.sameLayout(inputs[0]) { x, _ in try ctx.emit(.gelu(approximate: approximate), [x], role: "gelu") }
     }
 }
 
@@ -129,61 +150,86 @@ struct LayerScaleSpec: KerasLayer {
     }
 }
 
-/// Keras 3 operations in a Functional model's config (module `keras.src.ops.numpy`): Keras 3
-/// records arithmetic on Keras tensors as operations, as MobileNetV3 writes its hard sigmoid
-/// `ReLU(6.0)(x + 3.0) * (1.0 / 6.0)`. No code is stored or run: the class name is looked up in a
-/// short list of elementwise arithmetic on two positional arguments, each a tensor or a number
-/// (tensors broadcast as numpy does).
+/// Keras 3 operations in a Functional model's config (modules `keras.src.ops.numpy` and
+/// `keras.src.ops.nn`): Keras 3 records a function of `keras.ops` applied to Keras tensors as an
+/// operation, as MobileNetV3 writes its hard sigmoid `ReLU(6.0)(x + 3.0) * (1.0 / 6.0)`, and
+/// `keras.ops.gelu(x, approximate=True)` (also what `keras.activations.gelu(x, approximate=True)`
+/// records on a Keras tensor: the only saved form of the tanh approximation, since
+/// `activation="gelu"` is always exact). No code is stored or run: the class name is looked up
+/// in a short list: elementwise arithmetic on two positional arguments, each a tensor or a
+/// number (tensors broadcast as numpy does), and Gelu with its `approximate` config field.
 struct KerasOperationSpec: KerasLayer {
-    static let module = "keras.src.ops.numpy"
-
     enum Operation: String, CaseIterable {
         case add = "Add"
         case subtract = "Subtract"
         case multiply = "Multiply"
         case divide = "Divide"
         case trueDivide = "TrueDivide"
+        case gelu = "Gelu"
 
-        var op: Op {
-            switch self {
-            case .add: return .add
-            case .subtract: return .sub
-            case .multiply: return .mul
-            case .divide, .trueDivide: return .div
-            }
-        }
+        var module: String { self == .gelu ? "keras.src.ops.nn" : "keras.src.ops.numpy" }
+
+        /// The config fields the operation's class writes (besides its name).
+        var fields: Set<String> { self == .gelu ? ["name", "approximate"] : ["name"] }
     }
 
+    static let modules: Set<String> = Set(Operation.allCases.map(\.module))
+
     var operation: Operation
+    /// Gelu's flag (false for the others).
+    var approximate = false
 
     /// Whether a layer entry is an operation: `module` says so in `.keras` files; Keras 3's legacy
-    /// `.h5` drops the module, leaving an operation that shares a layer's class name (Add,
-    /// Subtract, Multiply) told apart by its config, which holds only a name (every layer's
-    /// config also has `trainable` and `dtype`).
+    /// `.h5` drops the module, leaving an operation that may share a layer's class name (Add,
+    /// Subtract, Multiply) told apart by its config, which holds only the operation's own fields
+    /// (every layer's config also has `trainable` and `dtype`).
     static func isOperation(className: String, module: String?, config: ConfigReader) -> Bool {
-        if module == Self.module { return true }
-        return module == nil && Operation(rawValue: className) != nil && config.keys == ["name"]
+        if let module { return modules.contains(module) }
+        guard let o = Operation(rawValue: className) else { return false }
+        return Set(config.keys) == o.fields
     }
 
     init(config: ConfigReader) throws {
         throw config.error("a Keras operation is parsed with its class name")
     }
 
-    init(className: String, config: ConfigReader) throws {
-        guard let o = Operation(rawValue: className) else {
-            throw config.error("Keras operation \(className) (\(Self.module)) is not supported (Ferry maps "
-                               + "\(Operation.allCases.map(\.rawValue).joined(separator: ", ")))")
+    /// `module` is the entry's (nil in a legacy `.h5`).
+    init(className: String, module: String?, config: ConfigReader) throws {
+        guard let o = Operation(rawValue: className), module == nil || module == o.module else {
+            throw config.error("Keras operation \(className) (\(module ?? "no module")) is not supported (Ferry maps "
+                               + Operation.allCases.map { "\($0.module).\($0.rawValue)" }.joined(separator: ", ") + ")")
         }
         operation = o
+        if o == .gelu {
+            guard config.has("approximate") else { throw config.error("Gelu's config has no approximate") }
+            approximate = try config.bool("approximate", default: false)
+        }
     }
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let arguments = ctx.callPositionalArguments
         let tensorCount = arguments.filter { $0 == nil }.count
+        if operation == .gelu {
+            guard arguments.count == 1, tensorCount == 1, inputs.count == 1, ctx.callKeywords.isEmpty else {
+                throw ctx.error("Gelu should take one tensor, is called with \(arguments.count) positional arguments "
+                                + "(\(tensorCount) tensors) and keywords \(ctx.callKeywords.sorted())")
+            }
+            return [try ctx.sameLayout(inputs[0]) { x, _ in
+                try ctx.emit(.gelu(approximate: approximate), [x], role: "gelu")
+            }]
+        }
         guard arguments.count == 2, ctx.callKeywords.isEmpty, tensorCount == inputs.count, tensorCount >= 1 else {
             throw ctx.error("\(operation.rawValue) should take two positional arguments, tensors or numbers, and "
                             + "at least one tensor; is called with \(arguments.count) positional arguments "
                             + "(\(tensorCount) tensors) and keywords \(ctx.callKeywords.sorted())")
+        }
+        let op: Op
+        switch operation {
+        case .add: op = .add
+        case .subtract: op = .sub
+        case .multiply: op = .mul
+        case .divide, .trueDivide: op = .div
+        case .gelu: preconditionFailure("handled above")
         }
         var operands: [IRValue], channelsFirst: Bool
         if inputs.count == 2 {
@@ -204,7 +250,7 @@ struct KerasOperationSpec: KerasLayer {
                 }
             }
         }
-        let result = try ctx.emit(operation.op, operands, role: operation.op.name.lowercased())
+        let result = try ctx.emit(op, operands, role: op.name.lowercased())
         return [channelsFirst ? KerasTensor(channelsFirst: result) : KerasTensor(keras: result)]
     }
 }
