@@ -82,3 +82,26 @@ extension Kernels {
         }
     }
 }
+
+extension Kernels {
+    /// The sum of x[0..<count], in four vectors of partial sums added at the end (a scalar loop
+    /// waits out the add latency on every element: EfficientNet's squeeze-and-excitation means
+    /// took 0.8 ms that way).
+    public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
+        var i = 0
+        while i &+ 4 &* lanes <= count {
+            a0 += x.vector(at: i)
+            a1 += x.vector(at: i &+ lanes)
+            a2 += x.vector(at: i &+ 2 &* lanes)
+            a3 += x.vector(at: i &+ 3 &* lanes)
+            i &+= 4 &* lanes
+        }
+        while i &+ lanes <= count {
+            a0 += x.vector(at: i)
+            i &+= lanes
+        }
+        if i < count { a1 += loadPartial(x + i, count &- i) }
+        return ((a0 + a1) + (a2 + a3)).sum()
+    }
+}

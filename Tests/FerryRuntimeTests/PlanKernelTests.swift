@@ -59,10 +59,14 @@ import Testing
         }
     }
 
+    /// Planes shorter than a vector, with whole 32-float blocks, single vectors and a partial
+    /// one, and a 112x112 plane (the vector partial sums of the average against the in-order sum).
     @Test func globalPooling() throws {
-        for op in [Op.globalAveragePool, .globalMaxPool] {
-            let g = try singleNodeGraph(op, inputs: [("x", [3, 5, 7, 6])])
-            try expectPlanMatchesReference(g, ["x": randomTensor([3, 5, 7, 6], seed: 15)], atol: 1e-5, rtol: 1e-5)
+        for shape in [[3, 5, 7, 6], [1, 3, 1, 3], [2, 3, 5, 9], [1, 2, 112, 112]] {
+            for op in [Op.globalAveragePool, .globalMaxPool] {
+                let g = try singleNodeGraph(op, inputs: [("x", shape)])
+                try expectPlanMatchesReference(g, ["x": randomTensor(shape, seed: 15)], atol: 1e-5, rtol: 1e-5)
+            }
         }
     }
 

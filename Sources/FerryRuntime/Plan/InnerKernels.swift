@@ -67,6 +67,15 @@ enum InnerKernels {
         }
     }
 
+    /// The sum of x[0..<count] (vector partial sums, or in order without the SIMD kernels).
+    @inline(__always)
+    static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        if simd { return Kernels.sum(x, count: count) }
+        var acc: Float = 0
+        for i in 0..<count { acc += x[i] }
+        return acc
+    }
+
     /// y[i] = f(a[i], b[i]) for i < count, f add or multiply.
     @inline(__always)
     static func sameShape(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,

@@ -82,9 +82,7 @@ extension PlanBuilder {
                     for p in ps {
                         let xp = x + p * size
                         if average {
-                            var acc: Float = 0
-                            for i in 0..<size { acc += xp[i] }
-                            y[p] = size > 0 ? acc / Float(size) : 0
+                            y[p] = size > 0 ? InnerKernels.sum(xp, count: size) / Float(size) : 0
                         } else {
                             var acc = -Float.infinity
                             for i in 0..<size { acc = Swift.max(acc, xp[i]) }
