@@ -290,16 +290,17 @@ extension PackedGemm {
     }
 
     /// Whether the few-columns kernel suits an `n`-column product of depth `depth`: it pads
-    /// less, but writes each tile through a transposing stack buffer, about 180 cycles a tile
-    /// against 3 x depth for the multiply-adds (ferry-bench-kernels --min, one thread: 196 columns
-    /// of depth 256 take 1.16 ms wide and 1.40 narrow; 49 of depth 512, 1.72 wide and 1.46 narrow).
+    /// less, but writes each tile through a transposing stack buffer, which costs about 50 steps
+    /// of depth a tile (fitted to ferry-bench-kernels --min on one thread: 196 columns of depth 256
+    /// take 1.21 ms wide and 1.38 narrow; 49 of depth 256 0.36 both; 49 of depth 512 1.72 wide and
+    /// 1.46 narrow; 25 of depth 256 0.093 wide and 0.103 narrow).
     /// So it is taken only when its padded columns, grown by that share, are fewer than the wide
     /// kernel's, and a 6-column panel of the whole depth fits the scratch.
     public static func prefersNarrow(columns n: Int, depth: Int) -> Bool {
         guard depth > 0, depth * narrowColumnsPerPanel <= scratchCount else { return false }
         let wide = (n + columnsPerPanel - 1) / columnsPerPanel * columnsPerPanel
         let narrow = (n + narrowColumnsPerPanel - 1) / narrowColumnsPerPanel * narrowColumnsPerPanel
-        return n <= 256 && Double(narrow) * (1 + 60 / Double(depth)) < Double(wide)
+        return n <= 256 && Double(narrow) * (1 + 50 / Double(depth)) < Double(wide)
     }
 
     /// Packs A for `multiplyNarrow`: panel p holds A[p·16 + i, k] at `p·K·16 + k·16 + i`.
