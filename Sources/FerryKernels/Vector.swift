@@ -49,26 +49,30 @@ extension UnsafeMutablePointer where Pointee == Float {
 /// halves so that n up to 128 and down to gradual underflow both work. +inf above 88.7228, 0
 /// below -104.
 @inline(__always) func vexp(_ x: FloatVector) -> FloatVector {
-    let clampedX = vmin(vmax(x, splat(-104)), splat(88.72283))
+    let (er, ni) = expParts(vmin(vmax(x, splat(-104)), splat(88.72283)))
+    let half = ni &>> 1
+    let scale1 = float(bits: (half &+ 127) &<< 23)
+    let scale2 = float(bits: (ni &- half &+ 127) &<< 23)
+    return (er * scale1 * scale2).replacing(with: .infinity, where: x .> splat(88.72283))
+}
+
+/// e^x = e^r · 2^n: e^r (|r| ≤ ln2/2) and the integer n, for x already clamped to where the
+/// caller builds 2^n.
+@inline(__always) func expParts(_ x: FloatVector) -> (er: FloatVector, n: IntVector) {
     // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick; the low bits of the sum
     // then hold n as an integer too.
     let magic = splat(12_582_912)
-    let shifted = magic.addingProduct(clampedX, splat(1.442_695_04))
+    let shifted = magic.addingProduct(x, splat(1.442_695_04))
     let n = shifted - magic
     // r = x - n·ln2, ln2 split in two so that n·ln2_hi is exact.
-    var r = clampedX.addingProduct(n, splat(-0.693_359_375))
+    var r = x.addingProduct(n, splat(-0.693_359_375))
     r = r.addingProduct(n, splat(2.121_944_4e-4))
     var p = splat(1.398_199_95e-3).addingProduct(splat(1.987_569_15e-4), r)
     p = splat(8.333_451_9e-3).addingProduct(p, r)
     p = splat(4.166_579_59e-2).addingProduct(p, r)
     p = splat(1.666_666_55e-1).addingProduct(p, r)
     p = splat(5.000_000_12e-1).addingProduct(p, r)
-    let er = (r + 1).addingProduct(p, r * r)
-    let ni = bits(shifted) &- bits(magic)
-    let half = ni &>> 1
-    let scale1 = float(bits: (half &+ 127) &<< 23)
-    let scale2 = float(bits: (ni &- half &+ 127) &<< 23)
-    return (er * scale1 * scale2).replacing(with: .infinity, where: x .> splat(88.72283))
+    return ((r + 1).addingProduct(p, r * r), bits(shifted) &- bits(magic))
 }
 
 /// 1 / (1 + e^-x), the way that never overflows: e^-|x| is at most 1. Built for the epilogues'
@@ -77,20 +81,9 @@ extension UnsafeMutablePointer where Pointee == Float {
 /// gradual underflow; -|x| is clamped at -87.34 (e^-87.34 = 2^-126, the smallest normal float),
 /// and outputs below that are 0.
 @inline(__always) func vsigmoid(_ x: FloatVector) -> FloatVector {
-    let t = vmax(float(bits: bits(x) | IntVector(repeating: Int32(bitPattern: 0x8000_0000))), splat(-87.336_54))
-    let magic = splat(12_582_912)
-    let shifted = magic.addingProduct(t, splat(1.442_695_04))
-    let n = shifted - magic
-    var r = t.addingProduct(n, splat(-0.693_359_375))
-    r = r.addingProduct(n, splat(2.121_944_4e-4))
-    var p = splat(1.398_199_95e-3).addingProduct(splat(1.987_569_15e-4), r)
-    p = splat(8.333_451_9e-3).addingProduct(p, r)
-    p = splat(4.166_579_59e-2).addingProduct(p, r)
-    p = splat(1.666_666_55e-1).addingProduct(p, r)
-    p = splat(5.000_000_12e-1).addingProduct(p, r)
-    let er = (r + 1).addingProduct(p, r * r)
+    let (er, n) = expParts(vmax(float(bits: bits(x) | IntVector(repeating: Int32(bitPattern: 0x8000_0000))), splat(-87.336_54)))
     // n is in [-126, 0], so 2^n is one normal float built in the exponent bits.
-    let e = er * float(bits: ((bits(shifted) &- bits(magic)) &+ 127) &<< 23)
+    let e = er * float(bits: (n &+ 127) &<< 23)
     let positive = 1 / (1 + e)
     return positive.replacing(with: e * positive, where: x .< 0).replacing(with: 0, where: x .< splat(-87.336_54))
 }
