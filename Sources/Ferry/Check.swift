@@ -421,19 +421,20 @@ public enum Golden {
     }
 
     /// Runs the model on each sample's inputs and stores inputs and outputs under `directory`.
+    /// Every file is written, or none: all are made first, then written together (golden.json
+    /// with them), and the folders made for them are removed again when writing fails.
     public static func save(graph: Graph, modelName: String, samples: [[String: Tensor]], to directory: String) throws {
         let runtime = try PlanRuntime(graph: graph)
         var manifest = Manifest(model: modelName, samples: [])
         let root = URL(fileURLWithPath: directory)
+        var files: [(data: Data, path: String)] = []
         for (k, feeds) in samples.enumerated() {
             let outputs = try runtime.run(feeds)
             var entry = Manifest.Sample(inputs: [:], outputs: [:])
             for (kind, tensors) in [("inputs", feeds), ("outputs", outputs)] {
-                let folder = root.appendingPathComponent("sample_\(k)/\(kind)")
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 for (name, t) in tensors {
                     let file = "sample_\(k)/\(kind)/" + outputFileName(for: name)
-                    try NumPy.write(t, path: root.appendingPathComponent(file).path)
+                    files.append((Data(NumPy.encode(t)), root.appendingPathComponent(file).path))
                     if kind == "inputs" { entry.inputs[name] = file } else { entry.outputs[name] = file }
                 }
             }
@@ -441,7 +442,25 @@ public enum Golden {
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeFileAtomically(try encoder.encode(manifest), to: root.appendingPathComponent("golden.json").path)
+        files.append((try encoder.encode(manifest), root.appendingPathComponent("golden.json").path))
+        var made: [URL] = []
+        func makeFolder(_ url: URL) throws {
+            guard !FileManager.default.fileExists(atPath: url.path) else { return }
+            try makeFolder(url.deletingLastPathComponent())
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: false)
+            made.append(url)
+        }
+        do {
+            for folder in Set(files.map { URL(fileURLWithPath: $0.path).deletingLastPathComponent() }) {
+                try makeFolder(folder)
+            }
+            try writeFilesAtomically(files)
+        } catch {
+            // rmdir: only the folders made here, and only when empty.
+            for folder in made.reversed() { _ = rmdir(folder.path) }
+            if let e = error as? FerryError { throw e }
+            throw FerryError("cannot make the folder: \(FerryError.reason(error))", file: directory)
+        }
     }
 
     /// Runs the model on the stored inputs and compares with the stored outputs.

@@ -229,7 +229,7 @@ public func writeFilesAtomically(_ files: [(data: Data, path: String)]) throws {
             try data.write(to: temp)
         } catch {
             removeTemps()
-            throw FerryError("cannot write: \(error.localizedDescription)", file: path)
+            throw FerryError("cannot write: \(FerryError.reason(error))", file: path)
         }
     }
     for (i, entry) in temps.enumerated() {

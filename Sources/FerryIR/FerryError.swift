@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one error type every stage throws. Its description is the CLI's single
 /// `error: <file>: <layer> (<type>): <what>` line; empty parts are left out.
 public struct FerryError: Error, Sendable, CustomStringConvertible {
@@ -11,6 +13,18 @@ public struct FerryError: Error, Sendable, CustomStringConvertible {
         self.file = file
         self.layer = layer
         self.layerType = layerType
+    }
+
+    /// Why a file could not be written or read, in the system's words ("No space left on
+    /// device", "File too large"): Foundation describes such an error only as "the operation
+    /// could not be completed", and keeps the POSIX error underneath.
+    public static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(posix.code)))
+        }
+        return ns.localizedDescription
     }
 
     /// The same error, attributed to a file when it has none yet.

@@ -13,9 +13,16 @@ enum HDF5 {
     static func withLibrary<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
+        _ = noCleanupAtExit
         _ = ferry_H5E_silence()
         return try body()
     }
+
+    /// libhdf5 closes every file still open at exit, and a file whose writing failed (a full
+    /// disk) stays open after a failed `H5Fclose`: closing it again at exit crashed in
+    /// `H5F__close_cb`. Ferry closes what it opens itself, so the library's exit handler is
+    /// turned off (this must come before libhdf5's first call, which registers it).
+    private static let noCleanupAtExit: Void = { _ = H5dont_atexit() }()
 }
 
 /// One libhdf5 identifier and the function that releases it.
@@ -31,7 +38,16 @@ final class H5Handle {
         self.closer = closer
     }
 
-    deinit { _ = closer(id) }
+    private var closed = false
+
+    /// Closes now, for the caller to see whether it worked (a file's last writes happen here).
+    func close() -> herr_t {
+        guard !closed else { return 0 }
+        closed = true
+        return closer(id)
+    }
+
+    deinit { if !closed { _ = closer(id) } }
 }
 
 /// A float dataset: its shape and its elements in row-major order.

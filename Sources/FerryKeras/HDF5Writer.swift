@@ -10,15 +10,27 @@ final class H5Writer {
     private let file: H5Handle
     private let linkCreation: H5Handle
 
+    /// The file errors name: a writer of a temporary file names the output it becomes.
+    let namedInErrors: String
+
     /// Creates (or truncates) the file.
-    init(path: String) throws {
+    init(path: String, namedInErrors: String? = nil) throws {
         self.path = path
+        self.namedInErrors = namedInErrors ?? path
         file = try H5Handle(H5Fcreate(path, ferry_H5F_ACC_TRUNC(), ferry_H5P_DEFAULT(), ferry_H5P_DEFAULT()),
-                            closer: H5Fclose, orThrow: FerryError("libhdf5 could not create the file", file: path))
+                            closer: H5Fclose, orThrow: FerryError("libhdf5 could not create the file", file: namedInErrors ?? path))
         linkCreation = try H5Handle(H5Pcreate(ferry_H5P_LINK_CREATE()), closer: H5Pclose,
                                     orThrow: FerryError("libhdf5 could not make a property list"))
         guard H5Pset_create_intermediate_group(linkCreation.id, 1) >= 0 else {
             throw FerryError("libhdf5 could not set intermediate group creation")
+        }
+    }
+
+    /// Writes what libhdf5 still holds and closes the file: a writer's last step, whose failure
+    /// (a full disk, a file size limit) must fail the export rather than be lost in a deinit.
+    func close() throws {
+        guard H5Fflush(file.id, H5F_SCOPE_GLOBAL) >= 0, file.close() >= 0 else {
+            throw FerryError("libhdf5 could not finish writing the file (disk full?)", file: namedInErrors)
         }
     }
 

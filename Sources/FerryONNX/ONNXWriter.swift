@@ -115,7 +115,7 @@ extension ONNXExporter {
         } catch let e as FerryError {
             throw e.inFile(url.path)
         } catch {
-            throw FerryError("cannot write: \(error.localizedDescription)", file: url.path)
+            throw FerryError("cannot write: \(FerryError.reason(error))", file: url.path)
         }
         return wroteData ? dataURL : nil
     }

@@ -92,7 +92,7 @@ public enum CaffeExporter {
             try Data(result.prototxt.utf8).write(to: tmpText)
             try Data(result.caffemodel).write(to: tmpModel)
         } catch {
-            throw FerryError("cannot write: \(error.localizedDescription)", file: path)
+            throw FerryError("cannot write: \(FerryError.reason(error))", file: path)
         }
         try replace(caffemodel, with: tmpModel, path: path)
         do {

@@ -237,7 +237,7 @@ public enum KerasExporter {
         // A Sequential's weights list no InputLayer (as Keras writes them).
         let weighted = export.layers.filter { !(export.isSequential && $0.className == "InputLayer") }
         try HDF5.withLibrary {
-            let w = try H5Writer(path: temporary.path)
+            let w = try H5Writer(path: temporary.path, namedInErrors: path)
             try w.setStrings("keras_version", [kerasVersion], variableLength: true, scalar: true)
             try w.setStrings("backend", ["tensorflow"], variableLength: true, scalar: true)
             try w.setStrings("model_config", [String(decoding: json, as: UTF8.self)], variableLength: true, scalar: true)
@@ -253,6 +253,7 @@ public enum KerasExporter {
                     try w.writeFloats("\(group)/\(weight.name)", shape: weight.tensor.shape, weight.tensor.floats)
                 }
             }
+            try w.close()
         }
         guard rename(temporary.path, path) == 0 else {
             throw FerryError("cannot move the written file into place: \(String(cString: strerror(errno)))", file: path)

@@ -30,7 +30,7 @@ extension KerasExporter {
         }
         let modelName = (export.config["config"] as? [String: Any])?["name"] as? String ?? "model"
         try HDF5.withLibrary {
-            let w = try H5Writer(path: weights.path)
+            let w = try H5Writer(path: weights.path, namedInErrors: path)
             try w.group("vars")
             try w.setStrings("name", [modelName], on: "vars", variableLength: true, scalar: true)
             var counters: [String: Int] = [:]
@@ -45,6 +45,7 @@ extension KerasExporter {
                     try w.writeFloats("\(group)/\(i)", shape: weight.tensor.shape, weight.tensor.floats)
                 }
             }
+            try w.close()
         }
         let config = try JSONSerialization.data(withJSONObject: keras3Config(export), options: [.sortedKeys])
         let metadata = try JSONSerialization.data(withJSONObject: ["keras_version": keras3Version, "date_saved": dateSaved()],
