@@ -173,11 +173,16 @@ final class KerasModelSource {
     /// The pair `model.to_json()` + `save_weights(...)`: Keras 2's legacy weights `.h5` or
     /// Keras 3's `.weights.h5`.
     static func jsonAndWeights(jsonPath: String, weightsPath: String) throws -> KerasModelSource {
-        let json: String
-        do {
-            json = try String(contentsOfFile: jsonPath, encoding: .utf8)
-        } catch {
-            throw FerryError("cannot read the architecture JSON (\(error.localizedDescription))", file: jsonPath)
+        guard let data = FileManager.default.contents(atPath: jsonPath) else {
+            throw FerryError("cannot read the file", file: jsonPath)
+        }
+        // Foundation's own message for these ("the file isn't in the correct format") does not
+        // say which: an HDF5, zip or protobuf file given as the JSON is not UTF-8 text.
+        guard let json = String(data: data, encoding: .utf8) else {
+            throw FerryError("not an architecture JSON: the file is not UTF-8 text (model.to_json() writes JSON)", file: jsonPath)
+        }
+        guard json.first(where: { !$0.isWhitespace }) == "{" else {
+            throw FerryError("not an architecture JSON: model.to_json() writes a JSON object, this file does not start with '{'", file: jsonPath)
         }
         let version = kerasVersionInJSON(json) ?? ""
         let store: KerasWeightStore
@@ -216,6 +221,10 @@ final class KerasModelSource {
             let p = entry.path
             if p.hasPrefix("/") || p.hasPrefix("\\") || p.split(whereSeparator: { $0 == "/" || $0 == "\\" }).contains("..") {
                 throw FerryError("the archive member '\(p)' has a path that leaves the archive; refusing the file")
+            }
+            // Keras never writes links; extracting one would give its target's path as the member.
+            if entry.type == .symlink {
+                throw FerryError("the archive member '\(p)' is a symbolic link; refusing the file")
             }
         }
         func member(_ name: String, limit: Int) throws -> Data {
@@ -258,13 +267,25 @@ final class KerasModelSource {
             let sink = try FileHandle(forWritingTo: temp)
             defer { try? sink.close() }
             var written = 0
+            var head = Data()
             _ = try archive.extract(weightsEntry, consumer: { chunk in
                 written += chunk.count
                 guard written <= Int(weightsEntry.uncompressedSize) else { throw SizeLie() }
+                // h5py (and so Keras) puts the HDF5 signature at the start: a member that does not
+                // begin with it (a zip bomb of zeros, another file) is refused at its first bytes,
+                // not after gigabytes were written to the temporary file.
+                if head.count < hdf5Signature.count {
+                    head.append(chunk.prefix(hdf5Signature.count - head.count))
+                    guard hdf5Signature.starts(with: head) else { throw NotHDF5() }
+                }
                 try sink.write(contentsOf: chunk)
             })
+            guard head.count == hdf5Signature.count else { throw NotHDF5() }
         } catch {
             try? FileManager.default.removeItem(at: temp)
+            if error is NotHDF5 {
+                throw FerryError("the archive member model.weights.h5 is not an HDF5 file (it does not start with HDF5's signature)")
+            }
             if error is SizeLie {
                 throw FerryError("the archive member model.weights.h5 holds more than the \(weightsEntry.uncompressedSize) bytes its header declares")
             }
@@ -300,6 +321,9 @@ final class KerasModelSource {
     }
 
     private struct SizeLie: Error {}
+    private struct NotHDF5: Error {}
+    /// The first bytes of an HDF5 file whose superblock is at offset 0 (no user block).
+    private static let hdf5Signature = Data([0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A])
 
     /// The top-level `keras_version` of a JSON object (to_json output, metadata.json), if any.
     private static func kerasVersionInJSON(_ json: String) -> String? {
