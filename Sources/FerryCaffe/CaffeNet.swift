@@ -36,15 +36,24 @@ enum CaffeFiles {
         } catch {
             throw FerryError("cannot read the file: \(error.localizedDescription)", file: path)
         }
+        let decoded: (net: Caffe_NetParameter, order: [Bool])
         do {
             var options = BinaryDecodingOptions()
             options.messageDepthLimit = 64
             var net = try Caffe_NetParameter(serializedBytes: data, options: options)
             net.layer = try net.layer.map(recoveringDeepLabInterp)
-            return (net, layerListOrder(binary: data))
+            decoded = (net, layerListOrder(binary: data))
         } catch {
             throw FerryError("not a binary Caffe NetParameter (.caffemodel): \(error)", file: path)
         }
+        // Protobuf decodes an empty file (and some other bytes) as a message with no fields: said
+        // here, naming this file, rather than as weights missing for the prototxt's first layer.
+        // (Ferry's exporter names every net, so a net of no layers it wrote still reads.)
+        let net = decoded.net
+        guard !net.layer.isEmpty || !net.layers.isEmpty || !net.name.isEmpty || !net.input.isEmpty else {
+            throw FerryError("the caffemodel holds no layers (\(data.isEmpty ? "the file is empty" : "not a Caffe model?"))", file: path)
+        }
+        return decoded
     }
 
     /// DeepLab's caffe.proto numbers interp_param 143, which BVLC's (and Ferry's, which moves
