@@ -1,29 +1,85 @@
 """Same input, same thread count: `ferry run` writes bit-identical outputs run after run,
-whatever runtime `ferry run` uses (the outputs are compared as bytes, not within a tolerance)."""
+whatever runtime `ferry run` uses (the outputs are compared as bytes, not within a tolerance).
+
+The models are chosen so that together they reach every kernel the plan runtime picks for any
+committed fixture (the names `ferry bench --json` reports: GEMM and MatMul, every convolution form
+with depthwise, every pooling, softmax by rows and strided, every broadcast of the binary kernels,
+concat, transpose) and every op family the plan leaves to the reference kernels (LSTM, GRU and
+SimpleRNN, both directions; Resize; the reductions; Gather; ConvTranspose; 3-D convolution and
+pooling). test_the_models_reach_every_kernel checks that claim against `ferry bench`."""
+import json
+
 import pytest
 
 from conftest import ROOT, ferry
 
+K = ROOT / "fixtures/keras"
+C = ROOT / "fixtures/caffe"
 MODELS = [
-    ROOT / "fixtures/keras/conv2d_family/keras3.h5",
-    ROOT / "fixtures/keras/norm_family/keras3.h5",
-    ROOT / "fixtures/caffe/inception/net.prototxt",
-    ROOT / "fixtures/caffe/resnet_bottleneck/net.prototxt",
+    K / "mlp/keras3.h5",                     # gemm.sgemm, softmax.rows
+    K / "conv2d_family/keras3.h5",           # conv.depthwise, conv.im2col-packed(-narrow), pool.global-max
+    K / "conv1d_family/keras3.h5",
+    K / "conv3d_family/keras3.h5",           # 3-D Conv, MaxPool, AveragePool (reference)
+    K / "conv_transpose/keras3.h5",          # ConvTranspose (reference)
+    K / "norm_family/keras3.h5",
+    K / "norm_axes/keras3.h5",               # ReduceMean, binary.per-channel / per-row
+    K / "attention/keras3.h5",               # matmul.sgemm, softmax.rows, ReduceSum
+    K / "multi_head_attention/keras3.h5",
+    K / "activation_layers/keras3.h5",       # softmax.strided
+    K / "recurrent_family/keras3.h5",        # LSTM, GRU, SimpleRNN
+    K / "bidirectional_family/keras3.h5",    # the same, backwards; ReduceMean, ReduceSum
+    K / "resampling/keras3.h5",              # Resize
+    K / "embedding/keras3.h5",               # Gather
+    C / "inception/net.prototxt",            # concat.copy, pool.max, conv.1x1-packed-narrow
+    C / "resnet_small/net.prototxt",         # conv.1x1-packed, conv.im2col-packed
+    C / "resnet_bottleneck/net.prototxt",
+    C / "mobilenet_block/net.prototxt",      # depthwise
+    C / "pooling/net.prototxt",              # pool.average, pool.global-average, pool.global-max
+    C / "shapes/net.prototxt",               # matmul.sgemm, softmax.strided, transpose.copy
+    C / "interp/net.prototxt",               # Resize
+    C / "reduction/net.prototxt",            # ReduceL1, ReduceSumSquare, ...
+    C / "lrn/net.prototxt",
 ]
 
+# Every kernel `ferry bench --json` named for a committed fixture (all of them, 2026-11-27).
+KERNELS = {
+    "activation", "alias", "binary.per-channel", "binary.per-row", "binary.same-shape", "binary.scalar",
+    "concat.copy", "conv.1x1-packed", "conv.1x1-packed-narrow", "conv.depthwise", "conv.im2col-packed",
+    "conv.im2col-packed-narrow", "gemm.sgemm", "matmul.sgemm", "pool.average", "pool.global-average",
+    "pool.global-max", "pool.max", "reference", "softmax.rows", "softmax.strided", "transpose.copy",
+}
+REFERENCE_OPS = {"LSTM", "GRU", "RNN", "Resize", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceSumSquare",
+                 "Gather", "ConvTranspose"}
 
-# 4 threads: the depthwise kernel's stores spilling into another thread's channel once made
-# conv2d_family differ now and then (fixed in d66f5fc; 30 runs of these four models at 4 threads
-# on a loaded machine were all identical afterwards).
-@pytest.mark.parametrize("threads", [1, 4])
-@pytest.mark.parametrize("model", MODELS, ids=[f"{m.parent.name}" for m in MODELS])
+
+def _id(model):
+    return f"{model.parent.parent.name}-{model.parent.name}"
+
+
+def _inputs(model):
+    return [a for f in sorted(model.parent.glob("input_*.npy")) for a in ("--input", f)]
+
+
+# 4 threads on the depthwise models: the depthwise kernel's stores spilling into another thread's
+# channel once made conv2d_family differ now and then (fixed in d66f5fc).
+CASES = [(m, t) for m in MODELS for t in (1, 2)] + [(K / "conv2d_family/keras3.h5", 4), (C / "mobilenet_block/net.prototxt", 4)]
+
+
+@pytest.mark.parametrize("model,threads", CASES, ids=[f"{_id(m)}-{t}threads" for m, t in CASES])
 def test_runs_are_bit_identical(model, threads, tmp_path):
-    inputs = sorted(model.parent.glob("input_*.npy"))
-    args = [a for f in inputs for a in ("--input", f)]
     outputs = []
     for k in range(3):
         folder = tmp_path / f"run{k}"
-        ferry("run", model, *args, "--output-dir", folder, "--threads", threads, check=True)
+        ferry("run", model, *_inputs(model), "--output-dir", folder, "--threads", threads, check=True)
         outputs.append({f.name: f.read_bytes() for f in sorted(folder.glob("*.npy"))})
     assert outputs[0], "no outputs written"
     assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
+
+
+def test_the_models_reach_every_kernel():
+    kernels, ops = set(), set()
+    for model in MODELS:
+        kernels |= set(json.loads(ferry("bench", model, "--runs", "1", "--warmup", "0", "--json", check=True).stdout)["kernels"])
+        ops |= {o["op"] for o in json.loads(ferry("inspect", model, "--json", check=True).stdout)["ops"]}
+    assert KERNELS <= kernels, f"not reached: {sorted(KERNELS - kernels)}"
+    assert REFERENCE_OPS <= ops, f"not reached: {sorted(REFERENCE_OPS - ops)}"
