@@ -11,6 +11,11 @@ extension LayerContext {
         guard let t = queries.value, let s = keys.value else {
             throw error("use_causal_mask needs known sequence lengths, got \(queries) queries and \(keys) keys")
         }
+        // Made from the file's numbers, not read from its data: bounded like every made constant
+        // (a damaged input length of 2^30 made this loop for minutes).
+        guard let count = checkedElementCount([t, s]), count <= largestMadeConstant else {
+            throw error("use_causal_mask over \(t) queries and \(s) keys is too large to make (over \(largestMadeConstant) elements)")
+        }
         let values = (0..<t).flatMap { row in (0..<s).map { col in col <= row ? Float(0) : maskedScore } }
         return constant("causal_mask", Tensor(shape: [t, s], floats: values))
     }
