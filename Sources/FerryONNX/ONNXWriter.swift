@@ -87,7 +87,7 @@ extension ONNXExporter {
                 throw FerryError("the ONNX graph would be \(graphLength) bytes, over protobuf's 2 GiB; use external data")
             }
 
-            let out = try FileSink(temporary)
+            let out = try FileSink(temporary, namedInErrors: url.path)
             try out.write(modelBytes)
             try out.write(ProtobufWire.key(7) + ProtobufWire.varint(graphLength))
             try out.write(graphBytes)
@@ -98,7 +98,7 @@ extension ONNXExporter {
             try out.close()
 
             if !externalNames.isEmpty {
-                let data = try FileSink(temporaryData)
+                let data = try FileSink(temporaryData, namedInErrors: dataURL.path)
                 var offset = 0
                 for name in externalNames {
                     let tensor = graph.initializers[name]!
@@ -147,13 +147,14 @@ enum ProtobufWire {
 /// An output file written straight from the caller's memory (write(2), no intermediate copy).
 final class FileSink {
     private var descriptor: Int32
+    /// The file errors name: a sink of a temporary file names the output it becomes.
     private let path: String
 
-    init(_ url: URL) throws {
-        path = url.path
+    init(_ url: URL, namedInErrors: String? = nil) throws {
+        path = namedInErrors ?? url.path
         descriptor = open(url.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         guard descriptor >= 0 else {
-            throw FerryError("cannot create the file: \(String(cString: strerror(errno)))", file: url.path)
+            throw FerryError("cannot create the file: \(String(cString: strerror(errno)))", file: path)
         }
     }
 
