@@ -41,11 +41,12 @@ MODELS = [
     C / "lrn/net.prototxt",
 ]
 
-# Every kernel `ferry bench --json` named for a committed fixture (all of them, 2026-11-27).
+# Every kernel `ferry bench --json` named for a committed fixture (all of them, 2026-11-27), at the
+# batch of the fixture's inputs (2) and at batch 1 (where a Gemm streams its weights: gemm.row).
 KERNELS = {
     "activation", "alias", "binary.per-channel", "binary.per-row", "binary.same-shape", "binary.scalar",
     "concat.copy", "conv.1x1-packed", "conv.1x1-packed-narrow", "conv.depthwise", "conv.im2col-packed",
-    "conv.im2col-packed-narrow", "gemm.sgemm", "matmul.sgemm", "pool.average", "pool.global-average",
+    "conv.im2col-packed-narrow", "gemm.row", "gemm.sgemm", "matmul.sgemm", "pool.average", "pool.global-average",
     "pool.global-max", "pool.max", "reference", "softmax.rows", "softmax.strided", "transpose.copy",
 }
 REFERENCE_OPS = {"LSTM", "GRU", "RNN", "Resize", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceSumSquare",
@@ -56,21 +57,33 @@ def _id(model):
     return f"{model.parent.parent.name}-{model.parent.name}"
 
 
-def _inputs(model):
-    return [a for f in sorted(model.parent.glob("input_*.npy")) for a in ("--input", f)]
+def _inputs(model, batch, folder):
+    """The fixture's inputs (batch 2), or their first rows (batch 1)."""
+    files = sorted(model.parent.glob("input_*.npy"))
+    if batch == 1:
+        import numpy as np
+        folder.mkdir()
+        for f in files:
+            np.save(folder / f.name, np.load(f)[:1])
+        files = [folder / f.name for f in files]
+    return [a for f in files for a in ("--input", f)]
 
 
+# Batch 1 on the Dense models: a batch-1 Gemm takes another kernel (gemm.row), split by columns.
+BATCH_ONE = [K / "mlp/keras3.h5", K / "cnn_flatten/keras3.h5"]
 # 4 threads on the depthwise models: the depthwise kernel's stores spilling into another thread's
 # channel once made conv2d_family differ now and then (fixed in d66f5fc).
-CASES = [(m, t) for m in MODELS for t in (1, 2)] + [(K / "conv2d_family/keras3.h5", 4), (C / "mobilenet_block/net.prototxt", 4)]
+CASES = ([(m, t, 2) for m in MODELS for t in (1, 2)] + [(m, t, 1) for m in BATCH_ONE for t in (1, 2)]
+         + [(K / "conv2d_family/keras3.h5", 4, 2), (C / "mobilenet_block/net.prototxt", 4, 2)])
 
 
-@pytest.mark.parametrize("model,threads", CASES, ids=[f"{_id(m)}-{t}threads" for m, t in CASES])
-def test_runs_are_bit_identical(model, threads, tmp_path):
+@pytest.mark.parametrize("model,threads,batch", CASES, ids=[f"{_id(m)}-{t}threads-batch{b}" for m, t, b in CASES])
+def test_runs_are_bit_identical(model, threads, batch, tmp_path):
+    inputs = _inputs(model, batch, tmp_path / "inputs")
     outputs = []
     for k in range(3):
         folder = tmp_path / f"run{k}"
-        ferry("run", model, *_inputs(model), "--output-dir", folder, "--threads", threads, check=True)
+        ferry("run", model, *inputs, "--output-dir", folder, "--threads", threads, check=True)
         outputs.append({f.name: f.read_bytes() for f in sorted(folder.glob("*.npy"))})
     assert outputs[0], "no outputs written"
     assert outputs[1] == outputs[0] and outputs[2] == outputs[0]
@@ -78,8 +91,9 @@ def test_runs_are_bit_identical(model, threads, tmp_path):
 
 def test_the_models_reach_every_kernel():
     kernels, ops = set(), set()
-    for model in MODELS:
-        kernels |= set(json.loads(ferry("bench", model, "--runs", "1", "--warmup", "0", "--json", check=True).stdout)["kernels"])
+    for model, batch in [(m, 2) for m in MODELS] + [(m, 1) for m in BATCH_ONE]:
+        bench = ferry("bench", model, "--runs", "1", "--warmup", "0", "--json", "--batch", batch, check=True)
+        kernels |= set(json.loads(bench.stdout)["kernels"])
         ops |= {o["op"] for o in json.loads(ferry("inspect", model, "--json", check=True).stdout)["ops"]}
     assert KERNELS <= kernels, f"not reached: {sorted(KERNELS - kernels)}"
     assert REFERENCE_OPS <= ops, f"not reached: {sorted(REFERENCE_OPS - ops)}"
