@@ -13,7 +13,7 @@ extension LayerContext {
         }
         // Made from the file's numbers, not read from its data: bounded like every made constant
         // (a damaged input length of 2^30 made this loop for minutes).
-        guard let count = checkedElementCount([t, s]), count <= largestMadeConstant else {
+        guard t >= 0, s >= 0, let count = checkedElementCount([t, s]), count <= largestMadeConstant else {
             throw error("use_causal_mask over \(t) queries and \(s) keys is too large to make (over \(largestMadeConstant) elements)")
         }
         let values = (0..<t).flatMap { row in (0..<s).map { col in col <= row ? Float(0) : maskedScore } }
