@@ -263,6 +263,51 @@ def build_multi_head_attention(k):
     ], name="multi_head_attention")
 
 
+def build_attention_masks(k):
+    # Masks given as model inputs: MultiHeadAttention's attention_mask (int32 0/1 and float32,
+    # with and without use_causal_mask) and Attention's mask=[query_mask, value_mask] (bool).
+    # attention_mask_inputs hides every key of some queries: tf_keras then weighs the values
+    # uniformly; Keras 3.15 does too through ops.dot_product_attention, but gives zeros when the
+    # layer returns its scores (its Softmax-with-mask path), so the two references differ there.
+    L = k.layers
+    q = k.Input(shape=(4, 8), name="query")
+    v = k.Input(shape=(6, 5), name="value")
+    cross_mask = k.Input(shape=(4, 6), dtype="int32", name="cross_mask")
+    self_mask = k.Input(shape=(4, 4), name="self_mask")
+    q_mask = k.Input(shape=(4,), dtype="bool", name="query_mask")
+    v_mask = k.Input(shape=(6,), dtype="bool", name="value_mask")
+    x = L.Dense(8, name="dense")(q)
+    cross, cross_scores = L.MultiHeadAttention(2, 3, name="mha_cross_masked")(
+        q, v, attention_mask=cross_mask, return_attention_scores=True)
+    causal = L.MultiHeadAttention(2, 4, name="mha_self_masked_causal")(
+        x, x, attention_mask=self_mask, use_causal_mask=True)
+    v8 = L.Dense(8, name="value_proj")(v)
+    att, att_scores = L.Attention(name="attn_masked")([x, v8], mask=[q_mask, v_mask], return_attention_scores=True)
+    att_causal = L.Attention(use_scale=True, name="attn_masked_causal")([x, x], mask=[q_mask, q_mask],
+                                                                          use_causal_mask=True)
+    return k.Model([q, v, cross_mask, self_mask, q_mask, v_mask],
+                   [cross, cross_scores, causal, att, att_scores, att_causal], name="attention_masks")
+
+
+def attention_mask_inputs(rng, index, shape):
+    if index == 2:  # cross_mask, int32: query 1 of sample 0 sees no key
+        m = (rng.random(shape) > 0.4).astype(np.int32)
+        m[0, 1, :] = 0
+        m[1, 2, :] = 1
+        return m
+    if index == 3:  # self_mask, float32 0/1: with the causal mask, query 0 of sample 1 sees no key
+        m = (rng.random(shape) > 0.3).astype(np.float32)
+        m[1, 0, 0] = 0
+        m[0, 3, :] = 1
+        return m
+    if index in (4, 5):  # query_mask, value_mask
+        m = rng.random(shape) > 0.3
+        m[:, 0] = True
+        m[1, -1] = False
+        return m
+    return rng.standard_normal(shape).astype(np.float32)
+
+
 def build_tf_op_lambda(k):
     # tf_keras records TensorFlow functions on Keras tensors as TFOpLambda layers (Keras 3 has
     # no such layer).
@@ -843,6 +888,17 @@ MODELS = {
                              "with use_causal_mask, value_dim, no bias and output_shape, a separate key with "
                              "return_attention_scores.",
                              "ok", None, {}),
+    "attention_masks": (build_attention_masks,
+                        "Masks as model inputs: MultiHeadAttention attention_mask (int32 0/1 on cross attention "
+                        "with return_attention_scores; float32 0/1 with use_causal_mask), Attention "
+                        "mask=[query_mask, value_mask] (bool inputs; with use_causal_mask). Some queries see no "
+                        "key: tf_keras's MultiHeadAttention then weighs the values uniformly, as Keras 3.15's does "
+                        "without return_attention_scores; with it Keras 3.15 gives zeros (the two references "
+                        "differ there).",
+                        "ok", None, {}, {"inputs": attention_mask_inputs, "k2_k3_differ": True,
+                                         "keras3_h5_unreadable": "Keras 3.15 cannot reload its own .h5 of this model "
+                                         "(it reads Attention's score_mode 'dot' as the function keras.ops.dot): its "
+                                         "references come from reloading keras3.keras."}),
     "keras_operations": (build_keras_operations,
                          "Keras 3 operations on Keras tensors: x + 3.0 and * (1/6) (MobileNetV3's hard "
                          "sigmoid), subtracting tensors, 2.0 - x, x / 4.0, multiplying by a reshaped (N, 1, 1, C) "

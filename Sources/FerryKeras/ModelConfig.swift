@@ -275,9 +275,11 @@ struct ModelConfig {
                 // tf_keras writes a TFOpLambda's call as one bare entry, not a list of entries.
                 if entries.first is String { entries = [entries] }
                 var call = LayerCall(positional: try entries.map { try tensorRef($0, what: "inbound_nodes", in: entry) })
+                // A call on a list of tensors repeats its kwargs beside each of them: read them once.
+                var seen = Set<String>()
                 for item in entries {
                     guard let list = item as? [Any], list.count >= 4, let kwargs = list[3] as? [String: Any] else { continue }
-                    for key in kwargs.keys.sorted() {
+                    for key in kwargs.keys.sorted() where seen.insert(key).inserted {
                         call.note(key, kwargs[key]!)
                         let refs = try keras2TensorRefs(kwargs[key]!, in: entry)
                         if !refs.isEmpty { call.named.append((key, refs)) }

@@ -29,11 +29,11 @@ struct FixtureVariant: CustomStringConvertible, Sendable {
         try readNpyShape(kerasFixtures.appendingPathComponent(model).appendingPathComponent(npy))
     }
 
-    /// The element type of a fixture array (float32, or int32 / int64 ids).
+    /// The element type of a fixture array (float32, int32 / int64 ids, or bool masks).
     func npyDType(_ npy: String) throws -> DType {
         let url = kerasFixtures.appendingPathComponent(model).appendingPathComponent(npy)
         let header = String(decoding: try Data(contentsOf: url).prefix(256), as: UTF8.self)
-        for (descr, dtype) in [("'<f4'", DType.float32), ("'<i4'", .int32), ("'<i8'", .int64)] where header.contains(descr) {
+        for (descr, dtype) in [("'<f4'", DType.float32), ("'<i4'", .int32), ("'<i8'", .int64), ("'|b1'", .bool)] where header.contains(descr) {
             return dtype
         }
         throw FerryError("unexpected .npy dtype", file: url.path)

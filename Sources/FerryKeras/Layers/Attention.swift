@@ -4,6 +4,25 @@ import FerryIR
 /// rather than excluding them; softmax then gives them weight 0 in float32).
 private let maskedScore: Float = -1e9
 
+/// How an attention layer hides the keys its mask marks 0 / false (Keras's implementations
+/// differ where every key of a query is hidden, and tf_keras's on masks other than 0 and 1).
+enum AttentionMasking {
+    /// Attention (both Keras): 1e9 subtracted from hidden scores; a query with every key
+    /// hidden gets uniform weights.
+    case subtract
+    /// tf_keras's MultiHeadAttention (its Softmax with a mask): (1 - mask) * -1e9 added to the
+    /// scores, the mask's own values unless a causal mask made it boolean.
+    case addPenaltyOfMaskValue
+    /// Keras 3.15's MultiHeadAttention when it returns its scores or has dropout (its Softmax
+    /// with a mask): hidden scores replaced by -1e9 and their weights set to 0 after the softmax;
+    /// a query with every key hidden gets zeros.
+    case replaceAndZero
+    /// Keras 3.15's MultiHeadAttention otherwise (`ops.dot_product_attention`): hidden scores
+    /// replaced by a large negative number (-2.4e38 there; -1e9 gives the same weights, 0 in
+    /// float32); a query with every key hidden gets uniform weights.
+    case replace
+}
+
 extension LayerContext {
     /// The (queries x keys) constant that hides later keys from each query: 0 where
     /// key <= query, -1e9 after (Keras's `use_causal_mask`).
@@ -20,14 +39,57 @@ extension LayerContext {
         return constant("causal_mask", Tensor(shape: [t, s], floats: values))
     }
 
-    /// softmax(scores (+ causal mask)) over the keys, and those weights applied to the values.
-    func attend(scores: IRValue, values: IRValue, causal: Bool) throws -> (output: IRValue, weights: IRValue) {
-        var s = scores
-        if causal {
-            s = try emit(.add, [s, try causalMask(queries: s.shape[s.rank - 2], keys: s.shape[s.rank - 1])],
-                         role: "causal")
+    /// The (queries x keys) constant of ones where key <= query and zeros after, as booleans.
+    func causalKeep(queries: Dim, keys: Dim) throws -> IRValue {
+        guard let t = queries.value, let s = keys.value else {
+            throw error("use_causal_mask needs known sequence lengths, got \(queries) queries and \(keys) keys")
         }
-        let weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
+        let values = (0..<t).flatMap { row in (0..<s).map { col in col <= row ? Float(1) : 0 } }
+        return try emit(.cast(to: .bool), [constant("causal_keep", Tensor(shape: [t, s], floats: values))], role: "causal_keep")
+    }
+
+    /// softmax(scores (+ causal mask)) over the keys, and those weights applied to the values.
+    /// `keyMask` (any numeric or boolean type, broadcastable to the scores; nonzero = attend) hides
+    /// keys as `masking` says.
+    func attend(scores: IRValue, values: IRValue, causal: Bool, keyMask: IRValue? = nil,
+                masking: AttentionMasking = .subtract) throws -> (output: IRValue, weights: IRValue) {
+        var s = scores
+        let (queries, keys) = (s.shape[s.rank - 2], s.shape[s.rank - 1])
+        guard let keyMask else {
+            if causal {
+                s = try emit(.add, [s, try causalMask(queries: queries, keys: keys)], role: "causal")
+            }
+            let weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
+            return (try emit(.matMul, [weights, values], role: "attention"), weights)
+        }
+        let large = constant("large", Tensor(shape: [], floats: [-maskedScore]))
+        var keep = keyMask.type.dtype == .bool ? keyMask : try emit(.cast(to: .bool), [keyMask], role: "mask_keep")
+        if causal { keep = try emit(.and, [keep, try causalKeep(queries: queries, keys: keys)], role: "mask_and_causal") }
+        var weights: IRValue
+        switch masking {
+        case .subtract:
+            let hidden = try emit(.cast(to: .float32), [try emit(.not, [keep], role: "mask_hidden")], role: "mask_hidden_float")
+            s = try emit(.sub, [s, try emit(.mul, [hidden, large], role: "mask_penalty")], role: "masked_scores")
+            weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
+        case .addPenaltyOfMaskValue:
+            // (1 - mask) * -1e9 with the mask's own values unless a causal mask made it boolean.
+            let m = try emit(.cast(to: .float32), [causal ? keep : keyMask], role: "mask_float")
+            let one = constant("one", Tensor(shape: [], floats: [1]))
+            let complement = try emit(.sub, [one, m], role: "mask_complement")
+            let negative = constant("large_negative", Tensor(shape: [], floats: [maskedScore]))
+            s = try emit(.add, [s, try emit(.mul, [complement, negative], role: "mask_penalty")], role: "masked_scores")
+            weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
+        case .replaceAndZero, .replace:
+            let negative = constant("large_negative", Tensor(shape: [], floats: [maskedScore]))
+            s = try emit(.where, [keep, s, negative], role: "masked_scores")
+            if masking == .replace {
+                weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
+            } else {
+                weights = try emit(.softmax(axis: -1), [s], role: "softmax")
+                let zero = constant("zero", Tensor(shape: [], floats: [0]))
+                weights = try emit(.where, [keep, weights, zero], role: "attention_weights")
+            }
+        }
         return (try emit(.matMul, [weights, values], role: "attention"), weights)
     }
 
@@ -43,8 +105,10 @@ extension LayerContext {
 /// [query, value, key] (key defaults to value), all (batch, time, features).
 /// dot: scores = query · keyᵀ (times `scale` with use_scale); concat: scores =
 /// concat_score_weight * sum(tanh(scale * (query_i + key_j))) over the features. Then
-/// softmax over the keys and the weighted sum of the values. `use_causal_mask` and
-/// `return_attention_scores` are call arguments; masks from Masking layers are refused.
+/// softmax over the keys and the weighted sum of the values. `use_causal_mask`,
+/// `return_attention_scores` and `mask=[query_mask, value_mask]` (tensors of the model, nonzero
+/// = present) are call arguments: hidden values get 1e9 subtracted from their scores, and the
+/// outputs of hidden queries are zeros. Masks from Masking layers are refused.
 struct AttentionSpec: KerasLayer {
     enum ScoreMode: String { case dot, concat }
 
@@ -91,8 +155,27 @@ struct AttentionSpec: KerasLayer {
             let reduced = try ctx.emit(.reduce(.sum, axes: [-1], keepDims: false), [t], role: "score_sums")
             scores = try ctx.emit(.mul, [reduced, w[useScale ? 1 : 0]], role: "scores")
         }
-        let (output, weights) = try ctx.attend(scores: scores, values: value,
-                                               causal: causal || ctx.callFlag("use_causal_mask"))
+        let masks = ctx.keywordInputs("mask")
+        var valueMask: IRValue?, queryMask: IRValue?
+        if !masks.isEmpty {
+            guard masks.count == 2 else {
+                throw ctx.error("mask should be [query_mask, value_mask], two tensors; the call passes \(masks.count)")
+            }
+            let (q, v) = (try ctx.kerasLayout(masks[0]), try ctx.kerasLayout(masks[1]))
+            guard q.rank == 2, v.rank == 2 else {
+                throw ctx.error("the masks should be (batch, time), are \(q.shape) and \(v.shape)")
+            }
+            valueMask = try ctx.emit(.unsqueeze(axes: [1]), [v], role: "value_mask_rows")
+            queryMask = try ctx.emit(.unsqueeze(axes: [2]), [q], role: "query_mask_columns")
+        }
+        var (output, weights) = try ctx.attend(scores: scores, values: value,
+                                               causal: causal || ctx.callFlag("use_causal_mask"),
+                                               keyMask: valueMask, masking: .subtract)
+        if let queryMask {
+            let present = queryMask.type.dtype == .bool ? queryMask : try ctx.emit(.cast(to: .bool), [queryMask], role: "query_present")
+            let factor = try ctx.emit(.cast(to: .float32), [present], role: "query_mask_float")
+            output = try ctx.emit(.mul, [output, factor], role: "query_masked")
+        }
         if ctx.callFlag("return_attention_scores") {
             return [KerasTensor(keras: output), KerasTensor(keras: weights)]
         }
@@ -106,14 +189,21 @@ struct AttentionSpec: KerasLayer {
 /// transposed to (B, heads, T, key_dim); the query is scaled by 1 / sqrt(key_dim); scores
 /// Q · Kᵀ per head, softmax over the keys (causal with `use_causal_mask`), weights · V, heads
 /// merged back to (B, T, heads * value_dim) and projected by the output kernel
-/// (heads, value_dim, out) -> (heads * value_dim, out). attention_mask and masks from Masking
-/// layers are refused.
+/// (heads, value_dim, out) -> (heads * value_dim, out). `attention_mask` (a (batch, queries,
+/// keys) tensor of the model, nonzero = attend) hides keys as each Keras does (`AttentionMasking`;
+/// where a query sees no key at all: uniform weights in tf_keras, and in Keras 3.15 too unless
+/// the layer returns its scores or has dropout, when the weights are zeros).
+/// Masks from Masking layers are refused.
 struct MultiHeadAttentionSpec: KerasLayer {
     var heads: Int
     var keyDim: Int
     var valueDim: Int
     var useBias: Bool
     var outputDim: Int?
+    /// tf_keras's `softmax_robust_masking` (another use of a mask, not supported with one).
+    var robustMasking: Bool
+    /// Keras 3.15 takes another path when dropout is set, even at inference (`AttentionMasking`).
+    var hasDropout: Bool
 
     var maskEffect: KerasMaskEffect { .reads }
 
@@ -140,6 +230,8 @@ struct MultiHeadAttentionSpec: KerasLayer {
                 throw config.error("attention_axes \(values) is not supported (only the time axis of 3-D inputs)")
             }
         }
+        robustMasking = try config.bool("softmax_robust_masking", default: false)
+        hasDropout = (try config.optionalFloat("dropout") ?? 0) > 0
         guard try !config.bool("use_gate", default: false) else { throw config.error("use_gate is not supported") }
         guard !config.has("sliding_window") else { throw config.error("sliding_window is not supported") }
     }
@@ -198,7 +290,20 @@ struct MultiHeadAttentionSpec: KerasLayer {
         let kT = try project(key, 1, "key", perHead: kd, perm: [0, 2, 3, 1])
         let v = try project(value, 2, "value", perHead: vd, perm: [0, 2, 1, 3])
         let scores = try ctx.emit(.matMul, [q, kT], role: "scores")
-        let (attended, weights) = try ctx.attend(scores: scores, values: v, causal: ctx.callFlag("use_causal_mask"))
+        var keyMask: IRValue?
+        let masks = ctx.keywordInputs("attention_mask")
+        if !masks.isEmpty {
+            let m = try ctx.kerasLayout(masks[0])
+            guard masks.count == 1, m.rank == 3 else {
+                throw ctx.error("attention_mask should be one (batch, queries, keys) tensor")
+            }
+            guard !robustMasking else { throw ctx.error("softmax_robust_masking with an attention_mask is not supported") }
+            keyMask = try ctx.emit(.unsqueeze(axes: [1]), [m], role: "attention_mask_heads")
+        }
+        let (attended, weights) = try ctx.attend(scores: scores, values: v, causal: ctx.callFlag("use_causal_mask"),
+                                                 keyMask: keyMask,
+                                                 masking: ctx.kerasMajor == 2 ? .addPenaltyOfMaskValue
+                                                     : ctx.callFlag("return_attention_scores") || hasDropout ? .replaceAndZero : .replace)
         var y = try ctx.emit(.transpose(perm: [0, 2, 1, 3]), [attended], role: "heads_last")
         y = try ctx.emit(.reshape(shape: [0, 0, h * vd]), [y], role: "heads_merged")
         y = try ctx.emit(.matMul, [y, w[3 * stride]], role: "output_projection")

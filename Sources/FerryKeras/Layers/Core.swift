@@ -31,9 +31,9 @@ struct InputLayerSpec: KerasLayer {
             if policy.has("config") { name = try policy.object("config").string("name", default: name) }
         }
         // Integer inputs feed Embedding layers (token ids).
-        let dtypes: [String: DType] = ["float32": .float32, "int32": .int32, "int64": .int64]
+        let dtypes: [String: DType] = ["float32": .float32, "int32": .int32, "int64": .int64, "bool": .bool]
         guard let d = dtypes[name] else {
-            throw config.error("input dtype \(name) is not supported yet (float32, int32 and int64 are)")
+            throw config.error("input dtype \(name) is not supported yet (float32, int32, int64 and bool are)")
         }
         dtype = d
     }
