@@ -73,8 +73,15 @@ def check(ferry, opset, args, model_dir, inputs, outputs, work):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feeds = {}
+    # A Keras model with stateful layers fixes its batch size; the others leave it open.
+    manifest = model_dir / "manifest.json"
+    fixed_batch = json.loads(manifest.read_text()).get("fixed_batch") if manifest.exists() else None
     for graph_input, inp in zip(model.graph.input, inputs):
-        if not graph_input.type.tensor_type.shape.dim[0].dim_param:
+        batch = graph_input.type.tensor_type.shape.dim[0]
+        if fixed_batch:
+            if batch.dim_value != fixed_batch:
+                return f"input '{inp['name']}' should keep the source's fixed batch size {fixed_batch}"
+        elif not batch.dim_param:
             return f"input '{inp['name']}' has a fixed batch dimension; the source left it open"
         feeds[inp["name"]] = np.load(model_dir / inp["npy"])
     results = session.run([o["name"] for o in outputs], feeds)

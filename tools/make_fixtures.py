@@ -653,6 +653,17 @@ def build_recurrent_family(k):
     return k.Model([seq, ctx_in], [b, b_h, b_c, c, e, f, g, r, r_h, n], name="recurrent_family")
 
 
+def build_recurrent_stateful(k):
+    # stateful=True needs a fixed batch; the reference is the reloaded model's first batch, so
+    # every layer starts from zero states, which is what Ferry computes on every call.
+    L = k.layers
+    seq = k.Input(shape=(5, 3), batch_size=BATCH, name="sequence")
+    a = L.LSTM(4, stateful=True, return_sequences=True, name="lstm_stateful")(seq)
+    b = L.GRU(3, stateful=True, name="gru_stateful")(a)
+    c = L.SimpleRNN(2, stateful=True, go_backwards=True, name="rnn_stateful")(seq)
+    return k.Model(seq, [b, c], name="recurrent_stateful")
+
+
 def build_recurrent_hard_sigmoid(k):
     L = k.layers
     seq = k.Input(shape=(6, 4), name="sequence")
@@ -888,6 +899,11 @@ MODELS = {
                              "with use_causal_mask, value_dim, no bias and output_shape, a separate key with "
                              "return_attention_scores.",
                              "ok", None, {}),
+    "recurrent_stateful": (build_recurrent_stateful,
+                           "stateful=True LSTM (return_sequences) into a GRU, and a SimpleRNN going backwards, on "
+                           "a fixed batch of 2: the references are the reloaded model's first batch, from zero "
+                           "states.",
+                           "ok", None, {}, {"fixed_batch": True}),
     "attention_masks": (build_attention_masks,
                         "Masks as model inputs: MultiHeadAttention attention_mask (int32 0/1 on cross attention "
                         "with return_attention_scores; float32 0/1 with use_causal_mask), Attention "
@@ -1189,6 +1205,8 @@ def generate(name, frameworks):
                 "expect": expect}
     if error_layer is not None:
         manifest["error_layer"] = error_layer
+    if opts.get("fixed_batch"):
+        manifest["fixed_batch"] = BATCH  # the model's inputs fix the batch size
     manifest["variants"] = variants
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)

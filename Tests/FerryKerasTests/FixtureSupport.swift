@@ -17,6 +17,11 @@ struct FixtureVariant: CustomStringConvertible, Sendable {
     var errorLayer: String?
     var inputs: [(name: String, npy: String)]
     var outputs: [(name: String, npy: String)]
+    /// The batch size the model's inputs fix (stateful recurrent layers need one); nil: open.
+    var fixedBatch: Int?
+
+    /// The batch axis the imported graph should have.
+    var batchDim: Dim { fixedBatch.map { .fixed($0) } ?? .symbolic("N") }
 
     var path: String { kerasFixtures.appendingPathComponent(model).appendingPathComponent(file).path }
     var weightsPath: String? { weights.map { kerasFixtures.appendingPathComponent(model).appendingPathComponent($0).path } }
@@ -58,7 +63,8 @@ func fixtureVariants(expectError: Bool? = nil) -> [FixtureVariant] {
             all.append(FixtureVariant(model: model, file: v["file"] as? String ?? "", weights: v["weights"] as? String,
                                       expectError: isError,
                                       errorLayer: manifest["error_layer"] as? String,
-                                      inputs: pairs(v["inputs"]), outputs: pairs(v["outputs"])))
+                                      inputs: pairs(v["inputs"]), outputs: pairs(v["outputs"]),
+                                      fixedBatch: manifest["fixed_batch"] as? Int))
         }
     }
     return all

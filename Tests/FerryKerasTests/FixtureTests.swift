@@ -22,12 +22,12 @@ import FerryIR
         for (value, expected) in zip(g.inputs, v.inputs) {
             let shape = try v.npyShape(expected.npy)
             #expect(value.type.dtype == (try v.npyDType(expected.npy)))
-            #expect(value.type.shape.dims == [.symbolic("N")] + shape.dropFirst().map { .fixed($0) }, "\(value)")
+            #expect(value.type.shape.dims == [v.batchDim] + shape.dropFirst().map { .fixed($0) }, "\(value)")
         }
         #expect(g.outputs.map(\.name) == v.outputs.map(\.name))
         for (value, expected) in zip(g.outputs, v.outputs) {
             let shape = try v.npyShape(expected.npy)
-            #expect(value.type.shape.dims == [.symbolic("N")] + shape.dropFirst().map { .fixed($0) }, "\(value)")
+            #expect(value.type.shape.dims == [v.batchDim] + shape.dropFirst().map { .fixed($0) }, "\(value)")
         }
         // Every node says which Keras layer it came from.
         for node in g.nodes {

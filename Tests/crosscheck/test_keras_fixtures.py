@@ -45,7 +45,11 @@ def test_onnx_export_checks_and_matches_in_onnxruntime(model_dir, variant, manif
     for inp in variant["inputs"]:
         array = np.load(model_dir / inp["npy"])
         dims = graph_inputs[inp["name"]].type.tensor_type.shape.dim
-        assert dims[0].dim_param, "batch dimension should stay symbolic"
+        if manifest.get("fixed_batch"):
+            # The Keras model fixes its batch (stateful layers need one): the file keeps it.
+            assert dims[0].dim_value == manifest["fixed_batch"], "the model's fixed batch size should be kept"
+        else:
+            assert dims[0].dim_param, "batch dimension should stay symbolic"
         assert [d.dim_value for d in dims[1:]] == list(array.shape[1:])
         feeds[inp["name"]] = array
     results = session.run([o["name"] for o in variant["outputs"]], feeds)

@@ -86,9 +86,11 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
         returnState = try config.bool("return_state", default: false)
         goBackwards = try config.bool("go_backwards", default: false)
         resetAfter = Kind.self == GRUKind.self ? try config.bool("reset_after", default: true) : false
-        if try config.bool("stateful", default: false) {
-            throw config.error("stateful recurrent layers carry state between batches; not supported")
-        }
+        // stateful=True carries the last states of one batch into the next; the file holds no
+        // states (Keras keeps them outside the saved weights), so a loaded model starts from
+        // zeros: its first call (or the first after reset_states()) is the stateless layer's,
+        // which is what Ferry computes on every call.
+        _ = try config.bool("stateful", default: false)
         if try config.bool("time_major", default: false) {
             throw config.error("time_major inputs are not supported")
         }
