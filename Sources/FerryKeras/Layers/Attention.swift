@@ -24,9 +24,8 @@ enum AttentionMasking {
 }
 
 extension LayerContext {
-    /// The (queries x keys) constant that hides later keys from each query: 0 where
-    /// key <= query, -1e9 after (Keras's `use_causal_mask`).
-    func causalMask(queries: Dim, keys: Dim) throws -> IRValue {
+    /// The known, bounded (queries, keys) sizes of a causal mask.
+    private func causalSizes(queries: Dim, keys: Dim) throws -> (t: Int, s: Int) {
         guard let t = queries.value, let s = keys.value else {
             throw error("use_causal_mask needs known sequence lengths, got \(queries) queries and \(keys) keys")
         }
@@ -35,15 +34,21 @@ extension LayerContext {
         guard t >= 0, s >= 0, let count = checkedElementCount([t, s]), count <= largestMadeConstant else {
             throw error("use_causal_mask over \(t) queries and \(s) keys is too large to make (over \(largestMadeConstant) elements)")
         }
+        return (t, s)
+    }
+
+    /// The (queries x keys) constant that hides later keys from each query: 0 where
+    /// key <= query, -1e9 after (Keras's `use_causal_mask`).
+    func causalMask(queries: Dim, keys: Dim) throws -> IRValue {
+        let (t, s) = try causalSizes(queries: queries, keys: keys)
         let values = (0..<t).flatMap { row in (0..<s).map { col in col <= row ? Float(0) : maskedScore } }
         return constant("causal_mask", Tensor(shape: [t, s], floats: values))
     }
 
-    /// The (queries x keys) constant of ones where key <= query and zeros after, as booleans.
+    /// The (queries x keys) constant of ones where key <= query and zeros after, as booleans
+    /// (combined with a mask given to the layer).
     func causalKeep(queries: Dim, keys: Dim) throws -> IRValue {
-        guard let t = queries.value, let s = keys.value else {
-            throw error("use_causal_mask needs known sequence lengths, got \(queries) queries and \(keys) keys")
-        }
+        let (t, s) = try causalSizes(queries: queries, keys: keys)
         let values = (0..<t).flatMap { row in (0..<s).map { col in col <= row ? Float(1) : 0 } }
         return try emit(.cast(to: .bool), [constant("causal_keep", Tensor(shape: [t, s], floats: values))], role: "causal_keep")
     }
