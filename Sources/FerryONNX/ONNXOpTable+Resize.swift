@@ -17,7 +17,7 @@ extension ONNXOpTable {
             return
         }
         let transformName = try n.string("coordinate_transformation_mode", "half_pixel")
-        guard let transform = ResizeAttributes.CoordinateTransformation(rawValue: transformName) else {
+        guard var transform = ResizeAttributes.CoordinateTransformation(rawValue: transformName) else {
             throw n.unsupported("coordinate_transformation_mode '\(transformName)'")
         }
         let nearestName = try n.string("nearest_mode", "round_prefer_floor")
@@ -74,11 +74,41 @@ extension ONNXOpTable {
             }
             roi = full
         }
+        if transform == .alignCorners, let full = scales,
+           let fractional = try fractionalAlignCorners(n, scales: full, dims: xt.shape.dims) {
+            (transform, scales, sizes, sizeAxes, roi) = (.tfCropAndResize, nil, fractional.sizes, fractional.axes, fractional.roi)
+        }
         let attributes = ResizeAttributes(mode: mode, coordinateTransformation: transform, nearestMode: nearest,
                                           scales: scales, sizes: sizes, cubicCoeffA: try n.float("cubic_coeff_a", -0.75),
                                           excludeOutside: try n.bool("exclude_outside", false), axes: sizeAxes,
                                           roi: roi, extrapolationValue: try n.float("extrapolation_value", 0))
         try n.emit(.resize(attributes), [try n.input(0)])
+    }
+
+    /// align_corners maps x to x (n - 1) / (L - 1) with L the resized length. Given scales, ONNX
+    /// (its reference implementation and the node tests) takes L = n * scale even where that is
+    /// not whole, while the output has floor(L) = m cells; the IR's align_corners divides by
+    /// m - 1, as onnxruntime does. Where some L is not whole, the same map is written as
+    /// tf_crop_and_resize with the output sizes given and the region [0, (m - 1) / (L - 1)]
+    /// (0 where m is 1), whose coordinate start (n - 1) + x (end - start) (n - 1) / (m - 1) is
+    /// then x (n - 1) / (L - 1), never past n - 1 (m < L). Nil when every L is whole, or a
+    /// resized axis's length is not known.
+    static func fractionalAlignCorners(_ n: ONNXNode, scales: [Float], dims: [Dim])
+        throws -> (sizes: [Int], axes: [Int], roi: [Float])? {
+        var sizes: [Int] = [], axes: [Int] = []
+        var ends = Array(repeating: Float(1), count: dims.count)
+        var whole = true
+        for (axis, scale) in scales.enumerated() where scale != 1 {
+            guard case .fixed(let length) = dims[axis] else { return nil }
+            let resized = Double(length) * Double(scale)
+            let m = ResizeAttributes(scales: scales).outputLength(length, axis: axis)
+            if resized != resized.rounded(.down) { whole = false }
+            sizes.append(m)
+            axes.append(axis)
+            ends[axis] = m > 1 ? Float(Double(m - 1) / (resized - 1)) : 0
+        }
+        if whole { return nil }
+        return (sizes, axes, Array(repeating: 0, count: dims.count) + ends)
     }
 
     /// Upsample: scales as an attribute (opset 7) or input (9); asymmetric coordinates, nearest

@@ -15,7 +15,7 @@ from onnx.reference import ReferenceEvaluator
 
 from conftest import ferry, within_tolerance
 
-IR_VERSION = {18: 8, 19: 9, 20: 9, 21: 10}
+IR_VERSION = {13: 7, 18: 8, 19: 9, 20: 9, 21: 10}
 RNG = np.random.default_rng(18)
 X = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
 POSITIVE = (np.abs(X) + 0.1).astype(np.float32)
@@ -182,3 +182,27 @@ def test_refused_by_name(case, tmp_path):
     assert result.returncode == 2, result.stderr
     assert words in result.stderr, result.stderr
     assert not (tmp_path / "out.onnx").exists()
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize("opset", [13, 19])
+def test_align_corners_by_a_fractional_length(mode, opset, tmp_path):
+    """align_corners downsampling by scales whose output length n * scale is not whole (4 x 0.6
+    = 2.4 cells, 2 in the output): ONNX divides by the fractional length (onnx's reference and
+    the node tests), onnxruntime by the whole one. Ferry imports ONNX's map (as
+    tf_crop_and_resize), so its run and its exported file in onnxruntime both give onnx's
+    reference output."""
+    constants = [("roi", np.array([], np.float32)), ("scales", np.array([1, 1, 0.6, 0.8], np.float32))]
+    m = op(opset, "Resize", X, constants, {"mode": mode, "coordinate_transformation_mode": "align_corners"})
+    path = tmp_path / "model.onnx"
+    onnx.save(m, str(path))
+    np.save(tmp_path / "x.npy", X)
+    (want,) = ReferenceEvaluator(m).run(None, {"x": X})
+    assert want.shape == (2, 3, 2, 4)
+    ferry("run", path, "--input", f"x={tmp_path / 'x.npy'}", "--output", tmp_path / "y.npy", check=True)
+    within_tolerance(np.load(tmp_path / "y.npy"), want.astype(np.float64))
+    exported = tmp_path / "ferry.onnx"
+    ferry("convert", path, exported, check=True)
+    onnx.checker.check_model(onnx.load(str(exported)), full_check=True)
+    session = ort.InferenceSession(str(exported), providers=["CPUExecutionProvider"])
+    within_tolerance(session.run(None, {"x": X})[0], want.astype(np.float64))
