@@ -105,7 +105,9 @@ extension ONNXOpTable {
             if resized != resized.rounded(.down) { whole = false }
             sizes.append(m)
             axes.append(axis)
-            ends[axis] = m > 1 ? Float(Double(m - 1) / (resized - 1)) : 0
+            // At most 1: where float rounding made m pass the double product (a scale made
+            // to give m either way), the map stays inside the input.
+            ends[axis] = m > 1 ? Float(min(1, Double(m - 1) / (resized - 1))) : 0
         }
         if whole { return nil }
         return (sizes, axes, Array(repeating: 0, count: dims.count) + ends)
