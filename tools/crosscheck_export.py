@@ -91,10 +91,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ferry", default=os.environ.get("FERRY", str(ROOT / ".build" / "debug" / "ferry")))
     parser.add_argument("--frameworks", default="tf_keras,keras")
+    parser.add_argument("--only", help="comma-separated fixture labels (keras/NAME, caffe/NAME) to check; default all")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         for label, source, inputs, outputs in cases():
+            if only is not None and label not in only:
+                continue
             for suffix in [".h5", ".keras"]:
                 target = pathlib.Path(tmp) / (label.replace("/", "_") + suffix)
                 try:

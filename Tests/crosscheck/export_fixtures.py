@@ -5,13 +5,15 @@ import json
 # Keras fixtures Ferry writes back to Keras, and the ones whose layers stay one for one in a
 # .keras zip (its nested models are written flat there; the .h5 keeps them nested).
 KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "functional_in_sequential", "mlp",
-                  "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap"]
+                  "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap",
+                  "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load the Keras 2 layout of a model with nested models, not even the file
 # tf_keras itself wrote (tools/crosscheck_export.py checks that it still cannot).
 KERAS3_CANNOT_READ_KERAS2_NESTED = ["functional_in_sequential", "nested_shared"]
-FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family"]
+FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
+        "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding"]
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val", "shapes",
                   "shuffle_channel"]

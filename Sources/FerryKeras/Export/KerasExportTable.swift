@@ -5,6 +5,7 @@ import FerryIR
 /// built-in layer for (reported; never written as a Lambda).
 let kerasExportTable: [String: KerasLayerWriter] = [
     "Conv": writeKerasConv,
+    "ConvTranspose": writeKerasConvTranspose,
     "Gemm": writeKerasDense,
     "MatMul": writeKerasDense,
     "MaxPool": writeKerasPooling,
@@ -75,103 +76,176 @@ func tfSamePads(_ n: Int, kernel: Int, stride: Int, dilation: Int) -> (Int, Int)
     return (total / 2, total - total / 2)
 }
 
-/// Conv (2-D) -> Conv2D (groups) or DepthwiseConv2D, channels-last; padding `valid`, `same` or a
-/// ZeroPadding2D before a `valid` convolution; a following activation of the same source layer
-/// becomes `activation=`.
+/// The Keras padding of a convolution over `sizes`: `valid`, `same` (TensorFlow's pads),
+/// `causal` (1-D, all (k - 1) * d pads at the start), or nil (a ZeroPadding layer first).
+func kerasConvPadding(_ a: ConvAttributes, sizes: [Int]) -> String? {
+    let n = a.kernelShape.count
+    if a.pads.allSatisfy({ $0 == 0 }) { return "valid" }
+    let same = (0..<n).allSatisfy { i in
+        let (b, e) = tfSamePads(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: a.dilations[i])
+        return a.pads[i] == b && a.pads[i + n] == e
+    }
+    if same && (a.strides.allSatisfy { $0 == 1 } || a.dilations.allSatisfy { $0 == 1 }) { return "same" }
+    if n == 1 && a.pads == [(a.kernelShape[0] - 1) * a.dilations[0], 0] { return "causal" }
+    return nil
+}
+
+/// IR Conv weight (out, in/groups, k...) -> Keras kernel (k..., in/groups, out).
+func kerasConvKernel(_ w: Tensor) -> Tensor {
+    let n = w.rank - 2
+    return permuted(w, Array(2..<(n + 2)) + [1, 0])
+}
+
+/// IR depthwise weight (in * multiplier, 1, k...) -> Keras depthwise kernel (k..., in, multiplier):
+/// output channel c * multiplier + j reads input channel c (TensorFlow's order).
+func kerasDepthwiseKernel(_ w: Tensor, channels: Int) -> Tensor {
+    let n = w.rank - 2
+    let split = Tensor(shape: [channels, w.shape[0] / channels] + Array(w.shape[2...]), floats: w.floats)
+    return permuted(split, Array(2..<(n + 2)) + [0, 1])
+}
+
+/// Conv (1-, 2- or 3-D) -> Conv1D/2D/3D (groups), DepthwiseConv1D/2D, or SeparableConv1D/2D (a
+/// depthwise and a pointwise convolution of one source layer), channels-last; padding `valid`,
+/// `same`, `causal` or a ZeroPadding1D/2D/3D before a `valid` convolution; a following activation
+/// of the same source layer becomes `activation=`.
 func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard case .conv(let a) = node.op else { return }
-    guard a.kernelShape.count == 2 else { throw ctx.error("\(a.kernelShape.count)-D convolution: the exporter writes 2-D convolutions only") }
+    let n = a.kernelShape.count
+    guard (1...3).contains(n) else { throw ctx.error("\(n)-D convolution: Keras's convolutions are 1-, 2- or 3-D") }
     guard let w = ctx.constant(node.inputs[1]) else { throw ctx.error("the weights must be a constant") }
     let hasBias = node.inputs.count > 2 && !node.inputs[2].isEmpty
     let bias = hasBias ? ctx.constant(node.inputs[2]) : nil
     if hasBias && bias == nil { throw ctx.error("the bias must be a constant") }
-    guard let inType = ctx.types[node.inputs[0]], let h = inType.shape.dims[2].value, let wd = inType.shape.dims[3].value else {
-        throw ctx.error("the input's spatial sizes must be known")
-    }
-    let cl = channelsLastLayout(4)
+    guard let inType = ctx.types[node.inputs[0]], inType.shape.rank == n + 2 else { throw ctx.error("the input's rank must be known") }
+    let sizes = inType.shape.dims[2...].compactMap(\.value)
+    guard sizes.count == n else { throw ctx.error("the input's spatial sizes must be known") }
+    let cl = channelsLastLayout(n + 2)
     var x = try ctx.input(node.inputs[0], layout: cl)
     guard a.strides.allSatisfy({ $0 == 1 }) || a.dilations.allSatisfy({ $0 == 1 }) else {
         throw ctx.error("strides \(a.strides) with dilation \(a.dilations): Keras's convolutions take one or the other")
     }
-    let (m, cPerGroup, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+    let (m, cPerGroup) = (w.shape[0], w.shape[1])
+    let kernelSize = Array(w.shape[2...])
     let channels = cPerGroup * a.group
-    // Padding.
-    let same = (0..<2).allSatisfy { i in
-        let (b, e) = tfSamePads([h, wd][i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: a.dilations[i])
-        return a.pads[i] == b && a.pads[i + 2] == e
-    }
-    let padding: String
-    if a.pads.allSatisfy({ $0 == 0 }) {
-        padding = "valid"
-    } else if same && (a.strides == [1, 1] || a.dilations == [1, 1]) {
-        padding = "same"
-    } else {
+    var padding = kerasConvPadding(a, sizes: sizes) ?? "valid"
+    if kerasConvPadding(a, sizes: sizes) == nil {
         let shape = ctx.layers.first { $0.name == x.layer }?.outputShape ?? []
-        let padded: [Int?] = shape.count == 4 ? [shape[0], shape[1].map { $0 + a.pads[0] + a.pads[2] },
-                                                  shape[2].map { $0 + a.pads[1] + a.pads[3] }, shape[3]] : []
-        x = ctx.appendLayer("ZeroPadding2D", named: "\(node.origins.first?.layer ?? node.name)_pad", config: [
-            "data_format": "channels_last", "padding": [[a.pads[0], a.pads[2]], [a.pads[1], a.pads[3]]],
-        ], inbound: [x], outputShape: padded)
+        let padded: [Int?] = shape.count == n + 2
+            ? [shape[0]] + (0..<n).map { i in shape[i + 1].map { $0 + a.pads[i] + a.pads[i + n] } } + [shape[n + 1]] : []
+        let pairs = (0..<n).map { [a.pads[$0], a.pads[$0 + n]] }
+        // ZeroPadding1D takes no data_format in tf_keras.
+        x = ctx.appendLayer("ZeroPadding\(n)D", named: "\(node.origins.first?.layer ?? node.name)_pad",
+                            config: n == 1 ? ["padding": pairs[0]] : ["data_format": "channels_last", "padding": pairs],
+                            inbound: [x], outputShape: padded)
         padding = "valid"
     }
-    let src = w.floats
     var common: [String: Any] = [
-        "kernel_size": [kh, kw], "strides": a.strides, "padding": padding, "data_format": "channels_last",
+        "kernel_size": kernelSize, "strides": a.strides, "padding": padding, "data_format": "channels_last",
         "dilation_rate": a.dilations, "use_bias": bias != nil,
     ]
-    if a.group > 1 && cPerGroup == 1 && m % channels == 0, bias == nil, let next = ctx.soleSameLayerReader(of: node.outputs[0]),
-       case .conv(let p) = next.node.op, p.kernelShape == [1, 1], p.group == 1, p.activation == nil,
-       let pw = ctx.constant(next.node.inputs[1]), next.node.inputs[0] == node.outputs[0] {
-        // A depthwise and a 1x1 convolution of one source layer: SeparableConv2D.
-        let mult = m / channels
-        var dk = [Float](repeating: 0, count: kh * kw * channels * mult)
-        for c in 0..<channels { for j in 0..<mult { for y in 0..<kh { for xx in 0..<kw {
-            dk[((y * kw + xx) * channels + c) * mult + j] = src[((c * mult + j) * kh + y) * kw + xx]
-        } } } }
+    let isDepthwise = a.group > 1 && cPerGroup == 1 && m % channels == 0
+    if isDepthwise && n <= 2, bias == nil, let next = ctx.soleSameLayerReader(of: node.outputs[0]),
+       case .conv(let p) = next.node.op, p.kernelShape == Array(repeating: 1, count: n), p.group == 1, p.activation == nil,
+       p.pads.allSatisfy({ $0 == 0 }), let pw = ctx.constant(next.node.inputs[1]), next.node.inputs[0] == node.outputs[0] {
+        // A depthwise and a pointwise convolution of one source layer: SeparableConv1D/2D.
         let outs = pw.shape[0]
-        let pws = pw.floats
-        var pk = [Float](repeating: 0, count: m * outs)
-        for o in 0..<outs { for c in 0..<m { pk[c * outs + o] = pws[o * m + c] } }
         let pwBias = next.node.inputs.count > 2 && !next.node.inputs[2].isEmpty ? ctx.constant(next.node.inputs[2]) : nil
         ctx.absorbed.insert(next.index)
-        let folded = foldedActivation(&ctx, after: next.node, rank: 4, layout: cl)
-        common["depth_multiplier"] = mult
+        let folded = foldedActivation(&ctx, after: next.node, rank: n + 2, layout: cl)
+        common["depth_multiplier"] = m / channels
         common["filters"] = outs
         common["activation"] = folded.name
         common["use_bias"] = pwBias != nil
-        ctx.add("SeparableConv2D", config: common, inbound: [x],
-                weights: [("depthwise_kernel", Tensor(shape: [kh, kw, channels, mult], floats: dk)),
-                          ("pointwise_kernel", Tensor(shape: [1, 1, m, outs], floats: pk))]
-                    + (pwBias.map { [("bias", $0.reshaped([outs]))] } ?? []),
+        ctx.add("SeparableConv\(n)D", config: common, inbound: [x],
+                weights: [("depthwise_kernel", kerasDepthwiseKernel(w, channels: channels)),
+                          ("pointwise_kernel", kerasConvKernel(pw))] + (pwBias.map { [("bias", $0.reshaped([outs]))] } ?? []),
                 output: folded.output, layout: cl)
         return
     }
-    if a.group > 1 && cPerGroup == 1 && m % channels == 0 {
-        // Depthwise: output channel c * multiplier + j reads input channel c.
-        let mult = m / channels
-        var k = [Float](repeating: 0, count: kh * kw * channels * mult)
-        for c in 0..<channels { for j in 0..<mult { for y in 0..<kh { for xx in 0..<kw {
-            k[((y * kw + xx) * channels + c) * mult + j] = src[((c * mult + j) * kh + y) * kw + xx]
-        } } } }
-        common["depth_multiplier"] = mult
-        let (activation, output) = foldedActivation(&ctx, after: node, rank: 4, layout: cl)
+    if isDepthwise && n <= 2 {
+        common["depth_multiplier"] = m / channels
+        let (activation, output) = foldedActivation(&ctx, after: node, rank: n + 2, layout: cl)
         common["activation"] = activation
-        ctx.add("DepthwiseConv2D", config: common, inbound: [x],
-                weights: [("depthwise_kernel", Tensor(shape: [kh, kw, channels, mult], floats: k))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
+        ctx.add("DepthwiseConv\(n)D", config: common, inbound: [x],
+                weights: [("depthwise_kernel", kerasDepthwiseKernel(w, channels: channels))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
                 output: output, layout: cl)
         return
     }
-    var k = [Float](repeating: 0, count: kh * kw * cPerGroup * m)
-    for o in 0..<m { for c in 0..<cPerGroup { for y in 0..<kh { for xx in 0..<kw {
-        k[((y * kw + xx) * cPerGroup + c) * m + o] = src[((o * cPerGroup + c) * kh + y) * kw + xx]
-    } } } }
-    let (activation, output) = foldedActivation(&ctx, after: node, rank: 4, layout: cl)
+    let (activation, output) = foldedActivation(&ctx, after: node, rank: n + 2, layout: cl)
     common["activation"] = activation
     common["filters"] = m
     common["groups"] = a.group
-    ctx.add("Conv2D", config: common, inbound: [x],
-            weights: [("kernel", Tensor(shape: [kh, kw, cPerGroup, m], floats: k))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
+    ctx.add("Conv\(n)D", config: common, inbound: [x],
+            weights: [("kernel", kerasConvKernel(w))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
             output: output, layout: cl)
+}
+
+/// The IR pads (begin, end) and output padding of one axis of a Keras transposed convolution
+/// over `n` cells, as the Keras importer derives them from Keras's output length
+/// (`deconv_output_length`) and TensorFlow's padding of the forward convolution.
+func kerasConvTransposeAxis(_ n: Int, kernel: Int, stride s: Int, dilation: Int, same: Bool, outputPadding: Int?)
+    -> (begin: Int, end: Int, extra: Int) {
+    let k = (kernel - 1) * dilation + 1
+    let out: Int
+    if let extra = outputPadding {
+        out = (n - 1) * s + k - 2 * (same ? k / 2 : 0) + extra
+    } else {
+        out = same ? n * s : n * s + max(k - s, 0)
+    }
+    let total = (n - 1) * s + k - out
+    let begin = max(total, 0) / 2
+    return (begin, max(total - begin, 0), max(begin - total, 0))
+}
+
+/// ConvTranspose (1-, 2- or 3-D, one group) -> Conv1D/2D/3DTranspose: the `padding` (`valid` or
+/// `same`) and `output_padding` (none, or one per axis below the stride) whose output Keras
+/// computes with exactly the IR's pads and output padding; else an error.
+func writeKerasConvTranspose(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .convTranspose(let a) = node.op else { return }
+    let n = a.kernelShape.count
+    guard (1...3).contains(n) else { throw ctx.error("\(n)-D transposed convolution: Keras's are 1-, 2- or 3-D") }
+    guard a.group == 1 else { throw ctx.error("grouped transposed convolution: Keras's take one group") }
+    guard let w = ctx.constant(node.inputs[1]) else { throw ctx.error("the weights must be a constant") }
+    let hasBias = node.inputs.count > 2 && !node.inputs[2].isEmpty
+    let bias = hasBias ? ctx.constant(node.inputs[2]) : nil
+    if hasBias && bias == nil { throw ctx.error("the bias must be a constant") }
+    guard let inType = ctx.types[node.inputs[0]], inType.shape.rank == n + 2,
+          case let sizes = inType.shape.dims[2...].compactMap(\.value), sizes.count == n else {
+        throw ctx.error("the input's spatial sizes must be known")
+    }
+    func matches(same: Bool, outputPadding: [Int]?) -> Bool {
+        (0..<n).allSatisfy { i in
+            let axis = kerasConvTransposeAxis(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: a.dilations[i],
+                                              same: same, outputPadding: outputPadding?[i])
+            return axis == (a.pads[i], a.pads[i + n], a.outputPadding[i])
+        }
+    }
+    var chosen: (same: Bool, outputPadding: [Int]?)?
+    for same in [false, true] where chosen == nil {
+        if matches(same: same, outputPadding: nil) { chosen = (same, nil); break }
+        // Each axis on its own: the output padding (below the stride) that gives its pads.
+        let perAxis = (0..<n).map { i in
+            (0..<a.strides[i]).first { p in
+                kerasConvTransposeAxis(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: a.dilations[i],
+                                       same: same, outputPadding: p) == (a.pads[i], a.pads[i + n], a.outputPadding[i])
+            }
+        }
+        if perAxis.allSatisfy({ $0 != nil }) { chosen = (same, perAxis.map { $0! }) }
+    }
+    guard let (same, outputPadding) = chosen else {
+        throw ctx.error("transposed convolution with pads \(a.pads) and output padding \(a.outputPadding) on \(sizes) is neither "
+                        + "Keras's `valid` nor its `same` with any output_padding")
+    }
+    let cl = channelsLastLayout(n + 2)
+    let x = try ctx.input(node.inputs[0], layout: cl)
+    let filters = w.shape[1]
+    let (activation, output) = foldedActivation(&ctx, after: node, rank: n + 2, layout: cl)
+    ctx.add("Conv\(n)DTranspose", config: [
+        "filters": filters, "kernel_size": a.kernelShape, "strides": a.strides, "padding": same ? "same" : "valid",
+        "output_padding": outputPadding.map { $0 as Any } ?? NSNull(), "data_format": "channels_last",
+        "dilation_rate": a.dilations, "activation": activation, "use_bias": bias != nil,
+    ], inbound: [x], weights: [("kernel", kerasConvKernel(w))] + (bias.map { [("bias", $0.reshaped([filters]))] } ?? []),
+       output: output, layout: cl)
 }
 
 /// Gemm (A not transposed, constant B and C) and MatMul by a constant matrix (with an Add of a
@@ -218,8 +292,9 @@ func transposedMatrix(_ t: Tensor) -> Tensor {
     return Tensor(shape: [c, r], floats: out)
 }
 
-/// MaxPool / AveragePool (2-D) -> MaxPooling2D / AveragePooling2D with `valid` or `same` when
-/// Keras's windows (floor rounding, TF same pads, averages over real cells) are the model's.
+/// MaxPool / AveragePool (1-, 2- or 3-D) -> MaxPooling1D/2D/3D / AveragePooling1D/2D/3D with
+/// `valid` or `same` when Keras's windows (floor rounding, TF same pads, averages over real
+/// cells) are the model's.
 func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
     let a: PoolAttributes
     let isMax: Bool
@@ -228,45 +303,48 @@ func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
     case .averagePool(let p): a = p; isMax = false
     default: return
     }
-    guard a.kernelShape.count == 2 else { throw ctx.error("the exporter writes 2-D pooling only") }
+    let n = a.kernelShape.count
+    guard (1...3).contains(n) else { throw ctx.error("\(n)-D pooling: Keras's pooling layers are 1-, 2- or 3-D") }
     guard a.isDense, node.outputs.count == 1 else { throw ctx.error("Keras pooling has no dilations and no Indices output") }
     guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]],
-          let sizes = inType.shape.fixedSizes.map({ Array($0.dropFirst(2)) }) ?? {
-              let d = inType.shape.dims.dropFirst(2).compactMap(\.value); return d.count == 2 ? Array(d) : nil }(),
-          let outSizes = { let d = outType.shape.dims.dropFirst(2).compactMap(\.value); return d.count == 2 ? Array(d) : nil }() else {
+          case let sizes = inType.shape.dims.dropFirst(2).compactMap(\.value), sizes.count == n,
+          case let outSizes = outType.shape.dims.dropFirst(2).compactMap(\.value), outSizes.count == n else {
         throw ctx.error("the spatial sizes must be known")
     }
-    let valid = a.pads.allSatisfy { $0 == 0 } && (0..<2).allSatisfy { outSizes[$0] == (sizes[$0] - a.kernelShape[$0]) / a.strides[$0] + 1 }
-    let same = (0..<2).allSatisfy { i in
+    let valid = a.pads.allSatisfy { $0 == 0 } && (0..<n).allSatisfy { outSizes[$0] == (sizes[$0] - a.kernelShape[$0]) / a.strides[$0] + 1 }
+    let same = (0..<n).allSatisfy { i in
         let (b, e) = tfSamePads(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: 1)
-        return a.pads[i] == b && a.pads[i + 2] == e && outSizes[i] == (sizes[i] + a.strides[i] - 1) / a.strides[i]
+        return a.pads[i] == b && a.pads[i + n] == e && outSizes[i] == (sizes[i] + a.strides[i] - 1) / a.strides[i]
     } && (isMax || !a.countIncludePad || a.pads.allSatisfy { $0 == 0 })
     guard valid || same else {
         throw ctx.error("pooling with kernel \(a.kernelShape), strides \(a.strides), pads \(a.pads)\(a.ceilMode ? ", ceil rounding" : "")"
                         + "\(!isMax && a.countIncludePad ? ", padding counted in averages" : "") on \(sizes) is neither Keras's `valid` nor its `same`")
     }
-    let cl = channelsLastLayout(4)
+    let cl = channelsLastLayout(n + 2)
     let x = try ctx.input(node.inputs[0], layout: cl)
-    ctx.add(isMax ? "MaxPooling2D" : "AveragePooling2D",
+    ctx.add(isMax ? "MaxPooling\(n)D" : "AveragePooling\(n)D",
             config: ["pool_size": a.kernelShape, "strides": a.strides, "padding": valid ? "valid" : "same", "data_format": "channels_last"],
             inbound: [x], output: node.outputs[0], layout: cl)
 }
 
-/// GlobalAveragePool / GlobalMaxPool (2-D) -> GlobalAveragePooling2D / GlobalMaxPooling2D with keepdims.
+/// GlobalAveragePool / GlobalMaxPool (1-, 2- or 3-D) -> GlobalAveragePooling1D/2D/3D /
+/// GlobalMaxPooling1D/2D/3D with keepdims.
 func writeKerasGlobalPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard try ctx.rank(node.inputs[0]) == 4 else { throw ctx.error("the exporter writes 2-D global pooling only") }
-    let cl = channelsLastLayout(4)
+    let rank = try ctx.rank(node.inputs[0])
+    guard (3...5).contains(rank) else { throw ctx.error("global pooling of a \(rank)-D value: Keras's are 1-, 2- or 3-D") }
+    let cl = channelsLastLayout(rank)
     let x = try ctx.input(node.inputs[0], layout: cl)
     let isMax: Bool
     if case .globalMaxPool = node.op { isMax = true } else { isMax = false }
+    let cls = (isMax ? "GlobalMaxPooling" : "GlobalAveragePooling") + "\(rank - 2)D"
     // Keras's default form (keepdims=False) is the IR's pooling and a Flatten of one source layer.
     if let next = ctx.soleSameLayerReader(of: node.outputs[0]), case .flatten(1) = next.node.op {
         ctx.absorbed.insert(next.index)
-        ctx.add(isMax ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D", config: ["data_format": "channels_last", "keepdims": false],
+        ctx.add(cls, config: ["data_format": "channels_last", "keepdims": false],
                 inbound: [x], output: next.node.outputs[0], layout: [0, 1])
         return
     }
-    ctx.add(isMax ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D", config: ["data_format": "channels_last", "keepdims": true],
+    ctx.add(cls, config: ["data_format": "channels_last", "keepdims": true],
             inbound: [x], output: node.outputs[0], layout: cl)
 }
 
