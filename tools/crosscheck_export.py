@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "Tests" / "crosscheck"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from export_fixtures import (CAFFE_TO_KERAS, KERAS3_CANNOT_READ_KERAS2_NESTED, KERAS_TO_KERAS,  # noqa: E402
+from export_fixtures import (CAFFE_TO_KERAS, KERAS3_CANNOT_READ_KERAS2, KERAS_TO_KERAS,  # noqa: E402
                              NOT_IN_REAL_KERAS, ROUND_TRIP_CHANGES)
 
 
@@ -111,17 +111,17 @@ def main():
                 # tf_keras reads .h5 only; Keras 3 reads both.
                 for framework in [f for f in args.frameworks.split(",") if suffix == ".h5" or f == "keras"]:
                     name = label.split("/", 1)[1]
-                    if framework == "keras" and suffix == ".h5" and name in KERAS3_CANNOT_READ_KERAS2_NESTED:
-                        # Keras 3 cannot read the Keras 2 layout of nested models: check that it
-                        # still cannot read tf_keras's own file either (else Ferry's should load).
+                    if framework == "keras" and suffix == ".h5" and name in KERAS3_CANNOT_READ_KERAS2:
+                        # Keras 3 cannot read this Keras 2 layout: check that it still cannot read
+                        # tf_keras's own file either (else Ferry's should load).
                         try:
                             load_with("keras")(str(source), compile=False)
                             print(f"FAIL {label}{suffix} in keras: Keras 3 now reads tf_keras's file; remove it from "
-                                  "KERAS3_CANNOT_READ_KERAS2_NESTED")
+                                  "KERAS3_CANNOT_READ_KERAS2")
                             failures += 1
                         except Exception as e:  # noqa: BLE001 - the expected failure
                             print(f"skip {label}{suffix} in keras: Keras 3 cannot read tf_keras's own file either "
-                                  f"({type(e).__name__})")
+                                  f"({KERAS3_CANNOT_READ_KERAS2[name]}; {type(e).__name__})")
                         continue
                     try:
                         model = load_with(framework)(str(target), compile=False)

@@ -55,9 +55,28 @@ public enum KerasImporter {
         if !nested.isEmpty, let json = try? JSONSerialization.data(withJSONObject: nested, options: [.sortedKeys]) {
             metadata["keras_nested_models"] = String(decoding: json, as: UTF8.self)
         }
+        // The names of the layers a Bidirectional wraps, by the wrapper's path.
+        let wrapped = wrappedLayerNames(model, path: [])
+        if !wrapped.isEmpty, let json = try? JSONSerialization.data(withJSONObject: wrapped, options: [.sortedKeys]) {
+            metadata["keras_wrapped_layers"] = String(decoding: json, as: UTF8.self)
+        }
         let ctx = LayerContext(builder: GraphBuilder(name: model.name, metadata: metadata), store: source.store,
                                kerasMajor: major)
         return try assemble(model, ctx)
+    }
+
+    /// {path of a wrapper layer: the wrapped layer's name} at any depth.
+    static func wrappedLayerNames(_ model: ModelConfig, path: [String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for layer in model.layers {
+            if let wrapper = layer.spec as? WrapsNamedLayer, let inner = wrapper.innerName {
+                result[(path + [layer.name]).joined(separator: "/")] = inner
+            }
+            if let nested = layer.spec as? NestedModelSpec {
+                result.merge(wrappedLayerNames(nested.model, path: path + [layer.name])) { a, _ in a }
+            }
+        }
+        return result
     }
 
     /// {path of a nested model: {"class": its class, "inputs": its InputLayers' names}} for

@@ -6,6 +6,16 @@ import FerryIR
 let kerasExportTable: [String: KerasLayerWriter] = [
     "Conv": writeKerasConv,
     "ConvTranspose": writeKerasConvTranspose,
+    "RNN": writeKerasRecurrent,
+    "LSTM": writeKerasRecurrent,
+    "GRU": writeKerasRecurrent,
+    "Unsqueeze": writeKerasUnsqueeze,
+    "LayerNormalization": writeKerasLayerNormalization,
+    "GroupNormalization": writeKerasGroupNormalization,
+    "LpNormalization": writeKerasUnitNormalization,
+    "Gather": writeKerasEmbedding,
+    "Cast": writeKerasCast,
+    "Resize": writeKerasResize,
     "Gemm": writeKerasDense,
     "MatMul": writeKerasDense,
     "MaxPool": writeKerasPooling,
@@ -294,7 +304,9 @@ func transposedMatrix(_ t: Tensor) -> Tensor {
 
 /// MaxPool / AveragePool (1-, 2- or 3-D) -> MaxPooling1D/2D/3D / AveragePooling1D/2D/3D with
 /// `valid` or `same` when Keras's windows (floor rounding, TF same pads, averages over real
-/// cells) are the model's.
+/// cells) read the same cells and divide by the same counts as the model's, axis by axis: so
+/// Caffe's ceil rounding is written where its last window, clipped to the input, is the one
+/// Keras's `same` reads.
 func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
     let a: PoolAttributes
     let isMax: Bool
@@ -311,11 +323,26 @@ func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
           case let outSizes = outType.shape.dims.dropFirst(2).compactMap(\.value), outSizes.count == n else {
         throw ctx.error("the spatial sizes must be known")
     }
-    let valid = a.pads.allSatisfy { $0 == 0 } && (0..<n).allSatisfy { outSizes[$0] == (sizes[$0] - a.kernelShape[$0]) / a.strides[$0] + 1 }
+    // The model's windows, axis by axis: the input cells each reads and what an average divides
+    // by. Keras's `valid` and `same` windows read real cells only and divide by their count.
+    func windows(_ i: Int, out: Int, padBegin: Int, padEnd: Int, countsPad: Bool) -> [[Int]] {
+        (0..<out).map { j in
+            let start = j * a.strides[i] - padBegin
+            let first = max(start, 0), end = max(first, min(start + a.kernelShape[i], sizes[i]))
+            let divisor = countsPad ? min(start + a.kernelShape[i], sizes[i] + padEnd) - start : end - first
+            return [first, end, isMax ? 0 : divisor]
+        }
+    }
+    func model(_ i: Int) -> [[Int]] {
+        windows(i, out: outSizes[i], padBegin: a.pads[i], padEnd: a.pads[i + n], countsPad: !isMax && a.countIncludePad)
+    }
+    let valid = (0..<n).allSatisfy { i in
+        sizes[i] >= a.kernelShape[i] && model(i) == windows(i, out: (sizes[i] - a.kernelShape[i]) / a.strides[i] + 1, padBegin: 0, padEnd: 0, countsPad: false)
+    }
     let same = (0..<n).allSatisfy { i in
         let (b, e) = tfSamePads(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: 1)
-        return a.pads[i] == b && a.pads[i + n] == e && outSizes[i] == (sizes[i] + a.strides[i] - 1) / a.strides[i]
-    } && (isMax || !a.countIncludePad || a.pads.allSatisfy { $0 == 0 })
+        return model(i) == windows(i, out: (sizes[i] + a.strides[i] - 1) / a.strides[i], padBegin: b, padEnd: e, countsPad: false)
+    }
     guard valid || same else {
         throw ctx.error("pooling with kernel \(a.kernelShape), strides \(a.strides), pads \(a.pads)\(a.ceilMode ? ", ceil rounding" : "")"
                         + "\(!isMax && a.countIncludePad ? ", padding counted in averages" : "") on \(sizes) is neither Keras's `valid` nor its `same`")
@@ -508,6 +535,7 @@ func writeKerasFlatten(_ ctx: inout KerasExportContext, _ node: Node) throws {
 
 /// Reshape keeping the batch -> Reshape of the tensor in the IR's order.
 func writeKerasReshape(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    if try writeKerasRepeatPattern(&ctx, node) { return }
     guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]],
           inType.shape.rank > 0, outType.shape.rank > 0, inType.shape.dims[0] == outType.shape.dims[0] else {
         throw ctx.error("a reshape that changes the batch axis has no Keras layer")

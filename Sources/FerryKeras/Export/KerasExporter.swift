@@ -81,7 +81,7 @@ public enum KerasExporter {
             let layerName = ctx.uniqueName(kerasLayerName(input.name))
             ctx.tensor[input.name] = KerasTensorRef(layer: layerName)
             let shape = layout.map { input.type.shape.dims[$0] }
-            ctx.layers.append(inputLayer(layerName, shape: shape.map(\.value)))
+            ctx.layers.append(inputLayer(layerName, shape: shape.map(\.value), dtype: input.type.dtype))
             if layout != Array(0..<rank) {
                 changes.append(LayoutChange(name: input.name, isInput: true, before: input.type.shape, after: Shape(shape),
                                             fromLayout: "channels-first", toLayout: "channels-last"))
@@ -167,10 +167,11 @@ public enum KerasExporter {
         }
     }
 
-    static func inputLayer(_ name: String, shape: [Int?]) -> KerasLayerRecord {
+    /// An InputLayer; integer inputs (an Embedding's ids) keep their type.
+    static func inputLayer(_ name: String, shape: [Int?], dtype: DType = .float32) -> KerasLayerRecord {
         KerasLayerRecord(name: name, className: "InputLayer", config: [
             "batch_input_shape": [NSNull()] + shape.dropFirst().map { d -> Any in d.map { $0 as Any } ?? NSNull() },
-            "dtype": "float32", "sparse": false, "ragged": false, "name": name,
+            "dtype": [.int32, .int64].contains(dtype) ? dtype.rawValue : "float32", "sparse": false, "ragged": false, "name": name,
         ], calls: [], weights: [], outputRank: shape.count, outputShape: shape, scope: "")
     }
 

@@ -38,11 +38,24 @@ extension KerasExporter {
                 let base = snakeCase(layer.className)
                 let n = counters[base, default: 0]
                 counters[base] = n + 1
-                let group = "layers/\(n == 0 ? base : "\(base)_\(n)")/vars"
-                try w.group(group)
-                try w.setStrings("name", [layer.name], on: group, variableLength: true, scalar: true)
-                for (i, weight) in layer.weights.enumerated() {
-                    try w.writeFloats("\(group)/\(i)", shape: weight.tensor.shape, weight.tensor.floats)
+                let folder = "layers/\(n == 0 ? base : "\(base)_\(n)")"
+                try w.group("\(folder)/vars")
+                try w.setStrings("name", [layer.name], on: "\(folder)/vars", variableLength: true, scalar: true)
+                // A recurrent layer's weights are its cell's (a Bidirectional's its two layers'
+                // cells), each group counting its own from 0.
+                var counts: [String: Int] = [:]
+                for weight in layer.weights {
+                    let (sub, cell) = keras3WeightGroup(weight.name, layer: layer.name)
+                    let group = sub.isEmpty ? "\(folder)/vars" : "\(folder)/\(sub)/vars"
+                    if counts[group] == nil {
+                        counts[group] = 0
+                        if !sub.isEmpty {
+                            try w.group(group)
+                            try w.setStrings("name", [cell], on: group, variableLength: true, scalar: true)
+                        }
+                    }
+                    try w.writeFloats("\(group)/\(counts[group]!)", shape: weight.tensor.shape, weight.tensor.floats)
+                    counts[group]! += 1
                 }
             }
             try w.close()
@@ -90,7 +103,10 @@ extension KerasExporter {
             // One inbound node per call (a shared layer has several).
             let calls: [[String: Any]] = l.calls.map { call in
                 let args: [Any] = mergeClasses.contains(l.className) ? [call.map(tensor)] : [tensor(call[0])]
-                return ["args": args, "kwargs": [String: Any]()]
+                // A recurrent layer's further inputs are its initial states.
+                let kwargs: [String: Any] = !mergeClasses.contains(l.className) && call.count > 1
+                    ? ["initial_state": call.dropFirst().map(tensor)] : [:]
+                return ["args": args, "kwargs": kwargs]
             }
             return ["module": "keras.layers", "class_name": l.className, "config": config, "registered_name": NSNull(),
                     "name": l.name, "inbound_nodes": calls]
@@ -99,6 +115,17 @@ extension KerasExporter {
         model["layers"] = layers
         return ["module": "keras.src.models.functional", "class_name": "Functional", "config": model,
                 "registered_name": "Functional"]
+    }
+
+    /// Where Keras 3 keeps a weight named `<layer>/<path>/<leaf>:0` inside its layer's folder,
+    /// and that group's name: a recurrent cell's (`<layer>/lstm_cell/kernel:0`) in `cell`, a
+    /// Bidirectional's (`<layer>/forward_<inner>/lstm_cell/kernel:0`) in `forward_layer/cell`
+    /// or `backward_layer/cell`; any other weight in the layer's own `vars` ("").
+    static func keras3WeightGroup(_ weight: String, layer: String) -> (String, String) {
+        let parts = weight.hasPrefix(layer + "/") ? weight.dropFirst(layer.count + 1).split(separator: "/").map(String.init) : []
+        guard parts.count >= 2, let cell = parts.dropLast().last, cell.hasSuffix("_cell") else { return ("", "") }
+        if parts.count == 3 { return ((parts[0].hasPrefix("forward_") ? "forward_layer" : "backward_layer") + "/cell", cell) }
+        return ("cell", cell)
     }
 
     /// Keras's `to_snake_case`: Conv2D -> conv2d, BatchNormalization -> batch_normalization.

@@ -242,12 +242,14 @@ func reverseTime(_ x: IRValue, _ ctx: LayerContext) throws -> IRValue {
 /// Bidirectional: a forward and a backward layer of one type over the same input, as one
 /// bidirectional IR node; outputs merged by `merge_mode` (concat, sum, mul, ave, or None for
 /// both), then the forward states and the backward states when return_state.
-struct BidirectionalSpec<Kind: RecurrentKind>: KerasLayer {
+struct BidirectionalSpec<Kind: RecurrentKind>: KerasLayer, WrapsNamedLayer {
     enum Merge: String { case concat, sum, mul, ave }
 
     var forward: RecurrentSpec<Kind>
     var backward: RecurrentSpec<Kind>
     var merge: Merge?
+    /// The wrapped layer's own name (its weights are `forward_<name>/...`), for the exporter.
+    var innerName: String?
     var maskEffect: KerasMaskEffect { .reads }
 
     init(config: ConfigReader) throws {
@@ -338,6 +340,9 @@ struct BidirectionalSpec<Kind: RecurrentKind>: KerasLayer {
     }
 }
 
+/// A layer wrapping another whose name the exporter needs back (Bidirectional).
+protocol WrapsNamedLayer { var innerName: String? { get } }
+
 /// Parses a Bidirectional layer: its `layer` (the forward layer) and, when given,
 /// `backward_layer` (Keras 3 always writes it); without it the backward layer is the forward
 /// layer's config running backwards.
@@ -353,7 +358,9 @@ func parseBidirectional(_ config: ConfigReader) throws -> any KerasLayer {
         if let backwardConfig, try config.object("backward_layer").string("class_name") != className {
             throw backwardConfig.error("a backward layer of another type than the forward layer is not supported")
         }
-        return try BidirectionalSpec<K>(forward: f, backward: b, config: config)
+        var spec = try BidirectionalSpec<K>(forward: f, backward: b, config: config)
+        spec.innerName = try? innerConfig.string("name")
+        return spec
     }
     switch className {
     case "SimpleRNN": return try make(SimpleRNNKind.self)

@@ -1,0 +1,95 @@
+import Foundation
+import FerryIR
+
+// Normalizations and lookups as Keras layers. A Keras layer built with `scale=False` or
+// `center=False` is imported with a constant gamma of ones or beta of zeros: such constants are
+// written back as the flag, not as weights (a trained gamma of exactly ones, or beta of zeros,
+// is written the same way; the outputs are the same).
+
+/// The optional operand `i` of `node` as a constant: nil when absent, an error when data.
+private func optionalConstant(_ ctx: KerasExportContext, _ node: Node, _ i: Int, _ what: String) throws -> Tensor? {
+    guard node.inputs.count > i, !node.inputs[i].isEmpty else { return nil }
+    guard let t = ctx.constant(node.inputs[i]) else { throw ctx.error("\(what) must be a constant") }
+    return t
+}
+
+/// LayerNormalization over the trailing IR axes -> LayerNormalization over the same axes of
+/// the Keras tensor (a Permute first when the Keras layout does not keep them trailing, in order).
+func writeKerasLayerNormalization(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .layerNormalization(let axis, let epsilon) = node.op else { return }
+    let rank = try ctx.rank(node.inputs[0])
+    guard let first = normalizeAxis(axis, rank: rank), first >= 1 else { throw ctx.error("normalizing over the batch axis") }
+    guard let gamma = try optionalConstant(ctx, node, 1, "gamma") else { throw ctx.error("gamma must be a constant") }
+    let beta = try optionalConstant(ctx, node, 2, "beta")
+    guard let have = ctx.layout[node.inputs[0]] else { throw ctx.error("input not written") }
+    let axes = Array(first..<rank)
+    let layout = axes.map { have.firstIndex(of: $0)! } == Array(first..<rank) ? have : Array(0..<rank)
+    let x = try ctx.input(node.inputs[0], layout: layout)
+    guard let sizes = ctx.types[node.inputs[0]].map({ t in axes.compactMap { t.shape.dims[$0].value } }), sizes.count == axes.count else {
+        throw ctx.error("the normalized sizes must be known")
+    }
+    let scale = !gamma.floats.allSatisfy { $0 == 1 }
+    let center = beta.map { !$0.floats.allSatisfy { $0 == 0 } } ?? false
+    var weights: [(String, Tensor)] = []
+    if scale { weights.append(("gamma", gamma.reshaped(sizes))) }
+    if center, let beta { weights.append(("beta", beta.reshaped(sizes))) }
+    ctx.add("LayerNormalization", config: ["axis": axes, "epsilon": Double(epsilon), "center": center, "scale": scale],
+            inbound: [x], weights: weights, output: node.outputs[0], layout: layout)
+}
+
+/// GroupNormalization (groups of contiguous channels) -> GroupNormalization over the
+/// channels-last axis.
+func writeKerasGroupNormalization(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .groupNormalization(let groups, let epsilon) = node.op else { return }
+    let rank = try ctx.rank(node.inputs[0])
+    guard rank >= 3 else { throw ctx.error("group normalization of a \(rank)-D value") }
+    guard let gamma = try optionalConstant(ctx, node, 1, "scale"), let beta = try optionalConstant(ctx, node, 2, "bias"),
+          gamma.count == beta.count, gamma.count == ctx.types[node.inputs[0]]?.shape.dims[1].value else {
+        throw ctx.error("scale and bias must be per-channel constants (the IR's opset-21 form)")
+    }
+    let cl = channelsLastLayout(rank)
+    let x = try ctx.input(node.inputs[0], layout: cl)
+    let scale = !gamma.floats.allSatisfy { $0 == 1 }, center = !beta.floats.allSatisfy { $0 == 0 }
+    var weights: [(String, Tensor)] = []
+    if scale { weights.append(("gamma", gamma.reshaped([gamma.count]))) }
+    if center { weights.append(("beta", beta.reshaped([beta.count]))) }
+    ctx.add("GroupNormalization", config: ["groups": groups, "axis": -1, "epsilon": Double(epsilon), "center": center, "scale": scale],
+            inbound: [x], weights: weights, output: node.outputs[0], layout: cl)
+}
+
+/// LpNormalization with p = 2 -> UnitNormalization along the same axis of the Keras tensor
+/// (Keras clamps the squared norm at 1e-12 where ONNX gives 0 for a zero norm).
+func writeKerasUnitNormalization(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .lpNormalization(let axis, let p) = node.op else { return }
+    guard p == 2 else { throw ctx.error("an L\(p) normalization: Keras's UnitNormalization is L2") }
+    guard let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { throw ctx.error("input not written") }
+    guard let a = normalizeAxis(axis, rank: have.count), a >= 1 else { throw ctx.error("normalizing along the batch axis") }
+    ctx.add("UnitNormalization", config: ["axis": have.firstIndex(of: a)!], inbound: [x], output: node.outputs[0], layout: have)
+}
+
+/// Gather from a constant 2-D table along axis 0 -> Embedding (ids in the IR's order).
+func writeKerasEmbedding(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .gather(let axis) = node.op else { return }
+    guard axis == 0, let table = ctx.constant(node.inputs[0]), table.rank == 2 else {
+        throw ctx.error("only a lookup of data ids in a constant 2-D table (axis 0) is a Keras layer (Embedding)")
+    }
+    let rank = try ctx.rank(node.inputs[1])
+    let ids = try ctx.input(node.inputs[1], layout: Array(0..<rank))
+    ctx.add("Embedding", config: ["input_dim": table.shape[0], "output_dim": table.shape[1], "mask_zero": false],
+            inbound: [ids], weights: [("embeddings", table)], output: node.outputs[0], layout: Array(0..<(rank + 1)))
+}
+
+/// A Cast to int32 read only as an Embedding's ids: Keras's Embedding casts its ids itself.
+func writeKerasCast(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .cast(.int32) = node.op, !ctx.isGraphOutput(node.outputs[0]),
+          let readers = ctx.consumers[node.outputs[0]], !readers.isEmpty, readers.allSatisfy({ r in
+              if case .gather(0) = ctx.graph.nodes[r].op, ctx.graph.nodes[r].inputs[1] == node.outputs[0],
+                 ctx.graph.nodes[r].inputs[0] != node.outputs[0], ctx.constant(ctx.graph.nodes[r].inputs[0]) != nil { return true }
+              return false
+          }) else {
+        throw ctx.error("Keras has no built-in layer for Cast")
+    }
+    guard let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { throw ctx.error("input not written") }
+    ctx.tensor[node.outputs[0]] = x
+    ctx.layout[node.outputs[0]] = have
+}
