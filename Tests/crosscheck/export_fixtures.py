@@ -7,7 +7,7 @@ import json
 KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "functional_in_sequential", "mlp",
                   "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap",
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
-                  "bidirectional_family", "norm_family", "embedding"]
+                  "bidirectional_family", "norm_family", "embedding", "reshaping_family"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -21,7 +21,7 @@ KERAS3_CANNOT_READ_KERAS2 = {
 }
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
-        "embedding"]
+        "embedding", "reshaping_family"]
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val", "shapes",
                   "shuffle_channel", "resnet_small", "upsample"]

@@ -50,6 +50,28 @@ func writeReshapeToOutputShape(_ ctx: inout CaffeExportContext, _ node: Node) th
     }
 }
 
+/// Reshape -> Reshape to the output's shape; the importer's ShuffleChannel (a Reshape to
+/// (N, group, C / group, -1), a Transpose of those two axes and a Reshape back, of one source
+/// layer) -> ShuffleChannel with its group, as it was.
+func writeReshape(_ ctx: inout CaffeExportContext, _ node: Node) throws {
+    if case .reshape(let grouped, _) = node.op, grouped.count == 4, grouped[0] == 0, grouped[3] == -1,
+       let dims = ctx.type(node.inputs[0])?.shape.dims, dims.count >= 2, let channels = dims[1].value,
+       grouped[1] > 1, grouped[1] * grouped[2] == channels,
+       let t = ctx.soleSameLayerReader(of: node.outputs[0]), case .transpose([0, 2, 1, 3]) = t.node.op {
+        ctx.absorbed.insert(t.index)
+        if let back = ctx.soleSameLayerReader(of: t.node.outputs[0]), case .reshape = back.node.op,
+           ctx.type(back.node.outputs[0])?.shape == ctx.type(node.inputs[0])?.shape {
+            ctx.absorbed.insert(back.index)
+            ctx.addLayer("ShuffleChannel", bottoms: [try dataBottom(ctx, node)], outputs: back.node.outputs) { l in
+                l.shuffleChannelParam.group = UInt32(grouped[1])
+            }
+            return
+        }
+        ctx.absorbed.remove(t.index)
+    }
+    try writeReshapeToOutputShape(&ctx, node)
+}
+
 /// Transpose -> Permute (the SSD layer; OpenCV reads it).
 func writePermute(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     guard case .transpose(let perm) = node.op else { return }

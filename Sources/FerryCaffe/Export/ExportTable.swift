@@ -50,7 +50,7 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     // Data movement
     "Concat": writeConcat,
     "Flatten": writeFlatten,
-    "Reshape": writeReshapeToOutputShape,
+    "Reshape": writeReshape,
     "Squeeze": writeReshapeToOutputShape,
     "Unsqueeze": writeReshapeToOutputShape,
     "Transpose": writePermute,

@@ -16,6 +16,7 @@ let kerasExportTable: [String: KerasLayerWriter] = [
     "Gather": writeKerasEmbedding,
     "Cast": writeKerasCast,
     "Resize": writeKerasResize,
+    "Slice": writeKerasCropping,
     "Gemm": writeKerasDense,
     "MatMul": writeKerasDense,
     "MaxPool": writeKerasPooling,
@@ -557,15 +558,44 @@ func writeKerasTranspose(_ ctx: inout KerasExportContext, _ node: Node) throws {
     ctx.layout[node.outputs[0]] = have.map { inverse[$0] }
 }
 
-/// A zero Pad of the two spatial axes of a 4-D value -> ZeroPadding2D.
+/// A zero Pad of the spatial axes of a 3-, 4- or 5-D value -> ZeroPadding1D/2D/3D.
 func writeKerasZeroPadding(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard case .pad(let p) = node.op else { return }
-    guard p.mode == .constant, p.value == 0, p.pads.count == 8, p.pads.allSatisfy({ $0 >= 0 }),
-          p.pads[0] == 0, p.pads[1] == 0, p.pads[4] == 0, p.pads[5] == 0 else {
-        throw ctx.error("only zero padding of the two spatial axes of a 4-D tensor is a Keras layer (ZeroPadding2D)")
+    let rank = p.pads.count / 2
+    guard p.mode == .constant, p.value == 0, (3...5).contains(rank), p.pads.allSatisfy({ $0 >= 0 }),
+          p.pads[0] == 0, p.pads[1] == 0, p.pads[rank] == 0, p.pads[rank + 1] == 0 else {
+        throw ctx.error("only zero padding of the spatial axes of a 3-, 4- or 5-D tensor is a Keras layer (ZeroPadding1D/2D/3D)")
     }
-    let cl = channelsLastLayout(4)
+    let pairs = (2..<rank).map { [p.pads[$0], p.pads[$0 + rank]] }
+    let cl = channelsLastLayout(rank)
     let x = try ctx.input(node.inputs[0], layout: cl)
-    ctx.add("ZeroPadding2D", config: ["padding": [[p.pads[2], p.pads[6]], [p.pads[3], p.pads[7]]], "data_format": "channels_last"],
+    // tf_keras's ZeroPadding1D takes no data_format.
+    ctx.add("ZeroPadding\(rank - 2)D", config: rank == 3 ? ["padding": pairs[0]] : ["padding": pairs, "data_format": "channels_last"],
+            inbound: [x], output: node.outputs[0], layout: cl)
+}
+
+/// A Slice of the spatial axes of a 3-, 4- or 5-D value (steps 1) -> Cropping1D/2D/3D with the
+/// cells it leaves out at each end.
+func writeKerasCropping(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .slice(let s) = node.op else { return }
+    guard node.inputs.dropFirst().allSatisfy(\.isEmpty), let inType = ctx.types[node.inputs[0]], (3...5).contains(inType.shape.rank),
+          let sizes = knownTail(inType.shape) else {
+        throw ctx.error("Keras has no built-in layer for Slice (Cropping1D/2D/3D: the spatial axes of a value with known sizes)")
+    }
+    let rank = inType.shape.rank
+    var crops = Array(repeating: [0, 0], count: rank - 2)
+    for (i, axis) in s.axes.enumerated() {
+        guard let a = normalizeAxis(axis, rank: rank), a >= 2, s.steps[i] == 1 else {
+            throw ctx.error("Keras has no built-in layer for Slice other than cropping spatial axes (Cropping1D/2D/3D)")
+        }
+        let n = sizes[a - 1]
+        let start = min(max(s.starts[i] < 0 ? s.starts[i] + n : s.starts[i], 0), n)
+        let end = min(max(s.ends[i] < 0 ? s.ends[i] + n : s.ends[i], 0), n)
+        guard end > start else { throw ctx.error("a Slice keeping no cells has no Keras layer") }
+        crops[a - 2] = [start, n - end]
+    }
+    let cl = channelsLastLayout(rank)
+    let x = try ctx.input(node.inputs[0], layout: cl)
+    ctx.add("Cropping\(rank - 2)D", config: rank == 3 ? ["cropping": crops[0]] : ["cropping": crops, "data_format": "channels_last"],
             inbound: [x], output: node.outputs[0], layout: cl)
 }

@@ -59,8 +59,17 @@ extension KerasExportContext {
     }
 }
 
-/// An Unsqueeze of a recurrent layer's initial state is part of that layer (written with it).
+/// An Unsqueeze of a recurrent layer's initial state is part of that layer (written with it);
+/// the Keras importer's RepeatVector (an Unsqueeze of axis 1 and a Tile of one source layer) is
+/// a RepeatVector.
 func writeKerasUnsqueeze(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    if case .unsqueeze([1]) = node.op, try ctx.rank(node.inputs[0]) == 2, let t = ctx.soleSameLayerReader(of: node.outputs[0]),
+       case .tile(let repeats) = t.node.op, repeats.count == 3, repeats[0] == 1, repeats[2] == 1 {
+        let x = try ctx.input(node.inputs[0], layout: [0, 1])
+        ctx.absorbed.insert(t.index)
+        ctx.add("RepeatVector", config: ["n": repeats[1]], inbound: [x], output: t.node.outputs[0], layout: [0, 1, 2])
+        return
+    }
     let readers = ctx.consumers[node.outputs[0]] ?? []
     let isInitialState = !readers.isEmpty && !ctx.isGraphOutput(node.outputs[0]) && readers.allSatisfy { r in
         let reader = ctx.graph.nodes[r]
