@@ -7,7 +7,7 @@ import json
 KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "functional_in_sequential", "mlp",
                   "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap",
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
-                  "bidirectional_family", "norm_family", "embedding", "reshaping_family"]
+                  "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -33,6 +33,8 @@ KERAS_VIA_ONNX_LACKS = {
                         "batch-first form the Keras importer makes",
     "bidirectional_family": "ONNX holds the recurrent ops sequence-first between Transposes; the Keras writer maps the "
                             "batch-first form the Keras importer makes",
+    "recurrent_stateful": "ONNX holds the recurrent ops sequence-first between Transposes; the Keras writer maps the "
+                          "batch-first form the Keras importer makes",
     "norm_family": "ONNX opset 17 has no GroupNormalization: Ferry writes it as InstanceNormalization over reshaped "
                    "groups, which has no Keras layer",
 }
