@@ -17,38 +17,29 @@ private struct Conversion: NumericVisitor {
     let target: DType
 
     func floating<S: FloatingElement>(_ operands: [[S]], _ wrap: @escaping ([S]) -> TensorStorage) -> TensorStorage {
-        let a = operands[0]
-        func integers<T: FixedWidthInteger>(_: T.Type) -> [T] {
-            a.map { v in
-                let whole = v.rounded(.towardZero)
-                if let u = UInt64(exactly: whole) { return T(truncatingIfNeeded: u) }
-                return T(truncatingIfNeeded: Int64(exactly: whole) ?? .min)
-            }
-        }
-        switch target {
-        case .float32: return .float32(a.map { Float($0) })
-        case .float64: return .float64(a.map { Double($0) })
-        case .float16: return .float16(a.map(halfBits))
-        case .bool: return .bool(a.map { $0 != 0 })
-        case .int64: return .int64(integers(Int64.self))
-        case .int32: return .int32(integers(Int32.self))
-        case .int16: return .int16(integers(Int16.self))
-        case .int8: return .int8(integers(Int8.self))
-        case .uint64: return .uint64(integers(UInt64.self))
-        case .uint32: return .uint32(integers(UInt32.self))
-        case .uint16: return .uint16(integers(UInt16.self))
-        case .uint8: return .uint8(integers(UInt8.self))
+        convert(operands[0], float: { Float($0) }, double: { Double($0) }, half: halfBits, isNonZero: { $0 != 0 }) { v in
+            let whole = v.rounded(.towardZero)
+            if let u = UInt64(exactly: whole) { return u }
+            return UInt64(bitPattern: Int64(exactly: whole) ?? .min)
         }
     }
 
     func integer<S: FixedWidthInteger & TensorElement>(_ operands: [[S]], _ wrap: @escaping ([S]) -> TensorStorage) -> TensorStorage {
-        let a = operands[0]
-        func integers<T: FixedWidthInteger>(_: T.Type) -> [T] { a.map { T(truncatingIfNeeded: $0) } }
+        convert(operands[0], float: { Float($0) }, double: { Double($0) }, half: { HalfFloat.bits(Float($0)) },
+                isNonZero: { $0 != 0 }) { UInt64(truncatingIfNeeded: $0) }
+    }
+
+    /// `a` as the target type. Integer targets take the low bits of each element's 64-bit two's
+    /// complement form (`bits64`), which is how both floats (after truncation toward zero) and
+    /// wider integers wrap.
+    private func convert<S>(_ a: [S], float: (S) -> Float, double: (S) -> Double, half: (S) -> UInt16,
+                            isNonZero: (S) -> Bool, bits64: (S) -> UInt64) -> TensorStorage {
+        func integers<T: FixedWidthInteger>(_: T.Type) -> [T] { a.map { T(truncatingIfNeeded: bits64($0)) } }
         switch target {
-        case .float32: return .float32(a.map { Float($0) })
-        case .float64: return .float64(a.map { Double($0) })
-        case .float16: return .float16(a.map { HalfFloat.bits(Float($0)) })
-        case .bool: return .bool(a.map { $0 != 0 })
+        case .float32: return .float32(a.map(float))
+        case .float64: return .float64(a.map(double))
+        case .float16: return .float16(a.map(half))
+        case .bool: return .bool(a.map(isNonZero))
         case .int64: return .int64(integers(Int64.self))
         case .int32: return .int32(integers(Int32.self))
         case .int16: return .int16(integers(Int16.self))
