@@ -246,6 +246,12 @@ final class KerasModelSource {
             }
             return data
         }
+        // Every member's header first (a size deflate cannot give is a lie), then their sum.
+        let readMembers = [("config.json", 1 << 28), ("metadata.json", 1 << 20), ("model.weights.h5", 1 << 40)]
+        for (name, limit) in readMembers {
+            if let entry = archive[name] { try checkDeclaredSize(entry, name, limit: limit, archivePath: path) }
+        }
+        try checkExpansion(of: archive, members: readMembers.map(\.0))
         let config = String(decoding: try member("config.json", limit: 1 << 28), as: UTF8.self)
         var version = ""
         if archive["metadata.json"] != nil {
@@ -260,6 +266,7 @@ final class KerasModelSource {
         try checkDeclaredSize(weightsEntry, "model.weights.h5", limit: 1 << 40, archivePath: path)
         let temp = FileManager.default.temporaryDirectory
             .appendingPathComponent("ferry-\(UUID().uuidString).weights.h5")
+        try checkFreeSpace(for: weightsEntry.uncompressedSize, in: temp.deletingLastPathComponent().path)
         do {
             guard FileManager.default.createFile(atPath: temp.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
                 throw FerryError("cannot create a temporary file for model.weights.h5 in \(temp.deletingLastPathComponent().path)")
@@ -318,6 +325,45 @@ final class KerasModelSource {
         guard entry.uncompressedSize <= entry.compressedSize &* 1100 &+ 65536 else {
             throw FerryError("the archive member \(name) declares \(entry.uncompressedSize) bytes from \(entry.compressedSize) compressed ones, more than deflate can produce")
         }
+    }
+
+    /// How far the members Ferry extracts may expand, together, once they pass `expansionFloor`
+    /// bytes. Keras writes them stored (1:1); recompressed with deflate, real models measured
+    /// 1.1:1 (random or trained weights, beyond a few MB) to 16:1 (the committed fixtures, whose
+    /// HDF5 metadata is most of their bytes), but a model whose weights are all zeros reaches
+    /// deflate's limit, about 1000:1 (tools/keras_zip_ratios.py): no ratio tells it from a bomb,
+    /// so below the floor any ratio is read, and above it FERRY_ZIP_MAX_RATIO may raise the limit.
+    /// Keras 3.15 itself refuses to extract a member past 256 MiB that expands more than 100 times.
+    static let defaultMaxExpansion = 100.0
+    static let expansionFloor: UInt64 = 256 << 20
+
+    /// Refuses an archive whose members `members` expand, summed, past both the floor and the
+    /// ratio: a zip bomb whose weights member starts with a real HDF5 signature and is zeros after.
+    /// Summed over the members, not each one, so a member of zeros beside a small config is judged
+    /// with its neighbours as a model is (and a bomb cannot hide in a member Ferry does not read:
+    /// only the ones it extracts count).
+    static func checkExpansion(of archive: Archive, members: [String]) throws {
+        let entries = members.compactMap { archive[$0] }
+        let declared = entries.reduce(UInt64(0)) { $0 &+ $1.uncompressedSize }
+        let stored = entries.reduce(UInt64(0)) { $0 &+ $1.compressedSize }
+        let limit = ProcessInfo.processInfo.environment["FERRY_ZIP_MAX_RATIO"].flatMap(Double.init) ?? defaultMaxExpansion
+        guard declared > expansionFloor, Double(declared) > limit * Double(stored) else { return }
+        let ratio = Double(declared) / Double(max(stored, 1))
+        throw FerryError(String(format: "the archive's members expand %.0f times (%llu bytes from %llu compressed), past the "
+                                + "limit of %g for archives over 256 MiB; a zip bomb? (a model of all-zero weights "
+                                + "recompressed can expand this far: FERRY_ZIP_MAX_RATIO raises the limit)",
+                                ratio, declared, stored, limit))
+    }
+
+    /// Refuses to extract `bytes` into `folder` when its file system has fewer free: the
+    /// extraction would fill the disk before failing.
+    static func checkFreeSpace(for bytes: UInt64, in folder: String) throws {
+        var info = statvfs()
+        guard statvfs(folder, &info) == 0 else { return }
+        let free = UInt64(info.f_bavail) &* UInt64(info.f_frsize)
+        guard bytes > free else { return }
+        throw FerryError("model.weights.h5 declares \(bytes) bytes, more than the \(free) bytes free in the temporary folder "
+                         + "\(folder) where it is extracted (TMPDIR chooses the folder)")
     }
 
     private struct SizeLie: Error {}

@@ -57,6 +57,13 @@ import FerryIR
         #expect(e?.message.contains("model.weights.h5") == true)
     }
 
+    @Test func extractionNeedsTheDeclaredBytesFreeInTheTemporaryFolder() throws {
+        let folder = FileManager.default.temporaryDirectory.path
+        try KerasModelSource.checkFreeSpace(for: 1 << 20, in: folder)
+        let e = #expect(throws: FerryError.self) { try KerasModelSource.checkFreeSpace(for: 1 << 62, in: folder) }
+        #expect(e?.message.contains("free in the temporary folder \(folder)") == true, "\(String(describing: e))")
+    }
+
     @Test func architectureJSONNeedsWeights() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-\(UUID().uuidString).json")
         try config.write(to: url)

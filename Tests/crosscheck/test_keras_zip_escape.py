@@ -56,23 +56,20 @@ def _declare_size(path, member, size):
     path.write_bytes(bytes(data))
 
 
-def _bomb_stream(size):
-    """`size` zero bytes deflated, in the raw form a zip member holds."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    block = bytes(1 << 20)
-    out = [compressor.compress(block) for _ in range(size >> 20)]
-    return b"".join(out) + compressor.flush()
-
-
-def _zip_bomb(path, size):
-    """model.weights.h5 declared and really holding `size` zeros (a thousand to one)."""
+def _zip_bomb(path, size, head=b""):
+    """model.weights.h5 declared and really holding `head` and then zeros up to `size` bytes (a
+    thousand to one), deflated."""
     members = _members()
     del members["model.weights.h5"]
     _write(path, members)
-    raw = _bomb_stream(size)
-    crc = 0
+    assert len(head) < 1 << 20 and size % (1 << 20) == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     block = bytes(1 << 20)
-    for _ in range(size >> 20):
+    first = head + block[len(head):]
+    raw = b"".join([compressor.compress(first)] + [compressor.compress(block) for _ in range((size >> 20) - 1)])
+    raw += compressor.flush()
+    crc = zlib.crc32(first)
+    for _ in range((size >> 20) - 1):
         crc = zlib.crc32(block, crc)
     name = b"model.weights.h5"
     data = bytearray(path.read_bytes())
@@ -108,8 +105,13 @@ CASES = {
         _write(p, _members()), _declare_size(p, "model.weights.h5", 100))),
     "config_declared_smaller": ("holds more than the 10 bytes its header declares", lambda p, t: (
         _write(p, _members()), _declare_size(p, "config.json", 10))),
-    # A real bomb: 256 MiB of zeros in 250 KB, as its header honestly says.
-    "zip_bomb": ("not an HDF5 file", lambda p, t: _zip_bomb(p, 256 << 20)),
+    # A real bomb: 64 MiB of zeros in 64 KB, as its header honestly says (under the 256 MiB
+    # from which the expansion is limited: refused at its first bytes, which are not HDF5's).
+    "zip_bomb": ("not an HDF5 file", lambda p, t: _zip_bomb(p, 64 << 20)),
+    # 300 MiB in 300 KB whose first bytes are the model's real weights file, then zeros: it
+    # passes the signature check, and is refused before extraction for its expansion (1,000:1
+    # over the members Ferry reads, against a limit of 100).
+    "zip_bomb_hdf5": ("expand 1", lambda p, t: _zip_bomb(p, 300 << 20, _members()["model.weights.h5"])),
 }
 
 
@@ -151,3 +153,21 @@ def test_the_hostile_zips_hold_what_they_claim(tmp_path):
         assert info.file_size == 4 << 20 and len(z.read("model.weights.h5")) == 4 << 20
         assert info.compress_size * 100 < info.file_size
         assert z.read("config.json") == _members()["config.json"]
+
+
+def test_the_expansion_limit_is_overridable_and_extraction_leaves_nothing(tmp_path):
+    """FERRY_ZIP_MAX_RATIO raises the limit for a model that does expand that far (a real weights
+    file followed by zeros: libhdf5 reads it, past its end is ignored): the file is read, and the
+    300 MiB temporary copies (the probing child's and the command's) are gone afterwards."""
+    model = tmp_path / "zeros.keras"
+    _zip_bomb(model, 300 << 20, _members()["model.weights.h5"])
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "TMPDIR": str(temp), "FERRY_PROBE_TIMEOUT": "60"}
+    refused = subprocess.run([FERRY, "inspect", str(model)], capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2 and "FERRY_ZIP_MAX_RATIO" in refused.stderr, refused.stderr
+    result = subprocess.run([FERRY, "inspect", str(model)], capture_output=True, text=True, timeout=120,
+                            env=env | {"FERRY_ZIP_MAX_RATIO": "2000"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "dense1" in result.stdout
+    assert list(temp.iterdir()) == []
