@@ -35,10 +35,15 @@ final class CaffeContext {
 
     var layerName: String { layer.name }
 
-    /// Makes `layer` the one the following nodes, constants and errors belong to.
-    func begin(_ layer: Caffe_LayerParameter, blobs: [Caffe_BlobProto]) {
+    /// The caffemodel the layer's blobs come from, when they are not the main file's.
+    private(set) var blobFile: String?
+
+    /// Makes `layer` the one the following nodes, constants and errors belong to; its blobs
+    /// come from `blobFile` (nil: the file being imported).
+    func begin(_ layer: Caffe_LayerParameter, blobs: [Caffe_BlobProto], blobFile: String? = nil) {
         self.layer = layer
         self.blobs = blobs
+        self.blobFile = blobFile
         origin = Origin(layer: layer.name, type: layer.type)
         layerNodeStart = graph.nodes.count
     }
@@ -167,11 +172,17 @@ final class CaffeContext {
         let fits = dims == expected || squeezed(dims) == squeezed(expected)
             || (b.isLegacyShaped && checkedElementCount(dims) == count)
             || (dims.isEmpty && count == 1)
+        // Shapes that disagree may be either file's fault: the definition's file is named, and
+        // the caffemodel the blob came from; a blob whose values do not fill its own shape is
+        // the caffemodel's alone.
         guard fits else {
-            throw error("weight blob \(index) (\(role)) has shape \(dims); the layer needs \(expected)")
+            let source = blobFile.map { " in \($0)" } ?? ""
+            throw error("weight blob \(index) (\(role))\(source) has shape \(dims); the layer needs \(expected)")
         }
         guard values.count == count else {
-            throw error("weight blob \(index) (\(role)) holds \(values.count) values; shape \(expected) needs \(count)")
+            var e = error("weight blob \(index) (\(role)) holds \(values.count) values; shape \(expected) needs \(count)")
+            e.file = blobFile
+            throw e
         }
         return Tensor(shape: expected, floats: values)
     }

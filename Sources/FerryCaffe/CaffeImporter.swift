@@ -40,7 +40,8 @@ public enum CaffeImporter {
                 throw FerryError("no prototxt or caffemodel given")
             }
             do {
-                return try importNet(definition, weights: weightsNet, missingWeights: missingWeights, layerOrder: order)
+                return try importNet(definition, weights: weightsNet, missingWeights: missingWeights, layerOrder: order,
+                                     weightsFile: prototxt == nil ? nil : weights)
             } catch let e as FerryError {
                 throw e.inFile(mainFile)
             }
@@ -49,9 +50,11 @@ public enum CaffeImporter {
         }
     }
 
-    /// Builds the graph of a decoded net; `weights` supplies blobs by layer name.
+    /// Builds the graph of a decoded net; `weights` supplies blobs by layer name. `weightsFile`,
+    /// the caffemodel's path beside a prototxt, is the file errors in its blobs name.
     static func importNet(_ net: Caffe_NetParameter, weights: Caffe_NetParameter?,
-                          missingWeights: MissingWeights = .error, layerOrder: [Bool] = []) throws -> Graph {
+                          missingWeights: MissingWeights = .error, layerOrder: [Bool] = [],
+                          weightsFile: String? = nil) throws -> Graph {
         var blobsByLayer: [String: [Caffe_BlobProto]] = [:]
         if let weights {
             for l in try weights.allLayers() where !l.blobs.isEmpty && blobsByLayer[l.name] == nil {
@@ -107,7 +110,11 @@ public enum CaffeImporter {
         }
 
         for (index, layer) in layers.enumerated() {
-            ctx.begin(layer, blobs: blobsByLayer[layer.name] ?? layer.blobs)
+            if let fromWeights = blobsByLayer[layer.name] {
+                ctx.begin(layer, blobs: fromWeights, blobFile: weightsFile)
+            } else {
+                ctx.begin(layer, blobs: layer.blobs)
+            }
             do {
                 if droppedLayerTypes.contains(layer.type) || layer.type.hasSuffix("Loss") {
                     dropped.append("\(layer.name) (\(layer.type))")
