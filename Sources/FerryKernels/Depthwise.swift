@@ -85,7 +85,7 @@ private struct DepthwiseChannels: ActivationVisitor {
 }
 
 /// What happens to a vector of outputs on its way to memory: + bias, then the activation.
-private struct FusedStore<A: VectorActivation> {
+struct FusedStore<A: VectorActivation> {
     let bias: FloatVector
     let activation: A
     @inline(__always) func callAsFunction(_ v: FloatVector) -> FloatVector { activation(v + bias) }

@@ -28,6 +28,9 @@ let cases: [Case] = [
     Case(name: "dw3x3_144_56_s1", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56),
     Case(name: "dw3x3_144_56_s2", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56, stride: 2),
     Case(name: "dw3x3_32_112_s1", kind: "depthwise", channels: 32, outChannels: 32, height: 112, width: 112),
+    Case(name: "dw3x3_192_28_s1", kind: "depthwise", channels: 192, outChannels: 192, height: 28, width: 28),
+    Case(name: "dw3x3_384_14_s1", kind: "depthwise", channels: 384, outChannels: 384, height: 14, width: 14),
+    Case(name: "dw3x3_576_14_s2", kind: "depthwise", channels: 576, outChannels: 576, height: 14, width: 14, stride: 2),
     Case(name: "dw3x3_960_7_s1", kind: "depthwise", channels: 960, outChannels: 960, height: 7, width: 7),
     Case(name: "dw3x3_576_3_s1", kind: "depthwise", channels: 576, outChannels: 576, height: 3, width: 3),
 ]
@@ -131,7 +134,7 @@ func bench(_ c: Case, threads: Int, runs: Int) {
     let reference = medianMilliseconds { expected = try! ReferenceKernels.evaluate(.conv(attributes), [x, w, b])[0].floats }
     let geometry = Conv2DGeometry(inHeight: c.height, inWidth: c.width, attributes)!
     var out = [Float](repeating: 0, count: c.outChannels * geometry.outPlane)
-    var kernel = 0.0
+    var kernel = 0.0, interleavedMs = Double.nan, interleavedOut: [Float] = []
     x.floats.withUnsafeBufferPointer { xp in
         w.floats.withUnsafeBufferPointer { wp in
             b.floats.withUnsafeBufferPointer { bp in
@@ -151,6 +154,27 @@ func bench(_ c: Case, threads: Int, runs: Int) {
                                 }
                             }
                         }
+                        // The 8-channels-at-a-time kernel on the same case (its own output, checked below).
+                        let packed = Kernels.depthwiseInterleavedWeights(weights, channels: c.channels, taps: 9)
+                        let perThreadInterleaved = Kernels.depthwiseInterleavedScratchCount(geometry)
+                        var interleavedScratch = [Float](repeating: 0, count: threads * perThreadInterleaved)
+                        interleavedOut = [Float](repeating: .nan, count: c.outChannels * geometry.outPlane)
+                        let blocks = (c.channels + 7) / 8
+                        packed.withUnsafeBufferPointer { pp in
+                            interleavedScratch.withUnsafeMutableBufferPointer { sp in
+                                interleavedOut.withUnsafeMutableBufferPointer { iop in
+                                    interleavedMs = medianMilliseconds {
+                                        parallel(blocks) { range, t in
+                                            Kernels.depthwiseConv2DInterleaved(
+                                                input: input, packedWeights: pp.baseAddress!, output: iop.baseAddress!,
+                                                channels: c.channels, blocks: range, geometry: geometry, bias: bp.baseAddress,
+                                                activation: .relu, scratch: sp.baseAddress! + t * perThreadInterleaved)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+
                     } else {
                         let plan = Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
                                                inHeight: c.height, inWidth: c.width, attributes)!
@@ -201,11 +225,13 @@ func bench(_ c: Case, threads: Int, runs: Int) {
         }
     }
     let scale = expected.map(abs).max() ?? 1
+    let interleavedError = zip(interleavedOut, out).map { abs($0 - $1) }.max() ?? 0
     let maxError = zip(out, expected).map { abs($0 - $1) }.max() ?? 0
     let macs = Double(c.outChannels * geometry.outPlane * (c.channels / group) * 9)
     let recommended = c.kind == "depthwise" || Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
                                                            inHeight: c.height, inWidth: c.width, attributes)!.isRecommended
     print("{\"case\": \"\(c.name)\", \"kind\": \"\(c.kind)\", \"recommended\": \(recommended), \"threads\": \(threads), \"kernel_ms\": \(kernel), "
+        + (interleavedMs.isNaN ? "" : "\"interleaved_ms\": \(interleavedMs), \"interleaved_vs_plane_max_difference\": \(interleavedError), ")
         + "\"im2col_sgemm_ms\": \(reference), \"gmacs_per_s\": \(macs / kernel / 1e6), "
         + "\"max_error_over_scale\": \(maxError / scale), \"shape\": [\(c.channels), \(c.outChannels), \(c.height), \(c.width), \(c.stride)]}")
 }

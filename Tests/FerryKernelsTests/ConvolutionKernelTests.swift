@@ -63,6 +63,14 @@ struct DepthwiseKernelTests {
                  attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1], group: 5)),
         ConvCase(channels: 9, height: 9, width: 6, outChannels: 9,
                  attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], group: 9)),
+        // Whole blocks of 8 channels (the transposes), planes of 7x7, 14x13 and 3x3 pixels, as
+        // MobileNetV2's and EfficientNet's late stages have them.
+        ConvCase(channels: 24, height: 7, width: 7, outChannels: 24,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 24)),
+        ConvCase(channels: 16, height: 14, width: 13, outChannels: 16,
+                 attributes: ConvAttributes(kernelShape: [5, 5], strides: [2, 2], pads: [1, 1, 2, 2], group: 16)),
+        ConvCase(batch: 2, channels: 40, height: 3, width: 3, outChannels: 40,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 40)),
     ]
 
     @Test(arguments: cases)
@@ -103,6 +111,55 @@ struct DepthwiseKernelTests {
                                                                 outputChannels: range, geometry: geometry, epilogue: epilogue,
                                                                 scratch: &scratch)
                                     }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            expectClose(out, expected.floats, atol: 1e-5, rtol: 1e-5, "\(c) \(String(describing: activation))")
+        }
+    }
+}
+
+extension DepthwiseKernelTests {
+    /// The 8-channels-at-a-time kernel on every multiplier-1 case: channel counts that leave a
+    /// partial block, each window specialization (3x3 and 5x5, stride 1 and 2) and the generic
+    /// one (dilation, other sizes and strides), planes narrower than a block of pixels.
+    @Test(arguments: cases.filter { $0.outChannels == $0.channels })
+    func interleavedMatchesReference(_ c: ConvCase) throws {
+        let kh = c.attributes.kernelShape[0], kw = c.attributes.kernelShape[1]
+        let x = randomTensor([c.batch, c.channels, c.height, c.width], seed: 1)
+        let w = randomTensor([c.outChannels, 1, kh, kw], seed: 2)
+        let b = randomTensor([c.outChannels], seed: 3)
+        let geometry = try #require(Conv2DGeometry(inHeight: c.height, inWidth: c.width, c.attributes))
+        let outShape = [c.batch, c.outChannels, geometry.outHeight, geometry.outWidth]
+        let packed = w.floats.withUnsafeBufferPointer {
+            Kernels.depthwiseInterleavedWeights($0.baseAddress!, channels: c.channels, taps: kh * kw)
+        }
+        let blocks = (c.channels + 7) / 8
+        for activation in [nil, FusedActivation.clip(min: 0, max: 6), .swish(beta: 1)] {
+            var attributes = c.attributes
+            attributes.activation = activation
+            var withActivation = c
+            withActivation.attributes = attributes
+            let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: nil)
+            var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
+            var scratch = [Float](repeating: .nan, count: Kernels.depthwiseInterleavedScratchCount(geometry))
+            let inImage = c.channels * c.height * c.width, outImage = c.outChannels * geometry.outPlane
+            x.floats.withUnsafeBufferPointer { xp in
+                b.floats.withUnsafeBufferPointer { bp in
+                    packed.withUnsafeBufferPointer { pp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            for n in 0..<c.batch {
+                                // Two block ranges, the later first, as two threads would split them.
+                                for range in [blocks / 2..<blocks, 0..<blocks / 2] {
+                                    Kernels.depthwiseConv2DInterleaved(input: xp.baseAddress! + n * inImage,
+                                                                       packedWeights: pp.baseAddress!,
+                                                                       output: op.baseAddress! + n * outImage,
+                                                                       channels: c.channels, blocks: range, geometry: geometry,
+                                                                       bias: bp.baseAddress!, activation: activation,
+                                                                       scratch: &scratch)
                                 }
                             }
                         }

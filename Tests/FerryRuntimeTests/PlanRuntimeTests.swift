@@ -134,6 +134,11 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         // Too few tiles for Winograd to pay.
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col" + packed)
         #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
-        #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == "conv.depthwise")
+        // Depthwise: narrow output planes 8 channels at a time; wide ones, a multiplier above 1
+        // or a fused residual, plane by plane.
+        let interleaved = InnerKernels.simd ? "conv.depthwise-interleaved" : "conv.depthwise"
+        #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == interleaved)
+        #expect(try kernel(ConvCase(channels: 4, width: 40, outChannels: 4, group: 4)) == "conv.depthwise")
+        #expect(try kernel(ConvCase(channels: 4, outChannels: 8, group: 4)) == "conv.depthwise")
     }
 }

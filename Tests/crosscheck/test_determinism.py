@@ -17,7 +17,7 @@ K = ROOT / "fixtures/keras"
 C = ROOT / "fixtures/caffe"
 MODELS = [
     K / "mlp/keras3.h5",                     # gemm.sgemm, softmax.rows
-    K / "conv2d_family/keras3.h5",           # conv.depthwise, conv.im2col-packed(-narrow), pool.global-max
+    K / "conv2d_family/keras3.h5",           # conv.depthwise(-interleaved), conv.im2col-packed(-narrow), pool.global-max
     K / "conv1d_family/keras3.h5",
     K / "conv3d_family/keras3.h5",           # 3-D Conv, MaxPool, AveragePool (reference)
     K / "conv_transpose/keras3.h5",          # ConvTranspose (reference)
@@ -33,7 +33,7 @@ MODELS = [
     C / "inception/net.prototxt",            # concat.copy, pool.max, conv.1x1-packed-narrow
     C / "resnet_small/net.prototxt",         # conv.1x1-packed, conv.im2col-packed
     C / "resnet_bottleneck/net.prototxt",
-    C / "mobilenet_block/net.prototxt",      # depthwise
+    C / "mobilenet_block/net.prototxt",      # conv.depthwise-interleaved
     C / "pooling/net.prototxt",              # pool.average, pool.global-average, pool.global-max
     C / "shapes/net.prototxt",               # matmul.sgemm, softmax.strided, transpose.copy
     C / "interp/net.prototxt",               # Resize
@@ -47,7 +47,7 @@ MODELS = [
 # estimate the runtime tunes).
 KERNELS = {
     "activation", "alias", "binary.per-channel", "binary.per-row", "binary.same-shape", "binary.scalar",
-    "concat.copy", "conv.1x1-packed", "conv.depthwise", "conv.im2col-packed",
+    "concat.copy", "conv.1x1-packed", "conv.depthwise", "conv.depthwise-interleaved", "conv.im2col-packed",
     "gemm.row", "gemm.sgemm", "matmul.sgemm", "pool.average", "pool.global-average",
     "pool.global-max", "pool.max", "reference", "softmax.rows", "softmax.strided", "transpose.copy",
 }

@@ -14,6 +14,9 @@ extension PlanBuilder {
     static let winogradEnabled = environmentInteger("FERRY_WINOGRAD") != 0
     /// FERRY_PACKED_GEMM=0 sends every convolution to cblas_sgemm (to measure PackedGemm against it).
     static let packedGemmEnabled = environmentInteger("FERRY_PACKED_GEMM") != 0
+    /// Depthwise outputs at most this wide go 8 channels at a time (FERRY_DEPTHWISE_INTERLEAVED_WIDTH
+    /// sets it; 0 keeps every depthwise on the plane kernel).
+    static let interleavedDepthwiseWidth = environmentInteger("FERRY_DEPTHWISE_INTERLEAVED_WIDTH") ?? 32
 
     func planConv(_ node: Node, _ a: ConvAttributes) -> PlannedKernel? {
         let xShape = shape(node.inputs[0]), wShape = shape(node.inputs[1]), yShape = shape(node.outputs[0])
@@ -36,6 +39,34 @@ extension PlanBuilder {
 
         if group == channels && cg == 1 {
             let multiplier = mg
+            let hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
+            // Narrow output planes: 8 channels at a time (per-channel overheads and partial
+            // vectors cost more there than the two transposes; wider planes keep the plane
+            // kernel, ferry-bench-kernels' dw cases: 56 wide 0.23 against 0.27 ms).
+            if InnerKernels.simd, multiplier == 1, !hasResidual, g.outWidth <= Self.interleavedDepthwiseWidth,
+               let weights = constant(node.inputs[1]) {
+                let taps = g.kernelHeight * g.kernelWidth
+                let packed = pin(weights.floats.withUnsafeBufferPointer {
+                    Kernels.depthwiseInterleavedWeights($0.baseAddress!, channels: m, taps: taps)
+                })
+                let perThread = ArenaPlanner.aligned(Kernels.depthwiseInterleavedScratchCount(g))
+                let blocks = (m + 7) / 8
+                return PlannedKernel(name: "conv.depthwise-interleaved", scratch: perThread * threads) { b in
+                    let x = b.pointer(node.inputs[0]), y = b.pointer(node.outputs[0])
+                    let bias = b.optionalPointer(node, 2)
+                    let scratch = b.scratch!
+                    return {
+                        for n in 0..<batch {
+                            let image = x + n * channels * g.inPlane, out = y + n * m * g.outPlane
+                            parallelChunksIndexed(blocks, threads: threads) { k, range in
+                                Kernels.depthwiseConv2DInterleaved(input: image, packedWeights: packed, output: out, channels: m,
+                                                                   blocks: range, geometry: g, bias: bias, activation: activation,
+                                                                   scratch: scratch + k * perThread)
+                            }
+                        }
+                    }
+                }
+            }
             let perThread = ArenaPlanner.aligned(InnerKernels.depthwiseScratchCount(g))
             return PlannedKernel(name: "conv.depthwise", scratch: perThread * threads) { b in
                 let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), y = b.pointer(node.outputs[0])
