@@ -49,6 +49,9 @@ NPY_MODEL = ROOT / "fixtures/keras/mlp/keras3.h5"
 MEMORY_LIMIT = 6 << 30  # address space of the child: an allocation bomb fails instead of swapping
 MEMORY_STEP = 128 << 20  # a case raising the child's peak RSS by more is saved (tracing peaks)
 MEMORY_FLOOR = 256 << 20
+# A case of Ferry's past --timeout is run again alone with this many CPU seconds (or 20 times the
+# limit): answering then makes it slow, not a hang.
+SLOW_LIMIT = 10
 
 
 # ---------------------------------------------------------------- seeds
@@ -279,6 +282,23 @@ def stack_of_a_rerun(fmt, files, timeout, scratch):
     return log.read_bytes()[-6000:].decode(errors="replace")
 
 
+def cpu_of_a_rerun(fmt, files, timeout, scratch):
+    """CPU seconds a fresh child spends answering this case alone, or None when it does not
+    answer within `timeout` CPU seconds (or dies)."""
+    harness = Harness(fmt, scratch / "slow.log")
+    try:
+        start = harness.cpu_seconds()
+        harness.send(0, files, timeout)
+        used = harness.cpu_seconds() - start
+        harness.stop()
+        return used
+    except TimeoutError:
+        harness.stop(abort=True)
+    except Died:
+        harness.stop()
+    return None
+
+
 def where_it_crashed(log_text):
     """'libhdf5' or 'ferry', from the stack the fuzz target prints on a fatal signal (glibc's
     backtrace_symbols_fd, one `library(symbol+offset) [address]` line per frame): the innermost
@@ -337,7 +357,7 @@ def fuzz_format(fmt, args, scratch):
         raise SystemExit(f"no seeds for {fmt}")
     others = [d for s in seed_list for _, d, m in s if m]
     stats = {"format": fmt, "cases": 0, "ran": 0, "read": 0, "refused": 0, "unclear": 0,
-             "crashes_ferry": 0, "crashes_libhdf5": 0, "hangs": 0, "hangs_libhdf5": 0, "peak_rss_mib": 0,
+             "crashes_ferry": 0, "crashes_libhdf5": 0, "hangs": 0, "hangs_libhdf5": 0, "slow": 0, "peak_rss_mib": 0,
              "isolation_checked": 0, "isolation_failed": 0, "seconds": 0.0,
              # Where the time goes: making cases (Python), cases the child answered, cases that
              # crashed or hung (the time limit and a fresh child), and how many children ran.
@@ -361,6 +381,7 @@ def fuzz_format(fmt, args, scratch):
             harness = Harness(fmt, log)
             stats["children"] += 1
         verdict = None
+        case_id_saved = None
         try:
             before_kib = harness.peak_kib
             outcome, message = harness.send(case_id, files, args.timeout)
@@ -385,14 +406,29 @@ def fuzz_format(fmt, args, scratch):
             stats["lost_seconds"] += time.monotonic() - clock
             tail = log.read_bytes()[-6000:].decode(errors="replace")
             kind = where_it_crashed(tail)
+            # A case of Ferry's past the limit is run again alone with SLOW_LIMIT: one that then
+            # answers is slow (a model under the fuzz target's run limit whose reference kernels
+            # take a second), not a hang, and is kept apart.
+            used = None
+            if not (fmt in HDF5_FORMATS and kind == "libhdf5"):
+                used = cpu_of_a_rerun(fmt, files, max(SLOW_LIMIT, 20 * args.timeout), scratch)
             if fmt in HDF5_FORMATS and kind == "libhdf5":
                 stats["hangs_libhdf5"] += 1
                 where = ""
+            elif used is not None:
+                stats["slow"] += 1
+                frames, where = symbolize(tail)
+                tail += "\n--- symbolized ---\n" + frames
             else:
                 stats["hangs"] += 1
                 frames, where = symbolize(tail)
                 tail += "\n--- symbolized ---\n" + frames
-            verdict = f"hang ({kind})" + (f" at {where}" if where else "") + f", child peak RSS {harness_peak // 1024} MiB"
+            if used is not None:
+                verdict = (f"slow, not a hang: {used:.2f} CPU s alone (past the {args.timeout} s limit)"
+                           + (f", was at {where}" if where else ""))
+                case_id_saved = f"{case_id}-slow"
+            else:
+                verdict = f"hang ({kind})" + (f" at {where}" if where else "") + f", child peak RSS {harness_peak // 1024} MiB"
         except Died:
             code = harness.stop()
             harness_peak = harness.peak_kib
@@ -415,9 +451,9 @@ def fuzz_format(fmt, args, scratch):
             crashes_seen.setdefault(verdict, case_id)
         stats["cases"] += 1
         if verdict:
-            folder = save_case(args.keep, fmt, case_id, files, verdict, tail)
+            folder = save_case(args.keep, fmt, case_id_saved or case_id, files, verdict, tail)
             print(f"{fmt} case {case_id}: {verdict} -> {folder}", flush=True)
-            if fmt in HDF5_FORMATS and stats["isolation_checked"] < args.verify:
+            if fmt in HDF5_FORMATS and stats["isolation_checked"] < args.verify and case_id_saved is None:
                 ok, code, err = through_the_cli(folder, files, args.timeout)
                 stats["isolation_checked"] += 1
                 if not ok:
@@ -500,7 +536,7 @@ def main():
                   f"{stats['refused']} refused with an error, {stats['unclear']} unclear errors), "
                   f"{stats['crashes_ferry']} crashes in Ferry, {stats['crashes_libhdf5']} in libhdf5 "
                   f"({stats['isolation_checked']} read again by `ferry inspect`, {stats['isolation_failed']} not refused cleanly), "
-                  f"{stats['hangs']} hangs in Ferry, {stats['hangs_libhdf5']} in libhdf5, peak RSS {stats['peak_rss_mib']} MiB; "
+                  f"{stats['hangs']} hangs in Ferry, {stats['hangs_libhdf5']} in libhdf5, {stats['slow']} slow (not hangs), peak RSS {stats['peak_rss_mib']} MiB; "
                   f"{stats['mutate_seconds']} s making cases, {stats['child_seconds']} s in answered cases, "
                   f"{stats['lost_seconds']} s in crashed or hung ones, {stats['children']} children", flush=True)
             for case, before, after, outcome in stats["memory_cases"][:10]:
