@@ -232,6 +232,54 @@ def build_resampling(k):
     ], name="resampling")
 
 
+def build_resampling_filters(k):
+    L = k.layers
+    img = k.Input(shape=(7, 9, 3), name="image")
+    c = L.Conv2D(4, 1, name="conv")(img)  # held channels first inside Ferry
+    return k.Model(img, [
+        L.Resizing(5, 13, interpolation="bicubic", name="resize_bicubic")(img),  # 7 -> 5 down, 9 -> 13 up
+        L.Resizing(4, 6, interpolation="area", name="resize_area")(c),
+        L.Resizing(11, 5, interpolation="lanczos3", name="resize_lanczos3")(img),
+        L.Resizing(3, 16, interpolation="lanczos5", name="resize_lanczos5")(c),
+        L.Resizing(10, 6, interpolation="bicubic", crop_to_aspect_ratio=True, name="resize_bicubic_crop")(img),
+        L.UpSampling2D((2, 3), interpolation="bicubic", name="upsample_bicubic")(c),
+        L.UpSampling2D((3, 2), interpolation="lanczos3", name="upsample_lanczos3")(c),
+    ], name="resampling_filters")
+
+
+def build_resampling_filters_k2(k):
+    L = k.layers
+    img = k.Input(shape=(7, 9, 3), name="image")
+    c = L.Conv2D(4, 1, name="conv")(img)
+    return k.Model(img, [
+        L.Resizing(5, 13, interpolation="gaussian", name="resize_gaussian")(img),
+        L.Resizing(11, 4, interpolation="mitchellcubic", name="resize_mitchellcubic")(c),
+        L.UpSampling2D((2, 3), interpolation="gaussian", name="upsample_gaussian")(c),
+        L.UpSampling2D((3, 2), interpolation="area", name="upsample_area")(c),
+        L.UpSampling2D((2, 2), interpolation="mitchellcubic", name="upsample_mitchellcubic")(img),
+    ], name="resampling_filters_k2")
+
+
+def build_resampling_options_k3(k):
+    L = k.layers
+    img = k.Input(shape=(13, 11, 3), name="image")
+    c = L.Conv2D(4, 1, name="conv")(img)
+    return k.Model(img, [
+        # antialias widens the kernel when shrinking (ignored by nearest and area)
+        L.Resizing(5, 4, antialias=True, name="resize_bilinear_antialias")(img),
+        L.Resizing(6, 3, interpolation="bicubic", antialias=True, name="resize_bicubic_antialias")(c),
+        L.Resizing(4, 7, interpolation="lanczos3", antialias=True, name="resize_lanczos3_antialias")(img),
+        L.Resizing(5, 4, interpolation="area", antialias=True, name="resize_area_antialias")(c),
+        L.Resizing(5, 4, interpolation="nearest", antialias=True, name="resize_nearest_antialias")(img),
+        L.Resizing(17, 14, antialias=True, name="resize_up_antialias")(img),  # growing: no widening
+        # pad_to_aspect_ratio: 13x11 -> 13x13 (shortfall 3 to 13x14: one column each side), then resize
+        L.Resizing(7, 8, pad_to_aspect_ratio=True, name="resize_pad_width")(img),
+        # 13x11 -> 21x11 (shortfall 9 to 22x11: four rows of 0.5 each side)
+        L.Resizing(8, 4, interpolation="bicubic", pad_to_aspect_ratio=True, fill_value=0.5,
+                   name="resize_pad_height")(c),
+    ], name="resampling_options_k3")
+
+
 def build_attention(k):
     L = k.layers
     q = k.Input(shape=(4, 6), name="query")
@@ -887,6 +935,22 @@ MODELS = {
                    "crop_to_aspect_ratio -> 4x4; CenterCrop 3x4, and 7x4 (taller than the input: "
                    "Keras crops to the aspect ratio and resizes).",
                    "ok", None, {}),
+    "resampling_filters": (build_resampling_filters,
+                           "tf.image.resize methods ONNX Resize does not state: Resizing bicubic (TensorFlow's "
+                           "table of Keys' cubic, fractions rounded to 1/1024) 7x9 -> 5x13 and with "
+                           "crop_to_aspect_ratio, area -> 4x6, lanczos3 -> 11x5, lanczos5 -> 3x16; UpSampling2D "
+                           "bicubic (2, 3) and lanczos3 (3, 2).",
+                           "ok", None, {}),
+    "resampling_filters_k2": (build_resampling_filters_k2,
+                              "tf_keras only (Keras 3 refuses them): Resizing gaussian and mitchellcubic; "
+                              "UpSampling2D gaussian, area and mitchellcubic.",
+                              "ok", None, {}, {"frameworks": ("keras2",)}),
+    "resampling_options_k3": (build_resampling_options_k3,
+                              "Keras 3 only Resizing options: antialias (bilinear, bicubic, lanczos3 shrinking; "
+                              "area and nearest, which ignore it; bilinear growing), pad_to_aspect_ratio (an odd "
+                              "shortfall of columns, which Keras pads one short; rows of fill_value 0.5, then "
+                              "bicubic).",
+                              "ok", None, {}, {"frameworks": ("keras3",)}),
     "attention": (build_attention,
                   "Attention: dot, use_scale with a separate key, concat scores with and without scale, "
                   "use_causal_mask, return_attention_scores.",

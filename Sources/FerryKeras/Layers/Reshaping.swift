@@ -71,8 +71,8 @@ struct CroppingSpec<Rank: SpatialRank>: KerasLayer {
 }
 
 /// UpSampling1D / 2D / 3D, nearest neighbour: each cell repeated `size` times along its axis,
-/// as Reshape (a unit axis after each spatial axis), Expand, Reshape. UpSampling2D bilinear is
-/// `tf.image.resize` to size times the input: a Resize with the output sizes.
+/// as Reshape (a unit axis after each spatial axis), Expand, Reshape. UpSampling2D's other
+/// interpolations are `tf.image.resize` to size times the input.
 struct UpSamplingSpec<Rank: SpatialRank>: KerasLayer {
     var size: [Int]
     var interpolation: KerasInterpolation
@@ -90,7 +90,7 @@ struct UpSamplingSpec<Rank: SpatialRank>: KerasLayer {
         let x = try ctx.channelsFirst(single(inputs, ctx))
         let n = Rank.rank
         guard x.rank == n + 2 else { throw ctx.error("expects a \(n + 2)-D input, got \(x.shape)") }
-        if interpolation == .bilinear {
+        if interpolation != .nearest {
             let spatial = try (0..<n).map { i -> Int in
                 guard let d = x.shape[i + 2].value else { throw ctx.error("needs known sizes, the input is \(x.shape)") }
                 return d * size[i]
