@@ -701,6 +701,25 @@ def build_recurrent_family(k):
     return k.Model([seq, ctx_in], [b, b_h, b_c, c, e, f, g, r, r_h, n], name="recurrent_family")
 
 
+def build_rnn_cells(k):
+    L = k.layers
+    x = k.Input(shape=(5, 3), name="sequence")
+    h0 = k.Input(shape=(4,), name="h0")
+    simple = L.RNN(L.SimpleRNNCell(4, activation="relu"), return_sequences=True, go_backwards=True,
+                   name="rnn_simple")(x)
+    lstm_out, lstm_h, lstm_c = L.RNN(L.LSTMCell(4), return_state=True, name="rnn_lstm")(simple)
+    gru = L.RNN(L.GRUCell(4, reset_after=False), name="rnn_gru")(x, initial_state=h0)
+    # A list of cells is saved as StackedRNNCells; two of one class are numbered in Keras 3's file.
+    stack = L.RNN([L.LSTMCell(4), L.LSTMCell(3, use_bias=False), L.GRUCell(2)], return_sequences=True,
+                  return_state=True, name="rnn_stack")(x)
+    backwards = L.RNN([L.GRUCell(4), L.SimpleRNNCell(2)], go_backwards=True, name="rnn_stack_backwards")(
+        x, initial_state=[h0, L.Dense(2, name="h0_small")(h0)])
+    # The stack's states come nested per cell ([h, c] of an LSTM cell); the model lists them flat.
+    stack_states = [t for s in stack[1:] for t in (s if isinstance(s, (list, tuple)) else [s])]
+    return k.Model([x, h0], [simple, lstm_out, lstm_h, lstm_c, gru, stack[0]] + stack_states + [backwards],
+                   name="rnn_cells")
+
+
 def build_recurrent_stateful(k):
     # stateful=True needs a fixed batch; the reference is the reloaded model's first batch, so
     # every layer starts from zero states, which is what Ferry computes on every call.
@@ -963,6 +982,12 @@ MODELS = {
                              "with use_causal_mask, value_dim, no bias and output_shape, a separate key with "
                              "return_attention_scores.",
                              "ok", None, {}),
+    "rnn_cells": (build_rnn_cells,
+                  "The generic RNN layer: over SimpleRNNCell (relu, go_backwards, sequences), LSTMCell "
+                  "(return_state), GRUCell (reset_after=False, initial_state), and StackedRNNCells (a list of "
+                  "cells: LSTM, LSTM without bias, GRU with sequences and every cell's states; GRU and SimpleRNN "
+                  "going backwards from given states).",
+                  "ok", None, {}),
     "recurrent_stateful": (build_recurrent_stateful,
                            "stateful=True LSTM (return_sequences) into a GRU, and a SimpleRNN going backwards, on "
                            "a fixed batch of 2: the references are the reloaded model's first batch, from zero "

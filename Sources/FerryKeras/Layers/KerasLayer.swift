@@ -122,6 +122,7 @@ let kerasLayerTable: [String: KerasLayerParser] = [
     "SimpleRNN": { try RecurrentSpec<SimpleRNNKind>(config: $0) },
     "LSTM": { try RecurrentSpec<LSTMKind>(config: $0) },
     "GRU": { try RecurrentSpec<GRUKind>(config: $0) },
+    "RNN": { try GenericRNNSpec(config: $0) },
     "Bidirectional": { try parseBidirectional($0) },
     "TimeDistributed": { try TimeDistributedSpec(config: $0) },
     // Attention

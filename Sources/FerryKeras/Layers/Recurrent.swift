@@ -94,7 +94,6 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
         if try config.bool("time_major", default: false) {
             throw config.error("time_major inputs are not supported")
         }
-        if config.has("cell") { throw config.error("a generic RNN with a cell object is not supported") }
     }
 
     var weightGroups: [[String]] { [["cell"]] }
@@ -151,18 +150,28 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
         return Kind.self == LSTMKind.self ? [gate, act, act] : [gate, act]
     }
 
+    /// One direction's weights as the IR's W, R and (with a bias) B, each role prefixed.
+    func onnxTensors(_ keras: [Tensor], features: Int, prefix: String = "") -> [(role: String, tensor: Tensor)] {
+        let (wf, rf, bf) = onnxWeights(keras)
+        let g = Kind.gateOrder.count * units
+        var out = [(prefix + "W", Tensor(shape: [1, g, features], floats: wf)),
+                   (prefix + "R", Tensor(shape: [1, g, units], floats: rf))]
+        if let bf { out.append((prefix + "B", Tensor(shape: [1, 2 * g], floats: bf))) }
+        return out
+    }
+
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         guard let first = inputs.first else { throw ctx.error("is called on no inputs") }
         let x = try recurrentInput(first, ctx)
         let states = Array(inputs.dropFirst()) + ctx.keywordInputs("initial_state")
         let features = x.shape[2].value!
-        let w = try ctx.combinedWeights(weightSpecs(features: features)) { keras in
-            let (wf, rf, bf) = onnxWeights(keras)
-            let g = Kind.gateOrder.count * units
-            var out = [("W", Tensor(shape: [1, g, features], floats: wf)), ("R", Tensor(shape: [1, g, units], floats: rf))]
-            if let bf { out.append(("B", Tensor(shape: [1, 2 * g], floats: bf))) }
-            return out
-        }
+        let w = try ctx.combinedWeights(weightSpecs(features: features)) { onnxTensors($0, features: features) }
+        return try run(x, weights: w, initialStates: states, ctx)
+    }
+
+    /// The layer on a (batch, time, features) input with its IR weights: the output (sequence
+    /// or last step), then the final states when return_state.
+    func run(_ x: IRValue, weights w: [IRValue], initialStates states: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let initial = try initialStates(states, directions: [states], ctx)
         let attributes = RecurrentAttributes(hiddenSize: units, direction: goBackwards ? .reverse : .forward,
                                              activations: try activations(ctx),
