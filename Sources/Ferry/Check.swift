@@ -1,4 +1,5 @@
 import Foundation
+import FerryKeras
 import FerryRuntime
 import ZIPFoundation
 
@@ -503,14 +504,26 @@ public func readNPZ(path: String) throws -> [String: Tensor] {
         throw FerryError("not a readable .npz (zip) archive", file: path)
     }
     var tensors: [String: Tensor] = [:]
-    for entry in archive where entry.type == .file {
-        guard entry.path.hasSuffix(".npy") else { continue }
-        guard entry.uncompressedSize <= 1 << 34 else {
-            throw FerryError("member '\(entry.path)' declares \(entry.uncompressedSize) bytes", file: path)
-        }
+    // Every member is read into memory: its header's size is bounded (by 16 GiB and by what
+    // deflate can give from its compressed bytes) and the members' sum by the expansion limit a
+    // .keras has, before anything is read; a member may not hold more than it declared.
+    let members = archive.filter { $0.type == .file && $0.path.hasSuffix(".npy") }
+    do {
+        for entry in members { try ZipLimits.checkDeclaredSize(entry, entry.path, limit: 1 << 34, archivePath: path) }
+        try ZipLimits.checkExpansion(members)
+    } catch let e as FerryError {
+        throw e.inFile(path)
+    }
+    struct SizeLie: Error {}
+    for entry in members {
         var bytes: [UInt8] = []
         do {
-            _ = try archive.extract(entry, skipCRC32: false) { chunk in bytes += chunk }
+            _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                guard bytes.count + chunk.count <= Int(entry.uncompressedSize) else { throw SizeLie() }
+                bytes += chunk
+            }
+        } catch is SizeLie {
+            throw FerryError("member '\(entry.path)' holds more than the \(entry.uncompressedSize) bytes its header declares", file: path)
         } catch {
             throw FerryError("member '\(entry.path)' cannot be read: \(error)", file: path)
         }

@@ -419,3 +419,54 @@ def test_npy_sound_form_of_the_cases_runs(tmp_path):
     result = subprocess.run([FERRY, "run", str(ROOT / "fixtures/keras/mlp/keras3.h5"), "--input", str(x),
                              "--output", str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# ---------------------------------------------------------------- .npz (`check --input`)
+
+GAP = ROOT / "fixtures/keras/cnn_gap"
+
+
+def _npz_of_zeros(path, shape):
+    """An .npz whose image.npy is a sound header and `shape` float32 zeros, deflated (numpy's
+    savez_compressed writes the same), streamed so the zeros are never all in memory."""
+    import zipfile
+    import numpy as np
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1,), np.float32)) | {"shape": shape}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z, z.open("image.npy", "w", force_zip64=True) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        block = bytes(1 << 20)
+        size = 4 * int(np.prod(shape))
+        for _ in range(size >> 20):
+            f.write(block)
+        f.write(bytes(size % (1 << 20)))
+
+
+def test_npz_bomb_is_refused_before_it_is_read(tmp_path):
+    """300 MiB of zeros in 300 KB (numpy.savez_compressed of zeros gives this ratio): refused for
+    its expansion from the headers, before 300 MiB are read into memory."""
+    import zipfile
+    bomb = tmp_path / "bomb.npz"
+    _npz_of_zeros(bomb, (2, 8, 8 * 1200, 1024))
+    assert bomb.stat().st_size < 1 << 20 and zipfile.ZipFile(bomb).getinfo("image.npy").file_size > 300 << 20
+    result = subprocess.run([FERRY, "check", str(GAP / "keras3.h5"), str(GAP / "keras2.h5"), "--input", str(bomb)],
+                            capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {bomb}: "), result.stderr[-2000:]
+    assert "expand" in lines[0] and "FERRY_ZIP_MAX_RATIO" in lines[0], lines[0]
+
+
+def test_npz_member_holding_more_than_it_declares_is_refused(tmp_path):
+    import struct
+    import numpy as np
+    x = tmp_path / "lie.npz"
+    np.savez(x, image=np.load(GAP / "input_0.npy"))
+    data = bytearray(x.read_bytes())
+    real = struct.unpack_from("<I", data, 22)[0]
+    for offset in (22, data.find(b"PK\x01\x02") + 24):  # the local and the central header's size
+        struct.pack_into("<I", data, offset, 100)
+    x.write_bytes(bytes(data))
+    assert real > 100
+    result = subprocess.run([FERRY, "check", str(GAP / "keras3.h5"), str(GAP / "keras2.h5"), "--input", str(x)],
+                            capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {x}: "), result.stderr[-2000:]
