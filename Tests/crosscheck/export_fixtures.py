@@ -7,7 +7,8 @@ import json
 KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "functional_in_sequential", "mlp",
                   "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap",
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
-                  "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful"]
+                  "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
+                  "activations", "activation_layers", "thresholded_relu", "tf_op_lambda"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -18,10 +19,20 @@ KERAS3_CANNOT_READ_KERAS2 = {
     # Ferry's file fails on the initial states (tf_keras lists them as further inbound tensors,
     # which Keras 3's loader passes to a one-input layer); tf_keras's already on time_major.
     "recurrent_family": "a nested model, and recurrent layers called with initial_state, in the Keras 2 layout",
+    "thresholded_relu": "ThresholdedReLU, which Keras 3 removed (written back as the source's layer)",
+}
+# tools/crosscheck_export.py writes each Keras fixture's .keras from its keras2.h5, but these from
+# keras3.keras: keras2.h5 has a function only a Keras 2 layout .h5 can name.
+ZIP_FROM_KERAS3 = {"activations": "keras2.h5's hard_sigmoid is Keras 2's clip(0.2 x + 0.5)"}
+# Keras 3 reads these Keras 2 layout files, but gives a name Keras 2's file means otherwise
+# another function: tools/crosscheck_export.py checks that tf_keras's own file, in Keras 3,
+# still differs from the reference, and that Ferry's file gives what tf_keras's does there.
+KERAS3_READS_KERAS2_OTHERWISE = {
+    "activations": "hard_sigmoid: clip(0.2 x + 0.5) in Keras 2, relu6(x + 3) / 6 in Keras 3",
 }
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
-        "embedding", "reshaping_family"]
+        "embedding", "reshaping_family", "activations", "activation_layers"]
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val", "shapes",
                   "shuffle_channel", "resnet_small", "upsample"]
@@ -35,6 +46,8 @@ KERAS_VIA_ONNX_LACKS = {
                             "batch-first form the Keras importer makes",
     "recurrent_stateful": "ONNX holds the recurrent ops sequence-first between Transposes; the Keras writer maps the "
                           "batch-first form the Keras importer makes",
+    "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
+                   "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
     "norm_family": "ONNX opset 17 has no GroupNormalization: Ferry writes it as InstanceNormalization over reshaped "
                    "groups, which has no Keras layer",
 }
@@ -49,7 +62,28 @@ ROUND_TRIP_CHANGES = {
     "mlp": "Dropout left out",
     # Normalization's statistics become a Rescaling's scale and offset (WEIGHTS_MOVED).
     "preprocessing": "Normalization written as Rescaling",
+    # TFOpLambda is tf_keras's record of a TensorFlow function call (Keras 3 cannot load it): its
+    # arithmetic is written as the built-in layer computing it, under the same name.
+    "tf_op_lambda": "TFOpLambda written as built-in layers",
 }
+
+# The built-in layer a TFOpLambda's function becomes: with a tensor operand, and with a number.
+TF_OP_LAYERS = {"__operators__.add": ("Add", "Rescaling"), "math.add": ("Add", "Rescaling"),
+                "math.subtract": ("Subtract", "Rescaling"), "math.multiply": ("Multiply", "Rescaling"),
+                "math.truediv": (None, "Rescaling")}
+
+
+def _tf_op_layer(layer):
+    """(class, inbound nodes) a TFOpLambda is written as: its tensor operand `y` an inbound tensor."""
+    nodes, cls = [], None
+    for node in layer["inbound_nodes"]:
+        # tf_keras writes a TFOpLambda's call as [layer, node, tensor, kwargs], not a list of them.
+        first = node if isinstance(node[0], str) else node[0]
+        y = first[3].get("y")
+        tensor = isinstance(y, list)
+        cls = TF_OP_LAYERS[layer["config"]["function"]][0 if tensor else 1]
+        nodes.append([first[:3] + [{}]] + ([y[:3] + [{}]] if tensor else []))
+    return cls, nodes
 
 
 def _decoded(values):
@@ -87,9 +121,12 @@ def keras_h5_structure(path, name=None):
             cls = layer["class_name"]
             if change == "Normalization written as Rescaling" and cls == "Normalization":
                 cls = "Rescaling"
+            inbound = None if sequential else layer["inbound_nodes"]
+            if change.startswith("TFOpLambda written") and cls == "TFOpLambda":
+                cls, inbound = _tf_op_layer(layer)
             nested = model(layer) if cls in ("Sequential", "Functional", "Model") else None
             layers.append((rename(layer["config"].get("name", layer.get("name"))), cls,
-                           None if sequential else refs(layer["inbound_nodes"]), nested))
+                           None if sequential else refs(inbound), nested))
         config = entry["config"]
         return (entry["class_name"], layers, None if sequential else refs(config["input_layers"]),
                 None if sequential else refs(config["output_layers"]))

@@ -36,10 +36,12 @@ def test_keras_via_onnx_reads_back(name, tmp_path):
     """Keras -> ONNX -> Keras: the NHWC interface survives, Ferry reads the file back."""
     model_dir = KERAS_FIXTURES / name
     manifest = json.loads((model_dir / "manifest.json").read_text())
-    variant = next(v for v in manifest["variants"] if v["file"] == "keras3.h5")
+    # keras3.h5, or keras2.h5 for the layers Keras 3 has not (ThresholdedReLU, TFOpLambda).
+    variant = next((v for v in manifest["variants"] if v["file"] == "keras3.h5"),
+                   next(v for v in manifest["variants"] if v["file"] == "keras2.h5"))
     if name in ONNX_IMPORT_LACKS:
         pytest.skip(ONNX_IMPORT_LACKS[name])
-    ferry("convert", model_dir / "keras3.h5", tmp_path / "model.onnx", check=True)
+    ferry("convert", model_dir / variant["file"], tmp_path / "model.onnx", check=True)
     if name in KERAS_VIA_ONNX_LACKS:
         # Still refused cleanly, naming a layer (else the entry is stale).
         result = ferry("convert", tmp_path / "model.onnx", tmp_path / "model.h5")
@@ -84,8 +86,8 @@ def test_keras_round_trip(name, tmp_path):
 
 
 def test_round_trip_changes_are_few():
-    """The deliberate differences stay three fixtures with a stated reason."""
-    assert set(ROUND_TRIP_CHANGES) <= set(KERAS_TO_KERAS) and len(ROUND_TRIP_CHANGES) == 3
+    """The deliberate differences stay four fixtures with a stated reason."""
+    assert set(ROUND_TRIP_CHANGES) <= set(KERAS_TO_KERAS) and len(ROUND_TRIP_CHANGES) == 4
 
 
 @pytest.mark.parametrize("via_onnx", [False, True], ids=["direct", "via-onnx"])
@@ -121,7 +123,7 @@ def test_caffe_to_keras_reads_back(name, via_onnx, tmp_path):
 
 
 UNEXPRESSIBLE = {
-    "keras/activations": ("act_hard_sigmoid (Dense)", "Keras has no built-in layer for HardSigmoid"),
+    "keras/activations": ("act_hard_sigmoid (Dense)", "Keras 3's hard_sigmoid (relu6(x + 3) / 6): a Keras 2 layout .h5 names Keras 2's"),
     "keras/dot_family": ("dot_vec (Dot)", "Keras has no built-in layer for ReduceSum"),
     "keras/recurrent_hard_sigmoid": ("lstm_hard (LSTM)", "hard_sigmoid is clip(0.2 x + 0.5) in Keras 2 and relu6(x + 3) / 6 in Keras 3"),
     "caffe/lrn": ("lrn_default (LRN)", "Keras has no built-in layer for"),

@@ -24,7 +24,14 @@ let kerasExportTable: [String: KerasLayerWriter] = [
     "GlobalAveragePool": writeKerasGlobalPooling,
     "GlobalMaxPool": writeKerasGlobalPooling,
     "BatchNormalization": writeKerasBatchNorm,
-    "Relu": writeKerasActivation,
+    "Relu": writeKerasReLU,
+    "ThresholdedRelu": writeKerasReLU,
+    "PRelu": writeKerasPReLU,
+    "Gelu": writeKerasActivation,
+    "Mish": writeKerasActivation,
+    "HardSigmoid": writeKerasActivation,
+    "HardSwish": writeKerasActivation,
+    "LogSoftmax": writeKerasActivation,
     "Sigmoid": writeKerasActivation,
     "Tanh": writeKerasActivation,
     "Elu": writeKerasActivation,
@@ -32,7 +39,7 @@ let kerasExportTable: [String: KerasLayerWriter] = [
     "Softplus": writeKerasActivation,
     "Softsign": writeKerasActivation,
     "Exp": writeKerasActivation,
-    "LeakyRelu": writeKerasLeakyReLU,
+    "LeakyRelu": writeKerasReLU,
     "Clip": writeKerasClip,
     "Softmax": writeKerasSoftmax,
     "Add": writeKerasBinary,
@@ -49,35 +56,6 @@ let kerasExportTable: [String: KerasLayerWriter] = [
     "Transpose": writeKerasTranspose,
     "Pad": writeKerasZeroPadding,
 ]
-
-/// The Keras `activation=` name of an IR activation node, when Keras has one meaning the same.
-func kerasActivationName(_ op: Op, rank: Int, layout: [Int]) -> String? {
-    switch op {
-    case .relu: return "relu"
-    case .sigmoid: return "sigmoid"
-    case .tanh: return "tanh"
-    case .elu(let alpha) where alpha == 1: return "elu"
-    case .selu(let alpha, let gamma) where abs(alpha - 1.6732632) < 1e-6 && abs(gamma - 1.050701) < 1e-6: return "selu"
-    case .softplus: return "softplus"
-    case .softsign: return "softsign"
-    case .exp: return "exponential"
-    case .softmax(let axis):
-        // Keras's softmax activation works on the last axis of the Keras tensor.
-        guard let a = normalizeAxis(axis, rank: rank), layout.last == a else { return nil }
-        return "softmax"
-    default: return nil
-    }
-}
-
-/// A following activation of the same source layer, folded into `activation=`.
-func foldedActivation(_ ctx: inout KerasExportContext, after node: Node, rank: Int, layout: [Int]) -> (name: String, output: String) {
-    if let next = ctx.soleSameLayerReader(of: node.outputs[0]),
-       let name = kerasActivationName(next.node.op, rank: rank, layout: layout) {
-        ctx.absorbed.insert(next.index)
-        return (name, next.node.outputs[0])
-    }
-    return ("linear", node.outputs[0])
-}
 
 /// TensorFlow's `same` padding of one axis: (begin, end).
 func tfSamePads(_ n: Int, kernel: Int, stride: Int, dilation: Int) -> (Int, Int) {
@@ -390,48 +368,6 @@ func writeKerasBatchNorm(_ ctx: inout KerasExportContext, _ node: Node) throws {
             inbound: [x], weights: [("gamma", gamma.reshaped([c])), ("beta", beta.reshaped([c])),
                                     ("moving_mean", mean.reshaped([c])), ("moving_variance", variance.reshaped([c]))],
             output: node.outputs[0], layout: have)
-}
-
-/// Elementwise activations -> Activation layers (any layout).
-func writeKerasActivation(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { throw ctx.error("input not written") }
-    if case .elu(let alpha) = node.op, alpha != 1 {
-        ctx.add("ELU", config: ["alpha": Double(alpha)], inbound: [x], output: node.outputs[0], layout: have)
-        return
-    }
-    guard let name = kerasActivationName(node.op, rank: have.count, layout: have) else {
-        throw ctx.error("Keras has no activation computing \(node.op.name) with these parameters")
-    }
-    if case .relu = node.op, node.origins.first?.type == "ReLU" {
-        ctx.add("ReLU", config: ["max_value": NSNull(), "negative_slope": 0.0, "threshold": 0.0], inbound: [x],
-                output: node.outputs[0], layout: have)
-        return
-    }
-    ctx.add("Activation", config: ["activation": name], inbound: [x], output: node.outputs[0], layout: have)
-}
-
-func writeKerasLeakyReLU(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard case .leakyRelu(let alpha) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { return }
-    ctx.add("LeakyReLU", config: ["alpha": Double(alpha)], inbound: [x], output: node.outputs[0], layout: have)
-}
-
-/// Clip at 0 below (and optionally above) -> ReLU(max_value).
-func writeKerasClip(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard case .clip(let lo, let hi) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { return }
-    guard lo == 0 else { throw ctx.error("a clip with a lower bound other than 0 has no Keras layer") }
-    ctx.add("ReLU", config: ["max_value": hi.map { Double($0) as Any } ?? NSNull(), "negative_slope": 0.0, "threshold": 0.0],
-            inbound: [x], output: node.outputs[0], layout: have)
-}
-
-func writeKerasSoftmax(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard case .softmax(let axis) = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { return }
-    guard let a = normalizeAxis(axis, rank: have.count) else { throw ctx.error("axis \(axis) out of range") }
-    // Activation('softmax') is Keras's softmax over the last axis, unless the source layer was a Softmax layer.
-    if have.last == a, node.origins.first?.type != "Softmax" {
-        ctx.add("Activation", config: ["activation": "softmax"], inbound: [x], output: node.outputs[0], layout: have)
-        return
-    }
-    ctx.add("Softmax", config: ["axis": have.firstIndex(of: a)!], inbound: [x], output: node.outputs[0], layout: have)
 }
 
 /// A constant seen in a Keras tensor's layout: scalar, or varying along the last Keras axis only.

@@ -47,10 +47,18 @@ public enum KerasExporter {
 
     public static let kerasVersion = "2.21.0"
 
-    /// Exports `source`. With `nestedModels`, the models a Keras source used as layers are
-    /// written back as nested models and a Sequential source as a Sequential (the `.h5`
-    /// writer); without, every layer is written at the top of one Functional model.
-    public static func export(_ source: Graph, nestedModels: Bool = true) throws -> Export {
+    /// The file written: the Keras 2 layout `.h5` (read by tf_keras and Keras 3) or the Keras 3
+    /// `.keras` zip. Where the two Keras versions give one name two meanings (`hard_sigmoid`),
+    /// the name is written only with the meaning of the version that reads the file as its own.
+    public enum Target: Sendable {
+        case keras2H5, keras3Zip
+    }
+
+    /// Exports `source`. For the `.h5`, the models a Keras source used as layers are written
+    /// back as nested models and a Sequential source as a Sequential; for the zip, every layer
+    /// is written at the top of one Functional model.
+    public static func export(_ source: Graph, target: Target = .keras2H5) throws -> Export {
+        let nestedModels = target == .keras2H5
         let graph = source.splittingFusedActivations().removingIdentities()
         try graph.verify()
         let types = try graph.inferTypes()
@@ -62,7 +70,7 @@ public enum KerasExporter {
                 nested[path] = NestedModel(className: className, inputNames: m["inputs"] as? [String] ?? [])
             }
         }
-        var ctx = KerasExportContext(graph: graph, types: types, nestedModels: nested)
+        var ctx = KerasExportContext(graph: graph, types: types, target: target, nestedModels: nested)
         // A Keras model, or an ONNX file Ferry wrote from one, has channels-last inputs.
         let channelsLastSource = graph.metadata["source_format"]?.hasPrefix("keras") == true
             || graph.metadata["original_format"]?.hasPrefix("keras") == true
@@ -289,6 +297,7 @@ typealias KerasLayerWriter = @Sendable (inout KerasExportContext, Node) throws -
 struct KerasExportContext {
     let graph: Graph
     let types: [String: TensorType]
+    let target: KerasExporter.Target
     let consumers: [String: [Int]]
     var layers: [KerasExporter.KerasLayerRecord] = []
     /// The Keras tensor (layer, call, output) holding each IR value, and its layout: the
@@ -312,9 +321,11 @@ struct KerasExportContext {
     /// The graph output each value becomes (itself or through Transposes).
     private var outputNameOf: [String: String] = [:]
 
-    init(graph: Graph, types: [String: TensorType], nestedModels: [String: NestedModel] = [:]) {
+    init(graph: Graph, types: [String: TensorType], target: KerasExporter.Target = .keras2H5,
+         nestedModels: [String: NestedModel] = [:]) {
         self.graph = graph
         self.types = types
+        self.target = target
         self.nestedModels = nestedModels
         consumers = graph.consumerIndices()
         // The layer making a graph output (through Transposes, which are no layers) is named

@@ -19,7 +19,7 @@ extension KerasExporter {
         let export: Export
         // Nested models are written flat here (shared layers stay shared): Keras 3 nests their
         // weights under each model's own auto-named group, which this writer does not do yet.
-        do { export = try self.export(graph, nestedModels: false) } catch let e as FerryError { throw e.inFile(path) }
+        do { export = try self.export(graph, target: .keras3Zip) } catch let e as FerryError { throw e.inFile(path) }
         let url = URL(fileURLWithPath: path)
         let folder = url.deletingLastPathComponent()
         let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
