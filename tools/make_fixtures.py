@@ -356,6 +356,50 @@ def attention_mask_inputs(rng, index, shape):
     return rng.standard_normal(shape).astype(np.float32)
 
 
+def build_attention_mask_none(k):
+    # Attention's mask list with a None entry: that side is unmasked.
+    L = k.layers
+    q = k.Input(shape=(4, 8), name="query")
+    v = k.Input(shape=(6, 8), name="value")
+    q_mask = k.Input(shape=(4,), dtype="bool", name="query_mask")
+    v_mask = k.Input(shape=(6,), dtype="bool", name="value_mask")
+    queries_only, scores = L.Attention(name="attn_query_mask")([q, v], mask=[q_mask, None], return_attention_scores=True)
+    values_only = L.Attention(use_scale=True, name="attn_value_mask")([q, v], mask=[None, v_mask])
+    return k.Model([q, v, q_mask, v_mask], [queries_only, scores, values_only], name="attention_mask_none")
+
+
+def attention_mask_none_inputs(rng, index, shape):
+    if index in (2, 3):
+        m = rng.random(shape) > 0.3
+        m[:, 0] = True
+        m[1, -1] = False
+        return m
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def build_mha_robust_masking(k):
+    # tf_keras's softmax_robust_masking: scores where the mask is <= 0.5 replaced by -1e9 (a
+    # causal mask makes the mask boolean first, so there any nonzero value attends).
+    L = k.layers
+    x = k.Input(shape=(5, 6), name="sequence")
+    mask = k.Input(shape=(5, 5), name="mask")
+    plain = L.MultiHeadAttention(2, 3, softmax_robust_masking=True, name="mha_robust")(
+        x, x, attention_mask=mask, return_attention_scores=True)
+    causal = L.MultiHeadAttention(2, 3, softmax_robust_masking=True, name="mha_robust_causal")(
+        x, x, attention_mask=mask, use_causal_mask=True)
+    return k.Model([x, mask], list(plain) + [causal], name="mha_robust_masking")
+
+
+def robust_mask_inputs(rng, index, shape):
+    if index == 1:  # values 0, 0.3, 0.7, 1: 0.3 hides under robust masking, not as (1 - m) * -1e9
+        m = rng.choice(np.array([0.0, 0.3, 0.7, 1.0], np.float32), size=shape)
+        m[0, 2, :] = 0.3  # every key hidden: uniform weights
+        m[:, :, 0] = np.maximum(m[:, :, 0], 0.3)  # with the causal mask, the first key stays visible
+        m[0, 2, 0] = 0.3
+        return m
+    return rng.standard_normal(shape).astype(np.float32)
+
+
 def build_tf_op_lambda(k):
     # tf_keras records TensorFlow functions on Keras tensors as TFOpLambda layers (Keras 3 has
     # no such layer).
@@ -1004,6 +1048,19 @@ MODELS = {
                                          "keras3_h5_unreadable": "Keras 3.15 cannot reload its own .h5 of this model "
                                          "(it reads Attention's score_mode 'dot' as the function keras.ops.dot): its "
                                          "references come from reloading keras3.keras."}),
+    "attention_mask_none": (build_attention_mask_none,
+                            "Attention with mask=[query_mask, None] (return_attention_scores) and [None, "
+                            "value_mask] (use_scale): the None side is unmasked.",
+                            "ok", None, {}, {"inputs": attention_mask_none_inputs,
+                                             "keras3_h5_unreadable": "Keras 3.15 cannot reload its own .h5 of this "
+                                             "model (it reads Attention's score_mode 'dot' as the function "
+                                             "keras.ops.dot): its references come from reloading keras3.keras."}),
+    "mha_robust_masking": (build_mha_robust_masking,
+                           "tf_keras MultiHeadAttention with softmax_robust_masking and a float attention_mask of "
+                           "0, 0.3, 0.7 and 1 (scores where it is <= 0.5 replaced by -1e9; one query sees no key), "
+                           "with return_attention_scores, and with use_causal_mask (the mask made boolean: 0.3 "
+                           "attends). Keras 3 has no such option.",
+                           "ok", None, {}, {"inputs": robust_mask_inputs, "frameworks": ("keras2",)}),
     "keras_operations": (build_keras_operations,
                          "Keras 3 operations on Keras tensors: x + 3.0 and * (1/6) (MobileNetV3's hard "
                          "sigmoid), subtracting tensors, 2.0 - x, x / 4.0, multiplying by a reshaped (N, 1, 1, C) "

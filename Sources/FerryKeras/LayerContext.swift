@@ -106,6 +106,9 @@ final class LayerContext {
     /// A numeric argument of the current call.
     func callNumber(_ key: String) -> Double? { callOptions.numbers[key] }
 
+    /// The positions of the null entries of a list the current call passes as `key`.
+    func callNullEntries(_ key: String) -> [Int] { callOptions.nullEntries[key] ?? [] }
+
     /// Keras 3: the current call's positional arguments, nil for a tensor, else the number.
     var callPositionalArguments: [Double?] { callOptions.positionalArguments }
 

@@ -24,11 +24,18 @@ struct LayerCall {
     /// Keras 3: the call's top-level positional arguments in order, nil for a tensor and the
     /// value for a number (a Keras operation's `x + 3.0` is recorded as add(x, 3.0)).
     var positionalArguments: [Double?] = []
+    /// For a keyword argument given as a list, the positions of its null entries (Attention's
+    /// `mask=[query_mask, None]`), which its tensor references leave out.
+    var nullEntries: [String: [Int]] = [:]
 
     /// Records a keyword argument that is not a tensor.
     mutating func note(_ key: String, _ value: Any) {
         guard !(value is NSNull) else { return }
         keywords.insert(key)
+        if let list = value as? [Any] {
+            let nulls = list.indices.filter { list[$0] is NSNull }
+            if !nulls.isEmpty { nullEntries[key] = nulls }
+        }
         if let n = value as? NSNumber {
             if JSONValue.isBool(n) { flags[key] = n.boolValue } else if n.doubleValue.isFinite { numbers[key] = n.doubleValue }
         }

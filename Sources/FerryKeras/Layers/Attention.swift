@@ -13,6 +13,10 @@ enum AttentionMasking {
     /// tf_keras's MultiHeadAttention (its Softmax with a mask): (1 - mask) * -1e9 added to the
     /// scores, the mask's own values unless a causal mask made it boolean.
     case addPenaltyOfMaskValue
+    /// tf_keras's MultiHeadAttention with softmax_robust_masking: the scores where the mask is
+    /// false or at most 0.5 replaced by -1e9 (a causal mask makes the mask boolean first: then
+    /// nonzero counts); a query with every key hidden gets uniform weights.
+    case replaceAboveHalf
     /// Keras 3.15's MultiHeadAttention when it returns its scores or has dropout (its Softmax
     /// with a mask): hidden scores replaced by -1e9 and their weights set to 0 after the softmax;
     /// a query with every key hidden gets zeros.
@@ -83,6 +87,15 @@ extension LayerContext {
             let complement = try emit(.sub, [one, m], role: "mask_complement")
             let negative = constant("large_negative", Tensor(shape: [], floats: [maskedScore]))
             s = try emit(.add, [s, try emit(.mul, [complement, negative], role: "mask_penalty")], role: "masked_scores")
+            weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
+        case .replaceAboveHalf:
+            if !causal && keyMask.type.dtype != .bool {
+                let m = try emit(.cast(to: .float32), [keyMask], role: "mask_float")
+                let half = constant("half", Tensor(shape: [], floats: [0.5]))
+                keep = try emit(.greater, [m, half], role: "mask_keep")
+            }
+            let negative = constant("large_negative", Tensor(shape: [], floats: [maskedScore]))
+            s = try emit(.where, [keep, s, negative], role: "masked_scores")
             weights = try emit(.softmax(axis: -1), [s], role: "attention_weights")
         case .replaceAndZero, .replace:
             let negative = constant("large_negative", Tensor(shape: [], floats: [maskedScore]))
@@ -160,18 +173,24 @@ struct AttentionSpec: KerasLayer {
             let reduced = try ctx.emit(.reduce(.sum, axes: [-1], keepDims: false), [t], role: "score_sums")
             scores = try ctx.emit(.mul, [reduced, w[useScale ? 1 : 0]], role: "scores")
         }
-        let masks = ctx.keywordInputs("mask")
+        // mask=[query_mask, value_mask], either of which may be None (that side unmasked).
+        let masks = ctx.keywordInputs("mask"), nulls = ctx.callNullEntries("mask")
         var valueMask: IRValue?, queryMask: IRValue?
-        if !masks.isEmpty {
-            guard masks.count == 2 else {
-                throw ctx.error("mask should be [query_mask, value_mask], two tensors; the call passes \(masks.count)")
+        if !masks.isEmpty || !nulls.isEmpty {
+            guard masks.count + nulls.count == 2, nulls.allSatisfy({ $0 < 2 }) else {
+                throw ctx.error("mask should be [query_mask, value_mask], two tensors or None; the call passes "
+                                + "\(masks.count) tensors and \(nulls.count) None")
             }
-            let (q, v) = (try ctx.kerasLayout(masks[0]), try ctx.kerasLayout(masks[1]))
-            guard q.rank == 2, v.rank == 2 else {
-                throw ctx.error("the masks should be (batch, time), are \(q.shape) and \(v.shape)")
+            var given = masks.makeIterator()
+            let slots = (0..<2).map { nulls.contains($0) ? nil : given.next() }
+            func mask(_ t: KerasTensor?) throws -> IRValue? {
+                guard let t else { return nil }
+                let m = try ctx.kerasLayout(t)
+                guard m.rank == 2 else { throw ctx.error("the masks should be (batch, time), one is \(m.shape)") }
+                return m
             }
-            valueMask = try ctx.emit(.unsqueeze(axes: [1]), [v], role: "value_mask_rows")
-            queryMask = try ctx.emit(.unsqueeze(axes: [2]), [q], role: "query_mask_columns")
+            if let v = try mask(slots[1]) { valueMask = try ctx.emit(.unsqueeze(axes: [1]), [v], role: "value_mask_rows") }
+            if let q = try mask(slots[0]) { queryMask = try ctx.emit(.unsqueeze(axes: [2]), [q], role: "query_mask_columns") }
         }
         var (output, weights) = try ctx.attend(scores: scores, values: value,
                                                causal: causal || ctx.callFlag("use_causal_mask"),
@@ -205,7 +224,7 @@ struct MultiHeadAttentionSpec: KerasLayer {
     var valueDim: Int
     var useBias: Bool
     var outputDim: Int?
-    /// tf_keras's `softmax_robust_masking` (another use of a mask, not supported with one).
+    /// tf_keras's `softmax_robust_masking`: a mask hides by replacing scores, not adding to them.
     var robustMasking: Bool
     /// Keras 3.15 takes another path when dropout is set, even at inference (`AttentionMasking`).
     var hasDropout: Bool
@@ -302,12 +321,11 @@ struct MultiHeadAttentionSpec: KerasLayer {
             guard masks.count == 1, m.rank == 3 else {
                 throw ctx.error("attention_mask should be one (batch, queries, keys) tensor")
             }
-            guard !robustMasking else { throw ctx.error("softmax_robust_masking with an attention_mask is not supported") }
             keyMask = try ctx.emit(.unsqueeze(axes: [1]), [m], role: "attention_mask_heads")
         }
         let (attended, weights) = try ctx.attend(scores: scores, values: v, causal: ctx.callFlag("use_causal_mask"),
                                                  keyMask: keyMask,
-                                                 masking: ctx.kerasMajor == 2 ? .addPenaltyOfMaskValue
+                                                 masking: ctx.kerasMajor == 2 ? (robustMasking ? .replaceAboveHalf : .addPenaltyOfMaskValue)
                                                      : ctx.callFlag("return_attention_scores") || hasDropout ? .replaceAndZero : .replace)
         var y = try ctx.emit(.transpose(perm: [0, 2, 1, 3]), [attended], role: "heads_last")
         y = try ctx.emit(.reshape(shape: [0, 0, h * vd]), [y], role: "heads_merged")
