@@ -112,9 +112,17 @@ public enum ONNXImporter {
         var initializers = graphProto.initializer
         graphProto.initializer = []
         let external = directory.map { ONNXImportTensors.ExternalData(directory: $0) }
+        // Initializers are kept by name: a second one of a name would silently replace the first
+        // (ONNX requires single assignment; its checker refuses such a model too).
+        func checkUnique(_ name: String) throws {
+            guard state.graph.initializers[name] == nil else {
+                throw FerryError("two initializers are named '\(name)' (a value is defined once)")
+            }
+        }
         for i in initializers.indices {
             let t = initializers[i]
             guard !t.name.isEmpty else { throw FerryError("an initializer has no name") }
+            try checkUnique(t.name)
             state.addConstant(t.name, try ONNXImportTensors.tensor(t, external: external))
             initializers[i] = Onnx_TensorProto()  // release its bytes now
         }
@@ -122,6 +130,7 @@ public enum ONNXImporter {
             for entry in mapped.entries {
                 let t = try mapped.header(entry)
                 guard !t.name.isEmpty else { throw FerryError("an initializer has no name") }
+                try checkUnique(t.name)
                 let file = mapped.file
                 let raw = entry.raw.map { range in
                     (bytes: file.bytes(range), release: { (copied: Range<Int>) in

@@ -147,7 +147,12 @@ def _onnx_cases():
     strings = TensorProto(name="w", data_type=TensorProto.STRING, dims=[2, 3], string_data=[b"a"] * 6)
     unknown = TensorProto(name="w", data_type=99, dims=[2, 3], raw_data=b"\0" * 24)
     add = [helper.make_node("Add", ["x", "w"], ["y"], name="add")]
+    ones = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2, 3], raw_data=b"\0\0\x80\x3f" * 6)
+    zeros = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2, 3], raw_data=b"\0" * 24)
     return {
+        # two weights named w: one would silently win
+        "duplicate_initializer": (add, [x], [y], [ones, zeros], ["'w'"]),
+        "duplicate_input": ([helper.make_node("Relu", ["x"], ["y"], name="r")], [x, x], [y], [], ["'x'"]),
         "initializer_dims_product_overflows": (add, [x], [y], [overflow], ["w"]),
         "initializer_huge_dim": (add, [x], [y], [huge], ["w"]),
         "initializer_negative_dim": (add, [x], [y], [negative], ["w"]),
@@ -170,7 +175,8 @@ def _onnx_cases():
     }
 
 
-ONNX_CASES = ["dangling", "cycle", "duplicate_output", "negative_dim", "initializer_larger_than_its_data",
+ONNX_CASES = ["dangling", "cycle", "duplicate_output", "duplicate_initializer", "duplicate_input",
+              "negative_dim", "initializer_larger_than_its_data",
               "initializer_shorter_than_its_dims", "initializer_dims_product_overflows", "initializer_huge_dim",
               "initializer_negative_dim", "initializer_of_strings", "initializer_of_unknown_type",
               "input_dims_product_overflows", "attribute_of_wrong_type"]
