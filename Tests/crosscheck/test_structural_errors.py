@@ -110,6 +110,17 @@ def test_keras_structure(case, container, tmp_path):
         refused(tmp_path, ["convert", args[0], tmp_path / "out.onnx"], *words)
 
 
+@pytest.mark.parametrize("container", ["h5", "keras", "json"])
+def test_keras_truncated(container, tmp_path):
+    """The model file cut short (at a quarter, a half and near its end: inside HDF5's objects,
+    a zip's members or central directory, the JSON's layers)."""
+    args = _keras_file(container, lambda L: None, tmp_path)
+    data = args[0].read_bytes()
+    for cut in (len(data) // 4, len(data) // 2, len(data) - 30):
+        args[0].write_bytes(data[:cut])
+        refused(tmp_path, ["inspect", *args])
+
+
 def test_keras_weight_declared_larger_than_the_file(tmp_path):
     """A weight dataset declared 2^40 floats with no data behind it (an allocation bomb)."""
     import h5py
