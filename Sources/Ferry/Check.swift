@@ -138,7 +138,15 @@ public func compare(_ result: Tensor, reference: Tensor, name: String, sample: I
         c.passed = false
         return c
     }
-    let a = asDoubles(result), b = asDoubles(reference)
+    var a: [Double], b: [Double]
+    if let texts = result.strings, let referenceTexts = reference.strings {
+        // Text has no distance: an element that differs counts as an infinite error.
+        a = texts.map { _ in 0 }
+        b = zip(texts, referenceTexts).map { $0 == $1 ? 0 : .nan }
+    } else {
+        a = asDoubles(result)
+        b = asDoubles(reference)
+    }
     var sumAbs = 0.0, dot = 0.0, normA = 0.0, normB = 0.0
     var outside = 0
     for (x, ref) in zip(a, b) {
@@ -168,6 +176,7 @@ func asDoubles(_ t: Tensor) -> [Double] {
     switch t.storage {
     case .float32(let v): return v.map(Double.init)
     case .float16(let v): return v.map { Double(halfToFloat($0)) }
+    case .bfloat16(let v): return v.map { Double(BFloat16.value($0)) }
     case .float64(let v): return v
     case .int64(let v): return v.map(Double.init)
     case .int32(let v): return v.map(Double.init)
@@ -178,6 +187,7 @@ func asDoubles(_ t: Tensor) -> [Double] {
     case .int8(let v): return v.map(Double.init)
     case .uint8(let v): return v.map(Double.init)
     case .bool(let v): return v.map { $0 ? 1 : 0 }
+    case .string(let v): return v.map { Double($0) ?? .nan }
     }
 }
 

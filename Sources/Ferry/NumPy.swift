@@ -76,6 +76,7 @@ public enum NumPy {
             switch dtype {
             case .float32: return .float32(load(UInt32.self) { swap ? $0.byteSwapped : $0 }.map(Float.init(bitPattern:)))
             case .float16: return .float16(load(UInt16.self) { swap ? $0.byteSwapped : $0 })
+            case .bfloat16: return .bfloat16(load(UInt16.self) { swap ? $0.byteSwapped : $0 })
             case .float64: return .float64(load(UInt64.self) { swap ? $0.byteSwapped : $0 }.map(Double.init(bitPattern:)))
             case .int64: return .int64(load(Int64.self) { swap ? $0.byteSwapped : $0 })
             case .int32: return .int32(load(Int32.self) { swap ? $0.byteSwapped : $0 })
@@ -86,12 +87,28 @@ public enum NumPy {
             case .int8: return .int8(load(Int8.self))
             case .uint8: return .uint8(load(UInt8.self))
             case .bool: return .bool(load(UInt8.self).map { $0 != 0 })
+            case .string:
+                // numpy's '<Un': n UTF-32 code units per element, padded with NULs.
+                return .string((0..<count).map { i in
+                    let units = (0..<(itemSize / 4)).map { k in
+                        let u = raw.loadUnaligned(fromByteOffset: i * itemSize + 4 * k, as: UInt32.self)
+                        return swap ? u.byteSwapped : u
+                    }
+                    let scalars = units.prefix { $0 != 0 }.map { Unicode.Scalar($0) ?? "\u{FFFD}" }
+                    return String(String.UnicodeScalarView(scalars))
+                })
             }
         }
         return try Tensor(shape: fields.shape, storage: storage)
     }
 
+    /// bfloat16, which numpy lacks, is written widened to float32 (exactly); strings as
+    /// numpy's '<Un' (UTF-32, n the longest element's length in code points).
     public static func encode(_ tensor: Tensor) -> [UInt8] {
+        if case .bfloat16(let bits) = tensor.storage {
+            return encode(try! Tensor(shape: tensor.shape, storage: .float32(bits.map(BFloat16.value))))
+        }
+        let longestText = tensor.strings.map { $0.map(\.unicodeScalars.count).max() ?? 0 } ?? 0
         let descr: String
         switch tensor.dtype {
         case .float32: descr = "<f4"
@@ -106,6 +123,8 @@ public enum NumPy {
         case .int8: descr = "|i1"
         case .uint8: descr = "|u1"
         case .bool: descr = "|b1"
+        case .bfloat16: preconditionFailure("bfloat16 is written as float32 above")
+        case .string: descr = "<U\(max(1, longestText))"
         }
         let shapeText = tensor.shape.isEmpty ? "()"
             : tensor.shape.count == 1 ? "(\(tensor.shape[0]),)"
@@ -135,6 +154,13 @@ public enum NumPy {
         case .int8(let a): append(a)
         case .uint8(let a): append(a)
         case .bool(let a): append(a.map { $0 ? UInt8(1) : 0 })
+        case .bfloat16: preconditionFailure("bfloat16 is written as float32 above")
+        case .string(let a):
+            let width = max(1, longestText)
+            for text in a {
+                let units = text.unicodeScalars.map(\.value)
+                append(units.map(\.littleEndian) + [UInt32](repeating: 0, count: width - units.count))
+            }
         }
         return out
     }
@@ -201,7 +227,10 @@ public enum NumPy {
         case "i1": return (.int8, 1, false, false)
         case "u1": return (.uint8, 1, false, false)
         case "b1": return (.bool, 1, false, false)
-        default: throw FerryError(".npy dtype '\(descr)' is not supported (float32, float16, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool are)")
+        case let code where code.hasPrefix("U"):
+            guard let n = Int(code.dropFirst()), n > 0, n < 1 << 20 else { throw FerryError(".npy dtype '\(descr)' is not supported") }
+            return (.string, 4 * n, swap, false)
+        default: throw FerryError(".npy dtype '\(descr)' is not supported (float32, float16, float64, int64, int32, int16, int8, uint64, uint32, uint16, uint8, bool and unicode strings are)")
         }
     }
 }

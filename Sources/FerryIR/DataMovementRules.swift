@@ -315,6 +315,7 @@ extension TensorStorage {
         switch dtype {
         case .float32: return .float32(Array(repeating: value, count: count))
         case .float16: return .float16(Array(repeating: float16Bits(value), count: count))
+        case .bfloat16: return .bfloat16(Array(repeating: BFloat16.bits(value), count: count))
         case .float64: return .float64(Array(repeating: Double(value), count: count))
         case .int64: return .int64(Array(repeating: integer(Int64.self), count: count))
         case .int32: return .int32(Array(repeating: integer(Int32.self), count: count))
@@ -325,6 +326,8 @@ extension TensorStorage {
         case .uint16: return .uint16(Array(repeating: integer(UInt16.self), count: count))
         case .uint8: return .uint8(Array(repeating: integer(UInt8.self), count: count))
         case .bool: return .bool(Array(repeating: value != 0, count: count))
+        // Text zeros are empty strings (what numpy zeros and ONNX Pad use); other values as a cast writes them.
+        case .string: return .string(Array(repeating: value == 0 ? "" : NumericText.string(value), count: count))
         }
     }
 }

@@ -1,8 +1,10 @@
 /// Contiguous, row-major element storage, one case per element type.
-/// float16 is kept as raw IEEE half bits: Swift's Float16 is not available on every platform.
+/// float16 is kept as raw IEEE half bits: Swift's Float16 is not available on every platform;
+/// bfloat16 as its raw bits too (the upper half of a float32's, see `BFloat16`).
 public enum TensorStorage: Sendable, Hashable {
     case float32([Float])
     case float16([UInt16])
+    case bfloat16([UInt16])
     case float64([Double])
     case int64([Int64])
     case int32([Int32])
@@ -13,11 +15,13 @@ public enum TensorStorage: Sendable, Hashable {
     case uint16([UInt16])
     case uint8([UInt8])
     case bool([Bool])
+    case string([String])
 
     public var dtype: DType {
         switch self {
         case .float32: return .float32
         case .float16: return .float16
+        case .bfloat16: return .bfloat16
         case .float64: return .float64
         case .int64: return .int64
         case .int32: return .int32
@@ -28,6 +32,7 @@ public enum TensorStorage: Sendable, Hashable {
         case .uint16: return .uint16
         case .uint8: return .uint8
         case .bool: return .bool
+        case .string: return .string
         }
     }
 
@@ -87,6 +92,12 @@ public struct Tensor: Sendable, Hashable, CustomStringConvertible {
             preconditionFailure("tensor is \(dtype), not float32")
         }
         return values
+    }
+
+    /// The elements of a string tensor, else nil.
+    public var strings: [String]? {
+        if case .string(let a) = storage { return a }
+        return nil
     }
 
     /// Elements as Int64 for integer tensors (shape operands, indices); nil for uint64 elements

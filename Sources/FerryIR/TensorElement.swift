@@ -5,8 +5,8 @@ import Foundation
 /// storage cases below are the only places that list them for generic code.
 
 /// A Swift type that holds the elements of an IR element type. (UInt16 holds both uint16 and
-/// float16's bits: generic code that computes goes through `NumericVisitor`, which hands
-/// float16 over as Float.)
+/// float16's and bfloat16's bits: generic code that computes goes through `NumericVisitor`,
+/// which hands both over as Float.)
 public protocol TensorElement: Sendable, Hashable {}
 extension Float: TensorElement {}
 extension Double: TensorElement {}
@@ -19,6 +19,7 @@ extension UInt32: TensorElement {}
 extension UInt16: TensorElement {}
 extension UInt8: TensorElement {}
 extension Bool: TensorElement {}
+extension String: TensorElement {}
 
 /// A floating-point element type with the elementary functions kernels need.
 public protocol FloatingElement: BinaryFloatingPoint & TensorElement {
@@ -47,8 +48,8 @@ public protocol StorageVisitor {
 }
 
 /// Numeric code generic over element types, on one or more operands of one element type:
-/// `floating` for float32, float64 and float16 (widened to Float, exactly; `wrap` rounds
-/// results back to half to nearest even), `integer` for the signed and unsigned integer types.
+/// `floating` for float32, float64, float16 and bfloat16 (the 16-bit types widened to Float,
+/// exactly; `wrap` rounds results back to nearest even), `integer` for the signed and unsigned integer types.
 public protocol NumericVisitor {
     associatedtype Result
     func floating<T: FloatingElement>(_ operands: [[T]], _ wrap: @escaping ([T]) -> TensorStorage) throws -> Result
@@ -61,6 +62,7 @@ extension TensorStorage {
         switch self {
         case .float32(let a): return try visitor.visit(a, TensorStorage.float32)
         case .float16(let a): return try visitor.visit(a, TensorStorage.float16)
+        case .bfloat16(let a): return try visitor.visit(a, TensorStorage.bfloat16)
         case .float64(let a): return try visitor.visit(a, TensorStorage.float64)
         case .int64(let a): return try visitor.visit(a, TensorStorage.int64)
         case .int32(let a): return try visitor.visit(a, TensorStorage.int32)
@@ -71,6 +73,7 @@ extension TensorStorage {
         case .uint16(let a): return try visitor.visit(a, TensorStorage.uint16)
         case .uint8(let a): return try visitor.visit(a, TensorStorage.uint8)
         case .bool(let a): return try visitor.visit(a, TensorStorage.bool)
+        case .string(let a): return try visitor.visit(a, TensorStorage.string)
         }
     }
 
@@ -96,6 +99,8 @@ extension TensorStorage {
         case .float64: return try visitor.floating(all(Double.self), TensorStorage.float64)
         case .float16:
             return try visitor.floating(all(UInt16.self).map { $0.map(HalfFloat.value) }, { .float16($0.map(HalfFloat.bits)) })
+        case .bfloat16:
+            return try visitor.floating(all(UInt16.self).map { $0.map(BFloat16.value) }, { .bfloat16($0.map(BFloat16.bits)) })
         case .int64: return try visitor.integer(all(Int64.self), TensorStorage.int64)
         case .int32: return try visitor.integer(all(Int32.self), TensorStorage.int32)
         case .int16: return try visitor.integer(all(Int16.self), TensorStorage.int16)
@@ -105,6 +110,7 @@ extension TensorStorage {
         case .uint16: return try visitor.integer(all(UInt16.self), TensorStorage.uint16)
         case .uint8: return try visitor.integer(all(UInt8.self), TensorStorage.uint8)
         case .bool: throw FerryError("\(what) does not take bool operands")
+        case .string: throw FerryError("\(what) does not take string operands")
         }
     }
 }

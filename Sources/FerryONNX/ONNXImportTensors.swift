@@ -8,6 +8,7 @@ enum ONNXImportTensors {
         switch Onnx_TensorProto.DataType(rawValue: Int(code)) {
         case .float: return .float32
         case .float16: return .float16
+        case .bfloat16: return .bfloat16
         case .double: return .float64
         case .int64: return .int64
         case .int32: return .int32
@@ -18,6 +19,7 @@ enum ONNXImportTensors {
         case .uint16: return .uint16
         case .uint8: return .uint8
         case .bool: return .bool
+        case .string: return .string
         case let other?:
             throw FerryError("\(what) has element type \(other) (\(code)), which Ferry's IR does not have "
                              + "(" + DType.allCases.map(\.description).joined(separator: ", ") + ")")
@@ -82,7 +84,13 @@ enum ONNXImportTensors {
         }
         if proto.hasSegment { throw FerryError("\(what) is a segment of a tensor, which Ferry does not read") }
         let storage: TensorStorage
-        if proto.dataLocation == .external {
+        if dtype == .string {
+            // ONNX keeps strings in string_data only (never raw_data or external data).
+            guard proto.dataLocation != .external, raw == nil, !proto.hasRawData else {
+                throw FerryError("\(what) is a string tensor with raw or external data; ONNX keeps strings in string_data")
+            }
+            storage = try strings(proto, count: count, what: what)
+        } else if proto.dataLocation == .external {
             guard let external else { throw FerryError("\(what) keeps its data in an external file, and no folder was given to read it from") }
             let (file, range) = try externalRange(proto, count: count * dtype.byteSize, in: external)
             storage = try fromRaw(file.bytes(range), dtype: dtype, count: count, what: what) { copied in
@@ -96,6 +104,19 @@ enum ONNXImportTensors {
             storage = try fromTyped(proto, dtype: dtype, count: count, what: what)
         }
         return try Tensor(shape: shape, storage: storage)
+    }
+
+    /// string_data as text; elements must be UTF-8 (Ferry's strings are Swift Strings).
+    static func strings(_ proto: Onnx_TensorProto, count: Int, what: String) throws -> TensorStorage {
+        guard proto.stringData.count == count else {
+            throw FerryError("\(what) has \(proto.stringData.count) values in string_data for \(count) elements")
+        }
+        return .string(try proto.stringData.enumerated().map { i, bytes in
+            guard let text = String(data: bytes, encoding: .utf8) else {
+                throw FerryError("\(what) element \(i) is not UTF-8 text, which Ferry's string tensors need")
+            }
+            return text
+        })
     }
 
     /// Little-endian raw bytes as typed storage. `release` is told each byte range of `data`
@@ -141,6 +162,7 @@ enum ONNXImportTensors {
             return .float32(load { Float(bitPattern: UInt32(littleEndian: data.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) })
             #endif
         case .float16: return .float16(integer(UInt16.self))
+        case .bfloat16: return .bfloat16(integer(UInt16.self))
         case .float64: return .float64(load { Double(bitPattern: UInt64(littleEndian: data.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))) })
         case .int64: return .int64(integer(Int64.self))
         case .int32: return .int32(integer(Int32.self))
@@ -151,11 +173,12 @@ enum ONNXImportTensors {
         case .uint16: return .uint16(integer(UInt16.self))
         case .uint8: return .uint8(integer(UInt8.self))
         case .bool: return .bool(load { data[$0] != 0 })
+        case .string: throw FerryError("\(what) is a string tensor with raw data; ONNX keeps strings in string_data")
         }
     }
 
     /// The typed repeated fields (float_data; double_data; int32_data for int32, int16, int8,
-    /// uint16, uint8, bool and the bits of float16; int64_data; uint64_data for uint32 and uint64).
+    /// uint16, uint8, bool and the bits of float16 and bfloat16; int64_data; uint64_data for uint32 and uint64).
     static func fromTyped(_ proto: Onnx_TensorProto, dtype: DType, count: Int, what: String) throws -> TensorStorage {
         func checked<T>(_ values: [T], _ field: String) throws -> [T] {
             guard values.count == count else {
@@ -168,6 +191,7 @@ enum ONNXImportTensors {
         case .int64: return .int64(try checked(proto.int64Data, "int64_data"))
         case .int32: return .int32(try checked(proto.int32Data, "int32_data"))
         case .float16: return .float16(try checked(proto.int32Data, "int32_data").map { UInt16(truncatingIfNeeded: $0) })
+        case .bfloat16: return .bfloat16(try checked(proto.int32Data, "int32_data").map { UInt16(truncatingIfNeeded: $0) })
         case .float64: return .float64(try checked(proto.doubleData, "double_data"))
         case .int16: return .int16(try checked(proto.int32Data, "int32_data").map { Int16(truncatingIfNeeded: $0) })
         case .uint16: return .uint16(try checked(proto.int32Data, "int32_data").map { UInt16(truncatingIfNeeded: $0) })
@@ -176,6 +200,7 @@ enum ONNXImportTensors {
         case .int8: return .int8(try checked(proto.int32Data, "int32_data").map { Int8(truncatingIfNeeded: $0) })
         case .uint8: return .uint8(try checked(proto.int32Data, "int32_data").map { UInt8(truncatingIfNeeded: $0) })
         case .bool: return .bool(try checked(proto.int32Data, "int32_data").map { $0 != 0 })
+        case .string: return try strings(proto, count: count, what: what)
         }
     }
 

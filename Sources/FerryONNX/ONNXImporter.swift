@@ -300,8 +300,9 @@ final class ImportState {
 }
 
 extension ONNXImporter {
-    /// The names of a model's graph inputs that are not initializers, in order (what a runner feeds).
-    public static func feedNames(path: String) throws -> [String] {
+    /// The names of a model's graph inputs that are not initializers, in order (what a runner
+    /// feeds), each with its declared element type when it is a tensor of a type the IR has.
+    public static func feeds(path: String) throws -> [(name: String, dtype: DType?)] {
         let proto: Onnx_ModelProto
         do {
             proto = try Onnx_ModelProto(serializedBytes: try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped))
@@ -309,7 +310,10 @@ extension ONNXImporter {
             throw FerryError("not a readable ONNX model: \(error)", file: path)
         }
         let weights = Set(proto.graph.initializer.map(\.name))
-        return proto.graph.input.map(\.name).filter { !weights.contains($0) }
+        return proto.graph.input.filter { !weights.contains($0.name) }.map { input in
+            guard case .tensorType(let t)? = input.type.value else { return (input.name, nil) }
+            return (input.name, try? ONNXImportTensors.dtype(t.elemType, what: input.name))
+        }
     }
 
     /// A serialized TensorProto (the ONNX test data's `input_0.pb`, `output_0.pb`) as a tensor.

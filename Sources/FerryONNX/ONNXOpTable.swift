@@ -455,8 +455,7 @@ enum ONNXOpTable {
 
     static func Identity(_ n: ONNXNode) throws { try n.emit(.identity, [try n.input(0)]) }
 
-    /// Inference only: Dropout passes its input through; the mask (when asked for) is all true.
-    /// Inference (or a ratio of 0 in training): the identity, and a mask of all true.
+    /// Inference (or a ratio of 0 in training): the identity, and a mask (when asked for) of all true.
     static func Dropout(_ n: ONNXNode) throws {
         if n.opset >= 12, let training = n.optionalInput(2) {
             guard let t = n.state.constant(training) ?? n.state.bindInput(training), t.count == 1,
@@ -464,12 +463,13 @@ enum ONNXOpTable {
                 throw n.unsupported("a training_mode input that is not a constant")
             }
             // Training drops nothing with a ratio of 0 (input 1, default 0.5); any other ratio
-            // draws a random mask, and ONNX does not define the generator: no implementation's
-            // output can be expected to match another's.
+            // draws a random mask from a generator ONNX leaves undefined (the `seed` attribute
+            // seeds whichever one a runtime has), so no output could be checked against
+            // another implementation's; Ferry converts for inference.
             let ratio = try n.optionalConstantFloat(1, "ratio") ?? 0.5
             if v[0], ratio != 0 {
-                throw FerryError("Dropout in training mode with ratio \(ratio) draws a random mask, and ONNX does not define "
-                                 + "the generator: no implementation's output matches another's (opset \(n.opset))")
+                throw FerryError("Dropout in training mode with ratio \(ratio) draws a random mask from a generator ONNX leaves "
+                                 + "undefined; Ferry imports Dropout for inference only (training_mode false, or ratio 0) (opset \(n.opset))")
             }
         }
         if n.opset < 7, try n.int("is_test", 0) == 0 {

@@ -8,6 +8,7 @@ enum ONNXTensors {
         switch dtype {
         case .float32: return .float
         case .float16: return .float16
+        case .bfloat16: return .bfloat16
         case .float64: return .double
         case .int64: return .int64
         case .int32: return .int32
@@ -18,6 +19,7 @@ enum ONNXTensors {
         case .uint16: return .uint16
         case .uint8: return .uint8
         case .bool: return .bool
+        case .string: return .string
         }
     }
 
@@ -48,17 +50,23 @@ enum ONNXTensors {
         return proto
     }
 
-    /// A named tensor with its elements as little-endian raw_data.
+    /// A named tensor with its elements as little-endian raw_data (strings, which ONNX never
+    /// keeps in raw_data, as UTF-8 in string_data).
     static func tensor(_ name: String, _ tensor: Tensor) -> Onnx_TensorProto {
         var proto = Onnx_TensorProto()
         proto.name = name
         proto.dims = tensor.shape.map(Int64.init)
         proto.dataType = Int32(dataType(tensor.dtype).rawValue)
-        proto.rawData = rawData(tensor.storage)
+        if case .string(let texts) = tensor.storage {
+            proto.stringData = texts.map { Data($0.utf8) }
+        } else {
+            proto.rawData = rawData(tensor.storage)
+        }
         return proto
     }
 
     /// The elements' bytes in little-endian order (ONNX raw_data); bool as one byte 0 or 1.
+    /// Precondition: not strings (see `tensor`).
     static func rawData(_ storage: TensorStorage) -> Data {
         switch storage {
         case .float32(let a):
@@ -67,7 +75,7 @@ enum ONNXTensors {
             #else
             return littleEndianBytes(a.map(\.bitPattern))
             #endif
-        case .float16(let a): return littleEndianBytes(a)
+        case .float16(let a), .bfloat16(let a): return littleEndianBytes(a)
         case .float64(let a): return littleEndianBytes(a.map(\.bitPattern))
         case .int64(let a): return littleEndianBytes(a)
         case .int32(let a): return littleEndianBytes(a)
@@ -78,6 +86,7 @@ enum ONNXTensors {
         case .int8(let a): return a.withUnsafeBytes { Data($0) }
         case .uint8(let a): return Data(a)
         case .bool(let a): return Data(a.map { $0 ? 1 : 0 })
+        case .string: preconditionFailure("string tensors are written as string_data")
         }
     }
 

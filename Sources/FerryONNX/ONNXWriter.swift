@@ -35,12 +35,18 @@ extension ONNXExporter {
                 try? FileManager.default.removeItem(at: temporary)
                 try? FileManager.default.removeItem(at: temporaryData)
             }
-            // Each weight's TensorProto without its elements, and where its elements go.
+            // Each weight's TensorProto without its elements, and where its elements go
+            // (inlineCount: raw_data bytes that follow the header, -1 for none).
             var headers: [(name: String, header: [UInt8], inlineCount: Int)] = []
             var dataOffset = 0
             var externalNames: [String] = []
             for name in graph.initializerNamesInUseOrder {
                 let tensor = graph.initializers[name]!
+                if tensor.dtype == .string {
+                    // Strings live in string_data inside the header: never raw_data, never external.
+                    headers.append((name, try ONNXTensors.tensor(name, tensor).serializedBytes(), -1))
+                    continue
+                }
                 var proto = Onnx_TensorProto()
                 proto.name = name
                 proto.dims = tensor.shape.map(Int64.init)

@@ -138,10 +138,23 @@ func sameGraph(_ a: Graph, _ b: Graph) {
             try Tensor(shape: [2], storage: .uint16([0, 65535])),
             try Tensor(shape: [2], storage: .uint32([0, 4_294_967_295])),
             try Tensor(shape: [2], storage: .uint64([UInt64.max, 1])),
+            try Tensor(shape: [2], storage: .bfloat16([0x3F80, 0xFF80])),
+            try Tensor(shape: [2], storage: .string(["größe", ""])),
         ]
         for t in tensors {
             let raw = ONNXTensors.tensor("t", t)
             #expect(try ONNXImportTensors.tensor(raw, external: nil) == t)
+            if t.dtype == .string {
+                // string_data is the only form strings have: raw_data for them is refused.
+                #expect(raw.stringData == [Data("größe".utf8), Data()] && !raw.hasRawData)
+                var rawStrings = raw
+                rawStrings.rawData = Data("ab".utf8)
+                #expect(throws: FerryError.self) { try ONNXImportTensors.tensor(rawStrings, external: nil) }
+                var notText = raw
+                notText.stringData = [Data([0xFF, 0xFE]), Data()]
+                #expect(throws: FerryError.self) { try ONNXImportTensors.tensor(notText, external: nil) }
+                continue
+            }
             var typed = raw
             typed.clearRawData()
             switch t.storage {
@@ -157,13 +170,15 @@ func sameGraph(_ a: Graph, _ b: Graph) {
             case .uint16(let a): typed.int32Data = a.map { Int32($0) }
             case .uint32(let a): typed.uint64Data = a.map { UInt64($0) }
             case .uint64(let a): typed.uint64Data = a
+            case .bfloat16(let a): typed.int32Data = a.map { Int32($0) }
+            case .string: break
             }
             #expect(try ONNXImportTensors.tensor(typed, external: nil) == t)
         }
-        var bfloat16 = Onnx_TensorProto()
-        bfloat16.name = "b"
-        bfloat16.dataType = Int32(Onnx_TensorProto.DataType.bfloat16.rawValue)
-        #expect(throws: FerryError.self) { try ONNXImportTensors.tensor(bfloat16, external: nil) }
+        var complex = Onnx_TensorProto()
+        complex.name = "c"
+        complex.dataType = Int32(Onnx_TensorProto.DataType.complex64.rawValue)
+        #expect(throws: FerryError.self) { try ONNXImportTensors.tensor(complex, external: nil) }
     }
 
     @Test func externalDataBesideTheModel() throws {

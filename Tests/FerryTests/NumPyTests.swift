@@ -39,6 +39,8 @@ func doubles(_ t: Tensor) -> [Double] {
     case .int8(let a): return a.map(Double.init)
     case .uint8(let a): return a.map(Double.init)
     case .bool(let a): return a.map { $0 ? 1 : 0 }
+    case .bfloat16(let a): return a.map { Double(Float(bitPattern: UInt32($0) << 16)) }
+    case .string(let a): return a.map { Double($0) ?? .nan }
     }
 }
 
