@@ -10,6 +10,9 @@ struct ConfigReader {
     let layer: String?
     let layerType: String?
 
+    /// The object as parsed (a layer's config, recorded for the Keras exporter).
+    var rawObject: [String: Any] { object }
+
     init(_ object: [String: Any], layer: String? = nil, layerType: String? = nil) {
         self.object = object
         self.layer = layer

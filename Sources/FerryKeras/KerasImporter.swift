@@ -138,7 +138,9 @@ public enum KerasImporter {
                     // A layer takes tensors positionally; a number there would be silently dropped.
                     throw ctx.error("positional argument \(i + 1) of its call is a number, which this layer does not take")
                 }
+                let firstNode = ctx.builder.graph.nodes.count
                 let outs = try ctx.withCallArguments(named, options: call) { try layer.spec.build(ins, ctx) }
+                ctx.recordCall(layer, call, inputs: ins, outputs: outs, firstNode: firstNode)
                 switch effect {
                 case .makes: outs.forEach { $0.maskFrom = ctx.layerName }
                 case .carries: if let maskFrom { outs.forEach { if $0.maskFrom == nil { $0.maskFrom = maskFrom } } }
@@ -229,8 +231,9 @@ extension LayerContext {
             }
         }
         var g = try b.finish()
-        if renames.isEmpty { return g }
         func renamed(_ n: String) -> String { renames[n] ?? n }
+        if let records = recordedCallsMetadata(renamed: renamed) { g.metadata[kerasRecordedLayersKey] = records }
+        if renames.isEmpty { return g }
         g.nodes = g.nodes.map { node in
             var n = node
             n.inputs = n.inputs.map(renamed)

@@ -55,6 +55,10 @@ final class LayerContext {
     private var callArguments: [(key: String, tensors: [KerasTensor])] = []
     /// The current call's arguments that are not tensors.
     private var callOptions = LayerCall(positional: [])
+    /// Calls of the layers the Keras exporter writes back from a record (`RecordedLayerCalls.swift`).
+    var recordedCalls: [RecordedKerasCall] = []
+    /// The digests of each layer's weights as read.
+    var readWeightDigests: [String: [RecordedKerasCall.Weight]] = [:]
 
     init(builder: GraphBuilder, store: KerasWeightStore, kerasMajor: Int) {
         self.builder = builder
@@ -267,6 +271,7 @@ final class LayerContext {
             let data = try store.h5.readFloats(paths[i])
             tensors.append(try Tensor(shape: data.shape, storage: .float32(data.values)))
         }
+        noteWeightDigests(names: names, tensors: tensors)
         return tensors
     }
 }

@@ -56,6 +56,8 @@ struct ParsedLayer {
     /// What the config's node indices add to the call's position: 1 for models nested in a
     /// Keras 2 model (their node 0 is their own construction, left out of the config).
     var nodeOffset = 0
+    /// The layer's config as the file holds it.
+    var config: [String: Any] = [:]
 
     var origin: Origin { Origin(layer: name, type: className) }
 }
@@ -266,7 +268,7 @@ struct ModelConfig {
             spec = try parser(config.forLayer(name, type: className))
         }
         let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
-        return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset)
+        return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset, config: config.rawObject)
     }
 
     /// The calls of a Functional layer. Keras 2: `[[["layer", node, tensor, {kwargs}], ...], ...]`,

@@ -8,7 +8,8 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "mlp_linear", "nested_shared", "preprocessing", "slash_names", "two_outputs", "cnn_gap",
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
-                  "activations", "activation_layers", "thresholded_relu", "tf_op_lambda"]
+                  "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
+                  "norm_axes", "resampling"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -32,7 +33,12 @@ KERAS3_READS_KERAS2_OTHERWISE = {
 }
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
-        "embedding", "reshaping_family", "activations", "activation_layers"]
+        "embedding", "reshaping_family", "activations", "activation_layers", "dot_family", "time_distributed", "resampling",
+        "layernorm_rms", "resampling_options_k3"]
+# Keras 3 fixtures with no keras2.h5 (layers tf_keras has not): written as .h5 and .keras from
+# keras3.h5 / keras3.keras, checked by Ferry reading them back and in Keras 3 (not tf_keras).
+KERAS3_ONLY = {"layernorm_rms": "LayerNormalization(rms_scaling=True), which tf_keras has not",
+               "resampling_options_k3": "Resizing with antialias, lanczos3, area and pad_to_aspect_ratio, which tf_keras has not"}
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val", "shapes",
                   "shuffle_channel", "resnet_small", "upsample"]
@@ -48,6 +54,10 @@ KERAS_VIA_ONNX_LACKS = {
                           "batch-first form the Keras importer makes",
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
+    "time_distributed": "the ONNX importer's Reshapes (shape from a constant input) are not the nodes the Keras "
+                        "importer recorded for TimeDistributed, and alone they change the batch axis",
+    "resampling": "the ONNX importer's Resize and Slice are not the nodes the Keras importer recorded for Resizing and "
+                  "CenterCrop, and alone they are not UpSampling by whole factors nor spatial crops",
     "norm_family": "ONNX opset 17 has no GroupNormalization: Ferry writes it as InstanceNormalization over reshaped "
                    "groups, which has no Keras layer",
 }
@@ -62,6 +72,7 @@ ROUND_TRIP_CHANGES = {
     "mlp": "Dropout left out",
     # Normalization's statistics become a Rescaling's scale and offset (WEIGHTS_MOVED).
     "preprocessing": "Normalization written as Rescaling",
+    "norm_axes": "Normalization written as Rescaling",
     # TFOpLambda is tf_keras's record of a TensorFlow function call (Keras 3 cannot load it): its
     # arithmetic is written as the built-in layer computing it, under the same name.
     "tf_op_lambda": "TFOpLambda written as built-in layers",
@@ -109,6 +120,7 @@ def keras_h5_structure(path, name=None):
         return rename(value) if isinstance(value, str) else value
 
     dropped = []
+    normalizations = set()
 
     def model(entry):
         sequential = entry["class_name"] == "Sequential"
@@ -121,6 +133,7 @@ def keras_h5_structure(path, name=None):
             cls = layer["class_name"]
             if change == "Normalization written as Rescaling" and cls == "Normalization":
                 cls = "Rescaling"
+                normalizations.add(layer["config"]["name"])
             inbound = None if sequential else layer["inbound_nodes"]
             if change.startswith("TFOpLambda written") and cls == "TFOpLambda":
                 cls, inbound = _tf_op_layer(layer)
@@ -139,7 +152,7 @@ def keras_h5_structure(path, name=None):
             if layer in dropped:
                 continue
             names = _decoded(group[layer].attrs["weight_names"])
-            if change == "Normalization written as Rescaling":
+            if change == "Normalization written as Rescaling" and layer in normalizations:
                 names = []  # the statistics are in the Rescaling's config
             weights.append((rename(layer), [(weight_rename(w), group[layer][w].shape, str(group[layer][w].dtype),
                                              group[layer][w][()].tobytes()) for w in names]))

@@ -13,7 +13,7 @@ import re
 import pytest
 
 from conftest import KERAS_FIXTURES, ROOT, ferry
-from export_fixtures import CAFFE_TO_KERAS, KERAS_TO_KERAS
+from export_fixtures import CAFFE_TO_KERAS, KERAS3_ONLY, KERAS_TO_KERAS
 from test_caffe_export import KERAS_TO_CAFFE, UNEXPRESSIBLE as CAFFE_UNEXPRESSIBLE
 
 CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
@@ -31,7 +31,7 @@ CAFFE_TO_CAFFE = [n for n in CAFFE if f"caffe/{n}" not in CAFFE_UNEXPRESSIBLE]
 
 DIRECTIONS = {
     # (source kind, target suffix): the fixtures converted and checked in the target
-    ("keras", ".h5"): KERAS_TO_KERAS,
+    ("keras", ".h5"): KERAS_TO_KERAS + sorted(KERAS3_ONLY),
     ("keras", ".prototxt"): KERAS_TO_CAFFE,
     ("caffe", ".h5"): CAFFE_TO_KERAS,
     ("caffe", ".prototxt"): CAFFE_TO_CAFFE,

@@ -40,6 +40,12 @@ public enum KerasExporter {
         /// the model) and its outputs.
         public var sublayers: [KerasLayerRecord] = []
         public var modelOutputs: [KerasTensorRef] = []
+        /// Where Keras 3 keeps the weights below the layer's group, in order, each group
+        /// holding an equal share (a recorded layer's: MultiHeadAttention's four dense layers,
+        /// TimeDistributed's `layer`); empty: the layer's own `vars`, or as named.
+        public var keras3Groups: [[String]] = []
+        /// The `name` attribute of each of those groups (the wrapped layer's name).
+        public var keras3GroupNames: [String] = []
 
         public var isModel: Bool { !sublayers.isEmpty }
         public var inbound: [KerasTensorRef] { calls.first ?? [] }
@@ -96,9 +102,14 @@ public enum KerasExporter {
             }
         }
         var failures = ExportFailures()
+        let recorded = writableRecordedCalls(graph)
         for (i, node) in graph.nodes.enumerated() where !ctx.absorbed.contains(i) {
             ctx.begin(node, index: i)
             if failures.skipsDownstream(node) { continue }
+            if let call = recorded[i] {
+                do { try ctx.writeRecorded(call) } catch let e as FerryError { failures.record(node, e.message) }
+                continue
+            }
             guard let writer = kerasExportTable[node.op.name] else {
                 failures.record(node, "Keras has no built-in layer for \(node.op.name)")
                 continue

@@ -11,7 +11,8 @@ extension KerasExporter {
     public static let keras3Version = "3.15.1"
 
     /// Merge layers take their inputs as one list argument.
-    static let mergeClasses: Set<String> = ["Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average", "Concatenate"]
+    static let mergeClasses: Set<String> = ["Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average", "Concatenate",
+                                            "Dot", "Attention"]
 
     /// Writes the model as a `.keras` zip (temporary file renamed into place).
     @discardableResult
@@ -44,8 +45,12 @@ extension KerasExporter {
                 // A recurrent layer's weights are its cell's (a Bidirectional's its two layers'
                 // cells), each group counting its own from 0.
                 var counts: [String: Int] = [:]
-                for weight in layer.weights {
-                    let (sub, cell) = keras3WeightGroup(weight.name, layer: layer.name)
+                let share = layer.keras3Groups.isEmpty ? 0 : layer.weights.count / layer.keras3Groups.count
+                for (i, weight) in layer.weights.enumerated() {
+                    var (sub, cell) = keras3WeightGroup(weight.name, layer: layer.name)
+                    if share > 0, i / share < layer.keras3Groups.count, case let group = layer.keras3Groups[i / share], !group.isEmpty {
+                        (sub, cell) = (group.joined(separator: "/"), layer.keras3GroupNames[i / share])
+                    }
                     let group = sub.isEmpty ? "\(folder)/vars" : "\(folder)/\(sub)/vars"
                     if counts[group] == nil {
                         counts[group] = 0
