@@ -411,6 +411,45 @@ func ramp(_ n: Int, scale: Float = 0.01) -> [Float] { (0..<n).map { Float($0) * 
         #expect(e?.layer == "op" && e?.message.contains("positional argument 2") == true)
     }
 
+    @Test func rnnCellsAreReadByClassAndStacksNumberTheirCells() throws {
+        func rnn(_ cell: String) -> String {
+            #"{"class_name": "RNN", "name": "op", "config": {"name": "op", "return_sequences": true, "cell": \#(cell)}, "inbound_nodes": [[["x", 0, 0, {}]]]}"#
+        }
+        let lstm = #"{"class_name": "LSTMCell", "config": {"name": "c", "units": 3}}"#
+        let gru = #"{"class_name": "GRUCell", "config": {"name": "g", "units": 2}}"#
+        let stack = #"{"class_name": "StackedRNNCells", "config": {"cells": [\#(lstm), \#(lstm), \#(gru)]}}"#
+        let m = try ModelConfig.parse(json: keras2Model(rnn(stack)), kerasMajor: 2)
+        let spec = try #require(m.layers[1].spec as? GenericRNNSpec)
+        #expect(spec.cells.map(\.units) == [3, 3, 2] && spec.returnSequences)
+        #expect(spec.weightGroups == [["cell", "cells", "lstm_cell"], ["cell", "cells", "lstm_cell_1"], ["cell", "cells", "gru_cell"]])
+        let custom = #"{"class_name": "my_package>PeepholeCell", "config": {"units": 3}}"#
+        let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(rnn(custom)), kerasMajor: 2) }
+        #expect(e?.layer == "op" && e?.message.contains("PeepholeCell is not supported") == true)
+    }
+
+    @Test func resizingOptionsKerasRejectsAreRefused() throws {
+        func resizing(_ fields: String) -> String {
+            #"{"class_name": "Resizing", "name": "op", "config": {"name": "op", "height": 4, "width": 4, \#(fields)}, "inbound_nodes": [[["x", 0, 0, {}]]]}"#
+        }
+        for (fields, message) in [(#""interpolation": "cubic""#, "interpolation 'cubic' is not supported"),
+                                  (#""fill_mode": "reflect""#, "fill_mode 'reflect' is not supported"),
+                                  (#""crop_to_aspect_ratio": true, "pad_to_aspect_ratio": true"#, "are both set")] {
+            let e = #expect(throws: FerryError.self) { try ModelConfig.parse(json: keras2Model(resizing(fields)), kerasMajor: 3) }
+            #expect(e?.layer == "op" && e?.message.contains(message) == true, "\(fields)")
+        }
+    }
+
+    @Test func bicubicWeightsAreTensorFlowsTableNotExactKeys() {
+        // 7 -> 5 cells: output 1 samples input 1.6 (half-pixel, scale 1.4): fraction 0.6, which
+        // TensorFlow rounds to table entry 614 of 1024; all four taps lie inside the image.
+        let w = ResamplingFilter.bicubicTable.weights(from: 7, to: 5)
+        let row = Array(w[7..<14])
+        #expect(abs(row.reduce(0, +) - 1) < 1e-6)
+        #expect(row[0] != 0 && row[3] != 0 && row[4] == 0, "\(row)")
+        #expect(abs(row[1] - SamplingKernel.keysCubic(614.0 / 1024)) < 1e-6, "\(row)")
+        #expect(abs(row[1] - SamplingKernel.keysCubic(0.6)) > 1e-4, "\(row)")
+    }
+
     @Test func permutedMatchesNumpyTranspose() {
         let t = Tensor(shape: [2, 3, 4], floats: ramp(24, scale: 1))
         let p = permuted(t, [2, 0, 1])
