@@ -1,21 +1,37 @@
 // swift-tools-version: 6.0
+import Foundation
 import PackageDescription
 
 // Ferry: importers -> typed IR -> optimizer -> runtime / exporters.
 // Dependencies run one way (see ../shared/DESIGN.md): formats and runtime depend on FerryIR only;
 // the facade `Ferry` ties them together and the `ferry` tool talks only to the facade.
-// The SIMD kernels (FerryKernels) are compiled for AVX2 + FMA on x86_64 hosts: Swift otherwise
-// targets baseline x86-64 (SSE2), where SIMD8<Float> arithmetic and fma become per-lane code.
-// FERRY_PORTABLE=1 builds them for the generic target instead (slower, runs on any x86-64).
+// The SIMD kernels (FerryKernels) are compiled for a named x86_64 CPU: Swift otherwise targets
+// baseline x86-64 (SSE2), where SIMD8<Float> arithmetic and fma become per-lane code.
+// - skylake-avx512 (AVX-512 F/CD/BW/DQ/VL) when the building machine has it: the same 8-lane
+//   code runs about 20% faster there than compiled for AVX2 (masked blends, 32 registers; the
+//   sigmoid epilogue 4.56 -> 3.68 ns per vector on this machine's EPYC);
+// - haswell (AVX2 + FMA) otherwise;
+// - FERRY_KERNELS_CPU=<cpu> names another (e.g. haswell, for a binary to copy to AVX2 machines);
+// - FERRY_PORTABLE=1 builds them for the generic target (slower, runs on any x86-64).
 // CFerryCPU is always compiled for the generic target, so the runtime can check the CPU with it
-// before calling a kernel (see `ferry_kernels_unsupported_cpu`).
+// before calling a kernel (see `ferry_kernels_unsupported_cpu`), and falls back to the scalar
+// kernels on a CPU without the instructions the kernels were compiled for.
 #if arch(x86_64)
-let kernelsTargetCPU: String? = Context.environment["FERRY_PORTABLE"] == "1" ? nil : "haswell"
+let hostHasAVX512: Bool = {
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
+    let have = Set(flags.split(separator: " ").map(String.init))
+    return ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma"].allSatisfy(have.contains)
+}()
+let kernelsTargetCPU: String? = Context.environment["FERRY_PORTABLE"] == "1"
+    ? nil : Context.environment["FERRY_KERNELS_CPU"] ?? (hostHasAVX512 ? "skylake-avx512" : "haswell")
 #else
 let kernelsTargetCPU: String? = nil
 #endif
 let kernelsSwiftSettings: [SwiftSetting] = kernelsTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
-let cpuCheckCSettings: [CSetting] = kernelsTargetCPU == nil ? [] : [.define("FERRY_KERNELS_NEED_AVX2_FMA")]
+// The CPU check's defines: AVX2 + FMA for every named CPU, AVX-512 as well for skylake-avx512.
+let cpuCheckCSettings: [CSetting] = (kernelsTargetCPU == nil ? [] : [.define("FERRY_KERNELS_NEED_AVX2_FMA")])
+    + (kernelsTargetCPU == "skylake-avx512" ? [.define("FERRY_KERNELS_NEED_AVX512")] : [])
 
 let package = Package(
     name: "Ferry",

@@ -127,6 +127,7 @@ def main():
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     ratios = []
+    kernels = None
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             name = pathlib.Path(model).parent.name if pathlib.Path(model).stem.startswith("keras") else pathlib.Path(model).stem
@@ -145,6 +146,9 @@ def main():
                 budget = figures["weightsBytes"] + 1.5 * figures["peakLiveBytes"]
                 row += f" {rss / 1e6:11.1f} | {(rss - base) / 1e6:13.1f} | {budget / 1e6:9.1f} |"
             print(row, flush=True)
+            kernels = figures.get("kernelInstructionSet")
+    if kernels:
+        print(f"Ferry's SIMD kernels: {kernels}" + ("" if figures.get("simdKernels", True) else " (not run: this CPU lacks them)"))
     return 0
 
 

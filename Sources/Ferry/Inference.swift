@@ -62,6 +62,10 @@ public struct BenchmarkResult: Codable, Sendable {
     public var weightsBytes: Int
     /// Nodes per kernel of the plan.
     public var kernels: [String: Int]
+    /// What the SIMD kernels were compiled for ("generic" when built portable), and whether this
+    /// CPU runs them (otherwise the plan runs the scalar kernels).
+    public var kernelInstructionSet: String
+    public var simdKernels: Bool
     /// With profiling: each step's fastest time over the timed runs, in step order.
     public var steps: [StepTime]?
 }
@@ -101,6 +105,8 @@ public func benchmark(_ graph: consuming Graph, inputs: [String: Tensor], batch:
                            scratchBytes: plan.scratchBytes, peakLiveBytes: plan.peakLiveBytes,
                            weightsBytes: weightsBytes,
                            kernels: Dictionary(uniqueKeysWithValues: plan.kernelCounts.map { ($0.kernel, $0.count) }),
+                           kernelInstructionSet: String(cString: ferry_kernels_instruction_set()),
+                           simdKernels: ferry_kernels_unsupported_cpu() == nil,
                            steps: profile ? try plan.profile(inputs, runs: runs).map {
                                StepTime(node: $0.node, kernel: $0.kernel, milliseconds: Double($0.nanoseconds) / 1e6)
                            } : nil)

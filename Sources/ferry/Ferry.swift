@@ -440,6 +440,7 @@ struct Bench: ParsableCommand {
                          model, batch, result.threads, runs, result.medianMilliseconds, result.minMilliseconds,
                          result.maxMilliseconds, result.p90Milliseconds, result.samplesPerSecond))
             print("plan: arena \(mb(result.arenaBytes)) (peak live \(mb(result.peakLiveBytes))), scratch \(mb(result.scratchBytes)), weights \(mb(result.weightsBytes))")
+            print("SIMD kernels: \(result.kernelInstructionSet)" + (result.simdKernels ? "" : " (not supported by this CPU: scalar kernels ran)"))
             print("kernels: " + result.kernels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             if let steps = result.steps { print(profileText(steps)) }
