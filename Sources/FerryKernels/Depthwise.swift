@@ -209,10 +209,90 @@ private func depthwisePlane<K: KernelSize, S: HorizontalStride, A: VectorActivat
         return
     }
 
+    if K.self == Square3.self, sx == 1, dx == 1, dy == 1, g.strideY == 1, g.outWidth >= lanes {
+        depthwise3x3RowPairs(plane, kernel, out, g, padding, finish)
+        return
+    }
     depthwiseRows(plane, kernel, out, g, padding, kh: kh, kw: kw, sx: sx, finish)
 }
 
-/// Output rows from the padded plane, two groups of 8 outputs at a time (two independent FMA
+/// 3x3, stride 1, dilation 1: two output rows at a time from their four input rows, the nine
+/// taps held in registers. Each output vector is a chain of 9 dependent FMAs (4 cycles each);
+/// `depthwiseRows` keeps two chains in flight and so waits on latency, here 2 rows x 4 groups
+/// keep 8 in flight, and each loaded input vector feeds both rows.
+@inline(__always)
+private func depthwise3x3RowPairs<A: VectorActivation>(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<Float>,
+                                                      _ out: UnsafeMutablePointer<Float>, _ g: Conv2DGeometry,
+                                                      _ padding: DepthwisePadding, _ finish: FusedStore<A>) {
+    let pw = padding.rowLength, ow = g.outWidth
+    let w = (splat(taps[0]), splat(taps[1]), splat(taps[2]), splat(taps[3]), splat(taps[4]),
+             splat(taps[5]), splat(taps[6]), splat(taps[7]), splat(taps[8]))
+    /// Adds input row `row`'s three taps at column x to the upper (taps of kernel row r) and
+    /// lower (kernel row r - 1) outputs; r = 0 has no lower, r = 3 no upper.
+    @inline(__always) func accumulate(_ row: UnsafePointer<Float>, _ r: Int, _ x: Int,
+                                      _ upper: inout FloatVector, _ lower: inout FloatVector) {
+        let v0 = row.vector(at: x), v1 = row.vector(at: x &+ 1), v2 = row.vector(at: x &+ 2)
+        switch r {
+        case 0:
+            upper = upper.addingProduct(v0, w.0); upper = upper.addingProduct(v1, w.1); upper = upper.addingProduct(v2, w.2)
+        case 1:
+            upper = upper.addingProduct(v0, w.3); upper = upper.addingProduct(v1, w.4); upper = upper.addingProduct(v2, w.5)
+            lower = lower.addingProduct(v0, w.0); lower = lower.addingProduct(v1, w.1); lower = lower.addingProduct(v2, w.2)
+        case 2:
+            upper = upper.addingProduct(v0, w.6); upper = upper.addingProduct(v1, w.7); upper = upper.addingProduct(v2, w.8)
+            lower = lower.addingProduct(v0, w.3); lower = lower.addingProduct(v1, w.4); lower = lower.addingProduct(v2, w.5)
+        default:
+            lower = lower.addingProduct(v0, w.6); lower = lower.addingProduct(v1, w.7); lower = lower.addingProduct(v2, w.8)
+        }
+    }
+    let oh = g.outHeight
+    var oy = 0
+    while oy &+ 2 <= oh {
+        let top = plane + oy &* pw
+        let upperRow = out + oy &* ow, lowerRow = upperRow + ow
+        var ox = 0
+        while ox &+ 4 &* lanes <= ow {
+            var u0 = FloatVector(), u1 = FloatVector(), u2 = FloatVector(), u3 = FloatVector()
+            var l0 = FloatVector(), l1 = FloatVector(), l2 = FloatVector(), l3 = FloatVector()
+            for r in 0..<4 {
+                let row = top + r &* pw
+                accumulate(row, r, ox, &u0, &l0)
+                accumulate(row, r, ox &+ lanes, &u1, &l1)
+                accumulate(row, r, ox &+ 2 &* lanes, &u2, &l2)
+                accumulate(row, r, ox &+ 3 &* lanes, &u3, &l3)
+            }
+            upperRow.store(finish(u0), at: ox); upperRow.store(finish(u1), at: ox &+ lanes)
+            upperRow.store(finish(u2), at: ox &+ 2 &* lanes); upperRow.store(finish(u3), at: ox &+ 3 &* lanes)
+            lowerRow.store(finish(l0), at: ox); lowerRow.store(finish(l1), at: ox &+ lanes)
+            lowerRow.store(finish(l2), at: ox &+ 2 &* lanes); lowerRow.store(finish(l3), at: ox &+ 3 &* lanes)
+            ox &+= 4 &* lanes
+        }
+        // The rest of the row a vector at a time, the last one overlapping the one before.
+        while ox < ow {
+            let x = min(ox, ow &- lanes)
+            var u = FloatVector(), l = FloatVector()
+            for r in 0..<4 { accumulate(top + r &* pw, r, x, &u, &l) }
+            upperRow.store(finish(u), at: x)
+            lowerRow.store(finish(l), at: x)
+            ox = x &+ lanes
+        }
+        oy &+= 2
+    }
+    if oy < oh {
+        // An odd last row: its fourth input row may lie past the padded plane.
+        let top = plane + oy &* pw, row = out + oy &* ow
+        var ox = 0
+        while ox < ow {
+            let x = min(ox, ow &- lanes)
+            var u = FloatVector(), unused = FloatVector()
+            for r in 0..<3 { accumulate(top + r &* pw, r, x, &u, &unused) }
+            row.store(finish(u), at: x)
+            ox = x &+ lanes
+        }
+    }
+}
+
+/// Output rows from the padded plane, four groups of 8 outputs at a time (four independent FMA
 /// chains), then single groups, then one overlapping group for the rest of the row.
 @inline(__always)
 private func depthwiseRows<A: VectorActivation>(_ plane: UnsafePointer<Float>, _ taps: UnsafePointer<Float>,
@@ -234,19 +314,24 @@ private func depthwiseRows<A: VectorActivation>(_ plane: UnsafePointer<Float>, _
         }
         return finish(acc)
     }
-    @inline(__always) func twoGroups(_ top: UnsafePointer<Float>, _ ox: Int) -> (FloatVector, FloatVector) {
-        let first = top + ox &* step, second = first + lanes &* step
-        var acc0 = FloatVector(), acc1 = FloatVector()
+    /// Four groups side by side: four FMA chains in flight (two left the FMA units waiting on
+    /// latency: 2x3x3 chains took 0.18 ms on 112x112x32, 4 take 0.14).
+    @inline(__always) func fourGroups(_ top: UnsafePointer<Float>, _ ox: Int)
+        -> (FloatVector, FloatVector, FloatVector, FloatVector) {
+        let first = top + ox &* step, groupStep = lanes &* step
+        var acc0 = FloatVector(), acc1 = FloatVector(), acc2 = FloatVector(), acc3 = FloatVector()
         for ky in 0..<kh {
             let offset = ky &* rowStep
             for kx in 0..<kw {
                 let w = splat(taps[ky &* kw &+ kx])
                 let at = offset &+ padding.tapOffset(kx &* dx)
                 acc0 = acc0.addingProduct(first.vector(at: at), w)
-                acc1 = acc1.addingProduct(second.vector(at: at), w)
+                acc1 = acc1.addingProduct(first.vector(at: at &+ groupStep), w)
+                acc2 = acc2.addingProduct(first.vector(at: at &+ 2 &* groupStep), w)
+                acc3 = acc3.addingProduct(first.vector(at: at &+ 3 &* groupStep), w)
             }
         }
-        return (finish(acc0), finish(acc1))
+        return (finish(acc0), finish(acc1), finish(acc2), finish(acc3))
     }
 
     let ow = g.outWidth
@@ -261,11 +346,13 @@ private func depthwiseRows<A: VectorActivation>(_ plane: UnsafePointer<Float>, _
             continue
         }
         var ox = 0
-        while ox &+ 2 &* lanes <= ow {
-            let (a, b) = twoGroups(top, ox)
+        while ox &+ 4 &* lanes <= ow {
+            let (a, b, c, d) = fourGroups(top, ox)
             row.store(a, at: ox)
             row.store(b, at: ox &+ lanes)
-            ox &+= 2 &* lanes
+            row.store(c, at: ox &+ 2 &* lanes)
+            row.store(d, at: ox &+ 3 &* lanes)
+            ox &+= 4 &* lanes
         }
         while ox &+ lanes <= ow {
             row.store(group(top, ox), at: ox)

@@ -63,6 +63,14 @@ struct DepthwiseKernelTests {
                  attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [0, 0, 1, 1], group: 5)),
         ConvCase(channels: 9, height: 9, width: 6, outChannels: 9,
                  attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 2, 2, 2], dilations: [2, 2], group: 9)),
+        // Rows of 32 outputs and more: 3x3 stride 1 two rows at a time (odd and even heights),
+        // four groups of 8 at a time for stride 2 and other windows.
+        ConvCase(channels: 3, height: 9, width: 45, outChannels: 3,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 3)),
+        ConvCase(channels: 2, height: 10, width: 70, outChannels: 2,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [0, 1, 1, 0], group: 2)),
+        ConvCase(channels: 2, height: 11, width: 80, outChannels: 2,
+                 attributes: ConvAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], group: 2)),
         // Whole blocks of 8 channels (the transposes), planes of 7x7, 14x13 and 3x3 pixels, as
         // MobileNetV2's and EfficientNet's late stages have them.
         ConvCase(channels: 24, height: 7, width: 7, outChannels: 24,
