@@ -189,43 +189,74 @@ private struct InterleavedBlocks: ActivationVisitor {
         let pixelStep = W.stride(g.strideX) &* lanes, tapStep = W.dilation(g.dilationX) &* lanes
         let tapRowStep = W.dilation(g.dilationY) &* padding.width &* lanes
         let rowStride = W.stride(g.strideY)
-        let ow = g.outWidth
+        let ow = g.outWidth, oh = g.outHeight
         let plane = UnsafePointer(padded)
-        for oy in 0..<g.outHeight {
-            let top = plane + oy &* rowStride &* padding.width &* lanes
-            let out = staged + oy &* ow &* lanes
+        let nextRow = rowStride &* padding.width &* lanes
+        @inline(__always) func tap(_ ky: Int, _ kx: Int) -> FloatVector { w.vector(at: (ky &* kw &+ kx) &* lanes) }
+        // Two output rows at a time, 4 pixels of each: 8 chains of dependent FMAs in flight (4
+        // left the FMA units waiting on latency), then single pixels of both rows.
+        var oy = 0
+        while oy &+ 2 <= oh {
+            let top = plane + oy &* nextRow
+            let out = staged + oy &* ow &* lanes, below = out + ow &* lanes
             var ox = 0
             while ox &+ 4 <= ow {
                 var a0 = FloatVector(), a1 = FloatVector(), a2 = FloatVector(), a3 = FloatVector()
+                var b0 = FloatVector(), b1 = FloatVector(), b2 = FloatVector(), b3 = FloatVector()
                 let first = top + ox &* pixelStep
                 for ky in 0..<kh {
-                    let inRow = first + ky &* tapRowStep
+                    let inRow = first + ky &* tapRowStep, inRowBelow = inRow + nextRow
                     for kx in 0..<kw {
-                        let tap = w.vector(at: (ky &* kw &+ kx) &* lanes)
-                        let at = kx &* tapStep
-                        a0 = a0.addingProduct(inRow.vector(at: at), tap)
-                        a1 = a1.addingProduct(inRow.vector(at: at &+ pixelStep), tap)
-                        a2 = a2.addingProduct(inRow.vector(at: at &+ 2 &* pixelStep), tap)
-                        a3 = a3.addingProduct(inRow.vector(at: at &+ 3 &* pixelStep), tap)
+                        let t = tap(ky, kx), at = kx &* tapStep
+                        a0 = a0.addingProduct(inRow.vector(at: at), t)
+                        a1 = a1.addingProduct(inRow.vector(at: at &+ pixelStep), t)
+                        a2 = a2.addingProduct(inRow.vector(at: at &+ 2 &* pixelStep), t)
+                        a3 = a3.addingProduct(inRow.vector(at: at &+ 3 &* pixelStep), t)
+                        b0 = b0.addingProduct(inRowBelow.vector(at: at), t)
+                        b1 = b1.addingProduct(inRowBelow.vector(at: at &+ pixelStep), t)
+                        b2 = b2.addingProduct(inRowBelow.vector(at: at &+ 2 &* pixelStep), t)
+                        b3 = b3.addingProduct(inRowBelow.vector(at: at &+ 3 &* pixelStep), t)
                     }
                 }
                 out.store(finish(a0), at: ox &* lanes)
                 out.store(finish(a1), at: (ox &+ 1) &* lanes)
                 out.store(finish(a2), at: (ox &+ 2) &* lanes)
                 out.store(finish(a3), at: (ox &+ 3) &* lanes)
+                below.store(finish(b0), at: ox &* lanes)
+                below.store(finish(b1), at: (ox &+ 1) &* lanes)
+                below.store(finish(b2), at: (ox &+ 2) &* lanes)
+                below.store(finish(b3), at: (ox &+ 3) &* lanes)
                 ox &+= 4
             }
             while ox < ow {
+                var a = FloatVector(), b = FloatVector()
+                let first = top + ox &* pixelStep
+                for ky in 0..<kh {
+                    let inRow = first + ky &* tapRowStep, inRowBelow = inRow + nextRow
+                    for kx in 0..<kw {
+                        let t = tap(ky, kx), at = kx &* tapStep
+                        a = a.addingProduct(inRow.vector(at: at), t)
+                        b = b.addingProduct(inRowBelow.vector(at: at), t)
+                    }
+                }
+                out.store(finish(a), at: ox &* lanes)
+                below.store(finish(b), at: ox &* lanes)
+                ox &+= 1
+            }
+            oy &+= 2
+        }
+        if oy < oh {
+            // An odd last row, a pixel at a time.
+            let top = plane + oy &* nextRow
+            let out = staged + oy &* ow &* lanes
+            for ox in 0..<ow {
                 var a = FloatVector()
                 let first = top + ox &* pixelStep
                 for ky in 0..<kh {
                     let inRow = first + ky &* tapRowStep
-                    for kx in 0..<kw {
-                        a = a.addingProduct(inRow.vector(at: kx &* tapStep), w.vector(at: (ky &* kw &+ kx) &* lanes))
-                    }
+                    for kx in 0..<kw { a = a.addingProduct(inRow.vector(at: kx &* tapStep), tap(ky, kx)) }
                 }
                 out.store(finish(a), at: ox &* lanes)
-                ox &+= 1
             }
         }
     }
