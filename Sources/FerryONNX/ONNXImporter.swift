@@ -218,12 +218,58 @@ final class ImportState {
 
     func constant(_ name: String) -> Tensor? { graph.initializers[name] }
 
-    /// A graph input's value from the binder, made a constant (see `InputBinder`).
+    /// A graph input's value from the binder, made a constant (see `InputBinder`); or a value
+    /// that nodes already emitted compute from such inputs and constants alone (the window
+    /// functions' expansions compute a Range limit from a size input): then those inputs are
+    /// bound, the nodes evaluated, and their outputs become constants in their place.
     func bindInput(_ name: String) -> Tensor? {
-        guard let bind, let index = graph.inputs.firstIndex(where: { $0.name == name }), let t = bind(name) else { return nil }
-        graph.inputs.remove(at: index)
-        addConstant(name, t)
-        return t
+        guard let bind else { return nil }
+        if let index = graph.inputs.firstIndex(where: { $0.name == name }) {
+            guard let t = bind(name) else { return nil }
+            graph.inputs.remove(at: index)
+            addConstant(name, t)
+            return t
+        }
+        return bindComputed(name, bind)
+    }
+
+    private func bindComputed(_ name: String, _ bind: InputBinder) -> Tensor? {
+        guard let evaluate else { return nil }
+        var producer: [String: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty { producer[output] = i }
+        }
+        // The nodes that compute `name` and the graph inputs they start from.
+        var needed: Set<Int> = [], inputs: Set<String> = [], seen: Set<String> = []
+        var pending = [name]
+        while let value = pending.popLast() {
+            guard seen.insert(value).inserted, graph.initializers[value] == nil else { continue }
+            if let i = producer[value] {
+                if needed.insert(i).inserted { pending += graph.nodes[i].inputs.filter { !$0.isEmpty } }
+            } else if graph.inputs.contains(where: { $0.name == value }) {
+                inputs.insert(value)
+            } else {
+                return nil
+            }
+        }
+        guard !needed.isEmpty else { return nil }
+        // Every value first: nothing changes unless all of it binds and evaluates.
+        var values: [String: Tensor] = [:]
+        for input in inputs {
+            guard let t = bind(input) else { return nil }
+            values[input] = t
+        }
+        for i in needed.sorted() {
+            let node = graph.nodes[i]
+            let operands = node.inputs.map { $0.isEmpty ? nil : values[$0] ?? graph.initializers[$0] }
+            guard zip(node.inputs, operands).allSatisfy({ $0.isEmpty || $1 != nil }),
+                  let results = try? evaluate(node.op, operands), results.count >= node.outputs.count else { return nil }
+            for (output, t) in zip(node.outputs, results) where !output.isEmpty { values[output] = t }
+        }
+        graph.inputs.removeAll { inputs.contains($0.name) }
+        graph.nodes = graph.nodes.enumerated().filter { !needed.contains($0.offset) }.map(\.element)
+        for (value, t) in values { addConstant(value, t) }
+        return values[name]
     }
 
     func addConstant(_ name: String, _ tensor: Tensor) {

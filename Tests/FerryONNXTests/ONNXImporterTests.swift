@@ -1,6 +1,7 @@
 import Foundation
 import FerryIR
 @testable import FerryONNX
+import FerryRuntime
 import Testing
 
 /// Small ONNX models built field by field, as another producer would write them.
@@ -336,6 +337,29 @@ func sameGraph(_ a: Graph, _ b: Graph) {
         #expect(folded.initializers["w"] == nil)
         let kept = try ONNXImporter.model(model)
         #expect(kept.nodes.map(\.op) == [.identity, .add])
+    }
+
+    /// A Range limit computed from a graph input (as the window functions' expansions do): the
+    /// binder's value for the input is bound, the nodes that compute the limit are evaluated,
+    /// and they leave the graph; without a binder the Range is refused.
+    @Test func bindsInputsThatAConstantOperandIsComputedFrom() throws {
+        let model = ONNXModels.model(
+            inputs: [ONNXModels.valueInfo("n", .float, []), ONNXModels.valueInfo("x", .float, [4])], outputs: ["y"],
+            initializers: [ONNXModels.floatTensor("zero", [], [0]), ONNXModels.floatTensor("one", [], [1])],
+            nodes: [ONNXModels.node("Add", ["n", "one"], ["limit"], name: "limit"),
+                    ONNXModels.node("Range", ["zero", "limit", "one"], ["r"], name: "range"),
+                    ONNXModels.node("Add", ["x", "r"], ["y"], name: "sum")])
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ferry-bind-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("m.onnx").path
+        try model.serializedData().write(to: URL(fileURLWithPath: path))
+        let g = try ONNXImporter.load(path: path, evaluate: { try ReferenceKernels.evaluate($0, $1) },
+                                      bind: { $0 == "n" ? Tensor(shape: [], floats: [3]) : nil })
+        #expect(g.inputs.map(\.name) == ["x"])
+        #expect(g.nodes.map(\.name) == ["sum"])
+        #expect(g.initializers[g.nodes[0].inputs[1]] == Tensor(shape: [4], floats: [0, 1, 2, 3]))
+        #expect(throws: FerryError.self) { try ONNXImporter.load(path: path, evaluate: { try ReferenceKernels.evaluate($0, $1) }) }
     }
 
     @Test func legacyBroadcastAxisBeforeOpset7() throws {
