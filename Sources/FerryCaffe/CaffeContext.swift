@@ -23,6 +23,8 @@ final class CaffeContext {
     /// Index of the first node the current layer added.
     private(set) var layerNodeStart = 0
     var warnings: [String] = []
+    /// Layers the Caffe exporter writes back from a record (`RecordedCaffeLayers.swift`).
+    var recordedLayers: [[String: Any]] = []
     /// Whether a caffemodel was given, and what to do for blobs the files do not hold.
     let hasWeightsFile: Bool
     let missingWeights: CaffeImporter.MissingWeights
@@ -245,6 +247,7 @@ final class CaffeContext {
             }
         }
         func renamed(_ n: String) -> String { renames[n] ?? n }
+        if let records = recordedLayersMetadata(renamed: renamed) { graph.metadata[caffeRecordedLayersKey] = records }
         graph.nodes = graph.nodes.map { node in
             var n = node
             n.inputs = n.inputs.map(renamed)

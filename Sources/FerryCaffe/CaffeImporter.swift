@@ -159,6 +159,7 @@ public enum CaffeImporter {
                     }
                     define(top, v, Origin(layer: layer.name, type: layer.type))
                 }
+                ctx.recordLayer(inputs: inputs, outputs: layer.top.map { blobs[$0]! })
             } catch let e as FerryError {
                 throw e.atLayer(layer.name, type: layer.type)
             }

@@ -29,10 +29,15 @@ public enum CaffeExporter {
         var ctx = CaffeExportContext(graph: graph, types: types)
         try ctx.writeInputs()
         var failures = ExportFailures()
+        let recorded = writableRecordedCaffeLayers(graph)
         // Values downstream of a node that could not be written: their readers are not reported.
         for (i, node) in graph.nodes.enumerated() where !ctx.absorbed.contains(i) {
             ctx.begin(node, index: i)
             if failures.skipsDownstream(node) { continue }
+            if let layer = recorded[i] {
+                do { try ctx.writeRecorded(layer) } catch let e as FerryError { failures.record(node, e.message) }
+                continue
+            }
             guard let writer = caffeExportTable[node.op.name] else {
                 failures.record(node, "Caffe has no layer for \(node.op.name)")
                 continue

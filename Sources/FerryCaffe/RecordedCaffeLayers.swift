@@ -1,0 +1,107 @@
+import Foundation
+import FerryIR
+import SwiftProtobuf
+
+/// Caffe layers the importer builds from several ops, which the op-by-op writers would write
+/// back as several layers: Swish (Sigmoid, Mul), Power with a scale or shift, Exp and Log with a
+/// base, LRN (its window sums and Pow), Flatten with `axis` / `end_axis` (Reshape), InnerProduct
+/// along another axis (MatMul, Add). The importer records each (metadata
+/// `caffe_recorded_layers`: the layer's parameter without bottoms, tops and blobs, the values
+/// it read and made, its nodes by name and op, a digest of each blob); the exporter writes the
+/// layer back from the record while `RecordedLayerGroup.match` finds its nodes unchanged.
+let caffeRecordedLayerTypes: Set<String> = ["Swish", "Power", "Exp", "Log", "LRN", "Flatten", "InnerProduct"]
+
+let caffeRecordedLayersKey = "caffe_recorded_layers"
+
+extension CaffeContext {
+    /// Records the current layer when it is one the table would write otherwise: Swish, Power,
+    /// Exp, Log and LRN made as two or more nodes, Flatten over other axes than 1 to the end,
+    /// InnerProduct along another axis than 1 (not `transpose: true`, which OpenCV ignores: the
+    /// table writes that one untransposed).
+    func recordLayer(inputs: [IRValue], outputs: [IRValue]) {
+        guard caffeRecordedLayerTypes.contains(layer.type), graph.nodes.count > layerNodeStart else { return }
+        switch layer.type {
+        case "Flatten": guard layer.flattenParam.axis != 1 || layer.flattenParam.endAxis != -1 else { return }
+        case "InnerProduct": guard layer.innerProductParam.axis != 1, !layer.innerProductParam.transpose else { return }
+        default: guard graph.nodes.count - layerNodeStart >= 2 else { return }
+        }
+        let nodes = Array(graph.nodes[layerNodeStart...])
+        let made = Set(nodes.flatMap(\.outputs))
+        let reads = Set(nodes.flatMap(\.inputs))
+        guard inputs.allSatisfy({ reads.contains($0.name) && !made.contains($0.name) }),
+              outputs.allSatisfy({ made.contains($0.name) }) else { return }
+        var parameter = layer
+        parameter.bottom = []
+        parameter.top = []
+        parameter.blobs = []
+        let weights: [[String: Any]] = blobs.map { b in
+            let values = b.data.isEmpty ? b.doubleData.map { Float($0) } : b.data
+            let shape = b.hasShape ? b.shape.dim.map { Int($0) } : [Int(b.num), Int(b.channels), Int(b.height), Int(b.width)]
+            return ["shape": shape, "digest": weightDigest(values)]
+        }
+        recordedLayers.append(["layer": origin.layer, "parameter": parameter.textFormatString(), "inputs": inputs.map(\.name),
+                               "outputs": outputs.map(\.name), "weights": weights,
+                               "nodes": nodes.map { ["name": $0.name, "op": "\($0.op)"] }])
+    }
+
+    /// The records as metadata, with the names `finish` gave the values and nodes.
+    func recordedLayersMetadata(renamed: (String) -> String) -> String? {
+        guard !recordedLayers.isEmpty else { return nil }
+        let list = recordedLayers.map { r -> [String: Any] in
+            var r = r
+            r["inputs"] = (r["inputs"] as? [String] ?? []).map(renamed)
+            r["outputs"] = (r["outputs"] as? [String] ?? []).map(renamed)
+            r["nodes"] = (r["nodes"] as? [[String: String]] ?? []).map { ["name": renamed($0["name"] ?? ""), "op": $0["op"] ?? ""] }
+            return r
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys]) else { return nil }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A recorded layer the exporter can write: its parameter, nodes and blobs found again.
+struct WritableRecordedCaffeLayer {
+    var parameter: Caffe_LayerParameter
+    var inputs: [String]
+    var outputs: [String]
+    var nodes: [Int]
+    var blobs: [Tensor]
+}
+
+/// The recorded layers whose nodes `graph` still holds unchanged and whose blobs are found
+/// again, of layers with no other nodes but layout Transposes, by the index of their first node.
+func writableRecordedCaffeLayers(_ graph: Graph) -> [Int: WritableRecordedCaffeLayer] {
+    guard let text = graph.metadata[caffeRecordedLayersKey], let data = text.data(using: .utf8),
+          let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [:] }
+    let index = Dictionary(graph.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+    let readers = graph.consumerIndices()
+    var matched: [Int: (group: RecordedLayerGroup, nodes: [Int], payload: WritableRecordedCaffeLayer)] = [:]
+    for r in list {
+        guard let layer = r["layer"] as? String, let text = r["parameter"] as? String,
+              let parameter = try? Caffe_LayerParameter(textFormatString: text),
+              let inputs = r["inputs"] as? [String], let outputs = r["outputs"] as? [String], !outputs.isEmpty,
+              let nodes = r["nodes"] as? [[String: String]], let weights = r["weights"] as? [[String: Any]] else { continue }
+        let group = RecordedLayerGroup(
+            layer: layer, inputs: inputs, outputs: outputs,
+            nodes: nodes.map { ($0["name"] ?? "", $0["op"] ?? "") },
+            weights: weights.map { .init(shape: $0["shape"] as? [Int] ?? [], digest: $0["digest"] as? String ?? "") })
+        guard let m = group.match(in: graph, index: index, readers: readers) else { continue }
+        matched[m.nodes.min()!] = (group, m.nodes, WritableRecordedCaffeLayer(parameter: parameter, inputs: inputs, outputs: outputs,
+                                                                             nodes: m.nodes, blobs: m.weights))
+    }
+    return RecordedLayerGroup.complete(matched, in: graph).mapValues(\.payload)
+}
+
+extension CaffeExportContext {
+    /// Writes a recorded layer as it was: its parameter, bottoms and tops for the recorded
+    /// values, its blobs.
+    mutating func writeRecorded(_ r: WritableRecordedCaffeLayer) throws {
+        var l = r.parameter
+        l.name = uniqueLayerName(l.name)
+        l.bottom = try r.inputs.map { try bottom($0) }
+        l.top = r.outputs.map { topBlob($0) }
+        l.blobs = r.blobs.map(caffeBlob)
+        layers.append(l)
+        absorbed.formUnion(r.nodes)
+    }
+}
