@@ -5,6 +5,7 @@ Run from the repository root with the fixture venv (TensorFlow, tf_keras, Keras 
 
     .venv-fixtures/bin/python tools/keras_float64.py fixtures-large/efficientnetv2b2 keras3.h5
     .venv-fixtures/bin/python tools/keras_float64.py DIR FILE --ferry .build/release/ferry [--layers]
+    .venv-fixtures/bin/python tools/keras_float64.py DIR FILE --onednn
 
 The model is reloaded by the Keras that wrote it, and a float64 twin is built from the same
 architecture (every dtype float64) with the same weights. The twin's outputs stand for the
@@ -129,11 +130,16 @@ def main():
     ap.add_argument("file", help="the model file in it (keras2.h5, keras3.h5, keras3.keras)")
     ap.add_argument("--ferry", help="a ferry binary: also measure `ferry run`")
     ap.add_argument("--layers", action="store_true", help="with --ferry: compare every layer")
+    ap.add_argument("--onednn", action="store_true",
+                    help="run Keras float32 with TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=1, another valid "
+                    "float32 order of the same sums; the references use 0): how far float32 alone moves the result")
     ap.add_argument("--save", action="store_true",
                     help="write the float64 outputs next to the references (<stem>_output_<i>.f64.npy) "
                     "and name them in manifest.json (\"float64\" of each output)")
     args = ap.parse_args()
 
+    if args.onednn:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "1"  # read when TensorFlow is imported, below
     manifest = json.load(open(os.path.join(args.fixture, "manifest.json")))
     variant = next(v for v in manifest["variants"] if v["file"] == args.file)
     path = os.path.join(args.fixture, args.file)
@@ -148,8 +154,8 @@ def main():
 
     print("%s/%s: max|f64| %s" % (manifest["name"], args.file, ", ".join("%.4g" % np.max(np.abs(o)) for o in out64)))
     for o, ref, a, b in zip(variant["outputs"], refs, out32, out64):
-        print("  %s: reference vs this Keras float32 run %.3g; Keras float32 vs float64 %.3g"
-              % (o["name"], scaled(ref, a.astype(np.float64)), scaled(ref, b)))
+        print("  %s: reference vs this Keras float32 run %.3g; Keras float32 vs float64 %.3g; this run vs float64 %.3g"
+              % (o["name"], scaled(ref, a.astype(np.float64)), scaled(ref, b), scaled(a, b)))
         if args.save:
             o["float64"] = o["npy"][:-len(".npy")] + ".f64.npy"
             np.save(os.path.join(args.fixture, o["float64"]), b)
