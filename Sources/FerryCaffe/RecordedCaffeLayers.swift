@@ -5,11 +5,12 @@ import SwiftProtobuf
 /// Caffe layers the importer builds from several ops, which the op-by-op writers would write
 /// back as several layers: Swish (Sigmoid, Mul), Power with a scale or shift, Exp and Log with a
 /// base, LRN (its window sums and Pow), Flatten with `axis` / `end_axis` (Reshape), InnerProduct
-/// along another axis (MatMul, Add). The importer records each (metadata
+/// along another axis (MatMul, Add), Crop (Slices; its second bottom only gives the sizes, which
+/// the IR keeps in the Slices, so the bottom is recorded though no node reads it). The importer records each (metadata
 /// `caffe_recorded_layers`: the layer's parameter without bottoms, tops and blobs, the values
 /// it read and made, its nodes by name and op, a digest of each blob); the exporter writes the
 /// layer back from the record while `RecordedLayerGroup.match` finds its nodes unchanged.
-let caffeRecordedLayerTypes: Set<String> = ["Swish", "Power", "Exp", "Log", "LRN", "Flatten", "InnerProduct"]
+let caffeRecordedLayerTypes: Set<String> = ["Swish", "Power", "Exp", "Log", "LRN", "Flatten", "InnerProduct", "Crop"]
 
 let caffeRecordedLayersKey = "caffe_recorded_layers"
 
@@ -23,12 +24,14 @@ extension CaffeContext {
         switch layer.type {
         case "Flatten": guard layer.flattenParam.axis != 1 || layer.flattenParam.endAxis != -1 else { return }
         case "InnerProduct": guard layer.innerProductParam.axis != 1, !layer.innerProductParam.transpose else { return }
+        case "Crop": break
         default: guard graph.nodes.count - layerNodeStart >= 2 else { return }
         }
         let nodes = Array(graph.nodes[layerNodeStart...])
         let made = Set(nodes.flatMap(\.outputs))
         let reads = Set(nodes.flatMap(\.inputs))
-        guard inputs.allSatisfy({ reads.contains($0.name) && !made.contains($0.name) }),
+        guard inputs.enumerated().allSatisfy({ i, v in
+                  !made.contains(v.name) && (reads.contains(v.name) || (layer.type == "Crop" && i == 1)) }),
               outputs.allSatisfy({ made.contains($0.name) }) else { return }
         var parameter = layer
         parameter.bottom = []

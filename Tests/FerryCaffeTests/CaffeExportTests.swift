@@ -15,7 +15,7 @@ struct CaffeExportTests {
     ]
     /// Caffe layers Ferry reads as several IR ops and writes back as several layers (same
     /// outputs, other layers): STRUCTURE_CHANGES in Tests/crosscheck/test_caffe_export.py.
-    static let decomposed: Set<String> = ["argmax", "argmax_topk", "bn_fork", "interp_crop", "interp_deeplab", "fcn", "shapes"]
+    static let decomposed: Set<String> = ["argmax", "argmax_topk", "bn_fork", "interp_crop", "interp_deeplab", "shapes"]
 
     /// Every fixture the importer reads (manifest `expect` "ok") but the unexpressible ones.
     static var roundTripFixtures: [String] {

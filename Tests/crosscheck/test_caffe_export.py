@@ -153,7 +153,6 @@ STRUCTURE_CHANGES = {
     "bn_fork": "the forks' BN in INFERENCE mode is written as Scale, which BVLC Caffe and OpenCV read (OpenCV has no BN)",
     "interp_crop": "Interp's pad_beg/pad_end crops are written as Slices before the Interp (OpenCV ignores those pads)",
     "interp_deeplab": "Interp's pad_beg/pad_end crops are written as Slices before the Interp (OpenCV ignores those pads)",
-    "fcn": "Crop is written as Slices: the IR keeps no reference blob for Crop's second bottom",
     "shapes": "a Flatten of a blob already flat is an Identity in the IR, which the exporter leaves out",
 }
 # Nets whose layers OpenCV reads otherwise than Caffe (the fixture's reference.prototxt is the
@@ -165,6 +164,7 @@ OPENCV_READS_OTHERWISE = {
     "activations": "Swish's beta; OpenCV misreads only the swish output",
     "lrn": "LRN's k, WITHIN_CHANNEL windows and defaults",
     "math": "Exp and Log with a base, Power with a scale or shift",
+    "fcn": "Deconvolution's dilation",
 }
 # The forks' depthwise types are a grouped Convolution.
 SAME_TYPE = {"DepthwiseConvolution": "Convolution", "ConvolutionDepthwise": "Convolution"}
@@ -207,8 +207,7 @@ def test_caffe_fixture_round_trip_runs_in_opencv(model_dir, manifest, tmp_path):
         for out in manifest["outputs"]:
             within_tolerance(np.load(tmp_path / "out" / output_file_name(out["name"])), np.load(model_dir / out["npy"]))
         return
-    # fcn: its Crops become Slices whose kept part is a second top, which OpenCV cannot fetch.
-    if manifest["reference"].startswith("OpenCV") and manifest["name"] != "fcn":
+    if manifest["reference"].startswith("OpenCV"):
         results = opencv_outputs(prototxt, feeds, names)
     else:
         # OpenCV cannot run the net (Clip) or fetch the output: Ferry runs the written files.
