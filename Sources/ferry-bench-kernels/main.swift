@@ -28,6 +28,7 @@ let cases: [Case] = [
     Case(name: "dw3x3_144_56_s1", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56),
     Case(name: "dw3x3_144_56_s2", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56, stride: 2),
     Case(name: "dw3x3_32_112_s1", kind: "depthwise", channels: 32, outChannels: 32, height: 112, width: 112),
+    Case(name: "dw3x3_96_112_s2", kind: "depthwise", channels: 96, outChannels: 96, height: 112, width: 112, stride: 2),
     Case(name: "dw3x3_192_28_s1", kind: "depthwise", channels: 192, outChannels: 192, height: 28, width: 28),
     Case(name: "dw3x3_384_14_s1", kind: "depthwise", channels: 384, outChannels: 384, height: 14, width: 14),
     Case(name: "dw3x3_576_14_s2", kind: "depthwise", channels: 576, outChannels: 576, height: 14, width: 14, stride: 2),

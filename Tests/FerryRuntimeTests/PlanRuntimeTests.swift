@@ -139,6 +139,8 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         let interleaved = InnerKernels.simd ? "conv.depthwise-interleaved" : "conv.depthwise"
         #expect(try kernel(ConvCase(channels: 4, outChannels: 4, group: 4)) == interleaved)
         #expect(try kernel(ConvCase(channels: 4, width: 40, outChannels: 4, group: 4)) == "conv.depthwise")
+        #expect(try kernel(ConvCase(channels: 4, width: 80, outChannels: 4, strides: [2, 2], group: 4)) == interleaved)
+        #expect(try kernel(ConvCase(channels: 4, width: 160, outChannels: 4, strides: [2, 2], group: 4)) == "conv.depthwise")
         #expect(try kernel(ConvCase(channels: 4, outChannels: 8, group: 4)) == "conv.depthwise")
     }
 }

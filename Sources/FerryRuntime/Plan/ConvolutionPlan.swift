@@ -14,8 +14,8 @@ extension PlanBuilder {
     static let winogradEnabled = environmentInteger("FERRY_WINOGRAD") != 0
     /// FERRY_PACKED_GEMM=0 sends every convolution to cblas_sgemm (to measure PackedGemm against it).
     static let packedGemmEnabled = environmentInteger("FERRY_PACKED_GEMM") != 0
-    /// Depthwise outputs at most this wide go 8 channels at a time (FERRY_DEPTHWISE_INTERLEAVED_WIDTH
-    /// sets it; 0 keeps every depthwise on the plane kernel).
+    /// Depthwise outputs at most this wide (twice this at stride 2) go 8 channels at a time
+    /// (FERRY_DEPTHWISE_INTERLEAVED_WIDTH sets it; 0 keeps every depthwise on the plane kernel).
     static let interleavedDepthwiseWidth = environmentInteger("FERRY_DEPTHWISE_INTERLEAVED_WIDTH") ?? 32
 
     func planConv(_ node: Node, _ a: ConvAttributes) -> PlannedKernel? {
@@ -42,8 +42,11 @@ extension PlanBuilder {
             let hasResidual = node.inputs.count > 3 && !node.inputs[3].isEmpty
             // Narrow output planes: 8 channels at a time (per-channel overheads and partial
             // vectors cost more there than the two transposes; wider planes keep the plane
-            // kernel, ferry-bench-kernels' dw cases: 56 wide 0.23 against 0.27 ms).
-            if InnerKernels.simd, multiplier == 1, !hasResidual, g.outWidth <= Self.interleavedDepthwiseWidth,
+            // kernel, ferry-bench-kernels' dw cases: 56 wide at stride 1 0.15 against 0.17 ms;
+            // stride 2 reads a deinterleaved plane, and 56 wide is still faster interleaved:
+            // 112x112x96 0.23 against 0.25-0.27).
+            let interleavedWidth = g.strideX > 1 ? 2 * Self.interleavedDepthwiseWidth : Self.interleavedDepthwiseWidth
+            if InnerKernels.simd, multiplier == 1, !hasResidual, g.outWidth <= interleavedWidth,
                let weights = constant(node.inputs[1]) {
                 let taps = g.kernelHeight * g.kernelWidth
                 let packed = pin(weights.floats.withUnsafeBufferPointer {
