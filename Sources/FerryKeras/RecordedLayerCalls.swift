@@ -4,11 +4,13 @@ import FerryIR
 /// The import side of `kerasRecordedLayerClasses`: what a call of such a layer was, so that the
 /// Keras exporter can write the layer back (see `RecordedKerasCall`).
 extension LayerContext {
-    /// Records a call whose nodes are those added since `firstNode`; a call with keyword
-    /// tensors or options (but `training`, which Keras 3 writes and inference ignores), or whose
-    /// nodes read an input in neither of its forms, is not recorded.
+    /// Records a call whose nodes are those added since `firstNode`, with its boolean options
+    /// (`use_causal_mask`, `return_attention_scores`; not `training`, which Keras 3 writes and
+    /// inference ignores); a call with keyword tensors or other options, or whose nodes read an
+    /// input in neither of its forms, is not recorded.
     func recordCall(_ layer: ParsedLayer, _ call: LayerCall, inputs: [KerasTensor], outputs: [KerasTensor], firstNode: Int) {
-        guard kerasRecordedLayerClasses.contains(layer.className), call.named.isEmpty, call.keywords.subtracting(["training"]).isEmpty,
+        guard kerasRecordedLayerClasses.contains(layer.className), call.named.isEmpty,
+              call.keywords.subtracting(["training"]).isSubset(of: Set(call.flags.keys)),
               firstNode < builder.graph.nodes.count, !outputs.isEmpty else { return }
         let nodes = Array(builder.graph.nodes[firstNode...])
         let made = Set(nodes.flatMap(\.outputs))
@@ -27,10 +29,12 @@ extension LayerContext {
             let (v, channelsFirst) = anyLayout(t)
             return .init(value: v.name, channelsFirst: channelsFirst)
         }
-        recordedCalls.append(RecordedKerasCall(
+        var record = RecordedKerasCall(
             layer: origin.layer, className: layer.className, config: layer.config, groups: layer.spec.weightGroups,
             weights: readWeightDigests[origin.layer] ?? [], inputs: ports, outputs: outs,
-            nodes: nodes.map { ($0.name, "\($0.op)") }))
+            nodes: nodes.map { ($0.name, "\($0.op)") })
+        record.keywords = call.flags.filter { $0.key != "training" }
+        recordedCalls.append(record)
     }
 
     /// Notes the digests of the weights read for the current layer (nil: not read, so never

@@ -9,7 +9,7 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
                   "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
-                  "norm_axes", "resampling"]
+                  "norm_axes", "resampling", "attention"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -21,6 +21,7 @@ KERAS3_CANNOT_READ_KERAS2 = {
     # which Keras 3's loader passes to a one-input layer); tf_keras's already on time_major.
     "recurrent_family": "a nested model, and recurrent layers called with initial_state, in the Keras 2 layout",
     "thresholded_relu": "ThresholdedReLU, which Keras 3 removed (written back as the source's layer)",
+    "attention": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
 }
 # tools/crosscheck_export.py writes each Keras fixture's .keras from its keras2.h5, but these from
 # keras3.keras: keras2.h5 has a function only a Keras 2 layout .h5 can name.
@@ -34,7 +35,7 @@ KERAS3_READS_KERAS2_OTHERWISE = {
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
         "embedding", "reshaping_family", "activations", "activation_layers", "dot_family", "time_distributed", "resampling",
-        "layernorm_rms", "resampling_options_k3"]
+        "layernorm_rms", "resampling_options_k3", "attention"]
 # Keras 3 fixtures with no keras2.h5 (layers tf_keras has not): written as .h5 and .keras from
 # keras3.h5 / keras3.keras, checked by Ferry reading them back and in Keras 3 (not tf_keras).
 KERAS3_ONLY = {"layernorm_rms": "LayerNormalization(rms_scaling=True), which tf_keras has not",
@@ -58,6 +59,8 @@ KERAS_VIA_ONNX_LACKS = {
                         "importer recorded for TimeDistributed, and alone they change the batch axis",
     "resampling": "the ONNX importer's Resize and Slice are not the nodes the Keras importer recorded for Resizing and "
                   "CenterCrop, and alone they are not UpSampling by whole factors nor spatial crops",
+    "attention": "the ONNX importer's nodes for four of its Attention layers (scores scaled, concat scores, masks) are "
+                 "not the ones the Keras importer recorded, and alone they are products of two data tensors",
     "norm_family": "ONNX opset 17 has no GroupNormalization: Ferry writes it as InstanceNormalization over reshaped "
                    "groups, which has no Keras layer",
 }

@@ -46,6 +46,11 @@ public enum KerasExporter {
         public var keras3Groups: [[String]] = []
         /// The `name` attribute of each of those groups (the wrapped layer's name).
         public var keras3GroupNames: [String] = []
+        /// Each call's keyword options (a recorded Attention's `use_causal_mask`); Keras 2
+        /// writes them with each of the call's inbound tensors.
+        public var callKeywords: [[String: Bool]] = []
+
+        func keywords(ofCall k: Int) -> [String: Any] { callKeywords.indices.contains(k) ? callKeywords[k] : [:] }
 
         public var isModel: Bool { !sublayers.isEmpty }
         public var inbound: [KerasTensorRef] { calls.first ?? [] }
@@ -219,7 +224,9 @@ public enum KerasExporter {
             let className = l.isModel ? nestedConfig(l)["class_name"]! : l.className
             if sequential { return ["class_name": className, "config": config] }
             return ["class_name": className, "config": config, "name": l.name,
-                    "inbound_nodes": l.calls.map { call in call.map { [$0.layer, keras2Node($0, layers), $0.tensor, [String: Any]()] as [Any] } }]
+                    "inbound_nodes": l.calls.enumerated().map { k, call in
+                        call.map { [$0.layer, keras2Node($0, layers), $0.tensor, l.keywords(ofCall: k)] as [Any] }
+                    }]
         }
         if sequential {
             return ["class_name": "Sequential", "config": ["name": name, "layers": layers.map(entry)]]

@@ -41,13 +41,15 @@ struct RecordedKerasCall {
     var outputs: [Port]
     /// The call's nodes: name and op (with its attributes).
     var nodes: [(name: String, op: String)]
+    /// The call's keyword options (`use_causal_mask`, `return_attention_scores`).
+    var keywords: [String: Bool] = [:]
 
     var json: [String: Any] {
         let tensor = { (t: Port) -> [String: Any] in ["value": t.value, "channels_first": t.channelsFirst] }
         return ["layer": layer, "class": className, "config": config, "groups": groups,
                 "weights": weights.map { ["name": $0.name, "shape": $0.shape, "digest": $0.digest] as [String: Any] },
                 "inputs": inputs.map(tensor), "outputs": outputs.map(tensor),
-                "nodes": nodes.map { ["name": $0.name, "op": $0.op] }]
+                "nodes": nodes.map { ["name": $0.name, "op": $0.op] }, "keywords": keywords]
     }
 
     init(layer: String, className: String, config: [String: Any], groups: [[String]], weights: [Weight],
@@ -77,6 +79,7 @@ struct RecordedKerasCall {
               }) else { return nil }
         self.init(layer: layer, className: className, config: config, groups: o["groups"] as? [[String]] ?? [[]],
                   weights: weights, inputs: inputs, outputs: outputs, nodes: nodes)
+        keywords = o["keywords"] as? [String: Bool] ?? [:]
     }
 
     /// The records of a graph's metadata.
@@ -141,6 +144,10 @@ extension KerasExportContext {
             layers[before].keras3GroupNames = r.call.groups.map { $0 == ["layer"] ? inner ?? "layer" : $0.last ?? "" }
         }
         let ref = tensor[first.value]!
+        if !r.call.keywords.isEmpty, let i = layers.firstIndex(where: { $0.name == ref.layer }) {
+            while layers[i].callKeywords.count < layers[i].calls.count { layers[i].callKeywords.append([:]) }
+            layers[i].callKeywords[ref.node] = r.call.keywords
+        }
         for (i, o) in r.call.outputs.enumerated().dropFirst() {
             tensor[o.value] = KerasTensorRef(layer: ref.layer, node: ref.node, tensor: i)
             layout[o.value] = layoutOf(o, try rank(o.value))

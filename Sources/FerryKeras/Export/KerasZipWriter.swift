@@ -106,11 +106,12 @@ extension KerasExporter {
                 config["dtype"] = dtype
             }
             // One inbound node per call (a shared layer has several).
-            let calls: [[String: Any]] = l.calls.map { call in
+            let calls: [[String: Any]] = l.calls.enumerated().map { k, call in
                 let args: [Any] = mergeClasses.contains(l.className) ? [call.map(tensor)] : [tensor(call[0])]
                 // A recurrent layer's further inputs are its initial states.
-                let kwargs: [String: Any] = !mergeClasses.contains(l.className) && call.count > 1
+                var kwargs: [String: Any] = !mergeClasses.contains(l.className) && call.count > 1
                     ? ["initial_state": call.dropFirst().map(tensor)] : [:]
+                kwargs.merge(l.keywords(ofCall: k)) { a, _ in a }
                 return ["args": args, "kwargs": kwargs]
             }
             return ["module": "keras.layers", "class_name": l.className, "config": config, "registered_name": NSNull(),
