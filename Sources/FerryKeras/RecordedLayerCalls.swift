@@ -9,6 +9,9 @@ extension LayerContext {
     /// inference ignores); a call with keyword tensors or other options, or whose nodes read an
     /// input in neither of its forms, is not recorded.
     func recordCall(_ layer: ParsedLayer, _ call: LayerCall, inputs: [KerasTensor], outputs: [KerasTensor], firstNode: Int) {
+        // tf_keras's gaussian and mitchellcubic filters: Keras 3 has neither, so no file would
+        // mean the same in both (the nodes stay, and are refused naming them).
+        if let interpolation = layer.config["interpolation"] as? String, ["gaussian", "mitchellcubic"].contains(interpolation) { return }
         guard kerasRecordedLayerClasses.contains(layer.className), call.named.isEmpty,
               call.keywords.subtracting(["training"]).isSubset(of: Set(call.flags.keys)),
               firstNode < builder.graph.nodes.count, !outputs.isEmpty else { return }

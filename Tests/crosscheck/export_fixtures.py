@@ -9,7 +9,7 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
                   "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
-                  "norm_axes", "resampling", "attention"]
+                  "norm_axes", "resampling", "attention", "resampling_filters"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -35,7 +35,7 @@ KERAS3_READS_KERAS2_OTHERWISE = {
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
         "embedding", "reshaping_family", "activations", "activation_layers", "dot_family", "time_distributed", "resampling",
-        "layernorm_rms", "resampling_options_k3", "attention"]
+        "layernorm_rms", "resampling_options_k3", "attention", "resampling_filters"]
 # Keras 3 fixtures with no keras2.h5 (layers tf_keras has not): written as .h5 and .keras from
 # keras3.h5 / keras3.keras, checked by Ferry reading them back and in Keras 3 (not tf_keras).
 KERAS3_ONLY = {"layernorm_rms": "LayerNormalization(rms_scaling=True), which tf_keras has not",

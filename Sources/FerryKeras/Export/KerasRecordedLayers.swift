@@ -4,14 +4,15 @@ import FerryIR
 /// Keras layers the importer builds from several IR nodes that no op-by-op writer maps back: a
 /// Dot (MatMul or ReduceSum of a product), an Attention (MatMuls and a Softmax), a
 /// TimeDistributed (Reshapes around its inner layer), a LayerNormalization over other than the
-/// trailing axes (reductions), Resizing and CenterCrop (Resize, Slice). The importer records each
+/// trailing axes (reductions), Resizing and CenterCrop (Resize, Slice), UpSampling with the
+/// interpolations Resize has not (bicubic, gaussian, ...: MatMuls by the filter). The importer records each
 /// call of these (metadata `keras_recorded_layers`): the layer's class and config, the values it
 /// read and made, its nodes (name and op with attributes) and a digest of each weight as Keras
 /// stores it. The exporter writes the layer back from the record only while the graph still
 /// holds exactly those nodes and each weight is found, bit for bit, among their constants; else
 /// the nodes go through the op-by-op table (and fail there, naming them).
 let kerasRecordedLayerClasses: Set<String> = ["Dot", "Attention", "TimeDistributed", "LayerNormalization", "Resizing",
-                                              "CenterCrop"]
+                                              "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D"]
 
 /// The metadata key holding the records (a JSON list, one entry per call).
 let kerasRecordedLayersKey = "keras_recorded_layers"
