@@ -81,21 +81,29 @@ struct DepthwiseKernelTests {
                  attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 40)),
     ]
 
+    /// Random input, weights and bias of a case, and its geometry.
+    static func operands(_ c: ConvCase) throws -> (x: Tensor, w: Tensor, b: Tensor, geometry: Conv2DGeometry) {
+        let kh = c.attributes.kernelShape[0], kw = c.attributes.kernelShape[1]
+        let geometry = try #require(Conv2DGeometry(inHeight: c.height, inWidth: c.width, c.attributes))
+        return (randomTensor([c.batch, c.channels, c.height, c.width], seed: 1), randomTensor([c.outChannels, 1, kh, kw], seed: 2),
+                randomTensor([c.outChannels], seed: 3), geometry)
+    }
+
+    /// The reference runtime's output for the case with `activation` fused.
+    static func reference(_ c: ConvCase, _ activation: FusedActivation?, _ x: Tensor, _ w: Tensor, _ b: Tensor,
+                          residual: Tensor?) throws -> Tensor {
+        var withActivation = c
+        withActivation.attributes.activation = activation
+        return try referenceConv(withActivation, x: x, w: w, b: b, residual: residual)
+    }
+
     @Test(arguments: cases)
     func depthwiseMatchesReference(_ c: ConvCase) throws {
-        let kh = c.attributes.kernelShape[0], kw = c.attributes.kernelShape[1]
-        let x = randomTensor([c.batch, c.channels, c.height, c.width], seed: 1)
-        let w = randomTensor([c.outChannels, 1, kh, kw], seed: 2)
-        let b = randomTensor([c.outChannels], seed: 3)
-        let geometry = try #require(Conv2DGeometry(inHeight: c.height, inWidth: c.width, c.attributes))
+        let (x, w, b, geometry) = try Self.operands(c)
         let outShape = [c.batch, c.outChannels, geometry.outHeight, geometry.outWidth]
         let residual = randomTensor(outShape, seed: 4)
         for (activation, useResidual) in [(nil, false), (FusedActivation.clip(min: 0, max: 6), false), (.relu, true)] {
-            var attributes = c.attributes
-            attributes.activation = activation
-            var withActivation = c
-            withActivation.attributes = attributes
-            let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: useResidual ? residual : nil)
+            let expected = try Self.reference(c, activation, x, w, b, residual: useResidual ? residual : nil)
             #expect(expected.shape == outShape)
             var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
             var scratch = [Float](repeating: .nan, count: Kernels.depthwiseScratchCount(geometry))
@@ -136,22 +144,14 @@ extension DepthwiseKernelTests {
     /// one (dilation, other sizes and strides), planes narrower than a block of pixels.
     @Test(arguments: cases.filter { $0.outChannels == $0.channels })
     func interleavedMatchesReference(_ c: ConvCase) throws {
-        let kh = c.attributes.kernelShape[0], kw = c.attributes.kernelShape[1]
-        let x = randomTensor([c.batch, c.channels, c.height, c.width], seed: 1)
-        let w = randomTensor([c.outChannels, 1, kh, kw], seed: 2)
-        let b = randomTensor([c.outChannels], seed: 3)
-        let geometry = try #require(Conv2DGeometry(inHeight: c.height, inWidth: c.width, c.attributes))
+        let (x, w, b, geometry) = try Self.operands(c)
         let outShape = [c.batch, c.outChannels, geometry.outHeight, geometry.outWidth]
         let packed = w.floats.withUnsafeBufferPointer {
-            Kernels.depthwiseInterleavedWeights($0.baseAddress!, channels: c.channels, taps: kh * kw)
+            Kernels.depthwiseInterleavedWeights($0.baseAddress!, channels: c.channels, taps: geometry.kernelHeight * geometry.kernelWidth)
         }
         let blocks = (c.channels + 7) / 8
         for activation in [nil, FusedActivation.clip(min: 0, max: 6), .swish(beta: 1)] {
-            var attributes = c.attributes
-            attributes.activation = activation
-            var withActivation = c
-            withActivation.attributes = attributes
-            let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: nil)
+            let expected = try Self.reference(c, activation, x, w, b, residual: nil)
             var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
             var scratch = [Float](repeating: .nan, count: Kernels.depthwiseInterleavedScratchCount(geometry))
             let inImage = c.channels * c.height * c.width, outImage = c.outChannels * geometry.outPlane
