@@ -276,33 +276,9 @@ final class LayerContext {
     }
 }
 
-/// The tensor with its axes permuted (numpy `transpose(perm)`), float32 only.
+/// The tensor with its axes permuted (numpy `transpose(perm)`), float32 only: FerryIR's
+/// `permutedTensor`, with the permutation checked (importers pass computed ones).
 func permuted(_ t: Tensor, _ perm: [Int]) -> Tensor {
-    let shape = t.shape
-    let r = shape.count
-    precondition(perm.sorted() == Array(0..<r), "perm \(perm) for rank \(r)")
-    let src = t.floats
-    let outShape = perm.map { shape[$0] }
-    var srcStrides = [Int](repeating: 1, count: r)
-    for i in stride(from: r - 2, through: 0, by: -1) { srcStrides[i] = srcStrides[i + 1] * shape[i + 1] }
-    // Stride in the source for each output axis.
-    let strides = perm.map { srcStrides[$0] }
-    var out = [Float](repeating: 0, count: src.count)
-    if src.isEmpty { return Tensor(shape: outShape, floats: out) }
-    var index = [Int](repeating: 0, count: r)
-    var offset = 0
-    for o in 0..<out.count {
-        out[o] = src[offset]
-        // Advance the output index like an odometer, keeping the source offset in step.
-        var axis = r - 1
-        while axis >= 0 {
-            index[axis] += 1
-            offset += strides[axis]
-            if index[axis] < outShape[axis] { break }
-            offset -= strides[axis] * outShape[axis]
-            index[axis] = 0
-            axis -= 1
-        }
-    }
-    return Tensor(shape: outShape, floats: out)
+    precondition(perm.sorted() == Array(0..<t.shape.count), "perm \(perm) for rank \(t.shape.count)")
+    return permutedTensor(t, perm)
 }
