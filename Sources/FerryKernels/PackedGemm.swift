@@ -266,6 +266,14 @@ extension PackedGemm {
 
     // MARK: Few columns (small output planes)
 
+    /// Six floats at `p` in lanes 0..<6 of a vector (lanes 6 and 7 zero).
+    @inline(__always)
+    static func loadSix(_ p: UnsafePointer<Float>) -> FloatVector {
+        let raw = UnsafeRawPointer(p)
+        let first = raw.loadUnaligned(as: SIMD4<Float>.self), rest = (raw + 16).loadUnaligned(as: SIMD2<Float>.self)
+        return FloatVector(lowHalf: first, highHalf: SIMD4(lowHalf: rest, highHalf: SIMD2()))
+    }
+
     /// The wide kernel above pads the columns (output pixels) to multiples of 16, which wastes
     /// most of the work on the small planes of a network's last stages (7x7 = 49 pixels run as
     /// 64, 3x3 as 16). For those, the vectors run along the rows (output channels, in 16s, which
@@ -396,7 +404,44 @@ extension PackedGemm {
             ap += 16
             bp += 6
         }
-        // The tile is column-major in registers (one column's 16 rows per pair): the epilogue
+        if rows == 16 && columns == 6 {
+            // A full tile: transposed in registers into 16 rows of 6 (two 8x8 transposes of the
+            // column vectors and two zero columns), each stored as 4 + 2 floats. The bias is
+            // added per column (a vector of 16 rows); the activation too unless C or a residual
+            // must be added first, which happens per row.
+            if let bias = epilogue.bias {
+                let b0 = bias.vector(at: 0), b1 = bias.vector(at: 8)
+                c00 += b0; c10 += b0; c20 += b0; c30 += b0; c40 += b0; c50 += b0
+                c01 += b1; c11 += b1; c21 += b1; c31 += b1; c41 += b1; c51 += b1
+            }
+            let residual = epilogue.residual
+            let activateRows = accumulate || residual != nil
+            if !activateRows && !(f is IdentityActivation) {
+                c00 = f(c00); c10 = f(c10); c20 = f(c20); c30 = f(c30); c40 = f(c40); c50 = f(c50)
+                c01 = f(c01); c11 = f(c11); c21 = f(c21); c31 = f(c31); c41 = f(c41); c51 = f(c51)
+            }
+            let zero = FloatVector()
+            let low = transposed((c00, c10, c20, c30, c40, c50, zero, zero))
+            let high = transposed((c01, c11, c21, c31, c41, c51, zero, zero))
+            @inline(__always) func put(_ row: Int, _ v: FloatVector) {
+                let out = c + row &* ldc
+                var v = v
+                if activateRows {
+                    if accumulate { v += loadSix(UnsafePointer(out)) }
+                    if let residual { v += loadSix(residual + row &* ldc) }
+                    v = f(v)
+                }
+                let raw = UnsafeMutableRawPointer(out)
+                raw.storeBytes(of: v.lowHalf, as: SIMD4<Float>.self)
+                (raw + 16).storeBytes(of: v.highHalf.lowHalf, as: SIMD2<Float>.self)
+            }
+            put(0, low.0); put(1, low.1); put(2, low.2); put(3, low.3)
+            put(4, low.4); put(5, low.5); put(6, low.6); put(7, low.7)
+            put(8, high.0); put(9, high.1); put(10, high.2); put(11, high.3)
+            put(12, high.4); put(13, high.5); put(14, high.6); put(15, high.7)
+            return
+        }
+        // An edge tile. The tile is column-major in registers (one column's 16 rows per pair): the epilogue
         // runs on those vectors (the bias is a vector of 16 rows), then out through a stack
         // buffer, row by row. C and the residual are read into the buffer first when needed.
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 96) { buffer in

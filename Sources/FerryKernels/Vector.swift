@@ -142,6 +142,26 @@ extension UnsafeMutablePointer where Pointee == Float {
     return (scale - 1).addingProduct(scale, erMinus1)
 }
 
+/// The 8x8 transpose of `r` (row i, lane j) -> (row j, lane i): three rounds of splitting each
+/// pair of rows into even and odd lanes (each round rotates the 6 bits of the element's
+/// (row, lane) index right by one; three rotate row and lane).
+@inline(__always)
+func transposed(_ r: (FloatVector, FloatVector, FloatVector, FloatVector,
+                              FloatVector, FloatVector, FloatVector, FloatVector))
+    -> (FloatVector, FloatVector, FloatVector, FloatVector, FloatVector, FloatVector, FloatVector, FloatVector) {
+    @inline(__always) func split(_ a: FloatVector, _ b: FloatVector) -> (FloatVector, FloatVector) {
+        let joined = DoubleWidthVector(lowHalf: a, highHalf: b)
+        return (joined.evenHalf, joined.oddHalf)
+    }
+    var v = r
+    for _ in 0..<3 {
+        let (e0, o0) = split(v.0, v.1), (e1, o1) = split(v.2, v.3)
+        let (e2, o2) = split(v.4, v.5), (e3, o3) = split(v.6, v.7)
+        v = (e0, e1, e2, e3, o0, o1, o2, o3)
+    }
+    return v
+}
+
 /// The first `count` (< lanes) floats at `p` in a vector, the other lanes 0.
 @inline(__always) func loadPartial(_ p: UnsafePointer<Float>, _ count: Int) -> FloatVector {
     var v = FloatVector()

@@ -45,6 +45,12 @@ let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
     ("gemm_3x3_64_3136_576", 64, 3136, 576), ("gemm_1x1_512_9_2048", 512, 9, 2048),
     ("gemm_1x1_256_196_1024", 256, 196, 1024), ("gemm_1x1_1024_49_256", 1024, 49, 256),
     ("gemm_1x1_96_784_24", 96, 784, 24), ("gemm_1x1_512_25_256", 512, 25, 256), ("gemm_3x3_64_20_144", 64, 20, 144),
+    // MobileNetV2 / EfficientNetB0 at 224x224: shallow expansions on large planes, thin projections, the stem.
+    ("gemm_1x1_96_12544_16", 96, 12544, 16), ("gemm_1x1_144_3136_24", 144, 3136, 24),
+    ("gemm_1x1_24_3136_144", 24, 3136, 144), ("gemm_1x1_192_784_32", 192, 784, 32),
+    ("gemm_1x1_32_784_192", 32, 784, 192), ("gemm_1x1_384_196_64", 384, 196, 64),
+    ("gemm_1x1_64_196_384", 64, 196, 384), ("gemm_1x1_960_49_160", 960, 49, 160),
+    ("gemm_1x1_1280_49_320", 1280, 49, 320), ("gemm_stem_32_12544_27", 32, 12544, 27),
 ]
 
 /// Activations over 64 Ki floats (L2-resident, as an epilogue sees them): Kernels.activate.

@@ -376,5 +376,17 @@ struct Im2colKernelTests {
             }
         }
         #expect(columns == expected, "\(c)")
+        // Column ranges that start and end inside output rows, as threads unfold their parts.
+        let cuts = [0, g.outPlane / 3, Swift.min(g.outPlane, 2 * g.outPlane / 3 + 1), g.outPlane]
+        for (first, end) in zip(cuts, cuts.dropFirst()) where first < end {
+            var part = [Float](repeating: .nan, count: rows * (end - first))
+            x.withUnsafeBufferPointer { xp in
+                part.withUnsafeMutableBufferPointer {
+                    Kernels.im2col(xp.baseAddress!, channels: 0..<c.channels, geometry: g, columns: first..<end, into: $0.baseAddress!)
+                }
+            }
+            let expectedPart = (0..<rows).flatMap { r in expected[(r * g.outPlane + first)..<(r * g.outPlane + end)] }
+            #expect(part == expectedPart, "\(c) columns \(first)..<\(end)")
+        }
     }
 }

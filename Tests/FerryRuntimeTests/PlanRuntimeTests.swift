@@ -64,6 +64,13 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
                  group: 5, residual: true, activation: .sigmoid),
         ConvCase(channels: 4, height: 6, width: 6, outChannels: 8, kernel: [3, 3], pads: [0, 0, 0, 0], group: 4, activation: .hardSwish),
         ConvCase(channels: 3, height: 31, width: 29, outChannels: 8, kernel: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3], activation: .relu),
+        // Threads unfold and multiply their own column parts (cut inside output rows): stride 2
+        // with padding, grouped with dilation and asymmetric pads, one thread.
+        ConvCase(channels: 3, height: 40, width: 37, outChannels: 16, kernel: [3, 3], strides: [2, 2], activation: .swish(beta: 1)),
+        ConvCase(batch: 2, channels: 6, height: 33, width: 35, outChannels: 10, kernel: [3, 3], strides: [2, 2], pads: [0, 1, 1, 0],
+                 dilations: [2, 1], group: 2, residual: true, activation: .relu),
+        ConvCase(channels: 3, height: 40, width: 37, outChannels: 7, kernel: [5, 5], strides: [1, 1], pads: [2, 2, 2, 2],
+                 activation: .sigmoid, threads: 1),
         // Over the im2col tile budget: several column tiles per image.
         ConvCase(batch: 2, channels: 64, height: 30, width: 31, outChannels: 5, kernel: [3, 3], residual: true, activation: .relu),
         // Winograd F(4x4, 3x3): sizes not multiples of 4, asymmetric pads, batch > 1, epilogues.

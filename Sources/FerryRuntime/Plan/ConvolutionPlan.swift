@@ -199,15 +199,36 @@ extension PlanBuilder {
                             var start = 0
                             while start < outPlane {
                                 let count = Swift.min(tile, outPlane - start)
-                                parallelChunks(cg, threads: threads) { cs in
-                                    if count == outPlane && InnerKernels.simd {
-                                        Kernels.im2col(image, channels: cs, geometry: g, into: col)
-                                    } else {
-                                        im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
+                                let panels = (count + PackedGemm.columnsPerPanel - 1) / PackedGemm.columnsPerPanel
+                                if let packedWeights, !narrow, panels >= 4 * threads {
+                                    // Each thread unfolds the columns it multiplies (whole panels) into its own
+                                    // part of the column buffer and multiplies them while they are in its cache;
+                                    // no thread waits for another's unfolding (with 3 input channels, splitting
+                                    // the unfolding by channel left one of two threads idle a third of the time).
+                                    parallelChunksIndexed(panels, threads: threads) { k, qs in
+                                        let first = start + qs.lowerBound * PackedGemm.columnsPerPanel
+                                        let end = Swift.min(start + qs.upperBound * PackedGemm.columnsPerPanel, start + count)
+                                        let part = col + rows * (first - start)
+                                        Kernels.im2col(image, channels: 0..<cg, geometry: g, columns: first..<end, into: part)
+                                        PackedGemm.multiply(packedA: packedWeights + gi * packedStep, rows: mg, depth: rows,
+                                                            panels: 0..<PackedGemm.panelCount(rows: mg), b: part, ldb: end - first,
+                                                            columns: 0..<(end - first), c: out + first, ldc: outPlane,
+                                                            epilogue: Epilogue(bias: bs, residual: res.map { $0 + first },
+                                                                               activation: activation),
+                                                            scratch: gemmScratchBase + k * ArenaPlanner.aligned(PackedGemm.scratchCount))
                                     }
+                                    fused = true
+                                } else {
+                                    parallelChunks(cg, threads: threads) { cs in
+                                        if InnerKernels.simd {
+                                            Kernels.im2col(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
+                                        } else {
+                                            im2colTile(image, channels: cs, geometry: g, columns: start..<(start + count), into: col)
+                                        }
+                                    }
+                                    fused = product(group: gi, col, ldb: count, count: count, out + start,
+                                                    epilogue: Epilogue(bias: bs, residual: res.map { $0 + start }, activation: activation))
                                 }
-                                fused = product(group: gi, col, ldb: count, count: count, out + start,
-                                                epilogue: Epilogue(bias: bs, residual: res.map { $0 + start }, activation: activation))
                                 start += count
                             }
                         }
@@ -255,7 +276,8 @@ func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, de
 
 /// Unfolds output columns `columns` of one image's channels `channels` into `col`, a
 /// [rows, columns.count] matrix whose row (c, ky, kx) holds what that tap reads for each output
-/// position (0 in padding).
+/// position (0 in padding). The portable form, for CPUs without the SIMD kernels
+/// (`Kernels.im2col`, the same unfolding, is compiled for AVX2 or AVX-512).
 func im2colTile(_ image: UnsafePointer<Float>, channels: Range<Int>, geometry g: Conv2DGeometry, columns: Range<Int>,
                 into col: UnsafeMutablePointer<Float>) {
     let width = columns.count
