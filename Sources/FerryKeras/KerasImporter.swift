@@ -140,7 +140,7 @@ public enum KerasImporter {
                 }
                 let firstNode = ctx.builder.graph.nodes.count
                 let outs = try ctx.withCallArguments(named, options: call) { try layer.spec.build(ins, ctx) }
-                ctx.recordCall(layer, call, inputs: ins, outputs: outs, firstNode: firstNode)
+                ctx.recordCall(layer, call, inputs: ins, named: named, outputs: outs, firstNode: firstNode)
                 switch effect {
                 case .makes: outs.forEach { $0.maskFrom = ctx.layerName }
                 case .carries: if let maskFrom { outs.forEach { if $0.maskFrom == nil { $0.maskFrom = maskFrom } } }

@@ -27,11 +27,15 @@ struct LayerCall {
     /// For a keyword argument given as a list, the positions of its null entries (Attention's
     /// `mask=[query_mask, None]`), which its tensor references leave out.
     var nullEntries: [String: [Int]] = [:]
+    /// The keyword arguments given as a list (Attention's `mask=[...]`; a Keras 2 `[layer, node,
+    /// tensor]` triple is one tensor, not a list).
+    var listKeywords: Set<String> = []
 
     /// Records a keyword argument that is not a tensor.
     mutating func note(_ key: String, _ value: Any) {
         guard !(value is NSNull) else { return }
         keywords.insert(key)
+        if let list = value as? [Any], !(list.first is String) { listKeywords.insert(key) }
         if let list = value as? [Any] {
             let nulls = list.indices.filter { list[$0] is NSNull }
             if !nulls.isEmpty { nullEntries[key] = nulls }

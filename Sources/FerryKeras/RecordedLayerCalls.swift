@@ -6,27 +6,42 @@ import FerryIR
 extension LayerContext {
     /// Records a call whose nodes are those added since `firstNode`, with its boolean options
     /// (`use_causal_mask`, `return_attention_scores`; not `training`, which Keras 3 writes and
-    /// inference ignores); a call with keyword tensors or other options, or whose nodes read an
-    /// input in neither of its forms, is not recorded.
-    func recordCall(_ layer: ParsedLayer, _ call: LayerCall, inputs: [KerasTensor], outputs: [KerasTensor], firstNode: Int) {
+    /// inference ignores) and its keyword tensors (MultiHeadAttention's `value=` and
+    /// `attention_mask=`, Attention's `mask=[query_mask, None]`, an RNN's `initial_state=`); a call
+    /// with other options, or whose nodes read an input in neither of its forms, is not recorded.
+    func recordCall(_ layer: ParsedLayer, _ call: LayerCall, inputs: [KerasTensor], named: [(key: String, tensors: [KerasTensor])],
+                    outputs: [KerasTensor], firstNode: Int) {
         // tf_keras's gaussian and mitchellcubic filters: Keras 3 has neither, so no file would
         // mean the same in both (the nodes stay, and are refused naming them).
         if let interpolation = layer.config["interpolation"] as? String, ["gaussian", "mitchellcubic"].contains(interpolation) { return }
-        guard kerasRecordedLayerClasses.contains(layer.className), call.named.isEmpty,
-              call.keywords.subtracting(["training"]).isSubset(of: Set(call.flags.keys)),
+        guard kerasRecordedLayerClasses.contains(layer.className),
+              call.keywords.subtracting(["training"]).subtracting(named.map(\.key)).isSubset(of: Set(call.flags.keys)),
               firstNode < builder.graph.nodes.count, !outputs.isEmpty else { return }
         let nodes = Array(builder.graph.nodes[firstNode...])
         let made = Set(nodes.flatMap(\.outputs))
         let reads = Set(nodes.flatMap(\.inputs)).subtracting(made)
+        func port(_ t: KerasTensor) -> RecordedKerasCall.Port? {
+            if let k = t.kerasForm, reads.contains(k.name) { return .init(value: k.name, channelsFirst: false) }
+            if let c = t.channelsFirstForm, reads.contains(c.name) { return .init(value: c.name, channelsFirst: true) }
+            return nil
+        }
         var ports: [RecordedKerasCall.Port] = []
         for t in inputs {
-            if let k = t.kerasForm, reads.contains(k.name) {
-                ports.append(.init(value: k.name, channelsFirst: false))
-            } else if let c = t.channelsFirstForm, reads.contains(c.name) {
-                ports.append(.init(value: c.name, channelsFirst: true))
-            } else {
-                return
+            guard let p = port(t) else { return }
+            ports.append(p)
+        }
+        var keywordInputs: [RecordedKerasCall.KeywordPorts] = []
+        for (key, tensors) in named {
+            // A list's null entries stay in their places (`mask=[query_mask, None]`).
+            let nulls = Set(call.nullEntries[key] ?? [])
+            var given = tensors.makeIterator()
+            var entries: [RecordedKerasCall.Port?] = []
+            for i in 0..<(tensors.count + nulls.count) {
+                if nulls.contains(i) { entries.append(nil); continue }
+                guard let t = given.next(), let p = port(t) else { return }
+                entries.append(p)
             }
+            keywordInputs.append(.init(key: key, ports: entries, isList: call.listKeywords.contains(key)))
         }
         let outs = outputs.map { t -> RecordedKerasCall.Port in
             let (v, channelsFirst) = anyLayout(t)
@@ -37,6 +52,7 @@ extension LayerContext {
             weights: readWeightDigests[origin.layer] ?? [], inputs: ports, outputs: outs,
             nodes: nodes.map { ($0.name, "\($0.op)") })
         record.keywords = call.flags.filter { $0.key != "training" }
+        record.keywordInputs = keywordInputs
         recordedCalls.append(record)
     }
 
@@ -63,6 +79,11 @@ extension LayerContext {
             var c = c
             c.inputs = c.inputs.map { .init(value: renamed($0.value), channelsFirst: $0.channelsFirst) }
             c.outputs = c.outputs.map { .init(value: renamed($0.value), channelsFirst: $0.channelsFirst) }
+            c.keywordInputs = c.keywordInputs.map { k in
+                var k = k
+                k.ports = k.ports.map { $0.map { .init(value: renamed($0.value), channelsFirst: $0.channelsFirst) } }
+                return k
+            }
             c.nodes = c.nodes.map { (renamed($0.name), $0.op) }
             return c.json
         }

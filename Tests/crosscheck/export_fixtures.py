@@ -9,7 +9,8 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "recurrent_family",
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
                   "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
-                  "norm_axes", "resampling", "attention", "resampling_filters"]
+                  "norm_axes", "resampling", "attention", "resampling_filters", "core_misc", "multi_head_attention",
+                  "attention_masks", "attention_mask_none", "mha_robust_masking"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -22,10 +23,23 @@ KERAS3_CANNOT_READ_KERAS2 = {
     "recurrent_family": "a nested model, and recurrent layers called with initial_state, in the Keras 2 layout",
     "thresholded_relu": "ThresholdedReLU, which Keras 3 removed (written back as the source's layer)",
     "attention": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
+    "attention_masks": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
+    "attention_mask_none": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
+    "mha_robust_masking": "tf_keras's MultiHeadAttention option softmax_robust_masking, which Keras 3 has not",
+    "multi_head_attention": "tf_keras's MultiHeadAttention config (query_shape, key_shape, value_shape, "
+                            "softmax_robust_masking), which Keras 3's constructor rejects (the .keras leaves them out)",
+}
+# Keras fixtures Ferry writes as .h5 but refuses as a .keras zip (the .keras error is checked).
+ZIP_UNEXPRESSIBLE = {
+    "mha_robust_masking": "softmax_robust_masking is tf_keras's; Keras 3's MultiHeadAttention has no such option",
 }
 # tools/crosscheck_export.py writes each Keras fixture's .keras from its keras2.h5, but these from
 # keras3.keras: keras2.h5 has a function only a Keras 2 layout .h5 can name.
-ZIP_FROM_KERAS3 = {"activations": "keras2.h5's hard_sigmoid is Keras 2's clip(0.2 x + 0.5)"}
+ZIP_FROM_KERAS3 = {"activations": "keras2.h5's hard_sigmoid is Keras 2's clip(0.2 x + 0.5)",
+                   # Where a query sees no key, tf_keras's MultiHeadAttention weighs the values uniformly
+                   # and Keras 3.15's, returning its scores, gives zeros: a .keras means Keras 3's.
+                   "attention_masks": "keras2.h5's MultiHeadAttention hides keys as tf_keras does, which Keras 3 "
+                                      "reads otherwise where a query sees no key"}
 # Keras 3 reads these Keras 2 layout files, but gives a name Keras 2's file means otherwise
 # another function: tools/crosscheck_export.py checks that tf_keras's own file, in Keras 3,
 # still differs from the reference, and that Ferry's file gives what tf_keras's does there.
@@ -35,7 +49,8 @@ KERAS3_READS_KERAS2_OTHERWISE = {
 FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs", "cnn_gap", "conv2d_family",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
         "embedding", "reshaping_family", "activations", "activation_layers", "dot_family", "time_distributed", "resampling",
-        "layernorm_rms", "resampling_options_k3", "attention", "resampling_filters"]
+        "layernorm_rms", "resampling_options_k3", "attention", "resampling_filters", "core_misc", "multi_head_attention",
+        "attention_masks", "attention_mask_none"]
 # Keras 3 fixtures with no keras2.h5 (layers tf_keras has not): written as .h5 and .keras from
 # keras3.h5 / keras3.keras, checked by Ferry reading them back and in Keras 3 (not tf_keras).
 KERAS3_ONLY = {"layernorm_rms": "LayerNormalization(rms_scaling=True), which tf_keras has not",
@@ -61,6 +76,15 @@ KERAS_VIA_ONNX_LACKS = {
                   "CenterCrop, and alone they are not UpSampling by whole factors nor spatial crops",
     "attention": "the ONNX importer's nodes for four of its Attention layers (scores scaled, concat scores, masks) are "
                  "not the ones the Keras importer recorded, and alone they are products of two data tensors",
+    "attention_masks": "the ONNX importer's nodes for its masked attention layers (the scores' Transpose and MatMul "
+                       "fused by the optimizer when the ONNX file was written) are not the ones the Keras importer "
+                       "recorded, and alone they are products of two data tensors",
+    "attention_mask_none": "the ONNX importer's nodes for its masked Attention layers are not the ones the Keras "
+                           "importer recorded, and alone they are products of two data tensors",
+    "mha_robust_masking": "the ONNX importer's nodes for its masked MultiHeadAttention layers are not the ones the "
+                          "Keras importer recorded, and alone they are products of two data tensors",
+    "core_misc": "the optimizer folds BatchNormalization(axis=1) after a Dense on a 4-D input into the Dense's 1x1 "
+                 "Conv and a Mul and Add by per-row constants; Keras's Rescaling scales along the last axis only",
     "norm_family": "ONNX opset 17 has no GroupNormalization: Ferry writes it as InstanceNormalization over reshaped "
                    "groups, which has no Keras layer",
 }
@@ -73,6 +97,8 @@ ROUND_TRIP_CHANGES = {
     "slash_names": "names with / written with _",
     # Dropout is the identity at inference; the IR keeps no rate, so the layer is left out.
     "mlp": "Dropout left out",
+    # The same for the other layers that are identities at inference (INFERENCE_IDENTITIES).
+    "core_misc": "inference identities left out",
     # Normalization's statistics become a Rescaling's scale and offset (WEIGHTS_MOVED).
     "preprocessing": "Normalization written as Rescaling",
     "norm_axes": "Normalization written as Rescaling",
@@ -100,6 +126,11 @@ def _tf_op_layer(layer):
     return cls, nodes
 
 
+# Layers that compute the identity at inference, which Ferry leaves out (their readers read their input).
+INFERENCE_IDENTITIES = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+                        "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity"}
+
+
 def _decoded(values):
     return [v.decode() if isinstance(v, bytes) else v for v in values]
 
@@ -124,6 +155,15 @@ def keras_h5_structure(path, name=None):
 
     dropped = []
     normalizations = set()
+    # A left-out identity's tensor is its input's: [layer, node, tensor] of the dropped layer -> its input's.
+    through = {}
+
+    def bypass(value):
+        if isinstance(value, list) and len(value) >= 3 and isinstance(value[0], str) and value[0] in through:
+            return bypass(through[value[0]][:3] + value[3:])
+        if isinstance(value, list):
+            return [bypass(v) for v in value]
+        return value
 
     def model(entry):
         sequential = entry["class_name"] == "Sequential"
@@ -131,6 +171,11 @@ def keras_h5_structure(path, name=None):
         for layer in entry["config"]["layers"]:
             if change == "Dropout left out" and layer["class_name"] == "Dropout":
                 assert sequential, "a Dropout is left out of a Sequential only here"
+                dropped.append(layer["config"]["name"])
+                continue
+            if change == "inference identities left out" and layer["class_name"] in INFERENCE_IDENTITIES:
+                assert not sequential and len(layer["inbound_nodes"]) == 1, "identities left out of a Functional called once"
+                through[layer["config"]["name"]] = layer["inbound_nodes"][0][0][:3]
                 dropped.append(layer["config"]["name"])
                 continue
             cls = layer["class_name"]
@@ -142,10 +187,10 @@ def keras_h5_structure(path, name=None):
                 cls, inbound = _tf_op_layer(layer)
             nested = model(layer) if cls in ("Sequential", "Functional", "Model") else None
             layers.append((rename(layer["config"].get("name", layer.get("name"))), cls,
-                           None if sequential else refs(inbound), nested))
+                           None if sequential else refs(bypass(inbound)), nested))
         config = entry["config"]
-        return (entry["class_name"], layers, None if sequential else refs(config["input_layers"]),
-                None if sequential else refs(config["output_layers"]))
+        return (entry["class_name"], layers, None if sequential else refs(bypass(config["input_layers"])),
+                None if sequential else refs(bypass(config["output_layers"])))
 
     with h5py.File(path, "r") as f:
         structure = model(json.loads(f.attrs["model_config"]))

@@ -16,7 +16,7 @@ from conftest import FERRY, KERAS_FIXTURES, ROOT
 MLP = KERAS_FIXTURES / "mlp"
 LENET = ROOT / "fixtures/caffe/lenet"
 # Attention layers: neither a Keras nor a Caffe writer expresses them (ONNX does).
-NEITHER_KERAS_NOR_CAFFE = KERAS_FIXTURES / "multi_head_attention"
+NEITHER_KERAS_NOR_CAFFE = KERAS_FIXTURES / "gelu_approximate"
 
 
 def ferry(*args, cwd=None, file_limit=None):

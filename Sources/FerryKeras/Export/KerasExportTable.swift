@@ -364,10 +364,13 @@ func writeKerasBatchNorm(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else { throw ctx.error("input not written") }
     let axis = have.firstIndex(of: 1)!
     let c = mean.count
-    ctx.add("BatchNormalization", config: ["axis": axis, "momentum": 0.99, "epsilon": Double(epsilon), "center": true, "scale": true],
-            inbound: [x], weights: [("gamma", gamma.reshaped([c])), ("beta", beta.reshaped([c])),
-                                    ("moving_mean", mean.reshaped([c])), ("moving_variance", variance.reshaped([c]))],
-            output: node.outputs[0], layout: have)
+    // A gamma of ones and a beta of zeros are written as scale=False / center=False, as the
+    // importer reads those flags (as the other normalizations' writers do).
+    let scale = !gamma.floats.allSatisfy { $0 == 1 }, center = !beta.floats.allSatisfy { $0 == 0 }
+    let weights = (scale ? [("gamma", gamma.reshaped([c]))] : []) + (center ? [("beta", beta.reshaped([c]))] : [])
+        + [("moving_mean", mean.reshaped([c])), ("moving_variance", variance.reshaped([c]))]
+    ctx.add("BatchNormalization", config: ["axis": axis, "momentum": 0.99, "epsilon": Double(epsilon), "center": center, "scale": scale],
+            inbound: [x], weights: weights, output: node.outputs[0], layout: have)
 }
 
 /// A constant seen in a Keras tensor's layout: scalar, or varying along the last Keras axis only.

@@ -46,11 +46,23 @@ public enum KerasExporter {
         public var keras3Groups: [[String]] = []
         /// The `name` attribute of each of those groups (the wrapped layer's name).
         public var keras3GroupNames: [String] = []
-        /// Each call's keyword options (a recorded Attention's `use_causal_mask`); Keras 2
-        /// writes them with each of the call's inbound tensors.
-        public var callKeywords: [[String: Bool]] = []
+        /// Each call's keyword arguments (a recorded Attention's `use_causal_mask` and `mask`, a
+        /// MultiHeadAttention's `value`); Keras 2 writes them with each of the call's inbound tensors.
+        public var callArguments: [[String: KerasCallArgument]] = []
 
-        func keywords(ofCall k: Int) -> [String: Any] { callKeywords.indices.contains(k) ? callKeywords[k] : [:] }
+        func arguments(ofCall k: Int) -> [String: KerasCallArgument] { callArguments.indices.contains(k) ? callArguments[k] : [:] }
+
+        /// The tensors call `k` reads: its inbound tensors, then its keyword tensors by key (the
+        /// order Keras's `nest.flatten` of (args, kwargs) gives).
+        func tensorsRead(byCall k: Int) -> [KerasTensorRef] {
+            (calls.indices.contains(k) ? calls[k] : []) + arguments(ofCall: k).sorted { $0.key < $1.key }.flatMap { $0.value.tensors }
+        }
+
+        /// Every reference to another layer's tensor in the calls and their arguments mapped by `f`.
+        mutating func mapTensors(_ f: (KerasTensorRef) -> KerasTensorRef) {
+            calls = calls.map { $0.map(f) }
+            callArguments = callArguments.map { $0.mapValues { $0.mapped(f) } }
+        }
 
         public var isModel: Bool { !sublayers.isEmpty }
         public var inbound: [KerasTensorRef] { calls.first ?? [] }
@@ -159,7 +171,7 @@ public enum KerasExporter {
         let byName = Dictionary(layers.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
         func parents(_ call: Call) -> [Call] {
             guard let i = byName[call.layer], layers[i].calls.indices.contains(call.node) else { return [] }
-            return layers[i].calls[call.node].map { Call(layer: $0.layer, node: $0.node) }
+            return layers[i].tensorsRead(byCall: call.node).map { Call(layer: $0.layer, node: $0.node) }
         }
         var seen: [String: Int] = [:]
         var finished = Set<Call>()
@@ -191,11 +203,11 @@ public enum KerasExporter {
         }
     }
 
-    /// An InputLayer; integer inputs (an Embedding's ids) keep their type.
+    /// An InputLayer; integer and boolean inputs (an Embedding's ids, attention masks) keep their type.
     static func inputLayer(_ name: String, shape: [Int?], dtype: DType = .float32) -> KerasLayerRecord {
         KerasLayerRecord(name: name, className: "InputLayer", config: [
             "batch_input_shape": [NSNull()] + shape.dropFirst().map { d -> Any in d.map { $0 as Any } ?? NSNull() },
-            "dtype": [.int32, .int64].contains(dtype) ? dtype.rawValue : "float32", "sparse": false, "ragged": false, "name": name,
+            "dtype": [.int32, .int64, .bool].contains(dtype) ? dtype.rawValue : "float32", "sparse": false, "ragged": false, "name": name,
         ], calls: [], weights: [], outputRank: shape.count, outputShape: shape, scope: "")
     }
 
@@ -205,7 +217,8 @@ public enum KerasExporter {
         guard inputs.count == 1, outputs.count == 1, layers.count >= 2, layers[0].className == "InputLayer",
               inputs[0] == KerasTensorRef(layer: layers[0].name) else { return false }
         for (previous, layer) in zip(layers, layers.dropFirst()) {
-            guard layer.className != "InputLayer", layer.calls == [[KerasTensorRef(layer: previous.name)]] else { return false }
+            guard layer.className != "InputLayer", layer.calls == [[KerasTensorRef(layer: previous.name)]],
+                  layer.tensorsRead(byCall: 0).count == 1 else { return false }
         }
         return outputs[0] == KerasTensorRef(layer: layers.last!.name)
     }
@@ -225,7 +238,8 @@ public enum KerasExporter {
             if sequential { return ["class_name": className, "config": config] }
             return ["class_name": className, "config": config, "name": l.name,
                     "inbound_nodes": l.calls.enumerated().map { k, call in
-                        call.map { [$0.layer, keras2Node($0, layers), $0.tensor, l.keywords(ofCall: k)] as [Any] }
+                        let kwargs = l.arguments(ofCall: k).mapValues { $0.json { [$0.layer, keras2Node($0, layers), $0.tensor] as [Any] } }
+                        return call.map { [$0.layer, keras2Node($0, layers), $0.tensor, kwargs] as [Any] }
                     }]
         }
         if sequential {
@@ -295,6 +309,39 @@ struct NestedModel {
     var inputNames: [String]
 }
 
+/// A keyword argument of a layer call: a boolean option, a tensor, or a list of tensors (nil:
+/// None, as in Attention's `mask=[query_mask, None]`).
+public enum KerasCallArgument {
+    case flag(Bool)
+    case tensor(KerasTensorRef)
+    case tensors([KerasTensorRef?])
+
+    var tensors: [KerasTensorRef] {
+        switch self {
+        case .flag: return []
+        case .tensor(let t): return [t]
+        case .tensors(let list): return list.compactMap { $0 }
+        }
+    }
+
+    func mapped(_ f: (KerasTensorRef) -> KerasTensorRef) -> KerasCallArgument {
+        switch self {
+        case .flag: return self
+        case .tensor(let t): return .tensor(f(t))
+        case .tensors(let list): return .tensors(list.map { $0.map(f) })
+        }
+    }
+
+    /// The argument's JSON, each tensor written by `tensor`.
+    func json(_ tensor: (KerasTensorRef) -> Any) -> Any {
+        switch self {
+        case .flag(let b): return b
+        case .tensor(let t): return tensor(t)
+        case .tensors(let list): return list.map { $0.map(tensor) ?? NSNull() }
+        }
+    }
+}
+
 /// One output of one call of a Keras layer: `[layer, node, tensor]` in a config (node counted
 /// from 0 for every layer here; see `KerasExporter.keras2Node`).
 public struct KerasTensorRef: Hashable, Sendable {
@@ -317,6 +364,7 @@ struct KerasExportContext {
     let types: [String: TensorType]
     let target: KerasExporter.Target
     let consumers: [String: [Int]]
+    let producers: [String: Int]
     var layers: [KerasExporter.KerasLayerRecord] = []
     /// The Keras tensor (layer, call, output) holding each IR value, and its layout: the
     /// permutation taking the IR value to the Keras tensor.
@@ -346,9 +394,9 @@ struct KerasExportContext {
         self.target = target
         self.nestedModels = nestedModels
         consumers = graph.consumerIndices()
+        producers = graph.producerIndices()
         // The layer making a graph output (through Transposes, which are no layers) is named
         // after the output, before any other layer can take the name.
-        let producers = graph.producerIndices()
         for o in graph.outputs where !graph.inputs.contains(where: { $0.name == o.name }) {
             let name = kerasLayerName(o.name)
             reservedOutputs.insert(name)
@@ -435,7 +483,13 @@ struct KerasExportContext {
         let q = wanted.map { inverse[$0] }
         guard q.first == 0 else { throw error("a layout change moving the batch axis has no Keras layer") }
         let shape = layers.first { $0.name == t.layer }?.outputShape
-        return appendLayer("Permute", named: "\(t.layer)_permuted", config: ["dims": q.dropFirst().map { $0 }], inbound: [t],
+        // The Permute a source Permute layer's Transpose stands for takes that layer's name.
+        var base = "\(t.layer)_permuted"
+        if let p = producers[value], case .transpose = graph.nodes[p].op, let origin = graph.nodes[p].origins.first,
+           origin.type == "Permute", case let name = kerasLayerName(origin.layer), !usedNames.contains(name) {
+            base = name
+        }
+        return appendLayer("Permute", named: base, config: ["dims": q.dropFirst().map { $0 }], inbound: [t],
                            outputShape: shape.map { s in q.map { s.indices.contains($0) ? s[$0] : nil } } ?? [])
     }
 
@@ -520,7 +574,7 @@ struct KerasExportContext {
         for k in 0..<callCount {
             var inputs: [KerasTensorRef] = []
             for m in members {
-                for ref in layers[m].calls[k] {
+                for ref in layers[m].tensorsRead(byCall: k) {
                     if memberNames.contains(ref.layer) {
                         guard ref.node == k else { throw fail("call \(k) of layer '\(layers[m].name)' reads another call's tensor") }
                     } else if !inputs.contains(ref) {
@@ -534,7 +588,11 @@ struct KerasExportContext {
         // The model's outputs: member tensors read outside it (by any call), in layer order.
         var readOutside = Set<KerasTensorRef>()
         for (i, l) in layers.enumerated() where !members.contains(i) {
-            for call in l.calls { for ref in call where memberNames.contains(ref.layer) { readOutside.insert(KerasTensorRef(layer: ref.layer, tensor: ref.tensor)) } }
+            for k in l.calls.indices {
+                for ref in l.tensorsRead(byCall: k) where memberNames.contains(ref.layer) {
+                    readOutside.insert(KerasTensorRef(layer: ref.layer, tensor: ref.tensor))
+                }
+            }
         }
         for ref in tensor.values where memberNames.contains(ref.layer) && graph.outputs.contains(where: { tensor[$0.name] == ref }) {
             readOutside.insert(KerasTensorRef(layer: ref.layer, tensor: ref.tensor))
@@ -556,6 +614,7 @@ struct KerasExportContext {
         for m in members {
             var l = layers[m]
             l.calls = [l.calls[0].map { inputOf[$0] ?? $0 }]
+            l.callArguments = l.callArguments.isEmpty ? [] : [l.arguments(ofCall: 0).mapValues { $0.mapped { inputOf[$0] ?? $0 } }]
             l.scope = ""
             sublayers.append(l)
         }
@@ -577,7 +636,7 @@ struct KerasExportContext {
             if i == first { rest.append(model) }
             if members.contains(i) { continue }
             var l = l
-            l.calls = l.calls.map { $0.map(outside) }
+            l.mapTensors(outside)
             rest.append(l)
         }
         layers = rest

@@ -2,7 +2,7 @@ import Foundation
 import FerryIR
 
 /// Keras layers the importer builds from several IR nodes that no op-by-op writer maps back: a
-/// Dot (MatMul or ReduceSum of a product), an Attention (MatMuls and a Softmax), a
+/// Dot (MatMul or ReduceSum of a product), an Attention or MultiHeadAttention (MatMuls and a Softmax), a
 /// TimeDistributed (Reshapes around its inner layer), a LayerNormalization over other than the
 /// trailing axes (reductions), Resizing and CenterCrop (Resize, Slice), UpSampling with the
 /// interpolations Resize has not (bicubic, gaussian, ...: MatMuls by the filter). The importer records each
@@ -12,7 +12,10 @@ import FerryIR
 /// holds exactly those nodes and each weight is found, bit for bit, among their constants; else
 /// the nodes go through the op-by-op table (and fail there, naming them).
 let kerasRecordedLayerClasses: Set<String> = ["Dot", "Attention", "TimeDistributed", "LayerNormalization", "Resizing",
-                                              "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D"]
+                                              "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D", "MultiHeadAttention"]
+
+/// The names Keras 3 gives a layer's sub-layers (MultiHeadAttention's dense projections), by attribute.
+let keras3SublayerNames = ["query_dense": "query", "key_dense": "key", "value_dense": "value", "output_dense": "attention_output"]
 
 /// The metadata key holding the records (a JSON list, one entry per call).
 let kerasRecordedLayersKey = "keras_recorded_layers"
@@ -23,6 +26,13 @@ struct RecordedKerasCall {
         var value: String
         /// Whether the IR value holds the Keras tensor channels first.
         var channelsFirst: Bool
+    }
+
+    /// A tensor the call passes by keyword: one, or a list whose null entries are nil.
+    struct KeywordPorts {
+        var key: String
+        var ports: [Port?]
+        var isList: Bool
     }
 
     struct Weight {
@@ -44,13 +54,21 @@ struct RecordedKerasCall {
     var nodes: [(name: String, op: String)]
     /// The call's keyword options (`use_causal_mask`, `return_attention_scores`).
     var keywords: [String: Bool] = [:]
+    /// The call's keyword tensors (MultiHeadAttention's `value`, `attention_mask`; Attention's `mask`).
+    var keywordInputs: [KeywordPorts] = []
+
+    /// Every value the call reads: its positional inputs, then its keyword tensors.
+    var allInputs: [Port] { inputs + keywordInputs.flatMap { $0.ports.compactMap { $0 } } }
 
     var json: [String: Any] {
         let tensor = { (t: Port) -> [String: Any] in ["value": t.value, "channels_first": t.channelsFirst] }
         return ["layer": layer, "class": className, "config": config, "groups": groups,
                 "weights": weights.map { ["name": $0.name, "shape": $0.shape, "digest": $0.digest] as [String: Any] },
                 "inputs": inputs.map(tensor), "outputs": outputs.map(tensor),
-                "nodes": nodes.map { ["name": $0.name, "op": $0.op] }, "keywords": keywords]
+                "nodes": nodes.map { ["name": $0.name, "op": $0.op] }, "keywords": keywords,
+                "keyword_inputs": keywordInputs.map { k -> [String: Any] in
+                    ["key": k.key, "list": k.isList, "tensors": k.ports.map { p -> Any in p.map(tensor) ?? NSNull() }]
+                }]
     }
 
     init(layer: String, className: String, config: [String: Any], groups: [[String]], weights: [Weight],
@@ -81,6 +99,14 @@ struct RecordedKerasCall {
         self.init(layer: layer, className: className, config: config, groups: o["groups"] as? [[String]] ?? [[]],
                   weights: weights, inputs: inputs, outputs: outputs, nodes: nodes)
         keywords = o["keywords"] as? [String: Bool] ?? [:]
+        for k in o["keyword_inputs"] as? [[String: Any]] ?? [] {
+            guard let key = k["key"] as? String, let list = k["tensors"] as? [Any] else { return nil }
+            let ports = list.map { t -> Port? in
+                guard let t = t as? [String: Any], let v = t["value"] as? String else { return nil }
+                return Port(value: v, channelsFirst: t["channels_first"] as? Bool ?? false)
+            }
+            keywordInputs.append(KeywordPorts(key: key, ports: ports, isList: k["list"] as? Bool ?? false))
+        }
     }
 
     /// The records of a graph's metadata.
@@ -108,7 +134,7 @@ func writableRecordedCalls(_ graph: Graph) -> [Int: WritableRecordedCall] {
     let readers = graph.consumerIndices()
     var matched: [Int: (group: RecordedLayerGroup, nodes: [Int], payload: WritableRecordedCall)] = [:]
     for call in calls {
-        let group = RecordedLayerGroup(layer: call.layer, inputs: call.inputs.map(\.value), outputs: call.outputs.map(\.value),
+        let group = RecordedLayerGroup(layer: call.layer, inputs: call.allInputs.map(\.value), outputs: call.outputs.map(\.value),
                                        nodes: call.nodes, weights: call.weights.map { .init(shape: $0.shape, digest: $0.digest) })
         guard let m = group.match(in: graph, index: index, readers: readers) else { continue }
         matched[m.nodes.min()!] = (group, m.nodes, WritableRecordedCall(call: call, nodes: m.nodes,
@@ -122,7 +148,18 @@ extension KerasExportContext {
     /// it read them, its weights as Keras stores them; its outputs take the layer's tensors.
     mutating func writeRecorded(_ r: WritableRecordedCall) throws {
         let layoutOf = { (t: RecordedKerasCall.Port, rank: Int) in t.channelsFirst ? channelsLastLayout(rank) : Array(0..<rank) }
-        let inbound = try r.call.inputs.map { t in try input(t.value, layout: layoutOf(t, try rank(t.value))) }
+        if target == .keras3Zip, r.call.className == "MultiHeadAttention", r.call.config["softmax_robust_masking"] as? Bool == true {
+            throw error("softmax_robust_masking is tf_keras's; Keras 3's MultiHeadAttention has no such option (written only in a .h5)")
+        }
+        var inbound: [KerasTensorRef] = []
+        for t in r.call.inputs { inbound.append(try input(t.value, layout: layoutOf(t, try rank(t.value)))) }
+        var arguments: [String: KerasCallArgument] = r.call.keywords.mapValues { .flag($0) }
+        for k in r.call.keywordInputs {
+            var refs: [KerasTensorRef?] = []
+            for p in k.ports { refs.append(try p.map { try input($0.value, layout: layoutOf($0, try rank($0.value))) }) }
+            arguments[k.key] = k.isList ? .tensors(refs) : refs.count == 1 && refs[0] != nil ? .tensor(refs[0]!) : .tensors(refs)
+        }
+        (inbound, arguments) = try kerasCallForm(r.call.className, positional: inbound, arguments: arguments)
         // An input's layout conversions stay available to later layers (as the Transpose writer).
         for i in r.nodes {
             guard case .transpose(let perm) = graph.nodes[i].op, let x = tensor[graph.nodes[i].inputs[0]],
@@ -134,6 +171,10 @@ extension KerasExportContext {
         }
         var config = r.call.config
         for key in ["name", "trainable", "dtype"] { config.removeValue(forKey: key) }
+        if target == .keras3Zip, r.call.className == "MultiHeadAttention" {
+            // tf_keras's build shapes and its (false) robust masking, which Keras 3's constructor rejects.
+            for key in ["query_shape", "key_shape", "value_shape", "softmax_robust_masking"] { config.removeValue(forKey: key) }
+        }
         let first = r.call.outputs[0]
         let before = layers.count
         add(r.call.className, config: config, inbound: inbound, weights: r.weights, output: first.value,
@@ -142,17 +183,53 @@ extension KerasExportContext {
             layers[before].keras3Groups = r.call.groups
             // A wrapper's `layer` group is named after the wrapped layer, as Keras 3 saves it.
             let inner = ((r.call.config["layer"] as? [String: Any])?["config"] as? [String: Any])?["name"] as? String
-            layers[before].keras3GroupNames = r.call.groups.map { $0 == ["layer"] ? inner ?? "layer" : $0.last ?? "" }
+            layers[before].keras3GroupNames = r.call.groups.map {
+                $0 == ["layer"] ? inner ?? "layer" : keras3SublayerNames[$0.last ?? ""] ?? $0.last ?? ""
+            }
         }
-        let ref = tensor[first.value]!
-        if !r.call.keywords.isEmpty, let i = layers.firstIndex(where: { $0.name == ref.layer }) {
-            while layers[i].callKeywords.count < layers[i].calls.count { layers[i].callKeywords.append([:]) }
-            layers[i].callKeywords[ref.node] = r.call.keywords
+        let out = tensor[first.value]!
+        if !arguments.isEmpty, let i = layers.firstIndex(where: { $0.name == out.layer }) {
+            while layers[i].callArguments.count < layers[i].calls.count { layers[i].callArguments.append([:]) }
+            layers[i].callArguments[out.node] = arguments
         }
         for (i, o) in r.call.outputs.enumerated().dropFirst() {
-            tensor[o.value] = KerasTensorRef(layer: ref.layer, node: ref.node, tensor: i)
+            tensor[o.value] = KerasTensorRef(layer: out.layer, node: out.node, tensor: i)
             layout[o.value] = layoutOf(o, try rank(o.value))
         }
         absorbed.formUnion(r.nodes)
+    }
+
+    /// A call's tensors as the Keras 2 layout's inbound node holds them (the Keras 3 zip writer
+    /// turns them back, `KerasExporter.keras3Config`): MultiHeadAttention takes one positional
+    /// tensor (the query) and the value and key by keyword, as tf_keras calls it (Keras 3 passes
+    /// the value positionally); an RNN's initial states follow its input as further inbound
+    /// tensors (Keras 3: `initial_state=`).
+    func kerasCallForm(_ className: String, positional: [KerasTensorRef], arguments: [String: KerasCallArgument]) throws
+        -> ([KerasTensorRef], [String: KerasCallArgument]) {
+        var positional = positional, arguments = arguments
+        switch className {
+        case "MultiHeadAttention":
+            var rest = positional.dropFirst(0)
+            var tensors: [String: KerasTensorRef] = [:]
+            for name in ["query", "value", "key"] {
+                if case .tensor(let t)? = arguments[name] { tensors[name] = t } else if let t = rest.popFirst() { tensors[name] = t }
+            }
+            guard let query = tensors["query"], tensors["value"] != nil, rest.isEmpty else {
+                throw error("a MultiHeadAttention call needs a query and a value tensor and takes at most a key besides")
+            }
+            positional = [query]
+            arguments["query"] = nil
+            for name in ["value", "key"] { if let t = tensors[name] { arguments[name] = .tensor(t) } }
+        case "RNN":
+            switch arguments.removeValue(forKey: "initial_state") {
+            case .tensor(let t)?: positional.append(t)
+            case .tensors(let list)?:
+                guard list.allSatisfy({ $0 != nil }) else { throw error("an initial_state list with None entries has no Keras 2 form") }
+                positional += list.compactMap { $0 }
+            default: break
+            }
+        default: break
+        }
+        return (positional, arguments)
     }
 }

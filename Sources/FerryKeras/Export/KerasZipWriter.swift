@@ -111,7 +111,7 @@ extension KerasExporter {
                 // A recurrent layer's further inputs are its initial states.
                 var kwargs: [String: Any] = !mergeClasses.contains(l.className) && call.count > 1
                     ? ["initial_state": call.dropFirst().map(tensor)] : [:]
-                kwargs.merge(l.keywords(ofCall: k)) { a, _ in a }
+                kwargs.merge(l.arguments(ofCall: k).mapValues { $0.json(tensor) }) { a, _ in a }
                 return ["args": args, "kwargs": kwargs]
             }
             return ["module": "keras.layers", "class_name": l.className, "config": config, "registered_name": NSNull(),

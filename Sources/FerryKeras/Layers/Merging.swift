@@ -1,7 +1,7 @@
 import FerryIR
 
 /// How an elementwise merge combines its inputs: a chain of one binary op, optionally scaled
-/// (Average is the sum times 1/n).
+/// (Average is the IR's Mean).
 protocol MergeKind {
     static var op: Op { get }
     static var role: String { get }
@@ -58,6 +58,12 @@ struct ElementwiseMergeSpec<Kind: MergeKind>: KerasLayer {
             guard inputs.count >= 1 else { throw ctx.error("is called on no inputs") }
         }
         let (values, channelsFirst) = try ctx.commonLayout(inputs)
+        if Kind.averages && values.count >= 2 {
+            // The IR's Mean: the sum divided by the count, as Keras computes it, in one node the
+            // Keras writer maps back to one Average layer.
+            let mean = try ctx.emit(.mean, values, role: "average")
+            return [channelsFirst ? KerasTensor(channelsFirst: mean) : KerasTensor(keras: mean)]
+        }
         var acc = values[0]
         for v in values.dropFirst() {
             acc = try ctx.emit(Kind.op, [acc, v], role: Kind.role)

@@ -52,17 +52,19 @@ struct BatchNormalizationSpec: KerasLayer {
                                  role: "batchnorm")
             return [KerasTensor(channelsFirst: y)]
         }
-        // Another axis: y = x * s + (beta - mean * s), s = gamma / sqrt(var + eps), shaped to
-        // broadcast along that axis of the Keras-layout tensor.
-        let floats = { (v: IRValue) in ctx.builder.graph.initializers[v.name]!.floats }
-        let g = floats(gamma), b = floats(beta), m = floats(mean), v = floats(variance)
-        let s = (0..<c).map { g[$0] / (v[$0] + epsilon).squareRoot() }
-        let shift = (0..<c).map { b[$0] - m[$0] * s[$0] }
-        var bshape = Array(repeating: 1, count: rank)
-        bshape[a] = c
+        // Another axis: the IR's BatchNormalization normalizes axis 1, so the Keras tensor's axis
+        // `a` is moved there (no Transpose when it is 1 already, as after a Dense on 3-D or 4-D
+        // input) and back. The weights stay the file's own, so the Keras writer finds the layer
+        // again (axis = where its layout puts the IR's axis 1) with the same weights, bit for bit.
         let x = try ctx.kerasLayout(t)
-        var y = try ctx.emit(.mul, [x, ctx.constant("scale", Tensor(shape: bshape, floats: s))], role: "scale")
-        y = try ctx.emit(.add, [y, ctx.constant("shift", Tensor(shape: bshape, floats: shift))], role: "shift")
+        let toAxis1 = [0, a] + (1..<rank).filter { $0 != a }
+        let moved = a == 1 ? x : try ctx.emit(.transpose(perm: toAxis1), [x], role: "axis_to_front")
+        var y = try ctx.emit(.batchNormalization(epsilon: epsilon), [moved, gamma, beta, mean, variance], role: "batchnorm")
+        if a != 1 {
+            var back = [Int](repeating: 0, count: rank)
+            for (k, p) in toAxis1.enumerated() { back[p] = k }
+            y = try ctx.emit(.transpose(perm: back), [y], role: "axis_back")
+        }
         return [KerasTensor(keras: y)]
     }
 }
