@@ -10,7 +10,7 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
                   "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
                   "norm_axes", "resampling", "attention", "resampling_filters", "core_misc", "multi_head_attention",
-                  "attention_masks", "attention_mask_none", "mha_robust_masking"]
+                  "attention_masks", "attention_mask_none", "mha_robust_masking", "rnn_cells"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -26,6 +26,8 @@ KERAS3_CANNOT_READ_KERAS2 = {
     "attention_masks": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
     "attention_mask_none": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
     "mha_robust_masking": "tf_keras's MultiHeadAttention option softmax_robust_masking, which Keras 3 has not",
+    "rnn_cells": "tf_keras's RNN config (time_major), which Keras 3's constructor rejects (the .keras leaves it out), "
+                 "and RNN layers called with initial states in the Keras 2 layout",
     "multi_head_attention": "tf_keras's MultiHeadAttention config (query_shape, key_shape, value_shape, "
                             "softmax_robust_masking), which Keras 3's constructor rejects (the .keras leaves them out)",
 }
@@ -50,7 +52,7 @@ FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
         "embedding", "reshaping_family", "activations", "activation_layers", "dot_family", "time_distributed", "resampling",
         "layernorm_rms", "resampling_options_k3", "attention", "resampling_filters", "core_misc", "multi_head_attention",
-        "attention_masks", "attention_mask_none"]
+        "attention_masks", "attention_mask_none", "rnn_cells"]
 # Keras 3 fixtures with no keras2.h5 (layers tf_keras has not): written as .h5 and .keras from
 # keras3.h5 / keras3.keras, checked by Ferry reading them back and in Keras 3 (not tf_keras).
 KERAS3_ONLY = {"layernorm_rms": "LayerNormalization(rms_scaling=True), which tf_keras has not",
@@ -68,6 +70,8 @@ KERAS_VIA_ONNX_LACKS = {
                             "batch-first form the Keras importer makes",
     "recurrent_stateful": "ONNX holds the recurrent ops sequence-first between Transposes; the Keras writer maps the "
                           "batch-first form the Keras importer makes",
+    "rnn_cells": "ONNX holds the recurrent ops sequence-first between Transposes; the Keras writer maps the "
+                 "batch-first form the Keras importer makes",
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
     "time_distributed": "the ONNX importer's Reshapes (shape from a constant input) are not the nodes the Keras "

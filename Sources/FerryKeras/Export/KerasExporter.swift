@@ -46,6 +46,8 @@ public enum KerasExporter {
         public var keras3Groups: [[String]] = []
         /// The `name` attribute of each of those groups (the wrapped layer's name).
         public var keras3GroupNames: [String] = []
+        /// When the groups hold unequal shares: the group of each weight.
+        public var keras3WeightGroups: [Int] = []
         /// Each call's keyword arguments (a recorded Attention's `use_causal_mask` and `mask`, a
         /// MultiHeadAttention's `value`); Keras 2 writes them with each of the call's inbound tensors.
         public var callArguments: [[String: KerasCallArgument]] = []
@@ -119,7 +121,7 @@ public enum KerasExporter {
             }
         }
         var failures = ExportFailures()
-        let recorded = writableRecordedCalls(graph)
+        let recorded = writableRecordedCalls(graph, ctx)
         for (i, node) in graph.nodes.enumerated() where !ctx.absorbed.contains(i) {
             ctx.begin(node, index: i)
             if failures.skipsDownstream(node) { continue }

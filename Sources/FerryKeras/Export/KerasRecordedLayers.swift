@@ -2,7 +2,8 @@ import Foundation
 import FerryIR
 
 /// Keras layers the importer builds from several IR nodes that no op-by-op writer maps back: a
-/// Dot (MatMul or ReduceSum of a product), an Attention or MultiHeadAttention (MatMuls and a Softmax), a
+/// Dot (MatMul or ReduceSum of a product), an Attention or MultiHeadAttention (MatMuls and a Softmax), the
+/// generic RNN over cells (one recurrent op per cell, the layer's class and cell config lost), a
 /// TimeDistributed (Reshapes around its inner layer), a LayerNormalization over other than the
 /// trailing axes (reductions), Resizing and CenterCrop (Resize, Slice), UpSampling with the
 /// interpolations Resize has not (bicubic, gaussian, ...: MatMuls by the filter). The importer records each
@@ -12,7 +13,8 @@ import FerryIR
 /// holds exactly those nodes and each weight is found, bit for bit, among their constants; else
 /// the nodes go through the op-by-op table (and fail there, naming them).
 let kerasRecordedLayerClasses: Set<String> = ["Dot", "Attention", "TimeDistributed", "LayerNormalization", "Resizing",
-                                              "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D", "MultiHeadAttention"]
+                                              "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D", "MultiHeadAttention",
+                                              "RNN"]
 
 /// The names Keras 3 gives a layer's sub-layers (MultiHeadAttention's dense projections), by attribute.
 let keras3SublayerNames = ["query_dense": "query", "key_dense": "key", "value_dense": "value", "output_dense": "attention_output"]
@@ -127,20 +129,46 @@ struct WritableRecordedCall {
 /// The recorded calls whose nodes `graph` still holds unchanged and whose weights are found
 /// again (`RecordedLayerGroup.match`), of layers with no other nodes but layout Transposes, by
 /// the index of their first node.
-func writableRecordedCalls(_ graph: Graph) -> [Int: WritableRecordedCall] {
+func writableRecordedCalls(_ graph: Graph, _ ctx: KerasExportContext) -> [Int: WritableRecordedCall] {
     let calls = RecordedKerasCall.all(in: graph)
     if calls.isEmpty { return [:] }
     let index = Dictionary(graph.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
     let readers = graph.consumerIndices()
     var matched: [Int: (group: RecordedLayerGroup, nodes: [Int], payload: WritableRecordedCall)] = [:]
     for call in calls {
+        // An RNN's weights are in the IR's recurrent ops with ONNX's gate order and bias rows, not
+        // found by permuting axes: its cells' Keras weights are made again from the ops (as the
+        // LSTM/GRU/SimpleRNN writer makes them) and must have the recorded digests.
+        let searched = call.className == "RNN" ? [] : call.weights
         let group = RecordedLayerGroup(layer: call.layer, inputs: call.allInputs.map(\.value), outputs: call.outputs.map(\.value),
-                                       nodes: call.nodes, weights: call.weights.map { .init(shape: $0.shape, digest: $0.digest) })
+                                       nodes: call.nodes, weights: searched.map { .init(shape: $0.shape, digest: $0.digest) })
         guard let m = group.match(in: graph, index: index, readers: readers) else { continue }
+        var weights = m.weights
+        if call.className == "RNN" {
+            guard let made = recurrentCellWeights(ctx, nodes: m.nodes), made.count == call.weights.count,
+                  zip(made, call.weights).allSatisfy({ $0.count == $1.shape.reduce(1, *) && weightDigest($0.floats) == $1.digest }) else { continue }
+            weights = zip(made, call.weights).map { $0.reshaped($1.shape) }
+        }
         matched[m.nodes.min()!] = (group, m.nodes, WritableRecordedCall(call: call, nodes: m.nodes,
-                                                                         weights: zip(call.weights, m.weights).map { ($0.name, $1) }))
+                                                                         weights: zip(call.weights, weights).map { ($0.name, $1) }))
     }
     return RecordedLayerGroup.complete(matched, in: graph).mapValues(\.payload)
+}
+
+/// The Keras weights (kernel, recurrent_kernel, bias) of the one-direction recurrent ops among
+/// `nodes`, in graph order: an RNN layer's cells, first to last. Nil when one has no Keras form.
+func recurrentCellWeights(_ ctx: KerasExportContext, nodes: [Int]) -> [Tensor]? {
+    var out: [Tensor] = []
+    for i in nodes.sorted() {
+        let n = ctx.graph.nodes[i]
+        guard let (kind, a) = KerasRecurrentKind.of(n.op) else { continue }
+        guard a.direction != .bidirectional, let w = ctx.constant(n.inputs[1]), let r = ctx.constant(n.inputs[2]) else { return nil }
+        let b = n.inputs.count > 3 && !n.inputs[3].isEmpty ? ctx.constant(n.inputs[3]) : nil
+        guard let made = try? kerasRecurrentWeights(ctx, kind: kind, units: a.hiddenSize, features: w.shape[2], w: w, r: r, b: b,
+                                                    direction: 0, resetAfter: a.linearBeforeReset) else { return nil }
+        out += made.map(\.1)
+    }
+    return out
 }
 
 extension KerasExportContext {
@@ -171,6 +199,10 @@ extension KerasExportContext {
         }
         var config = r.call.config
         for key in ["name", "trainable", "dtype"] { config.removeValue(forKey: key) }
+        if target == .keras3Zip, r.call.className == "RNN" {
+            // tf_keras's field, which Keras 3's RNN constructor rejects (Ferry refuses time_major inputs).
+            config.removeValue(forKey: "time_major")
+        }
         if target == .keras3Zip, r.call.className == "MultiHeadAttention" {
             // tf_keras's build shapes and its (false) robust masking, which Keras 3's constructor rejects.
             for key in ["query_shape", "key_shape", "value_shape", "softmax_robust_masking"] { config.removeValue(forKey: key) }
@@ -185,6 +217,22 @@ extension KerasExportContext {
             let inner = ((r.call.config["layer"] as? [String: Any])?["config"] as? [String: Any])?["name"] as? String
             layers[before].keras3GroupNames = r.call.groups.map {
                 $0 == ["layer"] ? inner ?? "layer" : keras3SublayerNames[$0.last ?? ""] ?? $0.last ?? ""
+            }
+            // Groups holding unequal shares (a StackedRNNCells' cells with and without bias): each
+            // weight in the group of its name's path (`stacked_rnn_cells/lstm_cell_1/kernel`).
+            var paths: [String] = []
+            let groupOf = r.weights.map { w -> Int in
+                let path = String(w.0.split(separator: "/").dropLast().joined(separator: "/"))
+                if let k = paths.firstIndex(of: path) { return k }
+                paths.append(path)
+                return paths.count - 1
+            }
+            if r.call.groups.count > 1, paths.count == r.call.groups.count { layers[before].keras3WeightGroups = groupOf }
+            // An RNN's cell groups are named after the cells (a StackedRNNCells' in list order).
+            if let cell = r.call.config["cell"] as? [String: Any], let cellConfig = cell["config"] as? [String: Any] {
+                let cells = cell["class_name"] as? String == "StackedRNNCells" ? (cellConfig["cells"] as? [[String: Any]] ?? []) : [cell]
+                let names = cells.compactMap { ($0["config"] as? [String: Any])?["name"] as? String }
+                if names.count == r.call.groups.count { layers[before].keras3GroupNames = names }
             }
         }
         let out = tensor[first.value]!

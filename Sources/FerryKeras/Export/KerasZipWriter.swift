@@ -48,8 +48,9 @@ extension KerasExporter {
                 let share = layer.keras3Groups.isEmpty ? 0 : layer.weights.count / layer.keras3Groups.count
                 for (i, weight) in layer.weights.enumerated() {
                     var (sub, cell) = keras3WeightGroup(weight.name, layer: layer.name)
-                    if share > 0, i / share < layer.keras3Groups.count, case let group = layer.keras3Groups[i / share], !group.isEmpty {
-                        (sub, cell) = (group.joined(separator: "/"), layer.keras3GroupNames[i / share])
+                    let g = layer.keras3WeightGroups.count == layer.weights.count ? layer.keras3WeightGroups[i] : share > 0 ? i / share : -1
+                    if g >= 0, g < layer.keras3Groups.count, case let group = layer.keras3Groups[g], !group.isEmpty {
+                        (sub, cell) = (group.joined(separator: "/"), layer.keras3GroupNames[g])
                     }
                     let group = sub.isEmpty ? "\(folder)/vars" : "\(folder)/\(sub)/vars"
                     if counts[group] == nil {
