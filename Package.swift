@@ -28,7 +28,10 @@ let kernelsTargetCPU: String? = Context.environment["FERRY_PORTABLE"] == "1"
 #else
 let kernelsTargetCPU: String? = nil
 #endif
-let kernelsSwiftSettings: [SwiftSetting] = kernelsTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? []
+// FERRY_AVX512 lets a kernel use 16-lane registers where they pay (the wide GEMM tile): the
+// 8-lane code is kept for haswell, which has 16 vector registers, not 32.
+let kernelsSwiftSettings: [SwiftSetting] = (kernelsTargetCPU.map { [.unsafeFlags(["-target-cpu", $0])] } ?? [])
+    + (kernelsTargetCPU == "skylake-avx512" ? [.define("FERRY_AVX512")] : [])
 // The CPU check's defines: AVX2 + FMA for every named CPU, AVX-512 as well for skylake-avx512.
 let cpuCheckCSettings: [CSetting] = (kernelsTargetCPU == nil ? [] : [.define("FERRY_KERNELS_NEED_AVX2_FMA")])
     + (kernelsTargetCPU == "skylake-avx512" ? [.define("FERRY_KERNELS_NEED_AVX512")] : [])

@@ -10,15 +10,17 @@
 /// zero rows; panel p holds A[p·MR + i, k] at `p·K·MR + k·MR + i`, so one step of k reads MR
 /// consecutive floats. B is packed per (K block, column block) into column panels of NR columns
 /// (zero-padded), one step of k reading NR consecutive floats. The micro-kernel keeps an MR x NR
-/// tile of C in 12 vector registers (6 rows x 2 vectors of 8), the classic AVX2 6x16 shape.
+/// tile of C in 12 vector registers (6 rows x 2 `GemmVector`s): the classic AVX2 6x16 shape, or
+/// 6x32 in 16-lane registers where the kernels are compiled for AVX-512, which halves the
+/// broadcasts and loads per multiply-add.
 ///
 /// Every C element is summed in the same order (K blocks in turn, k ascending within each) however
 /// the caller splits rows or columns between threads, so results do not depend on the split.
 public enum PackedGemm {
     /// MR: rows of A per panel (and of the C tile).
     public static let rowsPerPanel = 6
-    /// NR: columns of B per panel (and of the C tile): two 8-lane vectors.
-    public static let columnsPerPanel = 16
+    /// NR: columns of B per panel (and of the C tile): two `GemmVector`s (16 or 32).
+    public static let columnsPerPanel = 2 * gemmLanes
     /// KC: depth of one B block, so that an A panel slice (KC·MR floats) stays in L1.
     public static let depthBlock = 256
     /// NC: columns of one B block; KC·NC floats (384 KiB) stay in L2.
@@ -142,6 +144,38 @@ struct WideProduct: ActivationVisitor {
     }
 }
 
+#if FERRY_AVX512
+/// The wide GEMM kernel's vector: one 16-lane AVX-512 register (32 of them hold the tile).
+typealias GemmVector = SIMD16<Float>
+
+/// `f` on a 16-lane vector, a half at a time (the activations are written for 8 lanes).
+@inline(__always) func activate<A: VectorActivation>(_ f: A, _ v: GemmVector) -> GemmVector {
+    f is IdentityActivation ? v : GemmVector(lowHalf: f(v.lowHalf), highHalf: f(v.highHalf))
+}
+#else
+/// The wide GEMM kernel's vector: one 8-lane AVX2 register (16 of them hold the tile).
+typealias GemmVector = FloatVector
+
+@inline(__always) func activate<A: VectorActivation>(_ f: A, _ v: GemmVector) -> GemmVector { f(v) }
+#endif
+let gemmLanes = GemmVector.scalarCount
+
+extension UnsafePointer where Pointee == Float {
+    @inline(__always) func gemmVector(at offset: Int) -> GemmVector {
+        UnsafeRawPointer(self + offset).loadUnaligned(as: GemmVector.self)
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == Float {
+    @inline(__always) func gemmVector(at offset: Int) -> GemmVector {
+        UnsafeRawPointer(self + offset).loadUnaligned(as: GemmVector.self)
+    }
+
+    @inline(__always) func storeGemm(_ v: GemmVector, at offset: Int) {
+        UnsafeMutableRawPointer(self + offset).storeBytes(of: v, as: GemmVector.self)
+    }
+}
+
 /// Bias (per row) and residual (C's layout) of one tile's rows, applied when the tile is stored.
 struct TileEpilogue {
     var bias: UnsafePointer<Float>?
@@ -165,8 +199,8 @@ extension PackedGemm {
             let dst = packed + q * depth * nr, src = b + q * nr
             for k in 0..<depth {
                 let row = src + k * ldb
-                dst.store(row.vector(at: 0), at: k * nr)
-                dst.store(row.vector(at: 8), at: k * nr + 8)
+                dst.storeGemm(row.gemmVector(at: 0), at: k * nr)
+                dst.storeGemm(row.gemmVector(at: gemmLanes), at: k * nr + gemmLanes)
             }
         }
         if rest > 0 {
@@ -186,64 +220,84 @@ extension PackedGemm {
     static func microKernel<A: VectorActivation>(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                                  c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, rows: Int,
                                                  columns: Int, epilogue: TileEpilogue?, _ f: A) {
-        var c00 = FloatVector(), c01 = FloatVector(), c10 = FloatVector(), c11 = FloatVector()
-        var c20 = FloatVector(), c21 = FloatVector(), c30 = FloatVector(), c31 = FloatVector()
-        var c40 = FloatVector(), c41 = FloatVector(), c50 = FloatVector(), c51 = FloatVector()
+        let half = gemmLanes
+        var c00 = GemmVector(), c01 = GemmVector(), c10 = GemmVector(), c11 = GemmVector()
+        var c20 = GemmVector(), c21 = GemmVector(), c30 = GemmVector(), c31 = GemmVector()
+        var c40 = GemmVector(), c41 = GemmVector(), c50 = GemmVector(), c51 = GemmVector()
         var ap = a, bp = b
-        for _ in 0..<depth {
-            let b0 = bp.vector(at: 0), b1 = bp.vector(at: 8)
-            var x = splat(ap[0])
-            c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
-            x = splat(ap[1])
-            c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
-            x = splat(ap[2])
-            c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
-            x = splat(ap[3])
-            c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
-            x = splat(ap[4])
-            c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
-            x = splat(ap[5])
-            c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
-            ap += 6
-            bp += 16
+        if columns <= half {
+            // An edge panel with at most half its columns: the right half is padding, skip it
+            // (6 accumulators still cover the multiply-add latency).
+            for _ in 0..<depth {
+                let b0 = bp.gemmVector(at: 0)
+                c00 = c00.addingProduct(GemmVector(repeating: ap[0]), b0)
+                c10 = c10.addingProduct(GemmVector(repeating: ap[1]), b0)
+                c20 = c20.addingProduct(GemmVector(repeating: ap[2]), b0)
+                c30 = c30.addingProduct(GemmVector(repeating: ap[3]), b0)
+                c40 = c40.addingProduct(GemmVector(repeating: ap[4]), b0)
+                c50 = c50.addingProduct(GemmVector(repeating: ap[5]), b0)
+                ap += 6
+                bp += 2 &* half
+            }
+        } else {
+            for _ in 0..<depth {
+                let b0 = bp.gemmVector(at: 0), b1 = bp.gemmVector(at: half)
+                var x = GemmVector(repeating: ap[0])
+                c00 = c00.addingProduct(x, b0); c01 = c01.addingProduct(x, b1)
+                x = GemmVector(repeating: ap[1])
+                c10 = c10.addingProduct(x, b0); c11 = c11.addingProduct(x, b1)
+                x = GemmVector(repeating: ap[2])
+                c20 = c20.addingProduct(x, b0); c21 = c21.addingProduct(x, b1)
+                x = GemmVector(repeating: ap[3])
+                c30 = c30.addingProduct(x, b0); c31 = c31.addingProduct(x, b1)
+                x = GemmVector(repeating: ap[4])
+                c40 = c40.addingProduct(x, b0); c41 = c41.addingProduct(x, b1)
+                x = GemmVector(repeating: ap[5])
+                c50 = c50.addingProduct(x, b0); c51 = c51.addingProduct(x, b1)
+                ap += 6
+                bp += 2 &* half
+            }
         }
-        if rows == 6 && columns == 16 {
-            @inline(__always) func put(_ row: Int, _ v0: FloatVector, _ v1: FloatVector) {
+        if rows == 6 && columns == columnsPerPanel {
+            @inline(__always) func put(_ row: Int, _ v0: GemmVector, _ v1: GemmVector) {
                 let out = c + row * ldc
                 var v0 = v0, v1 = v1
                 if accumulate {
-                    v0 = out.vector(at: 0) + v0
-                    v1 = out.vector(at: 8) + v1
+                    v0 = out.gemmVector(at: 0) + v0
+                    v1 = out.gemmVector(at: half) + v1
                 }
                 if let epilogue {
                     if let bias = epilogue.bias {
-                        let bv = splat(bias[row])
+                        let bv = GemmVector(repeating: bias[row])
                         v0 += bv
                         v1 += bv
                     }
                     if let residual = epilogue.residual {
                         let r = residual + row * ldc
-                        v0 += r.vector(at: 0)
-                        v1 += r.vector(at: 8)
+                        v0 += r.gemmVector(at: 0)
+                        v1 += r.gemmVector(at: half)
                     }
-                    v0 = f(v0)
-                    v1 = f(v1)
+                    v0 = activate(f, v0)
+                    v1 = activate(f, v1)
                 }
-                out.store(v0, at: 0)
-                out.store(v1, at: 8)
+                out.storeGemm(v0, at: 0)
+                out.storeGemm(v1, at: half)
             }
             put(0, c00, c01); put(1, c10, c11); put(2, c20, c21)
             put(3, c30, c31); put(4, c40, c41); put(5, c50, c51)
             return
         }
         // Edge tile: through a stack buffer, then the valid part.
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 96) { buffer in
+        let nr = columnsPerPanel
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 6 * columnsPerPanel) { buffer in
             let t = buffer.baseAddress!
-            t.store(c00, at: 0); t.store(c01, at: 8); t.store(c10, at: 16); t.store(c11, at: 24)
-            t.store(c20, at: 32); t.store(c21, at: 40); t.store(c30, at: 48); t.store(c31, at: 56)
-            t.store(c40, at: 64); t.store(c41, at: 72); t.store(c50, at: 80); t.store(c51, at: 88)
+            t.storeGemm(c00, at: 0); t.storeGemm(c01, at: half); t.storeGemm(c10, at: nr); t.storeGemm(c11, at: nr + half)
+            t.storeGemm(c20, at: 2 * nr); t.storeGemm(c21, at: 2 * nr + half)
+            t.storeGemm(c30, at: 3 * nr); t.storeGemm(c31, at: 3 * nr + half)
+            t.storeGemm(c40, at: 4 * nr); t.storeGemm(c41, at: 4 * nr + half)
+            t.storeGemm(c50, at: 5 * nr); t.storeGemm(c51, at: 5 * nr + half)
             for i in 0..<rows {
-                let out = c + i * ldc, tile = t + i * 16
+                let out = c + i * ldc, tile = t + i * nr
                 if accumulate {
                     for j in 0..<columns { tile[j] += out[j] }
                 }
@@ -256,8 +310,7 @@ extension PackedGemm {
                         let r = residual + i * ldc
                         for j in 0..<columns { tile[j] += r[j] }
                     }
-                    tile.store(f(tile.vector(at: 0)), at: 0)
-                    tile.store(f(tile.vector(at: 8)), at: 8)
+                    for at in stride(from: 0, to: nr, by: lanes) { tile.store(f(tile.vector(at: at)), at: at) }
                 }
                 for j in 0..<columns { out[j] = tile[j] }
             }
