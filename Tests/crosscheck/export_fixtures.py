@@ -76,8 +76,6 @@ KERAS_VIA_ONNX_LACKS = {
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
     "time_distributed": "the ONNX importer's Reshapes (shape from a constant input) are not the nodes the Keras "
                         "importer recorded for TimeDistributed, and alone they change the batch axis",
-    "resampling": "the ONNX importer's Resize and Slice are not the nodes the Keras importer recorded for Resizing and "
-                  "CenterCrop, and alone they are not UpSampling by whole factors nor spatial crops",
     "attention": "the ONNX importer's nodes for four of its Attention layers (scores scaled, concat scores, masks) are "
                  "not the ones the Keras importer recorded, and alone they are products of two data tensors",
     "attention_masks": "the ONNX importer's nodes for its masked attention layers (the scores' Transpose and MatMul "

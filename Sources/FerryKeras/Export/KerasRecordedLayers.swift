@@ -16,6 +16,19 @@ let kerasRecordedLayerClasses: Set<String> = ["Dot", "Attention", "TimeDistribut
                                               "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D", "MultiHeadAttention",
                                               "RNN"]
 
+/// Options of Keras 3's layers that tf_keras's have not, with Keras 3's defaults.
+let keras3OnlyOptions: [String: [String: String]] = [
+    "Resizing": ["data_format": "channels_last", "pad_to_aspect_ratio": "false", "fill_mode": "constant", "fill_value": "0.0",
+                 "antialias": "false"],
+    "CenterCrop": ["data_format": "channels_last"],
+]
+
+/// A config value as `keras3OnlyOptions` spells it (booleans as true/false, numbers as doubles).
+func configText(_ value: Any) -> String {
+    if let n = value as? NSNumber { return JSONValue.isBool(n) ? (n.boolValue ? "true" : "false") : "\(n.doubleValue)" }
+    return "\(value)"
+}
+
 /// The names Keras 3 gives a layer's sub-layers (MultiHeadAttention's dense projections), by attribute.
 let keras3SublayerNames = ["query_dense": "query", "key_dense": "key", "value_dense": "value", "output_dense": "attention_output"]
 
@@ -199,6 +212,11 @@ extension KerasExportContext {
         }
         var config = r.call.config
         for key in ["name", "trainable", "dtype"] { config.removeValue(forKey: key) }
+        if target == .keras2H5, let defaults = keras3OnlyOptions[r.call.className] {
+            // A Keras 3 source's options tf_keras's layer has not: left out where they hold Keras
+            // 3's defaults, so that tf_keras reads the .h5 (other values stay, for Keras 3).
+            for (key, value) in defaults where config[key].map(configText) == value { config.removeValue(forKey: key) }
+        }
         if target == .keras3Zip, r.call.className == "RNN" {
             // tf_keras's field, which Keras 3's RNN constructor rejects (Ferry refuses time_major inputs).
             config.removeValue(forKey: "time_major")

@@ -14,7 +14,8 @@ func kerasUpSamplingConfig(_ factors: [Int], bilinear: Bool) -> [String: Any] {
 /// Resize of the spatial axes by whole factors -> UpSampling1D/2D/3D: nearest where each output
 /// cell reads input cell (output cell / factor), rounded down (asymmetric coordinates rounded
 /// down, or half-pixel ones rounded to the nearest, which for whole factors is the same cell);
-/// bilinear (UpSampling2D only) with half-pixel coordinates, as TensorFlow's resize.
+/// bilinear (UpSampling2D only) with half-pixel coordinates, as TensorFlow's resize; to other
+/// sizes, TensorFlow's resize of an image -> Resizing.
 func writeKerasResize(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard case .resize(let r) = node.op else { return }
     guard node.inputs.dropFirst().allSatisfy(\.isEmpty) else { throw ctx.error("scales or sizes given as inputs have no Keras form") }
@@ -27,7 +28,20 @@ func writeKerasResize(_ ctx: inout KerasExportContext, _ node: Node) throws {
     let spatial = Array(sizes.dropFirst()), outSpatial = Array(outSizes.dropFirst())
     let factors = zip(spatial, outSpatial).map { $1 % $0 == 0 ? $1 / $0 : 0 }
     guard factors.allSatisfy({ $0 >= 1 }) else {
-        throw ctx.error("a resize from \(spatial) to \(outSpatial) is not by whole factors (Keras's UpSampling layers)")
+        // To any size: Keras's Resizing is TensorFlow's resize, half-pixel bilinear or nearest
+        // rounded half up (as the Keras importer reads Resizing; an ONNX file's Resize of it
+        // holds scales instead of sizes, the same cells).
+        let tfBilinear = r.mode == .linear && r.coordinateTransformation == .halfPixel
+        let tfNearest = r.mode == .nearest && r.coordinateTransformation == .halfPixel && r.nearestMode == .roundPreferCeil
+        guard spatial.count == 2, tfBilinear || tfNearest else {
+            throw ctx.error("a resize from \(spatial) to \(outSpatial) is not by whole factors (Keras's UpSampling layers) "
+                            + "nor TensorFlow's half-pixel bilinear or nearest resize of an image (Keras's Resizing)")
+        }
+        let cl = channelsLastLayout(4)
+        let x = try ctx.input(node.inputs[0], layout: cl)
+        ctx.add("Resizing", config: ["height": outSpatial[0], "width": outSpatial[1], "interpolation": tfBilinear ? "bilinear" : "nearest",
+                                     "crop_to_aspect_ratio": false], inbound: [x], output: node.outputs[0], layout: cl)
+        return
     }
     let nearest = r.mode == .nearest && ((r.coordinateTransformation == .asymmetric && r.nearestMode == .floor)
         || (r.coordinateTransformation == .halfPixel && [.roundPreferFloor, .roundPreferCeil].contains(r.nearestMode)))
