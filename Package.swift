@@ -53,7 +53,7 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "FerryIR"),
-        .target(name: "FerryKeras", dependencies: ["FerryIR", "CHDF5", "ZIPFoundation"]),
+        .target(name: "FerryKeras", dependencies: ["FerryIR", "CHDF5", "ZIPFoundation", "CFerryCPU"]),
         .target(name: "FerryCaffe", dependencies: [
             "FerryIR", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         ]),

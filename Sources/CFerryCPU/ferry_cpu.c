@@ -38,6 +38,8 @@ const char *ferry_kernels_instruction_set(void) {
 #if defined(__GLIBC__)
 #include <malloc.h>
 void ferry_map_buffers_from(long bytes) { mallopt(M_MMAP_THRESHOLD, (int)bytes); }
+void ferry_return_free_heap_pages(void) { malloc_trim(0); }
 #else
+void ferry_return_free_heap_pages(void) {}
 void ferry_map_buffers_from(long bytes) { (void)bytes; }
 #endif

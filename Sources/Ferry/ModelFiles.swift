@@ -1,3 +1,4 @@
+import CFerryCPU
 import Foundation
 import FerryCaffe
 import FerryKeras
@@ -40,6 +41,9 @@ public enum ModelFormat: String, Sendable, CaseIterable {
 /// A Caffe model is named by its `.prototxt`; `weights` overrides the `.caffemodel` beside it.
 /// A Keras architecture JSON (`model.to_json()`) takes its weights file (`save_weights`) as `weights`.
 public func loadModel(path: String, weights: String? = nil) throws -> Graph {
+    // What the import parsed and freed (a Keras config's JSON, libhdf5's caches) is given back
+    // before the graph is optimized and run.
+    defer { ferry_return_free_heap_pages() }
     guard FileManager.default.fileExists(atPath: path) else {
         throw FerryError("no such file", file: path)
     }

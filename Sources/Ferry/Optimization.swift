@@ -1,3 +1,4 @@
+import CFerryCPU
 import FerryOptimizer
 
 public typealias InterfaceLayout = FerryOptimizer.InterfaceLayout
@@ -14,7 +15,10 @@ public func applyingLayout(_ graph: Graph, _ layout: InterfaceLayout) -> Graph {
 /// Runs the standard optimizer pipeline (see FerryOptimizer.PassManager.standardPasses).
 /// Pass the graph with `consume` when only the result is kept (weights are then held once).
 public func optimizeModel(_ graph: consuming Graph) throws -> OptimizationResult {
-    try PassManager().optimize(consume graph)
+    // The passes' freed intermediates (replaced weights below the mapping threshold, copies
+    // of the graph) are given back before a plan is compiled.
+    defer { ferry_return_free_heap_pages() }
+    return try PassManager().optimize(consume graph)
 }
 
 extension OptimizationResult {

@@ -1,3 +1,4 @@
+import CFerryCPU
 import FerryIR
 import Foundation
 
@@ -46,6 +47,9 @@ public enum KerasImporter {
         // Keras 2 always records its version; Keras 3's to_json() and .weights.h5 do not.
         let major = source.kerasVersion.hasPrefix("2") || source.kerasVersion.hasPrefix("1") ? 2 : 3
         let model = try ModelConfig.parse(json: source.configJSON, kerasMajor: major)
+        // The parsed JSON's objects are freed once the typed config is made; their pages go
+        // back before the weights are read (a 200 KB config parses into about 7 MB of them).
+        ferry_return_free_heap_pages()
         var metadata = ["source_format": source.format, "keras_model_class": model.kind.rawValue]
         if !source.kerasVersion.isEmpty { metadata["keras_version"] = source.kerasVersion }
         if !source.backend.isEmpty { metadata["backend"] = source.backend }

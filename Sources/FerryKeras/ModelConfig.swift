@@ -60,7 +60,8 @@ struct ParsedLayer {
     /// What the config's node indices add to the call's position: 1 for models nested in a
     /// Keras 2 model (their node 0 is their own construction, left out of the config).
     var nodeOffset = 0
-    /// The layer's config as the file holds it.
+    /// The layer's config as the file holds it, for the classes the exporter records
+    /// (`kerasRecordedLayerClasses`); empty for the others.
     var config: [String: Any] = [:]
 
     var origin: Origin { Origin(layer: name, type: className) }
@@ -272,7 +273,10 @@ struct ModelConfig {
             spec = try parser(config.forLayer(name, type: className))
         }
         let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
-        return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset, config: config.rawObject)
+        // Only the recorded classes' configs are read again (by `recordCall`); the parsed JSON of
+        // the others is freed here rather than held while the weights are read.
+        let kept = kerasRecordedLayerClasses.contains(className) ? config.rawObject : [:]
+        return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset, config: kept)
     }
 
     /// The calls of a Functional layer. Keras 2: `[[["layer", node, tensor, {kwargs}], ...], ...]`,

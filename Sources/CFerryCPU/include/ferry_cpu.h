@@ -15,4 +15,9 @@ const char *ferry_kernels_instruction_set(void);
 /// in the heap as holes that count in the process's memory.
 void ferry_map_buffers_from(long bytes);
 
+/// Gives the system back the heap's free pages, wherever they are in the heap (glibc's
+/// malloc_trim; a no-op elsewhere). glibc returns heap memory only from the heap's top, so the
+/// many small blocks a parse frees stay in the process's memory without it.
+void ferry_return_free_heap_pages(void);
+
 #endif
