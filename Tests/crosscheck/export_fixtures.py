@@ -74,10 +74,9 @@ KERAS_VIA_ONNX_LACKS = {
                  "batch-first form the Keras importer makes",
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
-    "time_distributed": "the ONNX importer's Reshapes (shape from a constant input) are not the nodes the Keras "
-                        "importer recorded for TimeDistributed, and alone they change the batch axis",
-    "attention": "the ONNX importer's nodes for four of its Attention layers (scores scaled, concat scores, masks) are "
-                 "not the ones the Keras importer recorded, and alone they are products of two data tensors",
+    "time_distributed": "the optimizer that wrote the ONNX file merged each TimeDistributed layer's Reshape back to "
+                        "(batch, time) with the next one's Reshape into the batch and fused the Conv's ReLU, so no "
+                        "layer's recorded nodes remain; alone, a Reshape folding time into the batch has no Keras layer",
     "attention_masks": "the ONNX importer's nodes for its masked attention layers (the scores' Transpose and MatMul "
                        "fused by the optimizer when the ONNX file was written) are not the ones the Keras importer "
                        "recorded, and alone they are products of two data tensors",

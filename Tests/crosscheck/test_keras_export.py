@@ -31,6 +31,16 @@ def run_ferry(model, inputs, out_dir):
     ferry(*args, check=True)
 
 
+# Keras -> ONNX -> Keras fixtures whose layers come back one for one (same names and classes).
+VIA_ONNX_SAME_LAYERS = {
+    "dot_family": "Dot layers written from the records the ONNX file's metadata keeps",
+    # The optimizer shares attn_dot's scores with attn_scores (and the concat layers' query
+    # rows), so the records no longer match: the Attention patterns are found in the ops.
+    "attention": "Attention layers found again in the ONNX file's ops (dot and concat scores, scale, causal mask, "
+                 "returned scores)",
+}
+
+
 @pytest.mark.parametrize("name", KERAS_TO_KERAS)
 def test_keras_via_onnx_reads_back(name, tmp_path):
     """Keras -> ONNX -> Keras: the NHWC interface survives, Ferry reads the file back."""
@@ -50,6 +60,9 @@ def test_keras_via_onnx_reads_back(name, tmp_path):
         return
     result = ferry("convert", tmp_path / "model.onnx", tmp_path / "model.h5", check=True)
     assert "layout:" not in result.stdout
+    if name in VIA_ONNX_SAME_LAYERS:
+        layers = lambda p: [(l["config"]["name"], l["class_name"]) for l in json.loads(h5py.File(p, "r").attrs["model_config"])["config"]["layers"]]
+        assert layers(tmp_path / "model.h5") == layers(model_dir / variant["file"]), VIA_ONNX_SAME_LAYERS[name]
     run_ferry(tmp_path / "model.h5", [(i["name"], model_dir / i["npy"]) for i in variant["inputs"]], tmp_path / "out")
     for o in variant["outputs"]:
         within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))

@@ -122,7 +122,18 @@ public enum KerasExporter {
         }
         var failures = ExportFailures()
         let recorded = writableRecordedCalls(graph, ctx)
-        for (i, node) in graph.nodes.enumerated() where !ctx.absorbed.contains(i) {
+        // Attention layers whose records no longer match (an ONNX file's shared scores): their
+        // nodes are taken before the loop and written at their Softmax.
+        let attention = attentionPatterns(graph, taken: Set(recorded.values.flatMap(\.nodes)), ctx)
+        ctx.absorbed.formUnion(attention.values.flatMap(\.nodes))
+        for (i, node) in graph.nodes.enumerated() {
+            if let p = attention[i] {
+                ctx.begin(node, index: i)
+                if failures.skipsDownstream(node) { continue }
+                do { try ctx.writeAttentionPattern(p) } catch let e as FerryError { failures.record(node, e.message) }
+                continue
+            }
+            if ctx.absorbed.contains(i) { continue }
             ctx.begin(node, index: i)
             if failures.skipsDownstream(node) { continue }
             if let call = recorded[i] {
