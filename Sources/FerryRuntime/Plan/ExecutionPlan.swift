@@ -423,6 +423,11 @@ final class PlanBuilder {
 
     /// A fast kernel for the node, or nil to use the reference kernel.
     private func choose(_ node: Node) throws -> PlannedKernel? {
+        // Recurrent layers read integer sequence_lens: they check their own inputs.
+        switch node.op {
+        case .lstm(let a), .gru(let a), .rnn(let a): return planRecurrent(node, a)
+        default: break
+        }
         // Fast kernels take float32 inputs and outputs only.
         guard node.inputs.allSatisfy({ $0.isEmpty || isFloat($0) }),
               node.outputs.allSatisfy({ $0.isEmpty || isFloat($0) }) else { return nil }

@@ -1,0 +1,98 @@
+import FerryIR
+@testable import FerryRuntime
+import Testing
+
+/// The plan's LSTM / GRU / RNN kernels against the reference kernel: the equation tests' cases
+/// (every direction, sequence_lens, initial states, peepholes, clip, input_forget,
+/// linear_before_reset, unusual activations) in both layouts, plus odd and larger hidden sizes
+/// that split units between threads, sequence_lens as a graph input, and unused outputs.
+@Suite struct RecurrentPlanTests {
+    static let cases: [RecurrentCase] = RecurrentCase.all + [
+        RecurrentCase(name: "lstm_h130_threads", kind: .lstm, attributes: RecurrentAttributes(hiddenSize: 130, direction: .bidirectional),
+                      seq: 4, batch: 1, input: 9, lengths: [3], initialState: true),
+        RecurrentCase(name: "gru_h170_reset_before_threads", kind: .gru,
+                      attributes: RecurrentAttributes(hiddenSize: 170, direction: .reverse), seq: 3, batch: 2, input: 5,
+                      lengths: [3, 2], initialState: true),
+        RecurrentCase(name: "gru_h37_linear_before_reset_clip", kind: .gru,
+                      attributes: RecurrentAttributes(hiddenSize: 37, clip: 0.8, linearBeforeReset: true), seq: 6, batch: 2, input: 11),
+        RecurrentCase(name: "rnn_h29_every_activation", kind: .rnn,
+                      attributes: RecurrentAttributes(hiddenSize: 29, direction: .bidirectional,
+                                                      activations: [.softplus, .scaledTanh(alpha: 0.7, beta: 1.3)]),
+                      seq: 4, batch: 2, input: 3, lengths: [0, 4]),
+        RecurrentCase(name: "lstm_h19_affine_elu_thresholded", kind: .lstm,
+                      attributes: RecurrentAttributes(hiddenSize: 19, activations: [.sigmoid, .elu(alpha: 0.9), .thresholdedRelu(alpha: 0.1)]),
+                      seq: 3, batch: 3, input: 7, initialState: true, peepholes: true),
+        RecurrentCase(name: "rnn_h11_affine_softsign", kind: .rnn,
+                      attributes: RecurrentAttributes(hiddenSize: 11, direction: .bidirectional,
+                                                      activations: [.affine(alpha: 0.5, beta: -0.1), .softsign])),
+    ]
+
+    /// The graph of one recurrent node: X (and initial states) as inputs, sequence_lens as an
+    /// initializer or an int32 input, the other inputs initializers; `outputs` names the
+    /// outputs ("" for unused ones).
+    static func graph(_ c: RecurrentCase, lensAsInput: Bool, outputs: [String]) throws -> (Graph, [String: Tensor]) {
+        let list = try layoutInputs(c)
+        var b = GraphBuilder(name: c.name)
+        var feeds: [String: Tensor] = [:]
+        var names: [String] = []
+        for (i, t) in list.enumerated() {
+            guard let t else { names.append(""); continue }
+            let name = ["x", "w", "r", "b", "lens", "h0", "c0", "p"][i]
+            if i == 0 || i == 5 || i == 6 || (i == 4 && lensAsInput) {
+                names.append(b.addInput(name, TensorType(t.dtype, Shape(t.shape))))
+                feeds[name] = t
+            } else {
+                names.append(b.addInitializer(name, t))
+            }
+        }
+        while names.last == "" { names.removeLast() }
+        let outs = b.add(c.op, inputs: names, outputs: outputs, origin: Origin(layer: c.name, type: c.op.name))
+        for o in outs where !o.isEmpty { b.addOutput(o) }
+        return (try b.finish(), feeds)
+    }
+
+    /// The case's inputs with X and the initial states batch first when its layout is 1.
+    static func layoutInputs(_ c: RecurrentCase) throws -> [Tensor?] {
+        var list = c.inputs()
+        if c.attributes.layout == 1 {
+            list[0] = try ReferenceKernels.transpose(list[0]!, perm: [1, 0, 2])
+            for i in [5, 6] where i < list.count { list[i] = try list[i].map { try ReferenceKernels.transpose($0, perm: [1, 0, 2]) } }
+        }
+        return list
+    }
+
+    @Test(arguments: cases)
+    func matchesReference(_ c: RecurrentCase) throws {
+        let outputs = c.kind == .lstm ? ["y", "yh", "yc"] : ["y", "yh"]
+        for layout in [0, 1] {
+            var d = c
+            d.attributes.layout = layout
+            for lensAsInput in c.lengths == nil ? [false] : [false, true] {
+                let (g, feeds) = try Self.graph(d, lensAsInput: lensAsInput, outputs: outputs)
+                let plan = try expectPlanMatchesReference(g, feeds, atol: 2e-5, rtol: 1e-4)
+                #expect(plan.kernels[0].kernel == "recurrent.\(c.kind.rawValue)", "\(c.name)")
+            }
+        }
+    }
+
+    /// Y unused (Keras return_sequences=False), and Y alone.
+    @Test func unusedOutputs() throws {
+        for c in [Self.cases[1], Self.cases[5], Self.cases[7]] {
+            for outputs in [["", "yh"], ["y"]] {
+                let (g, feeds) = try Self.graph(c, lensAsInput: false, outputs: outputs)
+                try expectPlanMatchesReference(g, feeds, atol: 2e-5, rtol: 1e-4)
+            }
+        }
+    }
+
+    /// Lengths outside 0...seq are refused at run time, as the reference kernel refuses them.
+    @Test func badLengthsAreRefused() throws {
+        let c = Self.cases[1]
+        let (g, feeds) = try Self.graph(c, lensAsInput: true, outputs: ["y", "yh", "yc"])
+        let runtime = try PlanRuntime(graph: g, threads: 2)
+        var bad = feeds
+        bad["lens"] = try Tensor(shape: [3], storage: .int32([2, 6, 1]))
+        #expect(throws: FerryError.self) { try runtime.run(bad) }
+        #expect(try runtime.plan(forShapes: feeds.mapValues(\.shape)).kernels[0].kernel == "recurrent.lstm")
+    }
+}
