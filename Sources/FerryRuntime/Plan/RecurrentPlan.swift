@@ -8,9 +8,11 @@ import FerryKernels
 /// in its sequence, multiplies its rows of R (all gate blocks of its units) by the previous
 /// hidden state (`Kernels.matrixTimesColumn`) and runs the fused gate kernel on them
 /// (`Kernels.lstmStep` etc.): one fork-join per step (two for GRU without linear_before_reset,
-/// whose h block multiplies r·h). Layout 0 and 1 (batch first), every direction,
-/// sequence_lens (a constant or a value of the graph), initial states, peepholes, clip and
-/// every ONNX activation. Without the SIMD kernels the reference kernel runs.
+/// whose h block multiplies r·h). The two directions of a bidirectional layer are independent:
+/// with two threads or more each runs on its own thread, without a fork-join per step.
+/// Layout 0 and 1 (batch first), every direction, sequence_lens (a constant or a value of the
+/// graph), initial states, peepholes, clip and every ONNX activation. Without the SIMD kernels
+/// the reference kernel runs.
 extension PlanBuilder {
     func planRecurrent(_ node: Node, _ attr: RecurrentAttributes) -> PlannedKernel? {
         guard InnerKernels.simd else { return nil }
@@ -35,15 +37,17 @@ extension PlanBuilder {
             guard let values = t.int64s else { return nil }
             constantLengths = values.map { Int(clamping: $0) }
         }
-        // Scratch: X·Wᵀ of every step, H·Rᵀ per batch row, two hidden states, the cell, GRU's
-        // z and r·h, the direction's combined bias and GRU's Rb_h.
+        // Scratch: X·Wᵀ of every step; then per direction H·Rᵀ per batch row, two hidden states,
+        // the cell, GRU's z and r·h, the direction's combined bias and GRU's Rb_h.
         let xwCount = seq * batch * dirs * gh
-        let layout = (xw: 0, hr: xwCount, previous: xwCount + batch * gh, next: xwCount + batch * gh + batch * h,
-                      cell: xwCount + batch * gh + 2 * batch * h, update: xwCount + batch * gh + 3 * batch * h,
-                      resetHidden: xwCount + batch * gh + 4 * batch * h, bias: xwCount + batch * gh + 5 * batch * h,
-                      recurrentBias: xwCount + batch * gh + 5 * batch * h + gh)
-        let scratchCount = layout.recurrentBias + h
+        let layout = (hr: 0, previous: batch * gh, next: batch * gh + batch * h, cell: batch * gh + 2 * batch * h,
+                      update: batch * gh + 3 * batch * h, resetHidden: batch * gh + 4 * batch * h,
+                      bias: batch * gh + 5 * batch * h, recurrentBias: batch * gh + 5 * batch * h + gh)
+        let perDirection = layout.recurrentBias + h
+        let scratchCount = xwCount + dirs * perDirection
         let op = node.op, threads = self.threads, clip = attr.clip, reverseOnly = attr.direction == .reverse
+        // Directions side by side on their own threads, or one after the other on all of them.
+        let concurrentDirections = dirs == 2 && threads >= 2
         let lbr = attr.linearBeforeReset, inputForget = attr.inputForget
         let kind = gates == 4 ? "lstm" : gates == 3 ? "gru" : "rnn"
         // Hidden units go to threads in whole vectors of 8, enough multiply-adds each to pay for a wake-up.
@@ -56,9 +60,7 @@ extension PlanBuilder {
             let y = output(0).map { b.pointer($0) }, yh = output(1).map { b.pointer($0) }
             let yc = gates == 4 ? output(2).map { b.pointer($0) } : nil
             let lensReader = constantLengths == nil ? lensName.map { b.reader($0) } : nil
-            let s = b.scratch!
-            let xw = s + layout.xw, hr = s + layout.hr, cell = s + layout.cell, update = s + layout.update
-            let resetHidden = s + layout.resetHidden, combinedBias = s + layout.bias, recurrentBias = s + layout.recurrentBias
+            let xw = b.scratch!
             let lengths = LengthsBuffer(batch: batch, seq: seq)
             return {
                 if let constantLengths { try lengths.set(constantLengths, op: op) }
@@ -77,8 +79,12 @@ extension PlanBuilder {
                       b: w, ldb: inSize, beta: 0, c: xw, ldc: dirs * gh)
                 // Steps past a row's length leave zeros in Y.
                 if let y, lengths.values.contains(where: { $0 < seq }) { y.update(repeating: 0, count: seq * dirs * batch * h) }
-                var previous = s + layout.previous, next = s + layout.next
-                for d in 0..<dirs {
+                func direction(_ d: Int, threads: Int) {
+                    let s = xw + xwCount + d * perDirection
+                    let hr = s + layout.hr, cell = s + layout.cell, update = s + layout.update
+                    let resetHidden = s + layout.resetHidden, combinedBias = s + layout.bias
+                    let recurrentBias = s + layout.recurrentBias
+                    var previous = s + layout.previous, next = s + layout.next
                     let reverse = reverseOnly || d == 1
                     let f = activations[d][0], g = activations[d].count > 1 ? activations[d][1] : .tanh
                     let hAct = activations[d].count > 2 ? activations[d][2] : .tanh
@@ -166,6 +172,11 @@ extension PlanBuilder {
                         if let yh { (yh + stateOffset(d, bi)).update(from: previous + bi * h, count: h) }
                         if let yc { (yc + stateOffset(d, bi)).update(from: cell + bi * h, count: h) }
                     }
+                }
+                if concurrentDirections {
+                    forkJoin(2) { d in direction(d, threads: 1) }
+                } else {
+                    for d in 0..<dirs { direction(d, threads: threads) }
                 }
             }
         }
