@@ -440,6 +440,7 @@ final class PlanBuilder {
         case .globalAveragePool: return planGlobalPool(node, average: true)
         case .globalMaxPool: return planGlobalPool(node, average: false)
         case .softmax(let axis): return planSoftmax(node, axis: axis)
+        case .lrn(let size, let alpha, let beta, let bias): return planLRN(node, size: size, alpha: alpha, beta: beta, bias: bias)
         case .add, .sub, .mul, .div: return planBinary(node)
         case .batchNormalization(let epsilon): return planBatchNormalization(node, epsilon: epsilon)
         case .concat(let axis): return planConcat(node, axis: axis)
