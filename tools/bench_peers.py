@@ -1,10 +1,14 @@
 """Latency of Ferry against onnxruntime on the same models, in one script run.
 
-Usage: .venv/bin/python tools/bench_peers.py [MODEL...] [--apps] [--batch N] [--runs 20] [--threads 2] [--rss]
+Usage: .venv/bin/python tools/bench_peers.py [MODEL...] [--apps] [--batch N] [--runs 20] [--rounds 5] [--threads 2] [--rss]
 Each model is converted by `ferry convert` to ONNX; `ferry bench` times Ferry's plan runtime on the
 model, and onnxruntime (all graph optimizations, intra-op threads = --threads) times the exported
 file on the same batch size, models interleaved in one run. Prints a table of medians and the
 ratio Ferry / onnxruntime (below 1 means Ferry is faster), with the plan's arena and the weights.
+The two alternate in --rounds rounds (default 5) of --runs runs each, and the ratio is the median
+of the rounds' ratios (their range is printed too): this machine's second core is at times taken
+away for seconds, which halves whichever peer happens to run then; pairing the peers round by
+round keeps that out of the ratio. The ms columns are the medians of the rounds' medians.
 --apps adds the keras.applications models of fixtures-large/ (`make fixtures-large`).
 --rss also runs `ferry run` under /usr/bin/time -v and compares its peak resident memory with the
 budget weights + 1.5 x the largest set of intermediates live at once (the plan's peak live bytes),
@@ -109,6 +113,7 @@ def main():
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="alternations of Ferry and onnxruntime per model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rss", action="store_true", help="measure peak RSS of ferry run")
     args = parser.parse_args()
@@ -117,8 +122,10 @@ def main():
         models += [str(ROOT / "fixtures-large" / app / "keras3.h5") for app in APPS]
     if not models:
         parser.error("give models or --apps")
-    print(f"machine: {machine()}; batch {args.batch}, {args.threads} threads, median of {args.runs} runs after {args.warmup} warm-up, onnxruntime {ort.__version__}")
-    header = f"| {'model':16} | {'Ferry ms':>9} | {'onnxruntime ms':>14} | {'ratio':>5} | {'arena MB':>8} | {'weights MB':>10} |"
+    print(f"machine: {machine()}; batch {args.batch}, {args.threads} threads, {args.rounds} rounds of Ferry then onnxruntime, "
+          f"each the median of {args.runs} runs after {args.warmup} warm-up; onnxruntime {ort.__version__}")
+    header = (f"| {'model':16} | {'Ferry ms':>9} | {'onnxruntime ms':>14} | {'ratio':>5} | {'round ratios':>15} "
+              f"| {'arena MB':>8} | {'weights MB':>10} |")
     if args.rss:
         header += f" {'peak RSS MB':>11} | {'RSS - base MB':>13} | {'budget MB':>9} |"
         base = base_rss_bytes()
@@ -135,11 +142,17 @@ def main():
             subprocess.run([FERRY, "convert", model, onnx_path, "--force"], check=True, capture_output=True)
             session = ort_session(onnx_path, args.threads)
             feeds = ort_feeds(session, args.batch)
-            figures = ferry_bench(model, args)
-            ort_ms = ort_median(session, feeds, args.runs, args.warmup)
-            ferry_ms = figures["medianMilliseconds"]
-            ratios.append(ferry_ms / ort_ms)
-            row = (f"| {name:16} | {ferry_ms:9.2f} | {ort_ms:14.2f} | {ferry_ms / ort_ms:5.2f} | "
+            rounds = []
+            for _ in range(max(args.rounds, 1)):
+                figures = ferry_bench(model, args)
+                rounds.append((figures["medianMilliseconds"], ort_median(session, feeds, args.runs, args.warmup)))
+            ferry_ms = statistics.median(f for f, _ in rounds)
+            ort_ms = statistics.median(o for _, o in rounds)
+            round_ratios = [f / o for f, o in rounds]
+            ratio = statistics.median(round_ratios)
+            ratios.append(ratio)
+            spread = f"{min(round_ratios):.2f}-{max(round_ratios):.2f}"
+            row = (f"| {name:16} | {ferry_ms:9.2f} | {ort_ms:14.2f} | {ratio:5.2f} | {spread:>15} | "
                    f"{figures['arenaBytes'] / 1e6:8.1f} | {figures['weightsBytes'] / 1e6:10.1f} |")
             if args.rss:
                 rss = peak_rss_bytes(model, feeds, tmp, args.threads)
