@@ -43,16 +43,32 @@ extension KerasExportContext {
     /// The value an initial state of the recurrent node reads: the (batch, units) value the
     /// importer unsqueezed, by a node of the same source layer.
     func unsqueezedState(_ value: String) -> String? {
-        guard let i = graph.nodes.firstIndex(where: { $0.outputs.contains(value) }), case .unsqueeze([1]) = graph.nodes[i].op,
-              graph.nodes[i].origins.first?.layer == node.origins.first?.layer else { return nil }
-        return graph.nodes[i].inputs[0]
+        guard let i = graph.nodes.firstIndex(where: { $0.outputs.contains(value) }) else { return nil }
+        if case .unsqueeze([1]) = graph.nodes[i].op, graph.nodes[i].origins.first?.layer == node.origins.first?.layer {
+            return graph.nodes[i].inputs[0]
+        }
+        // Another recurrent op's final state as it comes out (batch, 1, units), where the optimizer
+        // cancelled the importer's Squeeze and Unsqueeze between them: that op's squeezed state.
+        guard KerasRecurrentKind.of(graph.nodes[i].op) != nil else { return nil }
+        return (consumers[value] ?? []).lazy.compactMap { r -> String? in
+            if case .squeeze([1]) = self.graph.nodes[r].op { return self.graph.nodes[r].outputs[0] }
+            return nil
+        }.first
     }
 
     /// The readers of `value` (node indices), all later nodes of the current source layer, or nil.
-    func sameLayerReaders(of value: String) -> [Int]? {
+    func sameLayerReaders(of value: String, besidesInitialStates: Bool = false) -> [Int]? {
         guard !value.isEmpty else { return [] }
         guard !isGraphOutput(value) else { return nil }
-        let readers = consumers[value] ?? []
+        var readers = consumers[value] ?? []
+        if besidesInitialStates {
+            // Later recurrent ops reading a final state as their initial state (an ONNX file's
+            // form, the Squeeze and Unsqueeze between them cancelled) read the squeezed state.
+            readers.removeAll { r in
+                let n = graph.nodes[r]
+                return KerasRecurrentKind.of(n.op) != nil && n.inputs.indices.allSatisfy { n.inputs[$0] != value || $0 >= 5 }
+            }
+        }
         guard readers.allSatisfy({ $0 > index && !absorbed.contains($0) && graph.nodes[$0].origins.first?.layer == node.origins.first?.layer })
         else { return nil }
         return readers
@@ -171,8 +187,8 @@ func writeKerasRecurrent(_ ctx: inout KerasExportContext, _ node: Node) throws {
     let goBackwards = a.direction == .reverse
     // The Keras outputs: the sequence (or the last step), then the states.
     let outputs = node.outputs + Array(repeating: "", count: max(0, 3 - node.outputs.count))
-    guard let yReaders = ctx.sameLayerReaders(of: outputs[0]), let hReaders = ctx.sameLayerReaders(of: outputs[1]),
-          let cReaders = ctx.sameLayerReaders(of: outputs[2]) else {
+    guard let yReaders = ctx.sameLayerReaders(of: outputs[0]), let hReaders = ctx.sameLayerReaders(of: outputs[1], besidesInitialStates: true),
+          let cReaders = ctx.sameLayerReaders(of: outputs[2], besidesInitialStates: true) else {
         throw ctx.error("the op's outputs are read outside its layer's squeezes; Keras's \(kind.className) returns (batch, ...) tensors")
     }
     func squeezes(_ readers: [Int], axis: Int) throws -> [Int] {
@@ -258,8 +274,8 @@ func writeKerasBidirectional(_ ctx: inout KerasExportContext, _ node: Node, kind
     let (w, r, b) = try kerasRecurrentOperands(ctx, node, a)
     let units = a.hiddenSize, features = w.shape[2]
     let outputs = node.outputs + Array(repeating: "", count: max(0, 3 - node.outputs.count))
-    guard let yReaders = ctx.sameLayerReaders(of: outputs[0]), let hReaders = ctx.sameLayerReaders(of: outputs[1]),
-          let cReaders = ctx.sameLayerReaders(of: outputs[2]) else {
+    guard let yReaders = ctx.sameLayerReaders(of: outputs[0]), let hReaders = ctx.sameLayerReaders(of: outputs[1], besidesInitialStates: true),
+          let cReaders = ctx.sameLayerReaders(of: outputs[2], besidesInitialStates: true) else {
         throw ctx.error("the op's outputs are read outside its layer's merge and state slices")
     }
     let returnSequences = !yReaders.isEmpty
@@ -358,5 +374,68 @@ func writeKerasBidirectional(_ ctx: inout KerasExportContext, _ node: Node, kind
             ctx.tensor[v] = KerasTensorRef(layer: ref.layer, node: ref.node, tensor: k == 0 ? 1 : merged.count + k - 1)
             ctx.layout[v] = Array(0..<(k == 0 ? rank : 2))
         }
+    }
+}
+
+extension Graph {
+    /// The ONNX exporter's form of a batch-first recurrent op (Transposes to sequence-first
+    /// around a layout-0 op: X and the initial states by [1, 0, 2], Y back by [2, 0, 1, 3], the
+    /// final states by [1, 0, 2]) back as the batch-first op the Keras importer makes (layout 1),
+    /// which the recurrent writers map to Keras layers. Other sequence-first ops stay as they are.
+    func batchFirstRecurrentOps() -> Graph {
+        var g = self
+        let producers = g.producerIndices()
+        let readers = g.consumerIndices()
+        let graphOutputs = Set(g.outputs.map(\.name))
+        var dropped = Set<Int>()
+        var inputTransposes = Set<Int>()
+        for i in g.nodes.indices {
+            var n = g.nodes[i]
+            guard let (_, a) = KerasRecurrentKind.of(n.op), a.layout == 0, n.inputs.count <= 4 || n.inputs[4].isEmpty else { continue }
+            func transpose(_ v: String, _ perm: [Int]) -> Int? {
+                guard let p = producers[v], case .transpose(let q) = g.nodes[p].op, q == perm else { return nil }
+                return p
+            }
+            let states = [5, 6].filter { n.inputs.count > $0 && !n.inputs[$0].isEmpty }
+            guard let x = transpose(n.inputs[0], [1, 0, 2]) else { continue }
+            let stateTransposes = states.compactMap { transpose(n.inputs[$0], [1, 0, 2]) }
+            guard stateTransposes.count == states.count else { continue }
+            var outputTransposes: [Int?] = []
+            for (k, o) in n.outputs.enumerated() {
+                if o.isEmpty { outputTransposes.append(nil); continue }
+                let r = readers[o] ?? []
+                guard !graphOutputs.contains(o), r.count == 1, case .transpose(let q) = g.nodes[r[0]].op,
+                      q == (k == 0 ? [2, 0, 1, 3] : [1, 0, 2]) else { break }
+                outputTransposes.append(r[0])
+            }
+            guard outputTransposes.count == n.outputs.count else { continue }
+            var batchFirst = a
+            batchFirst.layout = 1
+            switch n.op {
+            case .rnn: n.op = .rnn(batchFirst)
+            case .lstm: n.op = .lstm(batchFirst)
+            default: n.op = .gru(batchFirst)
+            }
+            n.inputs[0] = g.nodes[x].inputs[0]
+            for (j, t) in zip(states, stateTransposes) { n.inputs[j] = g.nodes[t].inputs[0] }
+            for (k, t) in outputTransposes.enumerated() {
+                guard let t else { continue }
+                n.outputs[k] = g.nodes[t].outputs[0]
+                dropped.insert(t)
+            }
+            g.nodes[i] = n
+            inputTransposes.insert(x)
+            inputTransposes.formUnion(stateTransposes)
+        }
+        if dropped.isEmpty { return self }
+        g.nodes = g.nodes.enumerated().filter { !dropped.contains($0.offset) }.map(\.element)
+        // The input Transposes no other node reads go too.
+        let stillRead = g.consumerIndices()
+        let unread = Set(inputTransposes.map { self.nodes[$0].outputs[0] }.filter { (stillRead[$0] ?? []).isEmpty && !graphOutputs.contains($0) })
+        g.nodes.removeAll { n in
+            if case .transpose = n.op { return unread.contains(n.outputs[0]) }
+            return false
+        }
+        return g
     }
 }
