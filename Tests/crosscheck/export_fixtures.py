@@ -10,7 +10,7 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
                   "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
                   "norm_axes", "resampling", "attention", "resampling_filters", "core_misc", "multi_head_attention",
-                  "attention_masks", "attention_mask_none", "mha_robust_masking", "rnn_cells"]
+                  "attention_masks", "attention_mask_none", "mha_robust_masking", "rnn_cells", "masking"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
 # Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
@@ -52,11 +52,18 @@ FLAT = ["cnn_flatten", "concat_family", "conv_out", "mlp_linear", "two_outputs",
         "conv1d_family", "conv3d_family", "conv_transpose", "conv_transpose_padding", "bidirectional_family", "norm_family",
         "embedding", "reshaping_family", "activations", "activation_layers", "dot_family", "time_distributed", "resampling",
         "layernorm_rms", "resampling_options_k3", "attention", "resampling_filters", "core_misc", "multi_head_attention",
-        "attention_masks", "attention_mask_none", "rnn_cells"]
+        "attention_masks", "attention_mask_none", "rnn_cells", "masking"]
 # Keras 3 fixtures with no keras2.h5 (layers tf_keras has not): written as .h5 and .keras from
 # keras3.h5 / keras3.keras, checked by Ferry reading them back and in Keras 3 (not tf_keras).
 KERAS3_ONLY = {"layernorm_rms": "LayerNormalization(rms_scaling=True), which tf_keras has not",
-               "resampling_options_k3": "Resizing with antialias, lanczos3, area and pad_to_aspect_ratio, which tf_keras has not"}
+               "resampling_options_k3": "Resizing with antialias, lanczos3, area and pad_to_aspect_ratio, which tf_keras has not",
+               "keras_operations": "Keras 3 operations on Keras tensors (x + 3.0, 2.0 - x, ...), which tf_keras has not"}
+# What a KERAS3_ONLY fixture's layers become on purpose (same names; the classes listed change).
+KERAS3_ONLY_CHANGES = {
+    # Keras 3's operation layers (keras.ops, not keras.layers) with a number operand are written as
+    # the built-in layer computing them, as tf_keras's TFOpLambda is (`2.0 - x` is x * -1 + 2).
+    "keras_operations": {"Add": "Rescaling", "Multiply": "Rescaling", "Subtract": "Rescaling", "TrueDivide": "Rescaling"},
+}
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val", "shapes",
                   "shuffle_channel", "resnet_small", "upsample"]

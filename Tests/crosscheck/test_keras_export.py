@@ -16,7 +16,7 @@ from conftest import KERAS_FIXTURES, ROOT, ferry, output_file_name, within_toler
 
 CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
 
-from export_fixtures import (CAFFE_TO_KERAS, FLAT, INFERENCE_IDENTITIES, KERAS3_ONLY, KERAS_TO_KERAS, KERAS_VIA_ONNX_LACKS, ONNX_IMPORT_LACKS,  # noqa: E402
+from export_fixtures import (CAFFE_TO_KERAS, FLAT, INFERENCE_IDENTITIES, KERAS3_ONLY, KERAS3_ONLY_CHANGES, KERAS_TO_KERAS, KERAS_VIA_ONNX_LACKS, ONNX_IMPORT_LACKS,  # noqa: E402
                              ROUND_TRIP_CHANGES, ZIP_UNEXPRESSIBLE, keras_h5_structure)
 
 
@@ -107,7 +107,11 @@ def test_keras3_only_reads_back(name, tmp_path):
     out = tmp_path / "model.h5"
     ferry("convert", model_dir / "keras3.h5", out, check=True)
     layers = lambda p: [(l["config"]["name"], l["class_name"]) for l in json.loads(h5py.File(p, "r").attrs["model_config"])["config"]["layers"]]
-    assert layers(out) == layers(model_dir / "keras3.h5")
+    changes = KERAS3_ONLY_CHANGES.get(name, {})
+    source = layers(model_dir / "keras3.h5")
+    assert [n for n, _ in layers(out)] == [n for n, _ in source]
+    for (_, written), (layer, cls) in zip(layers(out), source):
+        assert written == cls or changes.get(cls) == written, f"{layer}: {cls} written as {written}"
     run_ferry(out, [(i["name"], model_dir / i["npy"]) for i in variant["inputs"]], tmp_path / "out")
     for o in variant["outputs"]:
         within_tolerance(np.load(tmp_path / "out" / output_file_name(o["name"])), np.load(model_dir / o["npy"]))

@@ -413,8 +413,15 @@ func writeKerasBinary(_ ctx: inout KerasExportContext, _ node: Node) throws {
     switch node.op {
     case .mul: isScale = true
     case .add: isScale = false
+    case .sub where ca != nil:
+        // c - x = x * -1 + c, exactly (negation is exact and the sum the same).
+        guard let values = lastAxisValues(c, rank: have.count, layout: have) else {
+            throw ctx.error("the constant \(c.shape) varies along more than the channel axis; Keras's Rescaling cannot hold it")
+        }
+        ctx.add("Rescaling", config: ["scale": -1.0, "offset": values.count == 1 ? Double(values[0]) as Any : values.map { Double($0) } as Any],
+                inbound: [x], output: node.outputs[0], layout: have)
+        return
     case .sub:
-        guard cb != nil else { throw ctx.error("a constant minus data has no Keras layer") }
         isScale = false; c = Tensor(shape: c.shape, floats: c.floats.map { -$0 })
     case .div:
         guard cb != nil else { throw ctx.error("a constant divided by data has no Keras layer") }

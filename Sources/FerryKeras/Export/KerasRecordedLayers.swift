@@ -4,6 +4,7 @@ import FerryIR
 /// Keras layers the importer builds from several IR nodes that no op-by-op writer maps back: a
 /// Dot (MatMul or ReduceSum of a product), an Attention or MultiHeadAttention (MatMuls and a Softmax), the
 /// generic RNN over cells (one recurrent op per cell, the layer's class and cell config lost), a
+/// Masking (its output zeroed where every feature equals mask_value: Equal, Not, ReduceMax, Mul), a
 /// TimeDistributed (Reshapes around its inner layer), a LayerNormalization over other than the
 /// trailing axes (reductions), Resizing and CenterCrop (Resize, Slice), UpSampling with the
 /// interpolations Resize has not (bicubic, gaussian, ...: MatMuls by the filter). The importer records each
@@ -14,7 +15,7 @@ import FerryIR
 /// the nodes go through the op-by-op table (and fail there, naming them).
 let kerasRecordedLayerClasses: Set<String> = ["Dot", "Attention", "TimeDistributed", "LayerNormalization", "Resizing",
                                               "CenterCrop", "UpSampling1D", "UpSampling2D", "UpSampling3D", "MultiHeadAttention",
-                                              "RNN"]
+                                              "RNN", "Masking"]
 
 /// Options of Keras 3's layers that tf_keras's have not, with Keras 3's defaults.
 let keras3OnlyOptions: [String: [String: String]] = [
