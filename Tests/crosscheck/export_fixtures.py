@@ -88,8 +88,6 @@ KERAS_VIA_ONNX_LACKS = {
                           "Keras importer recorded, and alone they are products of two data tensors",
     "core_misc": "the optimizer folds BatchNormalization(axis=1) after a Dense on a 4-D input into the Dense's 1x1 "
                  "Conv and a Mul and Add by per-row constants; Keras's Rescaling scales along the last axis only",
-    "norm_family": "ONNX opset 17 has no GroupNormalization: Ferry writes it as InstanceNormalization over reshaped "
-                   "groups, which has no Keras layer",
 }
 
 # What Keras -> Ferry -> Keras (.h5) changes on purpose; everything else (model class, layer names

@@ -93,3 +93,52 @@ func writeKerasCast(_ ctx: inout KerasExportContext, _ node: Node) throws {
     ctx.tensor[node.outputs[0]] = x
     ctx.layout[node.outputs[0]] = have
 }
+
+extension Graph {
+    /// ONNX opset 17's form of GroupNormalization as Ferry's ONNX exporter writes it — Reshape to
+    /// (N, groups, -1), InstanceNormalization with a scale of ones and a bias of zeros, Reshape
+    /// back, Mul by the per-channel gamma, Add of the per-channel beta — back as the IR's
+    /// GroupNormalization, which the Keras writer maps to GroupNormalization with gamma and beta.
+    func groupNormalizationOps() -> Graph {
+        guard let types = try? inferTypes() else { return self }
+        let readers = consumerIndices()
+        let graphOutputs = Set(outputs.map(\.name))
+        func sole(_ v: String) -> Int? {
+            guard !graphOutputs.contains(v), let r = readers[v], r.count == 1 else { return nil }
+            return r[0]
+        }
+        /// The constant operand of a binary node holding one value per channel, and the other operand.
+        func perChannel(_ n: Node, channels: Int) -> (data: String, values: [Float])? {
+            for (a, b) in [(0, 1), (1, 0)] {
+                guard let t = initializers[n.inputs[b]], t.dtype == .float32, initializers[n.inputs[a]] == nil,
+                      t.count == channels, t.shape.filter({ $0 != 1 }).count <= 1, t.rank <= 3 else { continue }
+                return (n.inputs[a], t.floats)
+            }
+            return nil
+        }
+        var g = self
+        var replaced: [Int: Node] = [:]
+        var removed = Set<Int>()
+        for (i, n) in nodes.enumerated() {
+            guard case .reshape(let split, _) = n.op, split.count == 3, split[0] == 0, split[2] == -1, let groups = Optional(split[1]),
+                  let x = types[n.inputs[0]], x.shape.rank >= 3, let c = x.shape.dims[1].value, groups > 0, c % groups == 0,
+                  let ii = sole(n.outputs[0]), case .instanceNormalization(let epsilon) = nodes[ii].op,
+                  let scale = initializers[nodes[ii].inputs[1]], scale.floats.allSatisfy({ $0 == 1 }),
+                  nodes[ii].inputs.count > 2, let bias = initializers[nodes[ii].inputs[2]], bias.floats.allSatisfy({ $0 == 0 }),
+                  let bi = sole(nodes[ii].outputs[0]), case .reshape = nodes[bi].op, types[nodes[bi].outputs[0]] == x,
+                  let mi = sole(nodes[bi].outputs[0]), case .mul = nodes[mi].op,
+                  let gamma = perChannel(nodes[mi], channels: c), gamma.data == nodes[bi].outputs[0],
+                  let ai = sole(nodes[mi].outputs[0]), case .add = nodes[ai].op,
+                  let beta = perChannel(nodes[ai], channels: c), beta.data == nodes[mi].outputs[0] else { continue }
+            let gammaName = nodes[ii].name + "/gamma", betaName = nodes[ii].name + "/beta"
+            g.initializers[gammaName] = Tensor(shape: [c], floats: gamma.values)
+            g.initializers[betaName] = Tensor(shape: [c], floats: beta.values)
+            replaced[i] = Node(name: nodes[ii].name, op: .groupNormalization(numGroups: groups, epsilon: epsilon),
+                               inputs: [n.inputs[0], gammaName, betaName], outputs: nodes[ai].outputs, origins: nodes[ii].origins)
+            removed.formUnion([ii, bi, mi, ai])
+        }
+        if replaced.isEmpty { return self }
+        g.nodes = nodes.enumerated().compactMap { i, n in removed.contains(i) ? nil : replaced[i] ?? n }
+        return g
+    }
+}

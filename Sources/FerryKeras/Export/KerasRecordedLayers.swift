@@ -22,6 +22,7 @@ let keras3OnlyOptions: [String: [String: String]] = [
     "Resizing": ["data_format": "channels_last", "pad_to_aspect_ratio": "false", "fill_mode": "constant", "fill_value": "0.0",
                  "antialias": "false"],
     "CenterCrop": ["data_format": "channels_last"],
+    "LayerNormalization": ["rms_scaling": "false"],
 ]
 
 /// A config value as `keras3OnlyOptions` spells it (booleans as true/false, numbers as doubles).
