@@ -71,9 +71,6 @@ CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split"
 ONNX_IMPORT_LACKS = {"concat_family": "the ONNX importer has no Concat yet"}
 # Keras -> ONNX -> Keras: fixtures whose ONNX form the Keras writer cannot map back to the layers.
 KERAS_VIA_ONNX_LACKS = {
-    "rnn_cells": "the generic RNN's records no longer match the ONNX file's nodes, and a stack of cells going "
-                 "backwards reverses time once before its first cell (a Slice no Keras layer makes alone); the "
-                 "initial state of rnn_gru is refused as an Unsqueeze",
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
     "time_distributed": "the optimizer that wrote the ONNX file merged each TimeDistributed layer's Reshape back to "
