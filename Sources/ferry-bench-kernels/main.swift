@@ -55,7 +55,8 @@ let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
 
 /// Activations over 64 Ki floats (L2-resident, as an epilogue sees them): Kernels.activate.
 let activationCases: [(name: String, activation: FusedActivation)] = [
-    ("act_sigmoid", .sigmoid), ("act_swish", .swish(beta: 1)), ("act_relu", .relu),
+    ("act_sigmoid", .sigmoid), ("act_swish", .swish(beta: 1)), ("act_relu", .relu), ("act_tanh", .tanh),
+    ("act_gelu", .gelu(approximate: false)), ("act_elu", .elu(alpha: 1)), ("act_hardswish", .hardSwish),
 ]
 
 /// Batch-1 classifiers (one row times the weights): Kernels.rowTimesMatrix split by columns

@@ -4,9 +4,9 @@ whatever runtime `ferry run` uses (the outputs are compared as bytes, not within
 The models are chosen so that together they reach every kernel the plan runtime picks for any
 committed fixture (the names `ferry bench --json` reports: GEMM and MatMul, every convolution form
 with depthwise, every pooling, softmax by rows and strided, every broadcast of the binary kernels,
-concat, transpose) and every op family the plan leaves to the reference kernels (LSTM, GRU and
-SimpleRNN, both directions; Resize; the reductions; Gather; ConvTranspose; 3-D convolution and
-pooling). test_the_models_reach_every_kernel checks that claim against `ferry bench`."""
+concat, transpose, LSTM, GRU and SimpleRNN both directions) and every op family the plan leaves
+to the reference kernels (Resize; the reductions; Gather; ConvTranspose; 3-D convolution
+and pooling). test_the_models_reach_every_kernel checks that claim against `ferry bench`."""
 import json
 
 import pytest
@@ -26,8 +26,8 @@ MODELS = [
     K / "attention/keras3.h5",               # matmul.sgemm, softmax.rows, ReduceSum
     K / "multi_head_attention/keras3.h5",
     K / "activation_layers/keras3.h5",       # softmax.strided
-    K / "recurrent_family/keras3.h5",        # LSTM, GRU, SimpleRNN
-    K / "bidirectional_family/keras3.h5",    # the same, backwards; ReduceMean, ReduceSum
+    K / "recurrent_family/keras3.h5",        # recurrent.lstm, recurrent.gru, recurrent.rnn
+    K / "bidirectional_family/keras3.h5",    # the same, both directions side by side; ReduceMean, ReduceSum
     K / "resampling/keras3.h5",              # Resize
     K / "embedding/keras3.h5",               # Gather
     C / "inception/net.prototxt",            # concat.copy, pool.max, conv.1x1-packed-narrow
@@ -50,8 +50,9 @@ KERNELS = {
     "concat.copy", "conv.1x1-packed", "conv.depthwise", "conv.depthwise-interleaved", "conv.im2col-packed",
     "gemm.row", "gemm.sgemm", "matmul.sgemm", "pool.average", "pool.global-average",
     "pool.global-max", "pool.max", "reference", "softmax.rows", "softmax.strided", "transpose.copy",
+    "recurrent.lstm", "recurrent.gru", "recurrent.rnn",
 }
-REFERENCE_OPS = {"LSTM", "GRU", "RNN", "Resize", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceSumSquare",
+REFERENCE_OPS = {"Resize", "ReduceMean", "ReduceSum", "ReduceL1", "ReduceSumSquare",
                  "Gather", "ConvTranspose"}
 
 
