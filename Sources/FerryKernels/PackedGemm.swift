@@ -351,15 +351,19 @@ extension PackedGemm {
     }
 
     /// Whether the few-columns kernel suits an `n`-column product of depth `depth`: it pads
-    /// less, but writes each tile through a transposing stack buffer, which costs about 50 steps
-    /// of depth a tile (fitted to ferry-bench-kernels --min on one thread: 196 columns of depth 256
-    /// take 1.21 ms wide and 1.38 narrow; 49 of depth 256 0.36 both; 49 of depth 512 1.72 wide and
-    /// 1.46 narrow; 25 of depth 256 0.093 wide and 0.103 narrow).
+    /// less, but transposes each tile on its way out, which cost about 50 steps of depth a tile
+    /// through the stack buffer it first had (fitted to ferry-bench-kernels --min on one thread:
+    /// 196 columns of depth 256 took 1.21 ms wide and 1.38 narrow; 49 of depth 256 0.36 both; 49
+    /// of depth 512 1.72 wide and 1.46 narrow; 25 of depth 256 0.093 wide and 0.103 narrow). Kept
+    /// with the register transposes: MobileNetV2's 14x14 projections (196 columns of depth 384
+    /// and 576) still run 3-8% faster wide.
     /// So it is taken only when its padded columns, grown by that share, are fewer than the wide
     /// kernel's, and a 6-column panel of the whole depth fits the scratch.
     public static func prefersNarrow(columns n: Int, depth: Int) -> Bool {
         guard depth > 0, depth * narrowColumnsPerPanel <= scratchCount else { return false }
-        let wide = (n + columnsPerPanel - 1) / columnsPerPanel * columnsPerPanel
+        // The wide kernel's last panel computes only its left half when the rest is padding.
+        let step = columnsPerPanel / 2
+        let wide = (n + step - 1) / step * step
         let narrow = (n + narrowColumnsPerPanel - 1) / narrowColumnsPerPanel * narrowColumnsPerPanel
         return n <= 256 && Double(narrow) * (1 + 50 / Double(depth)) < Double(wide)
     }
