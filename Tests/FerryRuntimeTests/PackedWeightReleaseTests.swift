@@ -18,6 +18,25 @@ import Testing
         #expect(PackedWeightStore().restore("w") == nil)
     }
 
+    /// Packing weights the store takes gives their pages back as it goes: the packed copy is the
+    /// same, and weights another holder still shares are copied first, never given back.
+    @Test(arguments: [false, true])
+    func packingTakenWeightsSparesSharedOnes(narrow: Bool) {
+        // Panels of 6 or 16 rows of 4100 floats: each spans more than the 16 pages given back at once.
+        let rows = 70, depth = 4100, group = 2
+        let weights = randomTensor([rows * group, depth], seed: 50)
+        let expected = PackedWeightStore().packed("w", weights: weights, narrow: narrow, group: group, rows: rows, depth: depth)
+        let kept = weights.floats
+        let store = PackedWeightStore()
+        let shared = store.packedTakingWeights("w", kept, shape: weights.shape, narrow: narrow, group: group, rows: rows, depth: depth)
+        #expect(shared.values == expected.values)
+        #expect(kept == randomTensor([rows * group, depth], seed: 50).floats, "the holder's weights were given back")
+        #expect(store.restore("w") == weights)
+        let unique = PackedWeightStore().packedTakingWeights("w", randomTensor([rows * group, depth], seed: 50).floats,
+                                                             shape: weights.shape, narrow: narrow, group: group, rows: rows, depth: depth)
+        #expect(unique.values == expected.values)
+    }
+
     /// A 3x3 convolution (4 input channels: below Winograd's minimum) over an open batch: a
     /// plan for a second batch size packs from the original, which the first plan released.
     func convolution(sharedWeights: Bool) throws -> Graph {

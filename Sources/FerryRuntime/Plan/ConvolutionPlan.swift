@@ -159,8 +159,9 @@ extension PlanBuilder {
         // Small planes (late stages) take the kernel that broadcasts pixels and vectorizes channels.
         let narrow = PackedGemm.prefersNarrow(columns: tile, depth: rows)
         let packedStep = PackedGemm.packedCount(rows: mg, depth: rows, narrow: narrow)
-        if InnerKernels.simd, PlanBuilder.packedGemmEnabled, let weights = constant(node.inputs[1]), rows > 0 {
-            packedWeights = packedConvWeights(node.inputs[1], weights: weights, narrow: narrow, group: group, rows: mg, depth: rows)
+        // (The weights are not bound here: the packing may take them from the graph, unshared.)
+        if InnerKernels.simd, PlanBuilder.packedGemmEnabled, constant(node.inputs[1]) != nil, rows > 0 {
+            packedWeights = packedConvWeights(node.inputs[1], narrow: narrow, group: group, rows: mg, depth: rows)
         }
         let gemmScratch = packedWeights == nil ? 0 : ArenaPlanner.aligned(PackedGemm.scratchCount) * threads
         let kind = (pointwise ? "conv.1x1" : "conv.im2col") + (packedWeights == nil ? "-sgemm" : narrow ? "-packed-narrow" : "-packed")

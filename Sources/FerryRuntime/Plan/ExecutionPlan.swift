@@ -319,14 +319,32 @@ final class PlanBuilder {
         return restored
     }
 
-    /// Packs a convolution's constant weights (or takes the runtime's packed copy), releasing the
-    /// original when this node is its only reader; returns the address of the packed groups.
-    func packedConvWeights(_ name: String, weights: Tensor, narrow: Bool, group: Int, rows: Int, depth: Int) -> UnsafePointer<Float> {
+    /// Packs a convolution's constant weights `name` (or takes the runtime's packed copy),
+    /// releasing the original when this node is its only reader (packed as it is given back);
+    /// returns the address of the packed groups.
+    func packedConvWeights(_ name: String, narrow: Bool, group: Int, rows: Int, depth: Int) -> UnsafePointer<Float> {
         let root = constantRoot(name)
-        let entry = packedWeightStore.packed(root, weights: weights, narrow: narrow, group: group, rows: rows, depth: depth)
-        if releasesPackedWeights, root == name, readers[root] == 1 { graph.initializers[root] = nil }
+        let releases = releasesPackedWeights && root == name && readers[root] == 1
+        let entry: PackedWeightStore.Entry
+        if let done = packedWeightStore.existing(root, narrow: narrow, group: group, rows: rows, depth: depth) {
+            entry = done
+        } else if releases, let shape = constant(root)?.shape, graph.initializers[root]?.dtype == .float32 {
+            // Passed on as a temporary, so that nothing here still holds the elements.
+            entry = packedWeightStore.packedTakingWeights(root, Self.takeFloats(&graph.initializers, root), shape: shape,
+                                                          narrow: narrow, group: group, rows: rows, depth: depth)
+        } else {
+            entry = packedWeightStore.packed(root, weights: constant(root)!, narrow: narrow, group: group, rows: rows, depth: depth)
+        }
+        if releases { graph.initializers[root] = nil }
         return pin(entry.values)
     }
+
+    /// Removes float32 initializer `name` and returns its elements (then held by nobody else,
+    /// unless another copy of the graph shares them).
+    private static func takeFloats(_ initializers: inout [String: Tensor], _ name: String) -> [Float] {
+        initializers.removeValue(forKey: name)!.floats
+    }
+
     /// The initializer a constant value reads (itself, or the one it aliases).
     func constantRoot(_ name: String) -> String { constantRoots[name] ?? name }
 
