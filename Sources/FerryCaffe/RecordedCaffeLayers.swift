@@ -6,32 +6,53 @@ import SwiftProtobuf
 /// back as several layers: Swish (Sigmoid, Mul), Power with a scale or shift, Exp and Log with a
 /// base, LRN (its window sums and Pow), Flatten with `axis` / `end_axis` (Reshape), InnerProduct
 /// along another axis (MatMul, Add), Crop (Slices; its second bottom only gives the sizes, which
-/// the IR keeps in the Slices, so the bottom is recorded though no node reads it). The importer records each (metadata
+/// the IR keeps in the Slices, so the bottom is recorded though no node reads it), ArgMax without
+/// an axis (Flatten, ArgMax or TopK, Reshape), the forks' BN (its Mul and Add, and in LEARN mode
+/// the batch statistics), Interp with pad_beg/pad_end crops, shrink_factor or a second bottom
+/// (Slice and Resize, or the Resize alone with the sizes the second bottom gave; that bottom is
+/// recorded as Crop's is); layers the table has no Caffe form for: MVN and Normalize (their
+/// reductions), Reduction, Threshold (Greater, Cast), Embed (Cast, Gather, Add), the two-bottom
+/// Scale (a broadcasting Mul), Pooling with `round_mode: FLOOR` or windows past the input (Pad
+/// and pooling), Bias (an Add the table would write as Scale), Reshape (its 0, -1, axis and
+/// num_axes, which the table writes as the output's dims), InnerProduct with `transpose: true`.
+/// The importer records each (metadata
 /// `caffe_recorded_layers`: the layer's parameter without bottoms, tops and blobs, the values
 /// it read and made, its nodes by name and op, a digest of each blob); the exporter writes the
 /// layer back from the record while `RecordedLayerGroup.match` finds its nodes unchanged.
-let caffeRecordedLayerTypes: Set<String> = ["Swish", "Power", "Exp", "Log", "LRN", "Flatten", "InnerProduct", "Crop"]
+let caffeRecordedLayerTypes: Set<String> = ["Swish", "Power", "Exp", "Log", "LRN", "Flatten", "InnerProduct", "Crop", "ArgMax",
+                                             "BN", "Interp", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Scale",
+                                             "Pooling", "Bias", "Reshape"]
 
 let caffeRecordedLayersKey = "caffe_recorded_layers"
 
 extension CaffeContext {
     /// Records the current layer when it is one the table would write otherwise: Swish, Power,
     /// Exp, Log and LRN made as two or more nodes, Flatten over other axes than 1 to the end,
-    /// InnerProduct along another axis than 1 (not `transpose: true`, which OpenCV ignores: the
-    /// table writes that one untransposed).
+    /// InnerProduct along another axis than 1 or with `transpose: true` (which OpenCV ignores, in
+    /// the source as well), ArgMax without an axis, every BN, Interp with crops, shrink_factor or
+    /// a second bottom, Bias, Reshape (the forms the table writes otherwise); MVN, Normalize,
+    /// Reduction, Threshold, Embed, the two-bottom Scale, Pooling with round_mode FLOOR or windows
+    /// past the input (the table has no form for them).
     func recordLayer(inputs: [IRValue], outputs: [IRValue]) {
         guard caffeRecordedLayerTypes.contains(layer.type), graph.nodes.count > layerNodeStart else { return }
         switch layer.type {
         case "Flatten": guard layer.flattenParam.axis != 1 || layer.flattenParam.endAxis != -1 else { return }
-        case "InnerProduct": guard layer.innerProductParam.axis != 1, !layer.innerProductParam.transpose else { return }
-        case "Crop": break
+        case "InnerProduct": guard layer.innerProductParam.axis != 1 || layer.innerProductParam.transpose else { return }
+        case "Crop", "BN", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Bias", "Reshape": break
+        case "Scale": guard inputs.count == 2 else { return }
+        case "Pooling":
+            guard layer.poolingParam.roundMode == .floor || graph.nodes.count - layerNodeStart > layer.top.count else { return }
+        case "ArgMax": guard !layer.argmaxParam.hasAxis else { return }
+        case "Interp":
+            let p = layer.interpParam
+            guard inputs.count == 2 || p.padBeg != 0 || p.padEnd != 0 || p.hasShrinkFactor else { return }
         default: guard graph.nodes.count - layerNodeStart >= 2 else { return }
         }
         let nodes = Array(graph.nodes[layerNodeStart...])
         let made = Set(nodes.flatMap(\.outputs))
         let reads = Set(nodes.flatMap(\.inputs))
         guard inputs.enumerated().allSatisfy({ i, v in
-                  !made.contains(v.name) && (reads.contains(v.name) || (layer.type == "Crop" && i == 1)) }),
+                  !made.contains(v.name) && (reads.contains(v.name) || (["Crop", "Interp"].contains(layer.type) && i == 1)) }),
               outputs.allSatisfy({ made.contains($0.name) }) else { return }
         var parameter = layer
         parameter.bottom = []

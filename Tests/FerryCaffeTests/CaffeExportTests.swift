@@ -9,14 +9,7 @@ import FerryIR
 struct CaffeExportTests {
     /// The Caffe fixtures Caffe cannot express: the caffe/ entries of UNEXPRESSIBLE in
     /// Tests/crosscheck/test_caffe_export.py, which checks their errors.
-    static let unexpressible: Set<String> = [
-        "embed", "mvn", "normalize", "pooling_sparse", "threshold", "ssd_detection",
-        "ssd_detection_options", "pooling_floor", "reduction", "scale_forms", "ssd_head",
-    ]
-    /// Caffe layers Ferry reads as several IR ops and writes back as several layers (same
-    /// outputs, other layers): STRUCTURE_CHANGES in Tests/crosscheck/test_caffe_export.py.
-    static let decomposed: Set<String> = ["argmax", "argmax_topk", "bn_fork", "interp_crop", "interp_deeplab", "shapes"]
-
+    static let unexpressible: Set<String> = ["ssd_detection", "ssd_detection_options", "ssd_head"]
     /// Every fixture the importer reads (manifest `expect` "ok") but the unexpressible ones.
     static var roundTripFixtures: [String] {
         let root = repositoryRoot.appendingPathComponent("fixtures/caffe").standardized
@@ -42,34 +35,22 @@ struct CaffeExportTests {
         let original = try CaffeImporter.load(prototxt: dir.appendingPathComponent("net.prototxt").path,
                                               weights: dir.appendingPathComponent("net.caffemodel").path)
         let again = try reimport(original)
-        if Self.decomposed.contains(name) {
-            // Layers written as several: the constants of their expansions are named anew, and
-            // an InnerProduct along axis 2 becomes a MatMul; a weight kept by name is unchanged,
-            // or transposed where an InnerProduct with `transpose: true` (which OpenCV ignores)
-            // is written with `transpose: false`.
-            for (key, tensor) in original.initializers {
-                guard let kept = again.initializers[key] else { continue }
-                let transposed = tensor.rank == 2 ? Tensor(shape: [tensor.shape[1], tensor.shape[0]], floats: (0..<tensor.count).map {
-                    tensor.floats[($0 % tensor.shape[0]) * tensor.shape[1] + $0 / tensor.shape[0]] }) : tensor
-                #expect(kept == tensor || kept == transposed, "weight \(key) changed")
-            }
-        } else {
-            #expect(Set(again.initializers.keys) == Set(original.initializers.keys))
-            for (key, tensor) in original.initializers {
-                #expect(again.initializers[key] == tensor, "weight \(key) changed")
-            }
+        // Layers the importer reads as several ops come back from its records (ArgMax without an
+        // axis, the forks' BN, Interp with crops or a second bottom, ...): the same nodes again.
+        #expect(Set(again.initializers.keys) == Set(original.initializers.keys))
+        for (key, tensor) in original.initializers {
+            #expect(again.initializers[key] == tensor, "weight \(key) changed")
         }
         let layers = { (g: Graph) in g.nodes.map { $0.sourceLayer.name } }
-        if !Self.decomposed.contains(name) {
-            #expect(layers(again) == layers(original))
-        }
+        #expect(layers(again) == layers(original))
+        #expect(again.nodes.map { "\($0.op)" } == original.nodes.map { "\($0.op)" })
         #expect(again.outputs.map(\.name) == original.outputs.map(\.name))
     }
 
     @Test func roundTripCoversTheExpressibleFixtures() {
         // Not an empty list by a wrong path: the fixtures added with the Caffe importer are in it.
         let fixtures = Set(Self.roundTripFixtures)
-        #expect(fixtures.count >= 25)
+        #expect(fixtures.count >= 38)
         #expect(fixtures.isSuperset(of: ["lenet", "interp", "upsample", "upsample_unpool", "argmax", "argmax_topk", "bn_fork", "fcn"]))
     }
 

@@ -49,8 +49,11 @@ public enum CaffeExporter {
             }
         }
         try failures.throwIfAny(format: "Caffe")
-        // An input no layer reads any longer (the size reference of an Interp) stays an input.
-        for input in graph.inputs where ctx.readers(input.name).isEmpty && !graph.outputs.contains(where: { $0.name == input.name }) {
+        // An input no layer reads any longer (the size reference of an Interp) stays an input;
+        // a recorded layer may still read it as its size bottom.
+        let bottoms = Set(ctx.layers.flatMap(\.bottom))
+        for input in graph.inputs where ctx.readers(input.name).isEmpty && !graph.outputs.contains(where: { $0.name == input.name })
+            && !bottoms.contains(ctx.blobs[input.name] ?? input.name) {
             ctx.unusedTops.append(input.name)
         }
         if !ctx.unusedTops.isEmpty {

@@ -13,9 +13,11 @@ func writeConcat(_ ctx: inout CaffeExportContext, _ node: Node) throws {
 func writeFlatten(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     guard case .flatten(let axis) = node.op else { return }
     let rank = try ctx.rank(node.inputs[0])
-    // InnerProduct flattens from axis 1 itself: a Flatten read only by InnerProducts is no layer.
+    // InnerProduct flattens from axis 1 itself: a Flatten read only by InnerProducts is no layer,
+    // unless it is a Caffe Flatten layer of its own (not the InnerProduct's flattening).
     let readers = ctx.readers(node.outputs[0])
-    if normalizeAxis(axis, rank: rank) == 1, !readers.isEmpty, !ctx.isGraphOutput(node.outputs[0]), readers.allSatisfy({
+    let ownCaffeLayer = ctx.graph.metadata["source_format"] == "caffe" && node.origins.first?.type == "Flatten"
+    if normalizeAxis(axis, rank: rank) == 1, !ownCaffeLayer, !readers.isEmpty, !ctx.isGraphOutput(node.outputs[0]), readers.allSatisfy({
         if case .gemm(let g) = ctx.graph.nodes[$0].op { return !g.transA && ctx.graph.nodes[$0].inputs[0] == node.outputs[0]
             && !ctx.graph.nodes[$0].inputs.dropFirst().contains(node.outputs[0]) }
         return false
