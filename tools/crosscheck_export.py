@@ -138,7 +138,8 @@ def main():
                 feeds = [np.moveaxis(a, 1, -1) if changed.get(n) == "input" else a for n, a in inputs]
                 # tf_keras reads .h5 only; Keras 3 reads both.
                 for framework in [f for f in args.frameworks.split(",") if suffix == ".h5" or f == "keras"]:
-                    name = label.split("/", 1)[1]
+                    # The lists below name Keras fixtures (a Caffe fixture may have the same name).
+                    name = label.split("/", 1)[1] if label.startswith("keras/") else None
                     if framework == "tf_keras" and name in KERAS3_ONLY:
                         print(f"skip {label}{suffix} in tf_keras: {KERAS3_ONLY[name]}")
                         continue

@@ -168,6 +168,35 @@ layer { name: "ave_floor" type: "Pooling" bottom: "data" top: "ave_floor"
         pooling_param { pool: AVE kernel_size: 2 stride: 2 pad: 1 round_mode: FLOOR } }
 """
 
+# Pooling after a ReLU: Caffe's ceil-rounded MAX windows reading pad cells (3x3/2 pad 1 and
+# 2x2/2 pad 1 on 7x8) read only the input's cells, which are >= 0 there, so Keras can write them
+# as ZeroPadding2D + `valid` pooling (a zero cannot win); AVE 2x2/2 pad 1 has only whole
+# windows (each divides by 4 in Caffe, pad cells counted), the same with ZeroPadding2D.
+POOLING_RELU = """
+name: "pooling_relu"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 7 dim: 8 }
+layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }
+layer { name: "max_ceil" type: "Pooling" bottom: "relu" top: "max_ceil"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "max_pad" type: "Pooling" bottom: "relu" top: "max_pad"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 pad: 1 } }
+layer { name: "ave_pad" type: "Pooling" bottom: "data" top: "ave_pad"
+        pooling_param { pool: AVE kernel_size: 2 stride: 2 pad: 1 } }
+"""
+
+# Crop of every axis but the batch (channels, height and width, from axis 1): Keras's Cropping
+# layers cut the axes between the batch and the last, so Keras needs two of them here.
+CROP_ALL_AXES = """
+name: "crop_all_axes"
+input: "data"
+input_shape { dim: 1 dim: 5 dim: 7 dim: 8 }
+input: "size"
+input_shape { dim: 1 dim: 2 dim: 4 dim: 3 }
+layer { name: "crop" type: "Crop" bottom: "data" bottom: "size" top: "crop" crop_param { axis: 1 offset: 1 offset: 2 offset: 3 } }
+layer { name: "crop_hw" type: "Crop" bottom: "data" bottom: "size" top: "crop_hw" crop_param { axis: 2 offset: 1 } }
+"""
+
 RESNET_BOTTLENECK = """
 name: "resnet_bottleneck"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 8 dim: 6 dim: 6 } } }
@@ -1396,6 +1425,10 @@ NETS = {
                        description="Convolution forms: group, dilation with stride, kernel_h/kernel_w/pad_h/pad_w/stride_h/stride_w without bias, per-axis repeated kernel_size/stride/pad."),
     "pooling": dict(text=POOLING, blobs={}, inputs={"data": (3, 7, 8)},
                     description="Pooling with Caffe's ceil rounding and last-window clipping (MAX and AVE, 3x3/2 pad 1 on 7x8, 2x2/2 pad 1 where a window would start in the padding), AVE counting pad cells, rectangular kernels and strides, global MAX/AVE."),
+    "pooling_relu": dict(text=POOLING_RELU, blobs={}, inputs={"data": (3, 7, 8)},
+                         description="Caffe's ceil-rounded MAX pooling with pads after a ReLU (3x3/2 pad 1 and 2x2/2 pad 1 on 7x8: windows reading pad cells, inputs >= 0) and AVE 2x2/2 pad 1 (whole windows, pad cells counted): Keras writes them as ZeroPadding2D + valid pooling."),
+    "crop_all_axes": dict(text=CROP_ALL_AXES, blobs={}, inputs={"data": (5, 7, 8), "size": (2, 4, 3)},
+                          description="Crop of channels, height and width (axis 1, offsets 1, 2, 3) and of height and width (axis 2, offset 1) to a second input's size."),
     "pooling_floor": dict(text=POOLING_FLOOR, blobs={}, inputs={"data": (2, 7, 8)},
                           reference_edit=lambda t: t.replace("round_mode: FLOOR", "ceil_mode: false"),
                           description="Pooling with round_mode: FLOOR. OpenCV's caffe.proto reuses field 13 as a bool ceil_mode: the reference prototxt says ceil_mode: false."),

@@ -66,7 +66,8 @@ KERAS3_ONLY_CHANGES = {
 }
 CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split",
                   "mobilenet_block", "resnet_bottleneck", "batchnorm_zero_factor", "train_val", "shapes",
-                  "shuffle_channel", "resnet_small", "upsample"]
+                  "shuffle_channel", "resnet_small", "upsample", "activations", "conv_forms", "embed", "inception",
+                  "pooling_floor", "pooling_relu", "tile", "crop_all_axes", "fcn"]
 # Fixtures whose ONNX file Ferry's ONNX importer cannot read back yet (the ONNX issue).
 ONNX_IMPORT_LACKS = {"concat_family": "the ONNX importer has no Concat yet"}
 # Keras -> ONNX -> Keras: fixtures whose ONNX form the Keras writer cannot map back to the layers.

@@ -162,10 +162,13 @@ UNEXPRESSIBLE = {
     "keras/activations": ("act_hard_sigmoid (Dense)", "Keras 3's hard_sigmoid (relu6(x + 3) / 6): a Keras 2 layout .h5 names Keras 2's"),
     "keras/recurrent_hard_sigmoid": ("lstm_hard (LSTM)", "hard_sigmoid is clip(0.2 x + 0.5) in Keras 2 and relu6(x + 3) / 6 in Keras 3"),
     "caffe/lrn": ("lrn_default (LRN)", "Keras has no built-in layer for"),
-    "caffe/conv_forms": ("dilated (Convolution)", "Keras's convolutions take one or the other"),
-    "caffe/pooling": ("max_ceil (Pooling)", "ceil rounding on [7, 8] is neither Keras's `valid` nor its `same`"),
-    "caffe/inception": ("parts (Slice)", "Keras has no built-in layer for Split"),
-    "caffe/pooling_floor": ("ave_floor (Pooling)", "neither Keras's `valid` nor its `same`"),
+    # MAX windows reading pad cells on a raw input: ZeroPadding's zeros could win (pooling_relu,
+    # the same windows after a ReLU, is written); AVE's last window divides by fewer cells.
+    "caffe/pooling": ("max_ceil (Pooling)", "ceil rounding on [7, 8] is neither Keras's `valid` nor its `same`; ZeroPadding's "
+                      "zeros would win over negative inputs"),
+    "caffe/interp": ("zoom (Interp)", "is not by whole factors"),
+    "caffe/argmax": ("class (ArgMax)", "Keras has no built-in layer for ArgMax"),
+    "caffe/clip": ("clip (Clip)", "a clip with a lower bound other than 0 has no Keras layer"),
 }
 
 

@@ -17,6 +17,9 @@ let kerasExportTable: [String: KerasLayerWriter] = [
     "Cast": writeKerasCast,
     "Resize": writeKerasResize,
     "Slice": writeKerasCropping,
+    "Split": writeKerasSplit,
+    "Abs": writeKerasAbs,
+    "Tile": writeKerasTile,
     "Gemm": writeKerasDense,
     "MatMul": writeKerasDense,
     "MaxPool": writeKerasPooling,
@@ -98,7 +101,8 @@ func kerasDepthwiseKernel(_ w: Tensor, channels: Int) -> Tensor {
 /// `same`, `causal` or a ZeroPadding1D/2D/3D before a `valid` convolution; a following activation
 /// of the same source layer becomes `activation=`.
 func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard case .conv(let a) = node.op else { return }
+    guard case .conv(let attributes) = node.op else { return }
+    var a = attributes
     let n = a.kernelShape.count
     guard (1...3).contains(n) else { throw ctx.error("\(n)-D convolution: Keras's convolutions are 1-, 2- or 3-D") }
     guard let w = ctx.constant(node.inputs[1]) else { throw ctx.error("the weights must be a constant") }
@@ -110,8 +114,15 @@ func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard sizes.count == n else { throw ctx.error("the input's spatial sizes must be known") }
     let cl = channelsLastLayout(n + 2)
     var x = try ctx.input(node.inputs[0], layout: cl)
-    guard a.strides.allSatisfy({ $0 == 1 }) || a.dilations.allSatisfy({ $0 == 1 }) else {
-        throw ctx.error("strides \(a.strides) with dilation \(a.dilations): Keras's convolutions take one or the other")
+    // Keras's convolutions take strides or dilation, not both: a strided dilated one is the
+    // stride-1 convolution (the same sums at every cell) followed by MaxPooling(pool_size 1,
+    // strides), which keeps every stride-th cell as it is: floor((L - 1) / s) + 1 cells of the
+    // L = n + pads - span + 1 the stride-1 one makes, as many as the strided convolution's.
+    var subsample: [Int]?
+    if !a.strides.allSatisfy({ $0 == 1 }) && !a.dilations.allSatisfy({ $0 == 1 }) {
+        guard n <= 3 else { throw ctx.error("strides \(a.strides) with dilation \(a.dilations) in \(n)-D") }
+        subsample = a.strides
+        a.strides = Array(repeating: 1, count: n)
     }
     let (m, cPerGroup) = (w.shape[0], w.shape[1])
     let kernelSize = Array(w.shape[2...])
@@ -132,7 +143,7 @@ func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
         "kernel_size": kernelSize, "strides": a.strides, "padding": padding, "data_format": "channels_last",
         "dilation_rate": a.dilations, "use_bias": bias != nil,
     ]
-    let isDepthwise = a.group > 1 && cPerGroup == 1 && m % channels == 0
+    let isDepthwise = subsample == nil && a.group > 1 && cPerGroup == 1 && m % channels == 0
     if isDepthwise && n <= 2, bias == nil, let next = ctx.soleSameLayerReader(of: node.outputs[0]),
        case .conv(let p) = next.node.op, p.kernelShape == Array(repeating: 1, count: n), p.group == 1, p.activation == nil,
        p.pads.allSatisfy({ $0 == 0 }), let pw = ctx.constant(next.node.inputs[1]), next.node.inputs[0] == node.outputs[0] {
@@ -167,6 +178,18 @@ func writeKerasConv(_ ctx: inout KerasExportContext, _ node: Node) throws {
     ctx.add("Conv\(n)D", config: common, inbound: [x],
             weights: [("kernel", kerasConvKernel(w))] + (bias.map { [("bias", $0.reshaped([m]))] } ?? []),
             output: output, layout: cl)
+    if let strides = subsample, let conv = ctx.tensor[output], let i = ctx.layers.firstIndex(where: { $0.name == conv.layer }) {
+        // The stride-1 convolution's own output shape (channels-last), then the subsampling.
+        let full: [Int?] = [nil] + (0..<n).map { i -> Int? in
+            let span: Int = (kernelSize[i] - 1) * a.dilations[i] + 1
+            return sizes[i] + a.pads[i] + a.pads[i + n] - span + 1
+        } + [m]
+        ctx.layers[i].outputShape = full
+        ctx.tensor[output] = ctx.appendLayer("MaxPooling\(n)D", named: "\(conv.layer)_subsample",
+                                             config: ["pool_size": Array(repeating: 1, count: n), "strides": strides, "padding": "valid",
+                                                      "data_format": "channels_last"],
+                                             inbound: [conv], outputShape: ctx.types[output].map { t in cl.map { t.shape.dims[$0].value } } ?? [])
+    }
 }
 
 /// The IR pads (begin, end) and output padding of one axis of a Keras transposed convolution
@@ -190,11 +213,25 @@ func kerasConvTransposeAxis(_ n: Int, kernel: Int, stride s: Int, dilation: Int,
 /// `same`) and `output_padding` (none, or one per axis below the stride) whose output Keras
 /// computes with exactly the IR's pads and output padding; else an error.
 func writeKerasConvTranspose(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard case .convTranspose(let a) = node.op else { return }
+    guard case .convTranspose(let attributes) = node.op else { return }
+    var a = attributes
     let n = a.kernelShape.count
     guard (1...3).contains(n) else { throw ctx.error("\(n)-D transposed convolution: Keras's are 1-, 2- or 3-D") }
-    guard a.group == 1 else { throw ctx.error("grouped transposed convolution: Keras's take one group") }
-    guard let w = ctx.constant(node.inputs[1]) else { throw ctx.error("the weights must be a constant") }
+    guard var w = ctx.constant(node.inputs[1]) else { throw ctx.error("the weights must be a constant") }
+    if !a.strides.allSatisfy({ $0 == 1 }) && !a.dilations.allSatisfy({ $0 == 1 }) {
+        // Keras's transposed convolutions take strides or dilation: a dilated kernel is the
+        // kernel spanning the same cells with zero taps between its own (each output sums the
+        // same products, and zero ones).
+        w = spreadKernel(w, dilations: a.dilations)
+        a.kernelShape = Array(w.shape.dropFirst(2))
+        a.dilations = Array(repeating: 1, count: n)
+    }
+    if a.group > 1 {
+        // Keras's transposed convolutions take one group: a grouped one is the ungrouped one
+        // whose weights are zero between channels of different groups (each output sums the
+        // same products, and zero ones for the other groups' inputs).
+        w = blockDiagonalTransposedWeights(w, groups: a.group)
+    }
     let hasBias = node.inputs.count > 2 && !node.inputs[2].isEmpty
     let bias = hasBias ? ctx.constant(node.inputs[2]) : nil
     if hasBias && bias == nil { throw ctx.error("the bias must be a constant") }
@@ -221,9 +258,22 @@ func writeKerasConvTranspose(_ ctx: inout KerasExportContext, _ node: Node) thro
         }
         if perAxis.allSatisfy({ $0 != nil }) { chosen = (same, perAxis.map { $0! }) }
     }
+    // Else Keras's `valid` output, every cell the kernel reaches ((n - 1) s + span, or n s when
+    // the span is below the stride), and a Cropping of the IR's pads: the IR's cell j is that
+    // output's cell j + the begin pad (Caffe's Deconvolution with pads larger than `same`'s).
+    let outSizes = ctx.types[node.outputs[0]]?.shape.dims.dropFirst(2).compactMap(\.value) ?? []
+    let fullSizes: [Int] = (0..<n).map { i -> Int in
+        let span: Int = (a.kernelShape[i] - 1) * a.dilations[i] + 1
+        return sizes[i] * a.strides[i] + max(span - a.strides[i], 0)
+    }
+    var crops: [[Int]]?
+    if chosen == nil, outSizes.count == n, (0..<n).allSatisfy({ fullSizes[$0] - a.pads[$0] - outSizes[$0] >= 0 }) {
+        chosen = (false, nil)
+        crops = (0..<n).map { [a.pads[$0], fullSizes[$0] - a.pads[$0] - outSizes[$0]] }
+    }
     guard let (same, outputPadding) = chosen else {
         throw ctx.error("transposed convolution with pads \(a.pads) and output padding \(a.outputPadding) on \(sizes) is neither "
-                        + "Keras's `valid` nor its `same` with any output_padding")
+                        + "Keras's `valid` nor its `same` with any output_padding, nor a crop of `valid`")
     }
     let cl = channelsLastLayout(n + 2)
     let x = try ctx.input(node.inputs[0], layout: cl)
@@ -235,6 +285,51 @@ func writeKerasConvTranspose(_ ctx: inout KerasExportContext, _ node: Node) thro
         "dilation_rate": a.dilations, "activation": activation, "use_bias": bias != nil,
     ], inbound: [x], weights: [("kernel", kerasConvKernel(w))] + (bias.map { [("bias", $0.reshaped([filters]))] } ?? []),
        output: output, layout: cl)
+    if let crops, let deconv = ctx.tensor[output], let i = ctx.layers.firstIndex(where: { $0.name == deconv.layer }) {
+        ctx.layers[i].outputShape = [nil] + fullSizes.map { Optional($0) } + [filters]
+        ctx.tensor[output] = ctx.appendLayer("Cropping\(n)D", named: "\(deconv.layer)_crop",
+                                             config: n == 1 ? ["cropping": crops[0]] : ["cropping": crops, "data_format": "channels_last"],
+                                             inbound: [deconv], outputShape: ctx.types[output].map { t in cl.map { t.shape.dims[$0].value } } ?? [])
+    }
+}
+
+/// Weights (a, b, k...) with dilations d -> (a, b, (k - 1) d + 1...): each tap at its dilated
+/// place, zeros between.
+func spreadKernel(_ w: Tensor, dilations: [Int]) -> Tensor {
+    let k = Array(w.shape.dropFirst(2))
+    let span = zip(k, dilations).map { ($0 - 1) * $1 + 1 }
+    let (taps, spanTaps) = (k.reduce(1, *), span.reduce(1, *))
+    let src = w.floats
+    var out = [Float](repeating: 0, count: w.shape[0] * w.shape[1] * spanTaps)
+    for plane in 0..<(w.shape[0] * w.shape[1]) {
+        for t in 0..<taps {
+            // The tap's index along each axis (last fastest), then its place in the spread kernel.
+            var rest = t, place = 0, step = 1
+            var index = [Int](repeating: 0, count: k.count)
+            for axis in (0..<k.count).reversed() { index[axis] = rest % k[axis]; rest /= k[axis] }
+            for axis in (0..<k.count).reversed() { place += index[axis] * dilations[axis] * step; step *= span[axis] }
+            out[plane * spanTaps + place] = src[plane * taps + t]
+        }
+    }
+    return Tensor(shape: Array(w.shape.prefix(2)) + span, floats: out)
+}
+
+/// Grouped ConvTranspose weights (in, out / groups, k...) -> ungrouped ones (in, out, k...),
+/// zero where the input and output channels are in different groups.
+func blockDiagonalTransposedWeights(_ w: Tensor, groups: Int) -> Tensor {
+    let (cin, outPerGroup) = (w.shape[0], w.shape[1])
+    let taps = w.shape.dropFirst(2).reduce(1, *)
+    let src = w.floats
+    let cout = outPerGroup * groups
+    var out = [Float](repeating: 0, count: cin * cout * taps)
+    for c in 0..<cin {
+        let g = c / (cin / groups)
+        for j in 0..<outPerGroup {
+            let from = (c * outPerGroup + j) * taps, to = (c * cout + g * outPerGroup + j) * taps
+            out.replaceSubrange(to..<(to + taps), with: src[from..<(from + taps)])
+        }
+    }
+    return Tensor(shape: [cin, cout] + Array(w.shape.dropFirst(2)), floats: out)
 }
 
 /// Gemm (A not transposed, constant B and C) and MatMul by a constant matrix (with an Add of a
@@ -322,15 +417,73 @@ func writeKerasPooling(_ ctx: inout KerasExportContext, _ node: Node) throws {
         let (b, e) = tfSamePads(sizes[i], kernel: a.kernelShape[i], stride: a.strides[i], dilation: 1)
         return model(i) == windows(i, out: (sizes[i] + a.strides[i] - 1) / a.strides[i], padBegin: b, padEnd: e, countsPad: false)
     }
-    guard valid || same else {
+    // Else ZeroPadding + `valid` windows, which read the model's cells and zeros for its pads:
+    // the same where no window reads a pad cell, where an average counts the pads (Caffe's)
+    // and every window is whole (Caffe's ceil rounding clips the last one to the padded
+    // input, dividing by fewer), and for a maximum where the input is never negative (a zero
+    // cannot win then) and every window holds a cell of the input.
+    var zeroPads: [[Int]]?
+    var zeroPadsRefusal = ""
+    if !valid && !same {
+        let ends: [Int] = (0..<n).map { i -> Int in
+            let reach: Int = (outSizes[i] - 1) * a.strides[i] + a.kernelShape[i]
+            return max(reach - sizes[i] - a.pads[i], 0)
+        }
+        let counts = (0..<n).allSatisfy { i -> Bool in
+            let extent: Int = sizes[i] + a.pads[i] + ends[i] - a.kernelShape[i]
+            return extent / a.strides[i] + 1 == outSizes[i]
+        }
+        let readsPad = (0..<n).contains { i in model(i).enumerated().contains { j, w in
+            let start = j * a.strides[i] - a.pads[i]
+            return start < 0 || start + a.kernelShape[i] > sizes[i]
+        } }
+        let whole = (0..<n).allSatisfy { i in model(i).allSatisfy { $0[1] > $0[0] && (isMax || $0[2] == a.kernelShape[i]) } }
+        if !counts || !whole {
+            zeroPadsRefusal = isMax ? "; with ZeroPadding a window would read no input cell"
+                : "; with ZeroPadding every average would divide by the whole window, the model's by fewer"
+        } else if isMax && readsPad && !isNeverNegative(node.inputs[0], in: ctx.graph) {
+            zeroPadsRefusal = "; ZeroPadding's zeros would win over negative inputs (the input is not known to be >= 0)"
+        } else if !isMax && readsPad && !a.countIncludePad {
+            zeroPadsRefusal = "; ZeroPadding's zeros would be counted in averages the model takes over the input's cells"
+        } else {
+            zeroPads = (0..<n).map { [a.pads[$0], ends[$0]] }
+        }
+    }
+    guard valid || same || zeroPads != nil else {
         throw ctx.error("pooling with kernel \(a.kernelShape), strides \(a.strides), pads \(a.pads)\(a.ceilMode ? ", ceil rounding" : "")"
-                        + "\(!isMax && a.countIncludePad ? ", padding counted in averages" : "") on \(sizes) is neither Keras's `valid` nor its `same`")
+                        + "\(!isMax && a.countIncludePad ? ", padding counted in averages" : "") on \(sizes) is neither Keras's `valid` nor its `same`"
+                        + zeroPadsRefusal)
     }
     let cl = channelsLastLayout(n + 2)
-    let x = try ctx.input(node.inputs[0], layout: cl)
+    var x = try ctx.input(node.inputs[0], layout: cl)
+    if let pairs = zeroPads {
+        let shape = ctx.layers.first { $0.name == x.layer }?.outputShape ?? []
+        let padded: [Int?] = shape.count == n + 2
+            ? [shape[0]] + (0..<n).map { i in shape[i + 1].map { $0 + pairs[i][0] + pairs[i][1] } } + [shape[n + 1]] : []
+        x = ctx.appendLayer("ZeroPadding\(n)D", named: "\(node.origins.first?.layer ?? node.name)_pad",
+                            config: n == 1 ? ["padding": pairs[0]] : ["data_format": "channels_last", "padding": pairs],
+                            inbound: [x], outputShape: padded)
+    }
     ctx.add(isMax ? "MaxPooling\(n)D" : "AveragePooling\(n)D",
-            config: ["pool_size": a.kernelShape, "strides": a.strides, "padding": valid ? "valid" : "same", "data_format": "channels_last"],
+            config: ["pool_size": a.kernelShape, "strides": a.strides, "padding": same && !valid ? "same" : "valid",
+                     "data_format": "channels_last"],
             inbound: [x], output: node.outputs[0], layout: cl)
+}
+
+/// Whether a value is >= 0 (or NaN) whatever the model's inputs: made by Relu, a Clip with a
+/// lower bound >= 0, Sigmoid, Softmax, Exp, Softplus or Abs, or by pooling, concatenating or
+/// moving such values.
+func isNeverNegative(_ value: String, in graph: Graph, depth: Int = 0) -> Bool {
+    guard depth < 64, let node = graph.nodes.first(where: { $0.outputs.contains(value) }) else { return false }
+    switch node.op {
+    case .relu, .sigmoid, .softmax, .exp, .softplus, .abs: return true
+    case .clip(let low, _): return (low ?? -1) >= 0
+    case .maxPool, .averagePool, .globalMaxPool, .globalAveragePool, .flatten, .reshape, .transpose, .identity, .slice, .split:
+        return isNeverNegative(node.inputs[0], in: graph, depth: depth + 1)
+    case .concat, .max:
+        return node.inputs.allSatisfy { isNeverNegative($0, in: graph, depth: depth + 1) }
+    default: return false
+    }
 }
 
 /// GlobalAveragePool / GlobalMaxPool (1-, 2- or 3-D) -> GlobalAveragePooling1D/2D/3D /
@@ -462,6 +615,18 @@ func writeKerasMerge(_ ctx: inout KerasExportContext, _ node: Node) throws {
     ctx.add(cls, config: [:], inbound: xs, output: node.outputs[0], layout: have)
 }
 
+/// Abs -> Maximum of the tensor and its negation (Rescaling(-1)): max(x, -x) is |x| bit for
+/// bit (Keras has no abs activation).
+func writeKerasAbs(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .abs = node.op, let have = ctx.layout[node.inputs[0]], let x = ctx.tensor[node.inputs[0]] else {
+        throw ctx.error("input not written")
+    }
+    let shape = ctx.types[node.inputs[0]].map { t in have.map { $0 == 0 ? nil : t.shape.dims[$0].value } } ?? []
+    let negated = ctx.appendLayer("Rescaling", named: "\(kerasLayerName(node.origins.first?.layer ?? node.name))_negated",
+                                  config: ["scale": -1.0, "offset": 0.0], inbound: [x], outputShape: shape)
+    ctx.add("Maximum", config: [:], inbound: [x, negated], output: node.outputs[0], layout: have)
+}
+
 func writeKerasConcat(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard case .concat(let axis) = node.op, let have = ctx.layout[node.inputs[0]] else { throw ctx.error("input not written") }
     guard let a = normalizeAxis(axis, rank: have.count), a > 0 else { throw ctx.error("concatenating along the batch axis") }
@@ -520,28 +685,106 @@ func writeKerasZeroPadding(_ ctx: inout KerasExportContext, _ node: Node) throws
             inbound: [x], output: node.outputs[0], layout: cl)
 }
 
-/// A Slice of the spatial axes of a 3-, 4- or 5-D value (steps 1) -> Cropping1D/2D/3D with the
-/// cells it leaves out at each end.
+/// A Slice (steps 1) of any axes but the batch of a 3-, 4- or 5-D value -> Cropping1D/2D/3D
+/// with the cells it leaves out at each end (see `writeKerasCrops`).
 func writeKerasCropping(_ ctx: inout KerasExportContext, _ node: Node) throws {
     guard case .slice(let s) = node.op else { return }
     guard node.inputs.dropFirst().allSatisfy(\.isEmpty), let inType = ctx.types[node.inputs[0]], (3...5).contains(inType.shape.rank),
           let sizes = knownTail(inType.shape) else {
-        throw ctx.error("Keras has no built-in layer for Slice (Cropping1D/2D/3D: the spatial axes of a value with known sizes)")
+        throw ctx.error("Keras has no built-in layer for Slice (Cropping1D/2D/3D: the axes but the batch of a 3-, 4- or 5-D value with known sizes)")
     }
     let rank = inType.shape.rank
-    var crops = Array(repeating: [0, 0], count: rank - 2)
+    var cuts: [Int: [Int]] = [:]
     for (i, axis) in s.axes.enumerated() {
-        guard let a = normalizeAxis(axis, rank: rank), a >= 2, s.steps[i] == 1 else {
-            throw ctx.error("Keras has no built-in layer for Slice other than cropping spatial axes (Cropping1D/2D/3D)")
+        guard let a = normalizeAxis(axis, rank: rank), a >= 1, s.steps[i] == 1 else {
+            throw ctx.error("Keras has no built-in layer for Slice along the batch axis or with steps other than 1 (Cropping1D/2D/3D)")
         }
         let n = sizes[a - 1]
         let start = min(max(s.starts[i] < 0 ? s.starts[i] + n : s.starts[i], 0), n)
         let end = min(max(s.ends[i] < 0 ? s.ends[i] + n : s.ends[i], 0), n)
         guard end > start else { throw ctx.error("a Slice keeping no cells has no Keras layer") }
-        crops[a - 2] = [start, n - end]
+        cuts[a] = [start, n - end]
     }
+    try writeKerasCrops(&ctx, node.inputs[0], sizes: sizes, cuts: cuts, output: node.outputs[0])
+}
+
+/// Split of a 3-, 4- or 5-D value along any axis but the batch -> one Cropping1D/2D/3D per part
+/// that something reads (the first named after the source layer, the others after their values).
+func writeKerasSplit(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .split(let axis, let parts) = node.op else { return }
+    guard let inType = ctx.types[node.inputs[0]], (3...5).contains(inType.shape.rank), let sizes = knownTail(inType.shape),
+          let a = normalizeAxis(axis, rank: inType.shape.rank), a >= 1, parts.count == node.outputs.count else {
+        throw ctx.error("Keras has no built-in layer for Split (Cropping1D/2D/3D: the axes but the batch of a 3-, 4- or 5-D value with known sizes)")
+    }
+    var offset = 0
+    var first = true
+    for (part, output) in zip(parts, node.outputs) {
+        defer { offset += part }
+        guard ctx.isGraphOutput(output) || ctx.graph.nodes.contains(where: { $0.inputs.contains(output) }) else { continue }
+        try writeKerasCrops(&ctx, node.inputs[0], sizes: sizes, cuts: [a: [offset, sizes[a - 1] - offset - part]], output: output,
+                            name: first ? nil : ctx.uniqueName(kerasLayerName(output)))
+        first = false
+    }
+}
+
+/// Crops IR value `input` (sizes: every axis but the batch) by `cuts` (IR axis -> cells left out
+/// at its start and end) into `output`. Keras's Cropping layers crop the axes between the batch
+/// and the last one, whatever they hold: the Keras tensor takes a layout with the cut axes
+/// there (channels-last when only spatial axes are cut, else one with an uncut axis last, a
+/// Permute first where needed); when every axis is cut, a second Cropping, after a Permute to
+/// channels-last, cuts the last spatial axis.
+func writeKerasCrops(_ ctx: inout KerasExportContext, _ input: String, sizes: [Int], cuts: [Int: [Int]], output: String,
+                     name: String? = nil) throws {
+    let rank = sizes.count + 1
     let cl = channelsLastLayout(rank)
-    let x = try ctx.input(node.inputs[0], layout: cl)
-    ctx.add("Cropping\(rank - 2)D", config: rank == 3 ? ["cropping": crops[0]] : ["cropping": crops, "data_format": "channels_last"],
-            inbound: [x], output: node.outputs[0], layout: cl)
+    var steps: [(layout: [Int], cuts: [Int: [Int]])]
+    if cuts.keys.allSatisfy({ $0 >= 2 }) {
+        steps = [(cl, cuts)]
+    } else if let free = (1..<rank).last(where: { cuts[$0] == nil }) {
+        steps = [([0] + (1..<rank).filter { $0 != free } + [free], cuts)]
+    } else {
+        steps = [(Array(0..<rank), cuts.filter { $0.key != rank - 1 }), (cl, [rank - 1: cuts[rank - 1]!])]
+    }
+    var x = try ctx.input(input, layout: steps[0].layout)
+    var current = sizes
+    let base = name ?? ctx.graph.nodes.first { $0.outputs.contains(output) }?.origins.first?.layer ?? output
+    for (k, step) in steps.enumerated() {
+        let cropping = (1...(rank - 2)).map { step.cuts[step.layout[$0]] ?? [0, 0] }
+        let config: [String: Any] = rank == 3 ? ["cropping": cropping[0]] : ["cropping": cropping, "data_format": "channels_last"]
+        for (axis, cut) in step.cuts { current[axis - 1] -= cut[0] + cut[1] }
+        if k == steps.count - 1 {
+            ctx.add("Cropping\(rank - 2)D", name: name, config: config, inbound: [x], output: output, layout: step.layout)
+            return
+        }
+        let shape = step.layout.map { $0 == 0 ? nil : current[$0 - 1] }
+        x = ctx.appendLayer("Cropping\(rank - 2)D", named: "\(kerasLayerName(base))_crop", config: config, inbound: [x], outputShape: shape)
+        // keras = ir.transpose(layout); the next layout's tensor is keras.transpose(q).
+        let next = steps[k + 1].layout
+        let q = next.map { step.layout.firstIndex(of: $0)! }
+        x = ctx.appendLayer("Permute", named: "\(x.layer)_permuted", config: ["dims": Array(q.dropFirst())], inbound: [x],
+                            outputShape: next.map { $0 == 0 ? nil : current[$0 - 1] })
+    }
+}
+
+/// Tile along axes but the batch -> Concatenate of the tensor with itself, one per tiled axis.
+func writeKerasTile(_ ctx: inout KerasExportContext, _ node: Node) throws {
+    guard case .tile(let repeats) = node.op else { return }
+    guard node.inputs.dropFirst().allSatisfy(\.isEmpty), let have = ctx.layout[node.inputs[0]], var x = ctx.tensor[node.inputs[0]],
+          repeats.count == have.count, repeats.first == 1, let inType = ctx.types[node.inputs[0]] else {
+        throw ctx.error("Keras has no built-in layer for Tile along the batch axis or by repeats given as an input")
+    }
+    let tiled = repeats.indices.filter { repeats[$0] > 1 }
+    guard !tiled.isEmpty else { throw ctx.error("Keras has no built-in layer for Tile repeating nothing (an identity)") }
+    var shape: [Int?] = have.map { inType.shape.dims[$0].value }
+    for (k, axis) in tiled.enumerated() {
+        let kerasAxis = have.firstIndex(of: axis)!
+        let config: [String: Any] = ["axis": kerasAxis]
+        if k == tiled.count - 1 {
+            ctx.add("Concatenate", config: config, inbound: Array(repeating: x, count: repeats[axis]), output: node.outputs[0], layout: have)
+            return
+        }
+        shape[kerasAxis] = shape[kerasAxis].map { $0 * repeats[axis] }
+        x = ctx.appendLayer("Concatenate", named: "\(node.origins.first?.layer ?? node.name)_tile\(axis)", config: config,
+                            inbound: Array(repeating: x, count: repeats[axis]), outputShape: shape)
+    }
 }

@@ -79,9 +79,10 @@ func writeKerasEmbedding(_ ctx: inout KerasExportContext, _ node: Node) throws {
             inbound: [ids], weights: [("embeddings", table)], output: node.outputs[0], layout: Array(0..<(rank + 1)))
 }
 
-/// A Cast to int32 read only as an Embedding's ids: Keras's Embedding casts its ids itself.
+/// A Cast to int32 or int64 read only as an Embedding's ids: Keras's Embedding casts its ids
+/// itself (float ids to int32, truncated as the IR's Cast and Caffe's Embed truncate them).
 func writeKerasCast(_ ctx: inout KerasExportContext, _ node: Node) throws {
-    guard case .cast(.int32) = node.op, !ctx.isGraphOutput(node.outputs[0]),
+    guard case .cast(let to) = node.op, to == .int32 || to == .int64, !ctx.isGraphOutput(node.outputs[0]),
           let readers = ctx.consumers[node.outputs[0]], !readers.isEmpty, readers.allSatisfy({ r in
               if case .gather(0) = ctx.graph.nodes[r].op, ctx.graph.nodes[r].inputs[1] == node.outputs[0],
                  ctx.graph.nodes[r].inputs[0] != node.outputs[0], ctx.constant(ctx.graph.nodes[r].inputs[0]) != nil { return true }
