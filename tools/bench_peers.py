@@ -12,7 +12,8 @@ round keeps that out of the ratio. The ms columns are the medians of the rounds'
 --apps adds the keras.applications models of fixtures-large/ (`make fixtures-large`).
 --rss also runs `ferry run` under /usr/bin/time -v and compares its peak resident memory with the
 budget weights + 1.5 x the largest set of intermediates live at once (the plan's peak live bytes),
-whole and less the peak of `ferry --version` (the binary and its libraries).
+whole, less the peak of `ferry --version` (the binary and its libraries), and less the peak of
+`ferry run` on a 34 KB Keras model (the code a run touches besides).
 FERRY selects the binary (default .build/release/ferry).
 """
 import argparse
@@ -86,6 +87,14 @@ def peak_rss_bytes(model, feeds, tmp, threads):
     return kb * 1024
 
 
+def run_base_rss_bytes(tmp, threads):
+    """Peak resident memory of `ferry run` on a 34 KB Keras model (conv, pooling, dense): the
+    binary, its libraries and the code a run touches (importer, libhdf5, optimizer, planner,
+    kernels), 11-14 MB more than `ferry --version` touches, with almost no data of a model."""
+    small = ROOT / "fixtures" / "keras" / "cnn_gap"
+    return peak_rss_bytes(str(small / "keras3.h5"), {"image": np.load(small / "input_0.npy")}, tmp, threads)
+
+
 def base_rss_bytes():
     """Peak resident memory of `ferry --version`: the binary and its libraries, before any model."""
     result = subprocess.run(["/usr/bin/time", "-v", FERRY, "--version"], capture_output=True, text=True)
@@ -127,10 +136,14 @@ def main():
     header = (f"| {'model':16} | {'Ferry ms':>9} | {'onnxruntime ms':>14} | {'ratio':>5} | {'round ratios':>15} "
               f"| {'arena MB':>8} | {'weights MB':>10} |")
     if args.rss:
-        header += f" {'peak RSS MB':>11} | {'RSS - base MB':>13} | {'budget MB':>9} |"
+        header += f" {'peak RSS MB':>11} | {'RSS - base MB':>13} | {'RSS - run base MB':>17} | {'budget MB':>9} |"
         base = base_rss_bytes()
+        with tempfile.TemporaryDirectory() as tmp:
+            run_base = run_base_rss_bytes(tmp, args.threads)
         print(f"base: `ferry --version` peaks at {base / 1e6:.1f} MB (binary and libraries); "
               "RSS - base is what running the model adds")
+        print(f"run base: `ferry run fixtures/keras/cnn_gap/keras3.h5` peaks at {run_base / 1e6:.1f} MB (the code "
+              "a run touches, with a 34 KB model); RSS - run base leaves that code out")
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     ratios = []
@@ -157,7 +170,8 @@ def main():
             if args.rss:
                 rss = peak_rss_bytes(model, feeds, tmp, args.threads)
                 budget = figures["weightsBytes"] + 1.5 * figures["peakLiveBytes"]
-                row += f" {rss / 1e6:11.1f} | {(rss - base) / 1e6:13.1f} | {budget / 1e6:9.1f} |"
+                row += (f" {rss / 1e6:11.1f} | {(rss - base) / 1e6:13.1f} | {(rss - run_base) / 1e6:17.1f} |"
+                        f" {budget / 1e6:9.1f} |")
             print(row, flush=True)
             kernels = figures.get("kernelInstructionSet")
     if kernels:
