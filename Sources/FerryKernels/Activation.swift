@@ -8,6 +8,16 @@ import FerryIR
 
 protocol VectorActivation {
     func callAsFunction(_ v: FloatVector) -> FloatVector
+    /// The activation on 16 lanes (the AVX-512 GEMM tile's vectors): by default each half in
+    /// turn; Swish and Sigmoid have their own 16-lane code, one instruction stream for both
+    /// halves (written for SIMD16 itself: math generic over the lane count runs lane by lane).
+    func wide(_ v: SIMD16<Float>) -> SIMD16<Float>
+}
+
+extension VectorActivation {
+    @inline(__always) func wide(_ v: SIMD16<Float>) -> SIMD16<Float> {
+        SIMD16(lowHalf: self(v.lowHalf), highHalf: self(v.highHalf))
+    }
 }
 
 /// Receives the specialized activation (generic closures do not exist in Swift; this does).
@@ -45,6 +55,7 @@ struct LeakyReluActivation: VectorActivation {
 
 struct SigmoidActivation: VectorActivation {
     @inline(__always) func callAsFunction(_ v: FloatVector) -> FloatVector { vsigmoid(v) }
+    @inline(__always) func wide(_ v: SIMD16<Float>) -> SIMD16<Float> { vsigmoid16(v) }
 }
 
 struct TanhActivation: VectorActivation {
@@ -102,6 +113,7 @@ struct ExpActivation: VectorActivation {
 struct SwishActivation: VectorActivation {
     let beta: Float
     @inline(__always) func callAsFunction(_ v: FloatVector) -> FloatVector { v * vsigmoid(v * beta) }
+    @inline(__always) func wide(_ v: SIMD16<Float>) -> SIMD16<Float> { v * vsigmoid16(v * beta) }
 }
 
 @inline(__always)

@@ -148,9 +148,9 @@ struct WideProduct: ActivationVisitor {
 /// The wide GEMM kernel's vector: one 16-lane AVX-512 register (32 of them hold the tile).
 typealias GemmVector = SIMD16<Float>
 
-/// `f` on a 16-lane vector, a half at a time (the activations are written for 8 lanes).
+/// `f` on a 16-lane vector (Swish and Sigmoid in 16-lane code, the others a half at a time).
 @inline(__always) func activate<A: VectorActivation>(_ f: A, _ v: GemmVector) -> GemmVector {
-    f is IdentityActivation ? v : GemmVector(lowHalf: f(v.lowHalf), highHalf: f(v.highHalf))
+    f is IdentityActivation ? v : f.wide(v)
 }
 #else
 /// The wide GEMM kernel's vector: one 8-lane AVX2 register (16 of them hold the tile).

@@ -88,6 +88,31 @@ extension UnsafeMutablePointer where Pointee == Float {
     return positive.replacing(with: e * positive, where: x .< 0).replacing(with: 0, where: x .< splat(-87.336_54))
 }
 
+/// `vsigmoid` on 16 lanes, the same operations in the same order (so the same results lane for
+/// lane): the AVX-512 GEMM tile's epilogue runs it on whole 16-lane registers.
+@inline(__always) func vsigmoid16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    typealias Lanes = SIMD16<Float>
+    let signBit = SIMD16<Int32>(repeating: Int32(bitPattern: 0x8000_0000))
+    var y = unsafeBitCast(unsafeBitCast(x, to: SIMD16<Int32>.self) | signBit, to: Lanes.self)
+    let lowest = Lanes(repeating: -87.336_54)
+    y = y.replacing(with: lowest, where: y .< lowest)
+    let magic = Lanes(repeating: 12_582_912)
+    let shifted = magic.addingProduct(y, Lanes(repeating: 1.442_695_04))
+    let n = shifted - magic
+    var r = y.addingProduct(n, Lanes(repeating: -0.693_359_375))
+    r = r.addingProduct(n, Lanes(repeating: 2.121_944_4e-4))
+    var p = Lanes(repeating: 1.398_199_95e-3).addingProduct(Lanes(repeating: 1.987_569_15e-4), r)
+    p = Lanes(repeating: 8.333_451_9e-3).addingProduct(p, r)
+    p = Lanes(repeating: 4.166_579_59e-2).addingProduct(p, r)
+    p = Lanes(repeating: 1.666_666_55e-1).addingProduct(p, r)
+    p = Lanes(repeating: 5.000_000_12e-1).addingProduct(p, r)
+    let er = (r + 1).addingProduct(p, r * r)
+    let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
+    let e = er * unsafeBitCast((ni &+ 127) &<< 23, to: Lanes.self)
+    let positive = 1 / (1 + e)
+    return positive.replacing(with: e * positive, where: x .< 0).replacing(with: 0, where: x .< lowest)
+}
+
 /// tanh: a polynomial for |x| < 0.625 (Cephes tanhf), 1 - 2 / (e^2|x| + 1) beyond, sign restored.
 @inline(__always) func vtanh(_ x: FloatVector) -> FloatVector {
     let negative = x .< 0

@@ -26,6 +26,26 @@ struct ActivationKernelTests {
         #expect(zip(z, y).allSatisfy { $0.bitPattern == $1.bitPattern }, "in place differs")
     }
 
+    /// Every activation's 16-lane form (the AVX-512 GEMM tile's epilogue) gives the 8-lane
+    /// form's results bit for bit, NaN included.
+    @Test(arguments: allActivations.compactMap { $0 })
+    func wideActivationMatchesEightLanes(_ activation: FusedActivation) {
+        struct Compare: ActivationVisitor {
+            let x: [Float]
+            func visit<A: VectorActivation>(_ f: A) {
+                for start in stride(from: 0, to: x.count - 15, by: 16) {
+                    let v = SIMD16<Float>(x[start..<(start + 16)])
+                    let wide = f.wide(v), halves = SIMD16(lowHalf: f(v.lowHalf), highHalf: f(v.highHalf))
+                    for i in 0..<16 {
+                        #expect(wide[i].bitPattern == halves[i].bitPattern || (wide[i].isNaN && halves[i].isNaN),
+                                "\(f) at \(v[i])")
+                    }
+                }
+            }
+        }
+        visitActivation(activation, Compare(x: Self.inputs + [.nan, -.nan, 87.3, -87.3, -87.4, 87.4]))
+    }
+
     @Test func expIsAccurateOverTheFloatRange() {
         let x = randomFloats(4099, seed: 11, range: -103...88.7) + [0, 1, -1, 88.72, 88.73, -87.4, -103.9, -110, 1e-8]
         var y = [Float](repeating: 0, count: x.count)
