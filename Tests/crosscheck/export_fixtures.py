@@ -74,9 +74,6 @@ ONNX_IMPORT_LACKS = {"concat_family": "the ONNX importer has no Concat yet"}
 KERAS_VIA_ONNX_LACKS = {
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
-    "time_distributed": "the optimizer that wrote the ONNX file merged each TimeDistributed layer's Reshape back to "
-                        "(batch, time) with the next one's Reshape into the batch and fused the Conv's ReLU, so no "
-                        "layer's recorded nodes remain; alone, a Reshape folding time into the batch has no Keras layer",
     "attention_masks": "the ONNX importer's nodes for its masked attention layers (the scores' Transpose and MatMul "
                        "fused by the optimizer when the ONNX file was written) are not the ones the Keras importer "
                        "recorded, and alone they are products of two data tensors",

@@ -44,6 +44,17 @@ VIA_ONNX_SAME_LAYERS = {
 }
 
 
+# Keras -> ONNX -> Keras fixtures whose layers come back otherwise, as listed: (name, class, wrapped class).
+VIA_ONNX_LAYERS = {
+    # The optimizer merged the TimeDistributed layers' Reshapes: the region between the Reshape folding
+    # time into the batch and the one unfolding it is written as TimeDistributed layers (the Flatten as
+    # a Reshape), and the Dense on the sequence (TimeDistributed(Dense) in the source) as a Dense.
+    "time_distributed": [("frames", "InputLayer", None), ("td_conv", "TimeDistributed", "Conv2D"),
+                         ("td_pool", "TimeDistributed", "MaxPooling2D"), ("td_flatten", "TimeDistributed", "Reshape"),
+                         ("sequence", "InputLayer", None), ("lstm", "LSTM", None), ("td_dense", "Dense", None)],
+}
+
+
 @pytest.mark.parametrize("name", KERAS_TO_KERAS)
 def test_keras_via_onnx_reads_back(name, tmp_path):
     """Keras -> ONNX -> Keras: the NHWC interface survives, Ferry reads the file back."""
@@ -63,6 +74,10 @@ def test_keras_via_onnx_reads_back(name, tmp_path):
         return
     result = ferry("convert", tmp_path / "model.onnx", tmp_path / "model.h5", check=True)
     assert "layout:" not in result.stdout
+    if name in VIA_ONNX_LAYERS:
+        config = json.loads(h5py.File(tmp_path / "model.h5", "r").attrs["model_config"])["config"]["layers"]
+        written = [(l["config"]["name"], l["class_name"], l["config"].get("layer", {}).get("class_name")) for l in config]
+        assert written == VIA_ONNX_LAYERS[name], written
     if name in VIA_ONNX_SAME_LAYERS:
         layers = lambda p: [(l["config"]["name"], l["class_name"]) for l in json.loads(h5py.File(p, "r").attrs["model_config"])["config"]["layers"]]
         assert layers(tmp_path / "model.h5") == layers(model_dir / variant["file"]), VIA_ONNX_SAME_LAYERS[name]

@@ -648,8 +648,10 @@ func writeKerasFlatten(_ ctx: inout KerasExportContext, _ node: Node) throws {
 /// Reshape keeping the batch -> Reshape of the tensor in the IR's order.
 func writeKerasReshape(_ ctx: inout KerasExportContext, _ node: Node) throws {
     if try writeKerasRepeatPattern(&ctx, node) { return }
+    if try writeKerasTimeMerge(&ctx, node) { return }
     guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]],
-          inType.shape.rank > 0, outType.shape.rank > 0, inType.shape.dims[0] == outType.shape.dims[0] else {
+          inType.shape.rank > 0, outType.shape.rank > 0,
+          inType.shape.dims[0] == outType.shape.dims[0] || ctx.isTimeMerged(node.inputs[0]) else {
         throw ctx.error("a reshape that changes the batch axis has no Keras layer")
     }
     let target = outType.shape.dims.dropFirst().compactMap(\.value)
@@ -787,4 +789,31 @@ func writeKerasTile(_ ctx: inout KerasExportContext, _ node: Node) throws {
         x = ctx.appendLayer("Concatenate", named: "\(node.origins.first?.layer ?? node.name)_tile\(axis)", config: config,
                             inbound: Array(repeating: x, count: repeats[axis]), outputShape: shape)
     }
+}
+
+/// TimeDistributed regions (an ONNX file's form of Keras's TimeDistributed, whose per-layer
+/// Reshapes the optimizer merged): a Reshape folding time into the batch, (N, T, rest) -> (N*T,
+/// rest), costs no layer, and the values computed from it per sample are the same Keras tensor
+/// (N, T, rest) with each layer wrapped in TimeDistributed (`KerasExportContext.add`); a Reshape
+/// unfolding it, (N*T, rest) -> (N, T, rest), ends the region. Returns false for other Reshapes.
+func writeKerasTimeMerge(_ ctx: inout KerasExportContext, _ node: Node) throws -> Bool {
+    guard let inType = ctx.types[node.inputs[0]], let outType = ctx.types[node.outputs[0]] else { return false }
+    let i = inType.shape.dims, o = outType.shape.dims
+    if !ctx.isTimeMerged(node.inputs[0]), i.count == o.count + 1, i.count >= 3, let steps = i[1].value, i[0] != o[0],
+       Array(i.dropFirst(2)) == Array(o.dropFirst()), o.dropFirst().allSatisfy({ $0.value != nil }) {
+        let x = try ctx.input(node.inputs[0], layout: Array(0..<i.count), orderOnly: true)
+        ctx.tensor[node.outputs[0]] = x
+        ctx.layout[node.outputs[0]] = Array(0..<o.count)
+        ctx.timeSteps[x] = steps
+        return true
+    }
+    if ctx.isTimeMerged(node.inputs[0]), o.count == i.count + 1, i.count >= 2, let steps = o[1].value,
+       Array(o.dropFirst(2)) == Array(i.dropFirst()), ctx.timeSteps[ctx.tensor[node.inputs[0]]!] == steps {
+        let x = try ctx.input(node.inputs[0], layout: Array(0..<i.count), orderOnly: true)
+        ctx.tensor[node.outputs[0]] = x
+        ctx.layout[node.outputs[0]] = Array(0..<o.count)
+        ctx.unmerged.insert(node.outputs[0])
+        return true
+    }
+    return false
 }

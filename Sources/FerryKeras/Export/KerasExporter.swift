@@ -146,6 +146,10 @@ public enum KerasExporter {
             }
             do {
                 try writer(&ctx, node)
+                if let mix = ctx.timeMixError {
+                    ctx.timeMixError = nil
+                    failures.record(node, mix)
+                }
             } catch let e as FerryError {
                 failures.record(node, e.message)
             }
@@ -158,6 +162,9 @@ public enum KerasExporter {
         var outputLayers: [KerasTensorRef] = []
         for out in graph.outputs {
             guard let t = ctx.tensor[out.name] else { throw FerryError("output '\(out.name)' was not written") }
+            if ctx.isTimeMerged(out.name) {
+                throw FerryError("output '\(out.name)' holds time folded into the batch axis, which a Keras model cannot return")
+            }
             outputLayers.append(t)
             let layout = ctx.layout[out.name] ?? []
             if layout != Array(0..<layout.count) {
@@ -383,6 +390,13 @@ struct KerasExportContext {
     /// permutation taking the IR value to the Keras tensor.
     var tensor: [String: KerasTensorRef] = [:]
     var layout: [String: [Int]] = [:]
+    /// Keras tensors (N, T, ...) whose IR values hold time folded into the batch (N*T, ...), with
+    /// their time steps: the layers computing from them are wrapped in TimeDistributed.
+    var timeSteps: [KerasTensorRef: Int] = [:]
+    /// IR values unfolded from a time-folded one: the same Keras tensor, seen whole.
+    var unmerged = Set<String>()
+    /// A layer mixing time-folded and whole tensors (set by `add`, reported by the export loop).
+    var timeMixError: String?
     var usedNames = Set<String>()
     var absorbed = Set<Int>()
     /// The paths of the nested models the source used as layers.
@@ -422,6 +436,12 @@ struct KerasExportContext {
         }
         // A nested model keeps its name: no layer takes it.
         usedNames = reservedOutputs.union(nestedModels.keys.map { kerasLayerName(String($0.split(separator: "/").last!)) })
+    }
+
+    /// Whether the IR value holds time folded into its batch axis (its Keras tensor is (N, T, ...)).
+    func isTimeMerged(_ value: String) -> Bool {
+        guard let t = tensor[value], !unmerged.contains(value) else { return false }
+        return timeSteps[t] != nil
     }
 
     mutating func begin(_ node: Node, index: Int) {
@@ -495,6 +515,13 @@ struct KerasExportContext {
         for (i, a) in have.enumerated() { inverse[a] = i }
         let q = wanted.map { inverse[$0] }
         guard q.first == 0 else { throw error("a layout change moving the batch axis has no Keras layer") }
+        if let steps = timeSteps[t], !unmerged.contains(value) {
+            // (N, T, per-sample axes): the Permute keeps T where it is.
+            let permuted = appendLayer("Permute", named: "\(t.layer)_permuted", config: ["dims": [1] + q.dropFirst().map { $0 + 1 }],
+                                       inbound: [t], outputShape: [])
+            timeSteps[permuted] = steps
+            return permuted
+        }
         let shape = layers.first { $0.name == t.layer }?.outputShape
         // The Permute a source Permute layer's Transpose stands for takes that layer's name.
         var base = "\(t.layer)_permuted"
@@ -544,6 +571,38 @@ struct KerasExportContext {
     /// source layer's Keras layer when a shared layer or nested model wrote it already.
     mutating func add(_ className: String, name: String? = nil, config: [String: Any], inbound: [KerasTensorRef],
                       weights: [(String, Tensor)] = [], output: String, layout outLayout: [Int]) {
+        // Whether the node reads time-folded values (the same Keras tensor may be read whole
+        // through the Reshape unfolding it, so this is the IR values', not the tensors').
+        let read = node.inputs.filter { tensor[$0] != nil }
+        let steps = read.filter(isTimeMerged).compactMap { timeSteps[tensor[$0]!] }
+        if !steps.isEmpty {
+            guard steps.count == read.count, Set(steps).count == 1 else {
+                timeMixError = "a layer reading tensors with time folded into the batch (TimeDistributed) and others"
+                return
+            }
+            // The layer per time step: TimeDistributed around it (its weights are the wrapped layer's).
+            var inner = config
+            inner["trainable"] = true
+            inner["dtype"] = "float32"
+            inner["name"] = "\(leafName.isEmpty ? className.lowercased() : leafName)_\(className.lowercased())"
+            let before = layers.count
+            addLayer("TimeDistributed", name: name, config: ["layer": ["module": "keras.layers", "class_name": className, "config": inner,
+                                                        "registered_name": NSNull()] as [String: Any]],
+                     inbound: inbound, weights: weights, output: output, layout: outLayout)
+            if layers.count > before {
+                layers[before].keras3Groups = weights.isEmpty ? [] : [["layer"]]
+                layers[before].keras3GroupNames = weights.isEmpty ? [] : [inner["name"] as! String]
+                layers[before].outputShape = [nil, steps[0]] + layers[before].outputShape.dropFirst()
+                layers[before].outputRank += 1
+            }
+            if let t = tensor[output] { timeSteps[t] = steps[0] }
+            return
+        }
+        addLayer(className, name: name, config: config, inbound: inbound, weights: weights, output: output, layout: outLayout)
+    }
+
+    private mutating func addLayer(_ className: String, name: String?, config: [String: Any], inbound: [KerasTensorRef],
+                                   weights: [(String, Tensor)], output: String, layout outLayout: [Int]) {
         var c = config
         c["trainable"] = true
         c["dtype"] = "float32"
