@@ -7,6 +7,8 @@ predict(), and compared with the source's reference outputs (Keras fixtures: Ker
 Caffe fixtures: OpenCV's outputs, NCHW inputs and outputs transposed to the Keras model's NHWC).
 A Keras fixture's .h5 loaded in tf_keras is also compared with the source loaded in tf_keras:
 same layers (nested ones too), inbound nodes and weights bit for bit (but for ROUND_TRIP_CHANGES).
+Keras -> ONNX -> Keras: each Keras fixture Ferry converts through its own ONNX file (all but
+KERAS_VIA_ONNX_LACKS) is loaded in tf_keras and run against the source's references too.
 Prints one line per file and framework; exits 1 when any differs or fails to load."""
 import argparse
 import json
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT / "Tests" / "crosscheck"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from export_fixtures import (CAFFE_TO_KERAS, KERAS3_CANNOT_READ_KERAS2, KERAS3_READS_KERAS2_OTHERWISE,  # noqa: E402
-                             KERAS3_ONLY, KERAS_TO_KERAS, NOT_IN_REAL_KERAS, ROUND_TRIP_CHANGES, ZIP_FROM_KERAS3,
+                             KERAS3_ONLY, KERAS_TO_KERAS, KERAS_VIA_ONNX_LACKS, ONNX_IMPORT_LACKS, NOT_IN_REAL_KERAS, ROUND_TRIP_CHANGES, ZIP_FROM_KERAS3,
                              ZIP_UNEXPRESSIBLE)
 
 
@@ -195,6 +197,35 @@ def main():
                     except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
                         print(f"FAIL {label}{suffix} in {framework}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
                         failures += 1
+        # Keras -> ONNX -> Keras: the .h5 Ferry writes from its own ONNX file, in tf_keras (the source
+        # as test_keras_export.py's test_keras_via_onnx_reads_back takes it: keras3.h5, else keras2.h5).
+        for name in KERAS_TO_KERAS:
+            label = f"keras/{name}"
+            if (only is not None and label not in only) or name in KERAS_VIA_ONNX_LACKS or name in ONNX_IMPORT_LACKS:
+                continue
+            d = ROOT / "fixtures" / "keras" / name
+            manifest = json.loads((d / "manifest.json").read_text())
+            v = next((v for v in manifest["variants"] if v["file"] == "keras3.h5"),
+                     next(v for v in manifest["variants"] if v["file"] == "keras2.h5"))
+            onnx_file, target = pathlib.Path(tmp) / f"{name}_via.onnx", pathlib.Path(tmp) / f"{name}_via.h5"
+            try:
+                convert(args.ferry, d / v["file"], onnx_file)
+                convert(args.ferry, onnx_file, target)
+                model = load_with("tf_keras")(str(target), compile=False)
+                feeds = [np.load(d / i["npy"]) for i in v["inputs"]]
+                results = model.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
+                results = results if isinstance(results, (list, tuple)) else [results]
+                worst = 0.0
+                for o, res in zip(v["outputs"], results):
+                    ref, res = np.load(d / o["npy"]), np.asarray(res)
+                    assert res.shape == ref.shape, f"{o['name']}: shape {res.shape} vs {ref.shape}"
+                    diff = float(np.max(np.abs(res.astype(np.float64) - ref))) if ref.size else 0.0
+                    assert diff <= 1e-4 * max(1.0, float(np.max(np.abs(ref)))) if ref.size else True, f"{o['name']}: max |diff| {diff:.3g}"
+                    worst = max(worst, diff)
+                print(f"ok   {label} via ONNX .h5 in tf_keras: max |diff| {worst:.2g}")
+            except Exception as e:  # noqa: BLE001 - every failure is reported, then counted
+                print(f"FAIL {label} via ONNX .h5 in tf_keras: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}")
+                failures += 1
     print(f"{failures} failure(s)")
     return 1 if failures else 0
 

@@ -48,10 +48,10 @@ VIA_ONNX_SAME_LAYERS = {
 VIA_ONNX_LAYERS = {
     # The optimizer merged the TimeDistributed layers' Reshapes: the region between the Reshape folding
     # time into the batch and the one unfolding it is written as TimeDistributed layers (the Flatten as
-    # a Reshape), and the Dense on the sequence (TimeDistributed(Dense) in the source) as a Dense.
+    # a Reshape); td_dense, whose nodes the optimizer left as recorded, comes from its record.
     "time_distributed": [("frames", "InputLayer", None), ("td_conv", "TimeDistributed", "Conv2D"),
                          ("td_pool", "TimeDistributed", "MaxPooling2D"), ("td_flatten", "TimeDistributed", "Reshape"),
-                         ("sequence", "InputLayer", None), ("lstm", "LSTM", None), ("td_dense", "Dense", None)],
+                         ("sequence", "InputLayer", None), ("lstm", "LSTM", None), ("td_dense", "TimeDistributed", "Dense")],
 }
 
 

@@ -23,7 +23,29 @@ let keras3OnlyOptions: [String: [String: String]] = [
                  "antialias": "false"],
     "CenterCrop": ["data_format": "channels_last"],
     "LayerNormalization": ["rms_scaling": "false"],
+    "MultiHeadAttention": ["use_gate": "false"],
 ]
+
+/// Keras 3's fields that tf_keras's layers reject, written only with these (null or empty) values
+/// by Keras 3's layers: left out of a `.h5` at any depth (a wrapped layer's, a cell's config).
+let keras3OnlyNullFields: Set<String> = ["quantization_config", "lora_rank", "lora_alpha", "seed", "build_config", "input_axes",
+                                         "output_axes", "sliding_window"]
+
+/// A Keras 3 config in the form tf_keras reads, recursively: a DTypePolicy object becomes its
+/// name, `keras3OnlyNullFields` holding null (or a build config) are left out.
+func keras2Form(_ value: Any) -> Any {
+    if let d = value as? [String: Any] {
+        if d["class_name"] as? String == "DTypePolicy", let name = (d["config"] as? [String: Any])?["name"] as? String { return name }
+        var out: [String: Any] = [:]
+        for (k, v) in d {
+            if keras3OnlyNullFields.contains(k), v is NSNull || k == "build_config" { continue }
+            out[k] = keras2Form(v)
+        }
+        return out
+    }
+    if let list = value as? [Any] { return list.map(keras2Form) }
+    return value
+}
 
 /// A config value as `keras3OnlyOptions` spells it (booleans as true/false, numbers as doubles).
 func configText(_ value: Any) -> String {
@@ -218,6 +240,12 @@ extension KerasExportContext {
             // A Keras 3 source's options tf_keras's layer has not: left out where they hold Keras
             // 3's defaults, so that tf_keras reads the .h5 (other values stay, for Keras 3).
             for (key, value) in defaults where config[key].map(configText) == value { config.removeValue(forKey: key) }
+        }
+        if target == .keras2H5 { config = keras2Form(config) as? [String: Any] ?? config }
+        if target == .keras2H5, r.call.className == "MultiHeadAttention" {
+            // tf_keras's from_config takes these keys (a Keras 3 config has none): null builds the
+            // layer on its call, as tf_keras does when they are unknown.
+            for key in ["query_shape", "key_shape", "value_shape"] where config[key] == nil { config[key] = NSNull() }
         }
         if target == .keras3Zip, r.call.className == "RNN" {
             // tf_keras's field, which Keras 3's RNN constructor rejects (Ferry refuses time_major inputs).
