@@ -15,13 +15,14 @@ import SwiftProtobuf
 /// Scale (a broadcasting Mul), Pooling with `round_mode: FLOOR` or windows past the input (Pad
 /// and pooling), Bias (an Add the table would write as Scale), Reshape (its 0, -1, axis and
 /// num_axes, which the table writes as the output's dims), InnerProduct with `transpose: true`.
-/// The importer records each (metadata
+/// PriorBox (its priors computed at import: an Identity of a constant; its bottoms, which only
+/// give sizes, kept as bottoms) and DetectionOutput. The importer records each (metadata
 /// `caffe_recorded_layers`: the layer's parameter without bottoms, tops and blobs, the values
 /// it read and made, its nodes by name and op, a digest of each blob); the exporter writes the
 /// layer back from the record while `RecordedLayerGroup.match` finds its nodes unchanged.
 let caffeRecordedLayerTypes: Set<String> = ["Swish", "Power", "Exp", "Log", "LRN", "Flatten", "InnerProduct", "Crop", "ArgMax",
                                              "BN", "Interp", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Scale",
-                                             "Pooling", "Bias", "Reshape"]
+                                             "Pooling", "Bias", "Reshape", "PriorBox", "DetectionOutput"]
 
 let caffeRecordedLayersKey = "caffe_recorded_layers"
 
@@ -38,7 +39,8 @@ extension CaffeContext {
         switch layer.type {
         case "Flatten": guard layer.flattenParam.axis != 1 || layer.flattenParam.endAxis != -1 else { return }
         case "InnerProduct": guard layer.innerProductParam.axis != 1 || layer.innerProductParam.transpose else { return }
-        case "Crop", "BN", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Bias", "Reshape": break
+        case "Crop", "BN", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Bias", "Reshape", "PriorBox",
+             "DetectionOutput": break
         case "Scale": guard inputs.count == 2 else { return }
         case "Pooling":
             guard layer.poolingParam.roundMode == .floor || graph.nodes.count - layerNodeStart > layer.top.count else { return }
@@ -52,7 +54,7 @@ extension CaffeContext {
         let made = Set(nodes.flatMap(\.outputs))
         let reads = Set(nodes.flatMap(\.inputs))
         guard inputs.enumerated().allSatisfy({ i, v in
-                  !made.contains(v.name) && (reads.contains(v.name) || (["Crop", "Interp"].contains(layer.type) && i == 1)) }),
+                  !made.contains(v.name) && (reads.contains(v.name) || (["Crop", "Interp"].contains(layer.type) && i == 1) || layer.type == "PriorBox") }),
               outputs.allSatisfy({ made.contains($0.name) }) else { return }
         var parameter = layer
         parameter.bottom = []

@@ -36,13 +36,14 @@ extension Graph {
 
     /// Identity nodes removed (their readers read the source); an Identity that makes a graph
     /// output from a node's value renames that value instead, unless the value is a graph input
-    /// or output itself (then the Identity stays).
-    public func removingIdentities() -> Graph {
+    /// or output itself (then the Identity stays). Identities `keeping` names stay too (a Caffe
+    /// PriorBox, whose record the Caffe exporter writes back).
+    public func removingIdentities(keeping: (Node) -> Bool = { _ in false }) -> Graph {
         var g = self
         var i = 0
         while i < g.nodes.count {
             let n = g.nodes[i]
-            guard case .identity = n.op, let source = n.inputs.first, let out = n.outputs.first else { i += 1; continue }
+            guard case .identity = n.op, !keeping(n), let source = n.inputs.first, let out = n.outputs.first else { i += 1; continue }
             let isOutput = g.outputs.contains { $0.name == out }
             if !isOutput {
                 g.nodes.remove(at: i)

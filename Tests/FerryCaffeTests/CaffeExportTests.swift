@@ -7,17 +7,14 @@ import FerryIR
 /// (compared by the importer's `<layer>/<role>` names) and its layer names; nets with asymmetric
 /// padding get the zero-extended-kernel form; errors name every node Caffe cannot express.
 struct CaffeExportTests {
-    /// The Caffe fixtures Caffe cannot express: the caffe/ entries of UNEXPRESSIBLE in
-    /// Tests/crosscheck/test_caffe_export.py, which checks their errors.
-    static let unexpressible: Set<String> = ["ssd_detection", "ssd_detection_options", "ssd_head"]
-    /// Every fixture the importer reads (manifest `expect` "ok") but the unexpressible ones.
+    /// Every fixture the importer reads (manifest `expect` "ok"): Caffe can express each.
     static var roundTripFixtures: [String] {
         let root = repositoryRoot.appendingPathComponent("fixtures/caffe").standardized
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         return names.sorted().filter { name in
             guard let data = FileManager.default.contents(atPath: root.appendingPathComponent("\(name)/manifest.json").path),
                   let manifest = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
-            return (manifest["expect"] as? String ?? "ok") == "ok" && !unexpressible.contains(name)
+            return (manifest["expect"] as? String ?? "ok") == "ok"
         }
     }
 
@@ -50,16 +47,9 @@ struct CaffeExportTests {
     @Test func roundTripCoversTheExpressibleFixtures() {
         // Not an empty list by a wrong path: the fixtures added with the Caffe importer are in it.
         let fixtures = Set(Self.roundTripFixtures)
-        #expect(fixtures.count >= 38)
-        #expect(fixtures.isSuperset(of: ["lenet", "interp", "upsample", "upsample_unpool", "argmax", "argmax_topk", "bn_fork", "fcn"]))
-    }
-
-    @Test(arguments: unexpressible.sorted())
-    func unexpressibleFixturesAreRefused(_ name: String) throws {
-        let dir = repositoryRoot.appendingPathComponent("fixtures/caffe/\(name)").standardized
-        let graph = try CaffeImporter.load(prototxt: dir.appendingPathComponent("net.prototxt").path,
-                                           weights: dir.appendingPathComponent("net.caffemodel").path)
-        #expect(throws: FerryError.self) { try CaffeExporter.export(graph) }
+        #expect(fixtures.count >= 42)
+        #expect(fixtures.isSuperset(of: ["lenet", "interp", "upsample", "upsample_unpool", "argmax", "argmax_topk", "bn_fork", "fcn",
+                                         "ssd_head", "ssd_detection"]))
     }
 
     @Test func asymmetricPaddingBecomesZeroTapsWithSymmetricPads() throws {

@@ -123,7 +123,9 @@ public enum CaffeExporter {
     /// Identities dropped, channels-first edges, a Transpose to NHWC before Flatten + Gemm
     /// folded into the Gemm's weight rows, and zero Pads folded into the Conv they feed.
     static func prepare(_ source: Graph) throws -> (Graph, [LayoutChange]) {
-        var graph = source.splittingFusedActivations().removingIdentities()
+        // A PriorBox (an Identity of the priors computed at import) stays for its record.
+        var graph = source.splittingFusedActivations().removingIdentities(keeping: {
+            $0.origins.first?.type == "PriorBox" && source.metadata["source_format"] == "caffe" })
         var changes: [LayoutChange] = []
         // A channels-last model (Keras, or ONNX written from Keras) has layout Transposes at its
         // edges; a Caffe model's edge Permutes are its own layers.

@@ -70,7 +70,8 @@ func buildPriorBox(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue]
     }
     if p.clip { boxes = boxes.map { min(max($0, 0), 1) } }
     let variances = (0..<(boxes.count / 4)).flatMap { _ in variance.count == 1 ? Array(repeating: variance[0], count: 4) : variance }
-    return [ctx.constant("priors", shape: [1, 2, boxes.count], boxes + variances)]
+    // An Identity of the constant: the layer's own node, so that its record can write it back.
+    return [try ctx.emit(.identity, [ctx.constant("priors", shape: [1, 2, boxes.count], boxes + variances)], role: "boxes")]
 }
 
 /// DetectionOutput (SSD): bottoms loc, conf (scores, after the net's softmax) and the priors
