@@ -69,7 +69,7 @@ CAFFE_TO_KERAS = ["lenet", "lenet_v1", "lenet_mixed", "eltwise", "inplace_split"
                   "shuffle_channel", "resnet_small", "upsample", "activations", "conv_forms", "embed", "inception",
                   "pooling_floor", "pooling_relu", "tile", "crop_all_axes", "fcn"]
 # Fixtures whose ONNX file Ferry's ONNX importer cannot read back yet (the ONNX issue).
-ONNX_IMPORT_LACKS = {"concat_family": "the ONNX importer has no Concat yet"}
+ONNX_IMPORT_LACKS: dict[str, str] = {}  # every Keras fixture reads back from its ONNX export
 # Keras -> ONNX -> Keras: fixtures whose ONNX form the Keras writer cannot map back to the layers.
 KERAS_VIA_ONNX_LACKS = {
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
