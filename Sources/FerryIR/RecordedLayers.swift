@@ -35,13 +35,16 @@ public struct RecordedLayerGroup {
     /// nodes unchanged (same names, ops and source layer), reading only its inputs, its own
     /// values and constants, its other values read nowhere else (but Transposes of an input:
     /// layout conversions later layers share), and each weight is a constant of the group,
-    /// maybe with its axes permuted. Nil otherwise.
+    /// maybe with its axes permuted. A recorded node of constant inputs alone may have been folded
+    /// by the optimizer into a constant of its name (MultiHeadAttention's causal keep, cast to
+    /// bool): that constant stands for it. Nil otherwise.
     public func match(in graph: Graph, index: [String: Int], readers: [String: [Int]]) -> (nodes: [Int], weights: [Tensor])? {
         let found = nodes.compactMap { n -> Int? in
             guard let i = index[n.name], "\(graph.nodes[i].op)" == n.op, graph.nodes[i].origins.first?.layer == layer else { return nil }
             return i
         }
-        guard !found.isEmpty, found.count == nodes.count else { return nil }
+        let folded = nodes.filter { index[$0.name] == nil && graph.initializers[$0.name] != nil && !self.outputs.contains($0.name) }
+        guard !found.isEmpty, found.count + folded.count == nodes.count else { return nil }
         let group = Set(found)
         let made = Set(found.flatMap { graph.nodes[$0].outputs })
         let inputs = Set(self.inputs)

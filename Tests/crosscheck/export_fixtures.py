@@ -74,15 +74,18 @@ ONNX_IMPORT_LACKS: dict[str, str] = {}  # every Keras fixture reads back from it
 KERAS_VIA_ONNX_LACKS = {
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
-    "attention_masks": "the ONNX importer's nodes for its masked attention layers (the scores' Transpose and MatMul "
-                       "fused by the optimizer when the ONNX file was written) are not the ones the Keras importer "
-                       "recorded, and alone they are products of two data tensors",
-    "attention_mask_none": "the ONNX importer's nodes for its masked Attention layers are not the ones the Keras "
-                           "importer recorded, and alone they are products of two data tensors",
-    "mha_robust_masking": "the ONNX importer's nodes for its masked MultiHeadAttention layers are not the ones the "
-                          "Keras importer recorded, and alone they are products of two data tensors",
+    "mha_robust_masking": "the optimizer that wrote the ONNX file merged mha_robust_causal's Unsqueeze and Cast of the "
+                          "mask into mha_robust's (the same ops on the same input), so neither MultiHeadAttention "
+                          "holds its recorded nodes alone; alone they are products of two data tensors",
     "core_misc": "the optimizer folds BatchNormalization(axis=1) after a Dense on a 4-D input into the Dense's 1x1 "
                  "Conv and a Mul and Add by per-row constants; Keras's Rescaling scales along the last axis only",
+}
+
+# Keras -> ONNX -> Keras fixtures whose .h5 (the Keras 2 layout, read as tf_keras means it) computes
+# what tf_keras's source does, not the Keras 3 source's: compared with keras2.h5's references.
+VIA_ONNX_KERAS2_MEANING = {
+    "attention_masks": "mha_cross_masked returns its scores: where a query sees no key, Keras 3.15 gives zeros and "
+                       "tf_keras (the .h5's reader) uniform weights",
 }
 
 # What Keras -> Ferry -> Keras (.h5) changes on purpose; everything else (model class, layer names

@@ -5,8 +5,11 @@ import FerryIR
 /// record: in an ONNX file Ferry wrote (whose nodes the optimizer may have shared between two
 /// layers computing the same scores, so the records no longer match), or any graph holding the
 /// same sequence. Dot scores: softmax(query · keyᵀ (× scale) (+ causal mask)) · value; concat
-/// scores: softmax(concat_score_weight × Σ tanh((query_i + key_j) (× scale))) · value. Each
-/// pattern is written as its own Attention layer; nodes two patterns share are computed by both.
+/// scores: softmax(concat_score_weight × Σ tanh((query_i + key_j) (× scale))) · value. With
+/// `mask=[query_mask, value_mask]` the importer hides keys by subtracting
+/// 1e9 × float(not(value_mask rows (and the causal keep))) from the scores, and zeros hidden
+/// queries' outputs by multiplying them by float(query_mask columns). Each pattern is written as
+/// its own Attention layer; nodes two patterns share are computed by both.
 struct AttentionPattern {
     var query: String
     var value: String
@@ -15,6 +18,9 @@ struct AttentionPattern {
     var scale: Tensor?
     var concatScoreWeight: Tensor?
     var causal: Bool
+    /// The (batch, time) masks of `mask=[query_mask, value_mask]`, nil where that side is unmasked.
+    var queryMask: String?
+    var valueMask: String?
     /// The softmax output, when read outside the pattern (return_attention_scores).
     var weightsOut: String?
     var output: String
@@ -37,6 +43,19 @@ func attentionPatterns(_ graph: Graph, taken: Set<Int>, _ ctx: KerasExportContex
         }
         return nil
     }
+    /// A mask as the importer reads it into the scores' axes: Unsqueeze(axis) of a (batch, time)
+    /// tensor, cast to bool unless it is one; the mask and the nodes.
+    func maskRead(_ v: String, axis: Int) -> (String, [Int])? {
+        var v = v
+        var nodes: [Int] = []
+        if let (ci, cn) = made(v), case .cast(to: .bool) = cn.op {
+            nodes.append(ci)
+            v = cn.inputs[0]
+        }
+        guard let (ui, un) = made(v), case .unsqueeze(let axes) = un.op, axes == [axis], rank(un.inputs[0]) == 2,
+              ctx.constant(un.inputs[0]) == nil else { return nil }
+        return (un.inputs[0], nodes + [ui])
+    }
     var found: [Int: AttentionPattern] = [:]
     for (s, node) in graph.nodes.enumerated() where !taken.contains(s) {
         guard case .softmax(let axis) = node.op, let r = rank(node.outputs[0]), r == 3, axis == -1 || axis == 2 else { continue }
@@ -50,11 +69,27 @@ func attentionPatterns(_ graph: Graph, taken: Set<Int>, _ ctx: KerasExportContex
         var nodes = [s, out[0]]
         var v = node.inputs[0]
         var causal = false
+        var valueMask: String?
         if let (i, n) = made(v), case .add = n.op, let (other, mask) = causalMaskOperand(n, ctx) {
             causal = true
             nodes.append(i)
             v = other
             _ = mask
+        } else if let (i, n) = made(v), case .sub = n.op, let (pi, pn) = made(n.inputs[1]), case .mul = pn.op,
+                  let (hidden, large) = scalarOperand(pn), large.floats == [1e9],
+                  let (fi, fn) = made(hidden), case .cast(to: .float32) = fn.op, let (ni, nn) = made(fn.inputs[0]), case .not = nn.op {
+            // Keys hidden by the value mask: scores − 1e9 × float(not(keep)).
+            var keep = nn.inputs[0]
+            var extra = [i, pi, fi, ni]
+            if let (ai, an) = made(keep), case .and = an.op, let other = causalKeepOperand(an, ctx) {
+                causal = true
+                keep = other
+                extra.append(ai)
+            }
+            guard let (mask, maskNodes) = maskRead(keep, axis: 1) else { continue }
+            valueMask = mask
+            nodes += extra + maskNodes
+            v = n.inputs[0]
         }
         var pattern: AttentionPattern?
         if let (i, n) = made(v), case .mul = n.op, let (other, c) = scalarOperand(n),
@@ -94,6 +129,19 @@ func attentionPatterns(_ graph: Graph, taken: Set<Int>, _ ctx: KerasExportContex
                                        nodes: nodes + extra)
         }
         guard var p = pattern, ctx.constant(p.query) == nil, ctx.constant(p.key) == nil else { continue }
+        p.valueMask = valueMask
+        // Hidden queries' outputs zeroed: output × float(query_mask columns), the output's one reader.
+        if let readOnce = readers[p.output], readOnce.count == 1, !ctx.isGraphOutput(p.output),
+           let (mi, mn) = made(graph.nodes[readOnce[0]].outputs[0]), case .mul = mn.op {
+            for (a, b) in [(0, 1), (1, 0)] where mn.inputs[a] == p.output {
+                guard let (fi, fn) = made(mn.inputs[b]), case .cast(to: .float32) = fn.op,
+                      let (mask, maskNodes) = maskRead(fn.inputs[0], axis: 2) else { continue }
+                p.queryMask = mask
+                p.output = mn.outputs[0]
+                p.nodes += [mi, fi] + maskNodes
+                break
+            }
+        }
         // The weights read elsewhere (or a model output) are the layer's second output.
         if ctx.isGraphOutput(weights) || (readers[weights] ?? []).count > 1 { p.weightsOut = weights }
         found[s] = p
@@ -119,6 +167,17 @@ private func causalMaskOperand(_ n: Node, _ ctx: KerasExportContext) -> (String,
     return nil
 }
 
+/// Keras's causal keep among an And's inputs (a bool constant, true where key <= query), and the other input.
+private func causalKeepOperand(_ n: Node, _ ctx: KerasExportContext) -> String? {
+    for (a, b) in [(0, 1), (1, 0)] {
+        guard let c = ctx.graph.initializers[n.inputs[b]], c.rank == 2, case .bool(let keep) = c.storage,
+              ctx.graph.initializers[n.inputs[a]] == nil else { continue }
+        let (t, s) = (c.shape[0], c.shape[1])
+        if (0..<t).allSatisfy({ row in (0..<s).allSatisfy { col in keep[row * s + col] == (col <= row) } }) { return n.inputs[a] }
+    }
+    return nil
+}
+
 extension KerasExportContext {
     /// Writes an Attention pattern as Attention([query, value(, key)]) with its scale and
     /// concat weight, `use_causal_mask` and `return_attention_scores` as call options.
@@ -133,6 +192,10 @@ extension KerasExportContext {
         let out = tensor[p.output]!
         var arguments: [String: KerasCallArgument] = [:]
         if p.causal { arguments["use_causal_mask"] = .flag(true) }
+        if p.queryMask != nil || p.valueMask != nil {
+            arguments["mask"] = .tensors([try p.queryMask.map { try input($0, layout: [0, 1]) },
+                                          try p.valueMask.map { try input($0, layout: [0, 1]) }])
+        }
         if let w = p.weightsOut {
             arguments["return_attention_scores"] = .flag(true)
             tensor[w] = KerasTensorRef(layer: out.layer, node: out.node, tensor: 1)
