@@ -163,7 +163,7 @@ extension PlanBuilder {
         if InnerKernels.simd, PlanBuilder.packedGemmEnabled, constant(node.inputs[1]) != nil, rows > 0 {
             packedWeights = packedConvWeights(node.inputs[1], narrow: narrow, group: group, rows: mg, depth: rows)
         }
-        let gemmScratch = packedWeights == nil ? 0 : ArenaPlanner.aligned(PackedGemm.scratchCount) * threads
+        let gemmScratch = packedWeights == nil ? 0 : packedScratchStep * threads
         let kind = (pointwise ? "conv.1x1" : "conv.im2col") + (packedWeights == nil ? "-sgemm" : narrow ? "-packed-narrow" : "-packed")
         return PlannedKernel(name: kind, scratch: columnScratch + gemmScratch) { b in
             // Packed weights are read from the store's copy: the original is not needed (and a
@@ -201,7 +201,7 @@ extension PlanBuilder {
                             while start < outPlane {
                                 let count = Swift.min(tile, outPlane - start)
                                 let panels = (count + PackedGemm.columnsPerPanel - 1) / PackedGemm.columnsPerPanel
-                                if let packedWeights, !narrow, panels >= 4 * threads {
+                                if let packedWeights, !narrow, packedProductSplitsColumns(panels, threads: threads) {
                                     // Each thread unfolds the columns it multiplies (whole panels) into its own
                                     // part of the column buffer and multiplies them while they are in its cache;
                                     // no thread waits for another's unfolding (with 3 input channels, splitting
@@ -216,7 +216,7 @@ extension PlanBuilder {
                                                             columns: 0..<(end - first), c: out + first, ldc: outPlane,
                                                             epilogue: Epilogue(bias: bs, residual: res.map { $0 + first },
                                                                                activation: activation),
-                                                            scratch: gemmScratchBase + k * ArenaPlanner.aligned(PackedGemm.scratchCount))
+                                                            scratch: gemmScratchBase + k * packedScratchStep)
                                     }
                                     fused = true
                                 } else {
@@ -249,12 +249,12 @@ extension PlanBuilder {
 /// C[rows, n] = packed A x B[depth, n] on `threads` threads (A packed for the narrow kernel when
 /// `narrow`): products with many column panels split columns (in whole panels), the others split
 /// A's row panels. Either way each element is summed in the same order, so the split does not
-/// change results. `scratch` holds `aligned(PackedGemm.scratchCount) * threads` floats.
+/// change results. `scratch` holds `packedScratchStep * threads` floats.
 func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, depth: Int, b: UnsafePointer<Float>, ldb: Int,
                     n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue, threads: Int,
                     scratch: UnsafeMutablePointer<Float>) {
     let panels = narrow ? PackedGemm.narrowPanelCount(rows: rows) : PackedGemm.panelCount(rows: rows)
-    let step = ArenaPlanner.aligned(PackedGemm.scratchCount)
+    let step = packedScratchStep
     let nr = narrow ? PackedGemm.narrowColumnsPerPanel : PackedGemm.columnsPerPanel
     let columnPanels = (n + nr - 1) / nr
     func run(_ k: Int, _ ps: Range<Int>, _ columns: Range<Int>) {
@@ -266,7 +266,7 @@ func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, de
                                 columns: columns, c: c, ldc: ldc, epilogue: epilogue, scratch: scratch + k * step)
         }
     }
-    if columnPanels >= 4 * threads {
+    if packedProductSplitsColumns(columnPanels, threads: threads) {
         parallelChunksIndexed(columnPanels, threads: threads) { k, qs in
             run(k, 0..<panels, (qs.lowerBound * nr)..<Swift.min(qs.upperBound * nr, n))
         }
@@ -274,6 +274,13 @@ func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, de
         parallelChunksIndexed(panels, threads: threads) { k, ps in run(k, ps, 0..<n) }
     }
 }
+
+/// Floats between two threads' PackedGemm scratch blocks.
+let packedScratchStep = ArenaPlanner.aligned(PackedGemm.scratchCount)
+
+/// Whether a packed product of `columnPanels` column panels gives each thread whole column
+/// panels (enough of them to share out evenly), rather than row panels of every column.
+func packedProductSplitsColumns(_ columnPanels: Int, threads: Int) -> Bool { columnPanels >= 4 * threads }
 
 /// Unfolds output columns `columns` of one image's channels `channels` into `col`, a
 /// [rows, columns.count] matrix whose row (c, ky, kx) holds what that tap reads for each output
