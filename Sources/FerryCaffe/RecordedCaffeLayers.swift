@@ -101,7 +101,7 @@ func writableRecordedCaffeLayers(_ graph: Graph) -> [Int: WritableRecordedCaffeL
           let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [:] }
     let index = Dictionary(graph.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
     let readers = graph.consumerIndices()
-    var matched: [Int: (group: RecordedLayerGroup, nodes: [Int], payload: WritableRecordedCaffeLayer)] = [:]
+    var matched: [Int: (group: RecordedLayerGroup, match: RecordedLayerMatch, payload: WritableRecordedCaffeLayer)] = [:]
     for r in list {
         guard let layer = r["layer"] as? String, let text = r["parameter"] as? String,
               let parameter = try? Caffe_LayerParameter(textFormatString: text),
@@ -112,7 +112,7 @@ func writableRecordedCaffeLayers(_ graph: Graph) -> [Int: WritableRecordedCaffeL
             nodes: nodes.map { ($0["name"] ?? "", $0["op"] ?? "") },
             weights: weights.map { .init(shape: $0["shape"] as? [Int] ?? [], digest: $0["digest"] as? String ?? "") })
         guard let m = group.match(in: graph, index: index, readers: readers) else { continue }
-        matched[m.nodes.min()!] = (group, m.nodes, WritableRecordedCaffeLayer(parameter: parameter, inputs: inputs, outputs: outputs,
+        matched[m.nodes.min()!] = (group, m, WritableRecordedCaffeLayer(parameter: parameter, inputs: inputs, outputs: outputs,
                                                                              nodes: m.nodes, blobs: m.weights))
     }
     return RecordedLayerGroup.complete(matched, in: graph).mapValues(\.payload)

@@ -33,36 +33,70 @@ public struct RecordedLayerGroup {
 
     /// The group's node indices and weights (in the recorded shapes) when `graph` holds its
     /// nodes unchanged (same names, ops and source layer), reading only its inputs, its own
-    /// values and constants, its other values read nowhere else (but Transposes of an input:
-    /// layout conversions later layers share), and each weight is a constant of the group,
-    /// maybe with its axes permuted. A recorded node of constant inputs alone may have been folded
-    /// by the optimizer into a constant of its name (MultiHeadAttention's causal keep, cast to
-    /// bool): that constant stands for it. Nil otherwise.
-    public func match(in graph: Graph, index: [String: Int], readers: [String: [Int]]) -> (nodes: [Int], weights: [Tensor])? {
-        let found = nodes.compactMap { n -> Int? in
-            guard let i = index[n.name], "\(graph.nodes[i].op)" == n.op, graph.nodes[i].origins.first?.layer == layer else { return nil }
-            return i
+    /// values and constants, and each weight is a constant of the group, maybe with its axes
+    /// permuted. Nil otherwise.
+    ///
+    /// The optimizer may have changed the nodes in two ways that keep the layer's meaning:
+    /// - a recorded node of constant inputs alone folded into a constant of its name
+    ///   (MultiHeadAttention's causal keep, cast to bool): that constant stands for it;
+    /// - a recorded node merged by common-subexpression elimination into another layer's node of
+    ///   the same op on the same values (two MultiHeadAttention layers' Unsqueeze and Cast of one
+    ///   mask), which then names this layer among its origins: that node stands for it when it
+    ///   reads only the group's inputs, constants and other such nodes. It is `shared`: the
+    ///   other layer holds it, both layers compute it.
+    /// The group's values read outside it (but Transposes of an input: layout conversions later
+    /// layers share) are `exposed`, by the node making them: `complete` keeps the group only when
+    /// each such reader belongs to a kept group that shares the node.
+    public func match(in graph: Graph, index: [String: Int], readers: [String: [Int]]) -> RecordedLayerMatch? {
+        var found: [Int] = []
+        var missing: [String] = []
+        for n in nodes {
+            if let i = index[n.name] {
+                guard "\(graph.nodes[i].op)" == n.op, graph.nodes[i].origins.first?.layer == layer else { return nil }
+                found.append(i)
+            } else if graph.initializers[n.name] == nil || outputs.contains(n.name) {
+                missing.append(n.op)
+            }
         }
-        let folded = nodes.filter { index[$0.name] == nil && graph.initializers[$0.name] != nil && !self.outputs.contains($0.name) }
-        guard !found.isEmpty, found.count + folded.count == nodes.count else { return nil }
-        let group = Set(found)
-        let made = Set(found.flatMap { graph.nodes[$0].outputs })
+        guard !found.isEmpty else { return nil }
         let inputs = Set(self.inputs)
+        var made = Set(found.flatMap { graph.nodes[$0].outputs })
         let outputs = Set(self.outputs)
-        let graphOutputs = Set(graph.outputs.map(\.name))
         guard outputs.isSubset(of: made) else { return nil }
-        let readsOwn = found.allSatisfy { i in
-            graph.nodes[i].inputs.allSatisfy { $0.isEmpty || made.contains($0) || inputs.contains($0) || graph.initializers[$0] != nil }
+        // Values the found nodes read that are none of theirs: made by the nodes standing for the
+        // missing ones, walked back to the group's inputs.
+        let known = { (v: String) in v.isEmpty || made.contains(v) || inputs.contains(v) || graph.initializers[v] != nil }
+        var foreign = found.flatMap { graph.nodes[$0].inputs }.filter { !known($0) }
+        var shared: [Int] = []
+        if !foreign.isEmpty {
+            let producers = graph.producerIndices()
+            while let v = foreign.popLast() {
+                if known(v) { continue }
+                guard let p = producers[v], graph.nodes[p].origins.first?.layer != layer,
+                      graph.nodes[p].origins.contains(where: { $0.layer == layer }), let k = missing.firstIndex(of: "\(graph.nodes[p].op)") else { return nil }
+                missing.remove(at: k)
+                shared.append(p)
+                made.formUnion(graph.nodes[p].outputs)
+                foreign += graph.nodes[p].inputs.filter { !known($0) }
+            }
         }
+        guard missing.isEmpty else { return nil }
+        let group = Set(found)
+        let graphOutputs = Set(graph.outputs.map(\.name))
         let conversions = Set(found.filter { i in
             if case .transpose = graph.nodes[i].op { return inputs.contains(graph.nodes[i].inputs[0]) }
             return false
         }.map { graph.nodes[$0].outputs[0] })
-        let sealed = made.subtracting(outputs).allSatisfy { v in
-            !graphOutputs.contains(v) && (conversions.contains(v) || (readers[v] ?? []).allSatisfy { group.contains($0) })
+        var exposed: [Int: [Int]] = [:]
+        for i in found {
+            for v in graph.nodes[i].outputs where !outputs.contains(v) && !conversions.contains(v) {
+                if graphOutputs.contains(v) { return nil }
+                let outside = (readers[v] ?? []).filter { !group.contains($0) }
+                if !outside.isEmpty { exposed[i, default: []] += outside }
+            }
         }
-        guard readsOwn, sealed else { return nil }
-        let constants = Array(Set(found.flatMap { graph.nodes[$0].inputs }.filter { graph.initializers[$0]?.dtype == .float32 })).sorted()
+        let members = found + shared
+        let constants = Array(Set(members.flatMap { graph.nodes[$0].inputs }.filter { graph.initializers[$0]?.dtype == .float32 })).sorted()
         var tensors: [Tensor] = []
         for w in weights {
             let count = w.shape.reduce(1, *)
@@ -73,24 +107,52 @@ public struct RecordedLayerGroup {
             }).first else { return nil }
             tensors.append(t.reshaped(w.shape))
         }
-        return (found, tensors)
+        return RecordedLayerMatch(nodes: found, shared: shared, exposed: exposed, weights: tensors)
     }
 
     /// Of `matched` groups (by their first node), those whose layer has no nodes outside its
-    /// matched groups but Transposes (layout conversions, no layer of their own).
-    public static func complete<T>(_ matched: [Int: (group: RecordedLayerGroup, nodes: [Int], payload: T)], in graph: Graph)
-        -> [Int: (group: RecordedLayerGroup, nodes: [Int], payload: T)] {
+    /// matched groups but Transposes (layout conversions, no layer of their own), whose shared
+    /// nodes a kept group holds, and whose exposed values only kept groups sharing their maker
+    /// read; until no more groups drop.
+    public static func complete<T>(_ matched: [Int: (group: RecordedLayerGroup, match: RecordedLayerMatch, payload: T)], in graph: Graph)
+        -> [Int: (group: RecordedLayerGroup, match: RecordedLayerMatch, payload: T)] {
         var byLayer: [String: Set<Int>] = [:]
         for (i, n) in graph.nodes.enumerated() { byLayer[n.origins.first?.layer ?? "", default: []].insert(i) }
-        var covered: [String: Set<Int>] = [:]
-        for m in matched.values { covered[m.group.layer, default: []].formUnion(m.nodes) }
-        return matched.filter { _, m in
-            (byLayer[m.group.layer] ?? []).subtracting(covered[m.group.layer] ?? []).allSatisfy {
-                if case .transpose = graph.nodes[$0].op { return true }
-                return false
+        var kept = matched
+        while true {
+            var covered: [String: Set<Int>] = [:]
+            var owner: [Int: Int] = [:]
+            for (key, m) in kept {
+                covered[m.group.layer, default: []].formUnion(m.match.nodes)
+                for i in m.match.nodes { owner[i] = key }
             }
+            let next = kept.filter { _, m in
+                let whole = (byLayer[m.group.layer] ?? []).subtracting(covered[m.group.layer] ?? []).allSatisfy {
+                    if case .transpose = graph.nodes[$0].op { return true }
+                    return false
+                }
+                let sharedHeld = m.match.shared.allSatisfy { owner[$0] != nil }
+                let exposedShared = m.match.exposed.allSatisfy { maker, outside in
+                    outside.allSatisfy { r in owner[r].flatMap { kept[$0] }?.match.shared.contains(maker) == true }
+                }
+                return whole && sharedHeld && exposedShared
+            }
+            if next.count == kept.count { return kept }
+            kept = next
         }
     }
+}
+
+/// Where a recorded layer's nodes are in a graph (`RecordedLayerGroup.match`).
+public struct RecordedLayerMatch {
+    /// The group's own nodes, found by name.
+    public var nodes: [Int]
+    /// Other layers' nodes standing for recorded nodes the optimizer merged into them.
+    public var shared: [Int]
+    /// Own nodes whose values nodes outside the group read, with those readers.
+    public var exposed: [Int: [Int]]
+    /// The recorded weights found again, in the recorded shapes.
+    public var weights: [Tensor]
 }
 
 /// FNV-1a (64 bits) of the floats' bit patterns: a weight's identity, bit for bit.

@@ -74,9 +74,6 @@ ONNX_IMPORT_LACKS: dict[str, str] = {}  # every Keras fixture reads back from it
 KERAS_VIA_ONNX_LACKS = {
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
-    "mha_robust_masking": "the optimizer that wrote the ONNX file merged mha_robust_causal's Unsqueeze and Cast of the "
-                          "mask into mha_robust's (the same ops on the same input), so neither MultiHeadAttention "
-                          "holds its recorded nodes alone; alone they are products of two data tensors",
     "core_misc": "the optimizer folds BatchNormalization(axis=1) after a Dense on a 4-D input into the Dense's 1x1 "
                  "Conv and a Mul and Add by per-row constants; Keras's Rescaling scales along the last axis only",
 }

@@ -47,6 +47,10 @@ VIA_ONNX_SAME_LAYERS = {
                            "[None, value_mask])",
     "attention_masks": "masked Attention layers found again in the ONNX file's ops, MultiHeadAttention from records "
                        "whose causal keep the optimizer folded to a constant",
+    # The optimizer merged mha_robust_causal's Unsqueeze and Cast of the mask into mha_robust's:
+    # the merged nodes stand for both layers' (RecordedLayerGroup.match's shared nodes).
+    "mha_robust_masking": "both MultiHeadAttention layers from their records, though they share the mask's Unsqueeze "
+                          "and Cast in the ONNX file",
 }
 
 

@@ -171,7 +171,7 @@ func writableRecordedCalls(_ graph: Graph, _ ctx: KerasExportContext) -> [Int: W
     if calls.isEmpty { return [:] }
     let index = Dictionary(graph.nodes.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
     let readers = graph.consumerIndices()
-    var matched: [Int: (group: RecordedLayerGroup, nodes: [Int], payload: WritableRecordedCall)] = [:]
+    var matched: [Int: (group: RecordedLayerGroup, match: RecordedLayerMatch, payload: WritableRecordedCall)] = [:]
     for call in calls {
         // An RNN's weights are in the IR's recurrent ops with ONNX's gate order and bias rows, not
         // found by permuting axes: its cells' Keras weights are made again from the ops (as the
@@ -186,7 +186,7 @@ func writableRecordedCalls(_ graph: Graph, _ ctx: KerasExportContext) -> [Int: W
                   zip(made, call.weights).allSatisfy({ $0.count == $1.shape.reduce(1, *) && weightDigest($0.floats) == $1.digest }) else { continue }
             weights = zip(made, call.weights).map { $0.reshaped($1.shape) }
         }
-        matched[m.nodes.min()!] = (group, m.nodes, WritableRecordedCall(call: call, nodes: m.nodes,
+        matched[m.nodes.min()!] = (group, m, WritableRecordedCall(call: call, nodes: m.nodes,
                                                                          weights: zip(call.weights, weights).map { ($0.name, $1) }))
     }
     return RecordedLayerGroup.complete(matched, in: graph).mapValues(\.payload)
