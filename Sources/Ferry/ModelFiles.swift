@@ -101,10 +101,10 @@ public func saveModel(_ graph: Graph, to path: String, format: ModelFormat, opse
         return SavedModel(files: [path] + (data.map { [$0.path] } ?? []), layoutChanges: [])
     case .kerasH5:
         let export = try KerasExporter.writeH5(graph, to: path)
-        return SavedModel(files: [path], layoutChanges: export.layoutChanges)
+        return SavedModel(files: [path], layoutChanges: export.layoutChanges, warnings: export.warnings)
     case .kerasZip:
         let export = try KerasExporter.writeKeras(graph, to: path)
-        return SavedModel(files: [path], layoutChanges: export.layoutChanges)
+        return SavedModel(files: [path], layoutChanges: export.layoutChanges, warnings: export.warnings)
     case .caffe:
         let written = try CaffeExporter.write(graph, to: path)
         return SavedModel(files: [written.prototxt, written.caffemodel], layoutChanges: written.export.layoutChanges)
@@ -116,6 +116,9 @@ public struct SavedModel: Sendable {
     public var files: [String]
     /// Inputs and outputs whose layout differs from the source model's (NHWC <-> NCHW).
     public var layoutChanges: [LayoutChange]
+    /// Where the written file's reader gives a layer another meaning than the source (the
+    /// layer and how), printed by `ferry convert` as warnings.
+    public var warnings: [String] = []
 }
 
 /// The files a conversion to `format` at `path` writes (to refuse overwriting any of them).

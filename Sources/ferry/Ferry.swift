@@ -168,6 +168,7 @@ struct Convert: ParsableCommand {
         let saved = try saveModel(graph, to: destination, format: format, opset: opset, externalData: externalData)
         print("wrote \(saved.files.joined(separator: " and ")) (\(format.rawValue), \(graph.nodes.count) nodes, \(graph.parameterCount) parameters)")
         for change in saved.layoutChanges { print("layout: \(change)") }
+        for warning in saved.warnings { FileHandle.standardError.write(Data("warning: \(destination): \(warning)\n".utf8)) }
     }
 }
 

@@ -79,7 +79,8 @@ KERAS_VIA_ONNX_LACKS = {
 }
 
 # Keras -> ONNX -> Keras fixtures whose .h5 (the Keras 2 layout, read as tf_keras means it) computes
-# what tf_keras's source does, not the Keras 3 source's: compared with keras2.h5's references.
+# what tf_keras's source does, not the Keras 3 source's: compared with keras2.h5's references
+# (`ferry convert` warns naming the layer: test_keras_export.py's MEANING_WARNINGS).
 VIA_ONNX_KERAS2_MEANING = {
     "attention_masks": "mha_cross_masked returns its scores: where a query sees no key, Keras 3.15 gives zeros and "
                        "tf_keras (the .h5's reader) uniform weights",

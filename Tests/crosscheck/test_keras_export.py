@@ -112,6 +112,7 @@ def test_keras_round_trip(name, tmp_path):
     out = tmp_path / "model.h5"
     result = ferry("convert", model_dir / "keras2.h5", out, check=True)
     assert "layout:" not in result.stdout, "a Keras model keeps its NHWC interface"
+    assert "warning:" not in result.stderr, "tf_keras reads a tf_keras source's layers as the source meant them"
     with h5py.File(out, "r") as f:
         assert f.attrs["keras_version"] and f.attrs["backend"] == "tensorflow"
         config = json.loads(f.attrs["model_config"])
@@ -210,6 +211,51 @@ def test_unexpressible_fixtures_fail_listing_the_nodes(fixture, tmp_path):
     assert len(error) == 1 and f": {layer}: Keras cannot express" in error[0] and reason in error[0], result.stderr
     assert "Lambda" in error[0]
     assert not list(tmp_path.iterdir()), "a failed export leaves no file"
+
+
+# Keras files whose reader gives a layer another meaning than its source: (source file, target
+# extension) -> the layers `ferry convert` warns about, and what each warning must say. A
+# MultiHeadAttention with an attention_mask that returns its scores: where a query sees no key,
+# Keras 3.15 gives zero weights and tf_keras (the reader of a Keras 2 layout .h5, as Ferry)
+# uniform ones; its int32 mask's values other than 0 and 1 count otherwise too. The causal
+# mha_self_masked_causal (boolean mask in tf_keras, no scores) and unmasked layers do not warn.
+MEANING_WARNINGS = {
+    ("attention_masks/keras3.h5", "h5"): {"mha_cross_masked": ["Keras 3 (the source) gives it zero weights and tf_keras uniform",
+                                                               "returns its attention scores", "mask value other than 0 and 1",
+                                                               "write a .keras to keep Keras 3's"]},
+    ("attention_masks/keras3.keras", "h5"): {"mha_cross_masked": ["Keras 3 (the source) gives it zero weights and tf_keras uniform"]},
+    ("attention_masks/keras3.h5", "keras"): {},  # Keras 3 reads the .keras with its own masking
+    ("attention_masks/keras2.h5", "h5"): {},  # tf_keras reads the .h5 with its own masking
+    ("attention_masks/keras2.h5", "keras"): {"mha_cross_masked": ["tf_keras (the source) gives it uniform weights and Keras 3 zero",
+                                                                  "write a .h5 to keep tf_keras's"]},
+    ("multi_head_attention/keras3.h5", "h5"): {},  # unmasked
+    ("attention_mask_none/keras3.h5", "h5"): {},  # Attention's masks mean the same in both
+    ("mha_robust_masking/keras2.h5", "h5"): {},
+}
+
+
+@pytest.mark.parametrize("source,target", sorted(MEANING_WARNINGS), ids=lambda v: str(v))
+def test_convert_warns_where_the_reader_means_otherwise(source, target, tmp_path):
+    """A layer whose meaning the written file's Keras reads otherwise is written, and `ferry
+    convert` prints one `warning: <file>: <layer> (<class>) ...` line per such layer (stderr)."""
+    out = tmp_path / f"model.{target}"
+    result = ferry("convert", KERAS_FIXTURES / source, out, check=True)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    expected = MEANING_WARNINGS[(source, target)]
+    assert len(warnings) == len(expected), result.stderr
+    for layer, phrases in expected.items():
+        line = next((w for w in warnings if w.startswith(f"warning: {out}: {layer} (MultiHeadAttention) ")), None)
+        assert line is not None, result.stderr
+        for phrase in phrases:
+            assert phrase in line, line
+
+
+def test_convert_through_onnx_still_warns(tmp_path):
+    """The source's Keras version travels in the ONNX file: Keras 3 -> ONNX -> .h5 warns too."""
+    ferry("convert", KERAS_FIXTURES / "attention_masks" / "keras3.h5", tmp_path / "model.onnx", check=True)
+    result = ferry("convert", tmp_path / "model.onnx", tmp_path / "model.h5", check=True)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and ": mha_cross_masked (MultiHeadAttention) " in warnings[0], result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(ZIP_UNEXPRESSIBLE))

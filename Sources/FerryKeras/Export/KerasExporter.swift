@@ -18,6 +18,9 @@ public enum KerasExporter {
         public var layoutChanges: [LayoutChange]
         /// Whether the model is written as a Sequential (a chain of single-input layers).
         public var isSequential: Bool
+        /// Layers the file's reader gives another meaning than the source had, and how
+        /// (`KerasMaskingMeaning.swift`): the conversion prints them as warnings.
+        public var warnings: [String] = []
     }
 
     /// A written layer: name, class, config, calls and weights (Keras names and order).
@@ -179,7 +182,7 @@ public enum KerasExporter {
         let sequential = nestedModels && graph.metadata["keras_model_class"] == "Sequential"
             && isChain(ctx.layers, inputs: inputLayers, outputs: outputLayers)
         let config = modelConfig(name: name, layers: ctx.layers, inputs: inputLayers, outputs: outputLayers, sequential: sequential)
-        return Export(config: config, layers: ctx.layers, layoutChanges: changes, isSequential: sequential)
+        return Export(config: config, layers: ctx.layers, layoutChanges: changes, isSequential: sequential, warnings: ctx.warnings)
     }
 
     /// The layers in the order Keras lists a Functional model's layers (and loads an `.h5`'s
@@ -399,6 +402,8 @@ struct KerasExportContext {
     var timeMixError: String?
     var usedNames = Set<String>()
     var absorbed = Set<Int>()
+    /// What the file's reader means otherwise than the source (`Export.warnings`).
+    var warnings: [String] = []
     /// The paths of the nested models the source used as layers.
     let nestedModels: [String: NestedModel]
     private var sourceLayerTaken = Set<String>()

@@ -216,6 +216,7 @@ extension KerasExportContext {
         if target == .keras3Zip, r.call.className == "MultiHeadAttention", r.call.config["softmax_robust_masking"] as? Bool == true {
             throw error("softmax_robust_masking is tf_keras's; Keras 3's MultiHeadAttention has no such option (written only in a .h5)")
         }
+        if let change = maskingMeaningChange(r.call) { warnings.append(change) }
         var inbound: [KerasTensorRef] = []
         for t in r.call.inputs { inbound.append(try input(t.value, layout: layoutOf(t, try rank(t.value)))) }
         var arguments: [String: KerasCallArgument] = r.call.keywords.mapValues { .flag($0) }
