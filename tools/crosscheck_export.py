@@ -146,15 +146,16 @@ def main():
                         print(f"skip {label}{suffix} in tf_keras: {KERAS3_ONLY[name]}")
                         continue
                     if framework == "keras" and suffix == ".h5" and name in KERAS3_CANNOT_READ_KERAS2:
-                        # Keras 3 cannot read this Keras 2 layout: check that it still cannot read
-                        # tf_keras's own file either (else Ferry's should load).
+                        # Keras 3 cannot read (or run) this Keras 2 layout: check that it still cannot
+                        # read and run tf_keras's own file either (else Ferry's should too).
                         try:
-                            load_with("keras")(str(source), compile=False)
-                            print(f"FAIL {label}{suffix} in keras: Keras 3 now reads tf_keras's file; remove it from "
-                                  "KERAS3_CANNOT_READ_KERAS2")
+                            load_with("keras")(str(source), compile=False).predict(
+                                feeds if len(feeds) > 1 else feeds[0], verbose=0)
+                            print(f"FAIL {label}{suffix} in keras: Keras 3 now reads and runs tf_keras's file; remove it "
+                                  "from KERAS3_CANNOT_READ_KERAS2")
                             failures += 1
                         except Exception as e:  # noqa: BLE001 - the expected failure
-                            print(f"skip {label}{suffix} in keras: Keras 3 cannot read tf_keras's own file either "
+                            print(f"skip {label}{suffix} in keras: Keras 3 cannot read or run tf_keras's own file either "
                                   f"({KERAS3_CANNOT_READ_KERAS2[name]}; {type(e).__name__})")
                         continue
                     try:

@@ -11,9 +11,6 @@ extension LayerContext {
     /// with other options, or whose nodes read an input in neither of its forms, is not recorded.
     func recordCall(_ layer: ParsedLayer, _ call: LayerCall, inputs: [KerasTensor], named: [(key: String, tensors: [KerasTensor])],
                     outputs: [KerasTensor], firstNode: Int) {
-        // tf_keras's gaussian and mitchellcubic filters: Keras 3 has neither, so no file would
-        // mean the same in both (the nodes stay, and are refused naming them).
-        if let interpolation = layer.config["interpolation"] as? String, ["gaussian", "mitchellcubic"].contains(interpolation) { return }
         guard kerasRecordedLayerClasses.contains(layer.className),
               call.keywords.subtracting(["training"]).subtracting(named.map(\.key)).isSubset(of: Set(call.flags.keys)),
               firstNode < builder.graph.nodes.count, !outputs.isEmpty else { return }

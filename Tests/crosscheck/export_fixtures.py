@@ -10,10 +10,11 @@ KERAS_TO_KERAS = ["cnn_flatten", "concat_family", "conv2d_family", "conv_out", "
                   "bidirectional_family", "norm_family", "embedding", "reshaping_family", "recurrent_stateful",
                   "activations", "activation_layers", "thresholded_relu", "tf_op_lambda", "dot_family", "time_distributed",
                   "norm_axes", "resampling", "attention", "resampling_filters", "core_misc", "multi_head_attention",
-                  "attention_masks", "attention_mask_none", "mha_robust_masking", "rnn_cells", "masking"]
+                  "attention_masks", "attention_mask_none", "mha_robust_masking", "rnn_cells", "masking",
+                  "resampling_filters_k2"]
 # Loaded by Ferry but not by real Keras.
 NOT_IN_REAL_KERAS = []
-# Keras 3 cannot load these Keras 2 layout files, not even the one tf_keras itself wrote
+# Keras 3 cannot load (or run) these Keras 2 layout files, not even the one tf_keras itself wrote
 # (tools/crosscheck_export.py checks that it still cannot, then skips Ferry's .h5 in Keras 3).
 KERAS3_CANNOT_READ_KERAS2 = {
     "functional_in_sequential": "a nested model in the Keras 2 layout",
@@ -26,6 +27,8 @@ KERAS3_CANNOT_READ_KERAS2 = {
     "attention_masks": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
     "attention_mask_none": "tf_keras's Attention config, which Keras 3 fails to deserialize (written back as the source's)",
     "mha_robust_masking": "tf_keras's MultiHeadAttention option softmax_robust_masking, which Keras 3 has not",
+    "resampling_filters_k2": "tf_keras's gaussian and mitchellcubic interpolations: Keras 3 loads the layers and "
+                             "fails calling them",
     "rnn_cells": "tf_keras's RNN config (time_major), which Keras 3's constructor rejects (the .keras leaves it out), "
                  "and RNN layers called with initial states in the Keras 2 layout",
     "multi_head_attention": "tf_keras's MultiHeadAttention config (query_shape, key_shape, value_shape, "
@@ -34,6 +37,7 @@ KERAS3_CANNOT_READ_KERAS2 = {
 # Keras fixtures Ferry writes as .h5 but refuses as a .keras zip (the .keras error is checked).
 ZIP_UNEXPRESSIBLE = {
     "mha_robust_masking": "softmax_robust_masking is tf_keras's; Keras 3's MultiHeadAttention has no such option",
+    "resampling_filters_k2": "interpolation 'gaussian' is tf_keras's; Keras 3's Resizing has no such filter",
 }
 # tools/crosscheck_export.py writes each Keras fixture's .keras from its keras2.h5, but these from
 # keras3.keras: keras2.h5 has a function only a Keras 2 layout .h5 can name.

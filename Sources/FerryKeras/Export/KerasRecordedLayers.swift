@@ -216,6 +216,9 @@ extension KerasExportContext {
         if target == .keras3Zip, r.call.className == "MultiHeadAttention", r.call.config["softmax_robust_masking"] as? Bool == true {
             throw error("softmax_robust_masking is tf_keras's; Keras 3's MultiHeadAttention has no such option (written only in a .h5)")
         }
+        if target == .keras3Zip, let interpolation = r.call.config["interpolation"] as? String, ["gaussian", "mitchellcubic"].contains(interpolation) {
+            throw error("interpolation '\(interpolation)' is tf_keras's; Keras 3's \(r.call.className) has no such filter (written only in a .h5)")
+        }
         if let change = maskingMeaningChange(r.call) { warnings.append(change) }
         var inbound: [KerasTensorRef] = []
         for t in r.call.inputs { inbound.append(try input(t.value, layout: layoutOf(t, try rank(t.value)))) }
