@@ -131,3 +131,32 @@ extension CaffeExportContext {
         absorbed.formUnion(r.nodes)
     }
 }
+
+extension Graph {
+    /// A recorded PriorBox whose Identity an importer folded away (the ONNX importer reads an
+    /// Identity of a constant as that constant under the output's name): the Identity made again
+    /// from the record (the constant renamed beside it), so that the PriorBox comes back from its
+    /// record as in a Caffe source. The priors are the constant the Caffe importer computed from
+    /// the same parameter and bottom sizes.
+    func restoringFoldedPriorBoxes() -> Graph {
+        guard let text = metadata[caffeRecordedLayersKey], let data = text.data(using: .utf8),
+              let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return self }
+        var g = self
+        let produced = Set(nodes.flatMap(\.outputs))
+        var names = Set(nodes.map(\.name)).union(produced).union(initializers.keys)
+        for r in list {
+            guard let layer = r["layer"] as? String, let parameter = (r["parameter"] as? String).flatMap({ try? Caffe_LayerParameter(textFormatString: $0) }),
+                  parameter.type == "PriorBox", let nodes = r["nodes"] as? [[String: String]], nodes.count == 1,
+                  let name = nodes[0]["name"], nodes[0]["op"] == "\(Op.identity)", r["outputs"] as? [String] == [name],
+                  outputs.contains(where: { $0.name == name }), !produced.contains(name), let priors = g.initializers[name] else { continue }
+            var constant = "\(name)/priors"
+            var k = 1
+            while names.contains(constant) { constant = "\(name)/priors_\(k)"; k += 1 }
+            names.insert(constant)
+            g.initializers[name] = nil
+            g.initializers[constant] = priors
+            g.nodes.append(Node(name: name, op: .identity, inputs: [constant], outputs: [name], origins: [Origin(layer: layer, type: "PriorBox")]))
+        }
+        return g
+    }
+}

@@ -200,6 +200,83 @@ def test_caffe_fixture_round_trip_runs_in_opencv(model_dir, manifest, tmp_path):
         within_tolerance(result, np.load(model_dir / out["npy"]))
 
 
+# Caffe -> ONNX -> Caffe: the Caffe fixtures whose ONNX file Ferry cannot write (the ONNX export
+# fails naming the layer), and those whose ONNX form the Caffe writer cannot map back, with why.
+CAFFE_TO_ONNX_LACKS = {
+    "ssd_detection": "ONNX has no DetectionOutput",
+    "ssd_detection_options": "ONNX has no DetectionOutput",
+    "upsample_unpool": "ONNX has no max-pooling mask or max unpooling with Caffe's per-plane indices",
+}
+CAFFE_VIA_ONNX_LACKS = {
+    # Ferry writes Interp's bilinear resize with its corners aligned as ONNX align_corners with
+    # scales (7 -> 19 cells: 2.714...); ONNX reads such scales as dividing by n * scale - 1, a
+    # hair off the output length less 1, so the ONNX importer keeps that map
+    # (tf_crop_and_resize), which no Caffe layer has.
+    "interp": "a linear resize with tf_crop_and_resize coordinates",
+    "interp_crop": "a linear resize with tf_crop_and_resize coordinates",
+    "interp_deeplab": "a linear resize with tf_crop_and_resize coordinates",
+    # Caffe's ArgMax lists equal values from the larger index: through ONNX's TopK that order is
+    # a reversing Slice, which Caffe's Slice cannot do.
+    "argmax_topk": "steps [-1]: Caffe slices with step 1 only",
+    # round_mode FLOOR and windows past the input: written back from their records directly, but
+    # the ONNX file's MaxPool (floor rounding, or a Pad before it) has no ceil-rounding Caffe form.
+    "pooling_floor": "has no Caffe equivalent",
+    "pooling_sparse": "has no Caffe equivalent",
+}
+
+
+@pytest.mark.parametrize("model_dir,manifest", caffe_ok_fixtures())
+def test_caffe_fixture_through_onnx_back_to_caffe(model_dir, manifest, tmp_path):
+    """Caffe -> ONNX -> Caffe: the written net keeps the source's interface (no layout change),
+    runs in Ferry against the fixture's references, and in OpenCV where the direct round trip
+    does; the nets listed above fail cleanly (exit 2, the reason, no file)."""
+    name = manifest["name"]
+    result = ferry("convert", model_dir / "net.prototxt", tmp_path / "model.onnx")
+    if name in CAFFE_TO_ONNX_LACKS:
+        assert result.returncode == 2 and CAFFE_TO_ONNX_LACKS[name] in result.stderr, result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    prototxt = tmp_path / "net.prototxt"
+    result = ferry("convert", tmp_path / "model.onnx", prototxt)
+    if name in CAFFE_VIA_ONNX_LACKS:
+        assert result.returncode == 2, result.stdout
+        error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(error) == 1 and "Caffe cannot express" in error[0] and CAFFE_VIA_ONNX_LACKS[name] in error[0], result.stderr
+        assert not prototxt.exists() and not prototxt.with_suffix(".caffemodel").exists()
+        return
+    assert result.returncode == 0, result.stderr
+    assert "layout:" not in result.stdout, "a Caffe model keeps its layout through ONNX"
+    args = ["run", prototxt, "--output-dir", tmp_path / "out"]
+    for inp in manifest["inputs"]:
+        args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
+    ferry(*args, check=True)
+    for out in manifest["outputs"]:
+        within_tolerance(np.load(tmp_path / "out" / output_file_name(out["name"])), np.load(model_dir / out["npy"]))
+    if manifest["reference"].startswith("OpenCV") and name not in OPENCV_READS_OTHERWISE and name not in OPENCV_CANNOT_READ:
+        feeds = {inp["name"]: np.load(model_dir / inp["npy"]) for inp in manifest["inputs"]}
+        names = [o["name"] for o in manifest["outputs"]]
+        for out, res in zip(manifest["outputs"], opencv_outputs(prototxt, feeds, names)):
+            within_tolerance(res, np.load(model_dir / out["npy"]))
+
+
+def test_constant_output_is_refused_not_dropped(tmp_path):
+    """An ONNX model with a constant among its outputs (no PriorBox record to write it from):
+    no Caffe layer makes it, so the export fails naming it rather than leaving it out."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"], name="relu")], "constant_output",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 3]),
+         helper.make_tensor_value_info("table", TensorProto.FLOAT, [4])],
+        [numpy_helper.from_array(np.arange(4, dtype=np.float32), "table")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "model.onnx")
+    result = ferry("convert", tmp_path / "model.onnx", tmp_path / "net.prototxt")
+    assert result.returncode == 2, result.stdout
+    assert "Caffe cannot express output 'table': it is a constant" in result.stderr, result.stderr
+    assert not (tmp_path / "net.prototxt").exists() and not (tmp_path / "net.caffemodel").exists()
+
+
 @pytest.mark.parametrize("fixture", sorted(UNEXPRESSIBLE))
 def test_unexpressible_fixtures_fail_naming_the_layer(fixture, tmp_path):
     kind, name = fixture.split("/")

@@ -49,6 +49,12 @@ public enum CaffeExporter {
             }
         }
         try failures.throwIfAny(format: "Caffe")
+        // Every output is a blob of the net: a constant output (priors computed at import whose
+        // PriorBox record no longer holds) has no layer making it, and is not dropped silently.
+        for out in graph.outputs where ctx.blobs[out.name] == nil && !graph.inputs.contains(where: { $0.name == out.name }) {
+            let what = graph.initializers[out.name] != nil ? "is a constant, which no Caffe layer makes" : "is made by no layer"
+            throw FerryError("Caffe cannot express output '\(out.name)': it \(what)")
+        }
         // An input no layer reads any longer (the size reference of an Interp) stays an input;
         // a recorded layer may still read it as its size bottom.
         let bottoms = Set(ctx.layers.flatMap(\.bottom))
@@ -124,12 +130,13 @@ public enum CaffeExporter {
     /// folded into the Gemm's weight rows, and zero Pads folded into the Conv they feed.
     static func prepare(_ source: Graph) throws -> (Graph, [LayoutChange]) {
         // A PriorBox (an Identity of the priors computed at import) stays for its record.
-        var graph = source.splittingFusedActivations().removingIdentities(keeping: {
-            $0.origins.first?.type == "PriorBox" && source.metadata["source_format"] == "caffe" })
+        var graph = source.restoringFoldedPriorBoxes().splittingFusedActivations().removingIdentities(keeping: {
+            $0.origins.first?.type == "PriorBox" && (source.metadata["source_format"] == "caffe" || source.metadata["original_format"] == "caffe") })
         var changes: [LayoutChange] = []
         // A channels-last model (Keras, or ONNX written from Keras) has layout Transposes at its
-        // edges; a Caffe model's edge Permutes are its own layers.
-        if graph.metadata["source_format"] != "caffe" {
+        // edges; a Caffe model's edge Permutes are its own layers (also in an ONNX file written
+        // from Caffe, whose original_format says so).
+        if graph.metadata["source_format"] != "caffe" && graph.metadata["original_format"] != "caffe" {
             (graph, changes) = try graph.withChannelsFirstInterface()
         }
         graph = foldingTransposeBeforeFlattenIntoGemm(graph)
