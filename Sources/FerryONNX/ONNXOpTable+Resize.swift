@@ -91,8 +91,9 @@ extension ONNXOpTable {
     /// m - 1, as onnxruntime does. Where some L is not whole, the same map is written as
     /// tf_crop_and_resize with the output sizes given and the region [0, (m - 1) / (L - 1)]
     /// (0 where m is 1), whose coordinate start (n - 1) + x (end - start) (n - 1) / (m - 1) is
-    /// then x (n - 1) / (L - 1), never past n - 1 (m < L). Nil when every L is whole, or a
-    /// resized axis's length is not known.
+    /// then x (n - 1) / (L - 1), never past n - 1 (m < L). Nil when every L is whole (to the
+    /// scale's float precision: 7 x 2.7142859 is Caffe Interp's 19 cells, written as scales), or
+    /// a resized axis's length is not known.
     static func fractionalAlignCorners(_ n: ONNXNode, scales: [Float], dims: [Dim])
         throws -> (sizes: [Int], axes: [Int], roi: [Float])? {
         var sizes: [Int] = [], axes: [Int] = []
@@ -102,7 +103,9 @@ extension ONNXOpTable {
             guard case .fixed(let length) = dims[axis] else { return nil }
             let resized = Double(length) * Double(scale)
             let m = ResizeAttributes(scales: scales).outputLength(length, axis: axis)
-            if resized != resized.rounded(.down) { whole = false }
+            // A float scale can hold m / n only to its precision: an L that far from m is m
+            // (Ferry's and others' writers of an output length m), not a fractional length.
+            if abs(resized - Double(m)) > Double(length) * Double(scale.ulp) { whole = false }
             sizes.append(m)
             axes.append(axis)
             // At most 1: where float rounding made m pass the double product (a scale made

@@ -79,7 +79,8 @@ KERAS_VIA_ONNX_LACKS = {
     "activations": "the source is keras3.h5, whose hard_sigmoid (Keras 3's) a Keras 2 layout .h5 cannot name, and "
                    "ONNX opset 17 has no Gelu (Ferry writes it with Erf, which has no Keras layer)",
     "core_misc": "the optimizer folds BatchNormalization(axis=1) after a Dense on a 4-D input into the Dense's 1x1 "
-                 "Conv and a Mul and Add by per-row constants; Keras's Rescaling scales along the last axis only",
+                 "Conv, a Mul by per-row constants and an Add of the Dense's bias times them plus the shift, a "
+                 "constant varying along two axes, which no Keras layer adds (Rescaling scales along the last axis only)",
 }
 
 # Keras -> ONNX -> Keras fixtures whose .h5 (the Keras 2 layout, read as tf_keras means it) computes

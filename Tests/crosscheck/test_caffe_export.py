@@ -208,13 +208,6 @@ CAFFE_TO_ONNX_LACKS = {
     "upsample_unpool": "ONNX has no max-pooling mask or max unpooling with Caffe's per-plane indices",
 }
 CAFFE_VIA_ONNX_LACKS = {
-    # Ferry writes Interp's bilinear resize with its corners aligned as ONNX align_corners with
-    # scales (7 -> 19 cells: 2.714...); ONNX reads such scales as dividing by n * scale - 1, a
-    # hair off the output length less 1, so the ONNX importer keeps that map
-    # (tf_crop_and_resize), which no Caffe layer has.
-    "interp": "a linear resize with tf_crop_and_resize coordinates",
-    "interp_crop": "a linear resize with tf_crop_and_resize coordinates",
-    "interp_deeplab": "a linear resize with tf_crop_and_resize coordinates",
     # Caffe's ArgMax lists equal values from the larger index: through ONNX's TopK that order is
     # a reversing Slice, which Caffe's Slice cannot do.
     "argmax_topk": "steps [-1]: Caffe slices with step 1 only",
