@@ -36,7 +36,7 @@ VIA_ONNX_SAME_LAYERS = {
     "dot_family": "Dot layers written from the records the ONNX file's metadata keeps",
     # The optimizer shares attn_dot's scores with attn_scores (and the concat layers' query
     # rows), so the records no longer match: the Attention patterns are found in the ops.
-    # The optimizer shares rnn_gru's Unsqueeze of h0 with rnn_stack_backwards: copied back per layer.
+    # The optimizer shares rnn_gru's Unsqueeze of h0 with rnn_stack_backwards: it stands for both records.
     "rnn_cells": "RNN layers from their records, the ONNX file's recurrent ops taken back to batch first",
     "norm_family": "GroupNormalization found again in ONNX opset 17's Reshape, InstanceNormalization, Reshape, Mul, Add",
     "attention": "Attention layers found again in the ONNX file's ops (dot and concat scores, scale, causal mask, "

@@ -87,7 +87,7 @@ public enum KerasExporter {
     /// is written at the top of one Functional model.
     public static func export(_ source: Graph, target: Target = .keras2H5) throws -> Export {
         let nestedModels = target == .keras2H5
-        let graph = source.splittingFusedActivations().removingIdentities().batchFirstRecurrentOps().unsharingInitialStates().groupNormalizationOps()
+        let graph = source.splittingFusedActivations().removingIdentities().batchFirstRecurrentOps().groupNormalizationOps()
         try graph.verify()
         let types = try graph.inferTypes()
         var nested: [String: NestedModel] = [:]

@@ -439,36 +439,3 @@ extension Graph {
         return g
     }
 }
-
-extension Graph {
-    /// An Unsqueeze of an initial state that recurrent ops of several source layers read (the
-    /// optimizer shares one layer's with another's when both unsqueeze the same tensor) copied
-    /// once per other layer, named as that layer's importer names it (`<layer>/initial_state`),
-    /// so that each layer holds its own nodes again.
-    func unsharingInitialStates() -> Graph {
-        let readers = consumerIndices()
-        var g = self
-        var names = Set(nodes.map(\.name)).union(nodes.flatMap(\.outputs))
-        var copies: [(after: Int, node: Node)] = []
-        for (i, n) in nodes.enumerated() {
-            guard case .unsqueeze([1]) = n.op, let layer = n.origins.first?.layer, let r = readers[n.outputs[0]] else { continue }
-            let others = r.filter { k in
-                KerasRecurrentKind.of(nodes[k].op) != nil && nodes[k].origins.first?.layer != layer
-                    && nodes[k].inputs.indices.allSatisfy { nodes[k].inputs[$0] != n.outputs[0] || $0 >= 5 }
-            }
-            guard !others.isEmpty, others.count < r.count || r.allSatisfy({ KerasRecurrentKind.of(nodes[$0].op) != nil }) else { continue }
-            for k in others {
-                let reader = nodes[k]
-                guard let origin = reader.origins.first else { continue }
-                var name = "\(origin.layer)/initial_state"
-                var suffix = 1
-                while names.contains(name) { name = "\(origin.layer)/initial_state_\(suffix)"; suffix += 1 }
-                names.insert(name)
-                copies.append((i, Node(name: name, op: n.op, inputs: n.inputs, outputs: [name], origins: reader.origins)))
-                g.nodes[k].inputs = reader.inputs.map { $0 == n.outputs[0] ? name : $0 }
-            }
-        }
-        for (after, node) in copies.sorted(by: { $0.after > $1.after }) { g.nodes.insert(node, at: after + 1) }
-        return g
-    }
-}
