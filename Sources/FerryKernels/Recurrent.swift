@@ -7,8 +7,9 @@ import Foundation
 /// pass over the hidden units of one batch row. The caller splits the hidden units between
 /// threads (every function takes `count` units starting where its pointers point).
 ///
-/// Gate blocks lie `gateStride` floats apart (the hidden size) in `xw`, `hr` and `bias`, in
-/// ONNX's order (LSTM i, o, f, c; GRU z, r, h). Activations are ONNX's (any of them; the common
+/// Gate blocks lie `gateStride` floats apart (the hidden size) in `xw` and `bias`, and
+/// `hrStride` apart in `hr` (the packed products' 16 units of a block, see
+/// RecurrentProducts.swift), in ONNX's order (LSTM i, o, f, c; GRU z, r, h). Activations are ONNX's (any of them; the common
 /// ones are vector code, Softplus goes lane by lane).
 
 /// One vector through a recurrent activation. A switch per vector: the activations are
@@ -73,14 +74,14 @@ extension Kernels {
     /// p_o·c'), h' = o·h(c') (every pre-activation clipped). `bias` is Wb + Rb; `peephole` the
     /// blocks i, o, f (also `gateStride` apart) or nil. Updates `cell` in place, writes h' to
     /// `hidden` and to `output` (Y's row) when given.
-    public static func lstmStep(xw: UnsafePointer<Float>, hr: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    public static func lstmStep(xw: UnsafePointer<Float>, hr: UnsafePointer<Float>, hrStride hs: Int, bias: UnsafePointer<Float>,
                                 gateStride s: Int, peephole: UnsafePointer<Float>?, cell: UnsafeMutablePointer<Float>,
                                 hidden: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>?, count: Int,
                                 clip: Float?, f: ActivationFunction, g: ActivationFunction, h: ActivationFunction,
                                 inputForget: Bool) {
         let clipped = GateClip(clip)
         @inline(__always) func pre(_ k: Int, _ i: Int, _ n: Int) -> FloatVector {
-            load(xw, k &* s &+ i, n) + load(hr, k &* s &+ i, n) + load(bias, k &* s &+ i, n)
+            load(xw, k &* s &+ i, n) + load(hr, k &* hs &+ i, n) + load(bias, k &* s &+ i, n)
         }
         forEachVector(count) { i, n in
             let c = load(cell, i, n)
@@ -104,7 +105,8 @@ extension Kernels {
     /// GRU with linear_before_reset, one step for `count` units: z = f(xw_z + hr_z + b_z),
     /// r likewise, h̃ = g(xw_h + b_h + r·(hr_h + rb_h)), h' = (1 - z)·h̃ + z·h. `bias` holds
     /// Wb + Rb for z and r and Wb alone for h; `recurrentBias` is Rb's h block.
-    public static func gruStepLinearBeforeReset(xw: UnsafePointer<Float>, hr: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+    public static func gruStepLinearBeforeReset(xw: UnsafePointer<Float>, hr: UnsafePointer<Float>, hrStride hs: Int,
+                                                bias: UnsafePointer<Float>,
                                                 recurrentBias: UnsafePointer<Float>, gateStride s: Int,
                                                 previous: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>,
                                                 output: UnsafeMutablePointer<Float>?, count: Int, clip: Float?,
@@ -112,8 +114,8 @@ extension Kernels {
         let clipped = GateClip(clip)
         forEachVector(count) { i, n in
             let z = applyGateActivation(f, clipped(load(xw, i, n) + load(hr, i, n) + load(bias, i, n)))
-            let r = applyGateActivation(f, clipped(load(xw, s &+ i, n) + load(hr, s &+ i, n) + load(bias, s &+ i, n)))
-            let recurrent = r * (load(hr, 2 &* s &+ i, n) + load(recurrentBias, i, n))
+            let r = applyGateActivation(f, clipped(load(xw, s &+ i, n) + load(hr, hs &+ i, n) + load(bias, s &+ i, n)))
+            let recurrent = r * (load(hr, 2 &* hs &+ i, n) + load(recurrentBias, i, n))
             let candidate = applyGateActivation(g, clipped(load(xw, 2 &* s &+ i, n) + load(bias, 2 &* s &+ i, n) + recurrent))
             let out = ((1 - z) * candidate).addingProduct(z, load(previous, i, n))
             store(out, hidden, i, n)
@@ -124,13 +126,13 @@ extension Kernels {
     /// GRU without linear_before_reset, first half of a step for `count` units: z = f(xw_z +
     /// hr_z + b_z) into `update`, r = f(xw_r + hr_r + b_r) and r·h into `resetHidden` (the
     /// vector the h block of R multiplies next).
-    public static func gruResetGates(xw: UnsafePointer<Float>, hr: UnsafePointer<Float>, bias: UnsafePointer<Float>,
-                                     gateStride s: Int, previous: UnsafePointer<Float>, update: UnsafeMutablePointer<Float>,
+    public static func gruResetGates(xw: UnsafePointer<Float>, hr: UnsafePointer<Float>, hrStride hs: Int,
+                                     bias: UnsafePointer<Float>, gateStride s: Int, previous: UnsafePointer<Float>, update: UnsafeMutablePointer<Float>,
                                      resetHidden: UnsafeMutablePointer<Float>, count: Int, clip: Float?, f: ActivationFunction) {
         let clipped = GateClip(clip)
         forEachVector(count) { i, n in
             let z = applyGateActivation(f, clipped(load(xw, i, n) + load(hr, i, n) + load(bias, i, n)))
-            let r = applyGateActivation(f, clipped(load(xw, s &+ i, n) + load(hr, s &+ i, n) + load(bias, s &+ i, n)))
+            let r = applyGateActivation(f, clipped(load(xw, s &+ i, n) + load(hr, hs &+ i, n) + load(bias, s &+ i, n)))
             store(z, update, i, n)
             store(r * load(previous, i, n), resetHidden, i, n)
         }

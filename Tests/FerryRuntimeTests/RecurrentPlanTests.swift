@@ -22,6 +22,18 @@ import Testing
         RecurrentCase(name: "lstm_h19_affine_elu_thresholded", kind: .lstm,
                       attributes: RecurrentAttributes(hiddenSize: 19, activations: [.sigmoid, .elu(alpha: 0.9), .thresholdedRelu(alpha: 0.1)]),
                       seq: 3, batch: 3, input: 7, initialState: true, peepholes: true),
+        // Batches of 5 and 6 take the packed product's groups of 4, 2 and 1 rows; 37 and 40 units
+        // end in a partial block of 16.
+        RecurrentCase(name: "lstm_h37_batch5_bidirectional", kind: .lstm,
+                      attributes: RecurrentAttributes(hiddenSize: 37, direction: .bidirectional, clip: 3),
+                      seq: 4, batch: 5, input: 6, lengths: [4, 1, 3, 4, 2], initialState: true, peepholes: true),
+        RecurrentCase(name: "gru_h40_batch6_reset_before", kind: .gru, attributes: RecurrentAttributes(hiddenSize: 40),
+                      seq: 3, batch: 6, input: 5, initialState: true),
+        RecurrentCase(name: "gru_h33_batch7_linear_before_reset_bidirectional", kind: .gru,
+                      attributes: RecurrentAttributes(hiddenSize: 33, direction: .bidirectional, linearBeforeReset: true),
+                      seq: 3, batch: 7, input: 4, lengths: [3, 3, 2, 3, 1, 3, 3]),
+        RecurrentCase(name: "rnn_h48_batch3", kind: .rnn, attributes: RecurrentAttributes(hiddenSize: 48),
+                      seq: 5, batch: 3, input: 8, initialState: true),
         RecurrentCase(name: "rnn_h11_affine_softsign", kind: .rnn,
                       attributes: RecurrentAttributes(hiddenSize: 11, direction: .bidirectional,
                                                       activations: [.affine(alpha: 0.5, beta: -0.1), .softsign])),
@@ -30,7 +42,8 @@ import Testing
     /// The graph of one recurrent node: X (and initial states) as inputs, sequence_lens as an
     /// initializer or an int32 input, the other inputs initializers; `outputs` names the
     /// outputs ("" for unused ones).
-    static func graph(_ c: RecurrentCase, lensAsInput: Bool, outputs: [String]) throws -> (Graph, [String: Tensor]) {
+    static func graph(_ c: RecurrentCase, lensAsInput: Bool, outputs: [String],
+                      weightsAsInputs: Bool = false) throws -> (Graph, [String: Tensor]) {
         let list = try layoutInputs(c)
         var b = GraphBuilder(name: c.name)
         var feeds: [String: Tensor] = [:]
@@ -38,7 +51,7 @@ import Testing
         for (i, t) in list.enumerated() {
             guard let t else { names.append(""); continue }
             let name = ["x", "w", "r", "b", "lens", "h0", "c0", "p"][i]
-            if i == 0 || i == 5 || i == 6 || (i == 4 && lensAsInput) {
+            if i == 0 || i == 5 || i == 6 || (i == 4 && lensAsInput) || (weightsAsInputs && (i == 1 || i == 2)) {
                 names.append(b.addInput(name, TensorType(t.dtype, Shape(t.shape))))
                 feeds[name] = t
             } else {
@@ -85,6 +98,17 @@ import Testing
                 let (g, feeds) = try Self.graph(c, lensAsInput: false, outputs: outputs)
                 try expectPlanMatchesReference(g, feeds, atol: 2e-5, rtol: 1e-4)
             }
+        }
+    }
+
+    /// W and R as values of the graph (R packed on every run instead of once).
+    @Test func weightsAsInputs() throws {
+        for c in Self.cases where ["lstm_bidirectional_full", "gru_reset_before", "gru_h40_batch6_reset_before",
+                                    "lstm_h37_batch5_bidirectional", "rnn_h48_batch3"].contains(c.name) {
+            let outputs = c.kind == .lstm ? ["y", "yh", "yc"] : ["y", "yh"]
+            let (g, feeds) = try Self.graph(c, lensAsInput: false, outputs: outputs, weightsAsInputs: true)
+            let plan = try expectPlanMatchesReference(g, feeds, threads: 2, atol: 2e-5, rtol: 1e-4)
+            #expect(plan.kernels[0].kernel == "recurrent.\(c.kind.rawValue)", "\(c.name)")
         }
     }
 

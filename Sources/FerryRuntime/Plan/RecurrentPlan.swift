@@ -3,16 +3,19 @@ import FerryIR
 import FerryKernels
 
 /// LSTM, GRU and RNN in a plan. X·Wᵀ for every time step, batch row and direction is one
-/// `cblas_sgemm` (W of both directions is one [dirs·gates·hidden, input] matrix); then per
-/// direction and step, each thread takes a range of hidden units and, for every batch row still
-/// in its sequence, multiplies its rows of R (all gate blocks of its units) by the previous
-/// hidden state (`Kernels.matrixTimesColumn`) and runs the fused gate kernel on them
-/// (`Kernels.lstmStep` etc.): one fork-join per step (two for GRU without linear_before_reset,
-/// whose h block multiplies r·h). The two directions of a bidirectional layer are independent:
-/// with two threads or more each runs on its own thread, without a fork-join per step.
+/// product (W of both directions is one [dirs·gates·hidden, input] matrix; each thread computes
+/// a range of its rows with single-threaded `cblas_sgemm`); R is packed by
+/// blocks of 16 hidden units (RecurrentProducts.swift); then per direction and step, each
+/// thread takes a range of blocks and, per block, multiplies its packed R by the previous hidden
+/// states of every batch row at once (`Kernels.recurrentBlockProducts`: one small GEMM per
+/// step) and runs the fused gate kernel on them (`Kernels.lstmStep` etc.) while they are in L1:
+/// one fork-join per step (two for GRU without linear_before_reset, whose h block multiplies
+/// r·h). The two directions of a bidirectional layer are independent: with two threads or more
+/// each runs on its own thread, without a fork-join per step.
 /// Layout 0 and 1 (batch first), every direction, sequence_lens (a constant or a value of the
-/// graph), initial states, peepholes, clip and every ONNX activation. Without the SIMD kernels
-/// the reference kernel runs.
+/// graph), initial states, peepholes, clip and every ONNX activation; R a constant (packed once)
+/// or a value of the graph (packed on every run). Without the SIMD kernels the reference kernel
+/// runs.
 extension PlanBuilder {
     func planRecurrent(_ node: Node, _ attr: RecurrentAttributes) -> PlannedKernel? {
         guard InnerKernels.simd else { return nil }
@@ -37,30 +40,58 @@ extension PlanBuilder {
             guard let values = t.int64s else { return nil }
             constantLengths = values.map { Int(clamping: $0) }
         }
-        // Scratch: X·Wᵀ of every step; then per direction H·Rᵀ per batch row, two hidden states,
-        // the cell, GRU's z and r·h, the direction's combined bias and GRU's Rb_h.
+        // R packed by blocks of 16 units (Kernels.packRecurrentWeights), once here when it is a
+        // constant, else on every run into scratch. GRU without linear_before_reset multiplies its
+        // h block by r·h, known only once z and r are: its R is packed as z, r and then h apart.
+        let units = Kernels.recurrentBlockUnits, blocks = (h + units - 1) / units
+        let split = gates == 3 && !attr.linearBeforeReset
+        let firstGates = split ? 2 : gates
+        let packedFirst = Kernels.packedRecurrentCount(gates: firstGates, hidden: h)
+        let packedPerDirection = packedFirst + (split ? Kernels.packedRecurrentCount(gates: 1, hidden: h) : 0)
+        func pack(_ r: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+            for d in 0..<dirs {
+                let rd = r + d * gh * h, packed = out + d * packedPerDirection
+                Kernels.packRecurrentWeights(rd, hidden: h, firstGate: 0, gates: firstGates, into: packed)
+                if split { Kernels.packRecurrentWeights(rd, hidden: h, firstGate: 2, gates: 1, into: packed + packedFirst) }
+            }
+        }
+        var constantPacked: UnsafePointer<Float>?
+        if let t = constant(constantRoot(node.inputs[2])), case .float32(let values) = t.storage {
+            let packed = [Float](unsafeUninitializedCapacity: dirs * packedPerDirection) { buffer, initialized in
+                values.withUnsafeBufferPointer { pack($0.baseAddress!, into: buffer.baseAddress!) }
+                initialized = dirs * packedPerDirection
+            }
+            constantPacked = pin(packed)
+        }
+        // Scratch: X·Wᵀ of every step; then per direction the step's products (per block of
+        // units, every batch row's gates·16 floats), two hidden states, the cell, GRU's z and
+        // r·h, the direction's combined bias and GRU's Rb_h; R packed when it is not constant.
         let xwCount = seq * batch * dirs * gh
-        let layout = (hr: 0, previous: batch * gh, next: batch * gh + batch * h, cell: batch * gh + 2 * batch * h,
-                      update: batch * gh + 3 * batch * h, resetHidden: batch * gh + 4 * batch * h,
-                      bias: batch * gh + 5 * batch * h, recurrentBias: batch * gh + 5 * batch * h + gh)
+        let hrCount = blocks * batch * firstGates * units
+        let layout = (hr: 0, previous: hrCount, next: hrCount + batch * h, cell: hrCount + 2 * batch * h,
+                      update: hrCount + 3 * batch * h, resetHidden: hrCount + 4 * batch * h,
+                      bias: hrCount + 5 * batch * h, recurrentBias: hrCount + 5 * batch * h + gh)
         let perDirection = layout.recurrentBias + h
-        let scratchCount = xwCount + dirs * perDirection
+        let packedScratch = constantPacked == nil ? dirs * packedPerDirection : 0
+        let scratchCount = xwCount + dirs * perDirection + packedScratch
         let op = node.op, threads = self.threads, clip = attr.clip, reverseOnly = attr.direction == .reverse
         // Directions side by side on their own threads, or one after the other on all of them.
         let concurrentDirections = dirs == 2 && threads >= 2
         let lbr = attr.linearBeforeReset, inputForget = attr.inputForget
         let kind = gates == 4 ? "lstm" : gates == 3 ? "gru" : "rnn"
-        // Hidden units go to threads in whole vectors of 8, enough multiply-adds each to pay for a wake-up.
-        let unitBlocks = (h + 7) / 8
-        let grain = Swift.max(1, 16_384 / Swift.max(1, 8 * gh * batch))
+        // Blocks of units go to threads whole, enough multiply-adds each to pay for a wake-up.
+        let grain = Swift.max(1, 16_384 / Swift.max(1, units * gh * batch))
+        let projectionGrain = Swift.max(1, 65_536 / Swift.max(1, 64 * seq * batch * inSize))
         return PlannedKernel(name: "recurrent.\(kind)", scratch: scratchCount) { b in
-            let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1]), r = b.pointer(node.inputs[2])
+            let x = b.pointer(node.inputs[0]), w = b.pointer(node.inputs[1])
+            let r = constantPacked == nil ? b.pointer(node.inputs[2]) : nil
             let bias = input(3).map { b.pointer($0) }, peepholes = gates == 4 ? input(7).map { b.pointer($0) } : nil
             let h0 = input(5).map { b.pointer($0) }, c0 = gates == 4 ? input(6).map { b.pointer($0) } : nil
             let y = output(0).map { b.pointer($0) }, yh = output(1).map { b.pointer($0) }
             let yc = gates == 4 ? output(2).map { b.pointer($0) } : nil
             let lensReader = constantLengths == nil ? lensName.map { b.reader($0) } : nil
             let xw = b.scratch!
+            let packedR = constantPacked ?? UnsafePointer(xw + xwCount + dirs * perDirection)
             let lengths = LengthsBuffer(batch: batch, seq: seq)
             return {
                 if let constantLengths { try lengths.set(constantLengths, op: op) }
@@ -68,6 +99,7 @@ extension PlanBuilder {
                     guard let values = lensReader().int64s else { throw FerryError("\(op.name) sequence_lens must be integers") }
                     try lengths.set(values.map { Int(clamping: $0) }, op: op)
                 }
+                if let r { pack(r, into: UnsafeMutablePointer(mutating: packedR)) }
                 let longest = lengths.values.max() ?? 0
                 // Row of X (and of X·Wᵀ) at time t, batch row bi; Y's and the states' offsets.
                 @inline(__always) func row(_ t: Int, _ bi: Int) -> Int { batchFirst ? bi * seq + t : t * batch + bi }
@@ -75,8 +107,17 @@ extension PlanBuilder {
                     (batchFirst ? (bi * seq + t) * dirs + d : (t * dirs + d) * batch + bi) * h
                 }
                 @inline(__always) func stateOffset(_ d: Int, _ bi: Int) -> Int { (batchFirst ? bi * dirs + d : d * batch + bi) * h }
-                sgemm(transA: false, transB: true, m: seq * batch, n: dirs * gh, k: inSize, alpha: 1, a: x, lda: inSize,
-                      b: w, ldb: inSize, beta: 0, c: xw, ldc: dirs * gh)
+                // X·Wᵀ on the plan's own threads, each a range of W's rows through single-threaded
+                // OpenBLAS: OpenBLAS's own workers spin for a while after a product, on the core
+                // the steps below need (a bidirectional layer's second direction then ran late).
+                BLASThreads.set(1)
+                defer { BLASThreads.set(threads) }
+                let columns = dirs * gh
+                parallelChunks((columns + 63) / 64, threads: threads, grain: projectionGrain) { blocks in
+                    let first = blocks.lowerBound * 64, end = Swift.min(blocks.upperBound * 64, columns)
+                    sgemm(transA: false, transB: true, m: seq * batch, n: end - first, k: inSize, alpha: 1, a: x, lda: inSize,
+                          b: w + first * inSize, ldb: inSize, beta: 0, c: xw + first, ldc: columns)
+                }
                 // Steps past a row's length leave zeros in Y.
                 if let y, lengths.values.contains(where: { $0 < seq }) { y.update(repeating: 0, count: seq * dirs * batch * h) }
                 func direction(_ d: Int, threads: Int) {
@@ -107,62 +148,67 @@ extension PlanBuilder {
                             (cell + bi * h).update(repeating: 0, count: h)
                         }
                     }
-                    let rd = r + d * gh * h, xwd = xw + d * gh, peephole = peepholes.map { $0 + d * 3 * h }
-                    let ldxw = dirs * gh
+                    let packed = packedR + d * packedPerDirection, xwd = xw + d * gh, peephole = peepholes.map { $0 + d * 3 * h }
+                    let ldxw = dirs * gh, hrBlock = batch * firstGates * units
                     for step in 0..<longest {
                         let hPrev = UnsafePointer(previous), hNext = next
-                        // Units [lo, hi) of every batch row: H·Rᵀ rows of those units' gate blocks, then the gates.
-                        parallelChunks(unitBlocks, threads: threads, grain: grain) { blocks in
-                            let lo = blocks.lowerBound * 8, hi = Swift.min(blocks.upperBound * 8, h), n = hi - lo
-                            for bi in 0..<batch {
-                                let len = lengths.values[bi]
-                                guard step < len else {
-                                    (hNext + bi * h + lo).update(from: hPrev + bi * h + lo, count: n)
-                                    continue
-                                }
-                                let t = reverse ? len - 1 - step : step
-                                let xRow = xwd + row(t, bi) * ldxw, hrRow = hr + bi * gh, state = hPrev + bi * h
-                                let out = y.map { $0 + yOffset(t, d, bi) + lo }
-                                let multiplied = gates == 3 && !lbr ? 2 : gates
-                                for k in 0..<multiplied {
-                                    Kernels.matrixTimesColumn(rd, ldb: h, depth: h, rows: (k * h + lo)..<(k * h + hi), state, hrRow)
-                                }
-                                switch gates {
-                                case 4:
-                                    Kernels.lstmStep(xw: xRow + lo, hr: hrRow + lo, bias: combinedBias + lo, gateStride: h,
-                                                     peephole: peephole.map { $0 + lo }, cell: cell + bi * h + lo,
-                                                     hidden: hNext + bi * h + lo, output: out, count: n, clip: clip,
-                                                     f: f, g: g, h: hAct, inputForget: inputForget)
-                                case 3 where lbr:
-                                    Kernels.gruStepLinearBeforeReset(xw: xRow + lo, hr: hrRow + lo, bias: combinedBias + lo,
-                                                                     recurrentBias: recurrentBias + lo, gateStride: h,
-                                                                     previous: state + lo, hidden: hNext + bi * h + lo,
-                                                                     output: out, count: n, clip: clip, f: f, g: g)
-                                case 3:
-                                    Kernels.gruResetGates(xw: xRow + lo, hr: hrRow + lo, bias: combinedBias + lo, gateStride: h,
-                                                          previous: state + lo, update: update + bi * h + lo,
-                                                          resetHidden: resetHidden + bi * h + lo, count: n, clip: clip, f: f)
-                                default:
-                                    Kernels.rnnStep(xw: xRow + lo, hr: hrRow + lo, bias: combinedBias + lo, hidden: hNext + bi * h + lo,
-                                                    output: out, count: n, clip: clip, f: f)
+                        // Blocks of units: every batch row's products for the block's gates, then the gates.
+                        parallelChunks(blocks, threads: threads, grain: grain) { range in
+                            for p in range {
+                                let lo = p * units, n = Swift.min(units, h - lo), products = hr + p * hrBlock
+                                Kernels.recurrentBlockProducts(packed + p * firstGates * units * h, gates: firstGates, depth: h,
+                                                               states: hPrev, stateStride: h, rows: batch, into: products,
+                                                               outStride: firstGates * units)
+                                for bi in 0..<batch {
+                                    let len = lengths.values[bi]
+                                    guard step < len else {
+                                        (hNext + bi * h + lo).update(from: hPrev + bi * h + lo, count: n)
+                                        continue
+                                    }
+                                    let t = reverse ? len - 1 - step : step
+                                    let xRow = xwd + row(t, bi) * ldxw, hrRow = UnsafePointer(products + bi * firstGates * units)
+                                    let state = hPrev + bi * h
+                                    let out = y.map { $0 + yOffset(t, d, bi) + lo }
+                                    switch gates {
+                                    case 4:
+                                        Kernels.lstmStep(xw: xRow + lo, hr: hrRow, hrStride: units, bias: combinedBias + lo,
+                                                         gateStride: h, peephole: peephole.map { $0 + lo }, cell: cell + bi * h + lo,
+                                                         hidden: hNext + bi * h + lo, output: out, count: n, clip: clip,
+                                                         f: f, g: g, h: hAct, inputForget: inputForget)
+                                    case 3 where lbr:
+                                        Kernels.gruStepLinearBeforeReset(xw: xRow + lo, hr: hrRow, hrStride: units,
+                                                                         bias: combinedBias + lo, recurrentBias: recurrentBias + lo,
+                                                                         gateStride: h, previous: state + lo,
+                                                                         hidden: hNext + bi * h + lo, output: out, count: n,
+                                                                         clip: clip, f: f, g: g)
+                                    case 3:
+                                        Kernels.gruResetGates(xw: xRow + lo, hr: hrRow, hrStride: units, bias: combinedBias + lo,
+                                                              gateStride: h, previous: state + lo, update: update + bi * h + lo,
+                                                              resetHidden: resetHidden + bi * h + lo, count: n, clip: clip, f: f)
+                                    default:
+                                        Kernels.rnnStep(xw: xRow + lo, hr: hrRow, bias: combinedBias + lo,
+                                                        hidden: hNext + bi * h + lo, output: out, count: n, clip: clip, f: f)
+                                    }
                                 }
                             }
                         }
-                        if gates == 3 && !lbr {
+                        if split {
                             // The h block multiplies r·h, complete only once every unit's r is known.
-                            parallelChunks(unitBlocks, threads: threads, grain: grain) { blocks in
-                                let lo = blocks.lowerBound * 8, hi = Swift.min(blocks.upperBound * 8, h), n = hi - lo
-                                for bi in 0..<batch {
-                                    let len = lengths.values[bi]
-                                    guard step < len else { continue }
-                                    let t = reverse ? len - 1 - step : step
-                                    let hrRow = hr + bi * gh
-                                    Kernels.matrixTimesColumn(rd, ldb: h, depth: h, rows: (2 * h + lo)..<(2 * h + hi),
-                                                              resetHidden + bi * h, hrRow)
-                                    Kernels.gruCandidate(xw: xwd + row(t, bi) * ldxw + 2 * h + lo, hr: hrRow + 2 * h + lo,
-                                                         bias: combinedBias + 2 * h + lo, update: update + bi * h + lo,
-                                                         previous: hPrev + bi * h + lo, hidden: hNext + bi * h + lo,
-                                                         output: y.map { $0 + yOffset(t, d, bi) + lo }, count: n, clip: clip, g: g)
+                            parallelChunks(blocks, threads: threads, grain: grain) { range in
+                                for p in range {
+                                    let lo = p * units, n = Swift.min(units, h - lo), products = hr + p * hrBlock
+                                    Kernels.recurrentBlockProducts(packed + packedFirst + p * units * h, gates: 1, depth: h,
+                                                                   states: resetHidden, stateStride: h, rows: batch,
+                                                                   into: products, outStride: units)
+                                    for bi in 0..<batch {
+                                        let len = lengths.values[bi]
+                                        guard step < len else { continue }
+                                        let t = reverse ? len - 1 - step : step
+                                        Kernels.gruCandidate(xw: xwd + row(t, bi) * ldxw + 2 * h + lo, hr: products + bi * units,
+                                                             bias: combinedBias + 2 * h + lo, update: update + bi * h + lo,
+                                                             previous: hPrev + bi * h + lo, hidden: hNext + bi * h + lo,
+                                                             output: y.map { $0 + yOffset(t, d, bi) + lo }, count: n, clip: clip, g: g)
+                                    }
                                 }
                             }
                         }
