@@ -4,7 +4,9 @@ import SwiftProtobuf
 
 /// Caffe layers the importer builds from several ops, which the op-by-op writers would write
 /// back as several layers: Swish (Sigmoid, Mul), Power with a scale or shift, Exp and Log with a
-/// base, LRN (its window sums and Pow), Flatten with `axis` / `end_axis` (Reshape), InnerProduct
+/// base, LRN (WITHIN_CHANNEL's window means and Pow; ACROSS_CHANNELS, one IR LRN node, is
+/// recorded too, so that a layer without lrn_param is written back without one: OpenCV reads
+/// such a layer with other values than Caffe's defaults), Flatten with `axis` / `end_axis` (Reshape), InnerProduct
 /// along another axis (MatMul, Add), Crop (Slices; its second bottom only gives the sizes, which
 /// the IR keeps in the Slices, so the bottom is recorded though no node reads it), ArgMax without
 /// an axis (Flatten, ArgMax or TopK, Reshape), the forks' BN (its Mul and Add, and in LEARN mode
@@ -28,7 +30,7 @@ let caffeRecordedLayersKey = "caffe_recorded_layers"
 
 extension CaffeContext {
     /// Records the current layer when it is one the table would write otherwise: Swish, Power,
-    /// Exp, Log and LRN made as two or more nodes, Flatten over other axes than 1 to the end,
+    /// Exp and Log made as two or more nodes, every LRN, Flatten over other axes than 1 to the end,
     /// InnerProduct along another axis than 1 or with `transpose: true` (which OpenCV ignores, in
     /// the source as well), ArgMax without an axis, every BN, Interp with crops, shrink_factor or
     /// a second bottom, Bias, Reshape (the forms the table writes otherwise); MVN, Normalize,
@@ -39,7 +41,7 @@ extension CaffeContext {
         switch layer.type {
         case "Flatten": guard layer.flattenParam.axis != 1 || layer.flattenParam.endAxis != -1 else { return }
         case "InnerProduct": guard layer.innerProductParam.axis != 1 || layer.innerProductParam.transpose else { return }
-        case "Crop", "BN", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Bias", "Reshape", "PriorBox",
+        case "LRN", "Crop", "BN", "MVN", "Normalize", "Reduction", "Threshold", "Embed", "Bias", "Reshape", "PriorBox",
              "DetectionOutput": break
         case "Scale": guard inputs.count == 2 else { return }
         case "Pooling":

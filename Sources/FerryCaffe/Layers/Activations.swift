@@ -104,36 +104,32 @@ func buildLog(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
 }
 
 /// LRN. ACROSS_CHANNELS: x / (k + alpha / n * sum of squares over n neighbouring channels)^beta,
-/// the window sum a convolution of x^2 seen as one (C, H*W) plane with a column of n ones.
-/// WITHIN_CHANNEL: x * (1 + alpha * mean of squares over an n x n window, padding counted)^-beta.
+/// which is ONNX's LRN(size: n, alpha, beta, bias: k) (Caffe's window of n channels centred on
+/// the channel, n odd, the channels past either end left out of the sum, as ONNX's), one IR
+/// node that the plan runs as one kernel.
+/// WITHIN_CHANNEL: x * (1 + alpha * mean of squares over an n x n window, padding counted)^-beta
+/// (Mul, AveragePool, Pow, Mul: the IR has no LRN within a channel).
 func buildLRN(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] {
     let x = try single(inputs, ctx)
     let p = ctx.layer.lrnParam
     let n = Int(p.localSize)
     guard n >= 1, n % 2 == 1, n <= 1 << 12 else { throw ctx.error("local_size \(n) must be odd and positive") }
-    guard x.rank == 4, let c = x.size(1), let h = x.size(2), let w = x.size(3) else {
+    guard x.rank == 4, x.size(1) != nil, x.size(2) != nil, x.size(3) != nil else {
         throw ctx.error("expects a 4-D input (N, C, H, W) with known C, H, W, got \(x.shape)")
     }
-    let squares = try ctx.emit(.mul, [x, x], role: "squares")
-    let pad = (n - 1) / 2
-    let base: IRValue
     switch p.normRegion {
     case .acrossChannels:
-        let plane = try ctx.emit(.reshape(shape: [0, 1, c, h * w]), [squares], role: "squares_plane")
-        let window = ctx.constant("window", shape: [1, 1, n, 1], Array(repeating: p.alpha / Float(n), count: n))
-        let summed = try ctx.emit(.conv(ConvAttributes(kernelShape: [n, 1], pads: [pad, 0, pad, 0])), [plane, window],
-                                  role: "window_sum")
-        let scaled = try ctx.emit(.reshape(shape: [0, c, h, w]), [summed], role: "window_sum_shaped")
-        base = try ctx.emit(.add, [scaled, ctx.constant("k", shape: [1], [p.k])], role: "base")
+        return [try ctx.emit(.lrn(size: n, alpha: p.alpha, beta: p.beta, bias: p.k), [x], role: "lrn")]
     case .withinChannel:
-        guard pad < n else { throw ctx.error("local_size \(n) too small") }
+        let squares = try ctx.emit(.mul, [x, x], role: "squares")
+        let pad = (n - 1) / 2
         let pooled = try ctx.emit(.averagePool(PoolAttributes(kernelShape: [n, n], pads: [pad, pad, pad, pad],
                                                              ceilMode: true, countIncludePad: true)),
                                   [squares], role: "window_mean")
-        base = try affine(pooled, scale: p.alpha, shift: 1, ctx)
+        let base = try affine(pooled, scale: p.alpha, shift: 1, ctx)
+        let factor = try ctx.emit(.pow, [base, ctx.constant("minus_beta", shape: [1], [-p.beta])], role: "factor")
+        return [try ctx.emit(.mul, [x, factor], role: "lrn")]
     }
-    let factor = try ctx.emit(.pow, [base, ctx.constant("minus_beta", shape: [1], [-p.beta])], role: "factor")
-    return [try ctx.emit(.mul, [x, factor], role: "lrn")]
 }
 
 /// Threshold: 1 where x > threshold, else 0 -> Greater, Cast to float.
