@@ -208,12 +208,14 @@ CAFFE_TO_ONNX_LACKS = {
     "upsample_unpool": "ONNX has no max-pooling mask or max unpooling with Caffe's per-plane indices",
 }
 CAFFE_VIA_ONNX_LACKS = {
-    # Caffe's ArgMax lists equal values from the larger index: through ONNX's TopK that order is
-    # a reversing Slice, which Caffe's Slice cannot do.
+    # ArgMax with top_k comes back from its record only (a reversing Slice before a TopK, which
+    # Caffe's Slice cannot do): the optimizer that wrote the ONNX file dropped top3_values's unused
+    # index nodes (and shares the reversal with top3), so that record no longer matches.
     "argmax_topk": "steps [-1]: Caffe slices with step 1 only",
-    # round_mode FLOOR and windows past the input: written back from their records directly, but
-    # the ONNX file's MaxPool (floor rounding, or a Pad before it) has no ceil-rounding Caffe form.
-    "pooling_floor": "has no Caffe equivalent",
+    # Windows past the input (a MaxPool and a Pad of -FLT_MAX) come back from their records only;
+    # the ONNX file restates Caffe's ceil-rounded windows as floor rounding with end pads (the same
+    # windows), so the recorded MaxPool no longer matches, and no ceil-rounding Caffe Pooling
+    # gives the floor-rounded one's windows.
     "pooling_sparse": "has no Caffe equivalent",
 }
 

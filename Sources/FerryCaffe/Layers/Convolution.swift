@@ -156,8 +156,10 @@ func buildPooling(_ ctx: CaffeContext, _ inputs: [IRValue]) throws -> [IRValue] 
         throw ctx.error("pad \(pad) must be smaller than the kernel \(kernel)")
     }
     let ceil = p.roundMode == .ceil
+    // Caffe's averages count pad cells; a maximum has nothing to count (false, as an ONNX
+    // MaxPool reads: a record's MaxPool then matches the same node read back from ONNX).
     let attributes = PoolAttributes(kernelShape: kernel, strides: strides, pads: pad + pad, ceilMode: ceil,
-                                    countIncludePad: true)
+                                    countIncludePad: !isMax)
     var outputs = [try ctx.emit(isMax ? .maxPool(attributes) : .averagePool(attributes), [x], role: isMax ? "maxpool" : "avgpool")]
     if withMask { outputs.append(try ctx.emit(.maxPoolIndices(attributes), [x], role: "mask")) }
     // Caffe drops a last window starting in the padding only when there is padding. Without
