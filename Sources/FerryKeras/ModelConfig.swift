@@ -126,10 +126,46 @@ struct ModelConfig {
 
     /// Keras's `to_snake_case`: "Conv2D" -> "conv2d", "PReLU" -> "p_re_lu".
     static func snakeCase(_ name: String) -> String {
-        var s = name.filter { $0.isLetter || $0.isNumber || $0 == "_" }
-        s = s.replacingOccurrences(of: "(.)([A-Z][a-z]+)", with: "$1_$2", options: .regularExpression)
-        s = s.replacingOccurrences(of: "([a-z])([A-Z])", with: "$1_$2", options: .regularExpression)
-        return s.lowercased()
+        splitCamelCase(name.filter { $0.isLetter || $0.isNumber || $0 == "_" }).lowercased()
+    }
+
+    /// Keras's two substitutions of `to_snake_case` before it lowercases, `(.)([A-Z][a-z]+)` ->
+    /// `\1_\2` and then `([a-z])([A-Z])` -> `\1_\2` (each over the whole name, left to right,
+    /// matches not overlapping), written out: Foundation's regular expressions load ICU's
+    /// code and tables (1.6 MB of a `ferry run`'s resident memory) for two layer names' worth.
+    static func splitCamelCase(_ name: String) -> String {
+        func upper(_ c: Unicode.Scalar) -> Bool { ("A"..."Z").contains(c) }
+        func lower(_ c: Unicode.Scalar) -> Bool { ("a"..."z").contains(c) }
+        // (.)([A-Z][a-z]+): any character, then a capital that starts a lowercase run.
+        let scalars = Array(name.unicodeScalars)
+        var first: [Unicode.Scalar] = []
+        var i = 0
+        while i < scalars.count {
+            if i + 2 < scalars.count, upper(scalars[i + 1]), lower(scalars[i + 2]) {
+                var end = i + 3
+                while end < scalars.count, lower(scalars[end]) { end += 1 }
+                first.append(scalars[i])
+                first.append("_")
+                first.append(contentsOf: scalars[(i + 1)..<end])
+                i = end
+            } else {
+                first.append(scalars[i])
+                i += 1
+            }
+        }
+        // ([a-z])([A-Z]): a lowercase letter followed by a capital.
+        var second = String.UnicodeScalarView()
+        i = 0
+        while i < first.count {
+            if i + 1 < first.count, lower(first[i]), upper(first[i + 1]) {
+                second.append(contentsOf: [first[i], "_", first[i + 1]])
+                i += 2
+            } else {
+                second.append(first[i])
+                i += 1
+            }
+        }
+        return String(second)
     }
 
     // MARK: Sequential

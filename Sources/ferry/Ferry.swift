@@ -204,9 +204,13 @@ struct Run: ParsableCommand {
     }
 
     func run() throws {
+        MemoryTrace.mark("start")
         var graph = try options.load(model)
+        MemoryTrace.mark("import")
         if !options.noOptimize { graph = try optimizeModel(consume graph).graph }
+        MemoryTrace.mark("optimization")
         let feeds = try readInputFiles(input, for: graph, model: model)
+        MemoryTrace.mark("reading inputs")
         let outputPaths = output.map { [$0] } ?? graph.outputs.map {
             URL(fileURLWithPath: outputDir!).appendingPathComponent(outputFileName(for: $0.name)).path
         }
@@ -215,6 +219,7 @@ struct Run: ParsableCommand {
         let outputs = graph.outputs
         // The runtime becomes the graph's only holder, so it keeps each convolution's weights once.
         let results = try runModel(consume graph, inputs: feeds, threads: threads)
+        MemoryTrace.mark("planning and run")
         if let output {
             guard outputs.count == 1 else {
                 throw FerryError("the model has \(outputs.count) outputs (\(outputs.map(\.name).joined(separator: ", "))); use --output-dir", file: model)
@@ -227,6 +232,7 @@ struct Run: ParsableCommand {
                 (results[out.name]!, URL(fileURLWithPath: outputDir).appendingPathComponent(outputFileName(for: out.name)).path)
             })
         }
+        MemoryTrace.mark("writing outputs")
     }
 }
 

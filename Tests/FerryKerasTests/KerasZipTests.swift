@@ -78,5 +78,11 @@ import FerryIR
         #expect(ModelConfig.snakeCase("BatchNormalization") == "batch_normalization")
         #expect(ModelConfig.snakeCase("Functional") == "functional")
         #expect(ModelConfig.snakeCase("GlobalAveragePooling2D") == "global_average_pooling2d")
+        // Keras 3.15's keras.src.utils.naming.to_snake_case on each name (printed by Python).
+        let keras = ["ABCDef": "abc_def", "LSTMCell": "lstm_cell", "Conv2DTranspose": "conv2d_transpose", "ReLU": "re_lu",
+                     "HTTPServer2X": "http_server2x", "aB": "a_b", "AbCdEf": "ab_cd_ef", "X": "x", "": "",
+                     "TFOpLambda": "tf_op_lambda", "Dense_1Layer": "dense_1_layer", "ÉtéLayer": "été_layer",
+                     "SimpleRNNCell": "simple_rnn_cell", "GRU": "gru", "layerNorm": "layer_norm"]
+        for (name, expected) in keras { #expect(ModelConfig.snakeCase(name) == expected, "\(name)") }
     }
 }

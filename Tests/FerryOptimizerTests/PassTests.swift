@@ -254,6 +254,38 @@ func origin(_ layer: String) -> Origin { Origin(layer: layer, type: "Test") }
         }
     }
 
+    /// x -> Conv(w) -> BatchNormalization, and with `shared` a second Conv reading the same w.
+    func convBatchNorm(shared: Bool) throws -> Graph {
+        var b = GraphBuilder(name: "g")
+        let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(3), .fixed(5), .fixed(5)])))
+        let w = b.addInitializer("w", randomTensor([4, 3, 3, 3], seed: 50))
+        let c = b.add(.conv(ConvAttributes(kernelShape: [3, 3])), inputs: [x, w], output: "c", origin: origin("conv"))
+        b.addOutput(b.add(.batchNormalization(epsilon: 1e-3), inputs: [c] + bnInputs(&b, channels: 4, seed: 51), output: "bn", origin: origin("bn")))
+        if shared { b.addOutput(b.add(.conv(ConvAttributes(kernelShape: [3, 3])), inputs: [x, w], output: "c2", origin: origin("conv2"))) }
+        return try b.finish()
+    }
+
+    /// The address of a float32 tensor's elements, to tell whether a pass rewrote them in place.
+    func elementAddress(_ t: Tensor?) -> Int? {
+        guard case .float32(let values)? = t?.storage else { return nil }
+        return values.withUnsafeBufferPointer { Int(bitPattern: $0.baseAddress) }
+    }
+
+    @Test func foldScalesAnUnsharedWeightInPlace() throws {
+        // A copy would hold the weight twice for a moment (ResNet50's 9.4 MB kernels).
+        var graph = try convBatchNorm(shared: false)
+        let before = elementAddress(graph.initializers["w"])
+        let bn = graph.nodes.firstIndex { $0.op.name == "BatchNormalization" }!
+        #expect(try FoldBatchNorm().rewrite(at: bn, in: &graph))
+        #expect(graph.nodes.map(\.op.name) == ["Conv"])
+        #expect(elementAddress(graph.initializers[graph.nodes[0].inputs[1]]) == before)
+        try checkEquivalent(try convBatchNorm(shared: false), [FoldBatchNorm()])
+        // Read by another Conv too, the weight is scaled in a copy and the original stays.
+        let folded = try checkEquivalent(try convBatchNorm(shared: true), [FoldBatchNorm()])
+        #expect(folded.nodes.map(\.op.name) == ["Conv", "Conv"])
+        #expect(Set(folded.nodes.map { $0.inputs[1] }).count == 2)
+    }
+
     @Test func foldsIntoGemmAndBecomesMulAddElsewhere() throws {
         var b = GraphBuilder(name: "g")
         let x = b.addInput("x", TensorType(.float32, Shape([batch, .fixed(4)])))

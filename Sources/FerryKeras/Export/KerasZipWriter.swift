@@ -137,9 +137,7 @@ extension KerasExporter {
 
     /// Keras's `to_snake_case`: Conv2D -> conv2d, BatchNormalization -> batch_normalization.
     static func snakeCase(_ name: String) -> String {
-        var s = name.replacingOccurrences(of: "(.)([A-Z][a-z]+)", with: "$1_$2", options: .regularExpression)
-        s = s.replacingOccurrences(of: "([a-z])([A-Z])", with: "$1_$2", options: .regularExpression)
-        return s.lowercased()
+        ModelConfig.splitCamelCase(name).lowercased()
     }
 
     static func dateSaved() -> String {

@@ -79,6 +79,10 @@ func foldAffine(scale: [Float], shift: [Float], intoProducer p: Int, replacing i
     let producer = graph.nodes[p]
     // The weights are scaled into a new initializer; the original is dropped below once unread.
     guard let shape = graph.constant(producer.inputs[1])?.shape, var w = graph.constant(producer.inputs[1])?.floats else { return false }
+    // When this node is their only reader the graph lets go of them first, so that they are
+    // scaled in place: a copy would hold the weight twice for a moment (ResNet50's 9.4 MB 3x3
+    // kernels were most of what its optimization added to the process's peak).
+    if graph.isPrivate(producer.inputs[1]) { graph.initializers[producer.inputs[1]] = nil }
     let channels = scale.count
     if case .gemm(let a) = producer.op, !a.transB {
         for r in 0..<shape[0] { for ch in 0..<channels { w[r * channels + ch] *= scale[ch] } }
