@@ -135,6 +135,11 @@ func visitActivation<V: ActivationVisitor>(_ activation: FusedActivation?, _ vis
 }
 
 /// y[i] = f(x[i]) for i < count; x and y may be the same buffer.
+/// 8 lanes even with AVX-512: the 16-lane Sigmoid (`vsigmoid16`, which pays inside the GEMM
+/// tile) ran slower here on this machine's EPYC, which splits 512-bit operations in two
+/// (ferry-bench-kernels --min, 3 alternated rounds: act_sigmoid 3.45 -> 3.95 ns per 8 floats,
+/// act_swish 4.04 -> 4.36; the depthwise plane kernel's Swish epilogue on 16 lanes,
+/// dw3x3_144_56_s1_swish 0.423 -> 0.475 ms, dw3x3_480_14_s1_swish 0.127 -> 0.147).
 @inline(__always)
 func mapFloats<A: VectorActivation>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int, _ f: A) {
     var i = 0

@@ -18,6 +18,7 @@ struct Case {
     var kind: String  // "winograd", "depthwise", "direct" (winograd shape timed by im2col only)
     var channels: Int, outChannels: Int, height: Int, width: Int
     var stride = 1
+    var activation: FusedActivation = .relu
 }
 
 let cases: [Case] = [
@@ -34,6 +35,11 @@ let cases: [Case] = [
     Case(name: "dw3x3_576_14_s2", kind: "depthwise", channels: 576, outChannels: 576, height: 14, width: 14, stride: 2),
     Case(name: "dw3x3_960_7_s1", kind: "depthwise", channels: 960, outChannels: 960, height: 7, width: 7),
     Case(name: "dw3x3_576_3_s1", kind: "depthwise", channels: 576, outChannels: 576, height: 3, width: 3),
+    // EfficientNet's Swish epilogue (16-lane code with AVX-512).
+    Case(name: "dw3x3_144_56_s1_swish", kind: "depthwise", channels: 144, outChannels: 144, height: 56, width: 56,
+         activation: .swish(beta: 1)),
+    Case(name: "dw3x3_480_14_s1_swish", kind: "depthwise", channels: 480, outChannels: 480, height: 14, width: 14,
+         activation: .swish(beta: 1)),
 ]
 
 /// Matrix products of ResNet50 layers at batch 1 (M output channels, N pixels, K inputs):
@@ -132,11 +138,11 @@ func bench(_ c: Case, threads: Int, runs: Int) {
     func parallel(_ count: Int, _ body: (Range<Int>, Int) -> Void) { runParallel(count, threads: threads, body) }
     let group = c.kind == "depthwise" ? c.channels : 1
     let attributes = ConvAttributes(kernelShape: [3, 3], strides: [c.stride, c.stride], pads: [1, 1, 1, 1],
-                                    group: group, activation: .relu)
+                                    group: group, activation: c.activation)
     let x = Tensor(shape: [1, c.channels, c.height, c.width], floats: random(c.channels * c.height * c.width, seed: 1))
     let w = Tensor(shape: [c.outChannels, c.channels / group, 3, 3], floats: random(c.outChannels * c.channels / group * 9, seed: 2))
     let b = Tensor(shape: [c.outChannels], floats: random(c.outChannels, seed: 3))
-    // The current path: the reference runtime's Conv (im2col + sgemm, bias, then Relu).
+    // The current path: the reference runtime's Conv (im2col + sgemm, bias, then the activation).
     openblas_set_num_threads(Int32(threads))
     var expected: [Float] = []
     let reference = medianMilliseconds { expected = try! ReferenceKernels.evaluate(.conv(attributes), [x, w, b])[0].floats }
@@ -147,7 +153,7 @@ func bench(_ c: Case, threads: Int, runs: Int) {
         w.floats.withUnsafeBufferPointer { wp in
             b.floats.withUnsafeBufferPointer { bp in
                 out.withUnsafeMutableBufferPointer { op in
-                    let epilogue = Epilogue(bias: bp.baseAddress, activation: .relu)
+                    let epilogue = Epilogue(bias: bp.baseAddress, activation: c.activation)
                     let (input, weights, output) = (xp.baseAddress!, wp.baseAddress!, op.baseAddress!)
                     if c.kind == "depthwise" {
                         let perThread = Kernels.depthwiseScratchCount(geometry)
@@ -176,7 +182,7 @@ func bench(_ c: Case, threads: Int, runs: Int) {
                                             Kernels.depthwiseConv2DInterleaved(
                                                 input: input, packedWeights: pp.baseAddress!, output: iop.baseAddress!,
                                                 channels: c.channels, blocks: range, geometry: geometry, bias: bp.baseAddress,
-                                                activation: .relu, scratch: sp.baseAddress! + t * perThreadInterleaved)
+                                                activation: c.activation, scratch: sp.baseAddress! + t * perThreadInterleaved)
                                         }
                                     }
                                 }
