@@ -446,7 +446,7 @@ struct Bench: ParsableCommand {
             print(String(format: "%@: batch %d, %d threads, %d runs: median %.3f ms, min %.3f ms, max %.3f ms, p90 %.3f ms, %.1f samples/s",
                          model, batch, result.threads, runs, result.medianMilliseconds, result.minMilliseconds,
                          result.maxMilliseconds, result.p90Milliseconds, result.samplesPerSecond))
-            print("plan: arena \(mb(result.arenaBytes)) (peak live \(mb(result.peakLiveBytes))), scratch \(mb(result.scratchBytes)), weights \(mb(result.weightsBytes))")
+            print("plan: arena \(mb(result.arenaBytes)) (peak live intermediates \(mb(result.peakLiveBytes)); the largest step's scratch \(mb(result.scratchBytes)), in the arena), weights \(mb(result.weightsBytes))")
             print("SIMD kernels: \(result.kernelInstructionSet)" + (result.simdKernels ? "" : " (not supported by this CPU: scalar kernels ran)"))
             print("kernels: " + result.kernels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
                 .map { "\($0.key) \($0.value)" }.joined(separator: ", "))

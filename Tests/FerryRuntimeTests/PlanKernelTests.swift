@@ -161,9 +161,13 @@ import Testing
         let graph = try b.finish()
         for n in [1, 2] {
             let plan = try expectPlanMatchesReference(graph, ["x": randomTensor([n, 4, 9, 9], seed: 50)])
-            let total = plan.blocks.reduce(0) { $0 + $1.bytes }
+            let total = (plan.blocks + plan.scratchBlocks).reduce(0) { $0 + $1.bytes }
             #expect(plan.arenaBytes < total)
             #expect(plan.arenaBytes >= plan.peakLiveBytes)
+            // Each convolution's scratch lives during its step only, beside that step's values.
+            #expect(plan.scratchBlocks.count == 8)
+            #expect(plan.scratchBlocks.allSatisfy { $0.firstStep == $0.lastStep })
+            #expect(ArenaPlanner.conflicts(plan.blocks + plan.scratchBlocks).isEmpty)
             // The input, eight convolutions and two adds; the reshapes alias their inputs.
             #expect(plan.blocks.count == 11)
         }

@@ -83,8 +83,9 @@ final class BoxStore {
 }
 
 /// One node's kernel as chosen at compile time: its name (for reports), the scratch it needs
-/// (float32 elements, shared by all steps since steps run one after another), and how to make
-/// its step once every value has an address.
+/// (float32 elements: a block of the arena that lives during this step only, so a kernel may
+/// take more scratch where few intermediates are live), and how to make its step once every
+/// value has an address.
 struct PlannedKernel {
     var name: String
     var scratch: Int = 0
@@ -93,15 +94,17 @@ struct PlannedKernel {
 }
 
 /// A compiled plan for one set of input shapes: every shape fixed, one kernel per node, every
-/// float32 intermediate at a fixed offset in one arena (offsets reused by liveness), scratch
-/// allocated once. Running copies the inputs in, runs the steps and copies the outputs out;
+/// float32 intermediate at a fixed offset in one arena (offsets reused by liveness), each
+/// kernel's scratch a block of the same arena living during its step only. Running copies the inputs in, runs the steps and copies the outputs out;
 /// the steps allocate nothing except in the reference kernels used as fallbacks.
 public final class ExecutionPlan {
     public let inputShapes: [String: [Int]]
     public let threads: Int
-    /// The arena's blocks (for tests: no two live blocks share memory).
+    /// The arena's blocks of intermediates, and of the kernels' scratch (for tests: no two live
+    /// blocks share memory).
     public let blocks: [ArenaBlock]
-    /// Bytes of the arena holding the intermediates, and of the kernels' shared scratch.
+    public let scratchBlocks: [ArenaBlock]
+    /// Bytes of the arena (intermediates and scratch), and the largest scratch of one step.
     public let arenaBytes: Int
     public let scratchBytes: Int
     /// Each node's kernel, in step order.
@@ -124,17 +127,17 @@ public final class ExecutionPlan {
         self.inputShapes = builder.inputShapes
         self.threads = builder.threads
         self.blocks = builder.blocks
+        self.scratchBlocks = builder.scratchBlocks.compactMap { $0 }
         let arenaCount = builder.arenaCount
-        let scratchCount = ArenaPlanner.aligned(builder.scratchCount)
         arenaBytes = arenaCount * 4
-        scratchBytes = scratchCount * 4
+        scratchBytes = scratchBlocks.map(\.bytes).max() ?? 0
         peakLiveBytes = builder.peakLiveCount * 4
-        memory = UnsafeMutableRawPointer.allocate(byteCount: max(arenaBytes + scratchBytes, 64), alignment: 64)
-        let base = memory.bindMemory(to: Float.self, capacity: max(arenaCount + scratchCount, 16))
+        memory = UnsafeMutableRawPointer.allocate(byteCount: max(arenaBytes, 64), alignment: 64)
+        let base = memory.bindMemory(to: Float.self, capacity: max(arenaCount, 16))
         builder.arena = base
-        builder.scratch = base + arenaCount
         var steps: [(Node, (() throws -> Void)?)] = []
-        for (node, kernel) in zip(graph.nodes, builder.chosen) {
+        for (i, (node, kernel)) in zip(graph.nodes, builder.chosen).enumerated() {
+            builder.scratch = builder.scratchBlocks[i].map { base + $0.offset }
             do {
                 steps.append((node, try kernel.make?(builder)))
             } catch let e as FerryError {
@@ -248,8 +251,9 @@ final class PlanBuilder {
     var homes: [String: ValueHome] = [:]
     var blocks: [ArenaBlock] = []
     var chosen: [PlannedKernel] = []
+    /// Each step's scratch block (nil: the kernel needs none).
+    var scratchBlocks: [ArenaBlock?] = []
     var arenaCount = 0
-    var scratchCount = 0
     var peakLiveCount = 0
     let boxes: BoxStore
     private var boxCount = 0
@@ -267,7 +271,7 @@ final class PlanBuilder {
     private let readers: [String: Int]
     /// Names of every initializer, in the graph or released.
     private let constants: Set<String>
-    /// Set once the arena is allocated.
+    /// Set once the arena is allocated; `scratch` is the scratch of the step being made.
     var arena: UnsafeMutablePointer<Float>!
     var scratch: UnsafeMutablePointer<Float>!
 
@@ -408,7 +412,8 @@ final class PlanBuilder {
                 if isFloat(name) { newBlock(name, step: i) } else { newBox(name) }
             }
             chosen.append(kernel)
-            scratchCount = max(scratchCount, kernel.scratch)
+            scratchBlocks.append(kernel.scratch > 0
+                ? ArenaBlock(offset: 0, size: ArenaPlanner.aligned(kernel.scratch), firstStep: i, lastStep: i) : nil)
         }
         boxes.slots = Array(repeating: nil, count: boxCount)
         // Liveness: a block lives until the last step reading any value it holds.
@@ -420,7 +425,14 @@ final class PlanBuilder {
         for v in graph.outputs {
             if case .arena(let b, _) = homes[v.name] { blocks[b].lastStep = graph.nodes.count }
         }
-        arenaCount = ArenaPlanner.place(&blocks)
+        // Scratch blocks go in the same placement, so a step's scratch fills memory its
+        // intermediates leave free there.
+        var all = blocks + scratchBlocks.compactMap { $0 }
+        arenaCount = ArenaPlanner.place(&all)
+        blocks = Array(all[..<blocks.count])
+        var placedScratch = all[blocks.count...].makeIterator()
+        for i in scratchBlocks.indices where scratchBlocks[i] != nil { scratchBlocks[i] = placedScratch.next() }
+        // The largest set of live intermediates (scratch not counted).
         for step in -1...graph.nodes.count {
             let live = blocks.filter { $0.firstStep <= step && step <= $0.lastStep }.reduce(0) { $0 + $1.size }
             peakLiveCount = max(peakLiveCount, live)
