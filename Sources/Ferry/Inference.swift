@@ -75,6 +75,9 @@ public struct StepTime: Codable, Sendable {
     public var node: String
     public var kernel: String
     public var milliseconds: Double
+    /// Bytes of intermediates live during the step, and of its kernel's scratch.
+    public var liveBytes: Int
+    public var scratchBytes: Int
 }
 
 /// Times `runs` runs of the graph after `warmup` untimed ones; the plan is compiled before.
@@ -107,7 +110,8 @@ public func benchmark(_ graph: consuming Graph, inputs: [String: Tensor], batch:
                            kernels: Dictionary(uniqueKeysWithValues: plan.kernelCounts.map { ($0.kernel, $0.count) }),
                            kernelInstructionSet: String(cString: ferry_kernels_instruction_set()),
                            simdKernels: ferry_kernels_unsupported_cpu() == nil,
-                           steps: profile ? try plan.profile(inputs, runs: runs).map {
-                               StepTime(node: $0.node, kernel: $0.kernel, milliseconds: Double($0.nanoseconds) / 1e6)
+                           steps: profile ? try zip(plan.profile(inputs, runs: runs), plan.stepMemory).map { step, memory in
+                               StepTime(node: step.node, kernel: step.kernel, milliseconds: Double(step.nanoseconds) / 1e6,
+                                        liveBytes: memory.liveBytes, scratchBytes: memory.scratchBytes)
                            } : nil)
 }

@@ -86,7 +86,15 @@ public struct Winograd3x3: Sendable, Hashable {
 
     /// Floats of the transformed weights: 36 matrices of [outputChannels, inputChannels].
     public static func transformedWeightCount(inputChannels: Int, outputChannels: Int) -> Int {
-        36 * inputChannels * outputChannels
+        36 * weightMatrixStride(outputChannels: outputChannels, inputChannels: inputChannels)
+    }
+
+    /// Floats from one of U's 36 matrices of [outputChannels, inputChannels] to the next: whole
+    /// cache lines and one more, so that the 36 rows the weight transform writes at once fall
+    /// in different cache sets (matrices a multiple of 4 KiB apart, as 28 x 256 channels are,
+    /// made the transform 5x slower).
+    public static func weightMatrixStride(outputChannels: Int, inputChannels: Int) -> Int {
+        (outputChannels * inputChannels + 15) / 16 * 16 + 16
     }
 
     public var transformedWeightCount: Int {
@@ -96,11 +104,26 @@ public struct Winograd3x3: Sendable, Hashable {
     /// Floats of the padded input of one image (`padInput`'s destination).
     public var paddedInputCount: Int { inputChannels * paddedHeight * paddedRowLength }
 
+    /// The padded rows a block's tiles read.
+    public func paddedRows(of block: Int) -> Range<Int> {
+        let (firstTileRow, tileRows, _) = tiles(of: block)
+        return (4 * firstTileRow)..<(4 * (firstTileRow + tileRows) + 2)
+    }
+
+    /// Floats of the padded rows of the largest block, all channels.
+    public var bandCount: Int { inputChannels * (4 * tileRowsPerBlock + 2) * paddedRowLength }
+
     /// Floats of one block's transformed input V (36 x inputChannels x tiles).
-    public var transformedInputCount: Int { 36 * inputChannels * blockStride }
+    public var transformedInputCount: Int { 36 * inputMatrixStride }
+
+    /// Floats from one of V's 36 matrices to the next (padded as `weightMatrixStride`).
+    var inputMatrixStride: Int { (inputChannels * blockStride + 15) / 16 * 16 + 16 }
+
+    /// Floats from one of M's 36 matrices to the next, for `outputChannels` channels of them.
+    func productMatrixStride(_ outputChannels: Int) -> Int { (outputChannels * blockStride + 15) / 16 * 16 + 16 }
 
     /// Floats of one block's products M (36 x outputChannels x tiles).
-    public var productCount: Int { 36 * outputChannels * blockStride }
+    public var productCount: Int { 36 * productMatrixStride(outputChannels) }
 
     /// Floats of staging each thread running a transform needs.
     public static let stagingCount = 52 * lanes
@@ -113,30 +136,66 @@ public struct Winograd3x3: Sendable, Hashable {
 
     // MARK: weights
 
-    /// U[k][co][ci] = (G · W[co, ci] · Gᵀ)[k], k = 6·row + column, computed in double.
+    /// U[k][co][ci] = (G · W[co, ci] · Gᵀ)[k], k = 6·row + column, for every channel pair.
     /// weights: ONNX layout [outputChannels, inputChannels, 3, 3]; `into` holds
     /// `transformedWeightCount` floats.
     public static func transformWeights(_ weights: UnsafePointer<Float>, into u: UnsafeMutablePointer<Float>,
                                         inputChannels: Int, outputChannels: Int) {
-        let g: [[Double]] = [[1.0 / 4, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
-                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
         let pairs = inputChannels * outputChannels
-        for co in 0..<outputChannels {
-            for ci in 0..<inputChannels {
-                let w = weights + (co * inputChannels + ci) * 9
-                for r in 0..<6 {
-                    // (G · w)[r][c] for c < 3
-                    var gw = (0.0, 0.0, 0.0)
-                    for i in 0..<3 {
-                        gw.0 += g[r][i] * Double(w[i * 3])
-                        gw.1 += g[r][i] * Double(w[i * 3 + 1])
-                        gw.2 += g[r][i] * Double(w[i * 3 + 2])
-                    }
-                    for c in 0..<6 {
-                        let value = gw.0 * g[c][0] + gw.1 * g[c][1] + gw.2 * g[c][2]
-                        u[(r * 6 + c) * pairs + co * inputChannels + ci] = Float(value)
-                    }
-                }
+        var taps = [Float](repeating: 0, count: 9 * pairs)
+        taps.withUnsafeMutableBufferPointer { tapMajor(weights, pairs: 0..<pairs, of: pairs, into: $0.baseAddress!) }
+        taps.withUnsafeBufferPointer {
+            transformWeights(taps: $0.baseAddress!, inputChannels: inputChannels, outputChannels: 0..<outputChannels,
+                             of: outputChannels, chunk: 0..<outputChannels, into: u)
+        }
+    }
+
+    /// Channel pairs `pairs` (of `pairCount` = outputChannels x inputChannels) of weights in
+    /// ONNX layout [outputChannels, inputChannels, 3, 3] rearranged tap-major, [9][pairCount]:
+    /// the weight transform then reads `lanes` pairs of a tap in one load (gathering them
+    /// from 9 floats apart made it 10x slower than the products it feeds).
+    public static func tapMajor(_ weights: UnsafePointer<Float>, pairs: Range<Int>, of pairCount: Int,
+                                into taps: UnsafeMutablePointer<Float>) {
+        for pair in pairs {
+            let w = weights + pair * 9
+            for j in 0..<9 { taps[j * pairCount + pair] = w[j] }
+        }
+    }
+
+    /// `tapMajor` undone: the ONNX layout of pairs `pairs` from tap-major weights.
+    public static func fromTapMajor(_ taps: UnsafePointer<Float>, pairs: Range<Int>, of pairCount: Int,
+                                    into weights: UnsafeMutablePointer<Float>) {
+        for pair in pairs {
+            let w = weights + pair * 9
+            for j in 0..<9 { w[j] = taps[j * pairCount + pair] }
+        }
+    }
+
+    /// U for output channels `outputChannels` (within `chunk`, of `outputChannelCount`) into
+    /// `u`, which holds the chunk's 36 matrices of [chunk.count, inputChannels] (so threads may
+    /// fill one chunk's disjoint rows), from tap-major weights (`tapMajor`). In float, `lanes`
+    /// channel pairs at a time: cheap enough to run on every inference instead of keeping U,
+    /// which is 4x the weights (36 floats per pair against 9).
+    public static func transformWeights(taps: UnsafePointer<Float>, inputChannels: Int, outputChannels: Range<Int>,
+                                        of outputChannelCount: Int, chunk: Range<Int>, into u: UnsafeMutablePointer<Float>) {
+        let matrix = weightMatrixStride(outputChannels: chunk.count, inputChannels: inputChannels)
+        let origin = chunk.lowerBound * inputChannels
+        let pairCount = outputChannelCount * inputChannels
+        var pair = outputChannels.lowerBound * inputChannels
+        let end = outputChannels.upperBound * inputChannels
+        while pair + lanes <= end {
+            weightTransform(taps + pair, tapStride: pairCount, out: u + (pair - origin), matrixStride: matrix)
+            pair += lanes
+        }
+        if pair < end {
+            // The last pairs: through a whole vector's worth of staging.
+            let count = end - pair
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 45 * lanes) { staging in
+                let t = staging.baseAddress!, o = t + 9 * lanes
+                t.update(repeating: 0, count: 9 * lanes)
+                for j in 0..<9 { (t + j * lanes).update(from: taps + j * pairCount + pair, count: count) }
+                weightTransform(t, tapStride: lanes, out: o, matrixStride: lanes)
+                for k in 0..<36 { (u + k * matrix + pair - origin).update(from: o + k * lanes, count: count) }
             }
         }
     }
@@ -153,15 +212,20 @@ public struct Winograd3x3: Sendable, Hashable {
     }
 
     /// Copies channels `channels` of one image into the zero-padded, column-deinterleaved
-    /// planes (`paddedInputCount` floats for all channels) that the transforms read.
-    public func padInput(_ input: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>, channels: Range<Int>) {
-        let ph = paddedHeight, rowLength = paddedRowLength, q = phaseLength
-        let copyHeight = min(inHeight, ph - padTop), copyWidth = min(inWidth, 4 * tilesX + 2 - padLeft)
+    /// planes (`paddedInputCount` floats for all channels) that the transforms read; with
+    /// `rows`, only those rows of each padded plane (`bandCount(rows:)` floats for all channels).
+    public func padInput(_ input: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>, channels: Range<Int>,
+                         rows: Range<Int>? = nil) {
+        let rows = rows ?? 0..<paddedHeight
+        let rowLength = paddedRowLength, q = phaseLength
+        // Input rows y land on padded row padTop + y.
+        let firstY = max(0, rows.lowerBound - padTop), endY = min(inHeight, rows.upperBound - padTop)
+        let copyWidth = min(inWidth, 4 * tilesX + 2 - padLeft)
         for c in channels {
-            let dst = padded + c * ph * rowLength, src = input + c * inHeight * inWidth
-            dst.update(repeating: 0, count: ph * rowLength)
-            for y in 0..<copyHeight {
-                let row = dst + (padTop + y) * rowLength, source = src + y * inWidth
+            let dst = padded + c * rows.count * rowLength, src = input + c * inHeight * inWidth
+            dst.update(repeating: 0, count: rows.count * rowLength)
+            for y in firstY..<max(firstY, endY) {
+                let row = dst + (padTop + y - rows.lowerBound) * rowLength, source = src + y * inWidth
                 for x in 0..<copyWidth {
                     let column = padLeft + x
                     row[(column & 3) * q + (column >> 2)] = source[x]
@@ -196,20 +260,26 @@ public struct Winograd3x3: Sendable, Hashable {
     /// V[k][c][t] = (Bᵀ d B)[k] for every tile t of the block and channel c in `channels`, 8
     /// neighbouring tiles of a tile row at a time. `v` holds `transformedInputCount` floats
     /// (shared by the threads splitting the channels); `staging` holds `stagingCount`.
-    public func transformInput(block: Int, padded: UnsafePointer<Float>, into v: UnsafeMutablePointer<Float>,
-                               channels: Range<Int>, staging: UnsafeMutablePointer<Float>) {
+    /// `padded` holds whole padded planes, or with `band` only the block's `paddedRows(of:)`.
+    /// With `whole`, V is that plan's (the same convolution in one block: every tile of the
+    /// image), and this block's tiles go to their place in it.
+    public func transformInput(block: Int, padded: UnsafePointer<Float>, band: Bool = false, into v: UnsafeMutablePointer<Float>,
+                               of whole: Winograd3x3? = nil, channels: Range<Int>, staging: UnsafeMutablePointer<Float>) {
         let (firstTileRow, tileRows, _) = tiles(of: block)
-        let rowLength = paddedRowLength, q = phaseLength, stride = blockStride
-        let planeSize = paddedHeight * rowLength
+        let rowLength = paddedRowLength, q = phaseLength, stride = whole?.blockStride ?? blockStride
+        let matrixStride = whole?.inputMatrixStride ?? inputMatrixStride
+        let v = whole == nil ? v : v + firstTileRow * tilesX
+        let rows = band ? paddedRows(of: block) : 0..<paddedHeight
+        let planeSize = rows.count * rowLength
         for c in channels {
             let plane = padded + c * planeSize
             for r in 0..<tileRows {
-                let window = plane + 4 * (firstTileRow + r) * rowLength
+                let window = plane + (4 * (firstTileRow + r) - rows.lowerBound) * rowLength
                 var tx = 0
                 while tx < tilesX {
                     inputTransform(window + tx, rowLength: rowLength, phaseLength: q, staging: staging,
                                    validLanes: min(lanes, tilesX - tx),
-                                   out: v + c * stride + r * tilesX + tx, matrixStride: inputChannels * stride)
+                                   out: v + c * stride + r * tilesX + tx, matrixStride: matrixStride)
                     tx += lanes
                 }
             }
@@ -219,15 +289,23 @@ public struct Winograd3x3: Sendable, Hashable {
     /// For output channels `outputChannels`: the 36 GEMMs M[k] = U[k] · V[k] of the block, the
     /// output transform into `output` and the epilogue on the block's output rows. `v` comes
     /// from `transformInput` (all channels); `products` holds `productCount` floats (threads
-    /// splitting the output channels may share it: they write disjoint rows).
+    /// splitting the output channels may share it: they write disjoint rows). With
+    /// `weightChannels`, U and the products hold only those output channels (a chunk from
+    /// `transformWeights(_:inputChannels:outputChannels:chunk:into:)`; `outputChannels` within
+    /// it): 36 x weightChannels.count rows each.
     public func multiplyAndTransformOutput(block: Int, transformedInput v: UnsafePointer<Float>,
-                                           transformedWeights: UnsafePointer<Float>,
+                                           transformedWeights: UnsafePointer<Float>, weightChannels: Range<Int>? = nil,
                                            products m: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>,
                                            epilogue: Epilogue, outputChannels: Range<Int>,
                                            staging: UnsafeMutablePointer<Float>) {
         guard !outputChannels.isEmpty else { return }
         let (firstTileRow, tileRows, tiles) = tiles(of: block)
         let stride = blockStride
+        let held = weightChannels ?? 0..<self.outputChannels
+        // Rows of U and M: output channel co is row co - held.lowerBound of each of the 36.
+        let heldCount = held.count
+        let weightStride = Self.weightMatrixStride(outputChannels: heldCount, inputChannels: inputChannels)
+        let productStride = productMatrixStride(heldCount)
         // OpenBLAS multiplies without packing its operands only while M·N·K stays under 1e6
         // (its small-matrix path); with few tiles, packing the [Cout, Cin] weight matrix costs
         // as much as the product, so the GEMMs go in chunks of output channels under that size.
@@ -238,9 +316,10 @@ public struct Winograd3x3: Sendable, Hashable {
                 let count = min(chunk, outputChannels.upperBound - first)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
                             blasint(count), blasint(tiles), blasint(inputChannels), 1,
-                            transformedWeights + (k * self.outputChannels + first) * inputChannels, blasint(inputChannels),
-                            v + k * inputChannels * stride, blasint(stride),
-                            0, m + (k * self.outputChannels + first) * stride, blasint(stride))
+                            transformedWeights + k * weightStride + (first - held.lowerBound) * inputChannels,
+                            blasint(inputChannels),
+                            v + k * inputMatrixStride, blasint(stride),
+                            0, m + k * productStride + (first - held.lowerBound) * stride, blasint(stride))
                 first += count
             }
         }
@@ -252,7 +331,7 @@ public struct Winograd3x3: Sendable, Hashable {
             var t = 0
             while t < tiles {
                 let group = min(lanes, tiles - t)
-                outputTransform(UnsafePointer(m + co * stride + t), matrixStride: self.outputChannels * stride, into: staging)
+                outputTransform(UnsafePointer(m + (co - held.lowerBound) * stride + t), matrixStride: productStride, into: staging)
                 for lane in 0..<group {
                     let tile = t + lane
                     let oy = 4 * (firstTileRow + tile / tilesX), ox = 4 * (tile % tilesX)
@@ -268,6 +347,43 @@ public struct Winograd3x3: Sendable, Hashable {
                                   offset: firstRow * outWidth, count: rows * outWidth, epilogue)
         }
     }
+}
+
+/// G · w · Gᵀ for `lanes` channel pairs: tap j of pair l at taps[j · tapStride + l]; the 36
+/// results to out[k · matrixStride + l].
+@inline(__always)
+private func weightTransform(_ taps: UnsafePointer<Float>, tapStride: Int, out: UnsafeMutablePointer<Float>, matrixStride: Int) {
+    // G · w, one column of w at a time, then each row of that times Gᵀ.
+    let c0 = gTimes(taps.vector(at: 0), taps.vector(at: 3 * tapStride), taps.vector(at: 6 * tapStride))
+    let c1 = gTimes(taps.vector(at: tapStride), taps.vector(at: 4 * tapStride), taps.vector(at: 7 * tapStride))
+    let c2 = gTimes(taps.vector(at: 2 * tapStride), taps.vector(at: 5 * tapStride), taps.vector(at: 8 * tapStride))
+    @inline(__always) func row(_ r: Int, _ a: FloatVector, _ b: FloatVector, _ c: FloatVector) {
+        let y = gTimes(a, b, c)
+        let k = r * 6
+        out.store(y.0, at: (k + 0) * matrixStride)
+        out.store(y.1, at: (k + 1) * matrixStride)
+        out.store(y.2, at: (k + 2) * matrixStride)
+        out.store(y.3, at: (k + 3) * matrixStride)
+        out.store(y.4, at: (k + 4) * matrixStride)
+        out.store(y.5, at: (k + 5) * matrixStride)
+    }
+    row(0, c0.0, c1.0, c2.0)
+    row(1, c0.1, c1.1, c2.1)
+    row(2, c0.2, c1.2, c2.2)
+    row(3, c0.3, c1.3, c2.3)
+    row(4, c0.4, c1.4, c2.4)
+    row(5, c0.5, c1.5, c2.5)
+}
+
+/// G · (a, b, c) per lane, G's rows being (1/4, 0, 0), (-1/6, -1/6, -1/6), (-1/6, 1/6, -1/6),
+/// (1/24, 1/12, 1/6), (1/24, -1/12, 1/6), (0, 0, 1).
+@inline(__always)
+private func gTimes(_ a: FloatVector, _ b: FloatVector, _ c: FloatVector)
+    -> (FloatVector, FloatVector, FloatVector, FloatVector, FloatVector, FloatVector) {
+    let s = a + c
+    let t = (a * (1 / 24)).addingProduct(c, 1 / 6)
+    let b12 = b * (1 / 12)
+    return (a * 0.25, (s + b) * (-1 / 6), (s - b) * (-1 / 6), t + b12, t - b12, c)
 }
 
 /// Bᵀ d B on 8 neighbouring tiles at once: window row i, column j of the 8 tiles is the vector at
@@ -355,5 +471,157 @@ private func outputTransform(_ m: UnsafePointer<Float>, matrixStride: Int, into 
         o.store(y.1, at: (r * 4 + 1) * lanes)
         o.store(y.2, at: (r * 4 + 2) * lanes)
         o.store(y.3, at: (r * 4 + 3) * lanes)
+    }
+}
+
+/// A Winograd convolution of a batch split over threads, transforming the weights on every
+/// run (U is 4x the weights: kept, it alone broke the memory budget of VGG16 and ResNet50), in
+/// one of two ways:
+/// - `.tileBlocks`, for many tiles and a small U: U of every channel pair is transformed first
+///   (threads split the output channels), then threads take whole blocks of tile rows of each
+///   image; each pads only its block's rows, transforms them and multiplies by all of U.
+/// - `.outputChunks`, for few tiles or a large U: every image is transformed whole (V; threads
+///   take tile rows, each padding only the rows it reads), then threads split the output
+///   channels and each takes `chunk` of them at a time: transforms that chunk's U into its own
+///   buffer (where it stays in cache) and multiplies it with every image's V. U is never whole
+///   in memory.
+/// `parallel(count, body)` runs body(k, range) on disjoint ranges covering 0..<count, k < threads.
+public struct WinogradSchedule: Sendable {
+    public enum Mode: Sendable { case tileBlocks, outputChunks }
+    public typealias Parallel = (Int, (Int, Range<Int>) -> Void) -> Void
+
+    /// The convolution in blocks of tile rows (`.tileBlocks` runs these blocks).
+    public let plan: Winograd3x3
+    /// One tile row per block (`.outputChunks` pads and transforms these), and every tile in
+    /// one block (`.outputChunks` multiplies that).
+    let rows: Winograd3x3, whole: Winograd3x3
+    public let mode: Mode
+    public let batch: Int
+    public let threads: Int
+    /// Output channels per chunk of U (`.outputChunks`).
+    public let chunk: Int
+    /// Floats of scratch `run` needs.
+    public let scratchCount: Int
+
+    /// Floats of one thread's chunk of U by default: 1 MiB, about a core's L2 cache.
+    public static let chunkFloats = 1 << 18
+
+    /// nil when the convolution does not qualify, or when no way fits `scratchLimit` floats.
+    /// `mode` forces one way (for tests and benchmarks); by default `.tileBlocks` when there
+    /// are enough blocks for the threads and it fits, else `.outputChunks`.
+    public init?(batch: Int, inputChannels: Int, outputChannels: Int, inHeight: Int, inWidth: Int,
+                 _ attributes: ConvAttributes, threads: Int, scratchLimit: Int = .max, mode: Mode? = nil,
+                 tilesPerBlock: Int? = nil, chunkFloats: Int = WinogradSchedule.chunkFloats) {
+        guard batch >= 1, threads >= 1,
+              let blocks = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
+                                       inWidth: inWidth, attributes, tilesPerBlock: tilesPerBlock) else { return nil }
+        let whole = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
+                                inWidth: inWidth, attributes, tilesPerBlock: blocks.tileCount)!
+        let rows = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
+                               inWidth: inWidth, attributes, tilesPerBlock: blocks.tilesX)!
+        let a = Self.aligned
+        let blocksScratch = a(blocks.transformedWeightCount) + threads * (a(blocks.bandCount) + a(blocks.blockScratchCount))
+        let chunk = max(1, min((outputChannels + threads - 1) / threads, chunkFloats / (36 * inputChannels)))
+        let chunksScratch = batch * a(whole.transformedInputCount) + threads * Self.chunkScratch(whole, rows, chunk)
+        let chosen: Mode
+        if let mode {
+            chosen = mode
+        } else if blocks.blockCount >= 2 * threads, blocksScratch <= scratchLimit {
+            chosen = .tileBlocks
+        } else if chunksScratch <= scratchLimit {
+            chosen = .outputChunks
+        } else if blocksScratch <= scratchLimit {
+            chosen = .tileBlocks
+        } else {
+            return nil
+        }
+        self.mode = chosen
+        self.plan = blocks
+        self.rows = rows
+        self.whole = whole
+        self.batch = batch
+        self.threads = threads
+        self.chunk = chunk
+        scratchCount = chosen == .tileBlocks ? blocksScratch : chunksScratch
+    }
+
+    /// Scratch offsets are kept to whole cache lines.
+    static func aligned(_ count: Int) -> Int { (count + 15) / 16 * 16 }
+
+    /// One thread's scratch in `.outputChunks`: a tile row's padded rows while transforming
+    /// the input, then a chunk of U and its products; and a staging.
+    static func chunkScratch(_ whole: Winograd3x3, _ rows: Winograd3x3, _ chunk: Int) -> Int {
+        max(aligned(rows.bandCount),
+            Winograd3x3.transformedWeightCount(inputChannels: whole.inputChannels, outputChannels: chunk)
+                + aligned(36 * whole.productMatrixStride(chunk)))
+            + Winograd3x3.stagingCount
+    }
+
+    /// The convolution of `batch` images: `input` [batch, inputChannels, inHeight, inWidth],
+    /// `taps` the weights [outputChannels, inputChannels, 3, 3] made tap-major
+    /// (`Winograd3x3.tapMajor`), `output` [batch, outputChannels, outHeight, outWidth]; the
+    /// epilogue's residual is the batch's (same layout as `output`).
+    public func run(input: UnsafePointer<Float>, taps: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                    epilogue: Epilogue, scratch: UnsafeMutablePointer<Float>, parallel: Parallel) {
+        let p = plan, a = Self.aligned
+        let inImage = p.inputChannels * p.inHeight * p.inWidth, outImage = p.outputChannels * p.outHeight * p.outWidth
+        func imageEpilogue(_ n: Int) -> Epilogue {
+            Epilogue(bias: epilogue.bias, residual: epilogue.residual.map { $0 + n * outImage }, activation: epilogue.activation)
+        }
+        switch mode {
+        case .tileBlocks:
+            let u = scratch, perThread = a(p.bandCount) + a(p.blockScratchCount)
+            let threadScratch = u + a(p.transformedWeightCount)
+            parallel(p.outputChannels) { _, channels in
+                Winograd3x3.transformWeights(taps: taps, inputChannels: p.inputChannels, outputChannels: channels,
+                                             of: p.outputChannels, chunk: 0..<p.outputChannels, into: u)
+            }
+            for n in 0..<batch {
+                let image = input + n * inImage, out = output + n * outImage, imageEpilogue = imageEpilogue(n)
+                parallel(p.blockCount) { k, blocks in
+                    let band = threadScratch + k * perThread
+                    let v = band + a(p.bandCount), m = v + p.transformedInputCount, staging = m + p.productCount
+                    for block in blocks {
+                        p.padInput(image, into: band, channels: 0..<p.inputChannels, rows: p.paddedRows(of: block))
+                        p.transformInput(block: block, padded: band, band: true, into: v, channels: 0..<p.inputChannels,
+                                         staging: staging)
+                        p.multiplyAndTransformOutput(block: block, transformedInput: v, transformedWeights: u, products: m,
+                                                     output: out, epilogue: imageEpilogue,
+                                                     outputChannels: 0..<p.outputChannels, staging: staging)
+                    }
+                }
+            }
+        case .outputChunks:
+            let whole = self.whole, rows = self.rows, chunk = self.chunk
+            let vs = scratch, vCount = a(whole.transformedInputCount)
+            let threadScratch = vs + batch * vCount, perThread = Self.chunkScratch(whole, rows, chunk)
+            for n in 0..<batch {
+                parallel(rows.blockCount) { k, tileRows in
+                    let band = threadScratch + k * perThread, staging = band + perThread - Winograd3x3.stagingCount
+                    for block in tileRows {
+                        rows.padInput(input + n * inImage, into: band, channels: 0..<p.inputChannels, rows: rows.paddedRows(of: block))
+                        rows.transformInput(block: block, padded: band, band: true, into: vs + n * vCount, of: whole,
+                                            channels: 0..<p.inputChannels, staging: staging)
+                    }
+                }
+            }
+            parallel(p.outputChannels) { k, channels in
+                let u = threadScratch + k * perThread
+                let m = u + Winograd3x3.transformedWeightCount(inputChannels: p.inputChannels, outputChannels: chunk)
+                let staging = u + perThread - Winograd3x3.stagingCount
+                var first = channels.lowerBound
+                while first < channels.upperBound {
+                    let held = first..<min(first + chunk, channels.upperBound)
+                    Winograd3x3.transformWeights(taps: taps, inputChannels: p.inputChannels, outputChannels: held,
+                                                 of: p.outputChannels, chunk: held, into: u)
+                    for n in 0..<batch {
+                        whole.multiplyAndTransformOutput(block: 0, transformedInput: vs + n * vCount, transformedWeights: u,
+                                                         weightChannels: held, products: m, output: output + n * outImage,
+                                                         epilogue: imageEpilogue(n), outputChannels: held, staging: staging)
+                    }
+                    first = held.upperBound
+                }
+            }
+        }
     }
 }

@@ -148,7 +148,7 @@ func bench(_ c: Case, threads: Int, runs: Int) {
     let reference = medianMilliseconds { expected = try! ReferenceKernels.evaluate(.conv(attributes), [x, w, b])[0].floats }
     let geometry = Conv2DGeometry(inHeight: c.height, inWidth: c.width, attributes)!
     var out = [Float](repeating: 0, count: c.outChannels * geometry.outPlane)
-    var kernel = 0.0, interleavedMs = Double.nan, interleavedOut: [Float] = []
+    var kernel = 0.0, interleavedMs = Double.nan, interleavedOut: [Float] = [], otherWayMs = Double.nan, transformMs = Double.nan
     x.floats.withUnsafeBufferPointer { xp in
         w.floats.withUnsafeBufferPointer { wp in
             b.floats.withUnsafeBufferPointer { bp in
@@ -190,48 +190,55 @@ func bench(_ c: Case, threads: Int, runs: Int) {
                         }
 
                     } else {
-                        let plan = Winograd3x3(inputChannels: c.channels, outputChannels: c.outChannels,
-                                               inHeight: c.height, inWidth: c.width, attributes)!
-                        var u = [Float](repeating: 0, count: plan.transformedWeightCount)
-                        var scratch = [Float](repeating: 0, count: plan.paddedInputCount + threads * plan.blockScratchCount
-                                                  + threads * Winograd3x3.stagingCount)
-                        u.withUnsafeMutableBufferPointer {
-                            Winograd3x3.transformWeights(weights, into: $0.baseAddress!, inputChannels: c.channels,
-                                                         outputChannels: c.outChannels)
-                        }
-                        // Our threads split the tile blocks; OpenBLAS runs one thread inside each.
+                        // The plan's way: the weights transformed on every run, in each of the two ways
+                        // (the output of the way the plan would pick is the one checked below).
                         openblas_set_num_threads(1)
-                        u.withUnsafeBufferPointer { up in
-                            scratch.withUnsafeMutableBufferPointer { sp in
-                                let padded = sp.baseAddress!
-                                kernel = medianMilliseconds {
-                                    parallel(c.channels) { range, _ in plan.padInput(input, into: padded, channels: range) }
-                                    let blocks = plan.blockCount
-                                    if threads > 1 && blocks < 2 * threads {
-                                        // Few blocks: threads split each block's channels instead.
-                                        let v = padded + plan.paddedInputCount, m = v + plan.transformedInputCount
-                                        let staging = m + plan.productCount
-                                        for block in 0..<blocks {
-                                            parallel(c.channels) { range, t in
-                                                plan.transformInput(block: block, padded: padded, into: v, channels: range,
-                                                                    staging: staging + t * Winograd3x3.stagingCount)
-                                            }
-                                            parallel(c.outChannels) { range, t in
-                                                plan.multiplyAndTransformOutput(
-                                                    block: block, transformedInput: v, transformedWeights: up.baseAddress!, products: m,
-                                                    output: output, epilogue: epilogue, outputChannels: range,
-                                                    staging: staging + t * Winograd3x3.stagingCount)
-                                            }
-                                        }
-                                    } else {
-                                        parallel(blocks) { range, t in
-                                            plan.runBlocks(range, padded: padded, transformedWeights: up.baseAddress!, output: output,
-                                                           epilogue: epilogue,
-                                                           scratch: padded + plan.paddedInputCount + t * plan.blockScratchCount)
-                                        }
+                        var taps = [Float](repeating: 0, count: 9 * c.channels * c.outChannels)
+                        taps.withUnsafeMutableBufferPointer {
+                            Winograd3x3.tapMajor(weights, pairs: 0..<(c.channels * c.outChannels), of: c.channels * c.outChannels,
+                                                 into: $0.baseAddress!)
+                        }
+                        // What a run spends transforming the weights (one thread, a chunk of output
+                        // channels at a time into one buffer, as `.outputChunks` does).
+                        let chunk = WinogradSchedule(batch: 1, inputChannels: c.channels, outputChannels: c.outChannels,
+                                                     inHeight: c.height, inWidth: c.width, attributes, threads: 1,
+                                                     mode: .outputChunks)!.chunk
+                        var u = [Float](repeating: 0, count: Winograd3x3.transformedWeightCount(inputChannels: c.channels,
+                                                                                                 outputChannels: chunk))
+                        u.withUnsafeMutableBufferPointer { up in
+                            taps.withUnsafeBufferPointer { tp in
+                                transformMs = medianMilliseconds {
+                                    for first in stride(from: 0, to: c.outChannels, by: chunk) {
+                                        let held = first..<min(first + chunk, c.outChannels)
+                                        Winograd3x3.transformWeights(taps: tp.baseAddress!, inputChannels: c.channels,
+                                                                     outputChannels: held, of: c.outChannels,
+                                                                     chunk: held, into: up.baseAddress!)
                                     }
                                 }
                             }
+                        }
+                        let chosen = WinogradSchedule(batch: 1, inputChannels: c.channels, outputChannels: c.outChannels,
+                                                      inHeight: c.height, inWidth: c.width, attributes, threads: threads)!.mode
+                        for mode in [WinogradSchedule.Mode.tileBlocks, .outputChunks] {
+                            let schedule = WinogradSchedule(batch: 1, inputChannels: c.channels, outputChannels: c.outChannels,
+                                                            inHeight: c.height, inWidth: c.width, attributes, threads: threads,
+                                                            mode: mode)!
+                            var scratch = [Float](repeating: 0, count: schedule.scratchCount)
+                            var modeOut = [Float](repeating: .nan, count: c.outChannels * geometry.outPlane)
+                            scratch.withUnsafeMutableBufferPointer { sp in
+                                modeOut.withUnsafeMutableBufferPointer { mp in
+                                  taps.withUnsafeBufferPointer { tp in
+                                    let ms = medianMilliseconds {
+                                        schedule.run(input: input, taps: tp.baseAddress!, output: mp.baseAddress!, epilogue: epilogue,
+                                                     scratch: sp.baseAddress!) { count, body in
+                                            parallel(count) { range, t in body(t, range) }
+                                        }
+                                    }
+                                    if mode == chosen { kernel = ms } else { otherWayMs = ms }
+                                  }
+                                }
+                            }
+                            if mode == chosen { output.update(from: modeOut, count: modeOut.count) }
                         }
                     }
                 }
@@ -246,6 +253,8 @@ func bench(_ c: Case, threads: Int, runs: Int) {
                                                            inHeight: c.height, inWidth: c.width, attributes)!.isRecommended
     print("{\"case\": \"\(c.name)\", \"kind\": \"\(c.kind)\", \"recommended\": \(recommended), \"threads\": \(threads), \"kernel_ms\": \(kernel), "
         + (interleavedMs.isNaN ? "" : "\"interleaved_ms\": \(interleavedMs), \"interleaved_vs_plane_max_difference\": \(interleavedError), ")
+        + (otherWayMs.isNaN ? "" : "\"winograd_other_way_ms\": \(otherWayMs), ")
+        + (transformMs.isNaN ? "" : "\"winograd_weight_transform_ms\": \(transformMs), ")
         + "\"im2col_sgemm_ms\": \(reference), \"gmacs_per_s\": \(macs / kernel / 1e6), "
         + "\"max_error_over_scale\": \(maxError / scale), \"shape\": [\(c.channels), \(c.outChannels), \(c.height), \(c.width), \(c.stride)]}")
 }

@@ -421,6 +421,12 @@ struct Bench: ParsableCommand {
         for s in steps.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(10) {
             lines.append(String(format: "  %9.3f ms  %@ (%@)", s.milliseconds, s.node, s.kernel))
         }
+        // What sizes the arena: intermediates live at a step plus its kernel's scratch.
+        lines.append("largest steps in the arena (live intermediates + scratch, MB):")
+        for s in steps.sorted(by: { $0.liveBytes + $0.scratchBytes > $1.liveBytes + $1.scratchBytes }).prefix(5) {
+            lines.append(String(format: "  %7.2f + %6.2f  %@ (%@)", Double(s.liveBytes) / 1e6, Double(s.scratchBytes) / 1e6,
+                                s.node, s.kernel))
+        }
         return lines.joined(separator: "\n")
     }
 

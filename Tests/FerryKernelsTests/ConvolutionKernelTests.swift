@@ -220,7 +220,8 @@ struct WinogradKernelTests {
             let expected = try referenceConv(withActivation, x: x, w: w, b: b, residual: useResidual ? residual : nil)
             #expect(expected.shape == outShape)
             var out = [Float](repeating: .nan, count: outShape.reduce(1, *))
-            var scratch = [Float](repeating: .nan, count: plan.paddedInputCount + plan.blockScratchCount + Winograd3x3.stagingCount)
+            // One thread: `run` on each image, with the whole of U.
+            var scratch = [Float](repeating: .nan, count: plan.scratchCount)
             let inImage = c.channels * c.height * c.width, outImage = c.outChannels * plan.outHeight * plan.outWidth
             x.floats.withUnsafeBufferPointer { xp in
                 u.withUnsafeBufferPointer { up in
@@ -232,42 +233,9 @@ struct WinogradKernelTests {
                                         let epilogue = Epilogue(bias: bp.baseAddress!,
                                                                 residual: useResidual ? rp.baseAddress! + n * outImage : nil,
                                                                 activation: activation)
-                                        let image = xp.baseAddress! + n * inImage, result = op.baseAddress! + n * outImage
-                                        switch (n + protocolChoice) % 3 {
-                                        case 0:
-                                            plan.run(input: image, transformedWeights: up.baseAddress!, output: result,
-                                                     epilogue: epilogue, scratch: sp.baseAddress!)
-                                        case 1:
-                                            // Threads over blocks: pad by channel ranges, then blocks one at a time.
-                                            let padded = sp.baseAddress!
-                                            plan.padInput(image, into: padded, channels: 0..<1)
-                                            plan.padInput(image, into: padded, channels: 1..<c.channels)
-                                            for block in 0..<plan.blockCount {
-                                                plan.runBlocks(block..<(block + 1), padded: padded, transformedWeights: up.baseAddress!,
-                                                               output: result, epilogue: epilogue,
-                                                               scratch: padded + plan.paddedInputCount)
-                                            }
-                                        default:
-                                            // Threads within blocks: input channels split, then output channels split,
-                                            // two stagings as two threads would have.
-                                            let padded = sp.baseAddress!
-                                            plan.padInput(image, into: padded, channels: 0..<c.channels)
-                                            let v = padded + plan.paddedInputCount, m = v + plan.transformedInputCount
-                                            let staging = m + plan.productCount
-                                            let halfIn = c.channels / 2, halfOut = c.outChannels / 2
-                                            for block in 0..<plan.blockCount {
-                                                plan.transformInput(block: block, padded: padded, into: v, channels: 0..<halfIn,
-                                                                    staging: staging)
-                                                plan.transformInput(block: block, padded: padded, into: v,
-                                                                    channels: halfIn..<c.channels, staging: staging + Winograd3x3.stagingCount)
-                                                for range in [halfOut..<c.outChannels, 0..<halfOut] {
-                                                    plan.multiplyAndTransformOutput(
-                                                        block: block, transformedInput: v, transformedWeights: up.baseAddress!,
-                                                        products: m, output: result, epilogue: epilogue, outputChannels: range,
-                                                        staging: staging + (range.lowerBound == 0 ? 0 : Winograd3x3.stagingCount))
-                                                }
-                                            }
-                                        }
+                                        plan.run(input: xp.baseAddress! + n * inImage, transformedWeights: up.baseAddress!,
+                                                 output: op.baseAddress! + n * outImage, epilogue: epilogue,
+                                                 scratch: sp.baseAddress!)
                                     }
                                 }
                             }
@@ -275,14 +243,57 @@ struct WinogradKernelTests {
                     }
                 }
             }
-            // Winograd's rounding error scales with the size of the sums, not of each output:
-            // the absolute tolerance is relative to the largest output before the activation
-            // (every activation here has slope at most 1).
             let scale = try referenceConv(c, x: x, w: w, b: b, residual: useResidual ? residual : nil).floats.map(abs).max() ?? 1
-            expectClose(out, expected.floats, atol: 2e-5 * scale, rtol: 1e-5, "\(c) \(String(describing: activation))")
+            expectClose(out, expected.floats, atol: 2e-5 * scale, rtol: 1e-5, "\(c) \(String(describing: activation)) run")
+            var taps = [Float](repeating: .nan, count: w.floats.count)
+            let pairs = c.channels * c.outChannels
+            w.floats.withUnsafeBufferPointer { wp in
+                taps.withUnsafeMutableBufferPointer { tp in
+                    // In two parts, as the store makes them.
+                    Winograd3x3.tapMajor(wp.baseAddress!, pairs: (pairs / 3)..<pairs, of: pairs, into: tp.baseAddress!)
+                    Winograd3x3.tapMajor(wp.baseAddress!, pairs: 0..<(pairs / 3), of: pairs, into: tp.baseAddress!)
+                }
+            }
+            // Two (simulated) threads, the weights transformed on the run: tile blocks, and
+            // output chunks of 1, 3 and the default number of channels.
+            let (ways, chunkSizes): ([WinogradSchedule.Mode], [Int?]) = protocolChoice == 0 ? ([.tileBlocks], [nil])
+                : ([.outputChunks], [1, 3, nil])
+            for mode in ways {
+                for chunk in chunkSizes {
+                    let schedule = try #require(WinogradSchedule(
+                        batch: c.batch, inputChannels: c.channels, outputChannels: c.outChannels, inHeight: c.height,
+                        inWidth: c.width, c.attributes, threads: 2, mode: mode, tilesPerBlock: tilesPerBlock,
+                        chunkFloats: chunk.map { $0 * 36 * c.channels } ?? WinogradSchedule.chunkFloats))
+                    if let chunk { #expect(schedule.chunk == min(chunk, (c.outChannels + 1) / 2)) }
+                    var scheduled = [Float](repeating: .nan, count: outShape.reduce(1, *))
+                    var scheduleScratch = [Float](repeating: .nan, count: schedule.scratchCount)
+                    x.floats.withUnsafeBufferPointer { xp in
+                        taps.withUnsafeBufferPointer { wp in
+                            b.floats.withUnsafeBufferPointer { bp in
+                                residual.floats.withUnsafeBufferPointer { rp in
+                                    scheduled.withUnsafeMutableBufferPointer { op in
+                                        scheduleScratch.withUnsafeMutableBufferPointer { sp in
+                                            // The second thread's range first: no step may rely on the order.
+                                            schedule.run(input: xp.baseAddress!, taps: wp.baseAddress!, output: op.baseAddress!,
+                                                         epilogue: Epilogue(bias: bp.baseAddress!,
+                                                                            residual: useResidual ? rp.baseAddress! : nil,
+                                                                            activation: activation),
+                                                         scratch: sp.baseAddress!) { count, body in
+                                                body(1, (count / 2)..<count)
+                                                body(0, 0..<(count / 2))
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    expectClose(scheduled, expected.floats, atol: 2e-5 * scale, rtol: 1e-5,
+                                "\(c) \(String(describing: activation)) \(mode) chunk \(String(describing: chunk))")
+                }
+            }
         }
     }
-
     /// Realistic magnitudes (post-ReLU inputs in [0, 4], He-initialized weights, 64 channels):
     /// the error against a double-precision direct convolution stays within 1e-4 of the
     /// output's scale, and within a small factor of the float32 im2col + sgemm reference's own.

@@ -18,6 +18,26 @@ import Testing
         #expect(PackedWeightStore().restore("w") == nil)
     }
 
+    /// Winograd's tap-major copy: tap j of every channel pair together, and the original back
+    /// from it; taken weights give their pages back, shared ones are copied first.
+    @Test func tapMajorWeightsRestore() {
+        let (outputChannels, inputChannels) = (70, 1100)
+        let weights = randomTensor([outputChannels, inputChannels, 3, 3], seed: 45)
+        let pairs = outputChannels * inputChannels
+        let store = PackedWeightStore()
+        let entry = store.packed("w", weights: weights, layout: .winogradTaps, group: 1, rows: outputChannels, depth: inputChannels * 9)
+        #expect(entry.values.count == weights.floats.count)
+        for (pair, j) in [(0, 0), (1, 4), (pairs - 1, 8), (777, 3)] {
+            #expect(entry.values[j * pairs + pair] == weights.floats[pair * 9 + j])
+        }
+        #expect(store.restore("w") == weights)
+        let kept = weights.floats
+        let taken = PackedWeightStore().packedTakingWeights("w", kept, shape: weights.shape, layout: .winogradTaps, group: 1,
+                                                            rows: outputChannels, depth: inputChannels * 9)
+        #expect(taken.values == entry.values)
+        #expect(kept == weights.floats, "the holder's weights were given back")
+    }
+
     /// Packing weights the store takes gives their pages back as it goes: the packed copy is the
     /// same, and weights another holder still shares are copied first, never given back.
     @Test(arguments: [false, true])

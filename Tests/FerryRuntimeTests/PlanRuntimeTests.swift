@@ -118,8 +118,40 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         let plan = try expectPlanMatchesReference(graph, feeds, threads: c.threads)
         #expect(plan.kernels.allSatisfy { $0.kernel.hasPrefix("conv.") }, "\(plan.kernels)")
         if c.channels >= 8 && c.outChannels >= 8 && c.kernel == [3, 3] && c.strides == [1, 1] && c.group == 1 && InnerKernels.simd {
-            #expect(plan.kernels[0].kernel == "conv.winograd")
+            #expect(plan.kernels[0].kernel.hasPrefix("conv.winograd"))
+            // The weights are transformed on each run: the plan keeps nothing but them.
+            #expect(plan.pinnedBytes <= weights.reduce(0) { $0 + $1.1.count * 4 })
         }
+    }
+
+    /// Winograd's scratch (its transformed input, and per thread a chunk of transformed
+    /// weights) must fit what the arena has room for at its step: beside a larger value live at
+    /// another step it runs; alone, where the arena is just its input and output, im2col does.
+    @Test func winogradScratchFitsTheArena() throws {
+        func plan(_ extraChannels: Int) throws -> ExecutionPlan {
+            var b = GraphBuilder(name: "winograd")
+            let x = b.addInput("x", TensorType(.float32, Shape([1, 256, 28, 28])))
+            let w = b.addInitializer("w", randomTensor([256, 256, 3, 3], seed: 5, range: -0.05...0.05))
+            var y = b.add(.conv(ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])), inputs: [x, w], output: "y", origin: nil)
+            if extraChannels > 0 {
+                // A 1x1 convolution to a large value after the Winograd step.
+                let w2 = b.addInitializer("w2", randomTensor([extraChannels, 256, 1, 1], seed: 6, range: -0.05...0.05))
+                y = b.add(.conv(ConvAttributes(kernelShape: [1, 1])), inputs: [y, w2], output: "z", origin: nil)
+            }
+            b.addOutput(y)
+            return try expectPlanMatchesReference(try b.finish(), ["x": randomTensor([1, 256, 28, 28], seed: 7)], threads: 2)
+        }
+        guard InnerKernels.simd else { return }
+        let tight = try plan(0)
+        #expect(tight.kernels[0].kernel.hasPrefix("conv.im2col"))
+        #expect(tight.scratchBlocks[0].bytes <= PlanBuilder.minimumScratch * 4)
+        let roomy = try plan(4096)
+        #expect(roomy.kernels[0].kernel == "conv.winograd-chunks")
+        // Within the room: its scratch and its step's input and output take no more than the
+        // largest set of live intermediates (the 1x1 step's).
+        let inputAndOutput = 2 * 256 * 28 * 28 * 4
+        #expect(roomy.scratchBlocks[0].bytes + inputAndOutput <= roomy.peakLiveBytes)
+        #expect(roomy.scratchBlocks[0].bytes > PlanBuilder.minimumScratch * 4)
     }
 
     @Test func kernelChoice() throws {
@@ -140,7 +172,7 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col" + packed)
         // Too few tiles for Winograd to pay.
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col" + packed)
-        #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd" : "conv.im2col-sgemm"))
+        #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd-chunks" : "conv.im2col-sgemm"))
         // Depthwise: narrow output planes 8 channels at a time; wide ones, a multiplier above 1
         // or a fused residual, plane by plane.
         let interleaved = InnerKernels.simd ? "conv.depthwise-interleaved" : "conv.depthwise"

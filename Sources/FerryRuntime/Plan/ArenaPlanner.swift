@@ -30,26 +30,26 @@ enum ArenaPlanner {
 
     static func aligned(_ count: Int) -> Int { (count + alignment - 1) / alignment * alignment }
 
-    /// Sets every block's offset; returns the arena's size in elements.
-    static func place(_ blocks: inout [ArenaBlock]) -> Int {
+    /// Sets every block's offset around blocks already `placed`; returns the arena's size in
+    /// elements (the end of the last block, placed or not).
+    static func place(_ blocks: inout [ArenaBlock], around placed: [ArenaBlock] = []) -> Int {
         let order = blocks.indices.sorted {
             blocks[$0].size != blocks[$1].size ? blocks[$0].size > blocks[$1].size : blocks[$0].firstStep < blocks[$1].firstStep
         }
-        var placed: [Int] = []
-        var total = 0
+        var done = placed
+        var total = placed.map { $0.offset + $0.size }.max() ?? 0
         for i in order {
             let block = blocks[i]
-            let neighbours = placed.filter { blocks[$0].livesWith(block) && blocks[$0].size > 0 }
-                .sorted { blocks[$0].offset < blocks[$1].offset }
+            let neighbours = done.filter { $0.livesWith(block) && $0.size > 0 }.sorted { $0.offset < $1.offset }
             var best: (offset: Int, gap: Int)?
             var end = 0
-            for j in neighbours {
-                let gap = blocks[j].offset - end
+            for other in neighbours {
+                let gap = other.offset - end
                 if gap >= block.size, best == nil || gap < best!.gap { best = (end, gap) }
-                end = Swift.max(end, blocks[j].offset + blocks[j].size)
+                end = Swift.max(end, other.offset + other.size)
             }
             blocks[i].offset = best?.offset ?? end
-            placed.append(i)
+            done.append(blocks[i])
             total = Swift.max(total, blocks[i].offset + block.size)
         }
         return total

@@ -89,55 +89,26 @@ extension PlanBuilder {
             }
         }
 
+        // Winograd F(4x4, 3x3) transforms the weights on every run (kept, they would be 4x the
+        // weights), within the scratch the arena has room for at this step.
         if InnerKernels.simd, PlanBuilder.winogradEnabled, s == 2, cg >= 8, mg >= 8, group == 1,
-           let weights = constant(node.inputs[1]),
-           let winograd = Winograd3x3(inputChannels: channels, outputChannels: m, inHeight: g.inHeight, inWidth: g.inWidth, a),
-           winograd.isRecommended, winograd.outHeight == g.outHeight, winograd.outWidth == g.outWidth {
-            var transformed = [Float](repeating: 0, count: winograd.transformedWeightCount)
-            weights.floats.withUnsafeBufferPointer { wp in
-                transformed.withUnsafeMutableBufferPointer { u in
-                    Winograd3x3.transformWeights(wp.baseAddress!, into: u.baseAddress!, inputChannels: channels, outputChannels: m)
-                }
-            }
-            let u = pin(transformed)
-            let padded = ArenaPlanner.aligned(winograd.paddedInputCount)
-            // Many tiles: threads take whole blocks. Few tiles: threads split each block's
-            // input channels, then its output channels (V and M shared, staging per thread).
-            let byBlocks = winograd.blockCount >= 2 * threads
-            let perThread = ArenaPlanner.aligned(winograd.blockScratchCount)
-            let v = ArenaPlanner.aligned(winograd.transformedInputCount), products = ArenaPlanner.aligned(winograd.productCount)
-            let staging = ArenaPlanner.aligned(Winograd3x3.stagingCount)
-            let scratchCount = padded + (byBlocks ? perThread * threads : v + products + staging * threads)
-            return PlannedKernel(name: "conv.winograd", scratch: scratchCount) { b in
+           constant(node.inputs[1]) != nil,
+           let winograd = WinogradSchedule(batch: batch, inputChannels: channels, outputChannels: m, inHeight: g.inHeight,
+                                           inWidth: g.inWidth, a, threads: threads, scratchLimit: scratchRoom(node)),
+           winograd.plan.isRecommended, winograd.plan.outHeight == g.outHeight, winograd.plan.outWidth == g.outWidth {
+            let name = winograd.mode == .tileBlocks ? "conv.winograd-blocks" : "conv.winograd-chunks"
+            // Tap-major, read by each run's transform (the original released as for PackedGemm).
+            let taps = packedConvWeights(node.inputs[1], layout: .winogradTaps, group: 1, rows: m, depth: channels * 9)
+            return PlannedKernel(name: name, scratch: winograd.scratchCount) { b in
                 let x = b.pointer(node.inputs[0]), y = b.pointer(node.outputs[0])
                 let bias = b.optionalPointer(node, 2), residual = b.optionalPointer(node, 3)
                 let scratch = b.scratch!
-                let vBuffer = scratch + padded, mBuffer = scratch + padded + v, stagings = scratch + padded + v + products
                 return {
                     BLASThreads.set(1)
                     defer { BLASThreads.set(threads) }
-                    for n in 0..<batch {
-                        let image = x + n * channels * g.inPlane, out = y + n * m * g.outPlane
-                        let epilogue = Epilogue(bias: bias, residual: residual.map { $0 + n * m * g.outPlane }, activation: activation)
-                        parallelChunks(channels, threads: threads) { cs in winograd.padInput(image, into: scratch, channels: cs) }
-                        if byBlocks {
-                            parallelChunksIndexed(winograd.blockCount, threads: threads) { k, blocks in
-                                winograd.runBlocks(blocks, padded: scratch, transformedWeights: u, output: out, epilogue: epilogue,
-                                                   scratch: scratch + padded + k * perThread)
-                            }
-                        } else {
-                            for block in 0..<winograd.blockCount {
-                                parallelChunksIndexed(channels, threads: threads) { k, cs in
-                                    winograd.transformInput(block: block, padded: scratch, into: vBuffer, channels: cs,
-                                                            staging: stagings + k * staging)
-                                }
-                                parallelChunksIndexed(m, threads: threads) { k, ms in
-                                    winograd.multiplyAndTransformOutput(block: block, transformedInput: vBuffer, transformedWeights: u,
-                                                                        products: mBuffer, output: out, epilogue: epilogue,
-                                                                        outputChannels: ms, staging: stagings + k * staging)
-                                }
-                            }
-                        }
+                    winograd.run(input: x, taps: taps, output: y,
+                                 epilogue: Epilogue(bias: bias, residual: residual, activation: activation), scratch: scratch) {
+                        parallelChunksIndexed($0, threads: threads, $1)
                     }
                 }
             }

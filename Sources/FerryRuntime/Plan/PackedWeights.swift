@@ -2,9 +2,9 @@ import FerryIR
 import FerryKernels
 import Foundation
 
-/// Convolution weights packed for PackedGemm, shared by every plan of one runtime: packing
-/// depends on the weights and on the kernel's panel height, not on the input shapes, so a plan
-/// for another batch size packs nothing again. A packed copy holds every weight of the original
+/// Convolution weights packed for PackedGemm, or made tap-major for Winograd's per-run weight
+/// transform, shared by every plan of one runtime: packing depends on the weights and on the
+/// kernel, not on the input shapes, so a plan for another batch size packs nothing again. A packed copy holds every weight of the original
 /// (rearranged, plus zero rows up to a whole panel), so a runtime may release the original and
 /// unpack it when a new plan needs it (`restore`).
 final class PackedWeightStore {
@@ -16,14 +16,24 @@ final class PackedWeightStore {
         let group: Int
         let rows: Int
         let depth: Int
-        let narrow: Bool
-        var step: Int { PackedGemm.packedCount(rows: rows, depth: depth, narrow: narrow) }
+        let layout: Layout
+        var narrow: Bool { layout == .gemm(narrow: true) }
+        var step: Int {
+            layout == .winogradTaps ? rows * depth : PackedGemm.packedCount(rows: rows, depth: depth, narrow: narrow)
+        }
         var panelRows: Int { narrow ? PackedGemm.narrowRowsPerPanel : PackedGemm.rowsPerPanel }
+    }
+
+    /// How a copy is laid out: PackedGemm's panels (wide or narrow kernel), or a 3x3
+    /// convolution's weights tap-major ([9][rows x depth / 9], `Winograd3x3.tapMajor`; group 1).
+    enum Layout: Hashable {
+        case gemm(narrow: Bool)
+        case winogradTaps
     }
 
     private struct Key: Hashable {
         var name: String
-        var narrow: Bool
+        var layout: Layout
     }
 
     private var entries: [Key: Entry] = [:]
@@ -34,9 +44,13 @@ final class PackedWeightStore {
     /// `weights` (initializer `name`, float32, [group x rows, depth...]) packed for the wide or
     /// the narrow kernel; packed on first use, then shared.
     func packed(_ name: String, weights: Tensor, narrow: Bool, group: Int, rows: Int, depth: Int) -> Entry {
-        if let entry = existing(name, narrow: narrow, group: group, rows: rows, depth: depth) { return entry }
+        packed(name, weights: weights, layout: .gemm(narrow: narrow), group: group, rows: rows, depth: depth)
+    }
+
+    func packed(_ name: String, weights: Tensor, layout: Layout, group: Int, rows: Int, depth: Int) -> Entry {
+        if let entry = existing(name, layout: layout, group: group, rows: rows, depth: depth) { return entry }
         var values = weights.floats
-        return pack(name, &values, shape: weights.shape, narrow: narrow, group: group, rows: rows, depth: depth,
+        return pack(name, &values, shape: weights.shape, layout: layout, group: group, rows: rows, depth: depth,
                     releasingSource: false)
     }
 
@@ -48,20 +62,28 @@ final class PackedWeightStore {
     /// the one given back; the other holder's are never touched.
     func packedTakingWeights(_ name: String, _ values: consuming [Float], shape: [Int], narrow: Bool, group: Int,
                              rows: Int, depth: Int) -> Entry {
-        if let entry = existing(name, narrow: narrow, group: group, rows: rows, depth: depth) { return entry }
+        packedTakingWeights(name, values, shape: shape, layout: .gemm(narrow: narrow), group: group, rows: rows, depth: depth)
+    }
+
+    func packedTakingWeights(_ name: String, _ values: consuming [Float], shape: [Int], layout: Layout, group: Int,
+                             rows: Int, depth: Int) -> Entry {
+        if let entry = existing(name, layout: layout, group: group, rows: rows, depth: depth) { return entry }
         var owned = consume values
-        return pack(name, &owned, shape: shape, narrow: narrow, group: group, rows: rows, depth: depth, releasingSource: true)
+        return pack(name, &owned, shape: shape, layout: layout, group: group, rows: rows, depth: depth, releasingSource: true)
     }
 
     /// The entry of `name` packed for this layout, if one was made.
-    func existing(_ name: String, narrow: Bool, group: Int, rows: Int, depth: Int) -> Entry? {
-        guard let entry = entries[Key(name: name, narrow: narrow)], entry.group == group, entry.rows == rows,
+    func existing(_ name: String, layout: Layout, group: Int, rows: Int, depth: Int) -> Entry? {
+        guard let entry = entries[Key(name: name, layout: layout)], entry.group == group, entry.rows == rows,
               entry.depth == depth else { return nil }
         return entry
     }
 
-    private func pack(_ name: String, _ weights: inout [Float], shape: [Int], narrow: Bool, group: Int, rows: Int,
+    private func pack(_ name: String, _ weights: inout [Float], shape: [Int], layout: Layout, group: Int, rows: Int,
                       depth: Int, releasingSource: Bool) -> Entry {
+        guard case .gemm(let narrow) = layout else {
+            return packTaps(name, &weights, shape: shape, rows: rows, depth: depth, releasingSource: releasingSource)
+        }
         let step = PackedGemm.packedCount(rows: rows, depth: depth, narrow: narrow)
         let panelRows = narrow ? PackedGemm.narrowRowsPerPanel : PackedGemm.rowsPerPanel
         // Panel p of a group holds rows p·panelRows... of it, so each panel is packed on its own
@@ -94,8 +116,36 @@ final class PackedWeightStore {
             }
             initialized = step * group
         }
-        let entry = Entry(values: packed, shape: shape, group: group, rows: rows, depth: depth, narrow: narrow)
-        entries[Key(name: name, narrow: narrow)] = entry
+        let entry = Entry(values: packed, shape: shape, group: group, rows: rows, depth: depth, layout: layout)
+        entries[Key(name: name, layout: layout)] = entry
+        return entry
+    }
+
+    /// `pack` for `.winogradTaps`: [rows, depth] weights (depth = input channels x 9) made
+    /// tap-major some thousands of channel pairs at a time, giving back the source's pages as it goes.
+    private func packTaps(_ name: String, _ weights: inout [Float], shape: [Int], rows: Int, depth: Int,
+                          releasingSource: Bool) -> Entry {
+        let pairCount = rows * depth / 9, step = 4096
+        let taps = [Float](unsafeUninitializedCapacity: rows * depth) { tp, initialized in
+            func chunks(_ wp: UnsafePointer<Float>, release: (Int) -> Void) {
+                for first in stride(from: 0, to: pairCount, by: step) {
+                    let end = Swift.min(first + step, pairCount)
+                    Winograd3x3.tapMajor(wp, pairs: first..<end, of: pairCount, into: tp.baseAddress!)
+                    release(end * 9)
+                }
+            }
+            if releasingSource {
+                weights.withUnsafeMutableBufferPointer { wp in
+                    var released = 0
+                    chunks(UnsafePointer(wp.baseAddress!)) { done in released = returnPages(of: wp.baseAddress!, from: released, to: done) }
+                }
+            } else {
+                weights.withUnsafeBufferPointer { wp in chunks(wp.baseAddress!) { _ in } }
+            }
+            initialized = rows * depth
+        }
+        let entry = Entry(values: taps, shape: shape, group: 1, rows: rows, depth: depth, layout: .winogradTaps)
+        entries[Key(name: name, layout: .winogradTaps)] = entry
         return entry
     }
 
@@ -108,10 +158,16 @@ final class PackedWeightStore {
 
     /// The original initializer `name`, unpacked from any of its packed copies.
     func restore(_ name: String) -> Tensor? {
-        guard let entry = entries[Key(name: name, narrow: false)] ?? entries[Key(name: name, narrow: true)] else { return nil }
+        guard let entry = [Layout.gemm(narrow: false), .gemm(narrow: true), .winogradTaps].lazy
+            .compactMap({ self.entries[Key(name: name, layout: $0)] }).first else { return nil }
         var weights = [Float](repeating: 0, count: entry.group * entry.rows * entry.depth)
         entry.values.withUnsafeBufferPointer { pp in
             weights.withUnsafeMutableBufferPointer { wp in
+                if entry.layout == .winogradTaps {
+                    let pairCount = entry.rows * entry.depth / 9
+                    Winograd3x3.fromTapMajor(pp.baseAddress!, pairs: 0..<pairCount, of: pairCount, into: wp.baseAddress!)
+                    return
+                }
                 for gi in 0..<entry.group {
                     PackedGemm.unpackPanels(pp.baseAddress! + gi * entry.step, rows: entry.rows, depth: entry.depth,
                                             panelRows: entry.panelRows, into: wp.baseAddress! + gi * entry.rows * entry.depth,
