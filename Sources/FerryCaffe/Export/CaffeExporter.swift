@@ -357,6 +357,17 @@ struct CaffeExportContext {
         return uniqueLayerName(node.name)
     }
 
+    /// The name prefix of a chain of layers standing for the current node: its source layer's
+    /// name the first time, else the node's own name, or `<source layer>/<role>` when the node
+    /// is named after its source layer (an activation after a Dense of that layer).
+    mutating func chainBaseName(role: String) -> String {
+        if let source = node.origins.first?.layer, node.name == source,
+           sourceLayerTaken.contains(source) || usedLayerNames.contains(source) {
+            return uniqueLayerName("\(source)/\(role)")
+        }
+        return mainLayerName(producing: [])
+    }
+
     /// A blob name for a value: the value's own name.
     mutating func topBlob(_ value: String) -> String {
         var name = value

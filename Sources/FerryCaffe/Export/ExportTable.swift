@@ -30,6 +30,12 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     "Exp": activation("Exp"),
     "Log": activation("Log"),
     "Softmax": writeSoftmax,
+    "LogSoftmax": writeLogSoftmax,
+    "HardSigmoid": writeHardSigmoid,
+    "HardSwish": writeHardSwish,
+    "Softsign": writeSoftsign,
+    "Selu": writeSelu,
+    "Mish": writeMish,
     "ArgMax": writeArgMax,
     "ReduceMax": writeReduceMaxAsArgMax,
     "ReduceMean": writeBatchStatisticsBN,
@@ -45,6 +51,7 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     "Div": writeBinary,
     "Pow": writePow,
     "Max": writeVariadic,
+    "Min": writeMin,
     "Sum": writeVariadic,
     "Mean": writeVariadic,
     // Data movement
@@ -77,11 +84,8 @@ func activation(_ type: String) -> CaffeLayerWriter {
 /// Power: (shift + scale * x) ^ power.
 func powerForm(power: Float = 1, scale: Float = 1, shift: Float = 0) -> CaffeLayerWriter {
     { ctx, node in
-        ctx.addLayer("Power", bottoms: [try dataBottom(ctx, node)], outputs: node.outputs, inPlace: true) { l in
-            if power != 1 { l.powerParam.power = power }
-            if scale != 1 { l.powerParam.scale = scale }
-            if shift != 0 { l.powerParam.shift = shift }
-        }
+        ctx.addLayer("Power", bottoms: [try dataBottom(ctx, node)], outputs: node.outputs, inPlace: true,
+                     powerParams(power: power, scale: scale, shift: shift))
     }
 }
 
@@ -105,7 +109,8 @@ func writeELU(_ ctx: inout CaffeExportContext, _ node: Node) throws {
 }
 
 /// Clip to [0, max] with max 6 is ReLU6 (the MobileNet forks' layer, which OpenCV reads);
-/// [0, inf) is ReLU; other bounds are Clip (BVLC Caffe since 2019).
+/// [0, inf) is ReLU; other bounds are Clip (BVLC Caffe since 2019); one bound other than 0
+/// (Keras's ReLU max_value after its ReLU) is a Power-ReLU-Power chain.
 func writeClip(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     guard case .clip(let lo, let hi) = node.op else { return }
     let x = try dataBottom(ctx, node)
@@ -117,7 +122,7 @@ func writeClip(_ ctx: inout CaffeExportContext, _ node: Node) throws {
             l.clipParam.min = lo
             l.clipParam.max = hi
         }
-    default: throw ctx.error("a clip with one bound other than 0 has no Caffe layer")
+    default: try writeOneSidedClip(&ctx, node, lo: lo, hi: hi)
     }
 }
 
