@@ -76,16 +76,16 @@ struct CaffeExportTests {
         let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("N"), .fixed(4)])))
         let g = b.add(.gelu(approximate: false), inputs: [x], output: "g", origin: Origin(layer: "act", type: "Activation"))
         let m = b.add(.hardSwish, inputs: [g], output: "h", origin: Origin(layer: "hs", type: "Activation"))
-        let s = b.add(.selu(alpha: 1.67, gamma: 1.05), inputs: [x], output: "s", origin: Origin(layer: "selu", type: "Activation"))
+        let s = b.add(.thresholdedRelu(alpha: 0.4), inputs: [x], output: "s", origin: Origin(layer: "step", type: "Activation"))
         b.addOutput(m)
         b.addOutput(s)
         #expect {
             try CaffeExporter.export(try b.finish())
         } throws: { error in
             let e = error as! FerryError
-            // The Gelu and the Selu; the HardSwish after the Gelu is not reported on its own.
+            // The Gelu and the ThresholdedRelu; the HardSwish after the Gelu is not reported on its own.
             return e.layer == "act" && e.message.contains("2 node(s)") && e.message.contains("Gelu")
-                && e.message.contains("selu (Activation, Selu)") && !e.message.contains("HardSwish")
+                && e.message.contains("step (Activation, ThresholdedRelu)") && !e.message.contains("HardSwish")
         }
     }
 }
