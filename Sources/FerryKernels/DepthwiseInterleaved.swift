@@ -26,6 +26,16 @@ extension Kernels {
         return packed
     }
 
+    /// W [channels, 1, kh, kw] back from `depthwiseInterleavedWeights` (bit for bit: a plan may
+    /// release the original once interleaved).
+    public static func depthwiseDeinterleavedWeights(_ packed: UnsafePointer<Float>, channels: Int, taps: Int) -> [Float] {
+        var weights = [Float](repeating: 0, count: channels * taps)
+        for c in 0..<channels {
+            for t in 0..<taps { weights[c * taps + t] = packed[((c / lanes) * taps + t) * lanes + c % lanes] }
+        }
+        return weights
+    }
+
     /// Floats of scratch one concurrent `depthwiseConv2DInterleaved` call needs: the padded
     /// interleaved input plane and the interleaved output plane.
     public static func depthwiseInterleavedScratchCount(_ g: Conv2DGeometry) -> Int {

@@ -94,6 +94,36 @@ import Testing
         }
     }
 
+    /// A depthwise 3x3 convolution on a narrow plane (the interleaved kernel) over an open
+    /// batch: its interleaved copy is the only one held, plans for other batch sizes share it,
+    /// and the results are those of a runtime that keeps the original, bit for bit. The store
+    /// gives the original back from the interleaved copy.
+    @Test func depthwiseWeightsAreHeldOnceInterleaved() throws {
+        var b = GraphBuilder(name: "depthwise")
+        let x = b.addInput("x", TensorType(.float32, Shape([.symbolic("n"), .fixed(12), .fixed(9), .fixed(10)])))
+        let w = b.addInitializer("dw", randomTensor([12, 1, 3, 3], seed: 60))
+        let bias = b.addInitializer("b", randomTensor([12], seed: 61))
+        let attributes = ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1], group: 12)
+        b.addOutput(b.add(.conv(attributes), inputs: [x, w, bias], output: "y", origin: Origin(layer: "dw", type: "Conv")))
+        let graph = try b.finish()
+        let reference = try ReferenceRuntime(graph: graph)
+        let keeping = try PlanRuntime(graph: graph, threads: 2)
+        let runtime = try PlanRuntime(graph: graph, threads: 2, releasesPackedWeights: true)
+        for inputs in [["x": randomTensor([1, 12, 9, 10], seed: 62)], ["x": randomTensor([3, 12, 9, 10], seed: 63)]] {
+            let got = try runtime.run(inputs)["y"]!
+            expectClose(got, try reference.run(inputs)["y"]!)
+            #expect(got == (try keeping.run(inputs)["y"]!))
+            guard InnerKernels.simd else { continue }
+            #expect(try runtime.plan(forShapes: inputs.mapValues(\.shape)).kernels.map(\.kernel) == ["conv.depthwise-interleaved"])
+            #expect(runtime.releasedWeights == ["dw"])
+            #expect(keeping.releasedWeights.isEmpty)
+        }
+        let store = PackedWeightStore()
+        let weights = randomTensor([13, 1, 5, 5], seed: 64)
+        #expect(store.interleavedDepthwise("w", weights: weights, channels: 13, taps: 25).count == 2 * 25 * 8)
+        #expect(store.restore("w") == weights)
+    }
+
     @Test func keepingWeightsReleasesNothing() throws {
         let runtime = try PlanRuntime(graph: try convolution(sharedWeights: false), threads: 1)
         _ = try runtime.run(["x": randomTensor([1, 4, 20, 20], seed: 47)])

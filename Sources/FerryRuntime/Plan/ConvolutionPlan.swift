@@ -47,11 +47,7 @@ extension PlanBuilder {
             // 112x112x96 0.23 against 0.25-0.27).
             let interleavedWidth = g.strideX > 1 ? 2 * Self.interleavedDepthwiseWidth : Self.interleavedDepthwiseWidth
             if InnerKernels.simd, multiplier == 1, !hasResidual, g.outWidth <= interleavedWidth,
-               let weights = constant(node.inputs[1]) {
-                let taps = g.kernelHeight * g.kernelWidth
-                let packed = pin(weights.floats.withUnsafeBufferPointer {
-                    Kernels.depthwiseInterleavedWeights($0.baseAddress!, channels: m, taps: taps)
-                })
+               let packed = interleavedDepthwiseWeights(node.inputs[1], channels: m, taps: g.kernelHeight * g.kernelWidth) {
                 let perThread = ArenaPlanner.aligned(Kernels.depthwiseInterleavedScratchCount(g))
                 let blocks = (m + 7) / 8
                 return PlannedKernel(name: "conv.depthwise-interleaved", scratch: perThread * threads) { b in

@@ -363,6 +363,23 @@ final class PlanBuilder {
         return pin(entry.values)
     }
 
+    /// Depthwise weights `name` ([channels, 1, kh, kw]) interleaved for
+    /// `conv.depthwise-interleaved` (or the runtime's interleaved copy), releasing the original
+    /// as `packedConvWeights` does (both were held before: 0.7 MB of EfficientNetB0); nil when
+    /// they are no float32 constant of that size.
+    func interleavedDepthwiseWeights(_ name: String, channels: Int, taps: Int) -> UnsafePointer<Float>? {
+        let root = constantRoot(name)
+        let values: [Float]
+        if let done = packedWeightStore.existingInterleaved(root, channels: channels, taps: taps) {
+            values = done
+        } else {
+            guard let weights = constant(root), weights.dtype == .float32, weights.count == channels * taps else { return nil }
+            values = packedWeightStore.interleavedDepthwise(root, weights: weights, channels: channels, taps: taps)
+        }
+        if releasesPackedWeights && root == name && readers[root] == 1 { graph.initializers[root] = nil }
+        return pin(values)
+    }
+
     /// Removes float32 initializer `name` and returns its elements (then held by nobody else,
     /// unless another copy of the graph shares them).
     private static func takeFloats(_ initializers: inout [String: Tensor], _ name: String) -> [Float] {

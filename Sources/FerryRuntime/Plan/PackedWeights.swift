@@ -38,8 +38,36 @@ final class PackedWeightStore {
 
     private var entries: [Key: Entry] = [:]
 
-    /// Names of the initializers packed so far.
-    var names: Set<String> { Set(entries.keys.map(\.name)) }
+    /// Depthwise weights interleaved for `conv.depthwise-interleaved` (8 channels to a vector):
+    /// like a packed copy, they hold every weight of the original, which a runtime may release.
+    struct InterleavedEntry {
+        let values: [Float]
+        let shape: [Int]
+        let channels: Int
+        let taps: Int
+    }
+
+    private var interleaved: [String: InterleavedEntry] = [:]
+
+    /// Names of the initializers packed (or interleaved) so far.
+    var names: Set<String> { Set(entries.keys.map(\.name)).union(interleaved.keys) }
+
+    /// Depthwise `weights` (initializer `name`, [channels, 1, kh, kw]) interleaved for
+    /// `Kernels.depthwiseConv2DInterleaved`; made on first use, then shared.
+    func interleavedDepthwise(_ name: String, weights: Tensor, channels: Int, taps: Int) -> [Float] {
+        if let entry = existingInterleaved(name, channels: channels, taps: taps) { return entry }
+        let values = weights.floats.withUnsafeBufferPointer {
+            Kernels.depthwiseInterleavedWeights($0.baseAddress!, channels: channels, taps: taps)
+        }
+        interleaved[name] = InterleavedEntry(values: values, shape: weights.shape, channels: channels, taps: taps)
+        return values
+    }
+
+    /// The interleaved copy of `name` for this layout, if one was made.
+    func existingInterleaved(_ name: String, channels: Int, taps: Int) -> [Float]? {
+        guard let entry = interleaved[name], entry.channels == channels, entry.taps == taps else { return nil }
+        return entry.values
+    }
 
     /// `weights` (initializer `name`, float32, [group x rows, depth...]) packed for the wide or
     /// the narrow kernel; packed on first use, then shared.
@@ -153,13 +181,19 @@ final class PackedWeightStore {
     func originalTypes(_ names: Set<String>) -> [String: TensorType] {
         var types: [String: TensorType] = [:]
         for (key, entry) in entries where names.contains(key.name) { types[key.name] = TensorType(.float32, Shape(entry.shape)) }
+        for (name, entry) in interleaved where names.contains(name) { types[name] = TensorType(.float32, Shape(entry.shape)) }
         return types
     }
 
     /// The original initializer `name`, unpacked from any of its packed copies.
     func restore(_ name: String) -> Tensor? {
         guard let entry = [Layout.gemm(narrow: false), .gemm(narrow: true), .winogradTaps].lazy
-            .compactMap({ self.entries[Key(name: name, layout: $0)] }).first else { return nil }
+            .compactMap({ self.entries[Key(name: name, layout: $0)] }).first else {
+            guard let entry = interleaved[name] else { return nil }
+            return Tensor(shape: entry.shape, floats: entry.values.withUnsafeBufferPointer {
+                Kernels.depthwiseDeinterleavedWeights($0.baseAddress!, channels: entry.channels, taps: entry.taps)
+            })
+        }
         var weights = [Float](repeating: 0, count: entry.group * entry.rows * entry.depth)
         entry.values.withUnsafeBufferPointer { pp in
             weights.withUnsafeMutableBufferPointer { wp in
