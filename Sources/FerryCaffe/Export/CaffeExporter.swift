@@ -127,7 +127,8 @@ public enum CaffeExporter {
 
     /// The graph as the layer writers want it: fused epilogues split into their own nodes,
     /// Identities dropped, channels-first edges, a Transpose to NHWC before Flatten + Gemm
-    /// folded into the Gemm's weight rows, and zero Pads folded into the Conv they feed.
+    /// folded into the Gemm's weight rows, zero Pads folded into the Conv they feed, and 1-D
+    /// convolutions and pooling in their 2-D form.
     static func prepare(_ source: Graph) throws -> (Graph, [LayoutChange]) {
         // A PriorBox (an Identity of the priors computed at import) stays for its record.
         var graph = source.restoringFoldedPriorBoxes().splittingFusedActivations().removingIdentities(keeping: {
@@ -141,6 +142,7 @@ public enum CaffeExporter {
         }
         graph = foldingTransposeBeforeFlattenIntoGemm(graph)
         graph = foldingZeroPadIntoConv(graph)
+        graph = try liftingOneDimensionalTo2D(graph)
         try graph.verify()
         return (graph, changes)
     }
