@@ -11,6 +11,8 @@ typealias FloatVector = SIMD8<Float>
 typealias IntVector = SIMD8<Int32>
 /// Twice as many lanes: stride-2 loads keep its even half.
 typealias DoubleWidthVector = SIMD16<Float>
+/// Four times as many lanes: a row deinterleaved by 4 (Winograd's padded input).
+typealias QuadWidthVector = SIMD32<Float>
 let lanes = FloatVector.scalarCount
 
 extension UnsafePointer where Pointee == Float {

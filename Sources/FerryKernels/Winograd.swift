@@ -224,12 +224,24 @@ public struct Winograd3x3: Sendable, Hashable {
         for c in channels {
             let dst = padded + c * rows.count * rowLength, src = input + c * inHeight * inWidth
             dst.update(repeating: 0, count: rows.count * rowLength)
+            // Padded columns padLeft..<end come from the row; whole groups of 4 x lanes columns
+            // from a 4-aligned column are deinterleaved in registers, the ends one by one.
+            let end = padLeft + copyWidth
+            let headEnd = min(end, (padLeft + 3) / 4 * 4)
+            let groups = max(0, (end - headEnd) / (4 * lanes))
             for y in firstY..<max(firstY, endY) {
-                let row = dst + (padTop + y - rows.lowerBound) * rowLength, source = src + y * inWidth
-                for x in 0..<copyWidth {
-                    let column = padLeft + x
-                    row[(column & 3) * q + (column >> 2)] = source[x]
+                let row = dst + (padTop + y - rows.lowerBound) * rowLength, source = src + y * inWidth - padLeft
+                for column in padLeft..<headEnd { row[(column & 3) * q + (column >> 2)] = source[column] }
+                for g in 0..<groups {
+                    let column = headEnd + g * 4 * lanes, t = column >> 2
+                    let all = UnsafeRawPointer(source + column).loadUnaligned(as: QuadWidthVector.self)
+                    let even = all.evenHalf, odd = all.oddHalf
+                    row.store(even.evenHalf, at: t)
+                    row.store(odd.evenHalf, at: q + t)
+                    row.store(even.oddHalf, at: 2 * q + t)
+                    row.store(odd.oddHalf, at: 3 * q + t)
                 }
+                for column in (headEnd + groups * 4 * lanes)..<end { row[(column & 3) * q + (column >> 2)] = source[column] }
             }
         }
     }

@@ -193,6 +193,14 @@ struct WinogradKernelTests {
                  attributes: ConvAttributes(kernelShape: [3, 3], pads: [0, 2, 1, 0])),
         ConvCase(channels: 8, height: 16, width: 16, outChannels: 16,
                  attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 0, 3, 1])),
+        // Rows wide enough that the padding deinterleaves whole groups of columns in registers,
+        // from 0 to 3 columns of left padding (the head before the first 4-aligned column).
+        ConvCase(channels: 9, height: 6, width: 75, outChannels: 8,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])),
+        ConvCase(channels: 8, height: 5, width: 70, outChannels: 9,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [0, 0, 2, 3])),
+        ConvCase(channels: 8, height: 5, width: 69, outChannels: 8,
+                 attributes: ConvAttributes(kernelShape: [3, 3], pads: [2, 3, 0, 0])),
         // Enough tiles x channels that the GEMMs go in chunks of output channels.
         ConvCase(channels: 256, height: 14, width: 14, outChannels: 250,
                  attributes: ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])),
