@@ -136,13 +136,15 @@ def test_keras_fixture_runs_in_opencv(model_dir, variant, via_onnx, tmp_path):
 # Keras fixtures refused as a whole (UNEXPRESSIBLE) whose other outputs Caffe expresses: the
 # outputs each of these runs in OpenCV, the model cut to them (Keras -> ONNX, cut with
 # onnx.utils.extract_model, -> Caffe). The activations Caffe has no layer for are written as
-# chains of its layers (HardSigmoid, Softsign, LogSoftmax, Selu, ReLU's max_value; Mish reaches
+# chains of its layers (HardSigmoid, Softsign, LogSoftmax, Selu, ReLU's max_value, PReLU with a
+# slope per cell; Mish reaches
 # Caffe through ONNX as Softplus, Tanh and Mul).
 KERAS_OUTPUTS_TO_CAFFE = {
     # (Keras layer, last part of the name of a layer of its chain)
     "activations": {"left out": ["act_gelu"], "chains": [("act_hard_sigmoid", "relu6"), ("act_softsign", "abs"),
                                                          ("act_log_softmax", "log"), ("act_selu", "elu")]},
-    "activation_layers": {"left out": ["relu_threshold", "prelu_full"], "chains": [("relu_max", "relu"), ("relu_max_slope", "relu")]},
+    "activation_layers": {"left out": ["relu_threshold"], "chains": [("relu_max", "relu"), ("relu_max_slope", "relu"),
+                                                                     ("prelu_full", "slope")]},
 }
 
 

@@ -139,3 +139,21 @@ func writeOneSidedClip(_ ctx: inout CaffeExportContext, _ node: Node, lo: Float?
         ctx.addLayer("Split", bottoms: [x], outputs: node.outputs)
     }
 }
+
+/// PRelu whose slope varies over whole axes other than the channel alone (Keras's PReLU without
+/// shared_axes: one slope per cell): relu(x) - slope * relu(-x) as ReLU; Power (scale -1), ReLU,
+/// Scale by -slope over those axes; Eltwise SUM. Negation is exact, so for x < 0 the sum is
+/// 0 + (-slope) * (-x) = slope * x, for x >= 0 it is x.
+func writeSlopePerCellPReLU(_ ctx: inout CaffeExportContext, _ node: Node, slope: Tensor) throws {
+    let operand = try axisOperand(slope, rank: try ctx.rank(node.inputs[0]), sizes: try ctx.featureSizes(node.inputs[0]), ctx)
+    let x = try dataBottom(ctx, node)
+    let chain = LayerChain(&ctx, role: "prelu")
+    let positive = chain.inner(&ctx, "ReLU", "positive", [x])
+    let negated = chain.inner(&ctx, "Power", "negate", [x], powerParams(scale: -1))
+    let negative = chain.inner(&ctx, "ReLU", "negative", [negated])
+    let sloped = chain.inner(&ctx, "Scale", "slope", [negative], blobs: [Tensor(shape: operand.dims, floats: operand.values.map { -$0 })]) { l in
+        if operand.axis != 1 { l.scaleParam.axis = Int32(operand.axis) }
+        if operand.dims.count != 1 { l.scaleParam.numAxes = Int32(operand.dims.count) }
+    }
+    chain.last(&ctx, "Eltwise", "sum", [positive, sloped]) { $0.eltwiseParam.operation = .sum }
+}

@@ -126,7 +126,8 @@ func writeClip(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     }
 }
 
-/// PRelu with one slope per channel (C, 1, ...) or one shared slope.
+/// PRelu with one slope per channel (C, 1, ...) or one shared slope -> PReLU; other slopes
+/// (over whole axes of the data) -> a chain of layers.
 func writePReLU(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     guard let slope = ctx.constant(node.inputs[1]) else { throw ctx.error("the slope must be a constant") }
     let x = try dataBottom(ctx, node)
@@ -140,7 +141,9 @@ func writePReLU(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     // One slope per channel: a (C, 1, ..., 1) constant aligned at axis 1.
     let aligned = Array(repeating: 1, count: max(0, sizes.count + 1 - slope.rank)) + slope.shape
     guard let c = sizes.first, slope.count == c, aligned.count == sizes.count + 1, aligned[1] == c else {
-        throw ctx.error("the slope \(slope.shape) is not one per channel of \(sizes); Caffe's PReLU is per channel")
+        // A slope over other or more axes (Keras's PReLU without shared_axes): a chain.
+        try writeSlopePerCellPReLU(&ctx, node, slope: slope)
+        return
     }
     ctx.addLayer("PReLU", bottoms: [x], outputs: node.outputs, blobs: [slope.reshaped([c])], inPlace: true)
 }
