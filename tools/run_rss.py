@@ -120,10 +120,12 @@ def main():
             else:
                 base = version
             adds = peak - base
-            print(f"| {model.name} | {peak / 1e6:.1f} | {base / 1e6:.1f} | {adds / 1e6:.1f} | {weights / 1e6:.1f} | "
+            # bench-models/resnet50/keras3.h5: the folder names the model.
+            label = model.name if model.parent == pathlib.Path(tmp) else f"{model.parent.name}/{model.name}"
+            print(f"| {label} | {peak / 1e6:.1f} | {base / 1e6:.1f} | {adds / 1e6:.1f} | {weights / 1e6:.1f} | "
                   f"{live / 1e6:.1f} | {budget / 1e6:.1f} | {adds / budget:.3f} |", flush=True)
             if args.max_over is not None and adds > budget + args.max_over * 1e6:
-                print(f"FAIL: {model.name} adds {adds / 1e6:.1f} MB, more than its budget {budget / 1e6:.1f} MB "
+                print(f"FAIL: {label} adds {adds / 1e6:.1f} MB, more than its budget {budget / 1e6:.1f} MB "
                       f"+ {args.max_over} MB")
                 failed = True
     return 1 if failed else 0
