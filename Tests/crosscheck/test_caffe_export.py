@@ -18,8 +18,8 @@ CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
 
 # Keras fixtures whose every layer has a Caffe equivalent (keras2.h5 and keras3.h5 files).
 KERAS_TO_CAFFE = ["activations_k3", "cnn_flatten", "concat_family", "conv1d_family", "conv2d_family", "conv_out", "core_misc",
-                  "functional_in_sequential", "mlp", "mlp_linear", "nested_shared", "preprocessing", "slash_names",
-                  "two_outputs"]
+                  "functional_in_sequential", "keras_operations", "mlp", "mlp_linear", "nested_shared", "preprocessing",
+                  "slash_names", "tf_op_lambda", "two_outputs"]
 
 # Fixtures Caffe cannot express, with the layer the error names and why.
 UNEXPRESSIBLE = {

@@ -28,14 +28,20 @@ func axisOperand(_ c: Tensor, rank: Int, sizes: [Int], _ ctx: CaffeExportContext
 }
 
 /// Add, Sub, Mul, Div. Two data inputs of one shape -> Eltwise (SUM, SUM with coefficients
-/// 1 and -1, PROD); one constant operand -> Power (a scalar) or Scale (per channel or per any
-/// run of axes; addition as a Scale by ones with a bias, since OpenCV has no Bias layer). A Mul
+/// 1 and -1, PROD); a product broadcasting one over the other -> a two-bottom Scale; one
+/// constant operand -> Power (a scalar) or Scale (per channel or per any run of axes; addition
+/// as a Scale by ones with a bias, since OpenCV has no Bias layer; a constant minus data as a
+/// Scale by -1 with a bias). A Mul
 /// followed by an Add of the same source layer (Caffe's Scale with bias_term as Ferry reads
 /// it) is written back as one Scale.
 func writeBinary(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     let (a, b) = (node.inputs[0], node.inputs[1])
     let aConst = ctx.constant(a), bConst = ctx.constant(b)
     if aConst == nil && bConst == nil {
+        if case .mul = node.op, let ta = ctx.type(a), let tb = ctx.type(b), ta.shape != tb.shape {
+            try writeBroadcastProduct(&ctx, node)
+            return
+        }
         guard let ta = ctx.type(a), let tb = ctx.type(b), ta.shape == tb.shape else {
             throw ctx.error("inputs of shapes \(ctx.type(a)?.shape.description ?? "?") and \(ctx.type(b)?.shape.description ?? "?") "
                             + "broadcast; Caffe's Eltwise needs equal shapes")
@@ -91,7 +97,9 @@ func writeBinary(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     case .add, .mul: commutative = true
     default: commutative = false
     }
-    guard bConst != nil || commutative else { throw ctx.error("a constant minus or divided by data has no Caffe layer") }
+    // c - x = -x + c: the data negated by the Scale or Power that adds c.
+    let negatesData = !commutative && aConst != nil && isSubtraction(node.op)
+    guard bConst != nil || commutative || negatesData else { throw ctx.error("a constant divided by data has no Caffe layer") }
     let data = aConst == nil ? a : b
     var c = (aConst ?? bConst)!
     let rank = try ctx.rank(data)
@@ -103,22 +111,22 @@ func writeBinary(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     switch node.op {
     case .mul: isMul = true
     case .div: isMul = true; c = Tensor(shape: c.shape, floats: c.floats.map { 1 / $0 })
-    case .sub: isMul = false; c = Tensor(shape: c.shape, floats: c.floats.map { -$0 })
+    case .sub: isMul = false; if !negatesData { c = Tensor(shape: c.shape, floats: c.floats.map { -$0 }) }
     default: isMul = false
     }
     let operand = try axisOperand(c, rank: rank, sizes: sizes, ctx)
     let x = try ctx.bottom(data)
     if operand.isScalar {
         let v = operand.values[0]
-        try powerForm(scale: isMul ? v : 1, shift: isMul ? 0 : v)(&ctx, Node(name: node.name, op: node.op, inputs: [data],
+        try powerForm(scale: isMul ? v : (negatesData ? -1 : 1), shift: isMul ? 0 : v)(&ctx, Node(name: node.name, op: node.op, inputs: [data],
                                                                         outputs: node.outputs, origins: node.origins))
         return
     }
-    let scale = isMul ? operand.values : Array(repeating: 1, count: operand.values.count)
+    let scale = isMul ? operand.values : Array(repeating: negatesData ? -1 : 1, count: operand.values.count)
     var bias: [Float]? = isMul ? nil : operand.values
     var outputs = node.outputs
     // A following Add of the same source layer over the same axes joins this Scale as its bias.
-    if isMul, let next = ctx.soleSameLayerReader(of: node.outputs[0]) {
+    if isMul, !negatesData, let next = ctx.soleSameLayerReader(of: node.outputs[0]) {
         let n = next.node
         let other: String? = {
             switch n.op {
@@ -180,4 +188,47 @@ func sumTerms(_ value: String, _ ctx: inout CaffeExportContext) throws -> [(blob
 func productTerms(_ value: String, _ ctx: inout CaffeExportContext) throws -> [(blob: String, coeff: Float)] {
     if let terms = ctx.deferredTerms.removeValue(forKey: value) { return terms }
     return [(try ctx.bottom(value), 1)]
+}
+
+/// x * v where v broadcasts over some axes of x (v's other axes, the batch among them, equal
+/// x's: a squeeze-excitation gate (N, C, 1, 1), Keras's (N, 1, 1, C)) -> Caffe's two-bottom
+/// Scale, whose scale covers a run of x's axes from `axis`: v reshaped to its kept axes, and x
+/// permuted so that they come first (and back after) when they are not already a leading run.
+/// Permutes and reshapes move values without arithmetic, so the products are the same.
+func writeBroadcastProduct(_ ctx: inout CaffeExportContext, _ node: Node) throws {
+    let (a, b) = (node.inputs[0], node.inputs[1])
+    guard let ta = ctx.type(a), let tb = ctx.type(b), let out = ctx.type(node.outputs[0]), ta.shape.rank == tb.shape.rank else {
+        throw ctx.error("a product of two data inputs of different ranks has no Caffe layer")
+    }
+    let (x, v) = out.shape == ta.shape ? (a, b) : (b, a)
+    let xDims = ctx.type(x)!.shape.dims, vDims = ctx.type(v)!.shape.dims
+    guard out.shape.dims == xDims, xDims.indices.allSatisfy({ vDims[$0] == xDims[$0] || vDims[$0] == .fixed(1) }),
+          vDims[0] == xDims[0] else {
+        throw ctx.error("inputs of shapes \(ta.shape) and \(tb.shape) broadcast both ways or along the batch; "
+                        + "Caffe's Scale broadcasts one data input over the other")
+    }
+    let kept = xDims.indices.filter { vDims[$0] != .fixed(1) || xDims[$0] == .fixed(1) }
+    let perm = kept + xDims.indices.filter { !kept.contains($0) }
+    let keptSizes = try kept.dropFirst().map { i -> Int64 in
+        guard let n = vDims[i].value else { throw ctx.error("'\(v)' has an unknown size at axis \(i)") }
+        return Int64(n)
+    }
+    let xBlob = try ctx.bottom(x), vBlob = try ctx.bottom(v)
+    let chain = LayerChain(&ctx, role: "broadcast_product")
+    let scaleBlob = kept.count == vDims.count ? vBlob : chain.inner(&ctx, "Reshape", "gate", [vBlob]) { l in
+        l.reshapeParam.shape.dim = [0] + keptSizes
+    }
+    func scale(_ l: inout Caffe_LayerParameter) {
+        l.scaleParam.axis = 0
+        if kept.count != 1 { l.scaleParam.numAxes = Int32(kept.count) }
+    }
+    if perm == Array(xDims.indices) {
+        chain.last(&ctx, "Scale", "scale", [xBlob, scaleBlob], scale)
+        return
+    }
+    let front = chain.inner(&ctx, "Permute", "to_front", [xBlob]) { $0.permuteParam.order = perm.map { UInt32($0) } }
+    let scaled = chain.inner(&ctx, "Scale", "scale", [front, scaleBlob], scale)
+    var inverse = [Int](repeating: 0, count: perm.count)
+    for (i, p) in perm.enumerated() { inverse[p] = i }
+    chain.last(&ctx, "Permute", "back", [scaled]) { $0.permuteParam.order = inverse.map { UInt32($0) } }
 }
