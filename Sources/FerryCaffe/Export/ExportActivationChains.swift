@@ -157,3 +157,22 @@ func writeSlopePerCellPReLU(_ ctx: inout CaffeExportContext, _ node: Node, slope
     }
     chain.last(&ctx, "Eltwise", "sum", [positive, sloped]) { $0.eltwiseParam.operation = .sum }
 }
+
+/// Gelu's tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))): Power (power 3),
+/// Eltwise SUM with the two coefficients, TanH, Power (scale and shift 0.5), Eltwise PROD.
+/// The exact Gelu needs erf, which no Caffe layer computes.
+func writeGelu(_ ctx: inout CaffeExportContext, _ node: Node) throws {
+    guard case .gelu(let approximate) = node.op else { return }
+    guard approximate else { throw ctx.error("Caffe has no layer for Gelu with erf (the exact form; its tanh approximation is a chain)") }
+    let x = try dataBottom(ctx, node)
+    let k = Float((2 / Double.pi).squareRoot())
+    let chain = LayerChain(&ctx, role: "gelu")
+    let cube = chain.inner(&ctx, "Power", "cube", [x], powerParams(power: 3))
+    let inner = chain.inner(&ctx, "Eltwise", "inner", [x, cube]) { l in
+        l.eltwiseParam.operation = .sum
+        l.eltwiseParam.coeff = [k, k * 0.044715]
+    }
+    let tanh = chain.inner(&ctx, "TanH", "tanh", [inner])
+    let gate = chain.inner(&ctx, "Power", "gate", [tanh], powerParams(scale: 0.5, shift: 0.5))
+    chain.last(&ctx, "Eltwise", "product", [x, gate]) { $0.eltwiseParam.operation = .prod }
+}

@@ -36,6 +36,7 @@ let caffeExportTable: [String: CaffeLayerWriter] = [
     "Softsign": writeSoftsign,
     "Selu": writeSelu,
     "Mish": writeMish,
+    "Gelu": writeGelu,
     "ArgMax": writeArgMax,
     "ReduceMax": writeReduceMaxAsArgMax,
     "ReduceMean": writeBatchStatisticsBN,
