@@ -169,8 +169,9 @@ func caffePoolWindows(size n: Int, kernel k: Int, stride s: Int, pad p: Int) -> 
 }
 
 /// MaxPool / AveragePool (2-D) -> Pooling, only when Caffe's windows (its ceil rounding, its
-/// symmetric pad, its pad-counting average) read the same cells and divide by the same counts
-/// as the IR's, axis by axis; otherwise an error saying where they differ.
+/// symmetric pad) read the same cells as the IR's, axis by axis; otherwise an error saying where
+/// they differ. An average whose windows Caffe divides by other counts (padding counted, Keras
+/// `same` not) is followed by a Scale by Caffe's count over the model's, per output cell.
 func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     let a: PoolAttributes
     let isMax: Bool
@@ -184,23 +185,24 @@ func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
     guard a.kernelShape.count == 2 else { throw ctx.error("the exporter writes 2-D pooling only") }
     guard a.isDense, node.outputs.count == 1 else { throw ctx.error("Caffe pooling has no dilations and no Indices output") }
     let sizes = try ctx.featureSizes(node.inputs[0])
+    // Average pooling whose windows read the model's cells but divide by Caffe's padded count:
+    // per axis and window, Caffe's divisor over the model's (Caffe's 2-D divisor is the product
+    // of the axes' ones, as the model's).
+    var countRatios: [[Double]] = [[], []]
     for axis in 0..<2 {
         let n = sizes[1 + axis], pb = a.pads[axis], pe = a.pads[axis + 2]
         let ir = try irPoolWindows(size: n, kernel: a.kernelShape[axis], stride: a.strides[axis], padBegin: pb, padEnd: pe,
                                    ceil: a.ceilMode, countIncludePad: a.countIncludePad)
         let caffe = caffePoolWindows(size: n, kernel: a.kernelShape[axis], stride: a.strides[axis], pad: pb)
-        let same = ir.count == caffe.count && zip(ir, caffe).allSatisfy { i, c in
-            i.lo == c.lo && i.hi == c.hi && (isMax || i.divisor == c.divisor)
-        }
+        let same = ir.count == caffe.count && zip(ir, caffe).allSatisfy { i, c in i.lo == c.lo && i.hi == c.hi }
+        countRatios[axis] = zip(ir, caffe).map { i, c in Double(c.divisor) / Double(i.divisor) }
         guard same else {
             let why: String
             if ir.count != caffe.count {
                 why = "Caffe's pooling (ceil rounding, pad \(pb) on both sides) makes \(caffe.count) outputs where the model has \(ir.count)"
-            } else if let k = ir.indices.first(where: { ir[$0].lo != caffe[$0].lo || ir[$0].hi != caffe[$0].hi }) {
-                why = "window \(k) reads cells \(caffe[k].lo)..<\(caffe[k].hi) in Caffe but \(ir[k].lo)..<\(ir[k].hi) in the model"
             } else {
-                let k = ir.indices.first { ir[$0].divisor != caffe[$0].divisor }!
-                why = "window \(k) averages over \(caffe[k].divisor) cells in Caffe (padding counted) but \(ir[k].divisor) in the model"
+                let k = ir.indices.first(where: { ir[$0].lo != caffe[$0].lo || ir[$0].hi != caffe[$0].hi })!
+                why = "window \(k) reads cells \(caffe[k].lo)..<\(caffe[k].hi) in Caffe but \(ir[k].lo)..<\(ir[k].hi) in the model"
             }
             throw ctx.error("\(isMax ? "max" : "average") pooling on axis \(axis + 2) (size \(n), kernel \(a.kernelShape[axis]), "
                             + "stride \(a.strides[axis]), pads \(pb),\(pe)) has no Caffe equivalent: \(why)")
@@ -221,6 +223,20 @@ func writePooling(_ ctx: inout CaffeExportContext, _ node: Node) throws {
         l.poolingParam = p
     }
     let x = try dataBottom(ctx, node)
+    if !isMax, countRatios.joined().contains(where: { $0 != 1 }) {
+        // Caffe's average (padding counted) times Caffe's count over the model's, per output cell.
+        let ratios = countRatios[0].flatMap { h in countRatios[1].map { w in Float(h * w) } }
+        let name = ctx.mainLayerName(producing: node.outputs)
+        let pooled = ctx.intermediateBlob("\(node.outputs[0])/padded_average")
+        ctx.addRawLayer("Pooling", name: name, bottoms: [x], tops: [pooled], configure)
+        ctx.addLayer("Scale", bottoms: [pooled], outputs: node.outputs,
+                     blobs: [Tensor(shape: [countRatios[0].count, countRatios[1].count], floats: ratios)],
+                     name: ctx.uniqueLayerName("\(name)/uncount_padding")) { l in
+            l.scaleParam.axis = 2
+            l.scaleParam.numAxes = 2
+        }
+        return
+    }
     if maskOnly {
         // A mask whose pooled values nothing reads: Caffe's Pooling makes both tops anyway.
         let name = ctx.mainLayerName(producing: node.outputs)
