@@ -17,7 +17,8 @@ from export_fixtures import ONNX_IMPORT_LACKS
 CAFFE_FIXTURES = ROOT / "fixtures" / "caffe"
 
 # Keras fixtures whose every layer has a Caffe equivalent (keras2.h5 and keras3.h5 files).
-KERAS_TO_CAFFE = ["activations_k3", "cnn_flatten", "cnn_gap", "concat_family", "conv1d_family", "conv2d_family", "conv_out", "core_misc",
+KERAS_TO_CAFFE = ["activations_k3", "cnn_flatten", "cnn_gap", "concat_family", "conv1d_family", "conv2d_family", "conv_out", "conv_transpose",
+                  "conv_transpose_padding", "core_misc",
                   "functional_in_sequential", "keras_operations", "mlp", "mlp_linear", "nested_shared", "preprocessing",
                   "slash_names", "tf_op_lambda", "two_outputs"]
 
@@ -26,7 +27,6 @@ UNEXPRESSIBLE = {
     "keras/activation_layers": ("relu_threshold (ReLU)", "Caffe has no layer for ThresholdedRelu"),
     "keras/activations": ("act_gelu (Dense)", "Caffe has no layer for Gelu with erf"),
     "keras/conv3d_family": ("conv3d (Conv3D)", "3-D convolution"),
-    "keras/conv_transpose": ("deconv_same (Conv2DTranspose)", "asymmetric"),
     "keras/dot_family": ("dot_vec (Dot)", "Caffe has no layer for ReduceSum"),
     "keras/norm_family": ("layernorm_last (LayerNormalization)", "Caffe has no layer for LayerNormalization"),
     "keras/reshaping_family": ("zeropad1d (ZeroPadding1D)", "Caffe has no layer for Pad"),

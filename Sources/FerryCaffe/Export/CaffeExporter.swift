@@ -127,8 +127,9 @@ public enum CaffeExporter {
 
     /// The graph as the layer writers want it: fused epilogues split into their own nodes,
     /// Identities dropped, channels-first edges, a Transpose to NHWC before Flatten + Gemm
-    /// folded into the Gemm's weight rows, zero Pads folded into the Conv they feed, and 1-D
-    /// convolutions and pooling in their 2-D form.
+    /// folded into the Gemm's weight rows, zero Pads folded into the Conv they feed, 1-D
+    /// convolutions and pooling in their 2-D form, and asymmetric ConvTranspose cuts as a
+    /// symmetric one and a Slice.
     static func prepare(_ source: Graph) throws -> (Graph, [LayoutChange]) {
         // A PriorBox (an Identity of the priors computed at import) stays for its record.
         var graph = source.restoringFoldedPriorBoxes().splittingFusedActivations().removingIdentities(keeping: {
@@ -143,6 +144,7 @@ public enum CaffeExporter {
         graph = foldingTransposeBeforeFlattenIntoGemm(graph)
         graph = foldingZeroPadIntoConv(graph)
         graph = try liftingOneDimensionalTo2D(graph)
+        graph = try croppingAsymmetricDeconvolutions(graph)
         try graph.verify()
         return (graph, changes)
     }

@@ -1,9 +1,9 @@
 import FerryIR
 
 extension CaffeExporter {
-    /// 1-D convolutions and pooling (N, C, L) as their 2-D forms over (N, C, 1, L): OpenCV's Caffe
+    /// 1-D convolutions (transposed too) and pooling (N, C, L) as their 2-D forms over (N, C, 1, L): OpenCV's Caffe
     /// layers are 2-D. Each becomes Unsqueeze (axis 2) -> the op with a unit first spatial axis
-    /// (kernel 1, stride 1, no pads, weights (M, C/g, 1, k)) -> Squeeze (axis 2); inserting or
+    /// (kernel 1, stride 1, no pads, weights (M, C/g, 1, k) or (C, M/g, 1, k)) -> Squeeze (axis 2); inserting or
     /// dropping a unit axis moves no element, and the unit axis adds no window or cell, so the
     /// values are the same. A Squeeze read only by the next lifted op's Unsqueeze cancels it,
     /// so a run of 1-D layers stays 2-D between them. The Unsqueeze and Squeeze carry no
@@ -36,7 +36,7 @@ extension CaffeExporter {
                 nodes.append(Node(name: fresh("\(node.name)/to_2d"), op: .unsqueeze(axes: [2]), inputs: [inputs[0]], outputs: [wide]))
                 inputs[0] = wide
             }
-            if case .conv = node.op, let w = g.initializers[node.inputs[1]], w.rank == 3 {
+            if node.inputs.count > 1, let w = g.initializers[node.inputs[1]], w.rank == 3 {
                 let name = fresh("\(node.inputs[1])/2d")
                 g.initializers[name] = w.reshaped([w.shape[0], w.shape[1], 1, w.shape[2]])
                 inputs[1] = name
@@ -66,6 +66,14 @@ extension CaffeExporter {
             b.dilations = [1] + a.dilations
             b.pads = [0, a.pads[0], 0, a.pads[1]]
             return .conv(b)
+        case .convTranspose(let a) where a.kernelShape.count == 1:
+            var b = a
+            b.kernelShape = [1] + a.kernelShape
+            b.strides = [1] + a.strides
+            b.dilations = [1] + a.dilations
+            b.pads = [0, a.pads[0], 0, a.pads[1]]
+            b.outputPadding = [0] + a.outputPadding
+            return .convTranspose(b)
         case .maxPool(let a) where a.kernelShape.count == 1: return .maxPool(liftedPool(a))
         case .averagePool(let a) where a.kernelShape.count == 1: return .averagePool(liftedPool(a))
         case .globalAveragePool, .globalMaxPool: return op
