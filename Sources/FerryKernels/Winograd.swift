@@ -520,41 +520,51 @@ public struct WinogradSchedule: Sendable {
 
     /// nil when the convolution does not qualify, or when no way fits `scratchLimit` floats.
     /// `mode` forces one way (for tests and benchmarks); by default `.tileBlocks` when there
-    /// are enough blocks for the threads and it fits, else `.outputChunks`.
+    /// are enough blocks for the threads and it fits, else `.outputChunks`; when neither fits,
+    /// both again with blocks of half as many tile rows and chunks of half the weights, down
+    /// to one tile row and one channel.
     public init?(batch: Int, inputChannels: Int, outputChannels: Int, inHeight: Int, inWidth: Int,
                  _ attributes: ConvAttributes, threads: Int, scratchLimit: Int = .max, mode: Mode? = nil,
                  tilesPerBlock: Int? = nil, chunkFloats: Int = WinogradSchedule.chunkFloats) {
         guard batch >= 1, threads >= 1,
-              let blocks = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
+              var blocks = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
                                        inWidth: inWidth, attributes, tilesPerBlock: tilesPerBlock) else { return nil }
         let whole = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
                                 inWidth: inWidth, attributes, tilesPerBlock: blocks.tileCount)!
         let rows = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
                                inWidth: inWidth, attributes, tilesPerBlock: blocks.tilesX)!
         let a = Self.aligned
-        let blocksScratch = a(blocks.transformedWeightCount) + threads * (a(blocks.bandCount) + a(blocks.blockScratchCount))
-        let chunk = max(1, min((outputChannels + threads - 1) / threads, chunkFloats / (36 * inputChannels)))
-        let chunksScratch = batch * a(whole.transformedInputCount) + threads * Self.chunkScratch(whole, rows, chunk)
-        let chosen: Mode
-        if let mode {
-            chosen = mode
-        } else if blocks.blockCount >= 2 * threads, blocksScratch <= scratchLimit {
-            chosen = .tileBlocks
-        } else if chunksScratch <= scratchLimit {
-            chosen = .outputChunks
-        } else if blocksScratch <= scratchLimit {
-            chosen = .tileBlocks
-        } else {
-            return nil
+        var chunkFloats = chunkFloats
+        while true {
+            let blocksScratch = a(blocks.transformedWeightCount) + threads * (a(blocks.bandCount) + a(blocks.blockScratchCount))
+            let chunk = max(1, min((outputChannels + threads - 1) / threads, chunkFloats / (36 * inputChannels)))
+            let chunksScratch = batch * a(whole.transformedInputCount) + threads * Self.chunkScratch(whole, rows, chunk)
+            var chosen: Mode?
+            if let mode {
+                chosen = mode
+            } else if blocks.blockCount >= 2 * threads, blocksScratch <= scratchLimit {
+                chosen = .tileBlocks
+            } else if chunksScratch <= scratchLimit {
+                chosen = .outputChunks
+            } else if blocksScratch <= scratchLimit {
+                chosen = .tileBlocks
+            }
+            if let chosen {
+                self.mode = chosen
+                self.plan = blocks
+                self.rows = rows
+                self.whole = whole
+                self.batch = batch
+                self.threads = threads
+                self.chunk = chunk
+                scratchCount = chosen == .tileBlocks ? blocksScratch : chunksScratch
+                return
+            }
+            guard tilesPerBlock == nil, blocks.tileRowsPerBlock > 1 || chunk > 1 else { return nil }
+            blocks = Winograd3x3(inputChannels: inputChannels, outputChannels: outputChannels, inHeight: inHeight,
+                                 inWidth: inWidth, attributes, tilesPerBlock: max(1, blocks.tileRowsPerBlock / 2) * blocks.tilesX)!
+            chunkFloats /= 2
         }
-        self.mode = chosen
-        self.plan = blocks
-        self.rows = rows
-        self.whole = whole
-        self.batch = batch
-        self.threads = threads
-        self.chunk = chunk
-        scratchCount = chosen == .tileBlocks ? blocksScratch : chunksScratch
     }
 
     /// Scratch offsets are kept to whole cache lines.

@@ -488,7 +488,8 @@ final class PlanBuilder {
         return Swift.max(Self.minimumScratch, peak - (currentStep < liveEstimate.count ? liveEstimate[currentStep] : 0))
     }
 
-    /// 4 MB: the im2col tiles and packing buffers of two threads fit in it.
+    /// 4 MB: the im2col tiles and packing buffers of two threads fit in it (1 MB made VGG16's
+    /// 224x224 block1_conv2 too tight for Winograd and gave ResNet50's arena nothing back).
     static let minimumScratch = 1 << 20
 
     /// Elements of float32 intermediates live at each step (written by an earlier or this
