@@ -171,8 +171,13 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         #expect(try kernel(ConvCase()) == "conv.im2col" + packed)
         #expect(try kernel(ConvCase(channels: 64, height: 5, width: 5, outChannels: 16, strides: [2, 2])) == "conv.im2col" + narrow)
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16, strides: [2, 2])) == "conv.im2col" + packed)
-        // Too few tiles for Winograd to pay.
+        // Too few tiles for Winograd to pay at batch 1; at batch 8 the products take every
+        // image's tiles at once.
         #expect(try kernel(ConvCase(channels: 16, outChannels: 16)) == "conv.im2col" + packed)
+        let batched = try singleNodeGraph(.conv(ConvAttributes(kernelShape: [3, 3], pads: [1, 1, 1, 1])),
+                                          inputs: [("x", [8, 16, 7, 7])], weights: [("w", randomTensor([16, 16, 3, 3], seed: 1))])
+        #expect(try PlanRuntime(graph: batched).plan(forShapes: ["x": [8, 16, 7, 7]]).kernels[0].kernel
+            == (InnerKernels.simd ? "conv.winograd-chunks" : "conv.im2col-sgemm"))
         #expect(try kernel(ConvCase(channels: 16, height: 17, width: 17, outChannels: 16)) == (InnerKernels.simd ? "conv.winograd-chunks" : "conv.im2col-sgemm"))
         // Depthwise: narrow output planes 8 channels at a time; wide ones, a multiplier above 1
         // or a fused residual, plane by plane.

@@ -91,7 +91,7 @@ extension PlanBuilder {
            constant(node.inputs[1]) != nil,
            let winograd = WinogradSchedule(batch: batch, inputChannels: channels, outputChannels: m, inHeight: g.inHeight,
                                            inWidth: g.inWidth, a, threads: threads, scratchLimit: scratchRoom(node)),
-           winograd.plan.isRecommended, winograd.plan.outHeight == g.outHeight, winograd.plan.outWidth == g.outWidth {
+           winograd.isRecommended, winograd.plan.outHeight == g.outHeight, winograd.plan.outWidth == g.outWidth {
             let name = winograd.mode == .tileBlocks ? "conv.winograd-blocks" : "conv.winograd-chunks"
             // Tap-major, read by each run's transform (the original released as for PackedGemm).
             let taps = packedConvWeights(node.inputs[1], layout: .winogradTaps, group: 1, rows: m, depth: channels * 9)
