@@ -265,9 +265,9 @@ final class PlanBuilder {
     var chosen: [PlannedKernel] = []
     /// Each step's scratch block (nil: the kernel needs none).
     var scratchBlocks: [ArenaBlock?] = []
-    /// Elements of intermediates live at each step, estimated before any kernel is chosen, and
-    /// the step being planned (for `scratchRoom`).
-    private var liveEstimate: [Int] = []
+    /// Elements free in the arena at each step, estimated before any kernel is chosen, and the
+    /// step being planned (for `scratchRoom`).
+    private var freeEstimate: [Int] = []
     private var currentStep = 0
     var arenaCount = 0
     var peakLiveCount = 0
@@ -443,7 +443,7 @@ final class PlanBuilder {
         for v in graph.inputs {
             if isFloat(v.name) { newBlock(v.name, step: -1) } else { newBox(v.name) }
         }
-        liveEstimate = estimateLiveCounts()
+        freeEstimate = estimateFreeRoom()
         for (i, node) in graph.nodes.enumerated() {
             currentStep = i
             let kernel = try planAlias(node) ?? choose(node) ?? fallback(node)
@@ -480,22 +480,26 @@ final class PlanBuilder {
     }
 
     /// Floats of scratch a kernel may take at the current step without making the arena larger
-    /// than the largest set of live intermediates (what the step's own intermediates leave of
-    /// it), and never less than `minimumScratch`: a kernel wanting more than this should take
-    /// a way that needs less (Winograd falls back to im2col).
-    func scratchRoom(_ node: Node) -> Int {
-        let peak = liveEstimate.max() ?? 0
-        return Swift.max(Self.minimumScratch, peak - (currentStep < liveEstimate.count ? liveEstimate[currentStep] : 0))
+    /// than its intermediates need (what they leave free at the step), and never less than
+    /// `minimumScratch`: a kernel wanting more than this should take a way that needs less
+    /// (Winograd shrinks its blocks and chunks, or falls back to im2col).
+    func scratchRoom(_ node: Node) -> Int { Swift.max(Self.minimumScratch, freeRoom(node)) }
+
+    /// What the step's intermediates leave free in the arena, with no minimum (a kernel that
+    /// can shrink its scratch tries this first).
+    func freeRoom(_ node: Node) -> Int {
+        currentStep < freeEstimate.count ? freeEstimate[currentStep] : 0
     }
 
     /// 4 MB: the im2col tiles and packing buffers of two threads fit in it (1 MB made VGG16's
     /// 224x224 block1_conv2 too tight for Winograd and gave ResNet50's arena nothing back).
     static let minimumScratch = 1 << 20
 
-    /// Elements of float32 intermediates live at each step (written by an earlier or this
-    /// step, read by this or a later one; graph inputs from the start, outputs to the end), a
-    /// reshape-like node's output sharing its input's elements as `planAlias` makes it.
-    private func estimateLiveCounts() -> [Int] {
+    /// Elements of the arena free at each step: float32 intermediates (written by an earlier or
+    /// this step, read by this or a later one; graph inputs from the start, outputs to the end;
+    /// a reshape-like node's output sharing its input's elements as `planAlias` makes it)
+    /// placed before any kernel is chosen.
+    private func estimateFreeRoom() -> [Int] {
         let steps = graph.nodes.count
         var root: [String: String] = [:]
         var span: [String: (first: Int, last: Int, size: Int)] = [:]
@@ -522,11 +526,23 @@ final class PlanBuilder {
             }
         }
         for v in graph.outputs { note(v.name, steps) }
-        var live = [Int](repeating: 0, count: steps)
-        for s in span.values where s.last >= 0 {
-            for step in Swift.max(0, s.first)...Swift.min(steps - 1, s.last) { live[step] += s.size }
+        // Placed as the arena will place them: what a step's scratch can take without making
+        // the arena larger is the space above its live blocks (to the top of all) or the
+        // largest gap between them.
+        var blocks = span.values.filter { $0.last >= 0 }
+            .map { ArenaBlock(offset: 0, size: $0.size, firstStep: $0.first, lastStep: $0.last) }
+        let top = ArenaPlanner.place(&blocks)
+        var free = [Int](repeating: 0, count: steps)
+        for step in 0..<steps {
+            let live = blocks.filter { $0.firstStep <= step && step <= $0.lastStep && $0.size > 0 }.sorted { $0.offset < $1.offset }
+            var end = 0, largest = 0
+            for b in live {
+                largest = Swift.max(largest, b.offset - end)
+                end = Swift.max(end, b.offset + b.size)
+            }
+            free[step] = Swift.max(largest, top - end)
         }
-        return live
+        return free
     }
 
     /// Reshape-like nodes on float32 values: the output is the input under another shape.
