@@ -383,14 +383,7 @@ private func weightTransform(_ taps: UnsafePointer<Float>, tapStride: Int, out: 
     let c1 = gTimes(taps.vector(at: tapStride), taps.vector(at: 4 * tapStride), taps.vector(at: 7 * tapStride))
     let c2 = gTimes(taps.vector(at: 2 * tapStride), taps.vector(at: 5 * tapStride), taps.vector(at: 8 * tapStride))
     @inline(__always) func row(_ r: Int, _ a: FloatVector, _ b: FloatVector, _ c: FloatVector) {
-        let y = gTimes(a, b, c)
-        let k = r * 6
-        out.store(y.0, at: (k + 0) * matrixStride)
-        out.store(y.1, at: (k + 1) * matrixStride)
-        out.store(y.2, at: (k + 2) * matrixStride)
-        out.store(y.3, at: (k + 3) * matrixStride)
-        out.store(y.4, at: (k + 4) * matrixStride)
-        out.store(y.5, at: (k + 5) * matrixStride)
+        storeSix(gTimes(a, b, c), out, from: r * 6, matrixStride: matrixStride)
     }
     row(0, c0.0, c1.0, c2.0)
     row(1, c0.1, c1.1, c2.1)
@@ -398,6 +391,18 @@ private func weightTransform(_ taps: UnsafePointer<Float>, tapStride: Int, out: 
     row(3, c0.3, c1.3, c2.3)
     row(4, c0.4, c1.4, c2.4)
     row(5, c0.5, c1.5, c2.5)
+}
+
+/// Six results to matrices k..<k+6 of `out`, `matrixStride` floats apart.
+@inline(__always)
+private func storeSix(_ r: (FloatVector, FloatVector, FloatVector, FloatVector, FloatVector, FloatVector),
+                      _ out: UnsafeMutablePointer<Float>, from k: Int, matrixStride: Int) {
+    out.store(r.0, at: (k + 0) * matrixStride)
+    out.store(r.1, at: (k + 1) * matrixStride)
+    out.store(r.2, at: (k + 2) * matrixStride)
+    out.store(r.3, at: (k + 3) * matrixStride)
+    out.store(r.4, at: (k + 4) * matrixStride)
+    out.store(r.5, at: (k + 5) * matrixStride)
 }
 
 /// G · (a, b, c) per lane, G's rows being (1/4, 0, 0), (-1/6, -1/6, -1/6), (-1/6, 1/6, -1/6),
@@ -449,12 +454,7 @@ private func inputTransform(_ window: UnsafePointer<Float>, rowLength: Int, phas
                    row.vector(at: 3 * lanes), row.vector(at: 4 * lanes), row.vector(at: 5 * lanes))
         let k = i * 6
         if validLanes == lanes {
-            out.store(r.0, at: (k + 0) * matrixStride)
-            out.store(r.1, at: (k + 1) * matrixStride)
-            out.store(r.2, at: (k + 2) * matrixStride)
-            out.store(r.3, at: (k + 3) * matrixStride)
-            out.store(r.4, at: (k + 4) * matrixStride)
-            out.store(r.5, at: (k + 5) * matrixStride)
+            storeSix(r, out, from: k, matrixStride: matrixStride)
         } else {
             // The row's last group: only its tiles' columns (V rows are exactly the block's tiles).
             storePartial(r.0, out + (k + 0) * matrixStride, validLanes)

@@ -81,14 +81,19 @@ def layout_changes(stdout):
 OPENCV_MISFUSES_VIA_ONNX = {"core_misc": "Scale with axis 2 after a Convolution"}
 
 
-def keras_variants():
+def h5_variants(names):
+    """One case per .h5 file of each named Keras fixture."""
     cases = []
-    for name in KERAS_TO_CAFFE:
+    for name in names:
         manifest = json.loads((KERAS_FIXTURES / name / "manifest.json").read_text())
         for variant in manifest["variants"]:
             if variant["file"].endswith(".h5"):
                 cases.append(pytest.param(KERAS_FIXTURES / name, variant, id=f"{name}-{variant['file']}"))
     return cases
+
+
+def keras_variants():
+    return h5_variants(KERAS_TO_CAFFE)
 
 
 @pytest.mark.parametrize("via_onnx", [False, True], ids=["direct", "via-onnx"])
@@ -152,13 +157,7 @@ KERAS_OUTPUTS_TO_CAFFE = {
 
 
 def keras_output_cases():
-    cases = []
-    for name in KERAS_OUTPUTS_TO_CAFFE:
-        manifest = json.loads((KERAS_FIXTURES / name / "manifest.json").read_text())
-        for variant in manifest["variants"]:
-            if variant["file"].endswith(".h5"):
-                cases.append(pytest.param(KERAS_FIXTURES / name, variant, id=f"{name}-{variant['file']}"))
-    return cases
+    return h5_variants(KERAS_OUTPUTS_TO_CAFFE)
 
 
 @pytest.mark.parametrize("model_dir,variant", keras_output_cases())
