@@ -35,15 +35,8 @@ extension Graph {
         }
         guard nodes.contains(where: { $0.op.fusedActivation != nil || hasResidual($0) || flattensA($0) }) else { return self }
         var g = self
-        var taken = Set(inputs.map(\.name)).union(initializers.keys)
-        for n in nodes { taken.formUnion(n.outputs) }
-        func fresh(_ base: String) -> String {
-            var name = base
-            var k = 1
-            while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
-            taken.insert(name)
-            return name
-        }
+        var names = ValueNames(self)
+        func fresh(_ base: String) -> String { names.fresh(base) }
         g.nodes = []
         for var node in nodes {
             if case .gemm(var a) = node.op, a.flattensA {

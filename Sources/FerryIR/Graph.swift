@@ -96,13 +96,27 @@ public struct Graph: Sendable {
 
     /// A value name not used yet, built from a wanted name.
     public func freshName(_ base: String, avoiding taken: Set<String> = []) -> String {
-        var used = taken
-        for v in inputs { used.insert(v.name) }
-        for k in initializers.keys { used.insert(k) }
-        for n in nodes { used.formUnion(n.outputs) }
-        if !used.contains(base) { return base }
-        var i = 1
-        while used.contains("\(base)_\(i)") { i += 1 }
-        return "\(base)_\(i)"
+        var names = ValueNames(self, also: taken)
+        return names.fresh(base)
+    }
+}
+
+/// The value names a graph uses (its inputs, initializers and node outputs), handing out new
+/// ones for a pass that adds values: the wanted name, else `name_1`, `name_2`, ...
+public struct ValueNames {
+    private var taken: Set<String>
+
+    public init(_ graph: Graph, also: Set<String> = []) {
+        taken = also.union(graph.inputs.map(\.name)).union(graph.initializers.keys)
+        for n in graph.nodes { taken.formUnion(n.outputs) }
+    }
+
+    /// A name no value has yet, then taken.
+    public mutating func fresh(_ base: String) -> String {
+        var name = base
+        var k = 1
+        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        taken.insert(name)
+        return name
     }
 }

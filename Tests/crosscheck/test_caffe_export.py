@@ -225,6 +225,15 @@ def layer_table(model):
     return [(row["name"], SAME_TYPE.get(row["type"], row["type"])) for row in summary["layers"] if row["type"] != "Input"]
 
 
+def ferry_run_outputs(prototxt, model_dir, manifest, tmp_path):
+    """Ferry's outputs of a written net on the fixture's inputs, in the manifest's order."""
+    args = ["run", prototxt, "--output-dir", tmp_path / "out"]
+    for inp in manifest["inputs"]:
+        args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
+    ferry(*args, check=True)
+    return [np.load(tmp_path / "out" / output_file_name(out["name"])) for out in manifest["outputs"]]
+
+
 @pytest.mark.parametrize("model_dir,manifest", caffe_ok_fixtures())
 def test_caffe_fixture_round_trip_runs_in_opencv(model_dir, manifest, tmp_path):
     prototxt = tmp_path / "net.prototxt"
@@ -250,22 +259,14 @@ def test_caffe_fixture_round_trip_runs_in_opencv(model_dir, manifest, tmp_path):
             for written, source in zip(opencv_outputs(prototxt, feeds, names),
                                        opencv_outputs(model_dir / "net.prototxt", feeds, names)):
                 within_tolerance(written, source)
-        args = ["run", prototxt, "--output-dir", tmp_path / "out"]
-        for inp in manifest["inputs"]:
-            args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
-        ferry(*args, check=True)
-        for out in manifest["outputs"]:
-            within_tolerance(np.load(tmp_path / "out" / output_file_name(out["name"])), np.load(model_dir / out["npy"]))
+        for out, result in zip(manifest["outputs"], ferry_run_outputs(prototxt, model_dir, manifest, tmp_path)):
+            within_tolerance(result, np.load(model_dir / out["npy"]))
         return
     if manifest["reference"].startswith("OpenCV"):
         results = opencv_outputs(prototxt, feeds, names)
     else:
         # OpenCV cannot run the net (Clip) or fetch the output: Ferry runs the written files.
-        args = ["run", prototxt, "--output-dir", tmp_path / "out"]
-        for inp in manifest["inputs"]:
-            args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
-        ferry(*args, check=True)
-        results = [np.load(tmp_path / "out" / output_file_name(n)) for n in names]
+        results = ferry_run_outputs(prototxt, model_dir, manifest, tmp_path)
     for out, result in zip(manifest["outputs"], results):
         within_tolerance(result, np.load(model_dir / out["npy"]))
 
@@ -311,12 +312,8 @@ def test_caffe_fixture_through_onnx_back_to_caffe(model_dir, manifest, tmp_path)
         return
     assert result.returncode == 0, result.stderr
     assert "layout:" not in result.stdout, "a Caffe model keeps its layout through ONNX"
-    args = ["run", prototxt, "--output-dir", tmp_path / "out"]
-    for inp in manifest["inputs"]:
-        args += ["--input", f"{inp['name']}={model_dir / inp['npy']}"]
-    ferry(*args, check=True)
-    for out in manifest["outputs"]:
-        within_tolerance(np.load(tmp_path / "out" / output_file_name(out["name"])), np.load(model_dir / out["npy"]))
+    for out, result in zip(manifest["outputs"], ferry_run_outputs(prototxt, model_dir, manifest, tmp_path)):
+        within_tolerance(result, np.load(model_dir / out["npy"]))
     if manifest["reference"].startswith("OpenCV") and name not in OPENCV_READS_OTHERWISE and name not in OPENCV_CANNOT_READ:
         feeds = {inp["name"]: np.load(model_dir / inp["npy"]) for inp in manifest["inputs"]}
         names = [o["name"] for o in manifest["outputs"]]

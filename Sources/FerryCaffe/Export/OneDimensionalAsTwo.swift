@@ -11,14 +11,8 @@ extension CaffeExporter {
     static func liftingOneDimensionalTo2D(_ source: Graph) throws -> Graph {
         var g = source
         let types = try g.inferTypes()
-        var taken = Set(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name)).union(g.initializers.keys)
-        func fresh(_ base: String) -> String {
-            var name = base
-            var k = 1
-            while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
-            taken.insert(name)
-            return name
-        }
+        var names = ValueNames(g)
+        func fresh(_ base: String) -> String { names.fresh(base) }
         var nodes: [Node] = []
         /// Squeezes this pass made: squeezed value -> the 4-D value it came from.
         var squeezedFrom: [String: String] = [:]
@@ -60,28 +54,20 @@ extension CaffeExporter {
     private static func liftedOp(_ op: Op) -> Op? {
         switch op {
         case .conv(let a) where a.kernelShape.count == 1:
-            var b = a
-            b.kernelShape = [1] + a.kernelShape
-            b.strides = [1] + a.strides
-            b.dilations = [1] + a.dilations
-            b.pads = [0, a.pads[0], 0, a.pads[1]]
-            return .conv(b)
+            return .conv(lifted(a))
         case .convTranspose(let a) where a.kernelShape.count == 1:
-            var b = a
-            b.kernelShape = [1] + a.kernelShape
-            b.strides = [1] + a.strides
-            b.dilations = [1] + a.dilations
-            b.pads = [0, a.pads[0], 0, a.pads[1]]
+            var b = lifted(a)
             b.outputPadding = [0] + a.outputPadding
             return .convTranspose(b)
-        case .maxPool(let a) where a.kernelShape.count == 1: return .maxPool(liftedPool(a))
-        case .averagePool(let a) where a.kernelShape.count == 1: return .averagePool(liftedPool(a))
+        case .maxPool(let a) where a.kernelShape.count == 1: return .maxPool(lifted(a))
+        case .averagePool(let a) where a.kernelShape.count == 1: return .averagePool(lifted(a))
         case .globalAveragePool, .globalMaxPool: return op
         default: return nil
         }
     }
 
-    private static func liftedPool(_ a: PoolAttributes) -> PoolAttributes {
+    /// A 1-D window over (1, L): height 1, unpadded along it.
+    private static func lifted<Window: SlidingWindow>(_ a: Window) -> Window {
         var b = a
         b.kernelShape = [1] + a.kernelShape
         b.strides = [1] + a.strides
@@ -90,3 +76,15 @@ extension CaffeExporter {
         return b
     }
 }
+
+/// The window geometry convolutions and pooling share (what lifting to 2-D changes).
+private protocol SlidingWindow {
+    var kernelShape: [Int] { get set }
+    var strides: [Int] { get set }
+    var dilations: [Int] { get set }
+    var pads: [Int] { get set }
+}
+
+extension ConvAttributes: SlidingWindow {}
+extension ConvTransposeAttributes: SlidingWindow {}
+extension PoolAttributes: SlidingWindow {}

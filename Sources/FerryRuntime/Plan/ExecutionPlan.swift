@@ -167,8 +167,8 @@ public final class ExecutionPlan {
         }
     }
 
-    /// Bytes of the arrays the plan keeps alive: initializers it reads in place and copies it
-    /// made (packed weights are the runtime's, not counted here).
+    /// Bytes of the arrays the plan keeps alive: initializers it reads in place, copies it made
+    /// and the packed weights it reads (shared with the runtime's store, counted here too).
     public var pinnedBytes: Int { pinned.reduce(0) { $0 + $1.count * 4 } }
 
     /// Counts of nodes per kernel, most used first.
