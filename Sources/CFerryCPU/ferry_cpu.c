@@ -39,7 +39,12 @@ const char *ferry_kernels_instruction_set(void) {
 #include <malloc.h>
 void ferry_map_buffers_from(long bytes) { mallopt(M_MMAP_THRESHOLD, (int)bytes); }
 void ferry_return_free_heap_pages(void) { malloc_trim(0); }
+void ferry_heap_blocks(long *in_use, long *free_bytes, long *mapped) {
+    struct mallinfo2 info = mallinfo2();
+    *in_use = (long)info.uordblks; *free_bytes = (long)info.fordblks; *mapped = (long)info.hblkhd;
+}
 #else
+void ferry_heap_blocks(long *in_use, long *free_bytes, long *mapped) { *in_use = 0; *free_bytes = 0; *mapped = 0; }
 void ferry_return_free_heap_pages(void) {}
 void ferry_map_buffers_from(long bytes) { (void)bytes; }
 #endif

@@ -1,3 +1,4 @@
+import CFerryCPU
 import Foundation
 
 /// `FERRY_TRACE_MEMORY=1`: after each phase of `ferry run` (import, optimization, reading inputs,
@@ -27,9 +28,12 @@ public enum MemoryTrace {
             kilobytes["heap"] = rss.split(whereSeparator: \.isWhitespace).dropFirst().first.flatMap { Int($0) }
         }
         func mb(_ key: String) -> Double { Double(kilobytes[key] ?? 0) * 1024 / 1e6 }
+        var inUse = 0, free = 0, mapped = 0
+        ferry_heap_blocks(&inUse, &free, &mapped)
         let line = "memory: " + phase.padding(toLength: 16, withPad: " ", startingAt: 0)
-            + String(format: " resident %7.1f MB (private %7.1f, files %5.1f, heap %5.1f), highest since the last line %7.1f MB\n",
-                     mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("heap"), mb("VmHWM"))
+            + String(format: " resident %7.1f MB (private %7.1f, files %5.1f, heap %5.1f: blocks %5.1f, free %5.1f; mapped buffers %6.1f), highest since the last line %7.1f MB\n",
+                     mb("VmRSS"), mb("RssAnon"), mb("RssFile"), mb("heap"), Double(inUse) / 1e6, Double(free) / 1e6,
+                     Double(mapped) / 1e6, mb("VmHWM"))
         FileHandle.standardError.write(Data(line.utf8))
         // "5" resets the peak resident set size to the current one (Linux 4.0 and later).
         if let handle = FileHandle(forWritingAtPath: "/proc/self/clear_refs") {

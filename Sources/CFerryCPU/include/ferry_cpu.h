@@ -20,4 +20,8 @@ void ferry_map_buffers_from(long bytes);
 /// many small blocks a parse frees stay in the process's memory without it.
 void ferry_return_free_heap_pages(void);
 
+/// malloc's bytes in small blocks in use, free in its heaps, and in buffers with mappings of
+/// their own (glibc's mallinfo2; zeros elsewhere), for `FERRY_TRACE_MEMORY`.
+void ferry_heap_blocks(long *in_use, long *free_bytes, long *mapped);
+
 #endif
