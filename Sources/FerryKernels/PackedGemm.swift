@@ -36,6 +36,22 @@ public enum PackedGemm {
     /// Floats of scratch one concurrent `multiply` call needs (its packed B block).
     public static var scratchCount: Int { depthBlock * columnBlock }
 
+    /// Floats of scratch a `multiply` (or, when `narrow`, `multiplyNarrow`) call of at most
+    /// `columns` columns and this depth writes: its packed B block, no larger than the product's
+    /// own B (`scratchCount` at most). A plan sizes its scratch by this: the full block is 384
+    /// KiB a thread, more than a small image's activations (ResNet50's 96x96 first convolution,
+    /// of depth 147, packs 147 x 384 floats).
+    public static func scratchCount(depth: Int, columns: Int, narrow: Bool) -> Int {
+        guard depth > 0, columns > 0 else { return 0 }
+        if narrow {
+            let nr = narrowColumnsPerPanel
+            let blockColumns = Swift.max(nr, scratchCount / depth / nr * nr)
+            return depth * ((Swift.min(blockColumns, columns) + nr - 1) / nr * nr)
+        }
+        let nr = columnsPerPanel
+        return Swift.min(depthBlock, depth) * ((Swift.min(columnBlock, columns) + nr - 1) / nr * nr)
+    }
+
     /// Packs A (`rows` x `depth`, row stride `lda`) into `packed` (`packedCount` floats).
     public static func packA(_ a: UnsafePointer<Float>, rows: Int, depth: Int, lda: Int, into packed: UnsafeMutablePointer<Float>) {
         packPanels(a, rows: rows, depth: depth, lda: lda, panelRows: rowsPerPanel, into: packed)

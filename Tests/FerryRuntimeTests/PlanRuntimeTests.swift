@@ -155,6 +155,22 @@ func singleNodeGraph(_ op: Op, inputs: [(String, [Int])], weights: [(String, Ten
         #expect(roomy.scratchBlocks[0].bytes > PlanBuilder.minimumScratch * 4)
     }
 
+    @Test func im2colTileShrinksToTheRoom() throws {
+        // ResNet50's stem at 96x96: 7x7 stride 2 over 3 channels, 147 x 2304 unfolded (1.35 MB),
+        // beside 0.7 MB of input and output: the tile shrinks to the room the budget leaves, in
+        // several tiles whose results match the reference.
+        var b = GraphBuilder(name: "stem")
+        let x = b.addInput("x", TensorType(.float32, Shape([1, 3, 96, 96])))
+        let w = b.addInitializer("w", randomTensor([64, 3, 7, 7], seed: 8, range: -0.1...0.1))
+        let y = b.add(.conv(ConvAttributes(kernelShape: [7, 7], strides: [2, 2], pads: [3, 3, 3, 3])), inputs: [x, w],
+                      output: "y", origin: nil)
+        b.addOutput(y)
+        let plan = try expectPlanMatchesReference(try b.finish(), ["x": randomTensor([1, 3, 96, 96], seed: 9)], threads: 2)
+        guard InnerKernels.simd else { return }
+        #expect(plan.kernels[0].kernel == "conv.im2col-packed")
+        #expect(plan.scratchBlocks[0].bytes < 147 * 2304 * 4)
+    }
+
     @Test func kernelChoice() throws {
         func kernel(_ c: ConvCase) throws -> String {
             let g = try singleNodeGraph(.conv(ConvAttributes(kernelShape: c.kernel, strides: c.strides, pads: c.pads, group: c.group)),

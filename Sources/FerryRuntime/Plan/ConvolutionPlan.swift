@@ -87,17 +87,19 @@ extension PlanBuilder {
 
         // Winograd F(4x4, 3x3) transforms the weights on every run (kept, they would be 4x the
         // weights), within the scratch the arena has room for at this step.
-        // Smaller blocks or chunks where they make it fit the room free at the step, else within
-        // half the minimum scratch, else within the minimum (ResNet50 at 224: arena 10.7 -> 9.0
-        // MB; VGG16's block1_conv2, with no room free, needs the minimum).
+        // Smaller blocks or chunks where they make it fit the room free at the step, else the
+        // room within the budget (no more than half the minimum scratch), else within half the
+        // minimum, else within the minimum (ResNet50 at 224: arena 10.7 -> 9.0 MB; VGG16's
+        // block1_conv2, with no room free, needs the minimum).
         func winogradSchedule(_ limit: Int) -> WinogradSchedule? {
             WinogradSchedule(batch: batch, inputChannels: channels, outputChannels: m, inHeight: g.inHeight, inWidth: g.inWidth,
                              a, threads: threads, scratchLimit: limit)
         }
         if InnerKernels.simd, PlanBuilder.winogradEnabled, s == 2, cg >= 8, mg >= 8, group == 1,
            constant(node.inputs[1]) != nil,
-           let winograd = winogradSchedule(freeRoom(node)) ?? winogradSchedule(PlanBuilder.minimumScratch / 2)
-               ?? winogradSchedule(scratchRoom(node)),
+           let winograd = winogradSchedule(freeRoom(node))
+               ?? winogradSchedule(min(roomWithinBudget(node), PlanBuilder.minimumScratch / 2))
+               ?? winogradSchedule(PlanBuilder.minimumScratch / 2) ?? winogradSchedule(scratchRoom(node)),
            winograd.isRecommended, winograd.plan.outHeight == g.outHeight, winograd.plan.outWidth == g.outWidth {
             let name = winograd.mode == .tileBlocks ? "conv.winograd-blocks" : "conv.winograd-chunks"
             // Tap-major, read by each run's transform (the original released as for PackedGemm).
@@ -122,9 +124,19 @@ extension PlanBuilder {
             && g.inPlane == g.outPlane
         let outPlane = g.outPlane
         // Columns per im2col tile: the whole plane when it fits the budget (or nearly),
-        // else a multiple of 16 columns, at least 64.
+        // else a multiple of 16 columns, at least 64. Where the arena has less room at the step
+        // (`roomWithinBudget`) than that tile and the packing blocks take, the tile shrinks to
+        // the room, to a quarter of the budget at least: a small image's arena otherwise
+        // grows by the tile (ResNet50's 96x96 first convolution unfolded its whole 147 x 2304
+        // plane, 1.35 MB, beside 1.3 MB of intermediates at most).
         let budget = max(Self.im2colTileBytes / 4 / max(rows, 1), 64) / 16 * 16
-        let tile = pointwise ? outPlane : (outPlane <= budget * 3 / 2 ? outPlane : budget)
+        var tile = pointwise ? outPlane : (outPlane <= budget * 3 / 2 ? outPlane : budget)
+        if !pointwise {
+            let packing = PackedGemm.scratchCount(depth: rows, columns: tile, narrow: false) * threads
+            let roomColumns = (roomWithinBudget(node) - packing) / max(rows, 1) / 16 * 16
+            let smallest = max(budget / 4 / 16 * 16, 64)
+            if tile > roomColumns { tile = min(tile, max(roomColumns, smallest)) }
+        }
         let columnScratch = pointwise ? 0 : ArenaPlanner.aligned(rows * tile)
         // Constant weights are packed once for PackedGemm (one packed matrix per group, shared by
         // the runtime's plans); otherwise (weights computed at run time, or a CPU without AVX2)
@@ -137,7 +149,9 @@ extension PlanBuilder {
         if InnerKernels.simd, PlanBuilder.packedGemmEnabled, constant(node.inputs[1]) != nil, rows > 0 {
             packedWeights = packedConvWeights(node.inputs[1], narrow: narrow, group: group, rows: mg, depth: rows)
         }
-        let gemmScratch = packedWeights == nil ? 0 : packedScratchStep * threads
+        // Each thread packs B blocks of at most `tile` columns of this depth (split columns or not).
+        let gemmStep = ArenaPlanner.aligned(PackedGemm.scratchCount(depth: rows, columns: tile, narrow: narrow))
+        let gemmScratch = packedWeights == nil ? 0 : gemmStep * threads
         let kind = (pointwise ? "conv.1x1" : "conv.im2col") + (packedWeights == nil ? "-sgemm" : narrow ? "-packed-narrow" : "-packed")
         return PlannedKernel(name: kind, scratch: columnScratch + gemmScratch) { b in
             // Packed weights are read from the store's copy: the original is not needed (and a
@@ -152,7 +166,7 @@ extension PlanBuilder {
                 if let packedWeights {
                     multiplyPacked(packedWeights + gi * packedStep, narrow: narrow, rows: mg, depth: rows, b: columns, ldb: ldb,
                                    n: count, c: out, ldc: outPlane, epilogue: epilogue, threads: threads,
-                                   scratch: gemmScratchBase)
+                                   scratch: gemmScratchBase, scratchStep: gemmStep)
                     return true
                 }
                 sgemm(transA: false, transB: false, m: mg, n: count, k: rows, alpha: 1, a: w! + gi * mg * rows, lda: rows,
@@ -190,7 +204,7 @@ extension PlanBuilder {
                                                             columns: 0..<(end - first), c: out + first, ldc: outPlane,
                                                             epilogue: Epilogue(bias: bs, residual: res.map { $0 + first },
                                                                                activation: activation),
-                                                            scratch: gemmScratchBase + k * packedScratchStep)
+                                                            scratch: gemmScratchBase + k * gemmStep)
                                     }
                                     fused = true
                                 } else {
@@ -223,12 +237,12 @@ extension PlanBuilder {
 /// C[rows, n] = packed A x B[depth, n] on `threads` threads (A packed for the narrow kernel when
 /// `narrow`): products with many column panels split columns (in whole panels), the others split
 /// A's row panels. Either way each element is summed in the same order, so the split does not
-/// change results. `scratch` holds `packedScratchStep * threads` floats.
+/// change results. `scratch` holds `threads` blocks `scratchStep` floats apart, each at least
+/// `PackedGemm.scratchCount(depth:columns: n, narrow:)`.
 func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, depth: Int, b: UnsafePointer<Float>, ldb: Int,
                     n: Int, c: UnsafeMutablePointer<Float>, ldc: Int, epilogue: Epilogue, threads: Int,
-                    scratch: UnsafeMutablePointer<Float>) {
+                    scratch: UnsafeMutablePointer<Float>, scratchStep step: Int) {
     let panels = narrow ? PackedGemm.narrowPanelCount(rows: rows) : PackedGemm.panelCount(rows: rows)
-    let step = packedScratchStep
     let nr = narrow ? PackedGemm.narrowColumnsPerPanel : PackedGemm.columnsPerPanel
     let columnPanels = (n + nr - 1) / nr
     func run(_ k: Int, _ ps: Range<Int>, _ columns: Range<Int>) {
@@ -248,9 +262,6 @@ func multiplyPacked(_ packedA: UnsafePointer<Float>, narrow: Bool, rows: Int, de
         parallelChunksIndexed(panels, threads: threads) { k, ps in run(k, ps, 0..<n) }
     }
 }
-
-/// Floats between two threads' PackedGemm scratch blocks.
-let packedScratchStep = ArenaPlanner.aligned(PackedGemm.scratchCount)
 
 /// Whether a packed product of `columnPanels` column panels gives each thread whole column
 /// panels (enough of them to share out evenly), rather than row panels of every column.

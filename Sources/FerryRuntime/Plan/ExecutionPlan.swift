@@ -268,6 +268,9 @@ final class PlanBuilder {
     /// Elements free in the arena at each step, estimated before any kernel is chosen, and the
     /// step being planned (for `scratchRoom`).
     private var freeEstimate: [Int] = []
+    /// Elements the arena may grow past its intermediates' top within issue 7's budget of 1.5x
+    /// the largest live set (0 when the placement alone reaches that).
+    private var budgetSlack = 0
     private var currentStep = 0
     var arenaCount = 0
     var peakLiveCount = 0
@@ -443,7 +446,7 @@ final class PlanBuilder {
         for v in graph.inputs {
             if isFloat(v.name) { newBlock(v.name, step: -1) } else { newBox(v.name) }
         }
-        freeEstimate = estimateFreeRoom()
+        (freeEstimate, budgetSlack) = estimateFreeRoom()
         for (i, node) in graph.nodes.enumerated() {
             currentStep = i
             let kernel = try planAlias(node) ?? choose(node) ?? fallback(node)
@@ -491,6 +494,12 @@ final class PlanBuilder {
         currentStep < freeEstimate.count ? freeEstimate[currentStep] : 0
     }
 
+    /// `freeRoom` plus what the arena may grow within 1.5x its largest live set: the room a
+    /// kernel tries, when `freeRoom` is too small, before growing the arena past the budget
+    /// (a small image's arena otherwise grows by a kernel's fixed tile: ResNet50's at 96x96 was
+    /// twice its 1.3 MB of live intermediates).
+    func roomWithinBudget(_ node: Node) -> Int { freeRoom(node) + budgetSlack }
+
     /// 4 MB: the im2col tiles and packing buffers of two threads fit in it (1 MB made VGG16's
     /// 224x224 block1_conv2 too tight for Winograd and gave ResNet50's arena nothing back).
     static let minimumScratch = 1 << 20
@@ -499,7 +508,7 @@ final class PlanBuilder {
     /// this step, read by this or a later one; graph inputs from the start, outputs to the end;
     /// a reshape-like node's output sharing its input's elements as `planAlias` makes it)
     /// placed before any kernel is chosen.
-    private func estimateFreeRoom() -> [Int] {
+    private func estimateFreeRoom() -> (free: [Int], slack: Int) {
         let steps = graph.nodes.count
         var root: [String: String] = [:]
         var span: [String: (first: Int, last: Int, size: Int)] = [:]
@@ -533,6 +542,7 @@ final class PlanBuilder {
             .map { ArenaBlock(offset: 0, size: $0.size, firstStep: $0.first, lastStep: $0.last) }
         let top = ArenaPlanner.place(&blocks)
         var free = [Int](repeating: 0, count: steps)
+        var peakLive = 0
         for step in 0..<steps {
             let live = blocks.filter { $0.firstStep <= step && step <= $0.lastStep && $0.size > 0 }.sorted { $0.offset < $1.offset }
             var end = 0, largest = 0
@@ -541,8 +551,9 @@ final class PlanBuilder {
                 end = Swift.max(end, b.offset + b.size)
             }
             free[step] = Swift.max(largest, top - end)
+            peakLive = Swift.max(peakLive, live.reduce(0) { $0 + $1.size })
         }
-        return free
+        return (free, Swift.max(0, peakLive * 3 / 2 - top))
     }
 
     /// Reshape-like nodes on float32 values: the output is the input under another shape.
