@@ -43,6 +43,28 @@ extension Kernels {
         }
     }
 
+    /// The inverse of `packRecurrentWeights`: writes gates firstGate..<firstGate+gates of one
+    /// direction's R (row-major [allGates·hidden, hidden]) back from `packed` (a runtime that
+    /// released the original restores it from its packed copy).
+    public static func unpackRecurrentWeights(_ packed: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
+                                              into r: UnsafeMutablePointer<Float>) {
+        let u = recurrentBlockUnits, width = gates * u
+        for p in 0..<(h + u - 1) / u {
+            let block = packed + p * width * h
+            var first = 0
+            while first < width {
+                let w = Swift.min(2 * u, width - first), strip = block + first * h
+                for j in 0..<w {
+                    let c = first + j, unit = p * u + c % u
+                    guard unit < h else { continue }
+                    let row = r + ((firstGate + c / u) * h + unit) * h
+                    for k in 0..<h { row[k] = strip[k * w + j] }
+                }
+                first += w
+            }
+        }
+    }
+
     /// out[row·outStride + c] = Σ_k R(c, k) · states[row·stateStride + k] for the gates·16
     /// columns c of one packed block (`depth` = the hidden size) and `rows` state vectors.
     public static func recurrentBlockProducts(_ block: UnsafePointer<Float>, gates: Int, depth: Int,

@@ -34,6 +34,14 @@ import Testing
                       seq: 3, batch: 7, input: 4, lengths: [3, 3, 2, 3, 1, 3, 3]),
         RecurrentCase(name: "rnn_h48_batch3", kind: .rnn, attributes: RecurrentAttributes(hiddenSize: 48),
                       seq: 5, batch: 3, input: 8, initialState: true),
+        // Long enough that X·Wᵀ is computed 32 steps at a time (the last chunk partial; rows
+        // shorter than a chunk, and reverse rows whose times start mid-chunk).
+        RecurrentCase(name: "lstm_h48_seq50_chunked_bidirectional", kind: .lstm,
+                      attributes: RecurrentAttributes(hiddenSize: 48, direction: .bidirectional),
+                      seq: 50, batch: 4, input: 7, lengths: [50, 17, 33, 1], initialState: true, recurrentRange: -0.15...0.15),
+        RecurrentCase(name: "gru_h64_seq120_chunked_reset_before", kind: .gru,
+                      attributes: RecurrentAttributes(hiddenSize: 64, direction: .reverse), seq: 120, batch: 3, input: 5,
+                      recurrentRange: -0.15...0.15),
         RecurrentCase(name: "rnn_h11_affine_softsign", kind: .rnn,
                       attributes: RecurrentAttributes(hiddenSize: 11, direction: .bidirectional,
                                                       activations: [.affine(alpha: 0.5, beta: -0.1), .softsign])),
@@ -109,6 +117,40 @@ import Testing
             let (g, feeds) = try Self.graph(c, lensAsInput: false, outputs: outputs, weightsAsInputs: true)
             let plan = try expectPlanMatchesReference(g, feeds, threads: 2, atol: 2e-5, rtol: 1e-4)
             #expect(plan.kernels[0].kernel == "recurrent.\(c.kind.rawValue)", "\(c.name)")
+        }
+    }
+
+    /// Long sequences compute X·Wᵀ a chunk of steps at a time, in less scratch than the whole.
+    @Test func longSequencesProjectByChunks() throws {
+        for c in Self.cases where c.name.contains("_chunked_") {
+            let (g, feeds) = try Self.graph(c, lensAsInput: false, outputs: ["y"])
+            let plan = try expectPlanMatchesReference(g, feeds, threads: 2, atol: 2e-5, rtol: 1e-4)
+            guard InnerKernels.simd else { continue }
+            let whole = c.seq * c.batch * c.attributes.direction.count * c.op.recurrentGateCount * c.attributes.hiddenSize * 4
+            #expect(plan.scratchBlocks[0].bytes < whole, "\(c.name)")
+        }
+    }
+
+    /// A runtime that may release weights holds a constant R only as its packed copy: results
+    /// are those of a runtime that keeps it, bit for bit, and the store gives the original back
+    /// (GRU without linear_before_reset packs its h gate apart).
+    @Test func packedRecurrentWeightsReleaseTheOriginal() throws {
+        for c in Self.cases where ["lstm_h37_batch5_bidirectional", "gru_h40_batch6_reset_before",
+                                    "gru_h33_batch7_linear_before_reset_bidirectional", "rnn_h48_batch3"].contains(c.name) {
+            let outputs = c.kind == .lstm ? ["y", "yh", "yc"] : ["y", "yh"]
+            let (g, feeds) = try Self.graph(c, lensAsInput: false, outputs: outputs)
+            let keeping = try PlanRuntime(graph: g, threads: 2)
+            let releasing = try PlanRuntime(graph: g, threads: 2, releasesPackedWeights: true)
+            let kept = try keeping.run(feeds), got = try releasing.run(feeds)
+            for name in outputs { #expect(got[name] == kept[name], "\(c.name) \(name)") }
+            guard InnerKernels.simd else { continue }
+            #expect(releasing.releasedWeights == ["r"], "\(c.name)")
+            let r = g.initializers["r"]!
+            let store = PackedWeightStore()
+            let packing = RecurrentPacking(directions: r.shape[0], gates: c.op.recurrentGateCount, hidden: c.attributes.hiddenSize,
+                                           splitsLastGate: c.kind == .gru && !c.attributes.linearBeforeReset)
+            #expect(store.packedRecurrent("r", weights: r, packing).count == packing.count)
+            #expect(store.restore("r") == r, "\(c.name)")
         }
     }
 

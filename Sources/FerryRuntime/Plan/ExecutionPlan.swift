@@ -383,6 +383,22 @@ final class PlanBuilder {
         return pin(values)
     }
 
+    /// Recurrent weights `name` (R, [directions, gates·hidden, hidden]) packed for the recurrent
+    /// kernels (or the runtime's packed copy), releasing the original as `packedConvWeights`
+    /// does; nil when they are no float32 constant of that size (packed on every run then).
+    func recurrentWeights(_ name: String, _ packing: RecurrentPacking) -> UnsafePointer<Float>? {
+        let root = constantRoot(name)
+        let values: [Float]
+        if let done = packedWeightStore.existingRecurrent(root, packing) {
+            values = done
+        } else {
+            guard let weights = constant(root), weights.dtype == .float32, weights.count == packing.originalCount else { return nil }
+            values = packedWeightStore.packedRecurrent(root, weights: weights, packing)
+        }
+        if releasesPackedWeights && root == name && readers[root] == 1 { graph.initializers[root] = nil }
+        return pin(values)
+    }
+
     /// Removes float32 initializer `name` and returns its elements (then held by nobody else,
     /// unless another copy of the graph shares them).
     private static func takeFloats(_ initializers: inout [String: Tensor], _ name: String) -> [Float] {

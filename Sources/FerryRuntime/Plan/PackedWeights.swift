@@ -3,7 +3,7 @@ import FerryKernels
 import Foundation
 
 /// Convolution weights packed for PackedGemm, or made tap-major for Winograd's per-run weight
-/// transform, shared by every plan of one runtime: packing depends on the weights and on the
+/// transform (and depthwise and recurrent weights in their kernels' layouts), shared by every plan of one runtime: packing depends on the weights and on the
 /// kernel, not on the input shapes, so a plan for another batch size packs nothing again. A packed copy holds every weight of the original
 /// (rearranged, plus zero rows up to a whole panel), so a runtime may release the original and
 /// unpack it when a new plan needs it (`restore`).
@@ -49,8 +49,34 @@ final class PackedWeightStore {
 
     private var interleaved: [String: InterleavedEntry] = [:]
 
+    /// Recurrent R packed by blocks of units (`RecurrentPacking`), holding every weight too.
+    struct RecurrentEntry {
+        let values: [Float]
+        let shape: [Int]
+        let packing: RecurrentPacking
+    }
+
+    private var recurrent: [String: RecurrentEntry] = [:]
+
     /// Names of the initializers packed (or interleaved) so far.
-    var names: Set<String> { Set(entries.keys.map(\.name)).union(interleaved.keys) }
+    var names: Set<String> { Set(entries.keys.map(\.name)).union(interleaved.keys).union(recurrent.keys) }
+
+    /// Recurrent `weights` (initializer `name`) packed as `packing` says; made on first use, then shared.
+    func packedRecurrent(_ name: String, weights: Tensor, _ packing: RecurrentPacking) -> [Float] {
+        if let values = existingRecurrent(name, packing) { return values }
+        let values = [Float](unsafeUninitializedCapacity: packing.count) { buffer, initialized in
+            weights.floats.withUnsafeBufferPointer { packing.pack($0.baseAddress!, into: buffer.baseAddress!) }
+            initialized = packing.count
+        }
+        recurrent[name] = RecurrentEntry(values: values, shape: weights.shape, packing: packing)
+        return values
+    }
+
+    /// The packed copy of recurrent weights `name` for this packing, if one was made.
+    func existingRecurrent(_ name: String, _ packing: RecurrentPacking) -> [Float]? {
+        guard let entry = recurrent[name], entry.packing == packing else { return nil }
+        return entry.values
+    }
 
     /// Depthwise `weights` (initializer `name`, [channels, 1, kh, kw]) interleaved for
     /// `Kernels.depthwiseConv2DInterleaved`; made on first use, then shared.
@@ -182,6 +208,7 @@ final class PackedWeightStore {
         var types: [String: TensorType] = [:]
         for (key, entry) in entries where names.contains(key.name) { types[key.name] = TensorType(.float32, Shape(entry.shape)) }
         for (name, entry) in interleaved where names.contains(name) { types[name] = TensorType(.float32, Shape(entry.shape)) }
+        for (name, entry) in recurrent where names.contains(name) { types[name] = TensorType(.float32, Shape(entry.shape)) }
         return types
     }
 
@@ -189,6 +216,13 @@ final class PackedWeightStore {
     func restore(_ name: String) -> Tensor? {
         guard let entry = [Layout.gemm(narrow: false), .gemm(narrow: true), .winogradTaps].lazy
             .compactMap({ self.entries[Key(name: name, layout: $0)] }).first else {
+            if let entry = recurrent[name] {
+                var weights = [Float](repeating: 0, count: entry.packing.originalCount)
+                entry.values.withUnsafeBufferPointer { pp in
+                    weights.withUnsafeMutableBufferPointer { entry.packing.unpack(pp.baseAddress!, into: $0.baseAddress!) }
+                }
+                return Tensor(shape: entry.shape, floats: weights)
+            }
             guard let entry = interleaved[name] else { return nil }
             return Tensor(shape: entry.shape, floats: entry.values.withUnsafeBufferPointer {
                 Kernels.depthwiseDeinterleavedWeights($0.baseAddress!, channels: entry.channels, taps: entry.taps)

@@ -44,29 +44,25 @@ extension PlanBuilder {
         // constant, else on every run into scratch. GRU without linear_before_reset multiplies its
         // h block by r·h, known only once z and r are: its R is packed as z, r and then h apart.
         let units = Kernels.recurrentBlockUnits, blocks = (h + units - 1) / units
-        let split = gates == 3 && !attr.linearBeforeReset
-        let firstGates = split ? 2 : gates
-        let packedFirst = Kernels.packedRecurrentCount(gates: firstGates, hidden: h)
-        let packedPerDirection = packedFirst + (split ? Kernels.packedRecurrentCount(gates: 1, hidden: h) : 0)
-        func pack(_ r: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-            for d in 0..<dirs {
-                let rd = r + d * gh * h, packed = out + d * packedPerDirection
-                Kernels.packRecurrentWeights(rd, hidden: h, firstGate: 0, gates: firstGates, into: packed)
-                if split { Kernels.packRecurrentWeights(rd, hidden: h, firstGate: 2, gates: 1, into: packed + packedFirst) }
-            }
-        }
-        var constantPacked: UnsafePointer<Float>?
-        if let t = constant(constantRoot(node.inputs[2])), case .float32(let values) = t.storage {
-            let packed = [Float](unsafeUninitializedCapacity: dirs * packedPerDirection) { buffer, initialized in
-                values.withUnsafeBufferPointer { pack($0.baseAddress!, into: buffer.baseAddress!) }
-                initialized = dirs * packedPerDirection
-            }
-            constantPacked = pin(packed)
-        }
+        let packing = RecurrentPacking(directions: dirs, gates: gates, hidden: h, splitsLastGate: gates == 3 && !attr.linearBeforeReset)
+        let split = packing.splitsLastGate, firstGates = packing.firstGates
+        let packedFirst = packing.firstCount, packedPerDirection = packing.perDirection
+        // A constant R is packed once into the runtime's store, which takes the original when
+        // nothing else reads it (held twice before: 3 MB of the LSTM bench model).
+        let constantPacked = recurrentWeights(node.inputs[2], packing)
         // Scratch: X·Wᵀ of every step; then per direction the step's products (per block of
         // units, every batch row's gates·16 floats), two hidden states, the cell, GRU's z and
         // r·h, the direction's combined bias and GRU's Rb_h; R packed when it is not constant.
-        let xwCount = seq * batch * dirs * gh
+        // X·Wᵀ a chunk of steps at a time when the whole sequence's would not fit the room the
+        // arena has at this step (1.5x the largest live set): it is gates x the output's size
+        // (0.8 MB for the LSTM bench model beside 0.1 MB of activations).
+        let chunkSteps = Self.recurrentChunkSteps ?? {
+            let whole = seq * batch * dirs * gh
+            guard whole > Swift.max(roomWithinBudget(node), Self.smallestRecurrentChunk) else { return seq }
+            return Swift.min(seq, Swift.max(32, roomWithinBudget(node) / Swift.max(1, batch * dirs * gh)))
+        }()
+        let chunked = chunkSteps < seq
+        let xwCount = (chunked ? chunkSteps : seq) * batch * dirs * gh
         let hrCount = blocks * batch * firstGates * units
         let layout = (hr: 0, previous: hrCount, next: hrCount + batch * h, cell: hrCount + 2 * batch * h,
                       update: hrCount + 3 * batch * h, resetHidden: hrCount + 4 * batch * h,
@@ -99,7 +95,7 @@ extension PlanBuilder {
                     guard let values = lensReader().int64s else { throw FerryError("\(op.name) sequence_lens must be integers") }
                     try lengths.set(values.map { Int(clamping: $0) }, op: op)
                 }
-                if let r { pack(r, into: UnsafeMutablePointer(mutating: packedR)) }
+                if let r { packing.pack(r, into: UnsafeMutablePointer(mutating: packedR)) }
                 let longest = lengths.values.max() ?? 0
                 // Row of X (and of X·Wᵀ) at time t, batch row bi; Y's and the states' offsets.
                 @inline(__always) func row(_ t: Int, _ bi: Int) -> Int { batchFirst ? bi * seq + t : t * batch + bi }
@@ -112,11 +108,35 @@ extension PlanBuilder {
                 // the steps below need (a bidirectional layer's second direction then ran late).
                 BLASThreads.set(1)
                 defer { BLASThreads.set(threads) }
-                let columns = dirs * gh
-                parallelChunks((columns + 63) / 64, threads: threads, grain: projectionGrain) { blocks in
-                    let first = blocks.lowerBound * 64, end = Swift.min(blocks.upperBound * 64, columns)
-                    sgemm(transA: false, transB: true, m: seq * batch, n: end - first, k: inSize, alpha: 1, a: x, lda: inSize,
-                          b: w + first * inSize, ldb: inSize, beta: 0, c: xw + first, ldc: columns)
+                if !chunked {
+                    let columns = dirs * gh
+                    parallelChunks((columns + 63) / 64, threads: threads, grain: projectionGrain) { blocks in
+                        let first = blocks.lowerBound * 64, end = Swift.min(blocks.upperBound * 64, columns)
+                        sgemm(transA: false, transB: true, m: seq * batch, n: end - first, k: inSize, alpha: 1, a: x, lda: inSize,
+                              b: w + first * inSize, ldb: inSize, beta: 0, c: xw + first, ldc: columns)
+                    }
+                }
+                /// The times of batch row `bi` that steps `s0..<s0 + chunkSteps` of a direction read.
+                @inline(__always) func chunkTimes(_ s0: Int, _ bi: Int, reverse: Bool) -> Range<Int> {
+                    let len = lengths.values[bi], s1 = Swift.min(s0 + chunkSteps, len)
+                    guard s0 < s1 else { return 0..<0 }
+                    return reverse ? (len - s1)..<(len - s0) : s0..<s1
+                }
+                /// X·Wᵀ of direction d for steps s0..<s0 + chunkSteps into its chunk: batch row bi's
+                /// times, ascending, from chunk row bi·chunkSteps.
+                func projectChunk(_ d: Int, from s0: Int, threads: Int) {
+                    let chunk = xw + d * chunkSteps * batch * gh, wd = w + d * gh * inSize
+                    let lda = batchFirst ? inSize : batch * inSize
+                    parallelChunks((gh + 63) / 64, threads: threads, grain: projectionGrain) { blocks in
+                        let first = blocks.lowerBound * 64, end = Swift.min(blocks.upperBound * 64, gh)
+                        for bi in 0..<batch {
+                            let times = chunkTimes(s0, bi, reverse: reverseOnly || d == 1)
+                            guard !times.isEmpty else { continue }
+                            sgemm(transA: false, transB: true, m: times.count, n: end - first, k: inSize, alpha: 1,
+                                  a: x + row(times.lowerBound, bi) * inSize, lda: lda, b: wd + first * inSize, ldb: inSize,
+                                  beta: 0, c: chunk + bi * chunkSteps * gh + first, ldc: gh)
+                        }
+                    }
                 }
                 // Steps past a row's length leave zeros in Y.
                 if let y, lengths.values.contains(where: { $0 < seq }) { y.update(repeating: 0, count: seq * dirs * batch * h) }
@@ -148,9 +168,17 @@ extension PlanBuilder {
                             (cell + bi * h).update(repeating: 0, count: h)
                         }
                     }
-                    let packed = packedR + d * packedPerDirection, xwd = xw + d * gh, peephole = peepholes.map { $0 + d * 3 * h }
-                    let ldxw = dirs * gh, hrBlock = batch * firstGates * units
+                    let packed = packedR + d * packedPerDirection, peephole = peepholes.map { $0 + d * 3 * h }
+                    let hrBlock = batch * firstGates * units
+                    // X·Wᵀ's row for time t of batch row bi at this step.
+                    let xwd = chunked ? xw + d * chunkSteps * batch * gh : xw + d * gh, ldxw = chunked ? gh : dirs * gh
                     for step in 0..<longest {
+                        let chunkStart = step - step % chunkSteps
+                        if chunked && step == chunkStart { projectChunk(d, from: step, threads: threads) }
+                        @inline(__always) func xwRow(_ t: Int, _ bi: Int) -> UnsafeMutablePointer<Float> {
+                            guard chunked else { return xwd + row(t, bi) * ldxw }
+                            return xwd + (bi * chunkSteps + t - chunkTimes(chunkStart, bi, reverse: reverse).lowerBound) * gh
+                        }
                         let hPrev = UnsafePointer(previous), hNext = next
                         // Blocks of units: every batch row's products for the block's gates, then the gates.
                         parallelChunks(blocks, threads: threads, grain: grain) { range in
@@ -166,7 +194,7 @@ extension PlanBuilder {
                                         continue
                                     }
                                     let t = reverse ? len - 1 - step : step
-                                    let xRow = xwd + row(t, bi) * ldxw, hrRow = UnsafePointer(products + bi * firstGates * units)
+                                    let xRow = xwRow(t, bi), hrRow = UnsafePointer(products + bi * firstGates * units)
                                     let state = hPrev + bi * h
                                     let out = y.map { $0 + yOffset(t, d, bi) + lo }
                                     switch gates {
@@ -204,7 +232,7 @@ extension PlanBuilder {
                                         let len = lengths.values[bi]
                                         guard step < len else { continue }
                                         let t = reverse ? len - 1 - step : step
-                                        Kernels.gruCandidate(xw: xwd + row(t, bi) * ldxw + 2 * h + lo, hr: products + bi * units,
+                                        Kernels.gruCandidate(xw: xwRow(t, bi) + 2 * h + lo, hr: products + bi * units,
                                                              bias: combinedBias + 2 * h + lo, update: update + bi * h + lo,
                                                              previous: hPrev + bi * h + lo, hidden: hNext + bi * h + lo,
                                                              output: y.map { $0 + yOffset(t, d, bi) + lo }, count: n, clip: clip, g: g)
@@ -224,6 +252,52 @@ extension PlanBuilder {
                 } else {
                     for d in 0..<dirs { direction(d, threads: threads) }
                 }
+            }
+        }
+    }
+}
+
+extension PlanBuilder {
+    /// FERRY_RECURRENT_CHUNK_STEPS fixes the steps of X·Wᵀ computed at a time (to measure it).
+    static let recurrentChunkSteps = environmentInteger("FERRY_RECURRENT_CHUNK_STEPS").map { Swift.max(1, $0) }
+    /// Floats of X·Wᵀ always allowed whole (256 KiB), however small the room.
+    static let smallestRecurrentChunk = 1 << 16
+}
+
+/// How R ([directions, gates·hidden, hidden]) is packed for `Kernels.recurrentBlockProducts`:
+/// per direction, its gates by blocks of 16 units; GRU without linear_before_reset multiplies
+/// its h block by r·h, known only once z and r are, so its R is packed as z and r, then h apart.
+struct RecurrentPacking: Hashable {
+    let directions: Int
+    let gates: Int
+    let hidden: Int
+    let splitsLastGate: Bool
+
+    var firstGates: Int { splitsLastGate ? gates - 1 : gates }
+    var firstCount: Int { Kernels.packedRecurrentCount(gates: firstGates, hidden: hidden) }
+    var perDirection: Int { firstCount + (splitsLastGate ? Kernels.packedRecurrentCount(gates: 1, hidden: hidden) : 0) }
+    var count: Int { directions * perDirection }
+    /// Floats of the original R.
+    var originalCount: Int { directions * gates * hidden * hidden }
+
+    func pack(_ r: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
+        let rows = gates * hidden * hidden
+        for d in 0..<directions {
+            let rd = r + d * rows, packed = out + d * perDirection
+            Kernels.packRecurrentWeights(rd, hidden: hidden, firstGate: 0, gates: firstGates, into: packed)
+            if splitsLastGate {
+                Kernels.packRecurrentWeights(rd, hidden: hidden, firstGate: firstGates, gates: 1, into: packed + firstCount)
+            }
+        }
+    }
+
+    func unpack(_ packed: UnsafePointer<Float>, into r: UnsafeMutablePointer<Float>) {
+        let rows = gates * hidden * hidden
+        for d in 0..<directions {
+            let rd = r + d * rows, source = packed + d * perDirection
+            Kernels.unpackRecurrentWeights(source, hidden: hidden, firstGate: 0, gates: firstGates, into: rd)
+            if splitsLastGate {
+                Kernels.unpackRecurrentWeights(source + firstCount, hidden: hidden, firstGate: firstGates, gates: 1, into: rd)
             }
         }
     }
