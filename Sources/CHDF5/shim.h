@@ -21,6 +21,7 @@ static inline hid_t ferry_H5S_ALL(void) { return H5S_ALL; }
 static inline unsigned ferry_H5O_INFO_BASIC(void) { return H5O_INFO_BASIC; }
 
 static inline hid_t ferry_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
+static inline hid_t ferry_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 static inline hid_t ferry_H5T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
 
 /* Error stack: H5E_DEFAULT names the calling thread's stack. */

@@ -157,15 +157,29 @@ public struct RecordedLayerMatch {
 
 /// FNV-1a (64 bits) of the floats' bit patterns: a weight's identity, bit for bit.
 public func weightDigest(_ values: [Float]) -> String {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    for v in values {
-        var bits = v.bitPattern
-        for _ in 0..<4 {
-            h = (h ^ UInt64(bits & 0xff)) &* 0x100_0000_01b3
-            bits >>= 8
+    var digest = WeightDigest()
+    values.withUnsafeBufferPointer { digest.add($0) }
+    return digest.value
+}
+
+/// `weightDigest` of values given in parts (a weight read a slab at a time): FNV-1a over the
+/// float32 values' little-endian bytes.
+public struct WeightDigest {
+    private var h: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    public mutating func add(_ values: UnsafeBufferPointer<Float>) {
+        for v in values {
+            var bits = v.bitPattern
+            for _ in 0..<4 {
+                h = (h ^ UInt64(bits & 0xff)) &* 0x100_0000_01b3
+                bits >>= 8
+            }
         }
     }
-    return String(h, radix: 16)
+
+    public var value: String { String(h, radix: 16) }
 }
 
 /// The permutations of 0..<n, the identity first.

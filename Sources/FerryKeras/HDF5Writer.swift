@@ -79,10 +79,11 @@ final class H5Writer {
         guard status >= 0 else { throw FerryError("libhdf5 could not write attribute '\(name)'") }
     }
 
-    /// Writes a float32 dataset, creating missing parent groups.
-    func writeFloats(_ datasetPath: String, shape: [Int], _ values: [Float]) throws {
+    /// Writes a float32 dataset, creating missing parent groups; stored in chunks of `chunks`
+    /// when given (as h5py stores compressed datasets), else contiguous.
+    func writeFloats(_ datasetPath: String, shape: [Int], _ values: [Float], chunks: [Int]? = nil) throws {
         precondition(shape.reduce(1, *) == values.count, "shape \(shape) vs \(values.count) values")
-        try write(datasetPath, shape: shape, type: ferry_H5T_NATIVE_FLOAT(), values)
+        try write(datasetPath, shape: shape, type: ferry_H5T_NATIVE_FLOAT(), values, chunks: chunks)
     }
 
     /// Writes an int8 dataset (for tests of wrongly typed weights).
@@ -91,11 +92,18 @@ final class H5Writer {
         try write(datasetPath, shape: shape, type: ferry_H5T_NATIVE_INT8(), values)
     }
 
-    private func write<T>(_ datasetPath: String, shape: [Int], type: hid_t, _ values: [T]) throws {
+    private func write<T>(_ datasetPath: String, shape: [Int], type: hid_t, _ values: [T], chunks: [Int]? = nil) throws {
         var dims = shape.map { hsize_t($0) }
         let space = try H5Handle(H5Screate_simple(Int32(dims.count), &dims, nil), closer: H5Sclose,
                                  orThrow: FerryError("libhdf5 could not make a dataspace"))
-        let ds = try H5Handle(H5Dcreate2(file.id, datasetPath, type, space.id, linkCreation.id, ferry_H5P_DEFAULT(),
+        let creation = try H5Handle(H5Pcreate(ferry_H5P_DATASET_CREATE()), closer: H5Pclose,
+                                    orThrow: FerryError("libhdf5 could not make a property list"))
+        if let chunks {
+            guard H5Pset_chunk(creation.id, Int32(chunks.count), chunks.map { hsize_t($0) }) >= 0 else {
+                throw FerryError("libhdf5 could not set chunks \(chunks) for dataset '\(datasetPath)'")
+            }
+        }
+        let ds = try H5Handle(H5Dcreate2(file.id, datasetPath, type, space.id, linkCreation.id, creation.id,
                                          ferry_H5P_DEFAULT()),
                               closer: H5Dclose, orThrow: FerryError("libhdf5 could not create dataset '\(datasetPath)'"))
         let status = values.withUnsafeBytes {

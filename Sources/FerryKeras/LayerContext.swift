@@ -224,17 +224,6 @@ final class LayerContext {
         }
     }
 
-    /// The current layer's weights, read and checked as by `weights`, turned by `combine` into
-    /// the IR's tensors (any number, each with its role): for weights that merge or split, as a
-    /// bidirectional layer's two directions. Read once per layer.
-    func combinedWeights(_ expected: [WeightSpec],
-                         _ combine: ([Tensor]) throws -> [(role: String, tensor: Tensor)]) throws -> [IRValue] {
-        try cachedWeights(expected) {
-            try combine(try readWeights(expected).map { $0 ?? Tensor(shape: [0], floats: []) })
-                .map { constant($0.role, $0.tensor) }
-        }
-    }
-
     /// A shared layer's later calls reuse the initializers of its first.
     private func cachedWeights(_ expected: [WeightSpec], _ make: () throws -> [IRValue]) throws -> [IRValue] {
         let path = scope + [current]
@@ -247,33 +236,89 @@ final class LayerContext {
         return values
     }
 
-    /// The weights the file holds for the current layer, checked against `expected`; nil for
-    /// those not `used` (shape checked, data not read).
-    private func readWeights(_ expected: [WeightSpec]) throws -> [Tensor?] {
+    /// The current layer's weights read from the file (in `weight_names` order, checked against
+    /// `expected` as by `weights`) straight into the IR's tensors `placed`: each stored weight is
+    /// read a slab at a time to its places (`WeightPlacement`), so that a weight the IR holds in
+    /// another layout (a convolution kernel, a recurrent kernel) is never whole in both layouts
+    /// at once. Read once per layer.
+    func placedWeights(_ expected: [WeightSpec], _ placed: [PlacedWeight]) throws -> [IRValue] {
+        try cachedWeights(expected) {
+            let held = try heldWeights(expected)
+            var digests = [RecordedKerasCall.Weight?](repeating: nil, count: expected.count)
+            let values = try placed.map { weight -> IRValue in
+                // Shapes, and sizes the file can hold, before the tensor is allocated.
+                for (index, _) in weight.parts {
+                    try checkShape(held[index], expected[index])
+                    try store.h5.checkFloats(held[index].path)
+                }
+                let count = weight.shape.reduce(1, *)
+                let floats = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    buffer.initialize(repeating: 0)
+                    initialized = count
+                    for (index, placement) in weight.parts {
+                        var digest = digests[index] == nil && recordsDigests ? WeightDigest() : nil
+                        try store.h5.readFloats(held[index].path, into: buffer, placement: placement) { digest?.add($0) }
+                        if let digest {
+                            digests[index] = .init(name: weightLeafName(held[index].name), shape: expected[index].shape, digest: digest.value)
+                        }
+                    }
+                }
+                return constant(weight.role, Tensor(shape: weight.shape, floats: floats))
+            }
+            let placedIndices = Set(placed.flatMap { $0.parts.map(\.weight) })
+            for i in expected.indices where !placedIndices.contains(i) { try checkShape(held[i], expected[i]) }
+            if recordsDigests {
+                readWeightDigests[origin.layer] = expected.indices.map {
+                    digests[$0] ?? .init(name: weightLeafName(held[$0].name), shape: [], digest: "unread")
+                }
+            }
+            return values
+        }
+    }
+
+    /// The weights the file holds for the current layer (a name for messages and the dataset's
+    /// path), as many as `expected` (their shapes are checked as they are read, `checkShape`).
+    private func heldWeights(_ expected: [WeightSpec]) throws -> [(name: String, path: String)] {
         let held = try store.weights(layerPath: scope + [current], groups: weightGroups)
-        let names = held.map(\.name), paths = held.map(\.path)
+        let names = held.map(\.name)
         guard names.count == expected.count else {
             let held = names.isEmpty ? "no weights" : "\(names.count) weights (\(names.joined(separator: ", ")))"
             throw error("the file holds \(held) for this layer; its config needs \(expected.count) "
                         + "(\(expected.map(\.role).joined(separator: ", ")))")
         }
+        return held
+    }
+
+    /// Checks that a weight the file holds has the shape its spec expects.
+    private func checkShape(_ held: (name: String, path: String), _ spec: WeightSpec) throws {
+        let shape = try store.h5.datasetShape(held.path)
+        guard shape == spec.shape else {
+            throw error("weight '\(held.name)' has shape \(shape) in the file, but the config and input "
+                        + "give \(spec.role) shape \(spec.shape)")
+        }
+    }
+
+    /// The weights the file holds for the current layer, checked against `expected`; nil for
+    /// those not `used` (shape checked, data not read).
+    private func readWeights(_ expected: [WeightSpec]) throws -> [Tensor?] {
+        let held = try heldWeights(expected)
         var tensors: [Tensor?] = []
         for (i, spec) in expected.enumerated() {
-            let shape = try store.h5.datasetShape(paths[i])
-            guard shape == spec.shape else {
-                throw error("weight '\(names[i])' has shape \(shape) in the file, but the config and input "
-                            + "give \(spec.role) shape \(spec.shape)")
-            }
+            try checkShape(held[i], spec)
             if !spec.used {
                 tensors.append(nil)
                 continue
             }
-            let data = try store.h5.readFloats(paths[i])
+            let data = try store.h5.readFloats(held[i].path)
             tensors.append(try Tensor(shape: data.shape, storage: .float32(data.values)))
         }
-        noteWeightDigests(names: names, tensors: tensors)
+        if recordsDigests { noteWeightDigests(names: held.map(\.name), tensors: tensors) }
         return tensors
     }
+
+    /// Whether the current layer's calls may be recorded for the Keras exporter, which finds
+    /// their weights again by digest (`recordCall`); other layers' weights are not digested.
+    private var recordsDigests: Bool { kerasRecordedLayerClasses.contains(origin.type) }
 }
 
 /// The tensor with its axes permuted (numpy `transpose(perm)`), float32 only: FerryIR's

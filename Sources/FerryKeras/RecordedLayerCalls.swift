@@ -62,7 +62,7 @@ extension LayerContext {
     }
 
     /// A weight's name below its layer's: `mha/query/kernel:0` -> `query/kernel`.
-    private func weightLeafName(_ name: String) -> String {
+    func weightLeafName(_ name: String) -> String {
         var n = name.hasSuffix(":0") ? String(name.dropLast(2)) : name
         let leaf = String(origin.layer.split(separator: "/").last ?? "")
         if let r = n.range(of: leaf + "/"), r.lowerBound == n.startIndex { n = String(n[r.upperBound...]) }

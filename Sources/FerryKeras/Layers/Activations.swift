@@ -222,9 +222,10 @@ struct PReLUSpec: KerasLayer {
             alphaShape.append(d)
         }
         let channelsFirst = ctx.anyLayout(t).channelsFirst
-        let alpha = try ctx.weights([WeightSpec(role: "alpha", shape: alphaShape)]) { _, a in
-            channelsFirst && rank >= 3 ? permuted(a, [rank - 2] + Array(0..<(rank - 2))) : a
-        }[0]
+        let spec = WeightSpec(role: "alpha", shape: alphaShape)
+        let alpha = try ctx.placedWeights([spec], [channelsFirst && rank >= 3
+            ? .permuted("alpha", weight: 0, stored: alphaShape, [rank - 2] + Array(0..<(rank - 2)))
+            : .stored("alpha", weight: 0, shape: alphaShape)])[0]
         return [try ctx.sameLayout(t) { x, _ in try ctx.emit(.prelu, [x, alpha], role: "prelu") }]
     }
 }

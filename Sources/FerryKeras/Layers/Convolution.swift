@@ -37,10 +37,29 @@ struct ConvWindow {
     }
 }
 
-/// Keras kernel (k..., in, out) to the IR weight (out, in, k...).
-func convKernelToIR(_ t: Tensor) -> Tensor {
-    let n = t.shape.count - 2
-    return permuted(t, [n + 1, n] + Array(0..<n))
+/// Keras kernel (k..., in, out) to the IR weight (out, in, k...): the permutation of its axes.
+func convKernelPermutation(rank: Int) -> [Int] {
+    let n = rank - 2
+    return [n + 1, n] + Array(0..<n)
+}
+
+/// Depthwise kernel (k..., in, multiplier) to the grouped-conv weight (in * multiplier, 1, k...):
+/// output channel c * multiplier + m filters input channel c (TensorFlow's order).
+func depthwiseKernel(_ role: String, weight: Int, stored: [Int]) -> PlacedWeight {
+    let n = stored.count - 2
+    return .permuted(role, weight: weight, stored: stored, [n, n + 1] + Array(0..<n),
+                     as: [stored[n] * stored[n + 1], 1] + stored[..<n])
+}
+
+/// A regular Keras kernel (k..., in, out) as the IR weight (out, in, k...), and a transposed
+/// convolution's (k..., out, in) as (in, out, k...).
+func convKernel(_ role: String, weight: Int, stored: [Int]) -> PlacedWeight {
+    .permuted(role, weight: weight, stored: stored, convKernelPermutation(rank: stored.count))
+}
+
+/// The kernel (placed by `kernel`) and, with `useBias`, the bias as stored.
+func kernelAndBias(_ specs: [WeightSpec], kernel: PlacedWeight, useBias: Bool) -> [PlacedWeight] {
+    [kernel] + (useBias ? [.stored("bias", weight: specs.count - 1, shape: specs[specs.count - 1].shape)] : [])
 }
 
 /// The two kernels of a one-node convolution layer.
@@ -87,35 +106,27 @@ struct ConvSpec<Rank: SpatialRank>: KerasLayer {
 
     func build(_ inputs: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor] {
         let (x, channels, pads) = try window.prepare(single(inputs, ctx), ctx)
-        let kernelSpec: WeightSpec, group: Int, outChannels: Int, toIR: (Tensor) -> Tensor, role: String
+        let kernelSpec: WeightSpec, group: Int, outChannels: Int, role: String
+        let toIR: (String, Int, [Int]) -> PlacedWeight
         switch kernel {
         case let .regular(filters, groups):
             guard channels % groups == 0 else {
                 throw ctx.error("input channels \(channels) are not a multiple of groups \(groups)")
             }
             kernelSpec = WeightSpec(role: "kernel", shape: window.kernelSize + [channels / groups, filters])
-            (group, outChannels, toIR, role) = (groups, filters, convKernelToIR, "conv")
+            (group, outChannels, toIR, role) = (groups, filters, convKernel, "conv")
         case let .depthwise(multiplier):
             kernelSpec = WeightSpec(role: "depthwise_kernel", shape: window.kernelSize + [channels, multiplier])
-            (group, outChannels, toIR, role) = (channels, channels * multiplier, depthwiseKernelToIR, "depthwise")
+            (group, outChannels, toIR, role) = (channels, channels * multiplier, depthwiseKernel, "depthwise")
         }
         var specs = [kernelSpec]
         if useBias { specs.append(WeightSpec(role: "bias", shape: [outChannels])) }
-        let w = try ctx.weights(specs) { i, t in i == 0 ? toIR(t) : t }
+        let w = try ctx.placedWeights(specs, kernelAndBias(specs, kernel: toIR(kernelSpec.role, 0, kernelSpec.shape),
+                                                           useBias: useBias))
         let y = try ctx.emit(.conv(window.attributes(pads: pads, group: group)), [x, w[0]] + (useBias ? [w[1]] : []),
                              role: role)
         return [try ctx.activate(activation, KerasTensor(channelsFirst: y))]
     }
-}
-
-/// Depthwise kernel (k..., in, multiplier) to the grouped-conv weight (in * multiplier, 1, k...):
-/// output channel c * multiplier + m filters input channel c (TensorFlow's order).
-func depthwiseKernelToIR(_ t: Tensor) -> Tensor {
-    let n = t.shape.count - 2
-    let p = permuted(t, [n, n + 1] + Array(0..<n))
-    var shape = [p.shape[0] * p.shape[1], 1]
-    shape += p.shape[2...]
-    return Tensor(shape: shape, floats: p.floats)
 }
 
 /// SeparableConv1D / SeparableConv2D: a depthwise conv (no bias) then a 1x1 pointwise conv
@@ -142,13 +153,9 @@ struct SeparableConvSpec<Rank: SpatialRank>: KerasLayer {
         var specs = [WeightSpec(role: "depthwise_kernel", shape: window.kernelSize + [channels, multiplier]),
                      WeightSpec(role: "pointwise_kernel", shape: ones + [channels * multiplier, filters])]
         if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }
-        let w = try ctx.weights(specs) { i, t in
-            switch i {
-            case 0: return depthwiseKernelToIR(t)
-            case 1: return convKernelToIR(t)
-            default: return t
-            }
-        }
+        let w = try ctx.placedWeights(specs, [depthwiseKernel("depthwise_kernel", weight: 0, stored: specs[0].shape)]
+                                      + kernelAndBias(specs, kernel: convKernel("pointwise_kernel", weight: 1, stored: specs[1].shape),
+                                                      useBias: useBias))
         let d = try ctx.emit(.conv(window.attributes(pads: pads, group: channels)), [x, w[0]], role: "depthwise")
         let y = try ctx.emit(.conv(ConvAttributes(kernelShape: ones)), [d, w[1]] + (useBias ? [w[2]] : []),
                              role: "pointwise")
@@ -222,7 +229,8 @@ struct ConvTransposeSpec<Rank: SpatialRank>: KerasLayer {
         }
         var specs = [WeightSpec(role: "kernel", shape: window.kernelSize + [filters, channels])]
         if useBias { specs.append(WeightSpec(role: "bias", shape: [filters])) }
-        let w = try ctx.weights(specs) { i, t in i == 0 ? convKernelToIR(t) : t }
+        let w = try ctx.placedWeights(specs, kernelAndBias(specs, kernel: convKernel("kernel", weight: 0, stored: specs[0].shape),
+                                                           useBias: useBias))
         let attributes = ConvTransposeAttributes(kernelShape: window.kernelSize, strides: window.strides,
                                                  pads: begins + ends, dilations: window.dilations,
                                                  outputPadding: extra)

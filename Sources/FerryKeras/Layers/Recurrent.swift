@@ -109,33 +109,37 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
         return specs
     }
 
-    /// (rows, gates * units) in Keras gate order to ONNX's (gates * units, rows).
-    private func gatesMajor(_ t: Tensor) -> [Float] {
-        let rows = t.shape[0], u = units, g = Kind.gateOrder.count
-        let v = t.floats
-        var out = [Float](repeating: 0, count: v.count)
+    /// A Keras kernel (rows, gates * units) in Keras gate order placed as ONNX's (gates * units,
+    /// rows) at direction `direction` of a (directions, gates * units, rows) tensor.
+    private func gatesMajor(rows: Int, direction: Int) -> WeightPlacement {
+        let u = units, g = Kind.gateOrder.count
+        var columns = [Int](repeating: 0, count: g * u)
         for (j, k) in Kind.gateOrder.enumerated() {
-            for i in 0..<u {
-                for r in 0..<rows { out[(j * u + i) * rows + r] = v[r * g * u + k * u + i] }
-            }
+            for i in 0..<u { columns[k * u + i] = (j * u + i) * rows }
         }
-        return out
+        return WeightPlacement(offsets: [Array(0..<rows), columns], base: direction * g * u * rows)
     }
 
-    /// One direction's ONNX W, R and B (B nil without bias), flat, from the Keras weights.
-    func onnxWeights(_ keras: [Tensor]) -> (w: [Float], r: [Float], b: [Float]?) {
-        let g = Kind.gateOrder.count, u = units
-        let w = gatesMajor(keras[0]), r = gatesMajor(keras[1])
-        guard useBias else { return (w, r, nil) }
-        let rows = resetAfter ? 2 : 1
-        let reordered = gatesMajor(Tensor(shape: [rows, g * u], floats: keras[2].floats))
-        // gatesMajor gives (g*u, rows): input bias at column 0, recurrent bias at column 1.
-        var b = [Float](repeating: 0, count: 2 * g * u)
-        for i in 0..<(g * u) {
-            b[i] = reordered[i * rows]
-            if resetAfter { b[g * u + i] = reordered[i * rows + 1] }
+    /// A Keras bias (gates * units), or (2, gates * units) with reset_after (input and recurrent
+    /// rows), placed as ONNX's B = [Wb, Rb] at direction `direction` of a (directions,
+    /// 2 * gates * units) tensor; Rb stays zero without reset_after.
+    private func biasPlacement(direction: Int) -> WeightPlacement {
+        let u = units, g = Kind.gateOrder.count
+        var columns = [Int](repeating: 0, count: g * u)
+        for (j, k) in Kind.gateOrder.enumerated() {
+            for i in 0..<u { columns[k * u + i] = j * u + i }
         }
-        return (w, r, b)
+        let base = direction * 2 * g * u
+        if resetAfter { return WeightPlacement(offsets: [[0, g * u], columns], base: base) }
+        return WeightPlacement(offsets: [columns], base: base)
+    }
+
+    /// Where one direction's Keras weights (numbered from `first` among the layer's) go in
+    /// ONNX's W, R and (with a bias) B: direction `direction` of each.
+    func onnxParts(first: Int, features: Int, direction: Int) -> (w: (Int, WeightPlacement), r: (Int, WeightPlacement),
+                                                                  b: (Int, WeightPlacement)?) {
+        ((first, gatesMajor(rows: features, direction: direction)), (first + 1, gatesMajor(rows: units, direction: direction)),
+         useBias ? (first + 2, biasPlacement(direction: direction)) : nil)
     }
 
     /// The IR activations of one direction (f, g, h as ONNX lists them).
@@ -150,13 +154,14 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
         return Kind.self == LSTMKind.self ? [gate, act, act] : [gate, act]
     }
 
-    /// One direction's weights as the IR's W, R and (with a bias) B, each role prefixed.
-    func onnxTensors(_ keras: [Tensor], features: Int, prefix: String = "") -> [(role: String, tensor: Tensor)] {
-        let (wf, rf, bf) = onnxWeights(keras)
+    /// One direction's W, R and (with a bias) B, each role prefixed, placed from the Keras
+    /// weights numbered from `first`.
+    func onnxWeights(first: Int, features: Int, prefix: String = "") -> [PlacedWeight] {
         let g = Kind.gateOrder.count * units
-        var out = [(prefix + "W", Tensor(shape: [1, g, features], floats: wf)),
-                   (prefix + "R", Tensor(shape: [1, g, units], floats: rf))]
-        if let bf { out.append((prefix + "B", Tensor(shape: [1, 2 * g], floats: bf))) }
+        let parts = onnxParts(first: first, features: features, direction: 0)
+        var out = [PlacedWeight(role: prefix + "W", shape: [1, g, features], parts: [parts.w]),
+                   PlacedWeight(role: prefix + "R", shape: [1, g, units], parts: [parts.r])]
+        if let b = parts.b { out.append(PlacedWeight(role: prefix + "B", shape: [1, 2 * g], parts: [b])) }
         return out
     }
 
@@ -165,7 +170,7 @@ struct RecurrentSpec<Kind: RecurrentKind>: KerasLayer {
         let x = try recurrentInput(first, ctx)
         let states = Array(inputs.dropFirst()) + ctx.keywordInputs("initial_state")
         let features = x.shape[2].value!
-        let w = try ctx.combinedWeights(weightSpecs(features: features)) { onnxTensors($0, features: features) }
+        let w = try ctx.placedWeights(weightSpecs(features: features), onnxWeights(first: 0, features: features))
         return try run(x, weights: w, initialStates: states, ctx)
     }
 
@@ -294,18 +299,14 @@ struct BidirectionalSpec<Kind: RecurrentKind>: KerasLayer, WrapsNamedLayer {
         let features = x.shape[2].value!
         let units = forward.units
         let fSpecs = forward.weightSpecs(features: features), bSpecs = backward.weightSpecs(features: features)
-        let w = try ctx.combinedWeights(fSpecs + bSpecs) { keras in
-            let f = forward.onnxWeights(Array(keras[..<fSpecs.count]))
-            let b = backward.onnxWeights(Array(keras[fSpecs.count...]))
-            let g = Kind.gateOrder.count * units
-            var out = [("W", Tensor(shape: [2, g, features], floats: f.w + b.w)),
-                       ("R", Tensor(shape: [2, g, units], floats: f.r + b.r))]
-            if f.b != nil || b.b != nil {
-                let zeros = [Float](repeating: 0, count: 2 * g)
-                out.append(("B", Tensor(shape: [2, 2 * g], floats: (f.b ?? zeros) + (b.b ?? zeros))))
-            }
-            return out
-        }
+        let f = forward.onnxParts(first: 0, features: features, direction: 0)
+        let b = backward.onnxParts(first: fSpecs.count, features: features, direction: 1)
+        let g = Kind.gateOrder.count * units
+        var placed = [PlacedWeight(role: "W", shape: [2, g, features], parts: [f.w, b.w]),
+                      PlacedWeight(role: "R", shape: [2, g, units], parts: [f.r, b.r])]
+        let biases = [f.b, b.b].compactMap { $0 }
+        if !biases.isEmpty { placed.append(PlacedWeight(role: "B", shape: [2, 2 * g], parts: biases)) }
+        let w = try ctx.placedWeights(fSpecs + bSpecs, placed)
         let half = states.count / 2
         let initial = try forward.initialStates(states, directions: [Array(states[..<half]), Array(states[half...])], ctx)
         let attributes = RecurrentAttributes(hiddenSize: units, direction: .bidirectional,

@@ -11,7 +11,7 @@ protocol RecurrentCellLayer {
     var returnState: Bool { get set }
     var goBackwards: Bool { get set }
     func weightSpecs(features: Int) -> [WeightSpec]
-    func onnxTensors(_ keras: [Tensor], features: Int, prefix: String) -> [(role: String, tensor: Tensor)]
+    func onnxWeights(first: Int, features: Int, prefix: String) -> [PlacedWeight]
     func run(_ x: IRValue, weights: [IRValue], initialStates: [KerasTensor], _ ctx: LayerContext) throws -> [KerasTensor]
 }
 
@@ -92,14 +92,12 @@ struct GenericRNNSpec: KerasLayer {
         // Each cell's input width: the layer's features, then the previous cell's units.
         let widths = [x.shape[2].value!] + cells.dropLast().map(\.units)
         let specs = zip(cells, widths).map { $0.weightSpecs(features: $1) }
-        let weights = try ctx.combinedWeights(specs.flatMap { $0 }) { keras in
-            var start = 0
-            return cells.indices.flatMap { i -> [(role: String, tensor: Tensor)] in
-                defer { start += specs[i].count }
-                let prefix = cells.count == 1 ? "" : "cell\(i)_"
-                return cells[i].onnxTensors(Array(keras[start..<(start + specs[i].count)]), features: widths[i], prefix: prefix)
-            }
+        var firstWeight = 0
+        let placed = cells.indices.flatMap { i -> [PlacedWeight] in
+            defer { firstWeight += specs[i].count }
+            return cells[i].onnxWeights(first: firstWeight, features: widths[i], prefix: cells.count == 1 ? "" : "cell\(i)_")
         }
+        let weights = try ctx.placedWeights(specs.flatMap { $0 }, placed)
         if cells.count == 1 {
             var cell = cells[0]
             (cell.returnSequences, cell.returnState, cell.goBackwards) = (returnSequences, returnState, goBackwards)
