@@ -22,6 +22,20 @@ static inline unsigned ferry_H5O_INFO_BASIC(void) { return H5O_INFO_BASIC; }
 
 static inline hid_t ferry_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
 static inline hid_t ferry_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
+/* Keeps libhdf5's metadata cache (object headers, heaps and B-tree nodes of the objects read) at
+   `bytes` or less on a file access property list. Its default (2 MB, growing to 32 MB) fills with
+   every layer's headers as a Keras file is read once through, in small blocks among the weights. */
+static inline herr_t ferry_limit_metadata_cache(hid_t fapl, size_t bytes) {
+    H5AC_cache_config_t config;
+    memset(&config, 0, sizeof config);
+    config.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Pget_mdc_config(fapl, &config) < 0) return -1;
+    config.set_initial_size = 1;
+    config.initial_size = bytes;
+    config.min_size = bytes / 2;
+    config.max_size = bytes;
+    return H5Pset_mdc_config(fapl, &config);
+}
 static inline hid_t ferry_H5T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
 
 /* Error stack: H5E_DEFAULT names the calling thread's stack. */

@@ -74,11 +74,33 @@ final class H5File {
         guard H5Fis_hdf5(path) > 0 else {
             throw FerryError("not an HDF5 file", file: path)
         }
-        handle = try H5Handle(H5Fopen(path, ferry_H5F_ACC_RDONLY(), ferry_H5P_DEFAULT()), closer: H5Fclose,
+        let access = try H5Handle(H5Pcreate(ferry_H5P_FILE_ACCESS()), closer: H5Pclose,
+                                  orThrow: FerryError("libhdf5 could not make a property list", file: path))
+        guard ferry_limit_metadata_cache(access.id, Self.metadataCacheBytes) >= 0 else {
+            throw FerryError("libhdf5 could not set its metadata cache size", file: path)
+        }
+        handle = try H5Handle(H5Fopen(path, ferry_H5F_ACC_RDONLY(), access.id), closer: H5Fclose,
                               orThrow: FerryError("libhdf5 could not open the file", file: path))
     }
 
+    /// libhdf5's metadata cache for a file read (`ferry_limit_metadata_cache`).
+    static let metadataCacheBytes = 256 * 1024
+
+    /// The buffer slabs are read into, one for all of a file's reads and at least 1 MiB, so that
+    /// malloc maps it apart from its heap: a buffer per read, freed between the weights, left
+    /// holes among them that the heap could not give back.
+    private var slabStorage: UnsafeMutableBufferPointer<Float>?
+
+    private func slabBuffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        if let slab = slabStorage, slab.count >= count { return slab }
+        slabStorage?.deallocate()
+        let slab = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, (1 << 20) / MemoryLayout<Float>.size))
+        slabStorage = slab
+        return slab
+    }
+
     deinit {
+        slabStorage?.deallocate()
         handle = nil
         // libhdf5 keeps freed blocks on its own free lists; hand them back once the file is closed.
         _ = H5garbage_collect()
@@ -282,7 +304,7 @@ final class H5File {
         }
         let block = min(dims[split], max(slabFloats / inner, 1))
         let space = try H5Handle(H5Dget_space(ds.id), closer: H5Sclose, orThrow: fail("cannot read its shape"))
-        var slab = [Float](repeating: 0, count: block * inner)
+        let slab = slabBuffer(block * inner)
         var start = [Int](repeating: 0, count: rank)
         var size = [Int](repeating: 1, count: split) + [block] + dims[(split + 1)...]
         while true {
@@ -294,15 +316,12 @@ final class H5File {
                                       size.map { hsize_t($0) }, nil) >= 0 else {
                 throw fail("cannot select a slab at \(start)")
             }
-            let status = slab.withUnsafeMutableBufferPointer {
-                H5Dread(ds.id, ferry_H5T_NATIVE_FLOAT(), memory.id, space.id, ferry_H5P_DEFAULT(), $0.baseAddress)
+            guard H5Dread(ds.id, ferry_H5T_NATIVE_FLOAT(), memory.id, space.id, ferry_H5P_DEFAULT(), slab.baseAddress) >= 0 else {
+                throw fail("libhdf5 could not read its elements at \(start)")
             }
-            guard status >= 0 else { throw fail("libhdf5 could not read its elements at \(start)") }
-            slab.withUnsafeBufferPointer { all in
-                let read = UnsafeBufferPointer(rebasing: all[..<elements])
-                eachSlab(read)
-                placement.scatter(read, start: start, count: size, into: destination)
-            }
+            let read = UnsafeBufferPointer(rebasing: slab[..<elements])
+            eachSlab(read)
+            placement.scatter(read, start: start, count: size, into: destination)
             // The next slab: along the split axis, then the axes before it like an odometer.
             start[split] += block
             var axis = split
