@@ -27,8 +27,16 @@ extension Kernels {
     /// p·gates·16·hidden.
     public static func packRecurrentWeights(_ r: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
                                             into out: UnsafeMutablePointer<Float>) {
+        packRecurrentWeights(r, hidden: h, firstGate: firstGate, gates: gates, blocks: 0..<(h + recurrentBlockUnits - 1) / recurrentBlockUnits,
+                             into: out)
+    }
+
+    /// `packRecurrentWeights` for blocks `blocks` only (block p reads rows p·16..<p·16+16 of
+    /// each gate: a packer may give back each gate's rows up to there once it has packed p).
+    public static func packRecurrentWeights(_ r: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
+                                            blocks: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let u = recurrentBlockUnits, width = gates * u
-        for p in 0..<(h + u - 1) / u {
+        for p in blocks {
             let block = out + p * width * h
             var first = 0
             while first < width {

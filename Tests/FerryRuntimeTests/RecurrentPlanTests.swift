@@ -152,6 +152,25 @@ import Testing
             #expect(store.packedRecurrent("r", weights: r, packing).count == packing.count)
             #expect(store.restore("r") == r, "\(c.name)")
         }
+        // Gates of 200 x 200 floats give their pages back as they are packed: the same packed
+        // copy, and a holder's shared weights are never given back.
+        for (gates, split) in [(4, false), (3, true)] {
+            let r = randomTensor([2, gates * 200, 200], seed: 70)
+            let packing = RecurrentPacking(directions: 2, gates: gates, hidden: 200, splitsLastGate: split)
+            let expected = PackedWeightStore().packedRecurrent("r", weights: r, packing)
+            let kept = r.floats
+            // (Compared first: a failing #expect on 480,000 floats spends minutes printing them.)
+            let shared = PackedWeightStore().packedRecurrentTakingWeights("r", kept, shape: r.shape, packing) == expected
+            #expect(shared, "gates \(gates)")
+            let untouched = kept == randomTensor([2, gates * 200, 200], seed: 70).floats
+            #expect(untouched, "the holder's weights were given back")
+            let store = PackedWeightStore()
+            let taken = store.packedRecurrentTakingWeights("r", randomTensor([2, gates * 200, 200], seed: 70).floats,
+                                                           shape: r.shape, packing) == expected
+            #expect(taken, "gates \(gates)")
+            let restored = store.restore("r") == r
+            #expect(restored, "gates \(gates)")
+        }
     }
 
     /// Lengths outside 0...seq are refused at run time, as the reference kernel refuses them.

@@ -389,13 +389,22 @@ final class PlanBuilder {
     func recurrentWeights(_ name: String, _ packing: RecurrentPacking) -> UnsafePointer<Float>? {
         let root = constantRoot(name)
         let values: [Float]
+        let releases = releasesPackedWeights && root == name && readers[root] == 1
         if let done = packedWeightStore.existingRecurrent(root, packing) {
             values = done
         } else {
-            guard let weights = constant(root), weights.dtype == .float32, weights.count == packing.originalCount else { return nil }
-            values = packedWeightStore.packedRecurrent(root, weights: weights, packing)
+            // (Only the shape is kept: a tensor held here would share the elements taken below.)
+            guard let shape = constant(root).flatMap({ $0.dtype == .float32 && $0.count == packing.originalCount ? $0.shape : nil })
+            else { return nil }
+            if releases, graph.initializers[root] != nil {
+                // Passed on as a temporary, so that nothing here still holds the elements.
+                values = packedWeightStore.packedRecurrentTakingWeights(root, Self.takeFloats(&graph.initializers, root),
+                                                                        shape: shape, packing)
+            } else {
+                values = packedWeightStore.packedRecurrent(root, weights: constant(root)!, packing)
+            }
         }
-        if releasesPackedWeights && root == name && readers[root] == 1 { graph.initializers[root] = nil }
+        if releases { graph.initializers[root] = nil }
         return pin(values)
     }
 

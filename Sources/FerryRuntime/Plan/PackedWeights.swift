@@ -64,11 +64,42 @@ final class PackedWeightStore {
     /// Recurrent `weights` (initializer `name`) packed as `packing` says; made on first use, then shared.
     func packedRecurrent(_ name: String, weights: Tensor, _ packing: RecurrentPacking) -> [Float] {
         if let values = existingRecurrent(name, packing) { return values }
+        var source = weights.floats
+        return packRecurrent(name, &source, shape: weights.shape, packing, releasingSource: false)
+    }
+
+    /// `packedRecurrent` for weights nobody else will read, which the store takes: each gate's
+    /// rows give their pages back as they are packed (otherwise R is held twice for a moment: 2
+    /// MB more for the LSTM bench model's bidirectional layer). Shared ones are copied first.
+    func packedRecurrentTakingWeights(_ name: String, _ values: consuming [Float], shape: [Int],
+                                      _ packing: RecurrentPacking) -> [Float] {
+        if let values = existingRecurrent(name, packing) { return values }
+        var owned = consume values
+        return packRecurrent(name, &owned, shape: shape, packing, releasingSource: true)
+    }
+
+    private func packRecurrent(_ name: String, _ weights: inout [Float], shape: [Int], _ packing: RecurrentPacking,
+                               releasingSource: Bool) -> [Float] {
+        let h = packing.hidden, gateRows = h * h, directionRows = packing.gates * gateRows
         let values = [Float](unsafeUninitializedCapacity: packing.count) { buffer, initialized in
-            weights.floats.withUnsafeBufferPointer { packing.pack($0.baseAddress!, into: buffer.baseAddress!) }
+            if releasingSource {
+                weights.withUnsafeMutableBufferPointer { wp in
+                    let base = wp.baseAddress!
+                    // Where each gate's next page to give back starts (floats from R's start).
+                    var released = (0..<packing.directions * packing.gates).map { $0 * gateRows }
+                    packing.pack(UnsafePointer(base), into: buffer.baseAddress!) { d, rowsDone in
+                        for g in 0..<packing.gates {
+                            let k = d * packing.gates + g, start = d * directionRows + g * gateRows
+                            released[k] = returnPages(of: base, from: released[k], to: start + rowsDone * h)
+                        }
+                    }
+                }
+            } else {
+                weights.withUnsafeBufferPointer { packing.pack($0.baseAddress!, into: buffer.baseAddress!) }
+            }
             initialized = packing.count
         }
-        recurrent[name] = RecurrentEntry(values: values, shape: weights.shape, packing: packing)
+        recurrent[name] = RecurrentEntry(values: values, shape: shape, packing: packing)
         return values
     }
 

@@ -281,12 +281,24 @@ struct RecurrentPacking: Hashable {
     var originalCount: Int { directions * gates * hidden * hidden }
 
     func pack(_ r: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-        let rows = gates * hidden * hidden
+        pack(r, into: out) { _, _ in }
+    }
+
+    /// `pack`, calling `packed(end)` after each block of units with, per direction and gate,
+    /// the end of the rows of R read so far: R[d, g·hidden ..< g·hidden + end] for every d and g
+    /// (whole directions before d... are done; so a caller may give their pages back).
+    func pack(_ r: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, packed: (_ direction: Int, _ rowsDone: Int) -> Void) {
+        let units = Kernels.recurrentBlockUnits, rows = gates * hidden * hidden
         for d in 0..<directions {
-            let rd = r + d * rows, packed = out + d * perDirection
-            Kernels.packRecurrentWeights(rd, hidden: hidden, firstGate: 0, gates: firstGates, into: packed)
-            if splitsLastGate {
-                Kernels.packRecurrentWeights(rd, hidden: hidden, firstGate: firstGates, gates: 1, into: packed + firstCount)
+            let rd = r + d * rows, packedDirection = out + d * perDirection
+            for p in 0..<(hidden + units - 1) / units {
+                Kernels.packRecurrentWeights(rd, hidden: hidden, firstGate: 0, gates: firstGates, blocks: p..<(p + 1),
+                                             into: packedDirection)
+                if splitsLastGate {
+                    Kernels.packRecurrentWeights(rd, hidden: hidden, firstGate: firstGates, gates: 1, blocks: p..<(p + 1),
+                                                 into: packedDirection + firstCount)
+                }
+                packed(d, Swift.min((p + 1) * units, hidden))
             }
         }
     }
