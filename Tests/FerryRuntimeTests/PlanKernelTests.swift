@@ -59,6 +59,22 @@ import Testing
         }
     }
 
+    /// Rows of several vectors and a partial one (the window's rows are combined a vector of
+    /// input columns at a time), windows taller than wide and wider than tall, empty windows.
+    @Test(arguments: [
+        PoolAttributes(kernelShape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1]),
+        PoolAttributes(kernelShape: [5, 4], strides: [1, 3], pads: [2, 0, 2, 3], ceilMode: true),
+        PoolAttributes(kernelShape: [2, 7], strides: [3, 1], pads: [1, 3, 1, 3], countIncludePad: true),
+    ])
+    func poolingWideRows(_ a: PoolAttributes) throws {
+        let shape = [1, 2, 9, 37]
+        for average in [false, true] {
+            let g = try singleNodeGraph(average ? .averagePool(a) : .maxPool(a), inputs: [("x", shape)])
+            let plan = try expectPlanMatchesReference(g, ["x": randomTensor(shape, seed: 15)], atol: 1e-5, rtol: 1e-5)
+            #expect(plan.kernels[0].kernel == (average ? "pool.average" : "pool.max"))
+        }
+    }
+
     /// Planes shorter than a vector, with whole 32-float blocks, single vectors and a partial
     /// one, and a 112x112 plane (the vector partial sums of the average against the in-order sum).
     @Test func globalPooling() throws {

@@ -1,7 +1,9 @@
 import FerryIR
+import FerryKernels
 
 /// MaxPool and AveragePool (1-D and 2-D) and the global poolings in a plan, over each (image,
-/// channel) plane in parallel, with the window bounds and divisors computed at compile time.
+/// channel) plane in parallel, with the window bounds and divisors computed at compile time
+/// (`Kernels.poolPlane`: the window's rows combined with vectors, then its columns).
 /// The rules are the reference kernel's: padding never wins a max; the average divides by the
 /// cells inside the input, or (count_include_pad) inside the padded input.
 extension PlanBuilder {
@@ -37,32 +39,17 @@ extension PlanBuilder {
         return PlannedKernel(name: average ? "pool.average" : "pool.max") { b in
             let x = b.pointer(node.inputs[0]), y = b.pointer(node.outputs[0])
             return {
+                guard outH > 0, outW > 0 else { return }
                 rowsY.lo.withUnsafeBufferPointer { ylo in rowsY.hi.withUnsafeBufferPointer { yhi in
                 rowsX.lo.withUnsafeBufferPointer { xlo in rowsX.hi.withUnsafeBufferPointer { xhi in
                 divisors.withUnsafeBufferPointer { div in
                     parallelChunks(planes, threads: threads) { ps in
-                        for p in ps {
-                            let xp = x + p * inH * inW, yp = y + p * outH * outW
-                            for oy in 0..<outH {
-                                for ox in 0..<outW {
-                                    let x0 = xlo[ox], x1 = xhi[ox]
-                                    if average {
-                                        var acc: Float = 0
-                                        for iy in ylo[oy]..<yhi[oy] {
-                                            let row = xp + iy * inW
-                                            for ix in x0..<x1 { acc += row[ix] }
-                                        }
-                                        let empty = ylo[oy] >= yhi[oy] || x0 >= x1
-                                        yp[oy * outW + ox] = empty ? 0 : acc / div[oy * outW + ox]
-                                    } else {
-                                        var acc = -Float.infinity
-                                        for iy in ylo[oy]..<yhi[oy] {
-                                            let row = xp + iy * inW
-                                            for ix in x0..<x1 { acc = Swift.max(acc, row[ix]) }
-                                        }
-                                        yp[oy * outW + ox] = acc
-                                    }
-                                }
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: inW) { rows in
+                            for p in ps {
+                                Kernels.poolPlane(x + p * inH * inW, inWidth: inW, y + p * outH * outW, outHeight: outH,
+                                                  outWidth: outW, rowLow: ylo.baseAddress!, rowHigh: yhi.baseAddress!,
+                                                  columnLow: xlo.baseAddress!, columnHigh: xhi.baseAddress!,
+                                                  divisors: average ? div.baseAddress! : nil, scratch: rows.baseAddress!)
                             }
                         }
                     }
