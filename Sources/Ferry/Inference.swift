@@ -11,10 +11,11 @@ public func returnLargeBuffersWhenFreed() {
 
 /// Runs a graph on named inputs with the plan runtime (a plan compiled for these input shapes);
 /// returns every graph output by name. `threads` defaults to every core. Convolution weights are
-/// held once, packed for the kernels, when the caller passes its graph with `consume`.
-public func runModel(_ graph: consuming Graph, inputs: [String: Tensor], threads: Int? = nil) throws -> [String: Tensor] {
+/// held once, packed for the kernels, when the caller passes its graph with `consume`, and the
+/// inputs are dropped once copied into the plan's arena when it passes them so.
+public func runModel(_ graph: consuming Graph, inputs: consuming [String: Tensor], threads: Int? = nil) throws -> [String: Tensor] {
     try checkMemoryNeeds(graph, inputs: inputs)
-    return try PlanRuntime(graph: consume graph, threads: threads, releasesPackedWeights: true).run(inputs)
+    return try PlanRuntime(graph: consume graph, threads: threads, releasesPackedWeights: true).run(consume inputs)
 }
 
 /// Refuses a run in which one value alone would need more bytes than the machine has (a model

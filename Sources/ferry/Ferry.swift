@@ -217,8 +217,9 @@ struct Run: ParsableCommand {
         try refuseOverwritingInputs(outputPaths, inputs: modelFiles(model, weights: options.weights) + inputFilePaths(input))
         try refuseExisting(outputPaths, force: force)
         let outputs = graph.outputs
-        // The runtime becomes the graph's only holder, so it keeps each convolution's weights once.
-        let results = try runModel(consume graph, inputs: feeds, threads: threads)
+        // The runtime becomes the graph's only holder, so it keeps each convolution's weights once,
+        // and the inputs' (dropped once copied into the plan's arena).
+        let results = try runModel(consume graph, inputs: consume feeds, threads: threads)
         MemoryTrace.mark("planning and run")
         if let output {
             guard outputs.count == 1 else {

@@ -58,10 +58,12 @@ public final class PlanRuntime {
     }
 
     /// Runs the graph on inputs keyed by graph input name; returns the graph outputs by name.
-    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+    /// Inputs passed with `consume` are dropped once copied into the plan's arena.
+    public func run(_ inputs: consuming [String: Tensor]) throws -> [String: Tensor] {
         if let reference { return try reference.run(inputs) }
         let bound = try ReferenceRuntime.bind(inputs, to: graph.inputs)
-        return try plan(forShapes: bound.mapValues(\.shape)).run(bound)
+        inputs = [:]
+        return try plan(forShapes: bound.mapValues(\.shape)).run(consume bound)
     }
 }
 
@@ -179,8 +181,10 @@ public final class ExecutionPlan {
     }
 
     /// Runs the plan on inputs of its shapes (checked by `PlanRuntime`); returns the outputs.
-    public func run(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
-        try run(inputs, stepNanoseconds: nil)
+    /// Inputs passed with `consume` are dropped once copied into the arena (an image's input is
+    /// otherwise held twice while the plan runs: 0.6 MB at 224x224, 4.8 at batch 8).
+    public func run(_ inputs: consuming [String: Tensor]) throws -> [String: Tensor] {
+        try run(consume inputs, stepNanoseconds: nil)
     }
 
     /// Runs the plan `runs` times and returns each step's fastest time (nanoseconds), in step
@@ -195,7 +199,7 @@ public final class ExecutionPlan {
         return zip(kernels, fastest).map { ($0.node, $0.kernel, $1) }
     }
 
-    private func run(_ inputs: [String: Tensor], stepNanoseconds: UnsafeMutablePointer<[UInt64]>?) throws -> [String: Tensor] {
+    private func run(_ inputs: consuming [String: Tensor], stepNanoseconds: UnsafeMutablePointer<[UInt64]>?) throws -> [String: Tensor] {
         lock.lock()
         defer { lock.unlock() }
         BLASThreads.set(threads)
@@ -215,6 +219,7 @@ public final class ExecutionPlan {
             }
         }
         defer { for i in boxes.slots.indices { boxes.slots[i] = nil } }
+        inputs = [:]
         for (i, (node, body)) in steps.enumerated() {
             guard let body else { stepNanoseconds?.pointee[i] = 0; continue }
             let start = stepNanoseconds == nil ? 0 : DispatchTime.now().uptimeNanoseconds
