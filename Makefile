@@ -36,7 +36,7 @@ test-onnx-export: build
 test-large: release
 	@test -d fixtures-large || { echo "fixtures-large/ is missing: run 'make fixtures-large' first"; exit 2; }
 	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_keras_fixtures.py -k "run_matches or onnx_export"
-	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_optimizer_claims.py
+	FERRY=$(RELEASE) FERRY_KERAS_FIXTURES=fixtures-large $(PY) -m pytest -q -rs Tests/crosscheck/test_optimizer_claims.py Tests/crosscheck/test_plan_arena_large.py
 	FERRY=$(RELEASE) .venv-fixtures/bin/python tools/crosscheck_export.py
 	# Issue 5's memory claim: converting VGG16 both ways holds at most 2x its weights.
 	$(PY) tools/convert_rss.py --ferry $(RELEASE) --max-ratio 2 fixtures-large/vgg16/keras3.h5 $(wildcard bench-models/vgg16/keras3.h5)

@@ -273,6 +273,8 @@ final class PlanBuilder {
     /// Elements free in the arena at each step, estimated before any kernel is chosen, and the
     /// step being planned (for `scratchRoom`).
     private var freeEstimate: [Int] = []
+    /// Elements each step's live intermediates leave above them, to the top of all.
+    private var aboveEstimate: [Int] = []
     /// Elements the arena may grow past its intermediates' top within issue 7's budget of 1.5x
     /// the largest live set (0 when the placement alone reaches that).
     private var budgetSlack = 0
@@ -476,7 +478,7 @@ final class PlanBuilder {
         for v in graph.inputs {
             if isFloat(v.name) { newBlock(v.name, step: -1) } else { newBox(v.name) }
         }
-        (freeEstimate, budgetSlack) = estimateFreeRoom()
+        (freeEstimate, aboveEstimate, budgetSlack) = estimateFreeRoom()
         for (i, node) in graph.nodes.enumerated() {
             currentStep = i
             let kernel = try planAlias(node) ?? choose(node) ?? fallback(node)
@@ -528,7 +530,11 @@ final class PlanBuilder {
     /// kernel tries, when `freeRoom` is too small, before growing the arena past the budget
     /// (a small image's arena otherwise grows by a kernel's fixed tile: ResNet50's at 96x96 was
     /// twice its 1.3 MB of live intermediates).
-    func roomWithinBudget(_ node: Node) -> Int { freeRoom(node) + budgetSlack }
+    func roomWithinBudget(_ node: Node) -> Int {
+        // A gap between live blocks cannot grow; the space above them can, by the slack.
+        let above = currentStep < aboveEstimate.count ? aboveEstimate[currentStep] : 0
+        return Swift.max(freeRoom(node), above + budgetSlack)
+    }
 
     /// 4 MB: the im2col tiles and packing buffers of two threads fit in it (1 MB made VGG16's
     /// 224x224 block1_conv2 too tight for Winograd and gave ResNet50's arena nothing back).
@@ -538,7 +544,7 @@ final class PlanBuilder {
     /// this step, read by this or a later one; graph inputs from the start, outputs to the end;
     /// a reshape-like node's output sharing its input's elements as `planAlias` makes it)
     /// placed before any kernel is chosen.
-    private func estimateFreeRoom() -> (free: [Int], slack: Int) {
+    private func estimateFreeRoom() -> (free: [Int], above: [Int], slack: Int) {
         let steps = graph.nodes.count
         var root: [String: String] = [:]
         var span: [String: (first: Int, last: Int, size: Int)] = [:]
@@ -571,7 +577,7 @@ final class PlanBuilder {
         var blocks = span.values.filter { $0.last >= 0 }
             .map { ArenaBlock(offset: 0, size: $0.size, firstStep: $0.first, lastStep: $0.last) }
         let top = ArenaPlanner.place(&blocks)
-        var free = [Int](repeating: 0, count: steps)
+        var free = [Int](repeating: 0, count: steps), above = free
         var peakLive = 0
         for step in 0..<steps {
             let live = blocks.filter { $0.firstStep <= step && step <= $0.lastStep && $0.size > 0 }.sorted { $0.offset < $1.offset }
@@ -581,9 +587,10 @@ final class PlanBuilder {
                 end = Swift.max(end, b.offset + b.size)
             }
             free[step] = Swift.max(largest, top - end)
+            above[step] = top - end
             peakLive = Swift.max(peakLive, live.reduce(0) { $0 + $1.size })
         }
-        return (free, Swift.max(0, peakLive * 3 / 2 - top))
+        return (free, above, Swift.max(0, peakLive * 3 / 2 - top))
     }
 
     /// Reshape-like nodes on float32 values: the output is the input under another shape.
