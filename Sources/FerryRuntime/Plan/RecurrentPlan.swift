@@ -127,12 +127,8 @@ extension PlanBuilder {
                 func projectChunk(_ d: Int, from s0: Int, threads: Int) {
                     let chunk = xw + d * chunkSteps * batch * gh, wd = w + d * gh * inSize
                     let lda = batchFirst ? inSize : batch * inSize
-                    // One product per thread and batch row, of a contiguous share of the columns (a
-                    // chunk's products are small: 64-column blocks cost more in calls than they shared).
-                    let parts = Swift.max(1, Swift.min(threads, gh / 64))
-                    parallelChunks(parts, threads: parts) { shares in
-                        let first = shares.lowerBound * gh / parts / 16 * 16
-                        let end = shares.upperBound == parts ? gh : shares.upperBound * gh / parts / 16 * 16
+                    parallelChunks((gh + 63) / 64, threads: threads, grain: projectionGrain) { blocks in
+                        let first = blocks.lowerBound * 64, end = Swift.min(blocks.upperBound * 64, gh)
                         for bi in 0..<batch {
                             let times = chunkTimes(s0, bi, reverse: reverseOnly || d == 1)
                             guard !times.isEmpty else { continue }
