@@ -98,8 +98,61 @@ func net(_ text: String) throws -> Caffe_NetParameter { try Caffe_NetParameter(t
         for entry in text.split(separator: "\n").dropFirst() {
             data += try net(String(entry)).serializedBytes() as Data
         }
-        #expect(CaffeFiles.layerListOrder(binary: data) == [false, true, false])
         #expect(try Caffe_NetParameter(serializedBytes: data).allLayers(order: [false, true, false]).map(\.name) == ["a", "b", "c"])
+        // Read as a caffemodel, a layer at a time: the same lists and order, the other fields kept.
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("interleaved-\(UUID().uuidString).caffemodel")
+        try (try net(String(text.split(separator: "\n")[0])).serializedBytes() as Data + data).write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let (read, readOrder) = try CaffeFiles.readCaffemodelWithLayerOrder(path.path)
+        #expect(readOrder == [false, true, false])
+        #expect(try read.allLayers(order: readOrder).map(\.name) == ["a", "b", "c"])
+        #expect(read.input == ["x"] && read.inputShape.first?.dim == [1, 2])
+    }
+
+    /// A caffemodel is decoded a layer at a time, blob data copied from the mapped file by the
+    /// megabyte: the same net as decoding it whole, for V2 and V1 layers, blobs of several
+    /// megabytes, empty ones, unpacked data (left to the decoder) and data split in two fields.
+    @Test func caffemodelsDecodeLayerByLayerAsWhole() throws {
+        var big = Caffe_BlobProto()
+        big.shape.dim = [700, 1000]
+        big.data = (0..<700_000).map { Float($0 % 977) * 0.25 - 3 }
+        var small = Caffe_BlobProto()
+        small.shape.dim = [3]
+        small.data = [1, -2, 3.5]
+        var empty = Caffe_BlobProto()
+        empty.num = 0
+        var v2 = Caffe_LayerParameter()
+        v2.name = "ip"
+        v2.type = "InnerProduct"
+        v2.blobs = [big, small, empty]
+        var v1 = Caffe_V1LayerParameter()
+        v1.name = "conv"
+        v1.blobs = [small, big]
+        var net = Caffe_NetParameter()
+        net.name = "streamed"
+        net.input = ["x"]
+        net.layer = [v2]
+        net.layers = [v1]
+        var data = try net.serializedBytes() as Data
+        // A V2 layer whose blob holds unpacked data (field 5, wire type 5), then packed data
+        // split in two fields: both decode as one list, in order.
+        func varint(_ v: Int) -> [UInt8] { v < 0x80 ? [UInt8(v)] : [UInt8(v & 0x7F) | 0x80] + varint(v >> 7) }
+        func floats(_ xs: [Float]) -> [UInt8] { xs.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) } }
+        let unpacked: [UInt8] = [0x2D] + floats([7]) + [0x2D] + floats([8])
+        let split: [UInt8] = [0x2A] + varint(8) + floats([1, 2]) + [0x2A] + varint(4) + floats([3])
+        var odd: [UInt8] = [0x0A] + varint(3) + Array("odd".utf8)
+        for blob in [unpacked, split] { odd += [0x3A] + varint(blob.count) + blob }
+        data += Data([0xA2, 0x06] + varint(odd.count) + odd)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("streamed-\(UUID().uuidString).caffemodel")
+        try data.write(to: path)
+        defer { try? FileManager.default.removeItem(at: path) }
+        let (read, order) = try CaffeFiles.readCaffemodelWithLayerOrder(path.path)
+        let whole = try Caffe_NetParameter(serializedBytes: data)
+        let same = read == whole
+        #expect(same)
+        // (Protobuf writes fields by number: the V1 list, field 2, before the V2 one, field 100.)
+        #expect(order == [true, false, false])
+        #expect(read.layer.last?.blobs.map(\.data) == [[7, 8], [1, 2, 3]])
     }
 
     @Test func inPlaceChainsKeepTheBlobNameOnTheLastVersion() throws {
