@@ -1,4 +1,5 @@
 import COpenBLAS
+import CFerryCPU
 import FerryIR
 import Foundation
 
@@ -51,6 +52,10 @@ public final class PlanRuntime {
                                   packedWeights: packedWeights, releasesPackedWeights: releasesPackedWeights)
         defer { graph = builder.graph }
         let plan = try ExecutionPlan(builder: builder)
+        // The originals the packing released left holes among small heap blocks: give their
+        // pages back before the arena is touched (the whole run's peak 0.2-0.55 MB lower for the
+        // 96x96 apps as .h5 files).
+        ferry_return_free_heap_pages()
         if planOrder.count >= Self.cacheLimit { plans[planOrder.removeFirst()] = nil }
         plans[key] = plan
         planOrder.append(key)
