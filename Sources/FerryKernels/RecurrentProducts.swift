@@ -35,19 +35,8 @@ extension Kernels {
     /// each gate: a packer may give back each gate's rows up to there once it has packed p).
     public static func packRecurrentWeights(_ r: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
                                             blocks: Range<Int>, into out: UnsafeMutablePointer<Float>) {
-        let u = recurrentBlockUnits, width = gates * u
-        for p in blocks {
-            let block = out + p * width * h
-            var first = 0
-            while first < width {
-                let w = Swift.min(2 * u, width - first), strip = block + first * h
-                for j in 0..<w {
-                    let c = first + j, unit = p * u + c % u
-                    let row = r + ((firstGate + c / u) * h + unit) * h
-                    for k in 0..<h { strip[k * w + j] = unit < h ? row[k] : 0 }
-                }
-                first += w
-            }
+        forEachPackedRecurrentColumn(hidden: h, firstGate: firstGate, gates: gates, blocks: blocks) { column, stride, row in
+            for k in 0..<h { out[column + k * stride] = row.map { r[$0 + k] } ?? 0 }
         }
     }
 
@@ -56,17 +45,26 @@ extension Kernels {
     /// released the original restores it from its packed copy).
     public static func unpackRecurrentWeights(_ packed: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
                                               into r: UnsafeMutablePointer<Float>) {
+        let blocks = 0..<(h + recurrentBlockUnits - 1) / recurrentBlockUnits
+        forEachPackedRecurrentColumn(hidden: h, firstGate: firstGate, gates: gates, blocks: blocks) { column, stride, row in
+            guard let row else { return }
+            for k in 0..<h { r[row + k] = packed[column + k * stride] }
+        }
+    }
+
+    /// The packed layout, column by column: `visit(column, stride, row)` for each packed column
+    /// of blocks `blocks`, its k-th weight at `column + k·stride` of the packed copy and, for a
+    /// unit inside the hidden size, at `row + k` of the original (nil: a zero-padded unit).
+    private static func forEachPackedRecurrentColumn(hidden h: Int, firstGate: Int, gates: Int, blocks: Range<Int>,
+                                                     _ visit: (_ column: Int, _ stride: Int, _ row: Int?) -> Void) {
         let u = recurrentBlockUnits, width = gates * u
-        for p in 0..<(h + u - 1) / u {
-            let block = packed + p * width * h
+        for p in blocks {
             var first = 0
             while first < width {
-                let w = Swift.min(2 * u, width - first), strip = block + first * h
+                let w = Swift.min(2 * u, width - first), strip = p * width * h + first * h
                 for j in 0..<w {
                     let c = first + j, unit = p * u + c % u
-                    guard unit < h else { continue }
-                    let row = r + ((firstGate + c / u) * h + unit) * h
-                    for k in 0..<h { row[k] = strip[k * w + j] }
+                    visit(strip + j, w, unit < h ? ((firstGate + c / u) * h + unit) * h : nil)
                 }
                 first += w
             }
