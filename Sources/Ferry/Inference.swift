@@ -15,7 +15,13 @@ public func returnLargeBuffersWhenFreed() {
 /// inputs are dropped once copied into the plan's arena when it passes them so.
 public func runModel(_ graph: consuming Graph, inputs: consuming [String: Tensor], threads: Int? = nil) throws -> [String: Tensor] {
     try checkMemoryNeeds(graph, inputs: inputs)
-    return try PlanRuntime(graph: consume graph, threads: threads, releasesPackedWeights: true).run(consume inputs)
+    let runtime = try PlanRuntime(graph: consume graph, threads: threads, releasesPackedWeights: true)
+    if MemoryTrace.enabled {
+        // The plan compiled apart from its run, so that the trace shows the two phases.
+        _ = try? runtime.plan(forShapes: inputs.mapValues(\.shape))
+        MemoryTrace.mark("planning")
+    }
+    return try runtime.run(consume inputs)
 }
 
 /// Refuses a run in which one value alone would need more bytes than the machine has (a model

@@ -2,7 +2,7 @@ import CFerryCPU
 import Foundation
 
 /// `FERRY_TRACE_MEMORY=1`: after each phase of `ferry run` (import, optimization, reading inputs,
-/// planning and running, writing outputs) one line on stderr with the process's resident memory
+/// planning, running, writing outputs) one line on stderr with the process's resident memory
 /// now and at its highest since the previous line, split into private pages (heap, mappings,
 /// written library data) and file-backed ones (code), and the resident pages of malloc's main
 /// heap (small blocks; larger ones have mappings of their own, see `returnLargeBuffersWhenFreed`).

@@ -220,7 +220,7 @@ struct Run: ParsableCommand {
         // The runtime becomes the graph's only holder, so it keeps each convolution's weights once,
         // and the inputs' (dropped once copied into the plan's arena).
         let results = try runModel(consume graph, inputs: consume feeds, threads: threads)
-        MemoryTrace.mark("planning and run")
+        MemoryTrace.mark("run")
         if let output {
             guard outputs.count == 1 else {
                 throw FerryError("the model has \(outputs.count) outputs (\(outputs.map(\.name).joined(separator: ", "))); use --output-dir", file: model)

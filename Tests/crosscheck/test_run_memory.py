@@ -35,7 +35,7 @@ def test_memory_trace_names_each_phase(tmp_path):
         assert result.returncode == 0, result.stderr
         lines = [line for line in result.stderr.splitlines() if line.startswith("memory: ")]
         phases = [line[len("memory: "):].split(" resident")[0].strip() for line in lines]
-        assert phases == (["start", "import", "optimization", "reading inputs", "planning and run", "writing outputs"]
+        assert phases == (["start", "import", "optimization", "reading inputs", "planning", "run", "writing outputs"]
                           if trace else []), result.stderr
         outputs[trace] = np.load(out)
     assert np.array_equal(outputs["1"], outputs[""])
