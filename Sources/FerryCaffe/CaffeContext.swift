@@ -211,7 +211,6 @@ final class CaffeContext {
     /// value that is a graph input, a constant or already an output goes through an Identity.
     func finish(outputs: [(top: String, value: IRValue, origin: Origin)]) throws -> Graph {
         var renames: [String: String] = [:]
-        let inputNames = Set(graph.inputs.map(\.name))
         let nodeOutputs = Set(graph.nodes.flatMap(\.outputs))
         var claimed = Set<String>()
         var outputValues: [String] = []

@@ -120,7 +120,7 @@ enum CaffeFiles {
                 }
                 initialized = count
             }
-            rest += wireKey(blobsField, wireType: 2) + wireVarint(UInt64(blobRest.count)) + blobRest
+            rest += ProtobufWire.key(blobsField) + ProtobufWire.varint(blobRest.count) + blobRest
             blobData.append(data)
         }
         var layer = try Layer(serializedBytes: rest, options: options)
@@ -128,18 +128,6 @@ enum CaffeFiles {
             if let data { layer.blobs[i].data = data }
         }
         return layer
-    }
-
-    private static func wireKey(_ number: Int, wireType: Int) -> [UInt8] { wireVarint(UInt64(number << 3 | wireType)) }
-
-    private static func wireVarint(_ value: UInt64) -> [UInt8] {
-        var bytes: [UInt8] = [], v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(v & 0x7F) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-        return bytes
     }
 
     /// DeepLab's caffe.proto numbers interp_param 143, which BVLC's (and Ferry's, which moves

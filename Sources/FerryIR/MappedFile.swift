@@ -122,3 +122,21 @@ public struct WireReader {
         return nil
     }
 }
+
+/// Protobuf wire-format pieces for the length-delimited fields the ONNX streaming writer emits
+/// and the Caffe reader re-encodes.
+public enum ProtobufWire {
+    public static func varint(_ value: Int) -> [UInt8] {
+        var v = UInt64(value)
+        var bytes: [UInt8] = []
+        while v >= 0x80 {
+            bytes.append(UInt8(v & 0x7F) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+        return bytes
+    }
+
+    /// The key of a length-delimited field (wire type 2).
+    public static func key(_ field: Int) -> [UInt8] { varint(field << 3 | 2) }
+}

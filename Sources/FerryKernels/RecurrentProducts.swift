@@ -23,16 +23,9 @@ extension Kernels {
     }
 
     /// Packs gates firstGate..<firstGate+gates of one direction's R (row-major [allGates·hidden,
-    /// hidden]) into `out` (`packedRecurrentCount(gates:hidden:)` floats): block p at
-    /// p·gates·16·hidden.
-    public static func packRecurrentWeights(_ r: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
-                                            into out: UnsafeMutablePointer<Float>) {
-        packRecurrentWeights(r, hidden: h, firstGate: firstGate, gates: gates, blocks: 0..<(h + recurrentBlockUnits - 1) / recurrentBlockUnits,
-                             into: out)
-    }
-
-    /// `packRecurrentWeights` for blocks `blocks` only (block p reads rows p·16..<p·16+16 of
-    /// each gate: a packer may give back each gate's rows up to there once it has packed p).
+    /// hidden]), blocks `blocks` of them, into `out` (`packedRecurrentCount(gates:hidden:)`
+    /// floats for all blocks): block p at p·gates·16·hidden. Block p reads rows p·16..<p·16+16 of
+    /// each gate: a packer may give back each gate's rows up to there once it has packed p.
     public static func packRecurrentWeights(_ r: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,
                                             blocks: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         forEachPackedRecurrentColumn(hidden: h, firstGate: firstGate, gates: gates, blocks: blocks) { column, stride, row in
@@ -40,7 +33,7 @@ extension Kernels {
         }
     }
 
-    /// The inverse of `packRecurrentWeights`: writes gates firstGate..<firstGate+gates of one
+    /// The inverse of `packRecurrentWeights` over every block: writes gates firstGate..<firstGate+gates of one
     /// direction's R (row-major [allGates·hidden, hidden]) back from `packed` (a runtime that
     /// released the original restores it from its packed copy).
     public static func unpackRecurrentWeights(_ packed: UnsafePointer<Float>, hidden h: Int, firstGate: Int, gates: Int,

@@ -133,23 +133,6 @@ extension ONNXExporter {
     }
 }
 
-/// Protobuf wire-format pieces for the length-delimited fields the streaming writer emits.
-enum ProtobufWire {
-    static func varint(_ value: Int) -> [UInt8] {
-        var v = UInt64(value)
-        var bytes: [UInt8] = []
-        while v >= 0x80 {
-            bytes.append(UInt8(v & 0x7F) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
-        return bytes
-    }
-
-    /// The key of a length-delimited field (wire type 2).
-    static func key(_ field: Int) -> [UInt8] { varint(field << 3 | 2) }
-}
-
 /// An output file written straight from the caller's memory (write(2), no intermediate copy).
 final class FileSink {
     private var descriptor: Int32

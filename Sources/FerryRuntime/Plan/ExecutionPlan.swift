@@ -363,7 +363,7 @@ final class PlanBuilder {
 
     func packedConvWeights(_ name: String, layout: PackedWeightStore.Layout, group: Int, rows: Int, depth: Int) -> UnsafePointer<Float> {
         let root = constantRoot(name)
-        let releases = releasesPackedWeights && root == name && readers[root] == 1
+        let releases = releasesOriginal(name, root: root)
         let entry: PackedWeightStore.Entry
         if let done = packedWeightStore.existing(root, layout: layout, group: group, rows: rows, depth: depth) {
             entry = done
@@ -391,7 +391,7 @@ final class PlanBuilder {
             guard let weights = constant(root), weights.dtype == .float32, weights.count == channels * taps else { return nil }
             values = packedWeightStore.interleavedDepthwise(root, weights: weights, channels: channels, taps: taps)
         }
-        if releasesPackedWeights && root == name && readers[root] == 1 { graph.initializers[root] = nil }
+        if releasesOriginal(name, root: root) { graph.initializers[root] = nil }
         return pin(values)
     }
 
@@ -401,7 +401,7 @@ final class PlanBuilder {
     func recurrentWeights(_ name: String, _ packing: RecurrentPacking) -> UnsafePointer<Float>? {
         let root = constantRoot(name)
         let values: [Float]
-        let releases = releasesPackedWeights && root == name && readers[root] == 1
+        let releases = releasesOriginal(name, root: root)
         if let done = packedWeightStore.existingRecurrent(root, packing) {
             values = done
         } else {
@@ -418,6 +418,12 @@ final class PlanBuilder {
         }
         if releases { graph.initializers[root] = nil }
         return pin(values)
+    }
+
+    /// Whether a weight's original may go once its packed copy is made: this runtime releases
+    /// packed weights, and only this node reads the initializer, under its own name.
+    private func releasesOriginal(_ name: String, root: String) -> Bool {
+        releasesPackedWeights && root == name && readers[root] == 1
     }
 
     /// Removes float32 initializer `name` and returns its elements (then held by nobody else,
@@ -531,8 +537,9 @@ final class PlanBuilder {
         currentStep < freeEstimate.count ? freeEstimate[currentStep] : 0
     }
 
-    /// `freeRoom` plus what the arena may grow within 1.5x its largest live set: the room a
-    /// kernel tries, when `freeRoom` is too small, before growing the arena past the budget
+    /// The larger of `freeRoom` and the space above the step's live blocks plus what the arena
+    /// may grow within 1.5x its largest live set: the room a kernel tries, when `freeRoom` is
+    /// too small, before growing the arena past the budget
     /// (a small image's arena otherwise grows by a kernel's fixed tile: ResNet50's at 96x96 was
     /// twice its 1.3 MB of live intermediates).
     func roomWithinBudget(_ node: Node) -> Int {

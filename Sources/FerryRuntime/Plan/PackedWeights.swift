@@ -3,10 +3,11 @@ import FerryKernels
 import Foundation
 
 /// Convolution weights packed for PackedGemm, or made tap-major for Winograd's per-run weight
-/// transform (and depthwise and recurrent weights in their kernels' layouts), shared by every plan of one runtime: packing depends on the weights and on the
-/// kernel, not on the input shapes, so a plan for another batch size packs nothing again. A packed copy holds every weight of the original
-/// (rearranged, plus zero rows up to a whole panel), so a runtime may release the original and
-/// unpack it when a new plan needs it (`restore`).
+/// transform (and depthwise and recurrent weights in their kernels' layouts), shared by every
+/// plan of one runtime: packing depends on the weights and on the kernel, not on the input
+/// shapes, so a plan for another batch size packs nothing again. A packed copy holds every
+/// weight of the original (rearranged, plus zero rows up to a whole panel), so a runtime may
+/// release the original and unpack it when a new plan needs it (`restore`).
 final class PackedWeightStore {
     /// One initializer packed for one kernel layout: per group, the weights of its `rows` output
     /// channels x `depth` (input channels x kernel cells), `step` floats apart.

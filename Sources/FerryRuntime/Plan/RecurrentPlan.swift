@@ -57,9 +57,9 @@ extension PlanBuilder {
         // arena has at this step (1.5x the largest live set): it is gates x the output's size
         // (0.8 MB for the LSTM bench model beside 0.1 MB of activations).
         let chunkSteps = Self.recurrentChunkSteps ?? {
-            let whole = seq * batch * dirs * gh
-            guard whole > Swift.max(roomWithinBudget(node), Self.smallestRecurrentChunk) else { return seq }
-            return Swift.min(seq, Swift.max(32, roomWithinBudget(node) / Swift.max(1, batch * dirs * gh)))
+            let room = roomWithinBudget(node), perStep = batch * dirs * gh
+            guard seq * perStep > Swift.max(room, Self.smallestRecurrentChunk) else { return seq }
+            return Swift.min(seq, Swift.max(32, room / Swift.max(1, perStep)))
         }()
         let chunked = chunkSteps < seq
         let xwCount = (chunked ? chunkSteps : seq) * batch * dirs * gh
@@ -284,9 +284,9 @@ struct RecurrentPacking: Hashable {
         pack(r, into: out) { _, _ in }
     }
 
-    /// `pack`, calling `packed(end)` after each block of units with, per direction and gate,
-    /// the end of the rows of R read so far: R[d, g·hidden ..< g·hidden + end] for every d and g
-    /// (whole directions before d... are done; so a caller may give their pages back).
+    /// `pack`, calling `packed(d, rowsDone)` after each block of units of direction d: of every
+    /// gate g, rows R[d, g·hidden ..< g·hidden + rowsDone] have been read (and every row of the
+    /// directions before d), so a caller may give their pages back.
     func pack(_ r: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, packed: (_ direction: Int, _ rowsDone: Int) -> Void) {
         let units = Kernels.recurrentBlockUnits, rows = gates * hidden * hidden
         for d in 0..<directions {
