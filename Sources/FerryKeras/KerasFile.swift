@@ -337,7 +337,6 @@ final class KerasModelSource {
 
     /// The top-level `keras_version` of a JSON object (to_json output, metadata.json), if any.
     private static func kerasVersionInJSON(_ json: String) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return nil }
-        return object["keras_version"] as? String
+        (try? JSONValue.parse(json))?.object?["keras_version"]?.string
     }
 }

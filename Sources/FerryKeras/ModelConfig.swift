@@ -32,17 +32,16 @@ struct LayerCall {
     var listKeywords: Set<String> = []
 
     /// Records a keyword argument that is not a tensor.
-    mutating func note(_ key: String, _ value: Any) {
-        guard !(value is NSNull) else { return }
+    mutating func note(_ key: String, _ value: JSONValue) {
+        guard !value.isNull else { return }
         keywords.insert(key)
-        if let list = value as? [Any], !(list.first is String) { listKeywords.insert(key) }
-        if let list = value as? [Any] {
-            let nulls = list.indices.filter { list[$0] is NSNull }
+        if let list = value.array, list.first?.string == nil { listKeywords.insert(key) }
+        if let list = value.array {
+            let nulls = list.indices.filter { list[$0].isNull }
             if !nulls.isEmpty { nullEntries[key] = nulls }
         }
-        if let n = value as? NSNumber {
-            if JSONValue.isBool(n) { flags[key] = n.boolValue } else if n.doubleValue.isFinite { numbers[key] = n.doubleValue }
-        }
+        if let b = value.bool { flags[key] = b }
+        if let n = value.number, n.isFinite { numbers[key] = n }
     }
 
     var all: [TensorRef] { positional + named.flatMap(\.refs) }
@@ -174,7 +173,7 @@ struct ModelConfig {
         // Keras 2.2 and older wrote the layer list directly as "config".
         let config: ConfigReader?
         let layerObjects: [ConfigReader]
-        if root.raw("config") is [Any] {
+        if root.raw("config")?.array != nil {
             config = nil
             layerObjects = try root.objects("config")
         } else {
@@ -242,16 +241,16 @@ struct ModelConfig {
 
     /// `input_layers` / `output_layers`: a list of [name, node, tensor] triples, or (Keras 3
     /// with a single input or output) one bare triple.
-    private static func tensorRefs(_ value: Any?, what: String, in config: ConfigReader) throws -> [TensorRef] {
-        guard let list = value as? [Any] else { throw config.error("model config has no list '\(what)'") }
-        if list.first is String { return [try tensorRef(list, what: what, in: config)] }
+    private static func tensorRefs(_ value: JSONValue?, what: String, in config: ConfigReader) throws -> [TensorRef] {
+        guard let value, let list = value.array else { throw config.error("model config has no list '\(what)'") }
+        if list.first?.string != nil { return [try tensorRef(value, what: what, in: config)] }
         return try list.map { try tensorRef($0, what: what, in: config) }
     }
 
     /// One [name, node_index, tensor_index, (kwargs)] entry.
-    private static func tensorRef(_ value: Any, what: String, in config: ConfigReader) throws -> TensorRef {
-        let bad = config.error("an entry of \(what) should be [layer name, node index, tensor index], is \(JSONKind.describe(value))")
-        guard let triple = value as? [Any], triple.count >= 3, let layer = triple[0] as? String else { throw bad }
+    private static func tensorRef(_ value: JSONValue, what: String, in config: ConfigReader) throws -> TensorRef {
+        let bad = config.error("an entry of \(what) should be [layer name, node index, tensor index], is \(value.summary)")
+        guard let triple = value.array, triple.count >= 3, let layer = triple[0].string else { throw bad }
         let node = try JSONValue.int(triple[1], orThrow: bad)
         let tensor = try JSONValue.int(triple[2], orThrow: bad)
         guard node >= 0, tensor >= 0 else { throw bad }
@@ -272,8 +271,8 @@ struct ModelConfig {
             throw FerryError("Lambda layers hold Python code; Ferry never runs code from a model file",
                              layer: name, layerType: className)
         }
-        let registered = (entry.raw("registered_name") as? String) ?? ""
-        let module = entry.raw("module") as? String
+        let registered = entry.raw("registered_name")?.string ?? ""
+        let module = entry.raw("module")?.string
         if KerasOperationSpec.isOperation(className: className, module: module, config: config) {
             // Keras 3 records keras.ops functions on Keras tensors (`x + 3.0`) as operations, not layers.
             let spec = try KerasOperationSpec(className: className, module: module, config: config.forLayer(name, type: className))
@@ -311,7 +310,7 @@ struct ModelConfig {
         let calls = functional ? try inboundNodes(entry.forLayer(name, type: className)) : []
         // Only the recorded classes' configs are read again (by `recordCall`); the parsed JSON of
         // the others is freed here rather than held while the weights are read.
-        let kept = kerasRecordedLayerClasses.contains(className) ? config.rawObject : [:]
+        let kept = kerasRecordedLayerClasses.contains(className) ? config.foundationObject : [:]
         return ParsedLayer(name: name, className: className, spec: spec, calls: calls, nodeOffset: nodeOffset, config: kept)
     }
 
@@ -320,18 +319,18 @@ struct ModelConfig {
     /// `[{"args": [<keras tensor or list of them>, ...], "kwargs": {...}}, ...]`.
     private static func inboundNodes(_ entry: ConfigReader) throws -> [LayerCall] {
         guard let value = entry.raw("inbound_nodes") else { return [] }
-        guard let nodes = value as? [Any] else {
-            throw entry.error("inbound_nodes should be a list, is \(JSONKind.of(value))")
+        guard let nodes = value.array else {
+            throw entry.error("inbound_nodes should be a list, is \(value.kind)")
         }
         return try nodes.map { node in
-            if var entries = node as? [Any] {
+            if var entries = node.array {
                 // tf_keras writes a TFOpLambda's call as one bare entry, not a list of entries.
-                if entries.first is String { entries = [entries] }
+                if entries.first?.string != nil { entries = [node] }
                 var call = LayerCall(positional: try entries.map { try tensorRef($0, what: "inbound_nodes", in: entry) })
                 // A call on a list of tensors repeats its kwargs beside each of them: read them once.
                 var seen = Set<String>()
                 for item in entries {
-                    guard let list = item as? [Any], list.count >= 4, let kwargs = list[3] as? [String: Any] else { continue }
+                    guard let list = item.array, list.count >= 4, let kwargs = list[3].object else { continue }
                     for key in kwargs.keys.sorted() where seen.insert(key).inserted {
                         call.note(key, kwargs[key]!)
                         let refs = try keras2TensorRefs(kwargs[key]!, in: entry)
@@ -340,17 +339,13 @@ struct ModelConfig {
                 }
                 return call
             }
-            if let object = node as? [String: Any] {
+            if let object = node.object {
                 var call = LayerCall(positional: [])
-                try collectKerasTensors(object["args"] ?? [Any](), into: &call.positional, depth: 0, in: entry)
-                for argument in (object["args"] as? [Any]) ?? [] {
-                    if let n = argument as? NSNumber, !JSONValue.isBool(n) {
-                        call.positionalArguments.append(n.doubleValue)
-                    } else {
-                        call.positionalArguments.append(nil)
-                    }
+                try collectKerasTensors(object["args"] ?? .array([]), into: &call.positional, depth: 0, in: entry)
+                for argument in object["args"]?.array ?? [] {
+                    call.positionalArguments.append(argument.number)
                 }
-                for (key, v) in ((object["kwargs"] as? [String: Any]) ?? [:]).sorted(by: { $0.key < $1.key }) {
+                for (key, v) in (object["kwargs"]?.object ?? [:]).sorted(by: { $0.key < $1.key }) {
                     call.note(key, v)
                     var refs: [TensorRef] = []
                     try collectKerasTensors(v, into: &refs, depth: 0, in: entry)
@@ -358,29 +353,29 @@ struct ModelConfig {
                 }
                 return call
             }
-            throw entry.error("an inbound node should be a list or an object, is \(JSONKind.of(node))")
+            throw entry.error("an inbound node should be a list or an object, is \(node.kind)")
         }
     }
 
     /// A Keras 2 keyword argument: a `[layer, node, tensor]` triple, a list of them, or not a
     /// tensor at all (null, numbers: no refs).
-    private static func keras2TensorRefs(_ value: Any, in entry: ConfigReader) throws -> [TensorRef] {
-        guard let list = value as? [Any], !list.isEmpty else { return [] }
-        if list[0] is String {
-            guard list.count == 3, list[1] is NSNumber, list[2] is NSNumber else { return [] }
-            return [try tensorRef(list, what: "inbound_nodes", in: entry)]
+    private static func keras2TensorRefs(_ value: JSONValue, in entry: ConfigReader) throws -> [TensorRef] {
+        guard let list = value.array, !list.isEmpty else { return [] }
+        if list[0].string != nil {
+            guard list.count == 3, list[1].number != nil, list[2].number != nil else { return [] }
+            return [try tensorRef(value, what: "inbound_nodes", in: entry)]
         }
         return try list.flatMap { try keras2TensorRefs($0, in: entry) }
     }
 
     /// Keras 3 call arguments: finds `__keras_tensor__` objects in order, through nested lists.
-    private static func collectKerasTensors(_ value: Any, into refs: inout [TensorRef], depth: Int,
+    private static func collectKerasTensors(_ value: JSONValue, into refs: inout [TensorRef], depth: Int,
                                             in entry: ConfigReader) throws {
         guard depth < 16 else { throw entry.error("inbound node arguments are nested too deeply") }
-        if let list = value as? [Any] {
+        if let list = value.array {
             for v in list { try collectKerasTensors(v, into: &refs, depth: depth + 1, in: entry) }
-        } else if let object = value as? [String: Any], object["class_name"] as? String == "__keras_tensor__" {
-            guard let config = object["config"] as? [String: Any], let history = config["keras_history"] else {
+        } else if let object = value.object, object["class_name"]?.string == "__keras_tensor__" {
+            guard let config = object["config"]?.object, let history = config["keras_history"] else {
                 throw entry.error("a __keras_tensor__ argument has no keras_history")
             }
             refs.append(try tensorRef(history, what: "keras_history", in: entry))

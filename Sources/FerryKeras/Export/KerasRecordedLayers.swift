@@ -49,7 +49,7 @@ func keras2Form(_ value: Any) -> Any {
 
 /// A config value as `keras3OnlyOptions` spells it (booleans as true/false, numbers as doubles).
 func configText(_ value: Any) -> String {
-    if let n = value as? NSNumber { return JSONValue.isBool(n) ? (n.boolValue ? "true" : "false") : "\(n.doubleValue)" }
+    if let n = value as? NSNumber { return n.isJSONBool ? (n.boolValue ? "true" : "false") : "\(n.doubleValue)" }
     return "\(value)"
 }
 
@@ -332,4 +332,10 @@ extension KerasExportContext {
         }
         return (positional, arguments)
     }
+}
+
+extension NSNumber {
+    /// Whether JSONSerialization made this number from `true` or `false` (booleans get their own
+    /// NSNumber subclass, objCType "c").
+    var isJSONBool: Bool { String(cString: objCType) == "c" }
 }

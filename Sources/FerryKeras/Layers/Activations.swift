@@ -14,15 +14,15 @@ enum KerasActivation: String {
         switch config.raw(key) {
         case nil:
             name = config.keys.contains(key) ? "linear" : fallback
-        case let s as String:
+        case .string(let s)?:
             name = s
-        case let o as [String: Any]:
-            guard let s = (o["config"] as? String) ?? (o["registered_name"] as? String) ?? (o["class_name"] as? String) else {
+        case .object(let o)?:
+            guard let s = o["config"]?.string ?? o["registered_name"]?.string ?? o["class_name"]?.string else {
                 throw config.error("activation is an object without a name")
             }
             name = s
         case let other?:
-            throw config.error("activation should be a name, is \(JSONKind.describe(other))")
+            throw config.error("activation should be a name, is \(other.summary)")
         }
         guard let a = KerasActivation(rawValue: name) else {
             throw config.error("activation '\(name)' is not supported")
@@ -178,7 +178,7 @@ struct SoftmaxSpec: KerasLayer {
     var maskEffect: KerasMaskEffect { .reads }
 
     init(config: ConfigReader) throws {
-        if let list = config.raw("axis") as? [Any] {
+        if let list = config.raw("axis")?.array {
             guard list.count == 1 else { throw config.error("Softmax over several axes is not supported") }
             axis = try JSONValue.int(list[0], orThrow: config.error("Softmax axis should be an integer"))
         } else {
@@ -204,7 +204,7 @@ struct PReLUSpec: KerasLayer {
     init(config: ConfigReader) throws {
         switch config.raw("shared_axes") {
         case nil: sharedAxes = []
-        case let list as [Any]:
+        case .array(let list)?:
             sharedAxes = try list.map { try JSONValue.int($0, orThrow: config.error("shared_axes should be integers")) }
         default:
             sharedAxes = [try config.int("shared_axes")]

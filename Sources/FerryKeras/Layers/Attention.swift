@@ -240,7 +240,7 @@ struct MultiHeadAttentionSpec: KerasLayer {
         valueDim = config.has("value_dim") ? try config.int("value_dim") : keyDim
         try requirePositive([heads, keyDim, valueDim], "num_heads, key_dim and value_dim", config)
         useBias = try config.bool("use_bias", default: true)
-        if let list = config.raw("output_shape") as? [Any] {
+        if let list = config.raw("output_shape")?.array {
             guard list.count == 1 else { throw config.error("output_shape \(list) of more than one axis is not supported") }
             outputDim = try JSONValue.int(list[0], orThrow: config.error("output_shape should hold integers"))
         } else if config.has("output_shape") {
@@ -248,7 +248,7 @@ struct MultiHeadAttentionSpec: KerasLayer {
         }
         if let outputDim { try requirePositive([outputDim], "output_shape", config) }
         if let axes = config.raw("attention_axes") {
-            let list = (axes as? [Any]) ?? [axes]
+            let list = axes.array ?? [axes]
             let values = try list.map { try JSONValue.int($0, orThrow: config.error("attention_axes should hold integers")) }
             guard values == [1] || values == [-2] else {
                 throw config.error("attention_axes \(values) is not supported (only the time axis of 3-D inputs)")

@@ -24,7 +24,7 @@ struct InputLayerSpec: KerasLayer {
         batchShape = shape
         // dtype: a string, or (Keras 3) a DTypePolicy object.
         var name = "float32"
-        if config.raw("dtype") is String {
+        if config.raw("dtype")?.string != nil {
             name = try config.string("dtype")
         } else if config.has("dtype") {
             let policy = try config.object("dtype")
@@ -108,7 +108,7 @@ struct ReshapeSpec: KerasLayer {
     var target: [Int]
 
     init(config: ConfigReader) throws {
-        guard let list = config.raw("target_shape") as? [Any] else { throw config.error("config has no list 'target_shape'") }
+        guard let list = config.raw("target_shape")?.array else { throw config.error("config has no list 'target_shape'") }
         target = try list.map { try JSONValue.int($0, orThrow: config.error("target_shape should hold integers")) }
         guard target.allSatisfy({ $0 == -1 || ($0 >= 1 && $0 <= maxConfigSize) }), target.filter({ $0 == -1 }).count <= 1 else {
             throw config.error("target_shape \(target) is not a valid shape")
@@ -126,7 +126,7 @@ struct PermuteSpec: KerasLayer {
     var dims: [Int]
 
     init(config: ConfigReader) throws {
-        guard let list = config.raw("dims") as? [Any] else { throw config.error("config has no list 'dims'") }
+        guard let list = config.raw("dims")?.array else { throw config.error("config has no list 'dims'") }
         dims = try list.map { try JSONValue.int($0, orThrow: config.error("dims should hold integers")) }
         guard dims.sorted() == Array(1...max(dims.count, 1)), !dims.isEmpty else {
             throw config.error("dims \(dims) is not a permutation of 1...\(dims.count)")

@@ -95,7 +95,7 @@ struct DotSpec: KerasLayer {
     var normalize: Bool
 
     init(config: ConfigReader) throws {
-        if let list = config.raw("axes") as? [Any] {
+        if let list = config.raw("axes")?.array {
             axes = try list.map { try JSONValue.int($0, orThrow: config.error("axes should hold integers")) }
         } else {
             axes = [try config.int("axes")]

@@ -4,7 +4,7 @@ import FerryIR
 func normalizationAxes(_ config: ConfigReader, default value: [Int]) throws -> [Int] {
     switch config.raw("axis") {
     case nil: return value
-    case let list as [Any]:
+    case .array(let list)?:
         return try list.map { try JSONValue.int($0, orThrow: config.error("axis should hold integers")) }
     default:
         return [try config.int("axis")]

@@ -5,19 +5,19 @@ import FerryIR
 func beginEndAmounts(_ config: ConfigReader, key: String, rank: Int) throws -> (begin: [Int], end: [Int]) {
     let bad = config.error("'\(key)' should be an integer, \(rank) integers or \(rank) pairs")
     guard let value = config.raw(key) else { throw config.error("config has no '\(key)'") }
-    func int(_ v: Any) throws -> Int {
+    func int(_ v: JSONValue) throws -> Int {
         let n = try JSONValue.int(v, orThrow: bad)
         guard n >= 0, n <= maxConfigSize else { throw bad }
         return n
     }
     var begin: [Int] = [], end: [Int] = []
-    if let list = value as? [Any] {
-        if rank == 1, list.count == 2, !(list[0] is [Any]) {
+    if let list = value.array {
+        if rank == 1, list.count == 2, list[0].array == nil {
             return ([try int(list[0])], [try int(list[1])])
         }
         guard list.count == rank else { throw bad }
         for item in list {
-            if let pair = item as? [Any] {
+            if let pair = item.array {
                 guard pair.count == 2 else { throw bad }
                 begin.append(try int(pair[0]))
                 end.append(try int(pair[1]))
