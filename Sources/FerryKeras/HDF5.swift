@@ -79,6 +79,13 @@ final class H5File {
         guard ferry_limit_metadata_cache(access.id, Self.metadataCacheBytes) >= 0 else {
             throw FerryError("libhdf5 could not set its metadata cache size", file: path)
         }
+        // Each object's metadata leaves the cache when the object is closed: Ferry reads every
+        // dataset once, and what libhdf5 kept of them, between the blocks of the graph being
+        // built, stayed as holes in the heap when the file closed (EfficientNetB0 at 96x96: 0.9 MB
+        // fewer of libhdf5's blocks at the end of the import, its run's peak 0.4-0.9 MB lower).
+        guard H5Pset_evict_on_close(access.id, true) >= 0 else {
+            throw FerryError("libhdf5 could not set evict-on-close", file: path)
+        }
         handle = try H5Handle(H5Fopen(path, ferry_H5F_ACC_RDONLY(), access.id), closer: H5Fclose,
                               orThrow: FerryError("libhdf5 could not open the file", file: path))
     }
