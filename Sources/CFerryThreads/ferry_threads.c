@@ -37,6 +37,7 @@ static _Atomic uint64_t ticket = 0;
 static _Atomic long done = 0;           // chunks of the current job finished
 static _Atomic int caller_sleeping = 0;
 static _Atomic int sleepers = 0;        // workers asleep on `generation`
+static _Atomic int caller_cpu = -1;     // the CPU the caller of the current job was on
 
 static __thread int inside_pool = 0;    // set on worker threads and while a caller runs
 
@@ -70,11 +71,27 @@ static void run_chunks(int gen, ferry_chunk_fn fn, void *context, long chunks) {
     }
 }
 
+/// Moves this worker off the CPU the job's caller is on. Linux tends to wake a sleeping thread on
+/// its waker's CPU; a worker woken there then shared that CPU with the caller, and both kept
+/// spinning on it while the other CPUs idled: whole runs at one core's speed (a bidirectional
+/// GRU layer 4.1 ms instead of 2.0, ResNet50 65 ms instead of 37). Checking costs a vDSO call;
+/// moving, a system call, only when the two meet. `allowed` is the worker's CPU set at start.
+static void keep_off_caller_cpu(const cpu_set_t *allowed) {
+    int mine = sched_getcpu(), theirs = atomic_load(&caller_cpu);
+    if (mine < 0 || mine != theirs) return;
+    cpu_set_t others = *allowed;
+    CPU_CLR(theirs, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    pthread_setaffinity_np(pthread_self(), sizeof others, &others);
+}
+
 static void *worker_main(void *argument) {
     // `seen` starts at the generation current when the worker was created (before the job that
     // needed it was published): reading it here could skip that job when the thread starts late.
     int seen = (int)(intptr_t)argument;
     inside_pool = 1;
+    cpu_set_t allowed;
+    int know_allowed = pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) == 0;
     for (;;) {
         int now;
         int spins = 0;
@@ -92,6 +109,7 @@ static void *worker_main(void *argument) {
         long chunks = atomic_load(&job_chunks);
         if (atomic_load(&generation) != now) continue;   // rewritten while read: look again
         seen = now;
+        if (know_allowed) keep_off_caller_cpu(&allowed);
         run_chunks(now, fn, context, chunks);
     }
     return NULL;
@@ -131,6 +149,7 @@ void ferry_pool_run(long chunks, ferry_chunk_fn fn, void *context) {
         return;
     }
     inside_pool = 1;
+    atomic_store(&caller_cpu, sched_getcpu());
     int gen = atomic_fetch_add(&generation, 1) + 2;   // odd while writing, then gen (even)
     atomic_store(&job_fn, fn);
     atomic_store(&job_context, context);

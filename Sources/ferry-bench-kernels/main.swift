@@ -57,6 +57,9 @@ let gemmCases: [(name: String, m: Int, n: Int, k: Int)] = [
     ("gemm_1x1_32_784_192", 32, 784, 192), ("gemm_1x1_384_196_64", 384, 196, 64),
     ("gemm_1x1_64_196_384", 64, 196, 384), ("gemm_1x1_960_49_160", 960, 49, 160),
     ("gemm_1x1_1280_49_320", 1280, 49, 320), ("gemm_stem_32_12544_27", 32, 12544, 27),
+    // MobileNetV2's 7x7 projections (the narrow products of its profile).
+    ("gemm_1x1_160_49_576", 160, 49, 576), ("gemm_1x1_160_49_960", 160, 49, 960),
+    ("gemm_1x1_320_49_960", 320, 49, 960),
 ]
 
 /// Activations over 64 Ki floats (L2-resident, as an epilogue sees them): Kernels.activate.
