@@ -48,7 +48,7 @@ public enum KerasImporter {
         let major = source.kerasVersion.hasPrefix("2") || source.kerasVersion.hasPrefix("1") ? 2 : 3
         let model = try ModelConfig.parse(json: source.configJSON, kerasMajor: major)
         // The parsed JSON's objects are freed once the typed config is made; their pages go
-        // back before the weights are read (a 200 KB config parses into about 7 MB of them).
+        // back before the weights are read (EfficientNetB0's 200 KB config parses into about 1 MB).
         ferry_return_free_heap_pages()
         var metadata = ["source_format": source.format, "keras_model_class": model.kind.rawValue]
         if !source.kerasVersion.isEmpty { metadata["keras_version"] = source.kerasVersion }
