@@ -102,13 +102,6 @@ extension JSONValue {
             return try parser.document()
         }
     }
-
-    static func parse(_ data: Data) throws -> JSONValue {
-        try data.withUnsafeBytes { raw in
-            var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
-            return try parser.document()
-        }
-    }
 }
 
 /// A recursive-descent reader of UTF-8 JSON text.

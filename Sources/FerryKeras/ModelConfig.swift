@@ -35,8 +35,8 @@ struct LayerCall {
     mutating func note(_ key: String, _ value: JSONValue) {
         guard !value.isNull else { return }
         keywords.insert(key)
-        if let list = value.array, list.first?.string == nil { listKeywords.insert(key) }
         if let list = value.array {
+            if list.first?.string == nil { listKeywords.insert(key) }
             let nulls = list.indices.filter { list[$0].isNull }
             if !nulls.isEmpty { nullEntries[key] = nulls }
         }

@@ -15,6 +15,7 @@ extension Kernels {
         let average = divisors != nil
         let start: Float = average ? 0 : -.infinity
         let vectorEnd = inWidth / lanes * lanes
+        @inline(__always) func combine(_ acc: Float, _ v: Float) -> Float { average ? acc + v : (v > acc ? v : acc) }
         for oy in 0..<outHeight {
             let first = rowLow[oy], end = rowHigh[oy]
             // The window's rows, combined column by column.
@@ -30,10 +31,7 @@ extension Kernels {
             }
             while ix < inWidth {
                 var acc = start
-                for iy in first..<end {
-                    let v = x[iy * inWidth + ix]
-                    acc = average ? acc + v : (v > acc ? v : acc)
-                }
+                for iy in first..<end { acc = combine(acc, x[iy * inWidth + ix]) }
                 rows[ix] = acc
                 ix += 1
             }
@@ -42,10 +40,7 @@ extension Kernels {
             let emptyRows = first >= end
             for ox in 0..<outWidth {
                 var acc = start
-                for c in columnLow[ox]..<columnHigh[ox] {
-                    let v = rows[c]
-                    acc = average ? acc + v : (v > acc ? v : acc)
-                }
+                for c in columnLow[ox]..<columnHigh[ox] { acc = combine(acc, rows[c]) }
                 if let divisors {
                     out[ox] = emptyRows || columnLow[ox] >= columnHigh[ox] ? 0 : acc / divisors[oy * outWidth + ox]
                 } else {
